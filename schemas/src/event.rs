@@ -1,0 +1,647 @@
+//! The typed v1 event model (design.md §1).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+
+/// Declares a closed string enum with its wire names.
+macro_rules! str_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// Every wire name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($wire),+];
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+            /// Parses a wire name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($wire => Some($name::$variant),)+ _ => None }
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+str_enum!(
+    /// The event kind (`kind` field).
+    Kind {
+        /// Provider opened on a CTIManager (ProvInServiceEv).
+        ProviderInService => "provider_in_service",
+        /// Provider lost (ProvOutOfServiceEv / ProvShutdownEv).
+        ProviderOutOfService => "provider_out_of_service",
+        /// Device in service on a node (CiscoTermInServiceEv).
+        DeviceInService => "device_in_service",
+        /// Device out of service (CiscoTermOutOfServiceEv).
+        DeviceOutOfService => "device_out_of_service",
+        /// Registration failed (CiscoTermRegistrationFailedEv).
+        DeviceRegistrationFailed => "device_registration_failed",
+        /// Line in service (CiscoAddrInServiceEv).
+        AddressInService => "address_in_service",
+        /// Line out of service (CiscoAddrOutOfServiceEv).
+        AddressOutOfService => "address_out_of_service",
+        /// Device activity state (CiscoTermDeviceState*Ev).
+        DeviceState => "device_state",
+        /// Extend and Connect remote destination change.
+        RemoteDestinationChanged => "remote_destination_changed",
+        /// A call appeared on a device.
+        CallStarted => "call_started",
+        /// A call changed state.
+        CallState => "call_state",
+        /// A call ended.
+        CallEnded => "call_ended",
+        /// A consultation transfer completed.
+        TransferCompleted => "transfer_completed",
+        /// CUCM node failed.
+        NodeDown => "node_down",
+        /// CUCM node recovered.
+        NodeUp => "node_up",
+        /// A device pool's CUCM group (priority order).
+        DevicePoolConfig => "device_pool_config",
+        /// An operator maintenance window.
+        MaintenanceWindow => "maintenance_window",
+        /// Bridge liveness.
+        CollectorHeartbeat => "collector_heartbeat",
+    }
+);
+
+str_enum!(
+    /// `device_type` of a device.
+    DeviceType {
+        /// IP phone.
+        Phone => "phone",
+        /// CTI Port.
+        CtiPort => "cti_port",
+        /// CTI Route Point.
+        CtiRoutePoint => "cti_route_point",
+        /// CTI Remote Device (Extend and Connect).
+        CtiRemoteDevice => "cti_remote_device",
+        /// Anything else.
+        Other => "other",
+    }
+);
+
+str_enum!(
+    /// `device_state.state`: what the device is doing.
+    DeviceActivity {
+        /// No call.
+        Idle => "idle",
+        /// In a call.
+        Active => "active",
+        /// Ringing.
+        Alerting => "alerting",
+        /// Call on hold.
+        Held => "held",
+        /// Whisper coaching.
+        Whisper => "whisper",
+    }
+);
+
+str_enum!(
+    /// `call_state.state`.
+    CallStateKind {
+        /// Ringing.
+        Alerting => "alerting",
+        /// Talking.
+        Connected => "connected",
+        /// On hold.
+        Held => "held",
+        /// Failed.
+        Failed => "failed",
+    }
+);
+
+str_enum!(
+    /// `remote_destination_changed.change`.
+    RdChange {
+        /// Remote destination added.
+        Added => "added",
+        /// Remote destination removed.
+        Removed => "removed",
+        /// Remote destination updated.
+        Updated => "updated",
+    }
+);
+
+str_enum!(
+    /// `maintenance_window.scope`.
+    Scope {
+        /// A whole cluster.
+        Cluster => "cluster",
+        /// A CUCM node.
+        Node => "node",
+        /// A device pool.
+        DevicePool => "device_pool",
+        /// One device.
+        Device => "device",
+    }
+);
+
+str_enum!(
+    /// The well-known causes; see [`Cause`].
+    KnownCause {
+        /// The CUCM node handling the device failed.
+        NodeFailure => "node_failure",
+        /// The CTIManager failed.
+        CtimanagerFailure => "ctimanager_failure",
+        /// The device unregistered.
+        Unregistered => "unregistered",
+        /// Moved back to its home node.
+        Rehome => "rehome",
+        /// Network loss.
+        Network => "network",
+        /// Administrative action.
+        Admin => "admin",
+        /// Unknown.
+        Unknown => "unknown",
+    }
+);
+
+/// A `cause`: one of the well-known values, or anything else kept verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// A well-known cause.
+    Known(KnownCause),
+    /// Any other cause text, verbatim.
+    Other(String),
+}
+
+impl Cause {
+    /// The wire text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Cause::Known(k) => k.as_str(),
+            Cause::Other(s) => s,
+        }
+    }
+    /// Parses wire text; never fails.
+    pub fn parse(s: &str) -> Cause {
+        KnownCause::parse(s).map_or_else(|| Cause::Other(s.to_string()), Cause::Known)
+    }
+}
+
+impl From<KnownCause> for Cause {
+    fn from(k: KnownCause) -> Self {
+        Cause::Known(k)
+    }
+}
+
+impl Serialize for Cause {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Kind-specific fields of an event. Serialized with the `kind` tag, flattened into the event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Body {
+    ProviderInService {
+        ctimanager: String,
+    },
+    ProviderOutOfService {
+        ctimanager: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
+    },
+    DeviceInService {
+        device: String,
+        device_type: DeviceType,
+        node: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        device_pool: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ctimanager: Option<String>,
+    },
+    DeviceOutOfService {
+        device: String,
+        cause: Cause,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+    DeviceRegistrationFailed {
+        device: String,
+        cause: Cause,
+    },
+    AddressInService {
+        device: String,
+        address: String,
+    },
+    AddressOutOfService {
+        device: String,
+        address: String,
+    },
+    DeviceState {
+        device: String,
+        state: DeviceActivity,
+    },
+    RemoteDestinationChanged {
+        device: String,
+        remote_destination: String,
+        change: RdChange,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        active: Option<bool>,
+    },
+    CallStarted {
+        call_id: String,
+        device: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        calling: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        called: Option<String>,
+    },
+    CallState {
+        call_id: String,
+        device: String,
+        state: CallStateKind,
+    },
+    CallEnded {
+        call_id: String,
+        device: String,
+        cause: Cause,
+    },
+    TransferCompleted {
+        call_id: String,
+        consult_call_id: String,
+        device: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        transferred_to: Option<String>,
+    },
+    NodeDown {
+        node: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
+    },
+    NodeUp {
+        node: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
+    },
+    DevicePoolConfig {
+        device_pool: String,
+        nodes: Vec<String>,
+    },
+    MaintenanceWindow {
+        scope: Scope,
+        target: String,
+        #[serde(serialize_with = "ser_time")]
+        start: DateTime<Utc>,
+        #[serde(serialize_with = "ser_time")]
+        end: DateTime<Utc>,
+        reason: String,
+    },
+    CollectorHeartbeat,
+}
+
+/// One v1 event: the envelope, the kind-specific body, and unknown fields kept verbatim.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Bridge/collector identity.
+    pub source: String,
+    /// Per-source sequence number.
+    pub seq: u64,
+    /// Event time, UTC, microsecond precision.
+    #[serde(serialize_with = "ser_time")]
+    pub time: DateTime<Utc>,
+    /// CUCM cluster id.
+    pub cluster: String,
+    /// Kind and kind-specific fields.
+    #[serde(flatten)]
+    pub body: Body,
+    /// Unknown fields: a JSON object (keys sorted, compact), or `None`.
+    #[serde(flatten, serialize_with = "ser_extra")]
+    pub extra: Option<String>,
+}
+
+/// Writes a timestamp as RFC 3339 UTC with microseconds (`2026-11-24T10:00:00.000000Z`).
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn ser_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_time(t))
+}
+
+fn ser_extra<S: Serializer>(extra: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let map: serde_json::Map<String, serde_json::Value> = match extra {
+        Some(text) => serde_json::from_str(text).map_err(serde::ser::Error::custom)?,
+        None => serde_json::Map::new(),
+    };
+    let mut m = s.serialize_map(Some(map.len()))?;
+    for (k, v) in &map {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
+}
+
+impl Body {
+    /// The kind of this body.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Body::ProviderInService { .. } => Kind::ProviderInService,
+            Body::ProviderOutOfService { .. } => Kind::ProviderOutOfService,
+            Body::DeviceInService { .. } => Kind::DeviceInService,
+            Body::DeviceOutOfService { .. } => Kind::DeviceOutOfService,
+            Body::DeviceRegistrationFailed { .. } => Kind::DeviceRegistrationFailed,
+            Body::AddressInService { .. } => Kind::AddressInService,
+            Body::AddressOutOfService { .. } => Kind::AddressOutOfService,
+            Body::DeviceState { .. } => Kind::DeviceState,
+            Body::RemoteDestinationChanged { .. } => Kind::RemoteDestinationChanged,
+            Body::CallStarted { .. } => Kind::CallStarted,
+            Body::CallState { .. } => Kind::CallState,
+            Body::CallEnded { .. } => Kind::CallEnded,
+            Body::TransferCompleted { .. } => Kind::TransferCompleted,
+            Body::NodeDown { .. } => Kind::NodeDown,
+            Body::NodeUp { .. } => Kind::NodeUp,
+            Body::DevicePoolConfig { .. } => Kind::DevicePoolConfig,
+            Body::MaintenanceWindow { .. } => Kind::MaintenanceWindow,
+            Body::CollectorHeartbeat => Kind::CollectorHeartbeat,
+        }
+    }
+
+    /// The device this event is about, if any.
+    pub fn device(&self) -> Option<&str> {
+        self.fields().device
+    }
+}
+
+impl Event {
+    /// The event kind.
+    pub fn kind(&self) -> Kind {
+        self.body.kind()
+    }
+
+    /// One NDJSON line (no trailing newline) in the v1 wire format.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an Event always serializes")
+    }
+
+    /// A 64-bit hash of the event's content (envelope, body, extra), independent of key order
+    /// and of the time zone offset the bridge wrote; used to tell duplicates from conflicts.
+    pub fn content_hash(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut put = |tag: u8, bytes: &[u8]| {
+            h.update(&[tag]);
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        put(0, self.source.as_bytes());
+        put(1, &self.seq.to_le_bytes());
+        put(2, &self.time.timestamp_micros().to_le_bytes());
+        put(3, self.cluster.as_bytes());
+        let f = self.body.fields();
+        put(4, f.kind.as_str().as_bytes());
+        f.for_each_value(|i, v| match v {
+            FieldValue::Str(s) => put(16 + i as u8, s.as_bytes()),
+            FieldValue::Bool(b) => put(16 + i as u8, &[b as u8]),
+            FieldValue::Time(t) => put(16 + i as u8, &t.timestamp_micros().to_le_bytes()),
+            FieldValue::List(l) => {
+                put(16 + i as u8, &(l.len() as u64).to_le_bytes());
+                for s in l {
+                    put(15, s.as_bytes());
+                }
+            }
+        });
+        if let Some(extra) = &self.extra {
+            put(5, extra.as_bytes());
+        }
+        h.digest()
+    }
+}
+
+/// A flat, borrowed view of a body: one optional value per column of the `events` table.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[allow(missing_docs)]
+pub struct Fields<'a> {
+    pub kind: Kind,
+    pub device: Option<&'a str>,
+    pub device_type: Option<DeviceType>,
+    pub node: Option<&'a str>,
+    pub device_pool: Option<&'a str>,
+    pub ctimanager: Option<&'a str>,
+    pub cause: Option<&'a str>,
+    pub state: Option<&'static str>,
+    pub address: Option<&'a str>,
+    pub call_id: Option<&'a str>,
+    pub consult_call_id: Option<&'a str>,
+    pub calling: Option<&'a str>,
+    pub called: Option<&'a str>,
+    pub transferred_to: Option<&'a str>,
+    pub remote_destination: Option<&'a str>,
+    pub change: Option<RdChange>,
+    pub active: Option<bool>,
+    pub nodes: Option<&'a [String]>,
+    pub scope: Option<Scope>,
+    pub target: Option<&'a str>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub reason: Option<&'a str>,
+}
+
+impl Default for Kind {
+    fn default() -> Self {
+        Kind::CollectorHeartbeat
+    }
+}
+
+/// One present value of a [`Fields`] view.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldValue<'a> {
+    /// Any string-valued field (enums included).
+    Str(&'a str),
+    /// `active`.
+    Bool(bool),
+    /// `start` / `end`.
+    Time(DateTime<Utc>),
+    /// `nodes`.
+    List(&'a [String]),
+}
+
+impl<'a> Fields<'a> {
+    /// Calls `f(position, value)` for every present field, in a fixed order.
+    pub fn for_each_value(&self, mut f: impl FnMut(usize, FieldValue<'a>)) {
+        let strs = [
+            self.device,
+            self.device_type.map(DeviceType::as_str),
+            self.node,
+            self.device_pool,
+            self.ctimanager,
+            self.cause,
+            self.state,
+            self.address,
+            self.call_id,
+            self.consult_call_id,
+            self.calling,
+            self.called,
+            self.transferred_to,
+            self.remote_destination,
+            self.change.map(RdChange::as_str),
+            self.scope.map(Scope::as_str),
+            self.target,
+            self.reason,
+        ];
+        for (i, s) in strs.into_iter().enumerate() {
+            if let Some(s) = s {
+                f(i, FieldValue::Str(s));
+            }
+        }
+        if let Some(b) = self.active {
+            f(18, FieldValue::Bool(b));
+        }
+        if let Some(t) = self.start {
+            f(19, FieldValue::Time(t));
+        }
+        if let Some(t) = self.end {
+            f(20, FieldValue::Time(t));
+        }
+        if let Some(l) = self.nodes {
+            f(21, FieldValue::List(l));
+        }
+    }
+}
+
+impl Body {
+    /// The flat view of this body.
+    pub fn fields(&self) -> Fields<'_> {
+        let mut f = Fields {
+            kind: self.kind(),
+            ..Fields::default()
+        };
+        match self {
+            Body::ProviderInService { ctimanager } => f.ctimanager = Some(ctimanager),
+            Body::ProviderOutOfService { ctimanager, cause } => {
+                f.ctimanager = Some(ctimanager);
+                f.cause = cause.as_ref().map(Cause::as_str);
+            }
+            Body::DeviceInService {
+                device,
+                device_type,
+                node,
+                device_pool,
+                ctimanager,
+            } => {
+                f.device = Some(device);
+                f.device_type = Some(*device_type);
+                f.node = Some(node);
+                f.device_pool = device_pool.as_deref();
+                f.ctimanager = ctimanager.as_deref();
+            }
+            Body::DeviceOutOfService {
+                device,
+                cause,
+                node,
+            } => {
+                f.device = Some(device);
+                f.cause = Some(cause.as_str());
+                f.node = node.as_deref();
+            }
+            Body::DeviceRegistrationFailed { device, cause } => {
+                f.device = Some(device);
+                f.cause = Some(cause.as_str());
+            }
+            Body::AddressInService { device, address }
+            | Body::AddressOutOfService { device, address } => {
+                f.device = Some(device);
+                f.address = Some(address);
+            }
+            Body::DeviceState { device, state } => {
+                f.device = Some(device);
+                f.state = Some(state.as_str());
+            }
+            Body::RemoteDestinationChanged {
+                device,
+                remote_destination,
+                change,
+                active,
+            } => {
+                f.device = Some(device);
+                f.remote_destination = Some(remote_destination);
+                f.change = Some(*change);
+                f.active = *active;
+            }
+            Body::CallStarted {
+                call_id,
+                device,
+                address,
+                calling,
+                called,
+            } => {
+                f.call_id = Some(call_id);
+                f.device = Some(device);
+                f.address = address.as_deref();
+                f.calling = calling.as_deref();
+                f.called = called.as_deref();
+            }
+            Body::CallState {
+                call_id,
+                device,
+                state,
+            } => {
+                f.call_id = Some(call_id);
+                f.device = Some(device);
+                f.state = Some(state.as_str());
+            }
+            Body::CallEnded {
+                call_id,
+                device,
+                cause,
+            } => {
+                f.call_id = Some(call_id);
+                f.device = Some(device);
+                f.cause = Some(cause.as_str());
+            }
+            Body::TransferCompleted {
+                call_id,
+                consult_call_id,
+                device,
+                transferred_to,
+            } => {
+                f.call_id = Some(call_id);
+                f.consult_call_id = Some(consult_call_id);
+                f.device = Some(device);
+                f.transferred_to = transferred_to.as_deref();
+            }
+            Body::NodeDown { node, cause } | Body::NodeUp { node, cause } => {
+                f.node = Some(node);
+                f.cause = cause.as_ref().map(Cause::as_str);
+            }
+            Body::DevicePoolConfig { device_pool, nodes } => {
+                f.device_pool = Some(device_pool);
+                f.nodes = Some(nodes);
+            }
+            Body::MaintenanceWindow {
+                scope,
+                target,
+                start,
+                end,
+                reason,
+            } => {
+                f.scope = Some(*scope);
+                f.target = Some(target);
+                f.start = Some(*start);
+                f.end = Some(*end);
+                f.reason = Some(reason);
+            }
+            Body::CollectorHeartbeat => {}
+        }
+        f
+    }
+}
