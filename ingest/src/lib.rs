@@ -1,1 +1,16 @@
-//! placeholder
+//! callstate ingest: the embedded append-only log (WAL + Parquet segments) and the
+//! collectors that feed it.
+
+#![warn(missing_docs)]
+
+pub mod dedupe;
+pub mod fsutil;
+pub mod log;
+pub mod manifest;
+pub mod ndjson;
+pub mod segment;
+pub mod stats;
+pub mod wal;
+
+pub use log::{AppendResult, Log, LogOptions, Outcome, Snapshot};
+pub use stats::LogStats;

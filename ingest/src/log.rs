@@ -1,0 +1,625 @@
+//! The embedded append-only log: a WAL for durability, Parquet segments for history.
+//!
+//! Data directory layout:
+//! ```text
+//! DIR/LOCK                   held by the one process that writes
+//! DIR/MANIFEST.json          segments and WAL checkpoint (replaced atomically)
+//! DIR/wal/000000000007.wal   WAL files not yet rolled into segments
+//! DIR/segments/seg-00000003.parquet
+//! DIR/rejects/               rejects files of the collectors
+//! ```
+//! An append is acknowledged once its WAL record is synced. When the unrolled tail reaches
+//! [`LogOptions::segment_rows`], the WAL is rotated and the tail is written as a sorted Parquet
+//! segment in the background; the manifest update is the commit point, after which the covered
+//! WAL files are deleted. On open, orphan segments are removed and the WAL files after the
+//! checkpoint are replayed, so nothing acknowledged is lost and nothing is applied twice.
+
+use std::fs::{self, File};
+use std::io::{self, Cursor};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use chrono::{DateTime, Utc};
+
+use callstate_schemas::{Event, EventBatchBuilder, StoredEvent, decode_batch};
+
+use crate::dedupe::{Check, DedupeIndex};
+use crate::fsutil::sync_dir;
+use crate::manifest::{Manifest, SegmentMeta};
+use crate::segment::{read_segment, write_segment};
+use crate::wal::{self, WalWriter};
+
+/// Tuning of the log.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Unrolled events that trigger writing a segment.
+    pub segment_rows: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_rows: 1_000_000,
+        }
+    }
+}
+
+/// What the log did with one event of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored, at this position of the ingest order.
+    Accepted(u64),
+    /// Same `(source, seq)` and content already stored: dropped.
+    Duplicate,
+    /// Same `(source, seq)` already stored with different content: rejected.
+    Conflict,
+}
+
+/// The result of one append, one outcome per event in input order.
+#[derive(Debug, Clone, Default)]
+pub struct AppendResult {
+    /// Per event.
+    pub outcomes: Vec<Outcome>,
+    /// Events stored.
+    pub accepted: usize,
+    /// Duplicates dropped.
+    pub duplicates: usize,
+    /// Conflicts rejected.
+    pub conflicts: usize,
+}
+
+struct Frozen {
+    batches: Vec<RecordBatch>,
+}
+
+struct State {
+    wal: WalWriter,
+    wal_no: u64,
+    tail: Vec<RecordBatch>,
+    tail_rows: usize,
+    frozen: Option<Frozen>,
+    manifest: Manifest,
+    dedupe: DedupeIndex,
+    next_ingest_seq: u64,
+    last_ingest_time_us: i64,
+    /// Set by a failed WAL write or roll: the log refuses appends until reopened.
+    failed: Option<String>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    opts: LogOptions,
+    state: Mutex<State>,
+    roll_done: Condvar,
+    _lock: File,
+}
+
+/// The embedded log, open for writing by this process.
+pub struct Log {
+    shared: Arc<Shared>,
+    roller: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn wal_dir(dir: &Path) -> PathBuf {
+    dir.join("wal")
+}
+
+/// Directory of the Parquet segments.
+pub fn segments_dir(dir: &Path) -> PathBuf {
+    dir.join("segments")
+}
+
+fn segment_file(id: u64) -> String {
+    format!("seg-{id:08}.parquet")
+}
+
+fn encode(batch: &RecordBatch) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 2 + 1024);
+    let mut w = StreamWriter::try_new(&mut buf, &batch.schema()).map_err(io::Error::other)?;
+    w.write(batch).map_err(io::Error::other)?;
+    w.finish().map_err(io::Error::other)?;
+    drop(w);
+    Ok(buf)
+}
+
+fn decode(bytes: &[u8], what: &Path) -> io::Result<Vec<RecordBatch>> {
+    let bad = |e: arrow::error::ArrowError| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: undecodable WAL record: {e}", what.display()),
+        )
+    };
+    StreamReader::try_new(Cursor::new(bytes), None)
+        .map_err(bad)?
+        .map(|b| b.map_err(bad))
+        .collect()
+}
+
+/// Largest `ingest_seq` and `ingest_time` in a batch.
+fn batch_maxima(b: &RecordBatch) -> (u64, i64) {
+    let seq = b
+        .column_by_name("ingest_seq")
+        .map(|c| arrow::compute::max(c.as_primitive::<UInt64Type>()).unwrap_or(0))
+        .unwrap_or(0);
+    let t = b
+        .column_by_name("ingest_time")
+        .map(|c| arrow::compute::max(c.as_primitive::<TimestampMicrosecondType>()).unwrap_or(0))
+        .unwrap_or(0);
+    (seq, t)
+}
+
+fn index_batch(dedupe: &mut DedupeIndex, b: &RecordBatch) -> io::Result<()> {
+    let source = arrow::compute::cast(
+        b.column_by_name("source").expect("source column"),
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .map_err(io::Error::other)?;
+    let source = source.as_string::<i32>();
+    let seq = b.column_by_name("seq").expect("seq").as_primitive::<UInt64Type>();
+    let hash = b
+        .column_by_name("content_hash")
+        .expect("content_hash")
+        .as_primitive::<UInt64Type>();
+    for i in 0..b.num_rows() {
+        dedupe.insert(source.value(i), seq.value(i), hash.value(i));
+    }
+    Ok(())
+}
+
+/// Reads the WAL files after the manifest checkpoint. Returns (number, path, scan) per file.
+fn read_wal_tail(dir: &Path, checkpoint: u64) -> io::Result<Vec<(u64, PathBuf, wal::WalScan)>> {
+    let mut out = Vec::new();
+    for (n, path) in wal::list(&wal_dir(dir))? {
+        if n > checkpoint {
+            let scan = wal::scan(&path)?;
+            out.push((n, path, scan));
+        }
+    }
+    Ok(out)
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir` for writing, recovering from any crash.
+    pub fn open(dir: impl AsRef<Path>, opts: LogOptions) -> io::Result<Log> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(wal_dir(&dir))?;
+        fs::create_dir_all(segments_dir(&dir))?;
+        let lock = File::create(dir.join("LOCK"))?;
+        lock.try_lock().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "{} is in use by another callstate process (its LOCK is held)",
+                    dir.display()
+                ),
+            )
+        })?;
+        let manifest = Manifest::load(&dir)?;
+
+        // Segments not in the manifest were never committed: their events are still in the WAL.
+        for entry in fs::read_dir(segments_dir(&dir))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !manifest.segments.iter().any(|s| s.file == name) {
+                tracing::info!(file = %name, "removing uncommitted segment");
+                fs::remove_file(entry.path())?;
+            }
+        }
+
+        let mut dedupe = DedupeIndex::default();
+        let mut next_ingest_seq = 1;
+        let mut last_ingest_time_us = 0;
+        for seg in &manifest.segments {
+            let path = segments_dir(&dir).join(&seg.file);
+            for b in read_segment(&path, Some(&["source", "seq", "content_hash"]))? {
+                index_batch(&mut dedupe, &b)?;
+            }
+            next_ingest_seq = next_ingest_seq.max(seg.max_ingest_seq + 1);
+            last_ingest_time_us = last_ingest_time_us.max(seg.max_ingest_time_us);
+        }
+
+        // WAL files at or below the checkpoint are in segments already.
+        for (n, path) in wal::list(&wal_dir(&dir))? {
+            if n <= manifest.wal_checkpoint {
+                fs::remove_file(path)?;
+            }
+        }
+        let files = read_wal_tail(&dir, manifest.wal_checkpoint)?;
+        let mut tail = Vec::new();
+        let last = files.len().saturating_sub(1);
+        for (i, (_, path, scan)) in files.iter().enumerate() {
+            if scan.garbage > 0 && i != last {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: {} corrupt bytes in a WAL file that is not the newest; \
+                         acknowledged events may be damaged (move the file aside to start)",
+                        path.display(),
+                        scan.garbage
+                    ),
+                ));
+            }
+            if scan.garbage > 0 {
+                tracing::warn!(file = %path.display(), bytes = scan.garbage,
+                    "cutting off a torn WAL tail (never acknowledged)");
+            }
+            for rec in &scan.records {
+                for b in decode(rec, path)? {
+                    index_batch(&mut dedupe, &b)?;
+                    let (s, t) = batch_maxima(&b);
+                    next_ingest_seq = next_ingest_seq.max(s + 1);
+                    last_ingest_time_us = last_ingest_time_us.max(t);
+                    tail.push(b);
+                }
+            }
+        }
+        let (wal_no, wal) = match files.last() {
+            Some((n, path, scan)) if scan.valid_len > 0 => {
+                (*n, WalWriter::reopen(path, scan.valid_len)?)
+            }
+            // Created but its header never became durable: nothing in it was acknowledged.
+            Some((n, path, _)) => {
+                fs::remove_file(path)?;
+                (*n, WalWriter::create(path)?)
+            }
+            None => {
+                let n = manifest.wal_checkpoint + 1;
+                (n, WalWriter::create(&wal_dir(&dir).join(wal::file_name(n)))?)
+            }
+        };
+        let tail_rows = tail.iter().map(RecordBatch::num_rows).sum();
+        Ok(Log {
+            shared: Arc::new(Shared {
+                dir,
+                opts,
+                state: Mutex::new(State {
+                    wal,
+                    wal_no,
+                    tail,
+                    tail_rows,
+                    frozen: None,
+                    manifest,
+                    dedupe,
+                    next_ingest_seq,
+                    last_ingest_time_us,
+                    failed: None,
+                }),
+                roll_done: Condvar::new(),
+                _lock: lock,
+            }),
+            roller: Mutex::new(None),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends events durably: when this returns `Ok`, every accepted event is on disk.
+    ///
+    /// Each event is checked against the `(source, seq)` index (duplicates in the same call
+    /// included). All accepted events of one call share one `ingest_time`.
+    pub fn append(&self, events: &[Event]) -> io::Result<AppendResult> {
+        let hashes: Vec<u64> = events.iter().map(Event::content_hash).collect();
+        let mut st = self.lock();
+        if let Some(f) = &st.failed {
+            return Err(io::Error::other(format!("the log is failed: {f}")));
+        }
+        let now = Utc::now().timestamp_micros().max(st.last_ingest_time_us);
+        let ingest_time = DateTime::from_timestamp_micros(now).expect("now is in range");
+        let mut res = AppendResult {
+            outcomes: Vec::with_capacity(events.len()),
+            ..AppendResult::default()
+        };
+        let mut builder = EventBatchBuilder::with_capacity(events.len());
+        let mut seq = st.next_ingest_seq;
+        // New keys go into the index only once they are durable; `pending` catches repeats
+        // within this call.
+        let mut pending = DedupeIndex::default();
+        for (e, &h) in events.iter().zip(&hashes) {
+            let check = match st.dedupe.check(&e.source, e.seq, h) {
+                Check::New => pending.check(&e.source, e.seq, h),
+                other => other,
+            };
+            let outcome = match check {
+                Check::New => {
+                    builder.append(e, seq, ingest_time, h);
+                    pending.insert(&e.source, e.seq, h);
+                    seq += 1;
+                    res.accepted += 1;
+                    Outcome::Accepted(seq - 1)
+                }
+                Check::Duplicate => {
+                    res.duplicates += 1;
+                    Outcome::Duplicate
+                }
+                Check::Conflict => {
+                    res.conflicts += 1;
+                    Outcome::Conflict
+                }
+            };
+            res.outcomes.push(outcome);
+        }
+        if builder.is_empty() {
+            return Ok(res);
+        }
+        let batch = builder.finish();
+        let written = encode(&batch).and_then(|payload| {
+            st.wal.append(&payload)?;
+            st.wal.sync()
+        });
+        if let Err(e) = written {
+            st.failed = Some(format!("WAL write failed: {e}"));
+            return Err(e);
+        }
+        for (e, (&h, o)) in events.iter().zip(hashes.iter().zip(&res.outcomes)) {
+            if matches!(o, Outcome::Accepted(_)) {
+                st.dedupe.insert(&e.source, e.seq, h);
+            }
+        }
+        st.next_ingest_seq = seq;
+        st.last_ingest_time_us = now;
+        st.tail_rows += batch.num_rows();
+        st.tail.push(batch);
+        if st.tail_rows >= self.shared.opts.segment_rows {
+            self.start_roll(st)?;
+        }
+        Ok(res)
+    }
+
+    /// Waits until no roll is in flight; returns the guard.
+    fn wait_roll<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        while st.frozen.is_some() && st.failed.is_none() {
+            st = self
+                .shared
+                .roll_done
+                .wait(st)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        st
+    }
+
+    /// Rotates the WAL and writes the tail as a segment in the background.
+    fn start_roll(&self, st: MutexGuard<'_, State>) -> io::Result<()> {
+        let mut st = self.wait_roll(st);
+        if let Some(f) = &st.failed {
+            return Err(io::Error::other(format!("the log is failed: {f}")));
+        }
+        if st.tail.is_empty() {
+            return Ok(());
+        }
+        let dir = &self.shared.dir;
+        let old = st.wal_no;
+        let new = WalWriter::create(&wal_dir(dir).join(wal::file_name(old + 1)))?;
+        st.wal = new;
+        st.wal_no = old + 1;
+        let batches = std::mem::take(&mut st.tail);
+        st.tail_rows = 0;
+        let id = st.manifest.next_segment_id;
+        st.frozen = Some(Frozen {
+            batches: batches.clone(),
+        });
+        drop(st);
+        let shared = self.shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("callstate-roll".into())
+            .spawn(move || roll(shared, id, old, batches))?;
+        // The previous roll has finished (waited for above): reap its thread.
+        let previous = self
+            .roller
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(handle);
+        if let Some(h) = previous {
+            let _ = h.join();
+        }
+        Ok(())
+    }
+
+    /// Writes the whole unrolled tail as a segment now and waits for it.
+    pub fn roll_now(&self) -> io::Result<()> {
+        let st = self.lock();
+        self.start_roll(st)?;
+        self.wait_idle()
+    }
+
+    /// Waits for an in-flight roll; reports a failed roll.
+    pub fn wait_idle(&self) -> io::Result<()> {
+        let st = self.wait_roll(self.lock());
+        match &st.failed {
+            Some(f) => Err(io::Error::other(f.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// A consistent view of everything acknowledged so far.
+    pub fn snapshot(&self) -> Snapshot {
+        let st = self.lock();
+        let mut batches: Vec<RecordBatch> = st
+            .frozen
+            .iter()
+            .flat_map(|f| f.batches.iter().cloned())
+            .collect();
+        batches.extend(st.tail.iter().cloned());
+        Snapshot {
+            dir: self.shared.dir.clone(),
+            segments: st.manifest.segments.clone(),
+            batches,
+        }
+    }
+
+    /// Keys in the dedupe index (distinct events stored).
+    pub fn distinct_keys(&self) -> usize {
+        self.lock().dedupe.len()
+    }
+}
+
+impl Drop for Log {
+    /// Waits for an in-flight roll so that the data directory's lock is free on return.
+    fn drop(&mut self) {
+        let _ = self.wait_idle();
+        if let Some(h) = self.roller.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The background half of a roll: write the segment, commit it in the manifest, drop the
+/// covered WAL files.
+fn roll(shared: Arc<Shared>, id: u64, wal_through: u64, batches: Vec<RecordBatch>) {
+    let dir = &shared.dir;
+    let name = segment_file(id);
+    let tmp = segments_dir(dir).join(format!("{name}.tmp"));
+    let written = write_segment(&tmp, &batches).and_then(|mut meta| {
+        fs::rename(&tmp, segments_dir(dir).join(&name))?;
+        sync_dir(&segments_dir(dir))?;
+        meta.file = name.clone();
+        Ok(meta)
+    });
+    let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    let committed = written.and_then(|meta| {
+        let mut m = st.manifest.clone();
+        m.segments.push(meta);
+        m.wal_checkpoint = wal_through;
+        m.next_segment_id = id + 1;
+        m.store(dir)?;
+        st.manifest = m;
+        Ok(())
+    });
+    match committed {
+        Ok(()) => {
+            st.frozen = None;
+            drop(st);
+            if let Ok(files) = wal::list(&wal_dir(dir)) {
+                for (n, path) in files {
+                    if n <= wal_through {
+                        let _ = fs::remove_file(path);
+                    }
+                }
+            }
+            tracing::debug!(segment = %name, "segment committed");
+        }
+        Err(e) => {
+            tracing::error!(segment = %name, error = %e, "writing a segment failed; the WAL keeps the events");
+            st.failed = Some(format!("writing segment {name} failed: {e}"));
+            drop(st);
+        }
+    }
+    shared.roll_done.notify_all();
+}
+
+/// A consistent, read-only view of the log: committed segments plus the unrolled tail.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// Committed segments, oldest first.
+    pub segments: Vec<SegmentMeta>,
+    /// Events not yet in a segment (WAL-backed), in ingest order.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Snapshot {
+    /// Loads a view of a data directory without taking its lock (a writer may be running).
+    pub fn load(dir: impl AsRef<Path>) -> io::Result<Snapshot> {
+        let dir = dir.as_ref();
+        if !dir.join(crate::manifest::FILE).exists() && !wal_dir(dir).exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} holds no callstate log", dir.display()),
+            ));
+        }
+        // A concurrent roll may delete WAL files between reading the manifest and the WAL:
+        // then the manifest has moved on and the read is retried.
+        for _ in 0..20 {
+            let manifest = Manifest::load(dir)?;
+            let files = match read_wal_tail(dir, manifest.wal_checkpoint) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if Manifest::load(dir)? != manifest {
+                continue;
+            }
+            let mut batches = Vec::new();
+            for (_, path, scan) in &files {
+                for rec in &scan.records {
+                    batches.extend(decode(rec, path)?);
+                }
+            }
+            return Ok(Snapshot {
+                dir: dir.to_path_buf(),
+                segments: manifest.segments,
+                batches,
+            });
+        }
+        Err(io::Error::other(
+            "the log kept changing while being read; try again",
+        ))
+    }
+
+    /// Path of a segment.
+    pub fn segment_path(&self, seg: &SegmentMeta) -> PathBuf {
+        segments_dir(&self.dir).join(&seg.file)
+    }
+
+    /// Events in the view.
+    pub fn len(&self) -> u64 {
+        self.segments.iter().map(|s| s.rows).sum::<u64>()
+            + self.batches.iter().map(|b| b.num_rows() as u64).sum::<u64>()
+    }
+
+    /// Whether the view holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every batch of the view (segments read from disk), limited to `columns` if given.
+    pub fn read_batches(&self, columns: Option<&[&str]>) -> io::Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for seg in &self.segments {
+            out.extend(read_segment(&self.segment_path(seg), columns)?);
+        }
+        for b in &self.batches {
+            out.push(match columns {
+                Some(cols) => {
+                    let idx: Vec<usize> = cols
+                        .iter()
+                        .map(|c| b.schema().index_of(c))
+                        .collect::<Result<_, _>>()
+                        .map_err(io::Error::other)?;
+                    b.project(&idx).map_err(io::Error::other)?
+                }
+                None => b.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every event of the view, decoded (for tests, export and small logs).
+    pub fn stored_events(&self) -> io::Result<Vec<StoredEvent>> {
+        let mut out = Vec::with_capacity(self.len() as usize);
+        for b in self.read_batches(None)? {
+            out.extend(decode_batch(&b).map_err(io::Error::other)?);
+        }
+        Ok(out)
+    }
+
+    /// Number of non-null values of a column across the view (for tests and stats).
+    pub fn count_non_null(&self, column: &str) -> io::Result<u64> {
+        Ok(self
+            .read_batches(Some(&[column]))?
+            .iter()
+            .map(|b| (b.num_rows() - b.column(0).null_count()) as u64)
+            .sum())
+    }
+}

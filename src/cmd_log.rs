@@ -1,0 +1,41 @@
+//! `callstate log …` and `callstate schema`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use callstate_ingest::{Log, LogOptions, LogStats, Snapshot};
+use callstate_schemas::json_schema::schema_files;
+
+/// `callstate log stats`: reads the log without locking it, so it works beside a writer.
+pub fn stats(data: &Path) -> anyhow::Result<()> {
+    let snap = Snapshot::load(data)?;
+    let stats = LogStats::of(&snap)?;
+    println!("{}", serde_json::to_string_pretty(&stats)?);
+    Ok(())
+}
+
+/// `callstate log roll`.
+pub fn roll(data: &Path) -> anyhow::Result<()> {
+    let log = Log::open(data, LogOptions::default())?;
+    log.roll_now()?;
+    let stats = LogStats::of(&log.snapshot())?;
+    println!("{}", serde_json::to_string_pretty(&stats)?);
+    Ok(())
+}
+
+/// `callstate schema [--out DIR]`.
+pub fn schema(out: Option<&Path>) -> anyhow::Result<()> {
+    let files = schema_files();
+    match out {
+        None => print!("{}", files[0].1),
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            for (name, text) in files {
+                let path = dir.join(name);
+                std::fs::write(&path, text).with_context(|| path.display().to_string())?;
+                println!("{}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
