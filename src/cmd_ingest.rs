@@ -120,7 +120,13 @@ pub fn file(args: FileArgs) -> anyhow::Result<()> {
         let len = f.metadata().ok().map(|m| m.len());
         let name = PathBuf::from(&args.path)
             .file_name()
-            .map(|n| n.to_string_lossy().split('.').next().unwrap_or("input").to_string())
+            .map(|n| {
+                n.to_string_lossy()
+                    .split('.')
+                    .next()
+                    .unwrap_or("input")
+                    .to_string()
+            })
             .unwrap_or_else(|| "input".into());
         (Box::new(f), len, name)
     };

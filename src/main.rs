@@ -2,6 +2,7 @@
 
 mod cmd_ingest;
 mod cmd_log;
+mod cmd_sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "callstate", version, about = "CUCM CTI device/call state, availability and failover forensics")]
+#[command(
+    name = "callstate",
+    version,
+    about = "CUCM CTI device/call state, availability and failover forensics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,6 +40,8 @@ enum Command {
         #[command(subcommand)]
         action: LogAction,
     },
+    /// Run the cluster simulator: v1 events plus the ground truth of what happened.
+    Simulate(cmd_sim::SimArgs),
     /// Print the v1 event JSON Schema, or write the schema files to a directory.
     Schema {
         /// Directory to write `event.v1.schema.json` and `events.v1.schema.json` into.
@@ -82,6 +89,7 @@ fn main() -> ExitCode {
         Command::Log {
             action: LogAction::Roll { data },
         } => cmd_log::roll(&data.data),
+        Command::Simulate(args) => cmd_sim::simulate(args),
         Command::Schema { out } => cmd_log::schema(out.as_deref()),
     };
     match result {

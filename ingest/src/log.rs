@@ -159,7 +159,10 @@ fn index_batch(dedupe: &mut DedupeIndex, b: &RecordBatch) -> io::Result<()> {
     )
     .map_err(io::Error::other)?;
     let source = source.as_string::<i32>();
-    let seq = b.column_by_name("seq").expect("seq").as_primitive::<UInt64Type>();
+    let seq = b
+        .column_by_name("seq")
+        .expect("seq")
+        .as_primitive::<UInt64Type>();
     let hash = b
         .column_by_name("content_hash")
         .expect("content_hash")
@@ -268,7 +271,10 @@ impl Log {
             }
             None => {
                 let n = manifest.wal_checkpoint + 1;
-                (n, WalWriter::create(&wal_dir(&dir).join(wal::file_name(n)))?)
+                (
+                    n,
+                    WalWriter::create(&wal_dir(&dir).join(wal::file_name(n)))?,
+                )
             }
         };
         let tail_rows = tail.iter().map(RecordBatch::num_rows).sum();
@@ -575,7 +581,11 @@ impl Snapshot {
     /// Events in the view.
     pub fn len(&self) -> u64 {
         self.segments.iter().map(|s| s.rows).sum::<u64>()
-            + self.batches.iter().map(|b| b.num_rows() as u64).sum::<u64>()
+            + self
+                .batches
+                .iter()
+                .map(|b| b.num_rows() as u64)
+                .sum::<u64>()
     }
 
     /// Whether the view holds no event.

@@ -66,7 +66,9 @@ pub struct NdjsonOptions {
 
 impl Default for NdjsonOptions {
     fn default() -> Self {
-        NdjsonOptions { batch_lines: 16_384 }
+        NdjsonOptions {
+            batch_lines: 16_384,
+        }
     }
 }
 

@@ -5,13 +5,15 @@ use std::io;
 use std::path::Path;
 
 use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray, UInt64Array};
-use arrow::compute::{SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::{
+    SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use callstate_schemas::events_schema;
 
@@ -39,8 +41,8 @@ pub fn sort_for_segment(batches: &[RecordBatch]) -> io::Result<RecordBatch> {
             nulls_first: false,
         }),
     };
-    let idx = lexsort_to_indices(&[key("device"), key("time"), key("ingest_seq")], None)
-        .map_err(err)?;
+    let idx =
+        lexsort_to_indices(&[key("device"), key("time"), key("ingest_seq")], None).map_err(err)?;
     take_record_batch(&all, &idx).map_err(err)
 }
 
@@ -54,7 +56,9 @@ fn writer_properties() -> WriterProperties {
         })
         .collect();
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid level"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_sorting_columns(Some(sorting))
@@ -66,8 +70,8 @@ fn writer_properties() -> WriterProperties {
 pub fn write_segment(path: &Path, batches: &[RecordBatch]) -> io::Result<SegmentMeta> {
     let sorted = sort_for_segment(batches)?;
     let file = File::create(path)?;
-    let mut w = ArrowWriter::try_new(file, events_schema(), Some(writer_properties()))
-        .map_err(err)?;
+    let mut w =
+        ArrowWriter::try_new(file, events_schema(), Some(writer_properties())).map_err(err)?;
     w.write(&sorted).map_err(err)?;
     let file = w.into_inner().map_err(err)?;
     file.sync_all()?;

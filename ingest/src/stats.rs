@@ -39,11 +39,9 @@ impl LogStats {
         let mut min_t = snap.segments.iter().map(|s| s.min_time_us).min();
         let mut max_t = snap.segments.iter().map(|s| s.max_time_us).max();
         for b in snap.read_batches(Some(&["time", "kind"]))? {
-            let kind = arrow::compute::cast(
-                b.column_by_name("kind").expect("kind"),
-                &DataType::Utf8,
-            )
-            .map_err(io::Error::other)?;
+            let kind =
+                arrow::compute::cast(b.column_by_name("kind").expect("kind"), &DataType::Utf8)
+                    .map_err(io::Error::other)?;
             for k in kind.as_string::<i32>().iter().flatten() {
                 *per_kind.entry(k.to_string()).or_insert(0u64) += 1;
             }

@@ -53,10 +53,7 @@ fn checksum(len: &[u8; 4], payload: &[u8]) -> u32 {
 impl WalWriter {
     /// Creates a new, empty WAL file (durably, directory entry included).
     pub fn create(path: &Path) -> io::Result<Self> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
         file.write_all(MAGIC)?;
         file.sync_all()?;
         sync_dir(path.parent().unwrap_or(Path::new(".")))?;

@@ -65,7 +65,10 @@ fn reopen_keeps_every_event_once_and_redelivery_is_all_duplicates() {
     let log = Log::open(dir.path(), opts(1_000_000)).unwrap();
     assert_eq!(log.distinct_keys(), events.len());
     let r = log.append(&events).unwrap();
-    assert_eq!((r.accepted, r.duplicates, r.conflicts), (0, events.len(), 0));
+    assert_eq!(
+        (r.accepted, r.duplicates, r.conflicts),
+        (0, events.len(), 0)
+    );
     drop(log);
     assert_eq!(stored(dir.path()), events);
 }
@@ -77,8 +80,13 @@ fn duplicates_within_a_call_and_conflicts() {
     let a = synthetic::event(0, 5, t0());
     let mut changed = a.clone();
     changed.cluster = "OTHER".into();
-    let r = log.append(&[a.clone(), a.clone(), changed.clone()]).unwrap();
-    assert_eq!(r.outcomes, vec![Outcome::Accepted(1), Outcome::Duplicate, Outcome::Conflict]);
+    let r = log
+        .append(&[a.clone(), a.clone(), changed.clone()])
+        .unwrap();
+    assert_eq!(
+        r.outcomes,
+        vec![Outcome::Accepted(1), Outcome::Duplicate, Outcome::Conflict]
+    );
     // the conflict is still a conflict after a restart and after the event is in a segment
     log.roll_now().unwrap();
     drop(log);
@@ -103,17 +111,35 @@ fn rolls_into_sorted_segments_and_replays_the_tail() {
     }
     let snap = Snapshot::load(dir.path()).unwrap();
     let manifest = callstate_ingest::manifest::Manifest::load(dir.path()).unwrap();
-    assert!(wal_files(dir.path()).iter().all(|(n, _)| *n > manifest.wal_checkpoint));
+    assert!(
+        wal_files(dir.path())
+            .iter()
+            .all(|(n, _)| *n > manifest.wal_checkpoint)
+    );
     for seg in &snap.segments {
         let batches = read_segment(&snap.segment_path(seg), None).unwrap();
         let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
         assert_eq!(b.num_rows() as u64, seg.rows);
-        let dev = arrow::compute::cast(b.column_by_name("device").unwrap(), &DataType::Utf8).unwrap();
+        let dev =
+            arrow::compute::cast(b.column_by_name("device").unwrap(), &DataType::Utf8).unwrap();
         let dev = dev.as_string::<i32>();
-        let time = b.column_by_name("time").unwrap().as_primitive::<TimestampMicrosecondType>();
+        let time = b
+            .column_by_name("time")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
         for i in 1..b.num_rows() {
-            let key = |i: usize| (dev.is_null(i), dev.is_valid(i).then(|| dev.value(i)), time.value(i));
-            assert!(key(i - 1) <= key(i), "segment {} not sorted at row {i}", seg.file);
+            let key = |i: usize| {
+                (
+                    dev.is_null(i),
+                    dev.is_valid(i).then(|| dev.value(i)),
+                    time.value(i),
+                )
+            };
+            assert!(
+                key(i - 1) <= key(i),
+                "segment {} not sorted at row {i}",
+                seg.file
+            );
         }
     }
     assert_eq!(stored(dir.path()), events);
@@ -121,8 +147,14 @@ fn rolls_into_sorted_segments_and_replays_the_tail() {
     assert_eq!(stats.events, 3_500);
     assert_eq!(stats.per_kind.values().sum::<u64>(), 3_500);
     assert_eq!(stats.per_kind["collector_heartbeat"], 500);
-    assert_eq!(stats.min_time.as_deref(), Some("2026-11-24T08:00:00.000000Z"));
-    assert_eq!(stats.max_time.as_deref(), Some("2026-11-24T08:00:03.499000Z"));
+    assert_eq!(
+        stats.min_time.as_deref(),
+        Some("2026-11-24T08:00:00.000000Z")
+    );
+    assert_eq!(
+        stats.max_time.as_deref(),
+        Some("2026-11-24T08:00:03.499000Z")
+    );
     // the dedupe index is rebuilt from segments and WAL
     let log = Log::open(dir.path(), opts(1_000)).unwrap();
     assert_eq!(log.append(&events).unwrap().duplicates, 3_500);
@@ -150,7 +182,10 @@ fn a_torn_wal_tail_is_cut_and_every_acknowledged_record_survives() {
     while cut < full_len {
         let tmp = tempfile::tempdir().unwrap();
         copy_dir(base.path(), tmp.path());
-        let f = fs::OpenOptions::new().write(true).open(last_wal(tmp.path())).unwrap();
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(last_wal(tmp.path()))
+            .unwrap();
         f.set_len(cut).unwrap();
         drop(f);
         {
@@ -196,7 +231,9 @@ fn corruption_in_an_older_wal_file_is_an_error_not_a_silent_loss() {
     fs::write(&path, &bytes).unwrap();
     // a newer WAL file exists: the damaged one held acknowledged events
     wal::WalWriter::create(&dir.path().join("wal").join(wal::file_name(99))).unwrap();
-    let err = Log::open(dir.path(), opts(1_000_000)).err().expect("must refuse");
+    let err = Log::open(dir.path(), opts(1_000_000))
+        .err()
+        .expect("must refuse");
     assert!(err.to_string().contains("corrupt"), "{err}");
 }
 
@@ -216,10 +253,24 @@ fn crash_before_the_manifest_commit_leaves_an_orphan_segment_that_is_removed() {
         let log = Log::open(after.path(), opts(1_000_000)).unwrap();
         log.roll_now().unwrap();
     }
-    let seg = fs::read_dir(after.path().join("segments")).unwrap().next().unwrap().unwrap();
-    fs::copy(seg.path(), before.path().join("segments").join(seg.file_name())).unwrap();
+    let seg = fs::read_dir(after.path().join("segments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    fs::copy(
+        seg.path(),
+        before.path().join("segments").join(seg.file_name()),
+    )
+    .unwrap();
     let log = Log::open(before.path(), opts(1_000_000)).unwrap();
-    assert!(!before.path().join("segments").join(seg.file_name()).exists());
+    assert!(
+        !before
+            .path()
+            .join("segments")
+            .join(seg.file_name())
+            .exists()
+    );
     assert_eq!(log.snapshot().len(), 1_000);
     drop(log);
     assert_eq!(stored(before.path()), events);
@@ -235,7 +286,10 @@ fn crash_after_the_manifest_commit_does_not_replay_covered_wal_files() {
     let saved = fs::read(&path).unwrap();
     log.roll_now().unwrap();
     drop(log);
-    assert!(!path.exists(), "covered WAL file is deleted after the commit");
+    assert!(
+        !path.exists(),
+        "covered WAL file is deleted after the commit"
+    );
     // the crash came before the delete: the covered file is still there
     fs::write(dir.path().join("wal").join(wal::file_name(n)), saved).unwrap();
     let log = Log::open(dir.path(), opts(1_000_000)).unwrap();
@@ -248,7 +302,9 @@ fn crash_after_the_manifest_commit_does_not_replay_covered_wal_files() {
 fn a_second_writer_is_refused_but_readers_see_acknowledged_events() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), opts(1_000_000)).unwrap();
-    let err = Log::open(dir.path(), opts(1_000_000)).err().expect("locked");
+    let err = Log::open(dir.path(), opts(1_000_000))
+        .err()
+        .expect("locked");
     assert!(err.to_string().contains("in use"), "{err}");
     let events = synthetic::events(10, 5, t0());
     log.append(&events).unwrap();
@@ -268,12 +324,27 @@ fn ingest_metadata_is_assigned_by_the_log() {
     let batches: Vec<RecordBatch> = log.snapshot().batches;
     let iseq: Vec<u64> = batches
         .iter()
-        .flat_map(|b| b.column_by_name("ingest_seq").unwrap().as_primitive::<UInt64Type>().values().to_vec())
+        .flat_map(|b| {
+            b.column_by_name("ingest_seq")
+                .unwrap()
+                .as_primitive::<UInt64Type>()
+                .values()
+                .to_vec()
+        })
         .collect();
     assert_eq!(iseq, vec![1, 2, 3, 4, 5, 6]);
-    let it = batches[0].column_by_name("ingest_time").unwrap().as_primitive::<TimestampMicrosecondType>();
+    let it = batches[0]
+        .column_by_name("ingest_time")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>();
     let t = DateTime::from_timestamp_micros(it.value(0)).unwrap();
     assert!(before.timestamp_micros() <= t.timestamp_micros() && t <= after);
-    let it2 = batches[1].column_by_name("ingest_time").unwrap().as_primitive::<TimestampMicrosecondType>();
-    assert!(it2.value(0) >= it.value(0), "ingest_time never goes backwards");
+    let it2 = batches[1]
+        .column_by_name("ingest_time")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>();
+    assert!(
+        it2.value(0) >= it.value(0),
+        "ingest_time never goes backwards"
+    );
 }

@@ -266,7 +266,8 @@ impl EventBatchBuilder {
         self.extra.append_option(e.extra.as_deref());
         self.source.append_value(&e.source);
         self.seq.append_value(e.seq);
-        self.ingest_time.append_value(ingest_time.timestamp_micros());
+        self.ingest_time
+            .append_value(ingest_time.timestamp_micros());
         self.ingest_seq.append_value(ingest_seq);
         self.content_hash.append_value(content_hash);
         self.len += 1;
@@ -327,9 +328,14 @@ impl<'a> Columns<'a> {
             strs.push(match t {
                 ColumnType::DictStr | ColumnType::Str => {
                     let a = cast(batch.column(idx), &DataType::Utf8)?;
-                    Some(a.as_any().downcast_ref::<StringArray>().cloned().ok_or_else(
-                        || ArrowError::CastError(format!("column {name} is not a string")),
-                    )?)
+                    Some(
+                        a.as_any()
+                            .downcast_ref::<StringArray>()
+                            .cloned()
+                            .ok_or_else(|| {
+                                ArrowError::CastError(format!("column {name} is not a string"))
+                            })?,
+                    )
                 }
                 _ => None,
             });
@@ -337,7 +343,10 @@ impl<'a> Columns<'a> {
         Ok(Columns { batch, strs })
     }
     fn pos(name: &str) -> usize {
-        COLUMNS.iter().position(|(n, ..)| *n == name).expect("known column")
+        COLUMNS
+            .iter()
+            .position(|(n, ..)| *n == name)
+            .expect("known column")
     }
     fn str(&self, name: &str, row: usize) -> Option<&str> {
         let a = self.strs[Self::pos(name)].as_ref().expect("string column");
@@ -384,11 +393,17 @@ pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<StoredEvent>, ArrowError>
                         .then(|| micros(a.value(row)).map(Parsed::Time))
                         .transpose()?
                 }
-                FieldType::Bool => active.is_valid(row).then(|| Parsed::Bool(active.value(row))),
+                FieldType::Bool => active
+                    .is_valid(row)
+                    .then(|| Parsed::Bool(active.value(row))),
                 FieldType::StrList => nodes.is_valid(row).then(|| {
                     let l = nodes.value(row);
                     let l = l.as_any().downcast_ref::<StringArray>().expect("utf8 list");
-                    Parsed::List(l.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+                    Parsed::List(
+                        l.iter()
+                            .map(|s| s.unwrap_or_default().to_string())
+                            .collect(),
+                    )
                 }),
                 _ => c.str(col, row).map(|s| Parsed::Str(s.to_string())),
             };
@@ -396,9 +411,7 @@ pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<StoredEvent>, ArrowError>
                 bag.put(f.name, v);
             }
         }
-        let body = bag
-            .into_body(kind)
-            .map_err(|e| bad(row, e.to_string()))?;
+        let body = bag.into_body(kind).map_err(|e| bad(row, e.to_string()))?;
         out.push(StoredEvent {
             event: Event {
                 source: c.str("source", row).unwrap_or_default().to_string(),

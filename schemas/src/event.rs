@@ -456,6 +456,8 @@ pub struct Fields<'a> {
     pub reason: Option<&'a str>,
 }
 
+// The enum is declared by `str_enum!`, which cannot mark a `#[default]` variant.
+#[allow(clippy::derivable_impls)]
 impl Default for Kind {
     fn default() -> Self {
         Kind::CollectorHeartbeat

@@ -13,8 +13,7 @@ pub const EVENT_SCHEMA_FILE: &str = "event.v1.schema.json";
 /// File name of the HTTP body schema (one event or an array of events).
 pub const BATCH_SCHEMA_FILE: &str = "events.v1.schema.json";
 
-const RFC3339: &str =
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+const RFC3339: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
 
 fn type_schema(f: &FieldSpec) -> Value {
     let non_empty = json!({"type": "string", "pattern": "\\S"});
@@ -52,7 +51,11 @@ fn properties(fields: &[FieldSpec]) -> Map<String, Value> {
 }
 
 fn required(fields: &[FieldSpec]) -> Vec<&'static str> {
-    fields.iter().filter(|f| f.required).map(|f| f.name).collect()
+    fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect()
 }
 
 /// The schema of one event.

@@ -155,7 +155,10 @@ fn parse_u64(name: &str, raw: &RawValue) -> Result<u64, ValidationError> {
         ));
     }
     text.parse::<u64>().map_err(|_| {
-        ValidationError::field(name, format!("{text} is out of range for an unsigned 64-bit integer"))
+        ValidationError::field(
+            name,
+            format!("{text} is out of range for an unsigned 64-bit integer"),
+        )
     })
 }
 
@@ -180,7 +183,10 @@ fn parse_typed(name: &str, ty: FieldType, raw: &RawValue) -> Result<Parsed, Vali
             } else {
                 Err(ValidationError::field(
                     name,
-                    format!("unknown value `{s}`; expected one of: {}", allowed.join(", ")),
+                    format!(
+                        "unknown value `{s}`; expected one of: {}",
+                        allowed.join(", ")
+                    ),
                 ))
             }
         }
@@ -404,9 +410,8 @@ impl Event {
         let req = |name: &str| get(name).ok_or_else(|| Bag::missing(name));
 
         let kind_text = parse_str("kind", req("kind")?)?;
-        let kind = Kind::parse(&kind_text).ok_or_else(|| {
-            ValidationError::field("kind", format!("unknown kind `{kind_text}`"))
-        })?;
+        let kind = Kind::parse(&kind_text)
+            .ok_or_else(|| ValidationError::field("kind", format!("unknown kind `{kind_text}`")))?;
         let source = parse_str("source", req("source")?)?.into_owned();
         let seq = parse_u64("seq", req("seq")?)?;
         let time_text = parse_str("time", req("time")?)?;

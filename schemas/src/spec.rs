@@ -204,7 +204,11 @@ pub const KINDS: &[KindSpec] = &[
         origin: "CiscoTransferStartEv / CiscoTransferEndEv",
         fields: &[
             CALL_ID,
-            req("consult_call_id", Str, "the consultation call merged into call_id"),
+            req(
+                "consult_call_id",
+                Str,
+                "the consultation call merged into call_id",
+            ),
             req("device", Str, "the transfer controller"),
             opt("transferred_to", Str, "party the call was transferred to"),
         ],

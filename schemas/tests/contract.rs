@@ -75,9 +75,16 @@ fn checked_in_schema_files_match_the_model() {
         if std::env::var_os("CALLSTATE_UPDATE_SCHEMAS").is_some() {
             std::fs::write(&path, &text).unwrap();
         }
-        let on_disk = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}; run with CALLSTATE_UPDATE_SCHEMAS=1", path.display()));
-        assert_eq!(on_disk, text, "{name} is stale: run with CALLSTATE_UPDATE_SCHEMAS=1");
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run with CALLSTATE_UPDATE_SCHEMAS=1",
+                path.display()
+            )
+        });
+        assert_eq!(
+            on_disk, text,
+            "{name} is stale: run with CALLSTATE_UPDATE_SCHEMAS=1"
+        );
     }
 }
 
@@ -88,7 +95,11 @@ fn every_kind_full_event_is_accepted_by_both_and_round_trips() {
         let m = full(i);
         let e = rust_accepts(&m).unwrap_or_else(|err| panic!("{}: {err}", KINDS[i].kind));
         assert_eq!(e.kind(), KINDS[i].kind);
-        assert!(e.extra.is_none(), "{}: no field should fall into extra", KINDS[i].kind);
+        assert!(
+            e.extra.is_none(),
+            "{}: no field should fall into extra",
+            KINDS[i].kind
+        );
         assert!(v.is_valid(&Value::Object(m.clone())), "{}", KINDS[i].kind);
         // JSON round trip: re-serialized event parses to the same event, and carries every field.
         let json = e.to_json();
@@ -115,7 +126,11 @@ fn missing_required_fields_are_rejected_by_both_naming_the_field() {
             if f.required {
                 let err = rust.expect_err(&format!("{} without {}", KINDS[i].kind, f.name));
                 assert_eq!(err.field.as_deref(), Some(f.name), "{err}");
-                assert!(!schema_ok, "schema accepted {} without {}", KINDS[i].kind, f.name);
+                assert!(
+                    !schema_ok,
+                    "schema accepted {} without {}",
+                    KINDS[i].kind, f.name
+                );
                 // null counts as absent
                 m.insert(f.name.into(), Value::Null);
                 assert_eq!(rust_accepts(&m).unwrap_err().field.as_deref(), Some(f.name));
@@ -151,9 +166,13 @@ fn wrong_types_and_values_are_rejected_by_both_naming_the_field() {
             for bad in bad_values {
                 let mut m = full(i);
                 m.insert(f.name.into(), bad.clone());
-                let err = rust_accepts(&m)
-                    .expect_err(&format!("{}.{} = {bad}", KINDS[i].kind, f.name));
-                assert_eq!(err.field.as_deref().map(|s| s.split('[').next().unwrap()), Some(f.name), "{err}");
+                let err =
+                    rust_accepts(&m).expect_err(&format!("{}.{} = {bad}", KINDS[i].kind, f.name));
+                assert_eq!(
+                    err.field.as_deref().map(|s| s.split('[').next().unwrap()),
+                    Some(f.name),
+                    "{err}"
+                );
                 assert!(
                     !v.is_valid(&Value::Object(m)),
                     "schema accepted {}.{} = {bad}",
@@ -168,7 +187,12 @@ fn wrong_types_and_values_are_rejected_by_both_naming_the_field() {
 #[test]
 fn unknown_fields_and_other_kinds_fields_are_kept_in_extra() {
     let v = validator();
-    let mut m = full(KINDS.iter().position(|k| k.kind.as_str() == "node_down").unwrap());
+    let mut m = full(
+        KINDS
+            .iter()
+            .position(|k| k.kind.as_str() == "node_down")
+            .unwrap(),
+    );
     m.insert("zeta".into(), json!({"b": 1, "a": [1, 2]}));
     m.insert("device".into(), json!("SEP001122334455"));
     let e = rust_accepts(&m).unwrap();
@@ -195,17 +219,25 @@ fn whole_line_errors() {
         assert!(err.reason.contains(want), "{text}: {err}");
     }
     let dup = r#"{"source":"b","seq":1,"seq":2,"time":"2026-11-24T10:00:00Z","cluster":"c","kind":"collector_heartbeat"}"#;
-    assert_eq!(Event::from_json(dup, now()).unwrap_err().field.as_deref(), Some("seq"));
+    assert_eq!(
+        Event::from_json(dup, now()).unwrap_err().field.as_deref(),
+        Some("seq")
+    );
 }
 
 #[test]
 fn time_rules() {
     let line = |t: &str| {
-        format!(r#"{{"source":"b","seq":1,"time":"{t}","cluster":"c","kind":"collector_heartbeat"}}"#)
+        format!(
+            r#"{{"source":"b","seq":1,"time":"{t}","cluster":"c","kind":"collector_heartbeat"}}"#
+        )
     };
     // offset normalized to UTC, microseconds kept, nanoseconds truncated
     let e = Event::from_json(&line("2026-11-24T11:00:00.123456789+01:00"), now()).unwrap();
-    assert_eq!(callstate_schemas::format_time(&e.time), "2026-11-24T10:00:00.123456Z");
+    assert_eq!(
+        callstate_schemas::format_time(&e.time),
+        "2026-11-24T10:00:00.123456Z"
+    );
     // the same instant written with another offset is the same content
     let e2 = Event::from_json(&line("2026-11-24T10:00:00.123456Z"), now()).unwrap();
     assert_eq!(e.content_hash(), e2.content_hash());
@@ -222,7 +254,10 @@ fn time_rules() {
 
 #[test]
 fn maintenance_window_end_must_follow_start() {
-    let i = KINDS.iter().position(|k| k.kind.as_str() == "maintenance_window").unwrap();
+    let i = KINDS
+        .iter()
+        .position(|k| k.kind.as_str() == "maintenance_window")
+        .unwrap();
     let mut m = full(i);
     m.insert("end".into(), m["start"].clone());
     assert_eq!(rust_accepts(&m).unwrap_err().field.as_deref(), Some("end"));
@@ -230,7 +265,10 @@ fn maintenance_window_end_must_follow_start() {
 
 #[test]
 fn content_hash_tells_duplicates_from_conflicts() {
-    let i = KINDS.iter().position(|k| k.kind.as_str() == "device_in_service").unwrap();
+    let i = KINDS
+        .iter()
+        .position(|k| k.kind.as_str() == "device_in_service")
+        .unwrap();
     let m = full(i);
     let mut reordered: Vec<(String, Value)> = m.clone().into_iter().collect();
     reordered.reverse();
@@ -247,13 +285,24 @@ fn content_hash_tells_duplicates_from_conflicts() {
     assert_eq!(a.content_hash(), b.content_hash());
     for field in ["node", "device_pool", "source", "cluster", "time"] {
         let mut changed = m.clone();
-        let v = if field == "time" { json!("2026-11-24T10:00:01Z") } else { json!("other") };
+        let v = if field == "time" {
+            json!("2026-11-24T10:00:01Z")
+        } else {
+            json!("other")
+        };
         changed.insert(field.into(), v);
-        assert_ne!(rust_accepts(&changed).unwrap().content_hash(), a.content_hash(), "{field}");
+        assert_ne!(
+            rust_accepts(&changed).unwrap().content_hash(),
+            a.content_hash(),
+            "{field}"
+        );
     }
     let mut with_extra = m.clone();
     with_extra.insert("note".into(), json!("x"));
-    assert_ne!(rust_accepts(&with_extra).unwrap().content_hash(), a.content_hash());
+    assert_ne!(
+        rust_accepts(&with_extra).unwrap().content_hash(),
+        a.content_hash()
+    );
 }
 
 #[test]

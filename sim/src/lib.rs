@@ -1,6 +1,22 @@
-//! Deterministic CUCM/CTI event generation. For now: a synthetic stream for log tests; the
-//! cluster simulator with failure injection and ground truth comes next.
+//! A deterministic CUCM/CTI cluster simulator: topology, call traffic, failure injection and
+//! delivery faults, producing v1 events and the ground truth of what it did.
+//!
+//! ```no_run
+//! let sc = callstate_sim::Scenario::load("node-failover").unwrap();
+//! let mut events = Vec::new();
+//! let truth = callstate_sim::run(&sc, 42, &mut |e| { events.push(e.clone()); Ok(()) }).unwrap();
+//! ```
 
 #![warn(missing_docs)]
 
+pub mod delivery;
+pub mod engine;
+pub mod rng;
+pub mod scenario;
 pub mod synthetic;
+pub mod topology;
+pub mod truth;
+
+pub use engine::run;
+pub use scenario::{BUILT_IN, Scenario};
+pub use truth::Truth;

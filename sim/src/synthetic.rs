@@ -1,7 +1,9 @@
 //! A fast, deterministic stream of valid events of every common kind, for load and
 //! durability tests of the log. It has no failure semantics: the cluster simulator does.
 
-use callstate_schemas::{Body, CallStateKind, Cause, DeviceActivity, DeviceType, Event, KnownCause};
+use callstate_schemas::{
+    Body, CallStateKind, Cause, DeviceActivity, DeviceType, Event, KnownCause,
+};
 use chrono::{DateTime, Duration, Utc};
 
 /// Event `i` (0-based) of a stream over `devices` devices, starting at `start`, one event per

@@ -1,0 +1,118 @@
+//! Delivery: the order in which events reach the collector. Events normally arrive at their
+//! event time; delivery faults make some late, out of order or duplicated. These change the
+//! stream, never the truth.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use callstate_schemas::Event;
+
+use crate::engine::Sink;
+use crate::rng::Rng;
+use crate::scenario::{DeliverySpec, parse_duration};
+use crate::truth::StreamStats;
+
+const SEC: i64 = 1_000_000;
+
+struct Pending {
+    at: i64,
+    order: u64,
+    event: Event,
+}
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.order) == (o.at, o.order)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(o.at, o.order))
+    }
+}
+
+/// Orders events by delivery time and injects delivery faults.
+pub struct Delivery {
+    rng: Rng,
+    late_ratio: f64,
+    late_max: i64,
+    reorder_ratio: f64,
+    duplicate_ratio: f64,
+    heap: BinaryHeap<Reverse<Pending>>,
+    order: u64,
+    /// Counts so far.
+    pub stats: StreamStats,
+}
+
+impl Delivery {
+    /// Delivery with the faults of `spec`, drawn from `rng`.
+    pub fn new(spec: &DeliverySpec, rng: Rng) -> Delivery {
+        Delivery {
+            rng,
+            late_ratio: spec.late_ratio,
+            late_max: parse_duration(&spec.late_max)
+                .map(|d| d.num_microseconds().unwrap_or(i64::MAX))
+                .unwrap_or(5 * 60 * SEC)
+                .max(2 * SEC),
+            reorder_ratio: spec.reorder_ratio,
+            duplicate_ratio: spec.duplicate_ratio,
+            heap: BinaryHeap::new(),
+            order: 0,
+            stats: StreamStats::default(),
+        }
+    }
+
+    fn queue(&mut self, at: i64, event: Event) {
+        self.order += 1;
+        self.heap.push(Reverse(Pending {
+            at,
+            order: self.order,
+            event,
+        }));
+    }
+
+    /// Queues an event that happened at `now`; `deliver_at` delays it (a replay).
+    pub fn push(&mut self, now: i64, deliver_at: Option<i64>, event: Event) {
+        self.stats.distinct += 1;
+        let mut at = match deliver_at {
+            Some(t) => {
+                self.stats.replayed += 1;
+                t.max(now)
+            }
+            None => now,
+        };
+        if self.late_ratio > 0.0 && self.rng.chance(self.late_ratio) {
+            at += self.rng.range(SEC, self.late_max);
+            self.stats.late += 1;
+        } else if self.reorder_ratio > 0.0 && self.rng.chance(self.reorder_ratio) {
+            at += self.rng.range(SEC / 10, 5 * SEC);
+            self.stats.reordered += 1;
+        }
+        if self.duplicate_ratio > 0.0 && self.rng.chance(self.duplicate_ratio) {
+            let again = at + self.rng.range(0, 60 * SEC);
+            self.stats.duplicates += 1;
+            self.queue(again, event.clone());
+        }
+        self.queue(at, event);
+    }
+
+    /// Delivers everything due at or before `t`.
+    pub fn flush_until(&mut self, t: i64, sink: &mut Sink<'_>) -> std::io::Result<()> {
+        while self.heap.peek().is_some_and(|p| p.0.at <= t) {
+            let Reverse(p) = self.heap.pop().expect("peeked");
+            self.stats.events += 1;
+            sink(&p.event)?;
+        }
+        Ok(())
+    }
+
+    /// Delivers everything left.
+    pub fn flush_all(&mut self, sink: &mut Sink<'_>) -> std::io::Result<()> {
+        self.flush_until(i64::MAX, sink)
+    }
+}
