@@ -1,5 +1,6 @@
 //! `callstate`: CUCM CTI device and call events into an append-only log, and answers from it.
 
+mod cmd_demo;
 mod cmd_ingest;
 mod cmd_log;
 mod cmd_sim;
@@ -40,6 +41,8 @@ enum Command {
         #[command(subcommand)]
         action: LogAction,
     },
+    /// Simulate a mid-size cluster's day (node failover, CTIManager failover, maintenance) into a fresh log and report it.
+    Demo(cmd_demo::DemoArgs),
     /// Run the cluster simulator: v1 events plus the ground truth of what happened.
     Simulate(cmd_sim::SimArgs),
     /// Print the v1 event JSON Schema, or write the schema files to a directory.
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         Command::Log {
             action: LogAction::Roll { data },
         } => cmd_log::roll(&data.data),
+        Command::Demo(args) => cmd_demo::demo(args),
         Command::Simulate(args) => cmd_sim::simulate(args),
         Command::Schema { out } => cmd_log::schema(out.as_deref()),
     };
