@@ -206,9 +206,8 @@ impl Serialize for Cause {
     }
 }
 
-/// Kind-specific fields of an event. Serialized with the `kind` tag, flattened into the event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// Kind-specific fields of an event (serialized through [`Body::fields`]).
+#[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
 pub enum Body {
     ProviderInService {
@@ -216,22 +215,18 @@ pub enum Body {
     },
     ProviderOutOfService {
         ctimanager: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
         cause: Option<Cause>,
     },
     DeviceInService {
         device: String,
         device_type: DeviceType,
         node: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
         device_pool: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
         ctimanager: Option<String>,
     },
     DeviceOutOfService {
         device: String,
         cause: Cause,
-        #[serde(skip_serializing_if = "Option::is_none")]
         node: Option<String>,
     },
     DeviceRegistrationFailed {
@@ -254,17 +249,13 @@ pub enum Body {
         device: String,
         remote_destination: String,
         change: RdChange,
-        #[serde(skip_serializing_if = "Option::is_none")]
         active: Option<bool>,
     },
     CallStarted {
         call_id: String,
         device: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
         address: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
         calling: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
         called: Option<String>,
     },
     CallState {
@@ -281,17 +272,14 @@ pub enum Body {
         call_id: String,
         consult_call_id: String,
         device: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
         transferred_to: Option<String>,
     },
     NodeDown {
         node: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
         cause: Option<Cause>,
     },
     NodeUp {
         node: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
         cause: Option<Cause>,
     },
     DevicePoolConfig {
@@ -301,9 +289,7 @@ pub enum Body {
     MaintenanceWindow {
         scope: Scope,
         target: String,
-        #[serde(serialize_with = "ser_time")]
         start: DateTime<Utc>,
-        #[serde(serialize_with = "ser_time")]
         end: DateTime<Utc>,
         reason: String,
     },
@@ -311,45 +297,79 @@ pub enum Body {
 }
 
 /// One v1 event: the envelope, the kind-specific body, and unknown fields kept verbatim.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Bridge/collector identity.
     pub source: String,
     /// Per-source sequence number.
     pub seq: u64,
     /// Event time, UTC, microsecond precision.
-    #[serde(serialize_with = "ser_time")]
     pub time: DateTime<Utc>,
     /// CUCM cluster id.
     pub cluster: String,
     /// Kind and kind-specific fields.
-    #[serde(flatten)]
     pub body: Body,
     /// Unknown fields: a JSON object (keys sorted, compact), or `None`.
-    #[serde(flatten, serialize_with = "ser_extra")]
     pub extra: Option<String>,
 }
 
 /// Writes a timestamp as RFC 3339 UTC with microseconds (`2026-11-24T10:00:00.000000Z`).
 pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn ser_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(t))
-}
-
-fn ser_extra<S: Serializer>(extra: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let map: serde_json::Map<String, serde_json::Value> = match extra {
-        Some(text) => serde_json::from_str(text).map_err(serde::ser::Error::custom)?,
-        None => serde_json::Map::new(),
-    };
-    let mut m = s.serialize_map(Some(map.len()))?;
-    for (k, v) in &map {
-        m.serialize_entry(k, v)?;
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.to_rfc3339_opts(SecondsFormat::Micros, true);
     }
-    m.end()
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, 6, t.timestamp_subsec_micros().min(999_999));
+    String::from_utf8(b.to_vec()).expect("ASCII")
+}
+
+impl Serialize for Event {
+    /// The v1 wire format: envelope, `kind`, the kind's fields, then the unknown fields.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let f = self.body.fields();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("source", &self.source)?;
+        m.serialize_entry("seq", &self.seq)?;
+        m.serialize_entry("time", &format_time(&self.time))?;
+        m.serialize_entry("cluster", &self.cluster)?;
+        m.serialize_entry("kind", f.kind.as_str())?;
+        let mut result = Ok(());
+        f.for_each_value(|_, name, v| {
+            if result.is_err() {
+                return;
+            }
+            result = match v {
+                FieldValue::Str(x) => m.serialize_entry(name, x),
+                FieldValue::Bool(x) => m.serialize_entry(name, &x),
+                FieldValue::Time(t) => m.serialize_entry(name, &format_time(&t)),
+                FieldValue::List(l) => m.serialize_entry(name, l),
+            };
+        });
+        result?;
+        if let Some(text) = &self.extra {
+            let extra: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+            for (k, v) in &extra {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
 }
 
 impl Body {
@@ -409,7 +429,7 @@ impl Event {
         put(3, self.cluster.as_bytes());
         let f = self.body.fields();
         put(4, f.kind.as_str().as_bytes());
-        f.for_each_value(|i, v| match v {
+        f.for_each_value(|i, _, v| match v {
             FieldValue::Str(s) => put(16 + i as u8, s.as_bytes()),
             FieldValue::Bool(b) => put(16 + i as u8, &[b as u8]),
             FieldValue::Time(t) => put(16 + i as u8, &t.timestamp_micros().to_le_bytes()),
@@ -477,9 +497,31 @@ pub enum FieldValue<'a> {
     List(&'a [String]),
 }
 
+/// Names of the string-valued fields, in [`Fields::for_each_value`] order.
+const STR_FIELDS: [&str; 18] = [
+    "device",
+    "device_type",
+    "node",
+    "device_pool",
+    "ctimanager",
+    "cause",
+    "state",
+    "address",
+    "call_id",
+    "consult_call_id",
+    "calling",
+    "called",
+    "transferred_to",
+    "remote_destination",
+    "change",
+    "scope",
+    "target",
+    "reason",
+];
+
 impl<'a> Fields<'a> {
-    /// Calls `f(position, value)` for every present field, in a fixed order.
-    pub fn for_each_value(&self, mut f: impl FnMut(usize, FieldValue<'a>)) {
+    /// Calls `f(position, field name, value)` for every present field, in a fixed order.
+    pub fn for_each_value(&self, mut f: impl FnMut(usize, &'static str, FieldValue<'a>)) {
         let strs = [
             self.device,
             self.device_type.map(DeviceType::as_str),
@@ -500,22 +542,22 @@ impl<'a> Fields<'a> {
             self.target,
             self.reason,
         ];
-        for (i, s) in strs.into_iter().enumerate() {
+        for (i, (s, name)) in strs.into_iter().zip(STR_FIELDS).enumerate() {
             if let Some(s) = s {
-                f(i, FieldValue::Str(s));
+                f(i, name, FieldValue::Str(s));
             }
         }
         if let Some(b) = self.active {
-            f(18, FieldValue::Bool(b));
+            f(18, "active", FieldValue::Bool(b));
         }
         if let Some(t) = self.start {
-            f(19, FieldValue::Time(t));
+            f(19, "start", FieldValue::Time(t));
         }
         if let Some(t) = self.end {
-            f(20, FieldValue::Time(t));
+            f(20, "end", FieldValue::Time(t));
         }
         if let Some(l) = self.nodes {
-            f(21, FieldValue::List(l));
+            f(21, "nodes", FieldValue::List(l));
         }
     }
 }

@@ -334,3 +334,15 @@ fn every_kind_round_trips_through_arrow() {
         assert_eq!(s.content_hash, e.content_hash());
     }
 }
+
+#[test]
+fn fast_time_format_matches_chrono() {
+    let mut t: DateTime<Utc> = "1999-12-31T23:59:59.999999Z".parse().unwrap();
+    for i in 0..5_000i64 {
+        t += chrono::Duration::microseconds(i * 7_919_813_377 + 1);
+        assert_eq!(
+            callstate_schemas::format_time(&t),
+            t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        );
+    }
+}

@@ -44,6 +44,10 @@ pub struct Delivery {
     reorder_ratio: f64,
     duplicate_ratio: f64,
     heap: BinaryHeap<Reverse<Pending>>,
+    /// Events due at the current instant, in emission order. Everything in `heap` is due
+    /// later (it was flushed up to now), so these go out first without passing the heap.
+    ready: Vec<Event>,
+    now: i64,
     order: u64,
     /// Counts so far.
     pub stats: StreamStats,
@@ -62,6 +66,8 @@ impl Delivery {
             reorder_ratio: spec.reorder_ratio,
             duplicate_ratio: spec.duplicate_ratio,
             heap: BinaryHeap::new(),
+            ready: Vec::new(),
+            now: i64::MIN,
             order: 0,
             stats: StreamStats::default(),
         }
@@ -98,11 +104,20 @@ impl Delivery {
             self.stats.duplicates += 1;
             self.queue(again, event.clone());
         }
-        self.queue(at, event);
+        if at == now && now == self.now {
+            self.ready.push(event);
+        } else {
+            self.queue(at, event);
+        }
     }
 
     /// Delivers everything due at or before `t`.
     pub fn flush_until(&mut self, t: i64, sink: &mut Sink<'_>) -> std::io::Result<()> {
+        for e in self.ready.drain(..) {
+            self.stats.events += 1;
+            sink(&e)?;
+        }
+        self.now = t;
         while self.heap.peek().is_some_and(|p| p.0.at <= t) {
             let Reverse(p) = self.heap.pop().expect("peeked");
             self.stats.events += 1;

@@ -131,6 +131,8 @@ struct DevState {
     go_home: bool,
     /// The incident whose outage the device is in, and when it began.
     outage: Option<(usize, Us)>,
+    /// The last incident the device was counted in (a flapping device counts once).
+    counted_in: Option<usize>,
     /// Truth intervals: (from, state, node, cause).
     intervals: Vec<(Us, u8, Option<usize>, Option<KnownCause>)>,
 }
@@ -809,9 +811,10 @@ impl Sim<'_> {
         self.set_state(d, OUT, None, Some(cause));
         if let Some(i) = incident
             && self.devs[d].outage.is_none()
-            && !self.incidents[i].devices.contains(&dev)
+            && self.devs[d].counted_in != Some(i)
         {
             self.devs[d].outage = Some((i, self.now));
+            self.devs[d].counted_in = Some(i);
             let inc = &mut self.incidents[i];
             inc.start = Some(inc.start.map_or(ts(self.now), |s| s.min(ts(self.now))));
             inc.devices.push(dev);
