@@ -70,7 +70,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let truth = callstate_sim::run(&sc, args.seed, &mut |e: &Event| {
         writer.push(e)?;
         n += 1;
-        if n % 8192 == 0 {
+        if n.is_multiple_of(8192) {
             pb.set_position((e.time - start).num_seconds().clamp(0, total as i64) as u64);
             pb.set_message(format!("{} ({n} events)", e.time.format("%H:%M")));
         }
