@@ -3,7 +3,7 @@
 //! through JSON and Arrow.
 
 use callstate_schemas::json_schema::schema_files;
-use callstate_schemas::spec::{ENVELOPE, FieldSpec, FieldType, KINDS};
+use callstate_schemas::spec::{ENVELOPE, FieldSpec, FieldType, KINDS, KindSpec};
 use callstate_schemas::{Event, EventBatchBuilder, decode_batch, events_schema};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -47,8 +47,7 @@ fn wrong_type(f: &FieldSpec) -> Value {
 }
 
 /// A full event of `kind` with every field (optional ones too).
-fn full(kind: usize) -> Map<String, Value> {
-    let k = &KINDS[kind];
+fn full(k: &KindSpec) -> Map<String, Value> {
     let mut m = Map::new();
     for f in ENVELOPE {
         m.insert(f.name.into(), sample(f));
@@ -64,8 +63,8 @@ fn rust_accepts(m: &Map<String, Value>) -> Result<Event, callstate_schemas::Vali
     Event::from_json(&serde_json::to_string(m).unwrap(), now())
 }
 
-fn all_fields(kind: usize) -> Vec<&'static FieldSpec> {
-    ENVELOPE.iter().chain(KINDS[kind].fields).collect()
+fn all_fields(k: &KindSpec) -> Vec<&'static FieldSpec> {
+    ENVELOPE.iter().chain(k.fields).collect()
 }
 
 #[test]
@@ -91,16 +90,16 @@ fn checked_in_schema_files_match_the_model() {
 #[test]
 fn every_kind_full_event_is_accepted_by_both_and_round_trips() {
     let v = validator();
-    for i in 0..KINDS.len() {
-        let m = full(i);
-        let e = rust_accepts(&m).unwrap_or_else(|err| panic!("{}: {err}", KINDS[i].kind));
-        assert_eq!(e.kind(), KINDS[i].kind);
+    for k in KINDS {
+        let m = full(k);
+        let e = rust_accepts(&m).unwrap_or_else(|err| panic!("{}: {err}", k.kind));
+        assert_eq!(e.kind(), k.kind);
         assert!(
             e.extra.is_none(),
             "{}: no field should fall into extra",
-            KINDS[i].kind
+            k.kind
         );
-        assert!(v.is_valid(&Value::Object(m.clone())), "{}", KINDS[i].kind);
+        assert!(v.is_valid(&Value::Object(m.clone())), "{}", k.kind);
         // JSON round trip: re-serialized event parses to the same event, and carries every field.
         let json = e.to_json();
         let again = Event::from_json(&json, now()).unwrap();
@@ -110,33 +109,29 @@ fn every_kind_full_event_is_accepted_by_both_and_round_trips() {
         let mut want: Vec<_> = m.keys().cloned().collect();
         keys.sort();
         want.sort();
-        assert_eq!(keys, want, "{}", KINDS[i].kind);
+        assert_eq!(keys, want, "{}", k.kind);
     }
 }
 
 #[test]
 fn missing_required_fields_are_rejected_by_both_naming_the_field() {
     let v = validator();
-    for i in 0..KINDS.len() {
-        for f in all_fields(i) {
-            let mut m = full(i);
+    for k in KINDS {
+        for f in all_fields(k) {
+            let mut m = full(k);
             m.remove(f.name);
             let rust = rust_accepts(&m);
             let schema_ok = v.is_valid(&Value::Object(m.clone()));
             if f.required {
-                let err = rust.expect_err(&format!("{} without {}", KINDS[i].kind, f.name));
+                let err = rust.expect_err(&format!("{} without {}", k.kind, f.name));
                 assert_eq!(err.field.as_deref(), Some(f.name), "{err}");
-                assert!(
-                    !schema_ok,
-                    "schema accepted {} without {}",
-                    KINDS[i].kind, f.name
-                );
+                assert!(!schema_ok, "schema accepted {} without {}", k.kind, f.name);
                 // null counts as absent
                 m.insert(f.name.into(), Value::Null);
                 assert_eq!(rust_accepts(&m).unwrap_err().field.as_deref(), Some(f.name));
                 assert!(!v.is_valid(&Value::Object(m)));
             } else {
-                rust.unwrap_or_else(|e| panic!("{} without {}: {e}", KINDS[i].kind, f.name));
+                rust.unwrap_or_else(|e| panic!("{} without {}: {e}", k.kind, f.name));
                 assert!(schema_ok);
                 m.insert(f.name.into(), Value::Null);
                 rust_accepts(&m).unwrap();
@@ -149,8 +144,8 @@ fn missing_required_fields_are_rejected_by_both_naming_the_field() {
 #[test]
 fn wrong_types_and_values_are_rejected_by_both_naming_the_field() {
     let v = validator();
-    for i in 0..KINDS.len() {
-        for f in all_fields(i) {
+    for k in KINDS {
+        for f in all_fields(k) {
             let mut bad_values = vec![wrong_type(f)];
             match f.ty {
                 FieldType::Str | FieldType::OpenEnum(_) => bad_values.push(json!("  ")),
@@ -164,10 +159,9 @@ fn wrong_types_and_values_are_rejected_by_both_naming_the_field() {
                 bad_values = vec![json!(42), json!("no_such_kind")];
             }
             for bad in bad_values {
-                let mut m = full(i);
+                let mut m = full(k);
                 m.insert(f.name.into(), bad.clone());
-                let err =
-                    rust_accepts(&m).expect_err(&format!("{}.{} = {bad}", KINDS[i].kind, f.name));
+                let err = rust_accepts(&m).expect_err(&format!("{}.{} = {bad}", k.kind, f.name));
                 assert_eq!(
                     err.field.as_deref().map(|s| s.split('[').next().unwrap()),
                     Some(f.name),
@@ -176,7 +170,7 @@ fn wrong_types_and_values_are_rejected_by_both_naming_the_field() {
                 assert!(
                     !v.is_valid(&Value::Object(m)),
                     "schema accepted {}.{} = {bad}",
-                    KINDS[i].kind,
+                    k.kind,
                     f.name
                 );
             }
@@ -190,7 +184,7 @@ fn unknown_fields_and_other_kinds_fields_are_kept_in_extra() {
     let mut m = full(
         KINDS
             .iter()
-            .position(|k| k.kind.as_str() == "node_down")
+            .find(|k| k.kind.as_str() == "node_down")
             .unwrap(),
     );
     m.insert("zeta".into(), json!({"b": 1, "a": [1, 2]}));
@@ -254,22 +248,22 @@ fn time_rules() {
 
 #[test]
 fn maintenance_window_end_must_follow_start() {
-    let i = KINDS
+    let k = KINDS
         .iter()
-        .position(|k| k.kind.as_str() == "maintenance_window")
+        .find(|k| k.kind.as_str() == "maintenance_window")
         .unwrap();
-    let mut m = full(i);
+    let mut m = full(k);
     m.insert("end".into(), m["start"].clone());
     assert_eq!(rust_accepts(&m).unwrap_err().field.as_deref(), Some("end"));
 }
 
 #[test]
 fn content_hash_tells_duplicates_from_conflicts() {
-    let i = KINDS
+    let k = KINDS
         .iter()
-        .position(|k| k.kind.as_str() == "device_in_service")
+        .find(|k| k.kind.as_str() == "device_in_service")
         .unwrap();
-    let m = full(i);
+    let m = full(k);
     let mut reordered: Vec<(String, Value)> = m.clone().into_iter().collect();
     reordered.reverse();
     let text: String = format!(
@@ -309,11 +303,11 @@ fn content_hash_tells_duplicates_from_conflicts() {
 fn every_kind_round_trips_through_arrow() {
     let t0: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
     let mut events = Vec::new();
-    for i in 0..KINDS.len() {
-        events.push(rust_accepts(&full(i)).unwrap());
+    for k in KINDS {
+        events.push(rust_accepts(&full(k)).unwrap());
         // and a minimal one, with only the required fields, plus an unknown field
-        let mut m = full(i);
-        for f in KINDS[i].fields.iter().filter(|f| !f.required) {
+        let mut m = full(k);
+        for f in k.fields.iter().filter(|f| !f.required) {
             m.remove(f.name);
         }
         m.insert("vendor".into(), json!({"x": 1}));

@@ -47,8 +47,11 @@ fn same_seed_gives_byte_identical_output() {
 }
 
 /// State of every device at `t` according to the stream, replayed in event-time order.
+/// (event time, in service, node) of a device's service events, in time order.
+type ServiceEvents = Vec<(DateTime<Utc>, bool, Option<String>)>;
+
 struct Replay {
-    by_device: BTreeMap<String, Vec<(DateTime<Utc>, bool, Option<String>)>>,
+    by_device: BTreeMap<String, ServiceEvents>,
 }
 
 impl Replay {
@@ -121,7 +124,8 @@ fn check_rules(name: &str, events: &[Event], truth: &Truth) {
     );
 
     // re-home never while a call is active: at the moment the device left the backup node
-    let mut calls: BTreeMap<&str, Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>> = BTreeMap::new();
+    type Span = (DateTime<Utc>, Option<DateTime<Utc>>);
+    let mut calls: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
     for c in &truth.calls {
         calls
             .entry(c.device.as_str())
