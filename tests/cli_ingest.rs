@@ -22,6 +22,19 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
 }
 
+/// `callstate ingest file INPUT --data DATA EXTRA...`.
+fn ingest(input: &Path, data: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "ingest",
+        "file",
+        input.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 fn summary(out: &Output) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
@@ -158,13 +171,7 @@ fn every_malformed_class_is_rejected_with_line_field_and_reason() {
     let input = tmp.path().join("mixed.ndjson");
     std::fs::write(&input, &bytes).unwrap();
     let data = tmp.path().join("data");
-    let out = run(&[
-        "ingest",
-        "file",
-        input.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let out = ingest(&input, &data, &[]);
     check_mixed(&data, &out, &good, &expected);
     // the oversized line's reject keeps only its start
     let s = summary(&out);
@@ -175,13 +182,7 @@ fn every_malformed_class_is_rejected_with_line_field_and_reason() {
     assert!(big["input"].as_str().unwrap().len() < 1024);
 
     // ingesting again: every valid event is a duplicate, and a new rejects file is written
-    let again = run(&[
-        "ingest",
-        "file",
-        input.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let again = ingest(&input, &data, &[]);
     let s2 = summary(&again);
     assert_eq!(
         (s2["accepted"].as_u64(), s2["duplicates"].as_u64()),
@@ -204,13 +205,7 @@ fn gzip_crlf_and_stdin_inputs() {
     enc.write_all(&bytes).unwrap();
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
     let data = tmp.path().join("gz");
-    let out = run(&[
-        "ingest",
-        "file",
-        gz.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let out = ingest(&gz, &data, &[]);
     check_mixed(&data, &out, &good, &expected);
 
     // stdin, CRLF line ends, no newline after the last line
@@ -239,13 +234,7 @@ fn gzip_crlf_and_stdin_inputs() {
 #[test]
 fn exits_non_zero_only_on_io_failure() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run(&[
-        "ingest",
-        "file",
-        "/nonexistent/events.ndjson",
-        "--data",
-        tmp.path().to_str().unwrap(),
-    ]);
+    let out = ingest(Path::new("/nonexistent/events.ndjson"), tmp.path(), &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
     // a data directory that cannot be created
@@ -253,13 +242,7 @@ fn exits_non_zero_only_on_io_failure() {
     std::fs::write(&file, b"x").unwrap();
     let input = tmp.path().join("in.ndjson");
     std::fs::write(&input, "not json at all\n").unwrap();
-    let out = run(&[
-        "ingest",
-        "file",
-        input.to_str().unwrap(),
-        "--data",
-        file.join("d").to_str().unwrap(),
-    ]);
+    let out = ingest(&input, &file.join("d"), &[]);
     assert!(!out.status.success());
     // a truncated gzip stream is an input I/O failure; what came before it is kept
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -268,28 +251,14 @@ fn exits_non_zero_only_on_io_failure() {
     let cut = tmp.path().join("cut.gz");
     std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
     let data = tmp.path().join("cutdata");
-    let out = run(&[
-        "ingest",
-        "file",
-        cut.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--batch-lines",
-        "100",
-    ]);
+    let out = ingest(&cut, &data, &["--batch-lines", "100"]);
     assert!(!out.status.success());
     let s = summary(&out);
     let kept = stored_events(&data);
     assert_eq!(kept.len() as u64, s["accepted"].as_u64().unwrap());
     assert_eq!(kept, synthetic::events(kept.len() as u64, 10, t0()));
     // only rejects: exit 0
-    let only_bad = run(&[
-        "ingest",
-        "file",
-        input.to_str().unwrap(),
-        "--data",
-        tmp.path().join("d2").to_str().unwrap(),
-    ]);
+    let only_bad = ingest(&input, &tmp.path().join("d2"), &[]);
     assert!(only_bad.status.success());
     assert_eq!(summary(&only_bad)["rejected"], 1);
 }
@@ -304,15 +273,7 @@ fn one_million_events_and_log_stats_agree() {
         synthetic::write_ndjson(&mut w, n, 5_000, t0()).unwrap();
     }
     let data = tmp.path().join("data");
-    let out = run(&[
-        "ingest",
-        "file",
-        input.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--segment-rows",
-        "300000",
-    ]);
+    let out = ingest(&input, &data, &["--segment-rows", "300000"]);
     assert!(
         out.status.success(),
         "{}",

@@ -199,8 +199,8 @@ fn a_torn_wal_tail_is_cut_and_every_acknowledged_record_survives() {
     }
 }
 
-#[test]
-fn a_corrupt_last_record_is_cut_off() {
+/// A log of two acknowledged WAL records (10 events each) whose last record has a flipped byte.
+fn two_records_with_a_corrupt_last_one() -> (tempfile::TempDir, Vec<Event>) {
     let dir = tempfile::tempdir().unwrap();
     let events = synthetic::events(20, 5, t0());
     {
@@ -212,23 +212,19 @@ fn a_corrupt_last_record_is_cut_off() {
     let n = bytes.len();
     bytes[n - 10] ^= 0xff;
     fs::write(&path, &bytes).unwrap();
+    (dir, events)
+}
+
+#[test]
+fn a_corrupt_last_record_is_cut_off() {
+    let (dir, events) = two_records_with_a_corrupt_last_one();
     let _log = Log::open(dir.path(), opts(1_000_000)).unwrap();
     assert_eq!(stored(dir.path()), events[..10]);
 }
 
 #[test]
 fn corruption_in_an_older_wal_file_is_an_error_not_a_silent_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    let events = synthetic::events(20, 5, t0());
-    {
-        let log = Log::open(dir.path(), opts(1_000_000)).unwrap();
-        append_all(&log, &events, 10);
-    }
-    let path = last_wal(dir.path());
-    let mut bytes = fs::read(&path).unwrap();
-    let n = bytes.len();
-    bytes[n - 10] ^= 0xff;
-    fs::write(&path, &bytes).unwrap();
+    let (dir, _) = two_records_with_a_corrupt_last_one();
     // a newer WAL file exists: the damaged one held acknowledged events
     wal::WalWriter::create(&dir.path().join("wal").join(wal::file_name(99))).unwrap();
     let err = Log::open(dir.path(), opts(1_000_000))

@@ -10,31 +10,10 @@ use callstate_schemas::Event;
 use crate::engine::Sink;
 use crate::rng::Rng;
 use crate::scenario::{DeliverySpec, parse_duration};
+use crate::timed::Timed;
 use crate::truth::StreamStats;
 
 const SEC: i64 = 1_000_000;
-
-struct Pending {
-    at: i64,
-    order: u64,
-    event: Event,
-}
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.order) == (o.at, o.order)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(o.at, o.order))
-    }
-}
 
 /// Orders events by delivery time and injects delivery faults.
 pub struct Delivery {
@@ -43,7 +22,7 @@ pub struct Delivery {
     late_max: i64,
     reorder_ratio: f64,
     duplicate_ratio: f64,
-    heap: BinaryHeap<Reverse<Pending>>,
+    heap: BinaryHeap<Reverse<Timed<Event>>>,
     /// Events due at the current instant, in emission order. Everything in `heap` is due
     /// later (it was flushed up to now), so these go out first without passing the heap.
     ready: Vec<Event>,
@@ -75,10 +54,10 @@ impl Delivery {
 
     fn queue(&mut self, at: i64, event: Event) {
         self.order += 1;
-        self.heap.push(Reverse(Pending {
+        self.heap.push(Reverse(Timed {
             at,
             order: self.order,
-            event,
+            item: event,
         }));
     }
 
@@ -121,7 +100,7 @@ impl Delivery {
         while self.heap.peek().is_some_and(|p| p.0.at <= t) {
             let Reverse(p) = self.heap.pop().expect("peeked");
             self.stats.events += 1;
-            sink(&p.event)?;
+            sink(&p.item)?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use callstate_schemas::{
 use crate::delivery::Delivery;
 use crate::rng::Rng;
 use crate::scenario::{Fault, Scenario, parse_duration};
+use crate::timed::Timed;
 use crate::topology::Topology;
 use crate::truth::{
     CallRecord, DeviceInfo, Incident, Interval, Move, Recovery, Silence, StreamStats, Truth, Window,
@@ -95,28 +96,6 @@ enum Action {
     RdUpdate(usize),
 }
 
-struct Scheduled {
-    at: Us,
-    order: u64,
-    action: Action,
-}
-impl PartialEq for Scheduled {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.order) == (o.at, o.order)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(o.at, o.order))
-    }
-}
-
 #[derive(Debug, Default, Clone)]
 struct DevState {
     registered: bool,
@@ -163,7 +142,7 @@ struct Sim<'a> {
     t0: Us,
     end: Us,
     now: Us,
-    queue: BinaryHeap<Reverse<Scheduled>>,
+    queue: BinaryHeap<Reverse<Timed<Action>>>,
     order: u64,
     rng: Rng,
     nodes_up: Vec<bool>,
@@ -247,7 +226,7 @@ pub fn run(sc: &Scenario, seed: u64, sink: &mut Sink<'_>) -> Result<Truth, Strin
         sim.delivery
             .flush_until(s.at, sink)
             .map_err(|e| e.to_string())?;
-        sim.handle(s.action);
+        sim.handle(s.item);
     }
     sim.delivery.flush_all(sink).map_err(|e| e.to_string())?;
     Ok(sim.finish(seed))
@@ -256,10 +235,10 @@ pub fn run(sc: &Scenario, seed: u64, sink: &mut Sink<'_>) -> Result<Truth, Strin
 impl Sim<'_> {
     fn at(&mut self, at: Us, action: Action) {
         self.order += 1;
-        self.queue.push(Reverse(Scheduled {
+        self.queue.push(Reverse(Timed {
             at,
             order: self.order,
-            action,
+            item: action,
         }));
     }
 

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod rng;
 pub mod scenario;
 pub mod synthetic;
+pub mod timed;
 pub mod topology;
 pub mod truth;
 
