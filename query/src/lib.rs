@@ -1,1 +1,13 @@
-//! placeholder
+//! callstate query: device service-state intervals, availability and SLA over the log, and
+//! (next) the DataFusion views and the HTTP API.
+
+#![warn(missing_docs)]
+
+pub mod availability;
+pub mod intervals;
+pub mod rows;
+pub mod session;
+
+pub use availability::{Seconds, device_seconds};
+pub use intervals::{DeviceIndex, Movement, ServiceInterval, ServiceState, derive};
+pub use rows::LogRows;
