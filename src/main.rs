@@ -3,6 +3,7 @@
 mod cmd_demo;
 mod cmd_ingest;
 mod cmd_log;
+mod cmd_query;
 mod cmd_sim;
 
 use std::path::PathBuf;
@@ -43,6 +44,36 @@ enum Command {
     },
     /// Simulate a mid-size cluster's day (node failover, CTIManager failover, maintenance) into a fresh log and report it.
     Demo(cmd_demo::DemoArgs),
+    /// Run read-only SQL over the log: tables events, device_intervals, maintenance_windows, device_pools.
+    Sql {
+        /// The SQL statement.
+        query: String,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Answer with what had been ingested by then (RFC 3339 or epoch ms); derived tables only.
+        #[arg(long)]
+        known_at: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: cmd_query::Format,
+    },
+    /// Every device's service state at an instant (or one device's).
+    State {
+        /// The instant: RFC 3339 or epoch milliseconds.
+        #[arg(long)]
+        at: String,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+        /// What was known then (RFC 3339 or epoch ms).
+        #[arg(long)]
+        known_at: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: cmd_query::Format,
+    },
     /// Run the cluster simulator: v1 events plus the ground truth of what happened.
     Simulate(cmd_sim::SimArgs),
     /// Print the v1 event JSON Schema, or write the schema files to a directory.
@@ -92,12 +123,40 @@ fn main() -> ExitCode {
         Command::Log {
             action: LogAction::Roll { data },
         } => cmd_log::roll(&data.data),
+        Command::Sql {
+            query,
+            data,
+            known_at,
+            format,
+        } => cmd_query::sql(&data.data, &query, known_at.as_deref(), format),
+        Command::State {
+            at,
+            device,
+            data,
+            known_at,
+            format,
+        } => cmd_query::state(
+            &data.data,
+            &at,
+            device.as_deref(),
+            known_at.as_deref(),
+            format,
+        ),
         Command::Demo(args) => cmd_demo::demo(args),
         Command::Simulate(args) => cmd_sim::simulate(args),
         Command::Schema { out } => cmd_log::schema(out.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`callstate sql ... | head`) is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

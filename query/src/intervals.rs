@@ -151,11 +151,7 @@ fn pool_history(configs: &[PoolConfig]) -> PoolHistory {
     out
 }
 
-fn home_at(
-    history: &PoolHistory,
-    pool: &Option<Arc<str>>,
-    t: Us,
-) -> Option<Arc<str>> {
+fn home_at(history: &PoolHistory, pool: &Option<Arc<str>>, t: Us) -> Option<Arc<str>> {
     let h = history.get(pool.as_ref()?)?;
     let i = h.partition_point(|x| x.0 <= t);
     // Before the first configuration, the earliest one is the best knowledge there is.

@@ -14,7 +14,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::{DataFusionError, Result};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use callstate_ingest::Snapshot;
 use callstate_schemas::events_schema;
@@ -181,7 +181,10 @@ fn mem(schema: SchemaRef, batch: RecordBatch) -> Result<Arc<MemTable>> {
 /// to what was ingested by then (the `events` table is always complete: filter it on
 /// `ingest_time`).
 pub async fn context(snap: &Snapshot, known_at: Option<Us>) -> Result<SessionContext> {
-    let ctx = SessionContext::new();
+    // PostgreSQL syntax: the generic dialect's trailing-comma rule reads `SELECT device, cluster`
+    // as ending before the `CLUSTER` keyword, and `cluster` is a column here.
+    let config = SessionConfig::new().set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+    let ctx = SessionContext::new_with_config(config);
     // events = committed segments ∪ unrolled tail
     let tail = Arc::new(MemTable::try_new(
         events_schema(),

@@ -1,0 +1,142 @@
+//! `callstate sql` and `callstate state`: DataFusion over the log.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use arrow::array::RecordBatch;
+use clap::ValueEnum;
+
+use callstate_ingest::Snapshot;
+use callstate_query::rows::Us;
+
+/// Output format of tabular answers.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    /// Aligned text table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+}
+
+/// Parses an instant: RFC 3339, or epoch milliseconds (as Grafana's `${__from}`).
+pub fn parse_instant(text: &str) -> anyhow::Result<Us> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let ms: i64 = text.parse().context("epoch milliseconds out of range")?;
+        return ms
+            .checked_mul(1000)
+            .context("epoch milliseconds out of range");
+    }
+    callstate_schemas::parse_time(text)
+        .map(|t| t.timestamp_micros())
+        .map_err(anyhow::Error::msg)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Prints batches in a format.
+pub fn print(batches: &[RecordBatch], format: Format) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        Format::Table => {
+            use std::io::Write;
+            writeln!(
+                out,
+                "{}",
+                arrow::util::pretty::pretty_format_batches(batches)?
+            )?;
+        }
+        Format::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        Format::Json => {
+            use std::io::Write;
+            let mut w = arrow::json::ArrayWriter::new(&mut out);
+            let refs: Vec<&RecordBatch> = batches.iter().collect();
+            w.write_batches(&refs)?;
+            w.finish()?;
+            drop(w);
+            if batches.iter().all(|b| b.num_rows() == 0) {
+                write!(out, "[]")?;
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs one SQL statement over a snapshot of the log.
+pub fn run_sql(data: &Path, sql: &str, known_at: Option<Us>) -> anyhow::Result<Vec<RecordBatch>> {
+    let snap = Snapshot::load(data)?;
+    runtime()?.block_on(async {
+        let ctx = callstate_query::session::context(&snap, known_at).await?;
+        let df = ctx.sql(sql).await?;
+        Ok(df.collect().await?)
+    })
+}
+
+/// `callstate sql`.
+pub fn sql(data: &Path, sql: &str, known_at: Option<&str>, format: Format) -> anyhow::Result<()> {
+    let known_at = known_at.map(parse_instant).transpose()?;
+    print(&run_sql(data, sql, known_at)?, format)
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `callstate state --at T [--device D]`.
+pub fn state(
+    data: &Path,
+    at: &str,
+    device: Option<&str>,
+    known_at: Option<&str>,
+    format: Format,
+) -> anyhow::Result<()> {
+    let t = parse_instant(at)?;
+    let known = known_at.map(parse_instant).transpose()?;
+    let filter = device
+        .map(|d| format!(" AND device = {}", quote(d)))
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT device, state, node, home_node, on_home_node, valid_from AS since, device_type, \
+         device_pool, cluster, last_node, cause \
+         FROM device_intervals \
+         WHERE valid_from <= to_timestamp_micros({t}) AND (valid_to IS NULL OR valid_to > to_timestamp_micros({t})){filter} \
+         ORDER BY device"
+    );
+    let batches = run_sql(data, &sql, known)?;
+    if let Some(d) = device
+        && batches.iter().all(|b| b.num_rows() == 0)
+    {
+        let known_device = run_sql(
+            data,
+            &format!(
+                "SELECT 1 FROM device_intervals WHERE device = {} LIMIT 1",
+                quote(d)
+            ),
+            known,
+        )?;
+        if known_device.iter().all(|b| b.num_rows() == 0) {
+            bail!("device `{d}` is not in the log");
+        }
+        println!(
+            "{}",
+            serde_json::json!({"device": d, "state": "unknown", "reason": "no service event before this instant"})
+        );
+        return Ok(());
+    }
+    print(&batches, format)
+}

@@ -1,0 +1,205 @@
+//! `callstate sql` and `callstate state` through the binary, over a real log, against the
+//! simulator's truth.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_callstate"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sql(data: &str, q: &str) -> Value {
+    json(&run(&["sql", q, "--data", data, "--format", "json"]))
+}
+
+#[test]
+fn sql_and_state_answer_from_segments_and_tail_as_the_truth_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    let sim = run(&[
+        "simulate",
+        "--scenario",
+        "node-failover",
+        "--devices",
+        "120",
+        "--seed",
+        "4",
+        "--out",
+        &p("e.ndjson"),
+        "--truth",
+        &p("t.json"),
+    ]);
+    assert!(sim.status.success());
+    let truth: Value = serde_json::from_slice(&std::fs::read(p("t.json")).unwrap()).unwrap();
+    // small segments: the answer needs both the Parquet segments and the WAL tail
+    let ing = run(&[
+        "ingest",
+        "file",
+        &p("e.ndjson"),
+        "--data",
+        &p("d"),
+        "--segment-rows",
+        "5000",
+    ]);
+    assert!(ing.status.success());
+    let stats: Value =
+        serde_json::from_slice(&run(&["log", "stats", "--data", &p("d")]).stdout).unwrap();
+    assert!(
+        stats["segments"].as_u64().unwrap() > 1 && stats["tail_events"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+
+    let n = sql(&p("d"), "SELECT count(*) AS n FROM events");
+    assert_eq!(n[0]["n"], stats["events"]);
+    let per_kind = sql(
+        &p("d"),
+        "SELECT kind, count(*) AS n FROM events GROUP BY kind",
+    );
+    for row in per_kind.as_array().unwrap() {
+        assert_eq!(stats["per_kind"][row["kind"].as_str().unwrap()], row["n"]);
+    }
+
+    // the state of every device at a few instants, via SQL over device_intervals
+    for at in [
+        "2026-11-24T09:59:00Z",
+        "2026-11-24T10:00:30Z",
+        "2026-11-24T10:25:00Z",
+        "2026-11-24T18:00:00Z",
+    ] {
+        let rows = json(&run(&[
+            "state",
+            "--at",
+            at,
+            "--data",
+            &p("d"),
+            "--format",
+            "json",
+        ]));
+        let rows = rows.as_array().unwrap();
+        assert_eq!(
+            rows.len(),
+            truth["device_info"].as_object().unwrap().len(),
+            "{at}"
+        );
+        for r in rows {
+            let d = r["device"].as_str().unwrap();
+            let iv = truth["devices"][d].as_array().unwrap();
+            let want = iv
+                .iter()
+                .find(|i| i["from"].as_str().unwrap() <= at && at < i["to"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(r["state"], want["state"], "{d} at {at}");
+            assert_eq!(
+                r.get("node").cloned().unwrap_or(Value::Null),
+                want["node"],
+                "{d} at {at}"
+            );
+            assert_eq!(r["home_node"], truth["device_info"][d]["home"], "{d}");
+        }
+    }
+
+    // failovers and re-homes, by SQL
+    let moves = sql(
+        &p("d"),
+        "SELECT movement, count(*) AS n FROM device_intervals WHERE movement IS NOT NULL GROUP BY movement ORDER BY movement",
+    );
+    assert_eq!(
+        moves[0]["n"].as_u64().unwrap() as usize,
+        truth["failovers"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        moves[1]["n"].as_u64().unwrap() as usize,
+        truth["rehomes"].as_array().unwrap().len()
+    );
+
+    // a just-acknowledged event is visible at once (no roll in between)
+    let one = tmp.path().join("one.ndjson");
+    std::fs::write(&one, r#"{"source":"late-bridge","seq":1,"time":"2026-11-24T23:00:00Z","cluster":"CL1","kind":"device_out_of_service","device":"SEP000100000001","cause":"admin"}"#).unwrap();
+    assert!(
+        run(&["ingest", "file", one.to_str().unwrap(), "--data", &p("d")])
+            .status
+            .success()
+    );
+    let n2 = sql(&p("d"), "SELECT count(*) AS n FROM events");
+    assert_eq!(n2[0]["n"].as_u64(), stats["events"].as_u64().map(|x| x + 1));
+    let st = json(&run(&[
+        "state",
+        "--at",
+        "2026-11-24T23:00:01Z",
+        "--device",
+        "SEP000100000001",
+        "--data",
+        &p("d"),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(st[0]["state"], "out_of_service");
+    assert_eq!(st[0]["cause"], "admin");
+}
+
+#[test]
+fn bad_queries_and_unknown_devices_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("d");
+    let d = d.to_str().unwrap();
+    assert!(
+        run(&[
+            "simulate",
+            "--scenario",
+            "quiet-day",
+            "--devices",
+            "20",
+            "--duration",
+            "1h",
+            "--data",
+            d
+        ])
+        .status
+        .success()
+    );
+    let out = run(&["sql", "SELEC 1", "--data", d]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SELEC"));
+    let out = run(&["sql", "SELECT nope FROM events", "--data", d]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    let out = run(&[
+        "state",
+        "--at",
+        "2026-11-24T00:30:00Z",
+        "--device",
+        "SEP-NOT-THERE",
+        "--data",
+        d,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not in the log"));
+    let out = run(&["state", "--at", "yesterday", "--data", d]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+    // before its first event a device is unknown
+    let dev = sql(d, "SELECT min(device) AS d FROM device_intervals");
+    let dev = dev[0]["d"].as_str().unwrap();
+    let out = run(&[
+        "state",
+        "--at",
+        "2026-11-23T23:00:00Z",
+        "--device",
+        dev,
+        "--data",
+        d,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("unknown"));
+}
