@@ -5,6 +5,7 @@ mod cmd_ingest;
 mod cmd_log;
 mod cmd_query;
 mod cmd_sim;
+mod cmd_sla;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +75,10 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: cmd_query::Format,
     },
+    /// Availability per group over a window: seconds in/out of service, unknown, excluded.
+    Availability(cmd_sla::WindowArgs),
+    /// SLA report per group: availability vs target, error budget, outages, MTTR, longest outage.
+    Sla(cmd_sla::SlaArgs),
     /// Run the cluster simulator: v1 events plus the ground truth of what happened.
     Simulate(cmd_sim::SimArgs),
     /// Print the v1 event JSON Schema, or write the schema files to a directory.
@@ -142,6 +147,8 @@ fn main() -> ExitCode {
             known_at.as_deref(),
             format,
         ),
+        Command::Availability(args) => cmd_sla::availability(args),
+        Command::Sla(args) => cmd_sla::sla(args),
         Command::Demo(args) => cmd_demo::demo(args),
         Command::Simulate(args) => cmd_sim::simulate(args),
         Command::Schema { out } => cmd_log::schema(out.as_deref()),

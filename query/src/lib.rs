@@ -7,6 +7,7 @@ pub mod availability;
 pub mod intervals;
 pub mod rows;
 pub mod session;
+pub mod sla;
 
 pub use availability::{Seconds, device_seconds};
 pub use intervals::{DeviceIndex, Movement, ServiceInterval, ServiceState, derive};

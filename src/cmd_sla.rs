@@ -1,0 +1,194 @@
+//! `callstate availability` and `callstate sla`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow::array::RecordBatch;
+use clap::Args;
+use serde::Serialize;
+
+use callstate_ingest::Snapshot;
+use callstate_query::sla::{self, GroupBy, Period, Targets, calendar_windows, parse_tz};
+use callstate_query::{LogRows, derive};
+
+use crate::cmd_query::{Format, parse_instant, print};
+
+/// Window and grouping shared by `availability` and `sla`.
+#[derive(Args)]
+pub struct WindowArgs {
+    /// Window start (inclusive): RFC 3339 or epoch milliseconds.
+    #[arg(long)]
+    pub from: String,
+    /// Window end (exclusive).
+    #[arg(long)]
+    pub to: String,
+    /// device, device_pool, node (home node), cluster or device_type.
+    #[arg(long, default_value = "device_pool")]
+    pub group_by: String,
+    /// Split the window into calendar periods: day, week or month.
+    #[arg(long)]
+    pub period: Option<String>,
+    /// IANA time zone of the calendar periods.
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    /// Answer with what had been ingested by then (RFC 3339 or epoch ms).
+    #[arg(long)]
+    pub known_at: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    #[command(flatten)]
+    pub data: crate::DataArgs,
+}
+
+/// `callstate sla` arguments.
+#[derive(Args)]
+pub struct SlaArgs {
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// SLA targets file (TOML: `default = 0.999`, `[targets.device_pool] "DP-HQ" = 0.9995`).
+    #[arg(long)]
+    pub targets: Option<PathBuf>,
+}
+
+/// Serializable rows as one record batch (schema inferred from the rows).
+pub fn rows_batch<T: Serialize>(rows: &[T]) -> anyhow::Result<Option<RecordBatch>> {
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let schema = arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))?;
+    let mut decoder = arrow::json::ReaderBuilder::new(Arc::new(schema)).build_decoder()?;
+    decoder.serialize(&values)?;
+    let Some(batch) = decoder.flush()? else {
+        return Ok(None);
+    };
+    // Columns in the order of the row type's fields, not sorted.
+    let order = key_order(&serde_json::to_string(&rows[0])?)?;
+    let idx: Vec<usize> = order
+        .iter()
+        .filter_map(|k| batch.schema().index_of(k).ok())
+        .collect();
+    Ok(Some(batch.project(&idx)?))
+}
+
+/// The keys of a JSON object, in the order they are written.
+fn key_order(json: &str) -> anyhow::Result<Vec<String>> {
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some(k) = m.next_key::<String>()? {
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                        keys.push(k);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    Ok(serde_json::from_str::<Keys>(json)?.0)
+}
+
+fn emit<T: Serialize>(rows: &[T], format: Format) -> anyhow::Result<()> {
+    match format {
+        // Exact numbers and nulls, straight from the rows.
+        Format::Json => println!("{}", serde_json::to_string(rows)?),
+        _ => match rows_batch(rows)? {
+            Some(b) => print(&[b], format)?,
+            None => println!("(no devices)"),
+        },
+    }
+    Ok(())
+}
+
+struct Prepared {
+    intervals: Vec<callstate_query::ServiceInterval>,
+    rows: LogRows,
+    windows: Vec<(i64, i64)>,
+    by: GroupBy,
+}
+
+fn prepare(w: &WindowArgs, data: &Path) -> anyhow::Result<Prepared> {
+    let from = parse_instant(&w.from).context("--from")?;
+    let to = parse_instant(&w.to).context("--to")?;
+    anyhow::ensure!(from < to, "--from must be before --to");
+    let by: GroupBy = w.group_by.parse().map_err(anyhow::Error::msg)?;
+    let windows = match &w.period {
+        None => vec![(from, to)],
+        Some(p) => {
+            let period: Period = p.parse().map_err(anyhow::Error::msg)?;
+            calendar_windows(
+                from,
+                to,
+                period,
+                parse_tz(&w.tz).map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
+    let known_at = w.known_at.as_deref().map(parse_instant).transpose()?;
+    let rows = LogRows::load(&Snapshot::load(data)?, known_at)?;
+    Ok(Prepared {
+        intervals: derive(&rows),
+        rows,
+        windows,
+        by,
+    })
+}
+
+/// `callstate availability`.
+pub fn availability(w: WindowArgs) -> anyhow::Result<()> {
+    let p = prepare(&w, &w.data.data)?;
+    let mut out = Vec::new();
+    for (a, b) in &p.windows {
+        out.extend(sla::availability(
+            &p.intervals,
+            &p.rows.windows,
+            *a,
+            *b,
+            p.by,
+        ));
+    }
+    emit(&out, w.format)
+}
+
+/// `callstate sla`.
+pub fn sla(args: SlaArgs) -> anyhow::Result<()> {
+    let targets = match &args.targets {
+        None => Targets::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Targets::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+    };
+    let w = &args.window;
+    let p = prepare(w, &w.data.data)?;
+    let mut out = Vec::new();
+    for (a, b) in &p.windows {
+        out.extend(sla::sla(
+            &p.intervals,
+            &p.rows.windows,
+            *a,
+            *b,
+            p.by,
+            &targets,
+        ));
+    }
+    emit(&out, w.format)
+}
