@@ -79,6 +79,8 @@ enum Command {
     Availability(cmd_sla::WindowArgs),
     /// SLA report per group: availability vs target, error budget, outages, MTTR, longest outage.
     Sla(cmd_sla::SlaArgs),
+    /// Incidents: outages starting together on a node or CTIManager, with recovery, failovers, re-homes, calls.
+    Incidents(cmd_sla::IncidentArgs),
     /// Run the cluster simulator: v1 events plus the ground truth of what happened.
     Simulate(cmd_sim::SimArgs),
     /// Print the v1 event JSON Schema, or write the schema files to a directory.
@@ -149,6 +151,7 @@ fn main() -> ExitCode {
         ),
         Command::Availability(args) => cmd_sla::availability(args),
         Command::Sla(args) => cmd_sla::sla(args),
+        Command::Incidents(args) => cmd_sla::incidents(args),
         Command::Demo(args) => cmd_demo::demo(args),
         Command::Simulate(args) => cmd_sim::simulate(args),
         Command::Schema { out } => cmd_log::schema(out.as_deref()),

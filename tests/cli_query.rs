@@ -203,3 +203,119 @@ fn bad_queries_and_unknown_devices_are_clear_errors() {
     ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("unknown"));
 }
+
+#[test]
+fn availability_sla_and_incidents_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    assert!(
+        run(&[
+            "simulate",
+            "--scenario",
+            "demo",
+            "--devices",
+            "200",
+            "--seed",
+            "9",
+            "--data",
+            &p("d"),
+            "--truth",
+            &p("t.json")
+        ])
+        .status
+        .success()
+    );
+    let truth: Value = serde_json::from_slice(&std::fs::read(p("t.json")).unwrap()).unwrap();
+    let day = [
+        "--from",
+        "2026-11-24T00:00:00Z",
+        "--to",
+        "1795564800000",
+        "--data",
+    ];
+
+    let incidents = json(&run(&[
+        &["incidents"],
+        &day[..],
+        &[&p("d"), "--format", "json"],
+    ]
+    .concat()));
+    let want: Vec<&Value> = truth["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["devices"].as_array().unwrap().len() >= 5)
+        .collect();
+    assert_eq!(incidents.as_array().unwrap().len(), want.len());
+    for (got, want) in incidents.as_array().unwrap().iter().zip(want) {
+        assert_eq!(
+            got["devices_affected"].as_u64().unwrap() as usize,
+            want["devices"].as_array().unwrap().len()
+        );
+        assert_eq!(got["target"], want["target"]);
+    }
+
+    // per device type, seconds add up to the window for every device
+    let av = json(&run(&[
+        &["availability"],
+        &day[..],
+        &[&p("d"), "--group-by", "device_type", "--format", "json"],
+    ]
+    .concat()));
+    let mut devices = 0;
+    for g in av.as_array().unwrap() {
+        let n = g["devices"].as_f64().unwrap();
+        devices += n as usize;
+        let total: f64 = [
+            "in_service_s",
+            "out_of_service_s",
+            "unknown_s",
+            "excluded_s",
+        ]
+        .iter()
+        .map(|k| g[*k].as_f64().unwrap())
+        .sum();
+        assert!((total - n * 86_400.0).abs() < 1e-3, "{g}");
+    }
+    assert_eq!(devices, truth["device_info"].as_object().unwrap().len());
+
+    // SLA with a targets file and monthly calendar windows in a time zone
+    std::fs::write(
+        p("sla.toml"),
+        "default = 0.99\n[targets.cluster]\nCL1 = 0.9999999\n",
+    )
+    .unwrap();
+    let sla = json(&run(&[
+        &["sla"],
+        &day[..],
+        &[
+            &p("d"),
+            "--group-by",
+            "cluster",
+            "--period",
+            "day",
+            "--tz",
+            "Asia/Kolkata",
+            "--targets",
+            &p("sla.toml"),
+            "--format",
+            "json",
+        ],
+    ]
+    .concat()));
+    let rows = sla.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "the UTC day spans two Kolkata days");
+    assert_eq!(rows[0]["to"], "2026-11-24T18:30:00.000000Z");
+    assert!(rows.iter().all(|r| r["target"] == 0.9999999));
+    // the failovers of the day (all before 18:30 UTC) breach a 99.99999% target ...
+    assert_eq!(rows[0]["met"], false, "{}", rows[0]);
+    assert!(rows[0]["budget_remaining_s"].as_f64().unwrap() < 0.0);
+    // ... and the evening, without outage, meets it
+    assert_eq!(rows[1]["met"], true, "{}", rows[1]);
+    assert_eq!(rows[1]["outages"], 0);
+    assert_eq!(rows[1]["availability"], 1.0);
+    let table = run(&[&["sla"], &day[..], &[&p("d"), "--group-by", "node"]].concat());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("budget_remaining_s"));
+    let bad = run(&[&["sla"], &day[..], &[&p("d"), "--group-by", "building"]].concat());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected device, device_pool"));
+}

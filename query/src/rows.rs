@@ -72,9 +72,39 @@ pub struct MaintenanceRow {
     pub reason: Option<Arc<str>>,
 }
 
+/// A call leg on a device: `call_started` and, if seen, its `call_ended`.
+#[derive(Debug, Clone)]
+pub struct CallRow {
+    /// Call id.
+    pub call_id: Arc<str>,
+    /// Device.
+    pub device: Arc<str>,
+    /// Start.
+    pub start: Us,
+    /// End, if ended.
+    pub end: Option<Us>,
+    /// How it ended.
+    pub end_cause: Option<Arc<str>>,
+}
+
+/// A `provider_out_of_service` event.
+#[derive(Debug, Clone)]
+pub struct ProviderDown {
+    /// Event time.
+    pub time: Us,
+    /// Cluster.
+    pub cluster: Arc<str>,
+    /// CTIManager the provider was on.
+    pub ctimanager: Arc<str>,
+}
+
 /// What the state engine reads from the log.
 #[derive(Debug, Default)]
 pub struct LogRows {
+    /// Calls (legs per device), by start.
+    pub calls: Vec<CallRow>,
+    /// Provider outages.
+    pub provider_down: Vec<ProviderDown>,
     /// Service events.
     pub service: Vec<ServiceRow>,
     /// Pool configurations.
@@ -118,6 +148,8 @@ const COLUMNS: &[&str] = &[
     "source",
     "ingest_time",
     "ingest_seq",
+    "call_id",
+    "ctimanager",
 ];
 
 fn strings(b: &RecordBatch, name: &str) -> io::Result<StringArray> {
@@ -143,7 +175,34 @@ impl LogRows {
         for t in rows.source_times.values_mut() {
             t.sort_unstable();
         }
+        rows.pair_calls();
         Ok(rows)
+    }
+
+    /// Pairs `call_started` and `call_ended` rows (pushed as separate rows) into call legs.
+    fn pair_calls(&mut self) {
+        let mut legs: HashMap<(Arc<str>, Arc<str>), CallRow> = HashMap::new();
+        for r in std::mem::take(&mut self.calls) {
+            let key = (r.call_id.clone(), r.device.clone());
+            let leg = legs.entry(key).or_insert_with(|| CallRow {
+                end: None,
+                end_cause: None,
+                ..r.clone()
+            });
+            match r.end {
+                None => leg.start = r.start,
+                Some(e) => {
+                    leg.end = Some(e);
+                    leg.end_cause = r.end_cause;
+                }
+            }
+        }
+        let mut calls: Vec<CallRow> = legs.into_values().collect();
+        calls.sort_by(|a, b| {
+            (a.start, &a.device, &a.call_id).cmp(&(b.start, &b.device, &b.call_id))
+        });
+        self.calls = calls;
+        self.provider_down.sort_by_key(|p| p.time);
     }
 
     fn add_batch(
@@ -181,6 +240,8 @@ impl LogRows {
         let scope = strings(b, "scope")?;
         let target = strings(b, "target")?;
         let reason = strings(b, "reason")?;
+        let call_id = strings(b, "call_id")?;
+        let ctimanager = strings(b, "ctimanager")?;
         for i in 0..b.num_rows() {
             if known_at.is_some_and(|k| itime.value(i) > k) {
                 continue;
@@ -224,6 +285,29 @@ impl LogRows {
                         ingest_seq: iseq.value(i),
                         device_pool: p,
                         nodes: l.iter().flatten().map(|s| names.get(s)).collect(),
+                    });
+                }
+                k @ ("call_started" | "call_ended") => {
+                    let (Some(id), Some(dev)) = (get(&call_id), get(&device)) else {
+                        continue;
+                    };
+                    let started = k == "call_started";
+                    self.calls.push(CallRow {
+                        call_id: id,
+                        device: dev,
+                        start: time.value(i),
+                        end: (!started).then(|| time.value(i)),
+                        end_cause: if started { None } else { get(&cause) },
+                    });
+                }
+                "provider_out_of_service" => {
+                    let (Some(cl), Some(c)) = (get(&cluster), get(&ctimanager)) else {
+                        continue;
+                    };
+                    self.provider_down.push(ProviderDown {
+                        time: time.value(i),
+                        cluster: cl,
+                        ctimanager: c,
                     });
                 }
                 "maintenance_window" => {

@@ -798,18 +798,24 @@ impl Sim<'_> {
             inc.start = Some(inc.start.map_or(ts(self.now), |s| s.min(ts(self.now))));
             inc.devices.push(dev);
             let active = self.devs[d].calls.clone();
-            inc.calls_active += active.len();
+            // Call legs: a consultation in progress is a second leg on the device.
+            let legs = |c: &Call| 1 + usize::from(c.consult.is_some());
+            inc.calls_active += active
+                .iter()
+                .map(|n| self.calls.get(n).map_or(1, legs))
+                .sum::<usize>();
             let drop_p = match cause {
                 KnownCause::NodeFailure => self.sc.traffic.drop_on_node_failure,
                 KnownCause::Network => 1.0,
                 _ => 0.0,
             };
             for n in active {
+                let k = self.calls.get(&n).map_or(1, legs);
                 if self.rng.chance(drop_p) {
-                    self.incidents[i].calls_dropped += 1;
+                    self.incidents[i].calls_dropped += k;
                     self.end_call(n, cause.as_str());
                 } else {
-                    self.incidents[i].calls_preserved += 1;
+                    self.incidents[i].calls_preserved += k;
                 }
             }
         }

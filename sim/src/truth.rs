@@ -89,7 +89,8 @@ pub struct Incident {
     pub failovers: Vec<Move>,
     /// Re-homes to the failed node after it returned.
     pub rehomes: Vec<Move>,
-    /// Calls active on affected devices when they went out of service.
+    /// Call legs active on affected devices when they went out of service (a consultation in
+    /// progress is a second leg).
     pub calls_active: usize,
     /// Of those, dropped at the outage.
     pub calls_dropped: usize,

@@ -1,0 +1,88 @@
+//! Incidents detected from the log against the incidents the simulator injected.
+
+use std::collections::BTreeSet;
+
+use callstate_ingest::{Log, LogOptions};
+use callstate_query::incidents::{IncidentOptions, detect};
+use callstate_query::{LogRows, derive};
+use callstate_sim::{Scenario, run};
+
+#[test]
+fn detected_incidents_match_the_injected_ones() {
+    for name in [
+        "node-failover",
+        "ctimanager-failover",
+        "rolling-upgrade",
+        "demo",
+    ] {
+        let mut sc = Scenario::load(name).unwrap();
+        sc.topology.devices = 250;
+        let mut events = Vec::new();
+        let truth = run(&sc, 12, &mut |e| {
+            events.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogOptions::default()).unwrap();
+        log.append(&events).unwrap();
+        let rows = LogRows::load(&log.snapshot(), None).unwrap();
+        let intervals = derive(&rows);
+        let (from, to) = (truth.start.timestamp_micros(), truth.end.timestamp_micros());
+        let found = detect(&intervals, &rows, from, to, &IncidentOptions::default());
+        let expected: Vec<_> = truth
+            .incidents
+            .iter()
+            .filter(|i| i.devices.len() >= 5)
+            .collect();
+        assert_eq!(
+            found.len(),
+            expected.len(),
+            "{name}: {:?}",
+            found.iter().map(|f| &f.id).collect::<Vec<_>>()
+        );
+        for want in expected {
+            let start = callstate_schemas::format_time(&want.start.unwrap());
+            let got = found
+                .iter()
+                .find(|f| f.start == start)
+                .unwrap_or_else(|| panic!("{name}: no incident at {start}"));
+            assert_eq!(got.scope, want.scope, "{name}");
+            assert_eq!(got.target, want.target, "{name}");
+            assert_eq!(got.cause, want.cause, "{name}");
+            let a: BTreeSet<&String> = got.devices.iter().collect();
+            let b: BTreeSet<&String> = want.devices.iter().collect();
+            assert_eq!(a, b, "{name}: devices");
+            let close = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                (Some(x), Some(y)) => (x - y).abs() < 1e-3,
+                (None, None) => true,
+                _ => false,
+            };
+            assert!(
+                close(got.recovery_50_s, want.recovery.p50_s),
+                "{name}: {got:?} vs {:?}",
+                want.recovery
+            );
+            assert!(close(got.recovery_90_s, want.recovery.p90_s), "{name}");
+            assert!(close(got.recovery_100_s, want.recovery.p100_s), "{name}");
+            assert_eq!(
+                got.end,
+                want.end.map(|t| callstate_schemas::format_time(&t)),
+                "{name}"
+            );
+            assert_eq!(
+                got.failovers.len(),
+                want.failovers.len(),
+                "{name}: failovers"
+            );
+            assert_eq!(got.rehomes.len(), want.rehomes.len(), "{name}: re-homes");
+            assert_eq!(got.calls_active, want.calls_active, "{name}: calls");
+            let dropped = got.calls_ended.get(&want.cause).copied().unwrap_or(0);
+            assert_eq!(
+                dropped, want.calls_dropped,
+                "{name}: dropped calls {:?}",
+                got.calls_ended
+            );
+        }
+    }
+}
