@@ -1,14 +1,14 @@
 //! `callstate availability` and `callstate sla`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
-use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use clap::Args;
 use serde::Serialize;
 
 use callstate_ingest::Snapshot;
+use callstate_query::functions;
 use callstate_query::sla::{self, GroupBy, Period, Targets, calendar_windows, parse_tz};
 use callstate_query::{LogRows, derive};
 
@@ -52,67 +52,11 @@ pub struct SlaArgs {
     pub targets: Option<PathBuf>,
 }
 
-/// Serializable rows as one record batch (schema inferred from the rows).
-pub fn rows_batch<T: Serialize>(rows: &[T]) -> anyhow::Result<Option<RecordBatch>> {
-    let values: Vec<serde_json::Value> = rows
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<_, _>>()?;
-    if values.is_empty() {
-        return Ok(None);
-    }
-    let schema = arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))?;
-    let mut decoder = arrow::json::ReaderBuilder::new(Arc::new(schema)).build_decoder()?;
-    decoder.serialize(&values)?;
-    let Some(batch) = decoder.flush()? else {
-        return Ok(None);
-    };
-    // Columns in the order of the row type's fields, not sorted.
-    let order = key_order(&serde_json::to_string(&rows[0])?)?;
-    let idx: Vec<usize> = order
-        .iter()
-        .filter_map(|k| batch.schema().index_of(k).ok())
-        .collect();
-    Ok(Some(batch.project(&idx)?))
-}
-
-/// The keys of a JSON object, in the order they are written.
-fn key_order(json: &str) -> anyhow::Result<Vec<String>> {
-    struct Keys(Vec<String>);
-    impl<'de> serde::Deserialize<'de> for Keys {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> serde::de::Visitor<'de> for V {
-                type Value = Keys;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("an object")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut m: A,
-                ) -> Result<Keys, A::Error> {
-                    let mut keys = Vec::new();
-                    while let Some(k) = m.next_key::<String>()? {
-                        m.next_value::<serde::de::IgnoredAny>()?;
-                        keys.push(k);
-                    }
-                    Ok(Keys(keys))
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
-    Ok(serde_json::from_str::<Keys>(json)?.0)
-}
-
-fn emit<T: Serialize>(rows: &[T], format: Format) -> anyhow::Result<()> {
+fn emit<T: Serialize>(rows: &[T], schema: SchemaRef, format: Format) -> anyhow::Result<()> {
     match format {
         // Exact numbers and nulls, straight from the rows.
         Format::Json => println!("{}", serde_json::to_string(rows)?),
-        _ => match rows_batch(rows)? {
-            Some(b) => print(&[b], format)?,
-            None => println!("(no devices)"),
-        },
+        _ => print(&[functions::batch(schema, rows)?], format)?,
     }
     Ok(())
 }
@@ -164,7 +108,7 @@ pub fn availability(w: WindowArgs) -> anyhow::Result<()> {
             p.by,
         ));
     }
-    emit(&out, w.format)
+    emit(&out, functions::availability_schema(), w.format)
 }
 
 /// `callstate sla`.
@@ -190,7 +134,7 @@ pub fn sla(args: SlaArgs) -> anyhow::Result<()> {
             &targets,
         ));
     }
-    emit(&out, w.format)
+    emit(&out, functions::sla_schema(), w.format)
 }
 
 /// `callstate incidents` arguments.
@@ -215,24 +159,6 @@ pub struct IncidentArgs {
     pub data: crate::DataArgs,
 }
 
-/// One line of the incidents table.
-#[derive(Serialize)]
-struct IncidentLine<'a> {
-    id: &'a str,
-    start: &'a str,
-    end: Option<&'a str>,
-    scope: &'a str,
-    target: &'a str,
-    cause: &'a str,
-    devices_affected: usize,
-    recovery_50_s: Option<f64>,
-    recovery_90_s: Option<f64>,
-    recovery_100_s: Option<f64>,
-    failovers: usize,
-    rehomes: usize,
-    calls_active: usize,
-}
-
 /// `callstate incidents`.
 pub fn incidents(a: IncidentArgs) -> anyhow::Result<()> {
     let from = parse_instant(&a.from).context("--from")?;
@@ -248,23 +174,5 @@ pub fn incidents(a: IncidentArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&found)?);
         return Ok(());
     }
-    let lines: Vec<IncidentLine<'_>> = found
-        .iter()
-        .map(|i| IncidentLine {
-            id: &i.id,
-            start: &i.start,
-            end: i.end.as_deref(),
-            scope: &i.scope,
-            target: &i.target,
-            cause: &i.cause,
-            devices_affected: i.devices_affected,
-            recovery_50_s: i.recovery_50_s,
-            recovery_90_s: i.recovery_90_s,
-            recovery_100_s: i.recovery_100_s,
-            failovers: i.failovers.len(),
-            rehomes: i.rehomes.len(),
-            calls_active: i.calls_active,
-        })
-        .collect();
-    emit(&lines, a.format)
+    print(&[functions::incidents_batch(&found)?], a.format)
 }

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod availability;
+pub mod functions;
 pub mod incidents;
 pub mod intervals;
 pub mod rows;

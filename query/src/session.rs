@@ -1,6 +1,6 @@
 //! A DataFusion `SessionContext` over a log snapshot: the `events` table (committed Parquet
 //! segments plus the not-yet-rolled tail, so a just-acknowledged event is visible), and the
-//! derived `device_intervals`, `maintenance_windows` and `device_pools` tables.
+//! derived tables and table functions of [`context_with`].
 
 use std::sync::Arc;
 
@@ -19,8 +19,12 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use callstate_ingest::Snapshot;
 use callstate_schemas::events_schema;
 
-use crate::intervals::{ServiceInterval, derive};
+use crate::functions::{
+    AvailabilityFn, DeviceStateAt, Shared, SlaFn, calls_table, incidents_table,
+};
+use crate::intervals::ServiceInterval;
 use crate::rows::{LogRows, Us};
+use crate::sla::Targets;
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -177,10 +181,24 @@ fn mem(schema: SchemaRef, batch: RecordBatch) -> Result<Arc<MemTable>> {
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
-/// Registers every table of a snapshot in a new context. `known_at` limits the derived tables
-/// to what was ingested by then (the `events` table is always complete: filter it on
-/// `ingest_time`).
+/// Registers every table and table function of a snapshot in a new context, with the default
+/// SLA targets. See [`context_with`].
 pub async fn context(snap: &Snapshot, known_at: Option<Us>) -> Result<SessionContext> {
+    context_with(snap, known_at, Targets::default()).await
+}
+
+/// Registers every table and table function of a snapshot in a new context.
+///
+/// Tables: `events`, `device_intervals`, `calls`, `transfers`, `incidents`,
+/// `maintenance_windows`, `device_pools`. Functions: `device_state_at(ts [, known_at])`,
+/// `availability(from, to [, group_by])`, `sla(from, to [, group_by])`. `known_at` limits the
+/// derived tables to what was ingested by then (the `events` table is always complete: filter
+/// it on `ingest_time`).
+pub async fn context_with(
+    snap: &Snapshot,
+    known_at: Option<Us>,
+    targets: Targets,
+) -> Result<SessionContext> {
     // PostgreSQL syntax: the generic dialect's trailing-comma rule reads `SELECT device, cluster`
     // as ending before the `CLUSTER` keyword, and `cluster` is a column here.
     let config = SessionConfig::new().set_str("datafusion.sql_parser.dialect", "PostgreSQL");
@@ -213,15 +231,28 @@ pub async fn context(snap: &Snapshot, known_at: Option<Us>) -> Result<SessionCon
         ctx.sql("CREATE VIEW events AS SELECT * FROM events_segments UNION ALL SELECT * FROM events_tail")
             .await?;
     }
-    let rows = LogRows::load(snap, known_at).map_err(|e| DataFusionError::External(Box::new(e)))?;
-    let intervals = derive(&rows);
+    ctx.sql(
+        "CREATE VIEW transfers AS SELECT time, cluster, device, call_id, consult_call_id, \
+         transferred_to, source, ingest_time FROM events WHERE kind = 'transfer_completed'",
+    )
+    .await?;
+    let shared = Arc::new(
+        Shared::new(snap.clone(), known_at, targets)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?,
+    );
+    let (rows, intervals) = (&shared.rows, &shared.intervals);
     ctx.register_table(
         "device_intervals",
-        mem(intervals_schema(), intervals_batch(&intervals))?,
+        mem(intervals_schema(), intervals_batch(intervals))?,
     )?;
-    let w = windows_batch(&rows)?;
+    let w = windows_batch(rows)?;
     ctx.register_table("maintenance_windows", mem(w.schema(), w)?)?;
-    let p = pools_batch(&rows)?;
+    let p = pools_batch(rows)?;
     ctx.register_table("device_pools", mem(p.schema(), p)?)?;
+    ctx.register_table("calls", calls_table(rows)?)?;
+    ctx.register_table("incidents", incidents_table(intervals, rows)?)?;
+    ctx.register_udtf("device_state_at", Arc::new(DeviceStateAt(shared.clone())));
+    ctx.register_udtf("availability", Arc::new(AvailabilityFn(shared.clone())));
+    ctx.register_udtf("sla", Arc::new(SlaFn(shared)));
     Ok(ctx)
 }

@@ -1,0 +1,200 @@
+//! The SQL surface (tables and table functions) against the simulator's truth.
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
+use callstate_ingest::{Log, LogOptions};
+use callstate_query::session::context;
+use callstate_sim::{Scenario, Truth, run};
+use datafusion::prelude::SessionContext;
+
+async fn setup(name: &str, devices: usize) -> (tempfile::TempDir, SessionContext, Truth) {
+    let mut sc = Scenario::load(name).unwrap();
+    sc.topology.devices = devices;
+    let mut events = Vec::new();
+    let truth = run(&sc, 17, &mut |e| {
+        events.push(e.clone());
+        Ok(())
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        dir.path(),
+        LogOptions {
+            segment_rows: 30_000,
+        },
+    )
+    .unwrap();
+    for c in events.chunks(5_000) {
+        log.append(c).unwrap();
+    }
+    log.wait_idle().unwrap();
+    let ctx = context(&log.snapshot(), None).await.unwrap();
+    (dir, ctx, truth)
+}
+
+async fn query(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+    ctx.sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap()
+}
+
+/// Rows as strings (for easy comparison), column by column.
+fn strings(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let cols: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::cast(c, &DataType::Utf8).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                cols.iter()
+                    .map(|c| {
+                        let s = c.as_string::<i32>();
+                        s.is_valid(r).then(|| s.value(r).to_string())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_state_at_and_active_calls_match_the_truth() {
+    let (_dir, ctx, truth) = setup("demo", 150).await;
+    for at in [
+        "2026-11-24T02:02:30Z",
+        "2026-11-24T10:15:20Z",
+        "2026-11-24T15:40:20Z",
+        "2026-11-24T17:00:00Z",
+    ] {
+        let t = callstate_schemas::parse_time(at).unwrap();
+        let rows = strings(&query(&ctx, &format!("SELECT device, state, node, active_calls FROM device_state_at(TIMESTAMP '{at}') ORDER BY device")).await);
+        assert_eq!(rows.len(), truth.device_info.len());
+        for r in rows {
+            let d = r[0].as_deref().unwrap();
+            let (state, node) = truth.state_at(d, t);
+            assert_eq!(r[1].as_deref(), Some(state), "{d} at {at}");
+            assert_eq!(r[2].as_deref(), node, "{d} at {at}");
+            let calls = truth
+                .calls
+                .iter()
+                .filter(|c| c.device == d && c.start <= t && c.end.is_none_or(|e| e > t))
+                .count();
+            assert_eq!(
+                r[3].as_deref(),
+                Some(calls.to_string().as_str()),
+                "{d} calls at {at}"
+            );
+        }
+    }
+    // filters and epoch-millisecond arguments, as Grafana sends them
+    let t_ms = callstate_schemas::parse_time("2026-11-24T10:15:20Z")
+        .unwrap()
+        .timestamp_millis();
+    let pool = truth
+        .device_info
+        .values()
+        .next()
+        .unwrap()
+        .device_pool
+        .clone();
+    let n = query(
+        &ctx,
+        &format!("SELECT count(*) FROM device_state_at({t_ms}) WHERE device_pool = '{pool}'"),
+    )
+    .await;
+    let want = truth
+        .device_info
+        .values()
+        .filter(|d| d.device_pool == pool)
+        .count() as u64;
+    assert_eq!(
+        n[0].column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0) as u64,
+        want
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_sla_incidents_calls_and_transfers_tables() {
+    let (_dir, ctx, truth) = setup("demo", 150).await;
+    // availability per device = the truth's seconds
+    let rows = strings(&query(&ctx, "SELECT \"group\", in_service_s, out_of_service_s, unknown_s FROM availability('2026-11-24T09:00:00Z', '2026-11-24T12:00:00Z')").await);
+    assert_eq!(rows.len(), truth.device_info.len());
+    let (f, t) = (
+        callstate_schemas::parse_time("2026-11-24T09:00:00Z").unwrap(),
+        callstate_schemas::parse_time("2026-11-24T12:00:00Z").unwrap(),
+    );
+    for r in rows {
+        let want = truth.seconds(r[0].as_deref().unwrap(), f, t);
+        for (k, col) in [("in_service", 1), ("out_of_service", 2), ("unknown", 3)] {
+            let got: f64 = r[col].as_deref().unwrap().parse().unwrap();
+            assert!(
+                (got - want.get(k).copied().unwrap_or(0.0)).abs() < 1e-3,
+                "{r:?} {want:?}"
+            );
+        }
+    }
+    // SLA per node: the failed node's pools breach nothing at 99.9% over a day but have outages
+    let sla = strings(&query(&ctx, "SELECT \"group\", outages, met FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node') ORDER BY 1").await);
+    assert_eq!(sla.len(), 4);
+    assert!(sla.iter().all(|r| r[1].as_deref() != Some("0")));
+    // incidents, calls and transfers
+    let inc = strings(
+        &query(
+            &ctx,
+            "SELECT scope, target, devices_affected FROM incidents ORDER BY start",
+        )
+        .await,
+    );
+    let want: Vec<_> = truth
+        .incidents
+        .iter()
+        .filter(|i| i.devices.len() >= 5)
+        .collect();
+    assert_eq!(inc.len(), want.len());
+    for (g, w) in inc.iter().zip(want) {
+        assert_eq!(g[1].as_deref(), Some(w.target.as_str()));
+        assert_eq!(g[2].as_deref(), Some(w.devices.len().to_string().as_str()));
+    }
+    let calls = query(&ctx, "SELECT count(*) AS n FROM calls").await;
+    assert_eq!(
+        calls[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0) as usize,
+        truth.calls.len()
+    );
+    let transfers = query(&ctx, "SELECT count(*) AS n FROM transfers").await;
+    let want = truth
+        .calls
+        .iter()
+        .filter(|c| c.consult_for.is_some() && c.cause.as_deref() == Some("transferred"))
+        .count();
+    assert_eq!(
+        transfers[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0) as usize,
+        want
+    );
+    // bad arguments are planning errors naming the problem
+    for (sql, msg) in [
+        ("SELECT * FROM sla(1, 2, 'building')", "group_by"),
+        ("SELECT * FROM availability('yesterday', 2)", "from"),
+        ("SELECT * FROM device_state_at()", "ts is required"),
+    ] {
+        let e = match ctx.sql(sql).await {
+            Ok(df) => df.collect().await.unwrap_err(),
+            Err(e) => e,
+        };
+        assert!(e.to_string().contains(msg), "{sql}: {e}");
+    }
+}
