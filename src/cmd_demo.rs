@@ -130,12 +130,24 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let exe = std::env::args()
         .next()
         .unwrap_or_else(|| "callstate".into());
+    let d = dir.display();
     println!("\nTry:");
-    println!("  {exe} log stats --data {}", dir.display());
+    println!("  {exe} incidents --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z --data {d}");
     println!(
-        "  {exe} simulate --scenario node-failover --seed 7 --out events.ndjson --truth truth.json"
+        "      # the three incidents above, detected from the log: recovery 50/90/100%, failovers, re-homes"
     );
-    println!("  {exe} ingest file events.ndjson --data ./callstate-data");
+    println!("  {exe} state --at 2026-11-24T10:15:20Z --data {d}");
+    println!(
+        "      # every device 20 s into the node failure: out of service, or on a backup node"
+    );
+    println!(
+        "  {exe} sla --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z --group-by node --data {d}"
+    );
+    println!("      # availability per home node against 99.9%, error budget, outages, MTTR");
+    println!(
+        "  {exe} sql \"SELECT state, count(*) FROM device_state_at(TIMESTAMP '2026-11-24T15:40:20Z') GROUP BY state\" --data {d}"
+    );
+    println!("      # the fleet during the CTIManager failover");
     println!("The ground truth is in {}.", dir.join(MARKER).display());
     Ok(())
 }
