@@ -86,7 +86,7 @@ fn prepare(w: &WindowArgs, data: &Path) -> anyhow::Result<Prepared> {
         }
     };
     let known_at = w.known_at.as_deref().map(parse_instant).transpose()?;
-    let rows = LogRows::load(&Snapshot::load(data)?, known_at)?;
+    let rows = LogRows::load_with(&Snapshot::load(data)?, known_at, false)?;
     Ok(Prepared {
         intervals: derive(&rows),
         rows,

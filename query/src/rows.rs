@@ -115,9 +115,10 @@ pub struct LogRows {
     pub source_times: HashMap<Arc<str>, Vec<Us>>,
 }
 
-/// Interns strings so that repeated names share one allocation.
+/// Interns strings so that repeated names share one allocation (a fast hasher: this is
+/// called for most string cells of the log).
 #[derive(Default)]
-struct Interner(HashMap<String, Arc<str>>);
+struct Interner(hashbrown::HashMap<Box<str>, Arc<str>>);
 
 impl Interner {
     fn get(&mut self, s: &str) -> Arc<str> {
@@ -125,7 +126,7 @@ impl Interner {
             return a.clone();
         }
         let a: Arc<str> = Arc::from(s);
-        self.0.insert(s.to_string(), a.clone());
+        self.0.insert(s.into(), a.clone());
         a
     }
 }
@@ -167,10 +168,21 @@ fn opt(a: &StringArray, i: usize) -> Option<&str> {
 impl LogRows {
     /// Reads a snapshot; with `known_at`, only events ingested at or before it count.
     pub fn load(snap: &Snapshot, known_at: Option<Us>) -> io::Result<LogRows> {
+        Self::load_with(snap, known_at, true)
+    }
+
+    /// Like [`LogRows::load`]; without `calls`, call events are skipped (availability and SLA
+    /// do not need them).
+    pub fn load_with(snap: &Snapshot, known_at: Option<Us>, calls: bool) -> io::Result<LogRows> {
         let mut rows = LogRows::default();
         let mut names = Interner::default();
-        for b in snap.read_batches(Some(COLUMNS))? {
-            rows.add_batch(&b, known_at, &mut names)?;
+        let columns: Vec<&str> = COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| calls || *c != "call_id")
+            .collect();
+        for b in snap.read_batches(Some(&columns))? {
+            rows.add_batch(&b, known_at, &mut names, calls)?;
         }
         for t in rows.source_times.values_mut() {
             t.sort_unstable();
@@ -210,6 +222,7 @@ impl LogRows {
         b: &RecordBatch,
         known_at: Option<Us>,
         names: &mut Interner,
+        calls: bool,
     ) -> io::Result<()> {
         let col = |n: &str| {
             b.column_by_name(n)
@@ -240,7 +253,11 @@ impl LogRows {
         let scope = strings(b, "scope")?;
         let target = strings(b, "target")?;
         let reason = strings(b, "reason")?;
-        let call_id = strings(b, "call_id")?;
+        let call_id = if calls {
+            strings(b, "call_id")?
+        } else {
+            StringArray::new_null(b.num_rows())
+        };
         let ctimanager = strings(b, "ctimanager")?;
         for i in 0..b.num_rows() {
             if known_at.is_some_and(|k| itime.value(i) > k) {
@@ -287,7 +304,7 @@ impl LogRows {
                         nodes: l.iter().flatten().map(|s| names.get(s)).collect(),
                     });
                 }
-                k @ ("call_started" | "call_ended") => {
+                k @ ("call_started" | "call_ended") if calls => {
                     let (Some(id), Some(dev)) = (get(&call_id), get(&device)) else {
                         continue;
                     };
