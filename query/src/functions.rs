@@ -21,6 +21,7 @@ use callstate_ingest::Snapshot;
 
 use crate::incidents::{IncidentOptions, detect};
 use crate::intervals::{DeviceIndex, ServiceInterval, derive};
+use crate::lazy::LazyShared;
 use crate::rows::{LogRows, Us};
 use crate::sla::{GroupBy, Targets, availability, sla};
 
@@ -253,15 +254,18 @@ pub fn states_at(intervals: &[ServiceInterval], rows: &LogRows, t: Us) -> Vec<St
 
 /// `device_state_at(ts [, known_at])`.
 #[derive(Debug)]
-pub struct DeviceStateAt(pub Arc<Shared>);
+pub struct DeviceStateAt(pub Arc<LazyShared>);
 
 impl TableFunctionImpl for DeviceStateAt {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let t = required(&args, 0, "ts")?;
         let rows = match instant(&args, 1, "known_at")? {
-            None => states_at(&self.0.intervals, &self.0.rows, t),
+            None => {
+                let s = self.0.get()?;
+                states_at(&s.intervals, &s.rows, t)
+            }
             Some(k) => {
-                let r = LogRows::load(&self.0.snap, Some(k))
+                let r = LogRows::load(self.0.snapshot(), Some(k))
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
                 states_at(&derive(&r), &r, t)
             }
@@ -321,13 +325,13 @@ pub fn sla_schema() -> SchemaRef {
 
 /// `availability(from, to [, group_by])`, default group_by `device`.
 #[derive(Debug)]
-pub struct AvailabilityFn(pub Arc<Shared>);
+pub struct AvailabilityFn(pub Arc<LazyShared>);
 
 impl TableFunctionImpl for AvailabilityFn {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let (from, to) = (required(&args, 0, "from")?, required(&args, 1, "to")?);
         let by = group_by(&args, 2, GroupBy::Device)?;
-        let s = &self.0;
+        let s = self.0.get()?;
         Ok(table(
             availability_schema(),
             &availability(&s.intervals, &s.rows.windows, from, to, by),
@@ -337,13 +341,13 @@ impl TableFunctionImpl for AvailabilityFn {
 
 /// `sla(from, to [, group_by])`, default group_by `device_pool`.
 #[derive(Debug)]
-pub struct SlaFn(pub Arc<Shared>);
+pub struct SlaFn(pub Arc<LazyShared>);
 
 impl TableFunctionImpl for SlaFn {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let (from, to) = (required(&args, 0, "from")?, required(&args, 1, "to")?);
         let by = group_by(&args, 2, GroupBy::DevicePool)?;
-        let s = &self.0;
+        let s = self.0.get()?;
         Ok(table(
             sla_schema(),
             &sla(&s.intervals, &s.rows.windows, from, to, by, &s.targets),

@@ -7,6 +7,7 @@ pub mod availability;
 pub mod functions;
 pub mod incidents;
 pub mod intervals;
+pub mod lazy;
 pub mod rows;
 pub mod session;
 pub mod sla;

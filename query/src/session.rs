@@ -8,6 +8,7 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -23,6 +24,7 @@ use crate::functions::{
     AvailabilityFn, DeviceStateAt, Shared, SlaFn, calls_table, incidents_table,
 };
 use crate::intervals::ServiceInterval;
+use crate::lazy::{LazyShared, LazyTable};
 use crate::rows::{LogRows, Us};
 use crate::sla::Targets;
 
@@ -236,21 +238,41 @@ pub async fn context_with(
          transferred_to, source, ingest_time FROM events WHERE kind = 'transfer_completed'",
     )
     .await?;
-    let shared = Arc::new(
-        Shared::new(snap.clone(), known_at, targets)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?,
-    );
-    let (rows, intervals) = (&shared.rows, &shared.intervals);
+    let shared = Arc::new(LazyShared::new(snap.clone(), known_at, targets));
+    let empty = LogRows::default();
+    let lazy = |schema: SchemaRef, build: fn(&Shared) -> Result<Arc<MemTable>>| {
+        Arc::new(LazyTable::new(schema, shared.clone(), build))
+    };
     ctx.register_table(
         "device_intervals",
-        mem(intervals_schema(), intervals_batch(intervals))?,
+        lazy(intervals_schema(), |s| {
+            mem(intervals_schema(), intervals_batch(&s.intervals))
+        }),
     )?;
-    let w = windows_batch(rows)?;
-    ctx.register_table("maintenance_windows", mem(w.schema(), w)?)?;
-    let p = pools_batch(rows)?;
-    ctx.register_table("device_pools", mem(p.schema(), p)?)?;
-    ctx.register_table("calls", calls_table(rows)?)?;
-    ctx.register_table("incidents", incidents_table(intervals, rows)?)?;
+    ctx.register_table(
+        "maintenance_windows",
+        lazy(windows_batch(&empty)?.schema(), |s| {
+            let w = windows_batch(&s.rows)?;
+            mem(w.schema(), w)
+        }),
+    )?;
+    ctx.register_table(
+        "device_pools",
+        lazy(pools_batch(&empty)?.schema(), |s| {
+            let p = pools_batch(&s.rows)?;
+            mem(p.schema(), p)
+        }),
+    )?;
+    ctx.register_table(
+        "calls",
+        lazy(calls_table(&empty)?.schema(), |s| calls_table(&s.rows)),
+    )?;
+    ctx.register_table(
+        "incidents",
+        lazy(incidents_table(&[], &empty)?.schema(), |s| {
+            incidents_table(&s.intervals, &s.rows)
+        }),
+    )?;
     ctx.register_udtf("device_state_at", Arc::new(DeviceStateAt(shared.clone())));
     ctx.register_udtf("availability", Arc::new(AvailabilityFn(shared.clone())));
     ctx.register_udtf("sla", Arc::new(SlaFn(shared)));
