@@ -2,10 +2,10 @@
 
 use std::collections::BTreeSet;
 
-use callstate_ingest::{Log, LogOptions};
 use callstate_query::incidents::{IncidentOptions, detect};
 use callstate_query::{LogRows, derive};
-use callstate_sim::{Scenario, run};
+
+mod common;
 
 #[test]
 fn detected_incidents_match_the_injected_ones() {
@@ -15,17 +15,8 @@ fn detected_incidents_match_the_injected_ones() {
         "rolling-upgrade",
         "demo",
     ] {
-        let mut sc = Scenario::load(name).unwrap();
-        sc.topology.devices = 250;
-        let mut events = Vec::new();
-        let truth = run(&sc, 12, &mut |e| {
-            events.push(e.clone());
-            Ok(())
-        })
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(dir.path(), LogOptions::default()).unwrap();
-        log.append(&events).unwrap();
+        let (events, truth) = common::simulate(name, 250, 12);
+        let (_dir, log) = common::log_with(&events, 1_000_000);
         let rows = LogRows::load(&log.snapshot(), None).unwrap();
         let intervals = derive(&rows);
         let (from, to) = (truth.start.timestamp_micros(), truth.end.timestamp_micros());

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use callstate_ingest::{Log, LogOptions};
 use callstate_query::sla::{GroupBy, Period, Targets, calendar_windows, parse_tz, sla};
 use callstate_query::{LogRows, derive};
-use callstate_sim::{Scenario, run};
+
+mod common;
 
 fn us(s: &str) -> i64 {
     callstate_schemas::parse_time(s).unwrap().timestamp_micros()
@@ -13,17 +13,8 @@ fn us(s: &str) -> i64 {
 
 #[test]
 fn sla_per_pool_matches_the_truth() {
-    let mut sc = Scenario::load("node-failover").unwrap();
-    sc.topology.devices = 200;
-    let mut events = Vec::new();
-    let truth = run(&sc, 6, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), LogOptions::default()).unwrap();
-    log.append(&events).unwrap();
+    let (events, truth) = common::simulate("node-failover", 200, 6);
+    let (_dir, log) = common::log_with(&events, 1_000_000);
     let rows = LogRows::load(&log.snapshot(), None).unwrap();
     let intervals = derive(&rows);
 

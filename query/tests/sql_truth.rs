@@ -2,32 +2,15 @@
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
-use callstate_ingest::{Log, LogOptions};
 use callstate_query::session::context;
-use callstate_sim::{Scenario, Truth, run};
+use callstate_sim::Truth;
 use datafusion::prelude::SessionContext;
 
+mod common;
+
 async fn setup(name: &str, devices: usize) -> (tempfile::TempDir, SessionContext, Truth) {
-    let mut sc = Scenario::load(name).unwrap();
-    sc.topology.devices = devices;
-    let mut events = Vec::new();
-    let truth = run(&sc, 17, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(
-        dir.path(),
-        LogOptions {
-            segment_rows: 30_000,
-        },
-    )
-    .unwrap();
-    for c in events.chunks(5_000) {
-        log.append(c).unwrap();
-    }
-    log.wait_idle().unwrap();
+    let (events, truth) = common::simulate(name, devices, 17);
+    let (dir, log) = common::log_with(&events, 30_000);
     let ctx = context(&log.snapshot(), None).await.unwrap();
     (dir, ctx, truth)
 }

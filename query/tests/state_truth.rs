@@ -8,33 +8,14 @@ use callstate_query::{DeviceIndex, LogRows, Movement, ServiceInterval, derive, d
 use callstate_schemas::Event;
 use callstate_sim::{BUILT_IN, Scenario, Truth, run};
 
-fn simulate(name: &str, devices: usize, seed: u64) -> (Vec<Event>, Truth) {
-    let mut sc = Scenario::load(name).unwrap();
-    sc.topology.devices = devices;
-    let mut events = Vec::new();
-    let truth = run(&sc, seed, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })
-    .unwrap();
-    (events, truth)
-}
+mod common;
 
-/// Appends events to a fresh log on disk (small segments, so both segments and the WAL tail
-/// are read) and derives intervals from it.
+use common::simulate;
+
+/// Derives intervals from a fresh log on disk holding `events` (small segments, so both
+/// segments and the WAL tail are read).
 fn intervals_via_log(events: &[Event]) -> Vec<ServiceInterval> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(
-        dir.path(),
-        LogOptions {
-            segment_rows: 20_000,
-        },
-    )
-    .unwrap();
-    for chunk in events.chunks(4_096) {
-        log.append(chunk).unwrap();
-    }
-    log.wait_idle().unwrap();
+    let (_dir, log) = common::log_with(events, 20_000);
     let rows = LogRows::load(&log.snapshot(), None).unwrap();
     derive(&rows)
 }
