@@ -1,6 +1,6 @@
 //! SQL table functions and derived tables:
 //! `device_state_at(ts [, known_at])`, `availability(from, to [, group_by])`,
-//! `sla(from, to [, group_by])`, and the `calls` and `incidents` tables.
+//! `sla(from, to [, group_by [, period [, tz]]])`, and the `calls` and `incidents` tables.
 //!
 //! Arguments may be timestamps (`TIMESTAMP '2026-11-24T10:00:00Z'`), RFC 3339 strings, or
 //! epoch milliseconds (Grafana's `${__from}`).
@@ -23,7 +23,7 @@ use crate::incidents::{IncidentOptions, detect};
 use crate::intervals::{DeviceIndex, ServiceInterval, derive};
 use crate::lazy::LazyShared;
 use crate::rows::{LogRows, Us};
-use crate::sla::{GroupBy, Targets, availability, sla};
+use crate::sla::{GroupBy, Period, Targets, availability, calendar_windows, parse_tz, sla};
 
 /// What the functions answer from: the snapshot and, derived once, its intervals.
 #[derive(Debug)]
@@ -339,7 +339,8 @@ impl TableFunctionImpl for AvailabilityFn {
     }
 }
 
-/// `sla(from, to [, group_by])`, default group_by `device_pool`.
+/// `sla(from, to [, group_by [, period [, tz]]])`: default group_by `device_pool`; with a
+/// period (`day`, `week`, `month`), one row per group and calendar period in `tz` (default UTC).
 #[derive(Debug)]
 pub struct SlaFn(pub Arc<LazyShared>);
 
@@ -347,11 +348,35 @@ impl TableFunctionImpl for SlaFn {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let (from, to) = (required(&args, 0, "from")?, required(&args, 1, "to")?);
         let by = group_by(&args, 2, GroupBy::DevicePool)?;
+        let windows = match text(&args, 3, "period")? {
+            None => vec![(from, to)],
+            Some(p) => {
+                let period: Period = p.parse().map_err(err)?;
+                let tz = parse_tz(&text(&args, 4, "tz")?.unwrap_or_else(|| "UTC".into()))
+                    .map_err(err)?;
+                calendar_windows(from, to, period, tz)
+            }
+        };
         let s = self.0.get()?;
-        Ok(table(
-            sla_schema(),
-            &sla(&s.intervals, &s.rows.windows, from, to, by, &s.targets),
-        )?)
+        let mut rows = Vec::new();
+        for (a, b) in windows {
+            rows.extend(sla(&s.intervals, &s.rows.windows, a, b, by, &s.targets));
+        }
+        Ok(table(sla_schema(), &rows)?)
+    }
+}
+
+/// A string argument; `None` when absent or NULL.
+fn text(args: &TableFunctionArgs, i: usize, name: &str) -> Result<Option<String>> {
+    match scalar(args, i)? {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+        ) => Ok(Some(s)),
+        Some(v) => Err(err(format!("{name}: expected a string, got {v}"))),
     }
 }
 

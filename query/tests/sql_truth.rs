@@ -129,6 +129,11 @@ async fn availability_sla_incidents_calls_and_transfers_tables() {
     let sla = strings(&query(&ctx, "SELECT \"group\", outages, met FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node') ORDER BY 1").await);
     assert_eq!(sla.len(), 4);
     assert!(sla.iter().all(|r| r[1].as_deref() != Some("0")));
+    // calendar periods in a time zone: the UTC day is two Kolkata days, per node
+    let monthly = strings(&query(&ctx, "SELECT \"from\", \"to\", \"group\" FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node', 'day', 'Asia/Kolkata') ORDER BY 1, 3").await);
+    assert_eq!(monthly.len(), 8);
+    assert_eq!(monthly[0][1].as_deref(), Some("2026-11-24T18:30:00Z"));
+    assert_eq!(monthly[4][0].as_deref(), Some("2026-11-24T18:30:00Z"));
     // incidents, calls and transfers
     let inc = strings(
         &query(
@@ -173,6 +178,14 @@ async fn availability_sla_incidents_calls_and_transfers_tables() {
         ("SELECT * FROM sla(1, 2, 'building')", "group_by"),
         ("SELECT * FROM availability('yesterday', 2)", "from"),
         ("SELECT * FROM device_state_at()", "ts is required"),
+        (
+            "SELECT * FROM sla(1, 2, 'node', 'fortnight')",
+            "unknown period",
+        ),
+        (
+            "SELECT * FROM sla(1, 2, 'node', 'day', 'Mars/Olympus')",
+            "unknown time zone",
+        ),
     ] {
         let e = match ctx.sql(sql).await {
             Ok(df) => df.collect().await.unwrap_err(),
