@@ -169,7 +169,7 @@ pub fn incidents(a: IncidentArgs) -> anyhow::Result<()> {
         min_devices: a.min_devices.max(1),
         window_us: a.window_s.max(0) * 1_000_000,
     };
-    let found = callstate_query::incidents::detect(&intervals, &rows, from, to, &opts);
+    let found = callstate_query::incidents::detect(&intervals, &rows, &rows.calls, from, to, &opts);
     if matches!(a.format, Format::Json) {
         println!("{}", serde_json::to_string(&found)?);
         return Ok(());

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod dedupe;
+pub mod digest;
 pub mod fsutil;
 pub mod log;
 pub mod manifest;
@@ -12,5 +13,5 @@ pub mod segment;
 pub mod stats;
 pub mod wal;
 
-pub use log::{AppendResult, Log, LogOptions, Outcome, Snapshot};
+pub use log::{AppendResult, DigestView, Log, LogOptions, Outcome, Snapshot};
 pub use stats::LogStats;

@@ -28,9 +28,10 @@ use chrono::{DateTime, Utc};
 use callstate_schemas::{Event, EventBatchBuilder, StoredEvent, decode_batch};
 
 use crate::dedupe::{Check, DedupeIndex};
+use crate::digest::{SPAN_GAP_US, SourceSpan, digest_file, write_digest};
 use crate::fsutil::sync_dir;
 use crate::manifest::{Manifest, SegmentMeta};
-use crate::segment::{read_segment, write_segment};
+use crate::segment::{read_segment, write_sorted_segment};
 use crate::wal::{self, WalWriter};
 
 /// Tuning of the log.
@@ -207,7 +208,11 @@ impl Log {
         for entry in fs::read_dir(segments_dir(&dir))? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().to_string();
-            if !manifest.segments.iter().any(|s| s.file == name) {
+            let committed = manifest
+                .segments
+                .iter()
+                .any(|s| s.file == name || s.digest.as_ref().is_some_and(|d| d.file == name));
+            if !committed {
                 tracing::info!(file = %name, "removing uncommitted segment");
                 fs::remove_file(entry.path())?;
             }
@@ -485,10 +490,15 @@ fn roll(shared: Arc<Shared>, id: u64, wal_through: u64, batches: Vec<RecordBatch
     let dir = &shared.dir;
     let name = segment_file(id);
     let tmp = segments_dir(dir).join(format!("{name}.tmp"));
-    let written = write_segment(&tmp, &batches).and_then(|mut meta| {
+    let dname = digest_file(&name);
+    let dtmp = segments_dir(dir).join(format!("{dname}.tmp"));
+    let written = write_sorted_segment(&tmp, &batches).and_then(|(mut meta, sorted)| {
+        let digest = write_digest(&dtmp, &dname, &sorted)?;
         fs::rename(&tmp, segments_dir(dir).join(&name))?;
+        fs::rename(&dtmp, segments_dir(dir).join(&dname))?;
         sync_dir(&segments_dir(dir))?;
         meta.file = name.clone();
+        meta.digest = Some(digest);
         Ok(meta)
     });
     let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -521,6 +531,17 @@ fn roll(shared: Arc<Shared>, id: u64, wal_through: u64, batches: Vec<RecordBatch
         }
     }
     shared.roll_done.notify_all();
+}
+
+/// See [`Snapshot::read_digests`].
+#[derive(Debug, Default)]
+pub struct DigestView {
+    /// Control events of digested segments; every event of the others and of the tail.
+    pub batches: Vec<RecordBatch>,
+    /// Activity spans of the digested segments.
+    pub spans: Vec<SourceSpan>,
+    /// Events of the digested segments (covered by `spans` and the control events).
+    pub digested_rows: u64,
 }
 
 /// A consistent, read-only view of the log: committed segments plus the unrolled tail.
@@ -613,6 +634,42 @@ impl Snapshot {
             });
         }
         Ok(out)
+    }
+
+    /// What the state engine reads, cheaply: the control events and activity spans of
+    /// every digested segment whose events were all ingested by `known_at` (all of them
+    /// without it), and every event of the other segments and of the tail (the caller
+    /// filters those by `known_at`). `columns` as in [`Snapshot::read_batches`].
+    pub fn read_digests(
+        &self,
+        columns: Option<&[&str]>,
+        known_at: Option<i64>,
+    ) -> io::Result<DigestView> {
+        let mut view = DigestView::default();
+        for seg in &self.segments {
+            let usable = seg.digest.as_ref().filter(|d| {
+                d.span_gap_us == SPAN_GAP_US && known_at.is_none_or(|k| seg.max_ingest_time_us <= k)
+            });
+            match usable {
+                Some(d) => {
+                    view.batches.extend(read_segment(
+                        &segments_dir(&self.dir).join(&d.file),
+                        columns,
+                    )?);
+                    view.spans.extend(d.spans.iter().cloned());
+                    view.digested_rows += seg.rows;
+                }
+                None => view
+                    .batches
+                    .extend(read_segment(&self.segment_path(seg), columns)?),
+            }
+        }
+        let tail = Snapshot {
+            segments: Vec::new(),
+            ..self.clone()
+        };
+        view.batches.extend(tail.read_batches(columns)?);
+        Ok(view)
     }
 
     /// Every event of the view, decoded (for tests, export and small logs).

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Digest;
 use crate::fsutil::write_atomic;
 
 /// File name of the manifest in the data directory.
@@ -30,6 +31,9 @@ pub struct SegmentMeta {
     pub max_ingest_seq: u64,
     /// Largest `ingest_time` (microseconds).
     pub max_ingest_time_us: i64,
+    /// The segment's digest (absent in logs written before digests existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
 }
 
 /// The manifest.

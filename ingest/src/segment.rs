@@ -46,7 +46,8 @@ pub fn sort_for_segment(batches: &[RecordBatch]) -> io::Result<RecordBatch> {
     take_record_batch(&all, &idx).map_err(err)
 }
 
-fn writer_properties() -> WriterProperties {
+/// Writer settings of segments and digests: zstd, page statistics, sorting columns.
+pub(crate) fn writer_properties() -> WriterProperties {
     let sorting = ["device", "time", "ingest_seq"]
         .iter()
         .map(|c| SortingColumn {
@@ -68,6 +69,14 @@ fn writer_properties() -> WriterProperties {
 
 /// Writes `batches` as one sorted segment at `path` (durably) and describes it.
 pub fn write_segment(path: &Path, batches: &[RecordBatch]) -> io::Result<SegmentMeta> {
+    Ok(write_sorted_segment(path, batches)?.0)
+}
+
+/// Like [`write_segment`], also returning the sorted rows.
+pub fn write_sorted_segment(
+    path: &Path,
+    batches: &[RecordBatch],
+) -> io::Result<(SegmentMeta, RecordBatch)> {
     let sorted = sort_for_segment(batches)?;
     let file = File::create(path)?;
     let mut w =
@@ -90,7 +99,7 @@ pub fn write_segment(path: &Path, batches: &[RecordBatch]) -> io::Result<Segment
         .as_any()
         .downcast_ref::<TimestampMicrosecondArray>()
         .expect("ingest_time column");
-    Ok(SegmentMeta {
+    let meta = SegmentMeta {
         file: path
             .file_name()
             .and_then(|n| n.to_str())
@@ -103,7 +112,9 @@ pub fn write_segment(path: &Path, batches: &[RecordBatch]) -> io::Result<Segment
         min_ingest_seq: arrow::compute::min(iseq).unwrap_or(0),
         max_ingest_seq: arrow::compute::max(iseq).unwrap_or(0),
         max_ingest_time_us: arrow::compute::max(itime).unwrap_or(0),
-    })
+        digest: None,
+    };
+    Ok((meta, sorted))
 }
 
 /// Reads a segment; `columns` limits the read to those columns (in schema order).

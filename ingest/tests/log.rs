@@ -249,24 +249,19 @@ fn crash_before_the_manifest_commit_leaves_an_orphan_segment_that_is_removed() {
         let log = Log::open(after.path(), opts(1_000_000)).unwrap();
         log.roll_now().unwrap();
     }
-    let seg = fs::read_dir(after.path().join("segments"))
+    // the segment and its digest
+    let written: Vec<_> = fs::read_dir(after.path().join("segments"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
-    fs::copy(
-        seg.path(),
-        before.path().join("segments").join(seg.file_name()),
-    )
-    .unwrap();
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(written.len(), 2);
+    for f in &written {
+        fs::copy(f.path(), before.path().join("segments").join(f.file_name())).unwrap();
+    }
     let log = Log::open(before.path(), opts(1_000_000)).unwrap();
-    assert!(
-        !before
-            .path()
-            .join("segments")
-            .join(seg.file_name())
-            .exists()
-    );
+    for f in &written {
+        assert!(!before.path().join("segments").join(f.file_name()).exists());
+    }
     assert_eq!(log.snapshot().len(), 1_000);
     drop(log);
     assert_eq!(stored(before.path()), events);
@@ -343,4 +338,89 @@ fn ingest_metadata_is_assigned_by_the_log() {
         it2.value(0) >= it.value(0),
         "ingest_time never goes backwards"
     );
+}
+
+#[test]
+fn every_segment_has_a_digest_of_its_control_events_and_source_activity() {
+    use callstate_ingest::digest::{HIGH_VOLUME_KINDS, SPAN_GAP_US};
+    // Events of three bursts per source, with silences of 30 s, 89 s and 200 s between them
+    // (only the last splits a span), delivered out of time order.
+    let base = synthetic::events(3_000, 30, t0());
+    let mut events = Vec::new();
+    for (burst, offset_s) in [(0, 0i64), (1, 30), (2, 30 + 89 + 1), (3, 30 + 90 + 200 + 3)] {
+        for e in &base[burst * 750..(burst + 1) * 750] {
+            let mut e = e.clone();
+            e.time += chrono::Duration::seconds(offset_s);
+            events.push(e);
+        }
+    }
+    events.reverse();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts(700)).unwrap();
+    append_all(&log, &events, 100);
+    log.roll_now().unwrap();
+    let snap = log.snapshot();
+    assert!(snap.segments.len() >= 4);
+    for seg in &snap.segments {
+        let d = seg.digest.as_ref().expect("digest");
+        let path = snap.dir.join("segments").join(&d.file);
+        let all = read_segment(&snap.segment_path(seg), None).unwrap();
+        let all = arrow::compute::concat_batches(&all[0].schema(), &all).unwrap();
+        let control = read_segment(&path, None).unwrap();
+        let control: usize = control.iter().map(|b| b.num_rows()).sum();
+        let kind =
+            arrow::compute::cast(all.column_by_name("kind").unwrap(), &DataType::Utf8).unwrap();
+        let kind = kind.as_string::<i32>();
+        let expected = kind
+            .iter()
+            .filter(|k| !HIGH_VOLUME_KINDS.contains(&k.unwrap()))
+            .count();
+        assert!(expected > 0 && expected < all.num_rows());
+        assert_eq!((control, d.rows as usize), (expected, expected));
+        // every event time of a source is in exactly one of its spans; spans start and end
+        // at event times and are more than the gap apart
+        let src =
+            arrow::compute::cast(all.column_by_name("source").unwrap(), &DataType::Utf8).unwrap();
+        let src = src.as_string::<i32>();
+        let time = all
+            .column_by_name("time")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let mut times: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+        for i in 0..all.num_rows() {
+            times.entry(src.value(i)).or_default().push(time.value(i));
+        }
+        for (source, t) in &times {
+            let spans: Vec<_> = d.spans.iter().filter(|s| s.source == *source).collect();
+            for x in t {
+                assert_eq!(
+                    spans
+                        .iter()
+                        .filter(|s| s.start_us <= *x && *x <= s.end_us)
+                        .count(),
+                    1
+                );
+            }
+            for s in &spans {
+                assert!(t.contains(&s.start_us) && t.contains(&s.end_us));
+            }
+            for w in spans.windows(2) {
+                assert!(w[1].start_us - w[0].end_us > SPAN_GAP_US);
+            }
+        }
+        assert_eq!(
+            d.spans
+                .iter()
+                .filter(|s| !times.contains_key(s.source.as_str()))
+                .count(),
+            0
+        );
+    }
+    let spans: usize = snap
+        .segments
+        .iter()
+        .map(|s| s.digest.as_ref().unwrap().spans.len())
+        .sum();
+    // the 200 s silence splits at least one segment's span, the 30 s and 90 s ones never
+    assert!(spans > 2 * snap.segments.len(), "{spans} spans");
 }

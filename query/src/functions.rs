@@ -6,7 +6,7 @@
 //! epoch milliseconds (Grafana's `${__from}`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -22,7 +22,7 @@ use callstate_ingest::Snapshot;
 use crate::incidents::{IncidentOptions, detect};
 use crate::intervals::{DeviceIndex, ServiceInterval, derive};
 use crate::lazy::LazyShared;
-use crate::rows::{LogRows, Us};
+use crate::rows::{CallRow, LogRows, Us};
 use crate::sla::{GroupBy, Period, Targets, availability, calendar_windows, parse_tz, sla};
 
 /// What the functions answer from: the snapshot and, derived once, its intervals.
@@ -30,26 +30,44 @@ use crate::sla::{GroupBy, Period, Targets, availability, calendar_windows, parse
 pub struct Shared {
     /// The log snapshot.
     pub snap: Snapshot,
-    /// Rows with everything ingested.
+    /// `known_at` the rows were read with.
+    pub known_at: Option<Us>,
+    /// Rows (without call legs: see [`Shared::calls`]).
     pub rows: LogRows,
     /// Intervals derived from `rows`.
     pub intervals: Vec<ServiceInterval>,
     /// SLA targets.
     pub targets: Targets,
+    calls: OnceLock<Vec<CallRow>>,
 }
 
 impl Shared {
-    /// Loads and derives.
+    /// Loads and derives (call legs are read on first use).
     pub fn new(snap: Snapshot, known_at: Option<Us>, targets: Targets) -> std::io::Result<Shared> {
-        let rows = LogRows::load(&snap, known_at)?;
+        let rows = LogRows::load_with(&snap, known_at, false)?;
         let intervals = derive(&rows);
         Ok(Shared {
             snap,
+            known_at,
             rows,
             intervals,
             targets,
+            calls: OnceLock::new(),
         })
     }
+
+    /// Call legs, read on first use.
+    pub fn calls(&self) -> std::io::Result<&[CallRow]> {
+        if let Some(c) = self.calls.get() {
+            return Ok(c);
+        }
+        let c = LogRows::load_calls(&self.snap, self.known_at)?;
+        Ok(self.calls.get_or_init(|| c))
+    }
+}
+
+fn ext(e: std::io::Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
 }
 
 fn ts() -> DataType {
@@ -210,11 +228,10 @@ pub fn state_schema() -> SchemaRef {
 }
 
 /// Every device's state at `t` (devices known to the log; `unknown` where no state holds).
-pub fn states_at(intervals: &[ServiceInterval], rows: &LogRows, t: Us) -> Vec<StateRow> {
+pub fn states_at(intervals: &[ServiceInterval], calls: &[CallRow], t: Us) -> Vec<StateRow> {
     let idx = DeviceIndex::new(intervals);
     let mut active: HashMap<&str, u64> = HashMap::new();
-    for c in rows
-        .calls
+    for c in calls
         .iter()
         .filter(|c| c.start <= t && c.end.is_none_or(|e| e > t))
     {
@@ -262,12 +279,11 @@ impl TableFunctionImpl for DeviceStateAt {
         let rows = match instant(&args, 1, "known_at")? {
             None => {
                 let s = self.0.get()?;
-                states_at(&s.intervals, &s.rows, t)
+                states_at(&s.intervals, s.calls().map_err(ext)?, t)
             }
             Some(k) => {
-                let r = LogRows::load(self.0.snapshot(), Some(k))
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                states_at(&derive(&r), &r, t)
+                let r = LogRows::load(self.0.snapshot(), Some(k)).map_err(ext)?;
+                states_at(&derive(&r), &r.calls, t)
             }
         };
         Ok(table(state_schema(), &rows)?)
@@ -391,7 +407,7 @@ struct CallOut<'a> {
 }
 
 /// The `calls` table: one row per call leg on a device.
-pub fn calls_table(rows: &LogRows) -> Result<Arc<MemTable>> {
+pub fn calls_table(calls: &[CallRow]) -> Result<Arc<MemTable>> {
     let s = DataType::Utf8;
     let sch = schema(&[
         ("call_id", s.clone()),
@@ -401,8 +417,7 @@ pub fn calls_table(rows: &LogRows) -> Result<Arc<MemTable>> {
         ("end_cause", s),
         ("duration_s", DataType::Float64),
     ]);
-    let out: Vec<CallOut<'_>> = rows
-        .calls
+    let out: Vec<CallOut<'_>> = calls
         .iter()
         .map(|c| CallOut {
             call_id: &c.call_id,
@@ -435,10 +450,15 @@ struct IncidentOut<'a> {
 }
 
 /// The `incidents` table: every incident in the log (design.md §4 defaults).
-pub fn incidents_table(intervals: &[ServiceInterval], rows: &LogRows) -> Result<Arc<MemTable>> {
+pub fn incidents_table(
+    intervals: &[ServiceInterval],
+    rows: &LogRows,
+    calls: &[CallRow],
+) -> Result<Arc<MemTable>> {
     let found = detect(
         intervals,
         rows,
+        calls,
         Us::MIN,
         Us::MAX,
         &IncidentOptions::default(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::intervals::{DeviceIndex, Movement, ServiceInterval, ServiceState};
-use crate::rows::{LogRows, Us};
+use crate::rows::{CallRow, LogRows, Us};
 
 /// Detection settings.
 #[derive(Debug, Clone)]
@@ -93,6 +93,7 @@ struct Outage<'a> {
 pub fn detect(
     intervals: &[ServiceInterval],
     rows: &LogRows,
+    calls: &[CallRow],
     from: Us,
     to: Us,
     opts: &IncidentOptions,
@@ -140,7 +141,7 @@ pub fn detect(
             let mut seen = std::collections::HashSet::new();
             group.retain(|o| seen.insert(o.device));
             if group.len() >= opts.min_devices && group[0].start >= from && group[0].start < to {
-                out.push(build(&idx, rows, &scope, &target, group));
+                out.push(build(&idx, rows, calls, &scope, &target, group));
             }
             group.clear();
         };
@@ -162,6 +163,7 @@ pub fn detect(
 fn build(
     idx: &DeviceIndex<'_>,
     rows: &LogRows,
+    calls: &[CallRow],
     scope: &str,
     target: &str,
     group: &[Outage<'_>],
@@ -184,7 +186,7 @@ fn build(
     let mut calls_active = 0;
     let mut calls_ended: BTreeMap<String, usize> = BTreeMap::new();
     let mut calls_by_device: HashMap<&str, Vec<&crate::rows::CallRow>> = HashMap::new();
-    for c in &rows.calls {
+    for c in calls {
         calls_by_device.entry(&c.device).or_default().push(c);
     }
     for o in group {

@@ -111,17 +111,17 @@ impl ServiceInterval {
 /// Unknown windows of every source: gaps of more than 90 s between its events, and the time
 /// after its last event plus 90 s (open-ended, `None`).
 pub fn silence_windows(rows: &LogRows) -> SilenceWindows {
-    rows.source_times
+    rows.source_spans
         .iter()
-        .map(|(src, times)| {
+        .map(|(src, spans)| {
             let mut w = Vec::new();
-            for pair in times.windows(2) {
-                if pair[1] - pair[0] > SILENCE_US {
-                    w.push((pair[0] + SILENCE_US, Some(pair[1])));
+            for pair in spans.windows(2) {
+                if pair[1].0 - pair[0].1 > SILENCE_US {
+                    w.push((pair[0].1 + SILENCE_US, Some(pair[1].0)));
                 }
             }
-            if let Some(last) = times.last() {
-                w.push((last + SILENCE_US, None));
+            if let Some(last) = spans.last() {
+                w.push((last.1 + SILENCE_US, None));
             }
             (src.clone(), w)
         })

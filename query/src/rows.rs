@@ -10,6 +10,8 @@ use arrow::datatypes::{DataType, TimestampMicrosecondType, UInt64Type};
 
 use callstate_ingest::Snapshot;
 
+use crate::intervals::SILENCE_US;
+
 /// Microseconds since the epoch, UTC.
 pub type Us = i64;
 
@@ -111,8 +113,11 @@ pub struct LogRows {
     pub pool_configs: Vec<PoolConfig>,
     /// Maintenance windows.
     pub windows: Vec<MaintenanceRow>,
-    /// Event times of every event, per source (for the silence rule).
-    pub source_times: HashMap<Arc<str>, Vec<Us>>,
+    /// Activity spans of every source, by start, merged so that consecutive spans are more
+    /// than 90 s apart (the silence rule's input).
+    pub source_spans: HashMap<Arc<str>, Vec<(Us, Us)>>,
+    /// Event times read from full rows, per source (folded into `source_spans` by `load`).
+    source_times: HashMap<Arc<str>, Vec<Us>>,
 }
 
 /// Interns strings so that repeated names share one allocation (a fast hasher: this is
@@ -149,7 +154,6 @@ const COLUMNS: &[&str] = &[
     "source",
     "ingest_time",
     "ingest_seq",
-    "call_id",
     "ctimanager",
 ];
 
@@ -166,55 +170,139 @@ fn opt(a: &StringArray, i: usize) -> Option<&str> {
 }
 
 impl LogRows {
-    /// Reads a snapshot; with `known_at`, only events ingested at or before it count.
+    /// Reads a snapshot with its call legs; with `known_at`, only events ingested at or
+    /// before it count.
     pub fn load(snap: &Snapshot, known_at: Option<Us>) -> io::Result<LogRows> {
         Self::load_with(snap, known_at, true)
     }
 
-    /// Like [`LogRows::load`]; without `calls`, call events are skipped (availability and SLA
-    /// do not need them).
+    /// Like [`LogRows::load`]; without `calls`, call legs are not read (availability, SLA and
+    /// states without `active_calls` do not need them). Everything else comes from the
+    /// segments' digests where they can answer.
     pub fn load_with(snap: &Snapshot, known_at: Option<Us>, calls: bool) -> io::Result<LogRows> {
-        let mut rows = LogRows::default();
-        let mut names = Interner::default();
-        let columns: Vec<&str> = COLUMNS
-            .iter()
-            .copied()
-            .filter(|c| calls || *c != "call_id")
-            .collect();
-        for b in snap.read_batches(Some(&columns))? {
-            rows.add_batch(&b, known_at, &mut names, calls)?;
+        let mut rows = Self::read(snap, known_at, true)?;
+        if calls {
+            rows.calls = Self::load_calls(snap, known_at)?;
         }
-        for t in rows.source_times.values_mut() {
-            t.sort_unstable();
-        }
-        rows.pair_calls();
         Ok(rows)
     }
 
-    /// Pairs `call_started` and `call_ended` rows (pushed as separate rows) into call legs.
-    fn pair_calls(&mut self) {
-        let mut legs: HashMap<(Arc<str>, Arc<str>), CallRow> = HashMap::new();
-        for r in std::mem::take(&mut self.calls) {
-            let key = (r.call_id.clone(), r.device.clone());
-            let leg = legs.entry(key).or_insert_with(|| CallRow {
-                end: None,
-                end_cause: None,
-                ..r.clone()
-            });
-            match r.end {
-                None => leg.start = r.start,
-                Some(e) => {
-                    leg.end = Some(e);
-                    leg.end_cause = r.end_cause;
+    /// Like `load_with(snap, known_at, false)` but from every event, ignoring the digests:
+    /// the reference the digests are checked against.
+    pub fn load_without_digests(snap: &Snapshot, known_at: Option<Us>) -> io::Result<LogRows> {
+        Self::read(snap, known_at, false)
+    }
+
+    fn read(snap: &Snapshot, known_at: Option<Us>, digests: bool) -> io::Result<LogRows> {
+        let mut rows = LogRows::default();
+        let mut names = Interner::default();
+        let (batches, spans) = if digests {
+            let view = snap.read_digests(Some(COLUMNS), known_at)?;
+            (view.batches, view.spans)
+        } else {
+            (snap.read_batches(Some(COLUMNS))?, Vec::new())
+        };
+        for b in &batches {
+            rows.add_batch(b, known_at, &mut names)?;
+        }
+        drop(batches);
+        for s in spans {
+            let src = names.get(&s.source);
+            rows.source_spans
+                .entry(src)
+                .or_default()
+                .push((s.start_us, s.end_us));
+        }
+        rows.fold_spans();
+        rows.provider_down.sort_by_key(|p| p.time);
+        Ok(rows)
+    }
+
+    /// Folds the event times of full rows into the spans and merges each source's spans
+    /// across gaps of at most 90 s.
+    fn fold_spans(&mut self) {
+        for (src, times) in std::mem::take(&mut self.source_times) {
+            let v = self.source_spans.entry(src).or_default();
+            v.extend(times.into_iter().map(|t| (t, t)));
+        }
+        for v in self.source_spans.values_mut() {
+            v.sort_unstable();
+            let mut merged: Vec<(Us, Us)> = Vec::with_capacity(v.len().min(1024));
+            for &(s, e) in v.iter() {
+                match merged.last_mut() {
+                    Some(last) if s - last.1 <= SILENCE_US => last.1 = last.1.max(e),
+                    _ => merged.push((s, e)),
+                }
+            }
+            *v = merged;
+        }
+    }
+
+    /// Only the call legs of a snapshot (with `known_at`, as known then), reading just the
+    /// columns they need: a `call_started` and, if seen, the `call_ended` of the same call id
+    /// on the same device (a leg seen only ending starts and ends then).
+    pub fn load_calls(snap: &Snapshot, known_at: Option<Us>) -> io::Result<Vec<CallRow>> {
+        let columns = ["time", "kind", "device", "call_id", "cause", "ingest_time"];
+        let batches = snap.read_batches(Some(&columns))?;
+        let mut names = Interner::default();
+        struct Leg {
+            start: Option<Us>,
+            end: Option<Us>,
+            end_cause: Option<Arc<str>>,
+        }
+        // keyed by (device, call id) borrowed from the batches
+        let mut legs: hashbrown::HashMap<(&str, &str), Leg> = hashbrown::HashMap::new();
+        for b in &batches {
+            let col = |n: &str| {
+                b.column_by_name(n)
+                    .ok_or_else(|| io::Error::other(format!("column {n} missing")))
+            };
+            let time = col("time")?.as_primitive::<TimestampMicrosecondType>();
+            let itime = col("ingest_time")?.as_primitive::<TimestampMicrosecondType>();
+            let kind = StrCol::of(col("kind")?)?;
+            let device = StrCol::of(col("device")?)?;
+            let cause = StrCol::of(col("cause")?)?;
+            let call_id = StrCol::of(col("call_id")?)?;
+            for i in 0..b.num_rows() {
+                let started = match kind.get(i) {
+                    Some("call_started") => true,
+                    Some("call_ended") => false,
+                    _ => continue,
+                };
+                if known_at.is_some_and(|t| itime.value(i) > t) {
+                    continue;
+                }
+                let (Some(dev), Some(id)) = (device.get(i), call_id.get(i)) else {
+                    continue;
+                };
+                let t = time.value(i);
+                let leg = legs.entry((dev, id)).or_insert(Leg {
+                    start: None,
+                    end: None,
+                    end_cause: None,
+                });
+                if started {
+                    leg.start = Some(t);
+                } else {
+                    leg.end = Some(t);
+                    leg.end_cause = cause.get(i).map(|c| names.get(c));
                 }
             }
         }
-        let mut calls: Vec<CallRow> = legs.into_values().collect();
-        calls.sort_by(|a, b| {
+        let mut calls: Vec<CallRow> = legs
+            .into_iter()
+            .map(|((dev, id), leg)| CallRow {
+                call_id: Arc::from(id),
+                device: names.get(dev),
+                start: leg.start.or(leg.end).unwrap_or_default(),
+                end: leg.end,
+                end_cause: leg.end_cause,
+            })
+            .collect();
+        calls.sort_unstable_by(|a, b| {
             (a.start, &a.device, &a.call_id).cmp(&(b.start, &b.device, &b.call_id))
         });
-        self.calls = calls;
-        self.provider_down.sort_by_key(|p| p.time);
+        Ok(calls)
     }
 
     fn add_batch(
@@ -222,7 +310,6 @@ impl LogRows {
         b: &RecordBatch,
         known_at: Option<Us>,
         names: &mut Interner,
-        calls: bool,
     ) -> io::Result<()> {
         let col = |n: &str| {
             b.column_by_name(n)
@@ -253,11 +340,6 @@ impl LogRows {
         let scope = strings(b, "scope")?;
         let target = strings(b, "target")?;
         let reason = strings(b, "reason")?;
-        let call_id = if calls {
-            strings(b, "call_id")?
-        } else {
-            StringArray::new_null(b.num_rows())
-        };
         let ctimanager = strings(b, "ctimanager")?;
         for i in 0..b.num_rows() {
             if known_at.is_some_and(|k| itime.value(i) > k) {
@@ -304,19 +386,6 @@ impl LogRows {
                         nodes: l.iter().flatten().map(|s| names.get(s)).collect(),
                     });
                 }
-                k @ ("call_started" | "call_ended") if calls => {
-                    let (Some(id), Some(dev)) = (get(&call_id), get(&device)) else {
-                        continue;
-                    };
-                    let started = k == "call_started";
-                    self.calls.push(CallRow {
-                        call_id: id,
-                        device: dev,
-                        start: time.value(i),
-                        end: (!started).then(|| time.value(i)),
-                        end_cause: if started { None } else { get(&cause) },
-                    });
-                }
                 "provider_out_of_service" => {
                     let (Some(cl), Some(c)) = (get(&cluster), get(&ctimanager)) else {
                         continue;
@@ -349,5 +418,33 @@ impl LogRows {
             }
         }
         Ok(())
+    }
+}
+
+/// A string column, dictionary-encoded or plain, read without copying.
+enum StrCol<'a> {
+    Dict(&'a arrow::array::Int32Array, &'a StringArray),
+    Plain(&'a StringArray),
+}
+
+impl<'a> StrCol<'a> {
+    fn of(col: &'a arrow::array::ArrayRef) -> io::Result<StrCol<'a>> {
+        match col.data_type() {
+            DataType::Utf8 => Ok(StrCol::Plain(col.as_string::<i32>())),
+            DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                let d = col.as_dictionary::<arrow::datatypes::Int32Type>();
+                Ok(StrCol::Dict(d.keys(), d.values().as_string::<i32>()))
+            }
+            other => Err(io::Error::other(format!(
+                "unexpected string column type {other}"
+            ))),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            StrCol::Plain(a) => a.is_valid(i).then(|| a.value(i)),
+            StrCol::Dict(k, v) => k.is_valid(i).then(|| v.value(k.value(i) as usize)),
+        }
     }
 }

@@ -179,6 +179,10 @@ fn pools_batch(rows: &LogRows) -> Result<RecordBatch> {
     )?)
 }
 
+fn ext(e: std::io::Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
 fn mem(schema: SchemaRef, batch: RecordBatch) -> Result<Arc<MemTable>> {
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
@@ -265,12 +269,14 @@ pub async fn context_with(
     )?;
     ctx.register_table(
         "calls",
-        lazy(calls_table(&empty)?.schema(), |s| calls_table(&s.rows)),
+        lazy(calls_table(&[])?.schema(), |s| {
+            calls_table(s.calls().map_err(ext)?)
+        }),
     )?;
     ctx.register_table(
         "incidents",
-        lazy(incidents_table(&[], &empty)?.schema(), |s| {
-            incidents_table(&s.intervals, &s.rows)
+        lazy(incidents_table(&[], &empty, &[])?.schema(), |s| {
+            incidents_table(&s.intervals, &s.rows, s.calls().map_err(ext)?)
         }),
     )?;
     ctx.register_udtf("device_state_at", Arc::new(DeviceStateAt(shared.clone())));

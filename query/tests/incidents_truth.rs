@@ -20,7 +20,14 @@ fn detected_incidents_match_the_injected_ones() {
         let rows = LogRows::load(&log.snapshot(), None).unwrap();
         let intervals = derive(&rows);
         let (from, to) = (truth.start.timestamp_micros(), truth.end.timestamp_micros());
-        let found = detect(&intervals, &rows, from, to, &IncidentOptions::default());
+        let found = detect(
+            &intervals,
+            &rows,
+            &rows.calls,
+            from,
+            to,
+            &IncidentOptions::default(),
+        );
         let expected: Vec<_> = truth
             .incidents
             .iter()

@@ -271,3 +271,55 @@ fn collector_silence_makes_devices_unknown_after_90_seconds() {
     assert_eq!(idx.at(d, us(sil.to)).unwrap().state.as_str(), "in_service");
     check_against_truth("node-failover+silence", &intervals, &truth);
 }
+
+/// Segment digests (control events and source activity spans) give exactly the intervals the
+/// full events give, also for "what did we know then" cut inside and between segments.
+#[test]
+fn segment_digests_give_the_intervals_of_the_full_events() {
+    for (name, devices) in [
+        ("chaos", 60),
+        ("ctimanager-failover", 80),
+        ("node-failover", 80),
+    ] {
+        let (events, _) = simulate(name, devices, 5);
+        let events = shuffled_with_duplicates(&events);
+        let (_dir, log) = common::log_with(&events, events.len() / 5);
+        let snap = log.snapshot();
+        assert!(
+            snap.segments.len() >= 3,
+            "{name}: {} segments",
+            snap.segments.len()
+        );
+        assert!(snap.segments.iter().all(|s| s.digest.is_some()));
+        let mut ingest_times: Vec<i64> = snap
+            .stored_events()
+            .unwrap()
+            .iter()
+            .map(|e| e.ingest_time.timestamp_micros())
+            .collect();
+        ingest_times.sort_unstable();
+        ingest_times.dedup();
+        let n = ingest_times.len();
+        let cuts = [
+            None,
+            Some(ingest_times[n / 5]),
+            Some(ingest_times[n / 2]),
+            Some(ingest_times[n - 2]),
+        ];
+        for known_at in cuts {
+            let digests = LogRows::load_with(&snap, known_at, false).unwrap();
+            let full = LogRows::load_without_digests(&snap, known_at).unwrap();
+            assert_eq!(
+                digests.source_spans, full.source_spans,
+                "{name} {known_at:?}"
+            );
+            let (a, b) = (derive(&digests), derive(&full));
+            assert!(!a.is_empty());
+            assert_eq!(
+                a.iter().map(key).collect::<Vec<_>>(),
+                b.iter().map(key).collect::<Vec<_>>(),
+                "{name} known_at {known_at:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Segment digests: what the state engine needs from a segment, small enough to read on
+//! every query.
+//!
+//! A digest, written next to its segment at roll time and committed with it in the
+//! manifest, holds
+//! - the segment's *control* events: every kind except the high-volume call, line and
+//!   heartbeat kinds (service changes, provider and node events, pool configurations,
+//!   maintenance windows…), in a Parquet file with the events schema, sorted like the
+//!   segment;
+//! - each source's *activity spans*: maximal runs of its event times with no gap over
+//!   [`SPAN_GAP_US`]. The union of the spans of all segments, merged across gaps of at most
+//!   that size, is exactly what the silence rule (design.md §2) needs of the event times,
+//!   so a query never reads heartbeats and calls to find silences.
+//!
+//! Digests depend only on their own segment, so late events never rewrite one: a query
+//! merges the digests of all segments and the unrolled tail.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::{DataType, TimestampMicrosecondType};
+use parquet::arrow::ArrowWriter;
+use serde::{Deserialize, Serialize};
+
+use callstate_schemas::events_schema;
+
+use crate::segment::writer_properties;
+
+/// Largest gap between two events of a source inside one activity span: the 90 s of the
+/// silence rule.
+pub const SPAN_GAP_US: i64 = 90 * 1_000_000;
+
+/// Kinds left out of a digest: one or more per call or per line, and heartbeats.
+pub const HIGH_VOLUME_KINDS: &[&str] = &[
+    "call_started",
+    "call_state",
+    "call_ended",
+    "transfer_completed",
+    "device_state",
+    "address_in_service",
+    "address_out_of_service",
+    "collector_heartbeat",
+];
+
+/// A run of a source's event times with no gap over the digest's `span_gap_us`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceSpan {
+    /// The source.
+    pub source: String,
+    /// Its first event time in the run (microseconds since the epoch).
+    pub start_us: i64,
+    /// Its last event time in the run.
+    pub end_us: i64,
+}
+
+/// The digest of one segment, as recorded in the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    /// File name of the control events under `segments/`.
+    pub file: String,
+    /// Control events in it.
+    pub rows: u64,
+    /// The gap the spans were built with.
+    pub span_gap_us: i64,
+    /// Activity spans of every source of the segment, by source then start.
+    pub spans: Vec<SourceSpan>,
+}
+
+fn err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> io::Result<&'a dyn Array> {
+    b.column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| err(format!("column {name} missing")))
+}
+
+/// The control events of a batch (every row whose kind is not high volume).
+pub fn control_rows(b: &RecordBatch) -> io::Result<RecordBatch> {
+    let kind = arrow::compute::cast(column(b, "kind")?, &DataType::Utf8).map_err(err)?;
+    let kind = kind.as_string::<i32>();
+    let keep: BooleanArray = kind
+        .iter()
+        .map(|k| Some(!k.is_some_and(|k| HIGH_VOLUME_KINDS.contains(&k))))
+        .collect();
+    arrow::compute::filter_record_batch(b, &keep).map_err(err)
+}
+
+/// Activity spans of every source in `batches`, built with a gap of `gap_us`.
+pub fn activity_spans(batches: &[RecordBatch], gap_us: i64) -> io::Result<Vec<SourceSpan>> {
+    let mut times: HashMap<String, Vec<i64>> = HashMap::new();
+    for b in batches {
+        let source = arrow::compute::cast(column(b, "source")?, &DataType::Utf8).map_err(err)?;
+        let source = source.as_string::<i32>();
+        let time = column(b, "time")?.as_primitive::<TimestampMicrosecondType>();
+        // Rows come in runs of one source: one map lookup per run.
+        let mut run = 0;
+        for i in 1..=b.num_rows() {
+            if i == b.num_rows() || source.value(i) != source.value(run) {
+                let v = times.entry(source.value(run).to_string()).or_default();
+                v.extend((run..i).map(|j| time.value(j)));
+                run = i;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut sources: Vec<_> = times.into_iter().collect();
+    sources.sort_by(|a, b| a.0.cmp(&b.0));
+    for (source, mut t) in sources {
+        t.sort_unstable();
+        let mut start = t[0];
+        let mut end = t[0];
+        for &x in &t[1..] {
+            if x - end > gap_us {
+                out.push(SourceSpan {
+                    source: source.clone(),
+                    start_us: start,
+                    end_us: end,
+                });
+                start = x;
+            }
+            end = x;
+        }
+        out.push(SourceSpan {
+            source,
+            start_us: start,
+            end_us: end,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes the digest of a (sorted) segment batch to `path`, durably; `file` is the name the
+/// manifest will record.
+pub fn write_digest(path: &Path, file: &str, sorted: &RecordBatch) -> io::Result<Digest> {
+    let control = control_rows(sorted)?;
+    let spans = activity_spans(std::slice::from_ref(sorted), SPAN_GAP_US)?;
+    let f = File::create(path)?;
+    let mut w = ArrowWriter::try_new(f, events_schema(), Some(writer_properties())).map_err(err)?;
+    w.write(&control).map_err(err)?;
+    let f = w.into_inner().map_err(err)?;
+    f.sync_all()?;
+    Ok(Digest {
+        file: file.to_string(),
+        rows: control.num_rows() as u64,
+        span_gap_us: SPAN_GAP_US,
+        spans,
+    })
+}
+
+/// File name of the digest of segment file `segment`.
+pub fn digest_file(segment: &str) -> String {
+    match segment.strip_suffix(".parquet") {
+        Some(stem) => format!("{stem}.digest.parquet"),
+        None => format!("{segment}.digest"),
+    }
+}
