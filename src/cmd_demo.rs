@@ -8,6 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use callstate_ingest::{Log, LogOptions, LogStats};
+use callstate_query::api::ApiConfig;
 use callstate_schemas::Event;
 
 use crate::cmd_sim::{LogWriter, scenario, summary};
@@ -24,6 +25,12 @@ pub struct DemoArgs {
     /// Devices in the cluster.
     #[arg(long, default_value_t = 3000)]
     pub devices: usize,
+    /// Address the API listens on afterwards (port 0 picks a free port).
+    #[arg(long, env = "CALLSTATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Stop after ingesting (print CLI commands instead of serving the API).
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 const MARKER: &str = "callstate-demo.truth.json";
@@ -130,24 +137,76 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let exe = std::env::args()
         .next()
         .unwrap_or_else(|| "callstate".into());
-    let d = dir.display();
-    println!("\nTry:");
-    println!("  {exe} incidents --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z --data {d}");
-    println!(
-        "      # the three incidents above, detected from the log: recovery 50/90/100%, failovers, re-homes"
-    );
-    println!("  {exe} state --at 2026-11-24T10:15:20Z --data {d}");
-    println!(
-        "      # every device 20 s into the node failure: out of service, or on a backup node"
-    );
-    println!(
-        "  {exe} sla --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z --group-by node --data {d}"
-    );
-    println!("      # availability per home node against 99.9%, error budget, outages, MTTR");
-    println!(
-        "  {exe} sql \"SELECT state, count(*) FROM device_state_at(TIMESTAMP '2026-11-24T15:40:20Z') GROUP BY state\" --data {d}"
-    );
-    println!("      # the fleet during the CTIManager failover");
+    let d = dir.display().to_string();
+    let day_from = start.format("%Y-%m-%dT00:00:00Z").to_string();
+    let day_to = (start + chrono::Duration::days(1))
+        .format("%Y-%m-%dT00:00:00Z")
+        .to_string();
+    let after = |cause: &str| {
+        truth
+            .incidents
+            .iter()
+            .find(|i| i.cause == cause && !i.devices.is_empty())
+            .and_then(|i| {
+                Some((
+                    i.start? + chrono::Duration::seconds(20),
+                    i.devices[0].clone(),
+                ))
+            })
+    };
+    let at_ts = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let (node_at, node_device) = after("node_failure")
+        .map(|(t, dev)| (at_ts(t), dev))
+        .unwrap_or_else(|| (day_from.clone(), String::new()));
+    let cti_at = after("ctimanager_failure").map_or_else(|| day_from.clone(), |(t, _)| at_ts(t));
     println!("The ground truth is in {}.", dir.join(MARKER).display());
+    if args.no_serve {
+        println!("\nTry:");
+        println!("  {exe} incidents --from {day_from} --to {day_to} --data {d}");
+        println!(
+            "      # the incidents above, detected from the log: recovery 50/90/100%, failovers, re-homes"
+        );
+        println!("  {exe} state --at {node_at} --data {d}");
+        println!(
+            "      # every device 20 s into the node failure: out of service, or on a backup node"
+        );
+        println!("  {exe} sla --from {day_from} --to {day_to} --group-by node --data {d}");
+        println!("      # availability per home node against 99.9%, error budget, outages, MTTR");
+        println!(
+            "  {exe} sql \"SELECT state, count(*) FROM device_state_at(TIMESTAMP '{cti_at}') GROUP BY state\" --data {d}"
+        );
+        println!("      # the fleet during the CTIManager failover");
+        return Ok(());
+    }
+    crate::cmd_serve::run(log, &args.listen, ApiConfig::default(), |addr| {
+        let u = format!("http://{addr}");
+        println!("\nThe API is up on {u} (Ctrl-C stops it; the data stays in {d}). Try:\n");
+        println!("  curl -s '{u}/api/v1/incidents?from={day_from}&to={day_to}'");
+        println!(
+            "      # the incidents above, detected from the log: recovery 50/90/100%, failovers, re-homes"
+        );
+        println!(
+            "  curl -s '{u}/api/v1/state?at={node_at}&state=out_of_service&format=csv' | head"
+        );
+        println!(
+            "      # devices still out of service 20 s into the node failure (JSON adds counts per state)"
+        );
+        if !node_device.is_empty() {
+            println!(
+                "  curl -s '{u}/api/v1/devices/{node_device}/timeline?from={day_from}&to={day_to}'"
+            );
+            println!(
+                "      # one affected device: its events and state intervals, failover and re-home"
+            );
+        }
+        println!("  curl -s '{u}/api/v1/sla?from={day_from}&to={day_to}&group_by=node&format=csv'");
+        println!("      # availability per home node against 99.9%, error budget, outages, MTTR");
+        println!(
+            "  curl -s {u}/api/v1/query -H 'Content-Type: text/plain' -d \"SELECT state, count(*) AS devices FROM device_state_at('{cti_at}') GROUP BY state\""
+        );
+        println!("      # SQL: the fleet during the CTIManager failover");
+        println!("  curl -s {u}/metrics | grep callstate_devices");
+        println!("      # Prometheus metrics; the API's description is at {u}/api/v1/openapi.json");
+    })?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use arrow::array::RecordBatch;
 use clap::ValueEnum;
 
@@ -22,15 +22,7 @@ pub enum Format {
 
 /// Parses an instant: RFC 3339, or epoch milliseconds (as Grafana's `${__from}`).
 pub fn parse_instant(text: &str) -> anyhow::Result<Us> {
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        let ms: i64 = text.parse().context("epoch milliseconds out of range")?;
-        return ms
-            .checked_mul(1000)
-            .context("epoch milliseconds out of range");
-    }
-    callstate_schemas::parse_time(text)
-        .map(|t| t.timestamp_micros())
-        .map_err(anyhow::Error::msg)
+    callstate_query::instant::parse_instant(text).map_err(anyhow::Error::msg)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

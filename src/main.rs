@@ -4,6 +4,7 @@ mod cmd_demo;
 mod cmd_ingest;
 mod cmd_log;
 mod cmd_query;
+mod cmd_serve;
 mod cmd_sim;
 mod cmd_sla;
 
@@ -43,8 +44,10 @@ enum Command {
         #[command(subcommand)]
         action: LogAction,
     },
-    /// Simulate a mid-size cluster's day (node failover, CTIManager failover, maintenance) into a fresh log and report it.
+    /// Simulate a mid-size cluster's day (node failover, CTIManager failover, maintenance) into a fresh log, then serve the API over it.
     Demo(cmd_demo::DemoArgs),
+    /// Run the log, the HTTP collector and the API (design.md §5) in one process.
+    Serve(cmd_serve::ServeArgs),
     /// Run read-only SQL over the log: tables events, device_intervals, maintenance_windows, device_pools.
     Sql {
         /// The SQL statement.
@@ -153,6 +156,7 @@ fn main() -> ExitCode {
         Command::Sla(args) => cmd_sla::sla(args),
         Command::Incidents(args) => cmd_sla::incidents(args),
         Command::Demo(args) => cmd_demo::demo(args),
+        Command::Serve(args) => cmd_serve::serve(args),
         Command::Simulate(args) => cmd_sim::simulate(args),
         Command::Schema { out } => cmd_log::schema(out.as_deref()),
     };

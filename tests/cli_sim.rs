@@ -111,7 +111,14 @@ fn demo_builds_a_fresh_log_with_its_incidents() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let d = dir.to_str().unwrap();
-    let text = ok(&run(&["demo", "--data", d, "--devices", "250"]));
+    let text = ok(&run(&[
+        "demo",
+        "--data",
+        d,
+        "--devices",
+        "250",
+        "--no-serve",
+    ]));
     assert!(text.contains("node_failure CL1-cucm1"), "{text}");
     assert!(text.contains("ctimanager_failure"), "{text}");
     assert!(text.contains("maintenance node CL1-cucm3"), "{text}");
@@ -121,13 +128,20 @@ fn demo_builds_a_fresh_log_with_its_incidents() {
     let distinct = truth["stream"]["distinct"].as_u64().unwrap();
     assert_eq!(stats(d)["events"].as_u64(), Some(distinct));
     // a second run starts afresh instead of doubling the log
-    ok(&run(&["demo", "--data", d, "--devices", "250"]));
+    ok(&run(&[
+        "demo",
+        "--data",
+        d,
+        "--devices",
+        "250",
+        "--no-serve",
+    ]));
     assert_eq!(stats(d)["events"].as_u64(), Some(distinct));
     // a directory that is not a demo's is left alone
     let other = tmp.path().join("precious");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("file"), b"keep").unwrap();
-    let out = run(&["demo", "--data", other.to_str().unwrap()]);
+    let out = run(&["demo", "--data", other.to_str().unwrap(), "--no-serve"]);
     assert!(!out.status.success());
     assert!(other.join("file").exists());
 }

@@ -454,7 +454,23 @@ impl Log {
 
     /// A consistent view of everything acknowledged so far.
     pub fn snapshot(&self) -> Snapshot {
+        self.versioned_snapshot().1
+    }
+
+    /// [`Log::snapshot`] with its version: the last `ingest_seq` it holds (0 when empty).
+    /// Two snapshots of the same version hold the same events (a roll only moves them).
+    pub fn versioned_snapshot(&self) -> (u64, Snapshot) {
         let st = self.lock();
+        let version = st.next_ingest_seq - 1;
+        (version, self.snapshot_of(&st))
+    }
+
+    /// Why the log refuses appends, if it does (a failed WAL or segment write).
+    pub fn failure(&self) -> Option<String> {
+        self.lock().failed.clone()
+    }
+
+    fn snapshot_of(&self, st: &State) -> Snapshot {
         let mut batches: Vec<RecordBatch> = st
             .frozen
             .iter()

@@ -9,7 +9,7 @@ use crate::rows::{MaintenanceRow, Us};
 const US: f64 = 1_000_000.0;
 
 /// Seconds of one device (or, summed, of a group) over a window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Seconds {
     /// In service, not excluded.
     pub in_service_s: f64,

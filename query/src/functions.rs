@@ -5,7 +5,6 @@
 //! Arguments may be timestamps (`TIMESTAMP '2026-11-24T10:00:00Z'`), RFC 3339 strings, or
 //! epoch milliseconds (Grafana's `${__from}`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::RecordBatch;
@@ -20,10 +19,10 @@ use serde::Serialize;
 use callstate_ingest::Snapshot;
 
 use crate::incidents::{IncidentOptions, detect};
-use crate::intervals::{DeviceIndex, ServiceInterval, derive};
+use crate::intervals::{ServiceInterval, derive};
 use crate::lazy::LazyShared;
 use crate::rows::{CallRow, LogRows, Us};
-use crate::sla::{GroupBy, Period, Targets, availability, calendar_windows, parse_tz, sla};
+use crate::sla::{GroupBy, Period, SlaRow, Targets, availability, calendar_windows, parse_tz, sla};
 
 /// What the functions answer from: the snapshot and, derived once, its intervals.
 #[derive(Debug)]
@@ -56,7 +55,17 @@ impl Shared {
         })
     }
 
-    /// Call legs, read on first use.
+    /// A device's intervals (in time order; empty for a device the log does not know).
+    pub fn device(&self, device: &str) -> &[ServiceInterval] {
+        device_slice(&self.intervals, device, |i| &i.device)
+    }
+
+    /// A device's call legs (by start), read on first use.
+    pub fn device_calls(&self, device: &str) -> std::io::Result<&[CallRow]> {
+        Ok(device_slice(self.calls()?, device, |c| &c.device))
+    }
+
+    /// Call legs (by device, then start), read on first use.
     pub fn calls(&self) -> std::io::Result<&[CallRow]> {
         if let Some(c) = self.calls.get() {
             return Ok(c);
@@ -64,6 +73,13 @@ impl Shared {
         let c = LogRows::load_calls(&self.snap, self.known_at)?;
         Ok(self.calls.get_or_init(|| c))
     }
+}
+
+/// The run of `device` in rows sorted by device.
+fn device_slice<'a, T>(rows: &'a [T], device: &str, key: impl Fn(&T) -> &Arc<str>) -> &'a [T] {
+    let a = rows.partition_point(|r| &**key(r) < device);
+    let b = a + rows[a..].partition_point(|r| &**key(r) == device);
+    &rows[a..b]
 }
 
 fn ext(e: std::io::Error) -> DataFusionError {
@@ -177,7 +193,7 @@ fn group_by(args: &TableFunctionArgs, i: usize, default: GroupBy) -> Result<Grou
 }
 
 /// One row of `device_state_at` (design.md §5 device state).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StateRow {
     /// Device.
     pub device: String,
@@ -228,45 +244,46 @@ pub fn state_schema() -> SchemaRef {
 }
 
 /// Every device's state at `t` (devices known to the log; `unknown` where no state holds).
+/// `intervals` as [`derive`] gives them, `calls` sorted by device.
 pub fn states_at(intervals: &[ServiceInterval], calls: &[CallRow], t: Us) -> Vec<StateRow> {
-    let idx = DeviceIndex::new(intervals);
-    let mut active: HashMap<&str, u64> = HashMap::new();
-    for c in calls
-        .iter()
-        .filter(|c| c.start <= t && c.end.is_none_or(|e| e > t))
-    {
-        *active.entry(&c.device).or_default() += 1;
+    let mut out = Vec::new();
+    let mut rest = intervals;
+    let mut calls = calls;
+    while let Some(first) = rest.first() {
+        let iv = device_slice(rest, &first.device, |i| &i.device);
+        rest = &rest[iv.len()..];
+        let a = calls.partition_point(|c| *c.device < *first.device);
+        let dc = device_slice(&calls[a..], &first.device, |c| &c.device);
+        calls = &calls[a + dc.len()..];
+        out.push(state_row(iv, dc, t));
     }
-    let mut devices: Vec<&&str> = idx.devices().collect();
-    devices.sort();
-    devices
-        .into_iter()
-        .map(|d| {
-            let iv = idx.device(d);
-            let last = iv
-                .iter()
-                .rev()
-                .find(|i| i.valid_from <= t)
-                .unwrap_or(&iv[0]);
-            let cur = idx.at(d, t);
-            let o = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
-            StateRow {
-                device: d.to_string(),
-                at: fmt(t),
-                state: cur.map_or("unknown", |i| i.state.as_str()),
-                node: cur.and_then(|i| o(&i.node)),
-                home_node: o(&last.home_node),
-                on_home_node: cur.and_then(ServiceInterval::on_home_node),
-                since: cur.map(|i| fmt(i.valid_from)),
-                device_type: o(&last.device_type),
-                device_pool: o(&last.device_pool),
-                cluster: last.cluster.to_string(),
-                last_node: cur.and_then(|i| o(&i.last_node)),
-                cause: cur.and_then(|i| o(&i.cause)),
-                active_calls: active.get(&**d).copied().unwrap_or(0),
-            }
-        })
-        .collect()
+    out
+}
+
+/// One device's state at `t` from its intervals (non-empty) and call legs.
+pub fn state_row(iv: &[ServiceInterval], calls: &[CallRow], t: Us) -> StateRow {
+    let k = iv.partition_point(|i| i.valid_from <= t);
+    let last = &iv[k.saturating_sub(1)];
+    let cur = k.checked_sub(1).map(|k| &iv[k]).filter(|i| i.contains(t));
+    let o = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
+    StateRow {
+        device: last.device.to_string(),
+        at: fmt(t),
+        state: cur.map_or("unknown", |i| i.state.as_str()),
+        node: cur.and_then(|i| o(&i.node)),
+        home_node: o(&last.home_node),
+        on_home_node: cur.and_then(ServiceInterval::on_home_node),
+        since: cur.map(|i| fmt(i.valid_from)),
+        device_type: o(&last.device_type),
+        device_pool: o(&last.device_pool),
+        cluster: last.cluster.to_string(),
+        last_node: cur.and_then(|i| o(&i.last_node)),
+        cause: cur.and_then(|i| o(&i.cause)),
+        active_calls: calls
+            .iter()
+            .filter(|c| c.start <= t && c.end.is_none_or(|e| e > t))
+            .count() as u64,
+    }
 }
 
 /// `device_state_at(ts [, known_at])`.
@@ -364,22 +381,43 @@ impl TableFunctionImpl for SlaFn {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let (from, to) = (required(&args, 0, "from")?, required(&args, 1, "to")?);
         let by = group_by(&args, 2, GroupBy::DevicePool)?;
-        let windows = match text(&args, 3, "period")? {
-            None => vec![(from, to)],
-            Some(p) => {
-                let period: Period = p.parse().map_err(err)?;
-                let tz = parse_tz(&text(&args, 4, "tz")?.unwrap_or_else(|| "UTC".into()))
-                    .map_err(err)?;
-                calendar_windows(from, to, period, tz)
-            }
-        };
-        let s = self.0.get()?;
-        let mut rows = Vec::new();
-        for (a, b) in windows {
-            rows.extend(sla(&s.intervals, &s.rows.windows, a, b, by, &s.targets));
-        }
+        let period = text(&args, 3, "period")?;
+        let tz = text(&args, 4, "tz")?;
+        let rows = sla_rows(
+            &*self.0.get()?,
+            from,
+            to,
+            by,
+            period.as_deref(),
+            tz.as_deref(),
+        )
+        .map_err(err)?;
         Ok(table(sla_schema(), &rows)?)
     }
+}
+
+/// SLA rows for [from, to) or, with a period (`day`, `week`, `month`), for each calendar
+/// period in `tz` (default UTC).
+pub fn sla_rows(
+    s: &Shared,
+    from: Us,
+    to: Us,
+    by: GroupBy,
+    period: Option<&str>,
+    tz: Option<&str>,
+) -> std::result::Result<Vec<SlaRow>, String> {
+    let windows = match period {
+        None => vec![(from, to)],
+        Some(p) => {
+            let period: Period = p.parse()?;
+            calendar_windows(from, to, period, parse_tz(tz.unwrap_or("UTC"))?)
+        }
+    };
+    let mut rows = Vec::new();
+    for (a, b) in windows {
+        rows.extend(sla(&s.intervals, &s.rows.windows, a, b, by, &s.targets));
+    }
+    Ok(rows)
 }
 
 /// A string argument; `None` when absent or NULL.

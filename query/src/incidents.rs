@@ -28,7 +28,7 @@ impl Default for IncidentOptions {
 }
 
 /// A device that came back on another node, or went home again.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeviceMove {
     /// Device.
     pub device: String,
@@ -39,7 +39,7 @@ pub struct DeviceMove {
 }
 
 /// One incident.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Incident {
     /// Stable id: scope, target and start.
     pub id: String,

@@ -1,11 +1,13 @@
 //! callstate query: device service-state intervals, availability and SLA over the log, and
-//! (next) the DataFusion views and the HTTP API.
+//! the DataFusion views and the HTTP API.
 
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod availability;
 pub mod functions;
 pub mod incidents;
+pub mod instant;
 pub mod intervals;
 pub mod lazy;
 pub mod rows;

@@ -103,7 +103,7 @@ pub struct ProviderDown {
 /// What the state engine reads from the log.
 #[derive(Debug, Default)]
 pub struct LogRows {
-    /// Calls (legs per device), by start.
+    /// Calls (legs per device), by device, then start.
     pub calls: Vec<CallRow>,
     /// Provider outages.
     pub provider_down: Vec<ProviderDown>,
@@ -300,7 +300,7 @@ impl LogRows {
             })
             .collect();
         calls.sort_unstable_by(|a, b| {
-            (a.start, &a.device, &a.call_id).cmp(&(b.start, &b.device, &b.call_id))
+            (&a.device, a.start, &a.call_id).cmp(&(&b.device, b.start, &b.call_id))
         });
         Ok(calls)
     }

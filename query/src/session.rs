@@ -15,6 +15,8 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use callstate_ingest::Snapshot;
@@ -205,10 +207,34 @@ pub async fn context_with(
     known_at: Option<Us>,
     targets: Targets,
 ) -> Result<SessionContext> {
+    let shared = Arc::new(LazyShared::new(snap.clone(), known_at, targets));
+    context_for(shared, None).await
+}
+
+/// Like [`context_with`], over an existing (possibly already derived) [`LazyShared`], with an
+/// optional limit in bytes on the memory query operators (sorts, joins, aggregates) may use
+/// (with a limit, nothing spills to disk).
+pub async fn context_for(
+    shared: Arc<LazyShared>,
+    memory_limit: Option<usize>,
+) -> Result<SessionContext> {
     // PostgreSQL syntax: the generic dialect's trailing-comma rule reads `SELECT device, cluster`
     // as ending before the `CLUSTER` keyword, and `cluster` is a column here.
     let config = SessionConfig::new().set_str("datafusion.sql_parser.dialect", "PostgreSQL");
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = match memory_limit {
+        None => SessionContext::new_with_config(config),
+        Some(bytes) => SessionContext::new_with_config_rt(
+            config,
+            RuntimeEnvBuilder::new()
+                .with_memory_limit(bytes, 1.0)
+                // bounded means bounded: no spilling to temporary files either
+                .with_disk_manager_builder(
+                    DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+                )
+                .build_arc()?,
+        ),
+    };
+    let snap = shared.snapshot();
     // events = committed segments ∪ unrolled tail
     let tail = Arc::new(MemTable::try_new(
         events_schema(),
@@ -242,7 +268,6 @@ pub async fn context_with(
          transferred_to, source, ingest_time FROM events WHERE kind = 'transfer_completed'",
     )
     .await?;
-    let shared = Arc::new(LazyShared::new(snap.clone(), known_at, targets));
     let empty = LogRows::default();
     let lazy = |schema: SchemaRef, build: fn(&Shared) -> Result<Arc<MemTable>>| {
         Arc::new(LazyTable::new(schema, shared.clone(), build))

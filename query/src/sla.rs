@@ -125,7 +125,7 @@ impl Targets {
 }
 
 /// One group's availability over a window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GroupAvailability {
     /// Window start (RFC 3339).
     pub from: String,
@@ -179,7 +179,7 @@ pub fn availability(
 }
 
 /// One row of the SLA report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SlaRow {
     /// Window start.
     pub from: String,

@@ -1,0 +1,104 @@
+//! `POST /api/v1/query`: read-only SQL over the views, bounded in time and memory.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use datafusion::execution::context::SQLOptions;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::respond::{negotiate, rows};
+use super::state::instant_param;
+use super::{ApiError, AppState};
+use crate::lazy::LazyShared;
+use crate::session::context_for;
+
+/// A query: JSON `{"sql": "...", "known_at": "..."}`, or the SQL itself as `text/plain`
+/// (or `application/sql`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct QueryRequest {
+    /// One SQL statement (SELECT, EXPLAIN…; no DDL, DML, COPY or SET).
+    sql: String,
+    /// Derived views (intervals, calls, incidents, functions) as known then; `events` is
+    /// always complete (filter it on `ingest_time`).
+    known_at: Option<String>,
+    /// `json` (default), `csv` or `arrow`.
+    format: Option<String>,
+}
+
+/// Runs one read-only SQL statement; JSON answers are an array of row objects.
+#[utoipa::path(post, path = "/api/v1/query", tag = "sql",
+    request_body(content = QueryRequest, description = "JSON, or the SQL as text/plain"),
+    responses(
+        (status = 200, description = "Rows (JSON array of objects, CSV or Arrow IPC stream)", body = Vec<Object>),
+        (status = 400, description = "Bad SQL, a write, or a bad parameter (the DataFusion message)", body = super::ErrorBody),
+        (status = 422, description = "The query exceeded the time or memory limit", body = super::ErrorBody)))]
+pub async fn post_query(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let req: QueryRequest = if ct.starts_with("text/plain") || ct.starts_with("application/sql") {
+        QueryRequest {
+            sql: String::from_utf8(body.to_vec())
+                .map_err(|_| ApiError::bad_request("the SQL is not UTF-8"))?,
+            known_at: None,
+            format: None,
+        }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "body: expected JSON {{\"sql\": \"...\"}} or text/plain SQL: {e}"
+            ))
+        })?
+    };
+    let format = negotiate(req.format.as_deref(), &headers)?;
+    let known_at = instant_param("known_at", &req.known_at)?;
+    let ctx = match known_at {
+        None => app.current().await?.ctx,
+        Some(k) => {
+            let shared = Arc::new(LazyShared::new(
+                app.log.snapshot(),
+                Some(k),
+                app.config.targets.clone(),
+            ));
+            context_for(shared, Some(app.config.sql_memory_bytes))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+        }
+    };
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let limit = app.config.sql_timeout;
+    let run = async {
+        let df = ctx
+            .sql_with_options(&req.sql, options)
+            .await
+            .map_err(ApiError::from_sql)?;
+        let schema = df.schema().inner().clone();
+        let mut batches = df.collect().await.map_err(ApiError::from_sql)?;
+        if batches.is_empty() {
+            batches.push(arrow::array::RecordBatch::new_empty(schema));
+        }
+        Ok::<_, ApiError>(batches)
+    };
+    let batches = tokio::time::timeout(limit, run)
+        .await
+        .map_err(|_| ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: format!(
+                "the query exceeded the time limit of {} s",
+                limit.as_secs_f64()
+            ),
+        })??;
+    rows(format, &batches)
+}

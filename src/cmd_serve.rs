@@ -1,0 +1,208 @@
+//! `callstate serve`: the embedded log, the HTTP collector and the API in one process.
+//!
+//! Settings come from flags, then environment variables, then a TOML file (`--config`), then
+//! defaults; docs/api.md lists them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+use callstate_ingest::{Log, LogOptions};
+use callstate_query::api::{Api, ApiConfig, ReadAuth};
+use callstate_query::sla::Targets;
+
+/// Arguments of `callstate serve`.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (flags and environment win).
+    #[arg(long, env = "CALLSTATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory of the log [default: callstate-data].
+    #[arg(long, env = "CALLSTATE_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
+    #[arg(long, env = "CALLSTATE_LISTEN")]
+    pub listen: Option<String>,
+    /// Bearer token required for writes (and reads with --read-auth token).
+    #[arg(long, env = "CALLSTATE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Who may read: `open` [default] or `token`.
+    #[arg(long, env = "CALLSTATE_READ_AUTH")]
+    pub read_auth: Option<ReadAuth>,
+    /// Largest request body in bytes [default: 67108864].
+    #[arg(long, env = "CALLSTATE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Time limit of one SQL query, seconds [default: 30].
+    #[arg(long, env = "CALLSTATE_SQL_TIMEOUT_S")]
+    pub sql_timeout_s: Option<f64>,
+    /// Memory limit of SQL operators, MiB [default: 1024].
+    #[arg(long, env = "CALLSTATE_SQL_MEMORY_MB")]
+    pub sql_memory_mb: Option<usize>,
+    /// SLA targets file (TOML; default 99.9% for every group).
+    #[arg(long, env = "CALLSTATE_TARGETS")]
+    pub targets: Option<PathBuf>,
+    /// Events per Parquet segment [default: 1000000].
+    #[arg(long, env = "CALLSTATE_SEGMENT_ROWS")]
+    pub segment_rows: Option<usize>,
+}
+
+/// The settings file: the same names as the flags, with underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data: Option<PathBuf>,
+    listen: Option<String>,
+    token: Option<String>,
+    read_auth: Option<ReadAuth>,
+    max_body_bytes: Option<usize>,
+    sql_timeout_s: Option<f64>,
+    sql_memory_mb: Option<usize>,
+    targets: Option<PathBuf>,
+    segment_rows: Option<usize>,
+}
+
+/// Resolved settings.
+pub struct Settings {
+    /// Data directory.
+    pub data: PathBuf,
+    /// Listen address.
+    pub listen: String,
+    /// Log options.
+    pub log: LogOptions,
+    /// API settings.
+    pub api: ApiConfig,
+}
+
+/// Reads a targets file.
+pub fn load_targets(path: &Path) -> anyhow::Result<Targets> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Targets::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+impl ServeArgs {
+    /// Flags and environment over the file over the defaults.
+    pub fn resolve(self) -> anyhow::Result<Settings> {
+        let file: FileConfig = match &self.config {
+            None => FileConfig::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
+        };
+        let defaults = ApiConfig::default();
+        let timeout = self.sql_timeout_s.or(file.sql_timeout_s).unwrap_or(30.0);
+        if !(timeout > 0.0 && timeout.is_finite()) {
+            bail!("sql_timeout_s must be a positive number of seconds, not {timeout}");
+        }
+        let targets = match self.targets.or(file.targets) {
+            None => Targets::default(),
+            Some(p) => load_targets(&p)?,
+        };
+        let token = self.token.or(file.token).filter(|t| !t.is_empty());
+        let read_auth = self.read_auth.or(file.read_auth).unwrap_or_default();
+        if read_auth == ReadAuth::Token && token.is_none() {
+            bail!("read_auth = token needs a token (--token or CALLSTATE_TOKEN)");
+        }
+        Ok(Settings {
+            data: self
+                .data
+                .or(file.data)
+                .unwrap_or_else(|| "callstate-data".into()),
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            log: LogOptions {
+                segment_rows: self
+                    .segment_rows
+                    .or(file.segment_rows)
+                    .unwrap_or(LogOptions::default().segment_rows),
+            },
+            api: ApiConfig {
+                token,
+                read_auth,
+                max_body_bytes: self
+                    .max_body_bytes
+                    .or(file.max_body_bytes)
+                    .unwrap_or(defaults.max_body_bytes),
+                sql_timeout: Duration::from_secs_f64(timeout),
+                sql_memory_bytes: self
+                    .sql_memory_mb
+                    .or(file.sql_memory_mb)
+                    .map_or(defaults.sql_memory_bytes, |mb| mb << 20),
+                targets,
+            },
+        })
+    }
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Serves `log` until a signal; `ready` is called with the bound address first.
+pub fn run(
+    log: Log,
+    listen: &str,
+    api: ApiConfig,
+    ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let log = Arc::new(log);
+    let app = Api::new(log.clone(), api);
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        ready(listener.local_addr()?);
+        callstate_query::api::serve(listener, app, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    drop(rt);
+    // Every acknowledged append is already synced; wait for an in-flight roll.
+    log.wait_idle()?;
+    eprintln!("callstate: stopped; every acknowledged event is in the log");
+    Ok(())
+}
+
+/// `callstate serve`.
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let s = args.resolve()?;
+    let log = Log::open(&s.data, s.log)
+        .with_context(|| format!("cannot open the log in {}", s.data.display()))?;
+    let data = s.data.clone();
+    run(log, &s.listen, s.api, |addr| {
+        // One line on stdout for scripts and tests to wait for.
+        println!(
+            "callstate: listening on http://{addr} (data {})",
+            data.display()
+        );
+    })
+}

@@ -1,0 +1,235 @@
+//! `callstate serve` and `callstate demo` as processes: settings from file and environment,
+//! graceful shutdown on SIGTERM with everything acknowledged kept, restart with all data.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// A running `callstate` process and the address it listens on.
+struct Proc {
+    child: Child,
+    url: String,
+}
+
+/// Starts `callstate args…` and waits for its "http://…" line on stdout.
+fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callstate"));
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the process ended before listening")
+            .unwrap();
+        if let Some(i) = line.find("http://") {
+            let rest = &line[i..];
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // keep draining stdout so that the process never blocks on it
+    std::thread::spawn(move || for _ in lines {});
+    Proc { child, url }
+}
+
+impl Proc {
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    /// A failed test must not leave a server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    )
+}
+
+fn get(url: &str) -> (u16, String) {
+    let mut r = agent().get(url).call().unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+fn post(url: &str, body: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = agent()
+        .post(url)
+        .header("Content-Type", "application/x-ndjson");
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut r = req.send(body).unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+fn count(url: &str) -> u64 {
+    let mut r = agent()
+        .post(&format!("{url}/api/v1/query"))
+        .header("Content-Type", "text/plain")
+        .send("SELECT count(*) AS n FROM events")
+        .unwrap();
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    v[0]["n"].as_u64().unwrap()
+}
+
+#[test]
+fn serve_takes_settings_from_file_and_environment_and_restarts_with_all_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("callstate.toml");
+    // the file names the data directory and a token; the environment picks the address
+    std::fs::write(
+        &config,
+        format!(
+            "data = {:?}\ntoken = \"from-file\"\nsegment_rows = 700\nlisten = \"127.0.0.1:1\"\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let sim = Command::new(env!("CARGO_BIN_EXE_callstate"))
+        .args([
+            "simulate",
+            "--scenario",
+            "quiet-day",
+            "--devices",
+            "20",
+            "--seed",
+            "3",
+            "--out",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(sim.status.success());
+    let lines: Vec<String> = String::from_utf8(sim.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let env = [("CALLSTATE_LISTEN", "127.0.0.1:0")];
+    let cfg = config.to_str().unwrap();
+
+    let p = start(&["serve", "--config", cfg], &env);
+    let ingest = format!("{}/api/v1/events", p.url);
+    let (half, rest) = lines.split_at(lines.len() / 2);
+    assert_eq!(post(&ingest, &half.join("\n"), None).0, 401);
+    let (status, body) = post(&ingest, &half.join("\n"), Some("from-file"));
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let first = v["accepted"].as_u64().unwrap();
+    assert_eq!(count(&p.url), first);
+    assert_eq!(get(&format!("{}/readyz", p.url)).0, 200);
+    assert!(p.stop().success(), "SIGTERM is a clean stop");
+    assert!(data.join("MANIFEST.json").exists() || data.join("wal").exists());
+
+    // a flag wins over the file: another token
+    let p = start(&["serve", "--config", cfg, "--token", "from-flag"], &env);
+    assert_eq!(
+        count(&p.url),
+        first,
+        "everything acknowledged survived the restart"
+    );
+    let ingest = format!("{}/api/v1/events", p.url);
+    assert_eq!(post(&ingest, &rest.join("\n"), Some("from-file")).0, 401);
+    let (status, body) = post(&ingest, &lines.join("\n"), Some("from-flag"));
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    // the stream itself re-delivers some events: count its distinct (source, seq)
+    let distinct: std::collections::BTreeSet<(String, u64)> = lines
+        .iter()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            (
+                e["source"].as_str().unwrap().to_string(),
+                e["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let total = first + v["accepted"].as_u64().unwrap();
+    assert_eq!(total, distinct.len() as u64);
+    assert_eq!(
+        v["duplicates"].as_u64().unwrap() + v["accepted"].as_u64().unwrap(),
+        lines.len() as u64
+    );
+    assert!(p.stop().success());
+
+    let p = start(&["serve", "--config", cfg], &env);
+    assert_eq!(count(&p.url), total);
+    assert!(p.stop().success());
+
+    // a bad setting is an error naming it
+    let out = Command::new(env!("CARGO_BIN_EXE_callstate"))
+        .args([
+            "serve",
+            "--config",
+            cfg,
+            "--read-auth",
+            "token",
+            "--token",
+            "",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read_auth"));
+}
+
+#[test]
+fn demo_ingests_then_serves_the_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    let p = start(
+        &[
+            "demo",
+            "--data",
+            data.to_str().unwrap(),
+            "--devices",
+            "200",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let (status, body) = get(&format!(
+        "{}/api/v1/incidents?from=2026-11-24T00:00:00Z&to=2026-11-25T00:00:00Z",
+        p.url
+    ));
+    assert_eq!(status, 200);
+    let incidents: Value = serde_json::from_str(&body).unwrap();
+    let causes: Vec<&str> = incidents
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["cause"].as_str().unwrap())
+        .collect();
+    assert!(causes.contains(&"node_failure"), "{causes:?}");
+    assert!(causes.contains(&"ctimanager_failure"), "{causes:?}");
+    let (status, body) = get(&format!("{}/api/v1/state?at=2026-11-24T12:00:00Z", p.url));
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["devices"].as_array().unwrap().len(), 200);
+    assert!(p.stop().success());
+}
