@@ -356,7 +356,7 @@ pub fn sla_schema() -> SchemaRef {
     schema(&f)
 }
 
-/// `availability(from, to [, group_by])`, default group_by `device`.
+/// `availability(from, to [, group_by [, known_at]])`, default group_by `device`.
 #[derive(Debug)]
 pub struct AvailabilityFn(pub Arc<LazyShared>);
 
@@ -364,7 +364,7 @@ impl TableFunctionImpl for AvailabilityFn {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let (from, to) = (required(&args, 0, "from")?, required(&args, 1, "to")?);
         let by = group_by(&args, 2, GroupBy::Device)?;
-        let s = self.0.get()?;
+        let s = self.0.get_known_at(instant(&args, 3, "known_at")?)?;
         Ok(table(
             availability_schema(),
             &availability(&s.intervals, &s.rows.windows, from, to, by),
@@ -372,7 +372,7 @@ impl TableFunctionImpl for AvailabilityFn {
     }
 }
 
-/// `sla(from, to [, group_by [, period [, tz]]])`: default group_by `device_pool`; with a
+/// `sla(from, to [, group_by [, period [, tz [, known_at]]]])`: default group_by `device_pool`; with a
 /// period (`day`, `week`, `month`), one row per group and calendar period in `tz` (default UTC).
 #[derive(Debug)]
 pub struct SlaFn(pub Arc<LazyShared>);
@@ -383,15 +383,8 @@ impl TableFunctionImpl for SlaFn {
         let by = group_by(&args, 2, GroupBy::DevicePool)?;
         let period = text(&args, 3, "period")?;
         let tz = text(&args, 4, "tz")?;
-        let rows = sla_rows(
-            &*self.0.get()?,
-            from,
-            to,
-            by,
-            period.as_deref(),
-            tz.as_deref(),
-        )
-        .map_err(err)?;
+        let s = self.0.get_known_at(instant(&args, 5, "known_at")?)?;
+        let rows = sla_rows(&s, from, to, by, period.as_deref(), tz.as_deref()).map_err(err)?;
         Ok(table(sla_schema(), &rows)?)
     }
 }

@@ -52,6 +52,22 @@ impl LazyShared {
         &self.snap
     }
 
+    /// The SLA targets.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// What was known at `known_at` (derived now, not cached); without it, [`LazyShared::get`].
+    pub fn get_known_at(&self, known_at: Option<Us>) -> Result<Arc<Shared>> {
+        match known_at {
+            None => self.get(),
+            Some(k) => Ok(Arc::new(
+                Shared::new(self.snap.clone(), Some(k), self.targets.clone())
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            )),
+        }
+    }
+
     /// Loads and derives once.
     pub fn get(&self) -> Result<Arc<Shared>> {
         if let Some(s) = self.cell.get() {

@@ -194,3 +194,63 @@ async fn availability_sla_incidents_calls_and_transfers_tables() {
         assert!(e.to_string().contains(msg), "{sql}: {e}");
     }
 }
+
+/// `availability` and `sla` with `known_at`: the CTIManager failover's out-of-service events
+/// arrive late, so before they were ingested the outage did not show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_and_sla_as_known_then() {
+    let (events, truth) = common::simulate("ctimanager-failover", 80, 8);
+    let inc = truth
+        .incidents
+        .iter()
+        .find(|i| i.cause == "ctimanager_failure")
+        .unwrap();
+    let crash = inc.start.unwrap();
+    let cut = events
+        .iter()
+        .position(|e| {
+            e.time >= crash && matches!(&e.body, callstate_schemas::Body::DeviceOutOfService { .. })
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = callstate_ingest::Log::open(dir.path(), Default::default()).unwrap();
+    log.append(&events[..cut]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let known_at = chrono::Utc::now();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    log.append(&events[cut..]).unwrap();
+    let ctx = context(&log.snapshot(), None).await.unwrap();
+    let (from, to) = (
+        (crash - chrono::Duration::minutes(5)).to_rfc3339(),
+        (crash + chrono::Duration::minutes(5)).to_rfc3339(),
+    );
+    let k = known_at.to_rfc3339();
+    let out_s = |sql: String| {
+        let ctx = ctx.clone();
+        async move {
+            let b = query(&ctx, &sql).await;
+            let v = strings(&b);
+            assert_eq!(v.len(), 1, "{sql}");
+            v[0][0].as_deref().unwrap().parse::<f64>().unwrap()
+        }
+    };
+    let now = out_s(format!(
+        "SELECT out_of_service_s FROM availability('{from}', '{to}', 'cluster')"
+    ))
+    .await;
+    let then = out_s(format!(
+        "SELECT out_of_service_s FROM availability('{from}', '{to}', 'cluster', '{k}')"
+    ))
+    .await;
+    assert!(now > 0.0, "the outage is in the log");
+    assert_eq!(then, 0.0, "not known before its events were ingested");
+    let used_now = out_s(format!(
+        "SELECT budget_used_s FROM sla('{from}', '{to}', 'cluster')"
+    ))
+    .await;
+    let used_then = out_s(format!(
+        "SELECT budget_used_s FROM sla('{from}', '{to}', 'cluster', NULL, NULL, '{k}')"
+    ))
+    .await;
+    assert_eq!((used_now, used_then), (now, then));
+}

@@ -196,6 +196,6 @@ pub async fn incident(
         .find(|i| i.id == id)
         .ok_or_else(|| ApiError::not_found(format!("no incident `{id}`")))?;
     tabular(super::respond::Format::Json, &[], || {
-        serde_json::to_value(&inc).map_err(|e| ApiError::internal(e.to_string()))
+        super::respond::to_json(&inc)
     })
 }

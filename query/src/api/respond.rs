@@ -71,9 +71,16 @@ pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
-/// Rows as parsed JSON values (to embed in a larger JSON answer).
-pub fn json_value(batches: &[RecordBatch]) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(&json_rows(batches)?).map_err(|e| ApiError::internal(e.to_string()))
+/// Rows as a JSON array kept verbatim (column order preserved), to embed in a larger answer.
+pub fn json_raw(batches: &[RecordBatch]) -> Result<Box<serde_json::value::RawValue>, ApiError> {
+    let text =
+        String::from_utf8(json_rows(batches)?).map_err(|e| ApiError::internal(e.to_string()))?;
+    serde_json::value::RawValue::from_string(text).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `value` as JSON bytes (fields in declaration order).
+pub fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// Rows in `format`; `json` gives the JSON answer (the endpoint's shape). Pass at least one
@@ -81,11 +88,11 @@ pub fn json_value(batches: &[RecordBatch]) -> Result<serde_json::Value, ApiError
 pub fn tabular(
     format: Format,
     batches: &[RecordBatch],
-    json: impl FnOnce() -> Result<serde_json::Value, ApiError>,
+    json: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
     let err = |e: arrow::error::ArrowError| ApiError::internal(e.to_string());
     Ok(match format {
-        Format::Json => axum::Json(json()?).into_response(),
+        Format::Json => with_type(json()?, "application/json"),
         Format::Csv => {
             let mut out = Vec::new();
             {
@@ -121,6 +128,6 @@ pub fn tabular(
 pub fn rows(format: Format, batches: &[RecordBatch]) -> Result<Response, ApiError> {
     match format {
         Format::Json => Ok(with_type(json_rows(batches)?, "application/json")),
-        _ => tabular(format, batches, || json_value(batches)),
+        _ => tabular(format, batches, || json_rows(batches)),
     }
 }

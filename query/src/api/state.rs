@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use callstate_schemas::decode_batch;
 
-use super::respond::{Format, json_value, negotiate, tabular};
+use super::respond::{Format, json_raw, negotiate, tabular, to_json};
 use super::{ApiError, AppState, blocking};
 use crate::functions::{StateRow, batch, state_row, state_schema, states_at};
 use crate::instant::{format_instant, parse_instant};
@@ -74,9 +74,7 @@ pub async fn device_state(
     .await?;
     let b = batch(state_schema(), std::slice::from_ref(&row))
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    tabular(format, &[b], || {
-        serde_json::to_value(&row).map_err(|e| ApiError::internal(e.to_string()))
-    })
+    tabular(format, &[b], || to_json(&row))
 }
 
 /// Parameters of a fleet snapshot.
@@ -155,12 +153,11 @@ pub async fn fleet_state(
         for r in &rows {
             *counts.entry(r.state.to_string()).or_default() += 1;
         }
-        serde_json::to_value(FleetAnswer {
+        to_json(&FleetAnswer {
             at: format_instant(at),
             counts,
             devices: rows,
         })
-        .map_err(|e| ApiError::internal(e.to_string()))
     })
 }
 
@@ -232,26 +229,42 @@ pub async fn device_timeline(
         .map_err(ApiError::from_sql)?;
     let mut events = Vec::new();
     for b in &batches {
-        for e in decode_batch(b).map_err(|e| ApiError::internal(e.to_string()))? {
-            let mut v =
-                serde_json::to_value(&e.event).map_err(|e| ApiError::internal(e.to_string()))?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert(
-                    "ingest_time".into(),
-                    format_instant(e.ingest_time.timestamp_micros()).into(),
-                );
-                o.insert("ingest_seq".into(), e.ingest_seq.into());
-            }
-            events.push(v);
-        }
+        events.extend(decode_batch(b).map_err(|e| ApiError::internal(e.to_string()))?);
     }
+    let events: Vec<TimelineEvent<'_>> = events
+        .iter()
+        .map(|e| TimelineEvent {
+            event: &e.event,
+            ingest_time: format_instant(e.ingest_time.timestamp_micros()),
+            ingest_seq: e.ingest_seq,
+        })
+        .collect();
     tabular(Format::Json, &[], || {
-        Ok(serde_json::json!({
-            "device": device,
-            "from": format_instant(from),
-            "to": format_instant(to),
-            "intervals": json_value(std::slice::from_ref(&intervals))?,
-            "events": events,
-        }))
+        to_json(&Timeline {
+            device: &device,
+            from: format_instant(from),
+            to: format_instant(to),
+            intervals: json_raw(std::slice::from_ref(&intervals))?,
+            events,
+        })
     })
+}
+
+/// An event of a timeline: the v1 event and where the log put it.
+#[derive(Serialize)]
+struct TimelineEvent<'a> {
+    #[serde(flatten)]
+    event: &'a callstate_schemas::Event,
+    ingest_time: String,
+    ingest_seq: u64,
+}
+
+/// A device's timeline.
+#[derive(Serialize)]
+struct Timeline<'a> {
+    device: &'a str,
+    from: String,
+    to: String,
+    intervals: Box<serde_json::value::RawValue>,
+    events: Vec<TimelineEvent<'a>>,
 }
