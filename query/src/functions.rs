@@ -262,9 +262,10 @@ pub fn states_at(intervals: &[ServiceInterval], calls: &[CallRow], t: Us) -> Vec
 
 /// One device's state at `t` from its intervals (non-empty) and call legs.
 pub fn state_row(iv: &[ServiceInterval], calls: &[CallRow], t: Us) -> StateRow {
-    let k = iv.partition_point(|i| i.valid_from <= t);
-    let last = &iv[k.saturating_sub(1)];
-    let cur = k.checked_sub(1).map(|k| &iv[k]).filter(|i| i.contains(t));
+    // the last interval starting by t (else the first): the device's attributes; its state
+    // if it still holds at t
+    let last = &iv[iv.partition_point(|i| i.valid_from <= t).saturating_sub(1)];
+    let cur = Some(last).filter(|i| i.contains(t));
     let o = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
     StateRow {
         device: last.device.to_string(),

@@ -304,6 +304,13 @@ fn split_by_silence(
     });
 }
 
+/// The interval of one device's intervals (in time order) holding `t`; `None` means unknown
+/// (before its first event).
+pub fn interval_at(iv: &[ServiceInterval], t: Us) -> Option<&ServiceInterval> {
+    let k = iv.partition_point(|i| i.valid_from <= t);
+    iv.get(k.checked_sub(1)?).filter(|i| i.contains(t))
+}
+
 /// Per-device index over derived intervals.
 pub struct DeviceIndex<'a> {
     by_device: HashMap<&'a str, &'a [ServiceInterval]>,
@@ -330,9 +337,7 @@ impl<'a> DeviceIndex<'a> {
 
     /// The interval holding `t` for a device; `None` means unknown (before its first event).
     pub fn at(&self, device: &str, t: Us) -> Option<&'a ServiceInterval> {
-        let iv = self.device(device);
-        let k = iv.partition_point(|i| i.valid_from <= t);
-        iv.get(k.checked_sub(1)?).filter(|i| i.contains(t))
+        interval_at(self.device(device), t)
     }
 
     /// Devices known.

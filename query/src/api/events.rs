@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -12,6 +12,7 @@ use callstate_ingest::Outcome;
 use callstate_schemas::{Event, Kind};
 
 use super::metrics::Metrics;
+use super::respond::content_type;
 use super::{ApiError, AppState, blocking};
 
 /// One rejected event.
@@ -99,10 +100,7 @@ pub async fn post_events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let json = content_type(&headers).starts_with("application/json");
     let app2 = app.clone();
     let answer = blocking(move || {
         let body = std::str::from_utf8(&body).map_err(|e| {

@@ -37,6 +37,7 @@ use callstate_ingest::Log;
 pub use error::{ApiError, ErrorBody};
 
 use crate::functions::Shared;
+use crate::intervals::interval_at;
 use crate::lazy::LazyShared;
 use crate::rows::Us;
 use crate::session::context_for;
@@ -158,18 +159,28 @@ impl Api {
         Ok(c)
     }
 
+    /// What was known at `known_at` (not cached).
+    fn known_at(&self, known_at: Us) -> Arc<LazyShared> {
+        Arc::new(LazyShared::new(
+            self.log.snapshot(),
+            Some(known_at),
+            self.config.targets.clone(),
+        ))
+    }
+
     /// What derived answers come from: the current version, or as known at `known_at`.
     async fn shared(&self, known_at: Option<Us>) -> Result<Arc<Shared>, ApiError> {
-        let lazy = match known_at {
+        derived(match known_at {
             None => self.current().await?.shared,
-            Some(k) => Arc::new(LazyShared::new(
-                self.log.snapshot(),
-                Some(k),
-                self.config.targets.clone(),
-            )),
-        };
-        blocking(move || lazy.get().map_err(ApiError::from_sql)).await
+            Some(k) => self.known_at(k),
+        })
+        .await
     }
+}
+
+/// Loads and derives (once per [`LazyShared`]) off the async threads.
+async fn derived(lazy: Arc<LazyShared>) -> Result<Arc<Shared>, ApiError> {
+    blocking(move || lazy.get().map_err(ApiError::from_sql)).await
 }
 
 /// Runs CPU- or disk-bound work off the async threads.
@@ -346,12 +357,7 @@ async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, ApiEr
             counts.insert(s.to_string(), 0);
         }
         for iv in shared.intervals.chunk_by(|a, b| a.device == b.device) {
-            let k = iv.partition_point(|i| i.valid_from <= now);
-            let state = k
-                .checked_sub(1)
-                .map(|k| &iv[k])
-                .filter(|i| i.contains(now))
-                .map_or("unknown", |i| i.state.as_str());
+            let state = interval_at(iv, now).map_or("unknown", |i| i.state.as_str());
             *counts.entry(state.to_string()).or_default() += 1;
         }
         let midnight = now - now.rem_euclid(86_400_000_000);

@@ -1,19 +1,16 @@
 //! `POST /api/v1/query`: read-only SQL over the views, bounded in time and memory.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use datafusion::execution::context::SQLOptions;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::respond::{negotiate, rows};
+use super::respond::{content_type, negotiate, rows};
 use super::state::instant_param;
 use super::{ApiError, AppState};
-use crate::lazy::LazyShared;
 use crate::session::context_for;
 
 /// A query: JSON `{"sql": "...", "known_at": "..."}`, or the SQL itself as `text/plain`
@@ -41,10 +38,7 @@ pub async fn post_query(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = content_type(&headers);
     let req: QueryRequest = if ct.starts_with("text/plain") || ct.starts_with("application/sql") {
         QueryRequest {
             sql: String::from_utf8(body.to_vec())
@@ -63,16 +57,9 @@ pub async fn post_query(
     let known_at = instant_param("known_at", &req.known_at)?;
     let ctx = match known_at {
         None => app.current().await?.ctx,
-        Some(k) => {
-            let shared = Arc::new(LazyShared::new(
-                app.log.snapshot(),
-                Some(k),
-                app.config.targets.clone(),
-            ));
-            context_for(shared, Some(app.config.sql_memory_bytes))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-        }
+        Some(k) => context_for(app.known_at(k), Some(app.config.sql_memory_bytes))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?,
     };
     let options = SQLOptions::new()
         .with_allow_ddl(false)

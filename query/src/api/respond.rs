@@ -21,6 +21,14 @@ pub enum Format {
     Arrow,
 }
 
+/// The request's `Content-Type` ("" when absent or not text).
+pub fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 /// The format asked for: `?format=` wins over `Accept`.
 pub fn negotiate(format: Option<&str>, headers: &HeaderMap) -> Result<Format, ApiError> {
     match format {

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use callstate_schemas::decode_batch;
 
 use super::respond::{Format, json_raw, negotiate, tabular, to_json};
-use super::{ApiError, AppState, blocking};
+use super::{ApiError, AppState, blocking, derived};
 use crate::functions::{StateRow, batch, state_row, state_schema, states_at};
 use crate::instant::{format_instant, parse_instant};
 use crate::rows::Us;
@@ -193,8 +193,9 @@ pub async fn device_timeline(
     if from >= to {
         return Err(ApiError::bad_request("from must be before to"));
     }
+    // one version for both the intervals and the events
     let current = app.current().await?;
-    let shared = app.shared(None).await?;
+    let shared = derived(current.shared.clone()).await?;
     let d = device.clone();
     let intervals = blocking(move || {
         let iv = shared.device(&d);
