@@ -308,6 +308,23 @@ impl TableFunctionImpl for DeviceStateAt {
     }
 }
 
+/// `device_intervals_at(known_at)`: the `device_intervals` table as it was known at `known_at`
+/// (only events ingested by then count).
+#[derive(Debug)]
+pub struct DeviceIntervalsAt(pub Arc<LazyShared>);
+
+impl TableFunctionImpl for DeviceIntervalsAt {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let k = required(&args, 0, "known_at")?;
+        let s = self.0.get_known_at(Some(k))?;
+        let schema = crate::session::intervals_schema();
+        Ok(Arc::new(MemTable::try_new(
+            schema,
+            vec![vec![crate::session::intervals_batch(&s.intervals)]],
+        )?))
+    }
+}
+
 fn window_fields() -> Vec<(&'static str, DataType)> {
     vec![
         ("from", ts()),

@@ -23,7 +23,7 @@ use callstate_ingest::Snapshot;
 use callstate_schemas::events_schema;
 
 use crate::functions::{
-    AvailabilityFn, DeviceStateAt, Shared, SlaFn, calls_table, incidents_table,
+    AvailabilityFn, DeviceIntervalsAt, DeviceStateAt, Shared, SlaFn, calls_table, incidents_table,
 };
 use crate::intervals::ServiceInterval;
 use crate::lazy::{LazyShared, LazyTable};
@@ -199,6 +199,7 @@ pub async fn context(snap: &Snapshot, known_at: Option<Us>) -> Result<SessionCon
 ///
 /// Tables: `events`, `device_intervals`, `calls`, `transfers`, `incidents`,
 /// `maintenance_windows`, `device_pools`. Functions: `device_state_at(ts [, known_at])`,
+/// `device_intervals_at(known_at)`,
 /// `availability(from, to [, group_by])`, `sla(from, to [, group_by])`. `known_at` limits the
 /// derived tables to what was ingested by then (the `events` table is always complete: filter
 /// it on `ingest_time`).
@@ -305,6 +306,10 @@ pub async fn context_for(
         }),
     )?;
     ctx.register_udtf("device_state_at", Arc::new(DeviceStateAt(shared.clone())));
+    ctx.register_udtf(
+        "device_intervals_at",
+        Arc::new(DeviceIntervalsAt(shared.clone())),
+    );
     ctx.register_udtf("availability", Arc::new(AvailabilityFn(shared.clone())));
     ctx.register_udtf("sla", Arc::new(SlaFn(shared)));
     Ok(ctx)

@@ -253,4 +253,54 @@ async fn availability_and_sla_as_known_then() {
     ))
     .await;
     assert_eq!((used_now, used_then), (now, then));
+    // the interval table as known then: every device's intervals from the events ingested by
+    // `known_at`, so no out-of-service interval of the crash, and as many intervals now as the
+    // current table has
+    let count = |sql: String| {
+        let ctx = ctx.clone();
+        async move {
+            let b = query(&ctx, &sql).await;
+            strings(&b)[0][0]
+                .as_deref()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    let crash_s = crash.to_rfc3339();
+    let oos = "state = 'out_of_service' AND cause = 'ctimanager_failure'";
+    let oos_now = count(format!(
+        "SELECT count(DISTINCT device) FROM device_intervals WHERE {oos} AND valid_from >= '{crash_s}'"
+    ))
+    .await;
+    let oos_then = count(format!(
+        "SELECT count(*) FROM device_intervals_at('{k}') WHERE {oos} AND valid_from >= '{crash_s}'"
+    ))
+    .await;
+    let expected_now = truth
+        .devices
+        .values()
+        .filter(|iv| {
+            iv.iter().any(|i| {
+                i.state == "out_of_service"
+                    && i.cause.as_deref() == Some("ctimanager_failure")
+                    && i.from >= crash
+            })
+        })
+        .count() as u64;
+    assert!(oos_now > 0);
+    assert_eq!(oos_now, expected_now);
+    assert_eq!(oos_then, 0);
+    let late_known = count(format!(
+        "SELECT count(*) FROM device_intervals_at('{k}') WHERE known_from > '{k}'"
+    ))
+    .await;
+    assert_eq!(late_known, 0, "nothing ingested after known_at");
+    let all_now = count("SELECT count(*) FROM device_intervals".into()).await;
+    let all_late = count(format!(
+        "SELECT count(*) FROM device_intervals_at('{}')",
+        chrono::Utc::now().to_rfc3339()
+    ))
+    .await;
+    assert_eq!(all_now, all_late);
 }
