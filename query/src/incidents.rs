@@ -89,6 +89,8 @@ struct Outage<'a> {
     k: usize,
 }
 
+type CallsByDevice<'a> = HashMap<&'a str, Vec<&'a CallRow>>;
+
 /// Detects incidents whose first outage starts in [from, to).
 pub fn detect(
     intervals: &[ServiceInterval],
@@ -133,6 +135,13 @@ pub fn detect(
                 });
         }
     }
+    // Call legs by device, built once for every incident.
+    let mut calls_by_device: CallsByDevice<'_> = HashMap::new();
+    if !by_scope.is_empty() {
+        for c in calls {
+            calls_by_device.entry(&c.device).or_default().push(c);
+        }
+    }
     let mut out = Vec::new();
     for ((_, scope, target), mut outages) in by_scope {
         outages.sort_by_key(|o| (o.start, o.device));
@@ -141,7 +150,7 @@ pub fn detect(
             let mut seen = std::collections::HashSet::new();
             group.retain(|o| seen.insert(o.device));
             if group.len() >= opts.min_devices && group[0].start >= from && group[0].start < to {
-                out.push(build(&idx, rows, calls, &scope, &target, group));
+                out.push(build(&idx, rows, &calls_by_device, &scope, &target, group));
             }
             group.clear();
         };
@@ -163,7 +172,7 @@ pub fn detect(
 fn build(
     idx: &DeviceIndex<'_>,
     rows: &LogRows,
-    calls: &[CallRow],
+    calls_by_device: &CallsByDevice<'_>,
     scope: &str,
     target: &str,
     group: &[Outage<'_>],
@@ -185,10 +194,6 @@ fn build(
     let mut rehomes = Vec::new();
     let mut calls_active = 0;
     let mut calls_ended: BTreeMap<String, usize> = BTreeMap::new();
-    let mut calls_by_device: HashMap<&str, Vec<&crate::rows::CallRow>> = HashMap::new();
-    for c in calls {
-        calls_by_device.entry(&c.device).or_default().push(c);
-    }
     for o in group {
         *causes.entry(o.cause.map_or("unknown", |c| c)).or_default() += 1;
         let iv = idx.device(o.device);

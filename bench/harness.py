@@ -1,0 +1,750 @@
+#!/usr/bin/env python3
+"""callstate benchmark harness (run it through `bench/run`).
+
+For each dataset: simulate 30 days with the benchmark scenario, ingest it with the release
+binary, then answer the same questions three ways and check that the answers agree:
+
+* in-process: `callstate-bench` (the query engine as a library, no HTTP);
+* end-to-end: `callstate serve` over HTTP (keep-alive client in this process);
+* DuckDB: hand-written SQL over the Parquet segments the log wrote (`duckdb_side` below),
+  in its own process so its memory is measured on its own.
+
+Each step's wall time and peak RSS (from wait4 or /proc/PID/status) is printed and written to
+bench/RESULTS.md with the machine description. Nothing here is a test: CI never runs it.
+"""
+
+import argparse
+import csv
+import http.client
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO_FILE = ROOT / "bench/scenarios/month.toml"
+SCENARIO = tomllib.loads(SCENARIO_FILE.read_text())
+SILENCE_US = 90_000_000
+START = "2026-10-01T00:00:00Z"
+END = "2026-10-31T00:00:00Z"
+# Datasets: name → (devices per cluster, traffic scale); the scenario has two clusters, and
+# the scale puts the 30 days at about 1M and 10M events.
+DATASETS = {"1m": (2500, 0.027), "10m": (25000, 0.031)}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, stdout=None):
+    """Runs a command; returns (seconds, peak RSS bytes, stdout text)."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE if stdout is None else stdout)
+    out = p.stdout.read().decode() if stdout is None else ""
+    _, status, ru = os.wait4(p.pid, 0)
+    secs = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed ({status}): {' '.join(map(str, cmd))}")
+    return secs, ru.ru_maxrss * 1024, out
+
+
+def vm_hwm(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, round((len(s) - 1) * p))]
+
+
+# ---------------------------------------------------------------------------------------------
+# DuckDB: the same questions in hand-written SQL over the log's Parquet segments.
+# ---------------------------------------------------------------------------------------------
+
+SERVICE = "kind IN ('device_in_service', 'device_out_of_service')"
+
+
+def duckdb_side(args):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {os.cpu_count()}")
+    seg = str(Path(args.data) / "segments" / "seg-????????.parquet")
+    F, T, AT = args.from_us, args.to_us, args.at_us
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    times = {}
+
+    def timed(name, f):
+        t = time.perf_counter()
+        r = f()
+        times[name] = time.perf_counter() - t
+        return r
+
+    # The log's events, sorted by device then time so that the zone maps of a device lookup
+    # prune (what a DuckDB user would do).
+    timed(
+        "load_s",
+        lambda: con.execute(
+            f"""CREATE TABLE ev AS
+            SELECT epoch_us(time) AS t, ingest_seq AS s, kind, cluster, device, node,
+                   device_pool, cause, nodes, scope, target,
+                   epoch_us(window_start) AS ws, epoch_us(window_end) AS we, source
+            FROM read_parquet('{seg}') ORDER BY device, t, s"""
+        ),
+    )
+
+    # 1. Device state at T for each pair: the last service event at or before T, unless its
+    #    source had been silent for 90 s or more by then.
+    pairs = list(csv.reader(open(args.pairs)))[1:]
+    lat, states = [], []
+    q_last = f"""SELECT kind, node, source FROM ev WHERE device = $1 AND {SERVICE} AND t <= $2
+                 ORDER BY t DESC, s DESC LIMIT 1"""
+    q_src = "SELECT max(t) FROM ev WHERE source = $1 AND t <= $2"
+    for d, at in pairs:
+        tus = int(at)
+        t0 = time.perf_counter()
+        row = con.execute(q_last, [d, tus]).fetchone()
+        if row is None:
+            st, node = "unknown", ""
+        else:
+            last = con.execute(q_src, [row[2], tus]).fetchone()[0]
+            if tus - last >= SILENCE_US:
+                st, node = "unknown", ""
+            elif row[0] == "device_in_service":
+                st, node = "in_service", row[1] or ""
+            else:
+                st, node = "out_of_service", ""
+        lat.append((time.perf_counter() - t0) * 1e3)
+        states.append((d, at, st, node))
+    times["state_p50_ms"] = pct(lat, 0.5)
+    times["state_p99_ms"] = pct(lat, 0.99)
+    write_csv(out / "state_pairs.csv", ["device", "at", "state", "node"], states)
+
+    # 2. Fleet at AT: every device with a service event, same rule.
+    fleet_sql = f"""
+        WITH devs AS (SELECT DISTINCT device FROM ev WHERE {SERVICE}),
+        last AS (
+            SELECT device, kind, node, source FROM ev WHERE {SERVICE} AND t <= {AT}
+            QUALIFY row_number() OVER (PARTITION BY device ORDER BY t DESC, s DESC) = 1),
+        src AS (SELECT source, max(t) AS lt FROM ev WHERE t <= {AT} GROUP BY source)
+        SELECT d.device,
+            CASE WHEN l.kind IS NULL OR {AT} - src.lt >= {SILENCE_US} THEN 'unknown'
+                 WHEN l.kind = 'device_in_service' THEN 'in_service'
+                 ELSE 'out_of_service' END AS state,
+            CASE WHEN l.kind = 'device_in_service' AND {AT} - src.lt < {SILENCE_US}
+                 THEN coalesce(l.node, '') ELSE '' END AS node
+        FROM devs d LEFT JOIN last l USING (device) LEFT JOIN src USING (source)
+        ORDER BY d.device"""
+    fleet = timed("fleet_s", lambda: con.execute(fleet_sql).fetchall())
+    write_csv(out / "fleet.csv", ["device", "state", "node"], fleet)
+
+    # 3. The state intervals of design.md §2-3, cut by the sources' silences and clipped to
+    #    the window; then seconds per device and per pool, maintenance windows excluded.
+    def intervals():
+        con.execute(
+            f"""CREATE TEMP TABLE svc AS
+            SELECT device, cluster, t, s, source, cause, kind = 'device_in_service' AS ins,
+                   CASE WHEN kind = 'device_in_service' THEN node END AS node, node AS raw_node,
+                   last_value(device_pool IGNORE NULLS) OVER (PARTITION BY device ORDER BY t, s
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS pool_sofar
+            FROM ev WHERE {SERVICE}"""
+        )
+        # One interval per change of (state, node).
+        con.execute(
+            """CREATE TEMP TABLE ch AS
+            SELECT * FROM (
+                SELECT *, lag(ins) OVER w AS pins, lag(node) OVER w AS pnode,
+                       row_number() OVER w AS rn
+                FROM svc WINDOW w AS (PARTITION BY device ORDER BY t, s))
+            WHERE rn = 1 OR ins <> pins OR node IS DISTINCT FROM pnode"""
+        )
+        con.execute(
+            """CREATE TEMP TABLE final_pool AS
+            SELECT device, pool_sofar AS pool FROM svc
+            QUALIFY row_number() OVER (PARTITION BY device ORDER BY t DESC, s DESC) = 1"""
+        )
+        con.execute(
+            """CREATE TEMP TABLE cfg AS
+            SELECT device_pool AS pool, t, s, nodes[1] AS home FROM ev
+            WHERE kind = 'device_pool_config' AND len(nodes) > 0"""
+        )
+        con.execute(
+            """CREATE TEMP TABLE iv AS
+            WITH x AS (
+                SELECT c.device, c.cluster, c.source, c.ins, c.cause, c.t AS vf, c.s,
+                       c.node,
+                       coalesce(c.node, last_value(c.node IGNORE NULLS) OVER (
+                           PARTITION BY c.device ORDER BY c.t, c.s
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), c.raw_node)
+                           AS last_node,
+                       coalesce(c.pool_sofar, f.pool) AS pool,
+                       coalesce(lead(c.t) OVER (PARTITION BY c.device ORDER BY c.t, c.s),
+                                9223372036854775807) AS vt
+                FROM ch c JOIN final_pool f USING (device)),
+            first_cfg AS (SELECT pool, arg_min(home, t) AS home FROM cfg GROUP BY pool)
+            SELECT row_number() OVER () AS id, x.*, coalesce(a.home, fc.home) AS home
+            FROM x ASOF LEFT JOIN cfg a ON x.pool = a.pool AND x.vf >= a.t
+            LEFT JOIN first_cfg fc ON x.pool = fc.pool"""
+        )
+        # Silences: from 90 s after an event of a source until its next event, when the gap
+        # is longer than 90 s (open-ended after its last event).
+        con.execute(
+            f"""CREATE TEMP TABLE sil AS
+            SELECT source, t + {SILENCE_US} AS ss, coalesce(nt, 9223372036854775807) AS se
+            FROM (SELECT source, t, lead(t) OVER (PARTITION BY source ORDER BY t) AS nt FROM ev)
+            WHERE nt IS NULL OR nt - t > {SILENCE_US}"""
+        )
+        # Pieces: the unknown parts (interval ∩ silence) and the rest of each interval.
+        con.execute(
+            """CREATE TEMP TABLE unk AS
+            SELECT iv.id, greatest(iv.vf, sil.ss) AS a, least(iv.vt, sil.se) AS b
+            FROM iv JOIN sil ON iv.source = sil.source AND sil.ss < iv.vt AND sil.se > iv.vf"""
+        )
+        con.execute(
+            """CREATE TEMP TABLE pieces AS
+            WITH known AS (
+                SELECT iv.id, iv.vf AS a, coalesce(min(u.a), iv.vt) AS b
+                FROM iv LEFT JOIN unk u USING (id) GROUP BY iv.id, iv.vf, iv.vt
+                UNION ALL
+                SELECT u.id, u.b AS a,
+                       coalesce(lead(u.a) OVER (PARTITION BY u.id ORDER BY u.a), iv.vt) AS b
+                FROM unk u JOIN iv USING (id)),
+            p AS (
+                SELECT id, a, b, CASE WHEN ins THEN 'in_service' ELSE 'out_of_service' END
+                    AS state FROM known JOIN iv USING (id) WHERE a < b
+                UNION ALL SELECT id, a, b, 'unknown' FROM unk WHERE a < b)
+            SELECT row_number() OVER () AS pid, p.state, p.a, p.b, iv.device, iv.cluster,
+                   iv.pool, iv.home, iv.last_node, iv.cause,
+                   CASE WHEN p.state = 'in_service' THEN iv.node END AS node
+            FROM p JOIN iv USING (id)"""
+        )
+
+    timed("intervals_s", intervals)
+
+    def seconds():
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE per_device AS
+            WITH cl AS (
+                SELECT pid, state, greatest(a, {F}) AS a, least(b, {T}) AS b, device, cluster,
+                       pool, home, last_node, node
+                FROM pieces WHERE a < {T} AND b > {F}),
+            mw AS (SELECT scope, target, ws, we FROM ev
+                   WHERE kind = 'maintenance_window' AND ws IS NOT NULL AND we IS NOT NULL),
+            ov AS (
+                SELECT cl.pid, greatest(cl.a, mw.ws) AS xs, least(cl.b, mw.we) AS xe
+                FROM cl JOIN mw ON mw.ws < cl.b AND mw.we > cl.a AND (
+                    (mw.scope = 'cluster' AND mw.target = cl.cluster)
+                    OR (mw.scope = 'device' AND mw.target = cl.device)
+                    OR (mw.scope = 'device_pool' AND mw.target = cl.pool)
+                    OR (mw.scope = 'node' AND (mw.target = cl.node OR mw.target = cl.last_node
+                                               OR mw.target = cl.home)))),
+            isl AS (
+                SELECT pid, xs, xe, sum(CASE WHEN pm IS NULL OR xs > pm THEN 1 ELSE 0 END)
+                    OVER (PARTITION BY pid ORDER BY xs, xe) AS g
+                FROM (SELECT *, max(xe) OVER (PARTITION BY pid ORDER BY xs, xe
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm FROM ov)),
+            excl AS (
+                SELECT pid, sum(e - s) AS x FROM (
+                    SELECT pid, g, min(xs) AS s, max(xe) AS e FROM isl GROUP BY pid, g)
+                GROUP BY pid),
+            p AS (SELECT cl.*, coalesce(excl.x, 0) AS x FROM cl LEFT JOIN excl USING (pid)),
+            devs AS (SELECT device, pool FROM final_pool),
+            agg AS (
+                SELECT device,
+                    sum(CASE WHEN state = 'in_service' THEN b - a - x ELSE 0 END) AS ins,
+                    sum(CASE WHEN state = 'out_of_service' THEN b - a - x ELSE 0 END) AS oos,
+                    sum(CASE WHEN state = 'unknown' THEN b - a - x ELSE 0 END) AS unk,
+                    sum(x) AS excl, sum(b - a) AS known,
+                    count(*) FILTER (state = 'out_of_service' AND x = 0) AS outages,
+                    max(b - a) FILTER (state = 'out_of_service' AND x = 0) AS longest
+                FROM p GROUP BY device)
+            SELECT d.device, coalesce(d.pool, '(none)') AS pool,
+                coalesce(ins, 0) / 1e6 AS in_service_s, coalesce(oos, 0) / 1e6 AS oos_s,
+                (coalesce(unk, 0) + {T - F} - coalesce(known, 0)) / 1e6 AS unknown_s,
+                coalesce(excl, 0) / 1e6 AS excluded_s, coalesce(outages, 0) AS outages,
+                coalesce(longest, 0) / 1e6 AS longest_s
+            FROM devs d LEFT JOIN agg USING (device)"""
+        )
+
+    timed("availability_seconds_s", seconds)
+    by_device = timed(
+        "availability_device_fetch_s",
+        lambda: con.execute(
+            """SELECT device, 1, in_service_s, oos_s, unknown_s, excluded_s, outages, longest_s
+               FROM per_device ORDER BY device"""
+        ).fetchall(),
+    )
+    by_pool = timed(
+        "availability_pool_fetch_s",
+        lambda: con.execute(
+            """SELECT pool, count(*), sum(in_service_s), sum(oos_s), sum(unknown_s),
+                      sum(excluded_s), sum(outages), max(longest_s)
+               FROM per_device GROUP BY pool ORDER BY pool"""
+        ).fetchall(),
+    )
+    header = ["group", "devices", "in_service_s", "out_of_service_s", "unknown_s",
+              "excluded_s", "outages", "longest_outage_s"]
+    write_csv(out / "availability_device.csv", header, by_device)
+    write_csv(out / "availability_pool.csv", header, by_pool)
+
+    # 4. Incidents: outage starts (re-home blips excluded) per node, or per cluster for
+    #    CTIManager failures, 60 s apart at most, five devices or more.
+    def incidents():
+        return con.execute(
+            f"""WITH o AS (
+                SELECT p.*, lag(state) OVER w AS pstate, lag(b) OVER w AS pb
+                FROM pieces p WINDOW w AS (PARTITION BY device ORDER BY a, pid)),
+            starts AS (
+                SELECT cluster, device, a AS start, cause,
+                    CASE WHEN cause = 'ctimanager_failure' THEN 'ctimanager' ELSE 'node' END
+                        AS scope,
+                    CASE WHEN cause = 'ctimanager_failure' THEN '' ELSE last_node END AS target
+                FROM o WHERE state = 'out_of_service'
+                    AND (pstate IS NULL OR pstate <> 'out_of_service' OR pb <> a)
+                    AND cause IS DISTINCT FROM 'rehome'
+                    AND (cause = 'ctimanager_failure' OR last_node IS NOT NULL)),
+            g AS (
+                SELECT *, sum(CASE WHEN prev IS NULL OR start - prev > 60000000 THEN 1 ELSE 0
+                    END) OVER (PARTITION BY cluster, scope, target ORDER BY start, device) AS k
+                FROM (SELECT *, lag(start) OVER (PARTITION BY cluster, scope, target
+                          ORDER BY start, device) AS prev FROM starts))
+            SELECT cluster, scope, target, min(start) AS start, count(DISTINCT device) AS n
+            FROM g GROUP BY cluster, scope, target, k
+            HAVING count(DISTINCT device) >= 5 AND min(start) >= {F} AND min(start) < {T}
+            ORDER BY start, cluster, scope, target"""
+        ).fetchall()
+
+    found = timed("incidents_s", incidents)
+    write_csv(
+        out / "incidents.csv",
+        ["cluster", "scope", "target", "start", "devices_affected"],
+        [(c, s, t, us_to_rfc3339(st), n) for c, s, t, st, n in found],
+    )
+    times["sla_pool_cold_s"] = (
+        times["load_s"] + times["intervals_s"] + times["availability_seconds_s"]
+        + times["availability_pool_fetch_s"]
+    )
+    times["availability_device_s"] = (
+        times["intervals_s"] + times["availability_seconds_s"]
+        + times["availability_device_fetch_s"]
+    )
+    times["availability_pool_s"] = (
+        times["intervals_s"] + times["availability_seconds_s"]
+        + times["availability_pool_fetch_s"]
+    )
+    times["duckdb_version"] = duckdb.__version__
+    print(json.dumps(times))
+
+
+def us_to_rfc3339(us):
+    import datetime
+
+    t = datetime.datetime.fromtimestamp(us / 1e6, tz=datetime.timezone.utc)
+    frac = us % 1_000_000
+    base = t.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:06d}Z".replace(".000000Z", "Z")
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Agreement
+# ---------------------------------------------------------------------------------------------
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.reader(f))[1:]
+
+
+def close(a, b):
+    a, b = float(a), float(b)
+    return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+
+
+def agree(name, ours, theirs, numeric_from=None, normalize=None):
+    """Row-by-row equality (numbers within 1e-6 relative); returns a list of problems."""
+    a, b = read_csv(ours), read_csv(theirs)
+    if normalize:
+        a, b = [normalize(r) for r in a], [normalize(r) for r in b]
+    problems = []
+    if len(a) != len(b):
+        problems.append(f"{name}: {len(a)} rows vs {len(b)} rows")
+    for ra, rb in zip(a, b):
+        same = len(ra) == len(rb) and all(
+            (close(x, y) if numeric_from is not None and i >= numeric_from else x == y)
+            for i, (x, y) in enumerate(zip(ra, rb))
+        )
+        if not same:
+            problems.append(f"{name}: {ra} vs {rb}")
+            if len(problems) > 5:
+                break
+    return problems
+
+
+def compare(ours, theirs):
+    problems = []
+    problems += agree("state", ours / "state_pairs.csv", theirs / "state_pairs.csv")
+    problems += agree("fleet", ours / "fleet.csv", theirs / "fleet.csv")
+    problems += agree("availability by device", ours / "availability_device.csv",
+                      theirs / "availability_device.csv", numeric_from=1)
+    problems += agree("availability by pool", ours / "availability_pool.csv",
+                      theirs / "availability_pool.csv", numeric_from=1)
+    problems += agree("incidents", ours / "incidents.csv", theirs / "incidents.csv")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+# ---------------------------------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_side(binary, data, pairs, at, frm, to, out):
+    port = free_port()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(
+        [binary, "serve", "--data", str(data), "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        conn = None
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+                conn.request("GET", "/readyz")
+                r = conn.getresponse()
+                r.read()
+                if r.status == 200:
+                    break
+            except OSError:
+                pass
+            if p.poll() is not None:
+                raise SystemExit("callstate serve exited")
+            time.sleep(0.02)
+        res = {"ready_s": time.perf_counter() - t0}
+
+        def get(path, **q):
+            url = path + ("?" + urllib.parse.urlencode(q) if q else "")
+            t = time.perf_counter()
+            conn.request("GET", url)
+            r = conn.getresponse()
+            body = r.read()
+            secs = time.perf_counter() - t
+            if r.status != 200:
+                raise SystemExit(f"GET {url}: {r.status} {body[:300]!r}")
+            return secs, json.loads(body)
+
+        # The first question derives the log's state (cached per log version after that).
+        res["first_sla_pool_s"], _ = get("/api/v1/sla", **{"from": frm, "to": to,
+                                                           "group_by": "device_pool"})
+        res["first_question_s"] = res["first_sla_pool_s"]
+        lat, states = [], []
+        for d, t in pairs:
+            secs, body = get(f"/api/v1/devices/{urllib.parse.quote(d)}/state", at=t)
+            lat.append(secs * 1e3)
+            states.append((d, body["state"], body["node"] or ""))
+        res["state_p50_ms"] = pct(lat, 0.5)
+        res["state_p99_ms"] = pct(lat, 0.99)
+        res["fleet_s"], fleet = get("/api/v1/state", at=at)
+        res["availability_device_s"], by_device = get(
+            "/api/v1/availability", **{"from": frm, "to": to, "group_by": "device"})
+        res["availability_pool_s"], by_pool = get(
+            "/api/v1/availability", **{"from": frm, "to": to, "group_by": "device_pool"})
+        res["sla_pool_s"], _ = get("/api/v1/sla", **{"from": frm, "to": to,
+                                                      "group_by": "device_pool"})
+        res["incidents_s"], incidents = get("/api/v1/incidents", **{"from": frm, "to": to})
+        res["rss_peak_bytes"] = vm_hwm(p.pid)
+        # Over HTTP the answers must be the in-process ones.
+        problems = []
+        mine = {(d, s, n) for d, _, s, n in read_csv(out / "state_pairs.csv")}
+        if set(states) - mine:
+            problems.append(f"HTTP state differs: {sorted(set(states) - mine)[:3]}")
+        if len(fleet["devices"]) != len(read_csv(out / "fleet.csv")):
+            problems.append("HTTP fleet size differs")
+        pools = {r[0]: r for r in read_csv(out / "availability_pool.csv")}
+        for g in by_pool:
+            if not close(g["in_service_s"], pools[g["group"]][2]):
+                problems.append(f"HTTP availability differs for {g['group']}")
+        if len(by_device) != len(read_csv(out / "availability_device.csv")):
+            problems.append("HTTP availability by device: row count differs")
+        if len(incidents) != len(read_csv(out / "incidents.csv")):
+            problems.append("HTTP incidents differ")
+        res["problems"] = problems
+        return res
+    finally:
+        p.terminate()
+        p.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------
+
+
+def machine():
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) * 1024
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 2**30, 1),
+        "kernel": platform.release(),
+        "rustc": rustc,
+        "python": platform.python_version(),
+    }
+
+
+def dataset(name, devices_per_cluster, scale, work, binary, seed):
+    d = work / name
+    d.mkdir(parents=True, exist_ok=True)
+    events = d / "events.ndjson"
+    scenario = d / "scenario.toml"
+    text = SCENARIO_FILE.read_text().replace("scale = 0.027", f"scale = {scale}")
+    if not events.exists() or not scenario.exists() or scenario.read_text() != text:
+        log(f"[{name}] simulating 30 days, {2 * devices_per_cluster} devices")
+        scenario.write_text(text)
+        tmp = d / "events.ndjson.tmp"
+        run([binary, "simulate", "--scenario", str(scenario),
+             "--devices", str(devices_per_cluster), "--seed", str(seed),
+             "--out", str(tmp)], stdout=subprocess.DEVNULL)
+        tmp.rename(events)
+    lines = sum(1 for _ in open(events, "rb"))
+    data = d / "log"
+    shutil.rmtree(data, ignore_errors=True)
+    log(f"[{name}] ingesting {lines} events")
+    ingest_s, ingest_rss, _ = run([binary, "ingest", "file", str(events), "--data", str(data)],
+                                  stdout=subprocess.DEVNULL)
+    run([binary, "log", "roll", "--data", str(data)], stdout=subprocess.DEVNULL)
+    stats = json.loads(run([binary, "log", "stats", "--data", str(data)])[2])
+    return d, data, lines, stats, ingest_s, ingest_rss
+
+
+def make_pairs(d, data, n, seed):
+    import duckdb
+
+    devices = [r[0] for r in duckdb.sql(
+        f"""SELECT DISTINCT device FROM read_parquet('{data}/segments/seg-????????.parquet')
+            WHERE {SERVICE} ORDER BY device""").fetchall()]
+    rnd = random.Random(seed)
+    from_us = iso_us(START)
+    to_us = iso_us(END)
+    # Half the instants anywhere in the 30 days, half within an hour after a fault of the
+    # scenario, where devices are out of service, failed over or unknown.
+    faults = [from_us + duration_us(f["at"]) for f in SCENARIO.get("faults", [])]
+    pairs = []
+    for k in range(n):
+        if k % 2 == 0 or not faults:
+            t = rnd.randrange(from_us, to_us)
+        else:
+            t = rnd.choice(faults) + rnd.randrange(0, 3600 * 1_000_000)
+        pairs.append((rnd.choice(devices), t))
+    path = d / "pairs.csv"
+    write_csv(path, ["device", "at"], [(dv, us_to_rfc3339(t)) for dv, t in pairs])
+    return path, pairs, devices
+
+
+def duration_us(text):
+    """`2d10h30m`-style durations of the scenario file, in µs."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    total, num = 0, ""
+    for ch in text:
+        if ch.isdigit():
+            num += ch
+        else:
+            total += int(num) * units[ch]
+            num = ""
+    return total * 1_000_000
+
+
+def iso_us(text):
+    import datetime
+
+    t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(t.timestamp()) * 1_000_000 + t.microsecond
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd")
+    dk = sub.add_parser("duckdb", help="(internal) the DuckDB side of one dataset")
+    for a in ("--data", "--pairs", "--out"):
+        dk.add_argument(a, required=True)
+    for a in ("--from-us", "--to-us", "--at-us"):
+        dk.add_argument(a, type=int, required=True)
+    ap.add_argument("--datasets", default="1m,10m",
+                    help="comma-separated: 1m (5k devices), 10m (50k devices)")
+    ap.add_argument("--work", default=str(ROOT / "target/bench"),
+                    help="datasets and logs (kept between runs; events are simulated once)")
+    ap.add_argument("--bin-dir", default=str(ROOT / "target/release"))
+    ap.add_argument("--pairs", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--results", default=str(ROOT / "bench/RESULTS.md"))
+    args = ap.parse_args()
+    if args.cmd == "duckdb":
+        duckdb_side(args)
+        return
+
+    import duckdb
+
+    binary = str(Path(args.bin_dir) / "callstate")
+    inproc = str(Path(args.bin_dir) / "callstate-bench")
+    work = Path(args.work)
+    at = "2026-10-12T09:20:00Z"  # inside the site outage: devices out of service, failed over
+    results = {"machine": machine(), "duckdb": duckdb.__version__, "datasets": {}}
+    failed = False
+    for name in args.datasets.split(","):
+        d, data, lines, stats, ingest_s, ingest_rss = dataset(
+            name, *DATASETS[name], work, binary, args.seed)
+        pairs_path, pairs, devices = make_pairs(d, data, args.pairs, args.seed)
+        ours, theirs = d / "answers-callstate", d / "answers-duckdb"
+        log(f"[{name}] in-process")
+        secs, rss, out = run([inproc, "--data", str(data), "--pairs", str(pairs_path),
+                              "--at", at, "--from", START, "--to", END, "--out", str(ours)])
+        inp = json.loads(out)
+        inp["process_s"], inp["process_rss_bytes"] = secs, rss
+        log(f"[{name}] HTTP")
+        http = http_side(binary, data, [(dv, us_to_rfc3339(t)) for dv, t in pairs],
+                         at, START, END, ours)
+        log(f"[{name}] DuckDB")
+        write_csv(d / "pairs_us.csv", ["device", "at"], pairs)
+        secs, rss, out = run([sys.executable, __file__, "duckdb", "--data", str(data),
+                              "--pairs", str(d / "pairs_us.csv"), "--out", str(theirs),
+                              "--from-us", str(iso_us(START)), "--to-us", str(iso_us(END)),
+                              "--at-us", str(iso_us(at))])
+        duck = json.loads(out)
+        duck["process_s"], duck["process_rss_bytes"] = secs, rss
+        problems = compare(ours, theirs) + http.pop("problems")
+        failed |= bool(problems)
+        for p in problems:
+            log(f"[{name}] DISAGREE {p}")
+        results["datasets"][name] = {
+            "events": lines, "distinct_events": stats.get("events"),
+            "devices": len(devices), "ingest_s": ingest_s,
+            "ingest_events_per_s": lines / ingest_s, "ingest_rss_bytes": ingest_rss,
+            "in_process": inp, "http": http, "duckdb": duck, "agree": not problems,
+            "problems": problems,
+        }
+        log(json.dumps(results["datasets"][name], indent=1))
+    Path(args.results).write_text(report(results))
+    log(f"wrote {args.results}")
+    if failed:
+        raise SystemExit("answers disagree (see above)")
+
+
+def mb(b):
+    return f"{b / 2**20:,.0f} MB"
+
+
+def ms(s):
+    return f"{s * 1e3:,.1f} ms" if s < 1 else f"{s:,.2f} s"
+
+
+def report(r):
+    m = r["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `bench/run` (bench/harness.py); do not edit by hand. Release build;",
+        f"DuckDB {r['duckdb']} (Python) answers the same questions with hand-written SQL over the",
+        "Parquet segments the log wrote, in the same invocation; the harness checks that the",
+        "answers agree before printing a figure. Ratio = callstate / DuckDB (below 1: callstate",
+        "is faster).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']};",
+        f"{m['rustc']}; Python {m['python']}.",
+        "",
+        "Data: `bench/scenarios/month.toml`, 30 days (2026-10-01 to 2026-10-31), two clusters,",
+        "node crashes, a CTIManager failover, a site outage, a rolling upgrade in maintenance",
+        "windows, device flaps, a silent collector, late/reordered/duplicated delivery.",
+        "Questions: state of one device at T (1,000 random device/instant pairs), fleet at T,",
+        "30-day availability by device and by device pool, incidents over the 30 days.",
+        "",
+    ]
+    for name, d in r["datasets"].items():
+        i, h, k = d["in_process"], d["http"], d["duckdb"]
+        lines += [
+            f"## {name}: {d['events']:,} events ({d['distinct_events']:,} distinct), "
+            f"{d['devices']:,} devices",
+            "",
+            f"Answers agree: {'yes' if d['agree'] else 'NO: ' + '; '.join(d['problems'])}.",
+            "",
+            f"Ingest (`callstate ingest file`, NDJSON → WAL + Parquet segments + digests): "
+            f"{ms(d['ingest_s'])}, **{d['ingest_events_per_s']:,.0f} events/s**, "
+            f"peak RSS {mb(d['ingest_rss_bytes'])}.",
+            "",
+            "| question | callstate in-process | callstate HTTP | DuckDB | ratio (in-process) |",
+            "|---|---|---|---|---|",
+            f"| cold 30-day SLA by pool (files → answer) | {ms(i['sla_pool_cold_s'])} | "
+            f"{ms(h['ready_s'] + h['first_sla_pool_s'])} (start + first request) | "
+            f"{ms(k['sla_pool_cold_s'])} | {i['sla_pool_cold_s'] / k['sla_pool_cold_s']:.2f} |",
+            f"| state of a device at T, p50 | {i['state_p50_ms']:.3f} ms | "
+            f"{h['state_p50_ms']:.3f} ms | {k['state_p50_ms']:.3f} ms | "
+            f"{i['state_p50_ms'] / k['state_p50_ms']:.4f} |",
+            f"| state of a device at T, p99 | {i['state_p99_ms']:.3f} ms | "
+            f"{h['state_p99_ms']:.3f} ms | {k['state_p99_ms']:.3f} ms | "
+            f"{i['state_p99_ms'] / k['state_p99_ms']:.4f} |",
+            f"| fleet snapshot at T | {ms(i['fleet_s'])} | {ms(h['fleet_s'])} | "
+            f"{ms(k['fleet_s'])} | {i['fleet_s'] / k['fleet_s']:.3f} |",
+            f"| 30-day availability by device | {ms(i['availability_device_s'])} | "
+            f"{ms(h['availability_device_s'])} | {ms(k['availability_device_s'])} | "
+            f"{i['availability_device_s'] / k['availability_device_s']:.3f} |",
+            f"| 30-day availability by pool | {ms(i['availability_pool_s'])} | "
+            f"{ms(h['availability_pool_s'])} | {ms(k['availability_pool_s'])} | "
+            f"{i['availability_pool_s'] / k['availability_pool_s']:.3f} |",
+            f"| incidents, 30 days (DuckDB: detection only; callstate: full reports) | {ms(i['incidents_s'])} | {ms(h['incidents_s'])} | "
+            f"{ms(k['incidents_s'])} | {i['incidents_s'] / k['incidents_s']:.3f} |",
+            "",
+            f"callstate in-process: open {ms(i['open_s'])}, derive intervals from digests "
+            f"{ms(i['derive_s'])}, pair call legs {ms(i['call_legs_s'])} "
+            f"({i['call_legs']:,} legs); peak RSS {mb(i['rss_after_derive_bytes'])} after "
+            f"deriving, {mb(i['rss_peak_bytes'])} with call legs. HTTP server: ready "
+            f"{ms(h['ready_s'])} after start, first question {ms(h['first_question_s'])} "
+            f"(derives and caches), SLA by pool when cached {ms(h['sla_pool_s'])}; peak RSS "
+            f"{mb(h['rss_peak_bytes'])}. DuckDB: load the Parquet files into a table "
+            f"{ms(k['load_s'])}, intervals {ms(k['intervals_s'])}; peak RSS "
+            f"{mb(k['process_rss_bytes'])}. Warm rows: callstate from its derived state in "
+            "memory; DuckDB from its loaded table (intervals included, as it has no derived "
+            "state).",
+            "",
+        ]
+    lines += [
+        "Goals (issue 8): ingest ≥ 1M events/s on 2 cores; state at T p99 < 10 ms; 30-day SLA",
+        "over 50k devices/10M events < 1 s and at most half of DuckDB's time.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
