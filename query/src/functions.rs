@@ -417,6 +417,19 @@ pub fn sla_rows(
     period: Option<&str>,
     tz: Option<&str>,
 ) -> std::result::Result<Vec<SlaRow>, String> {
+    sla_rows_of(&s.intervals, s, from, to, by, period, tz)
+}
+
+/// [`sla_rows`] over some of the devices' intervals (whole devices, as [`derive`] groups them).
+pub fn sla_rows_of(
+    intervals: &[ServiceInterval],
+    s: &Shared,
+    from: Us,
+    to: Us,
+    by: GroupBy,
+    period: Option<&str>,
+    tz: Option<&str>,
+) -> std::result::Result<Vec<SlaRow>, String> {
     let windows = match period {
         None => vec![(from, to)],
         Some(p) => {
@@ -426,7 +439,7 @@ pub fn sla_rows(
     };
     let mut rows = Vec::new();
     for (a, b) in windows {
-        rows.extend(sla(&s.intervals, &s.rows.windows, a, b, by, &s.targets));
+        rows.extend(sla(intervals, &s.rows.windows, a, b, by, &s.targets));
     }
     Ok(rows)
 }
@@ -495,6 +508,7 @@ struct IncidentOut<'a> {
     recovery_100_s: Option<f64>,
     failovers: usize,
     rehomes: usize,
+    rehome_lag_max_s: Option<f64>,
     calls_active: usize,
 }
 
@@ -535,6 +549,7 @@ pub fn incidents_batch(found: &[crate::incidents::Incident]) -> Result<RecordBat
         ("recovery_100_s", f),
         ("failovers", u.clone()),
         ("rehomes", u.clone()),
+        ("rehome_lag_max_s", DataType::Float64),
         ("calls_active", u),
     ]);
     let out: Vec<IncidentOut<'_>> = found
@@ -553,6 +568,7 @@ pub fn incidents_batch(found: &[crate::incidents::Incident]) -> Result<RecordBat
             recovery_100_s: i.recovery_100_s,
             failovers: i.failovers.len(),
             rehomes: i.rehomes.len(),
+            rehome_lag_max_s: i.rehome_lag_max_s,
             calls_active: i.calls_active,
         })
         .collect();

@@ -36,6 +36,10 @@ pub struct DeviceMove {
     pub at: String,
     /// Node.
     pub node: String,
+    /// Failovers: seconds after the incident's start. Re-homes: seconds after the incident's
+    /// first re-home (the home node back, as its idle devices show at once), that is how long
+    /// the device's calls held it on the backup node.
+    pub lag_s: f64,
 }
 
 /// One incident.
@@ -67,6 +71,8 @@ pub struct Incident {
     pub failovers: Vec<DeviceMove>,
     /// Of those, when they went back to their home node.
     pub rehomes: Vec<DeviceMove>,
+    /// Longest re-home lag (see [`DeviceMove::lag_s`]), seconds; null without re-homes.
+    pub rehome_lag_max_s: Option<f64>,
     /// Calls active on affected devices when they went out of service.
     pub calls_active: usize,
     /// How those calls ended (cause → count; `active` if not ended).
@@ -192,6 +198,7 @@ fn build(
     let mut recoveries = Vec::new();
     let mut failovers = Vec::new();
     let mut rehomes = Vec::new();
+    let mut rehome_times = Vec::new();
     let mut calls_active = 0;
     let mut calls_ended: BTreeMap<String, usize> = BTreeMap::new();
     for o in group {
@@ -209,15 +216,18 @@ fn build(
                     device: o.device.to_string(),
                     at: fmt(back.valid_from),
                     node: back.node.as_deref().unwrap_or_default().to_string(),
+                    lag_s: (back.valid_from - start) as f64 / 1e6,
                 });
                 if let Some(home) = iv[k + 1..]
                     .iter()
                     .find(|i| i.movement == Some(Movement::Rehome))
                 {
+                    rehome_times.push(home.valid_from);
                     rehomes.push(DeviceMove {
                         device: o.device.to_string(),
                         at: fmt(home.valid_from),
                         node: home.node.as_deref().unwrap_or_default().to_string(),
+                        lag_s: 0.0,
                     });
                 }
             }
@@ -231,6 +241,11 @@ fn build(
             }
         }
     }
+    let first_rehome = rehome_times.iter().min().copied().unwrap_or(0);
+    for (r, t) in rehomes.iter_mut().zip(&rehome_times) {
+        r.lag_s = (t - first_rehome) as f64 / 1e6;
+    }
+    let rehome_lag_max_s = rehomes.iter().map(|r| r.lag_s).reduce(f64::max);
     recoveries.sort_unstable();
     let n = group.len();
     let at = |q: f64| {
@@ -253,6 +268,7 @@ fn build(
         recovery_100_s: if recoveries.len() == n { at(1.0) } else { None },
         failovers,
         rehomes,
+        rehome_lag_max_s,
         calls_active,
         calls_ended,
         devices: group.iter().map(|o| o.device.to_string()).collect(),

@@ -1,10 +1,13 @@
-//! Instants as users write them: RFC 3339, or epoch milliseconds (Grafana's `${__from}`).
+//! Instants as users write them: RFC 3339, epoch milliseconds (Grafana's `${__from}`) or `now`.
 
 use crate::rows::Us;
 
-/// Parses an RFC 3339 instant or epoch milliseconds into microseconds since the epoch.
+/// Parses an RFC 3339 instant, epoch milliseconds or `now` into microseconds since the epoch.
 pub fn parse_instant(text: &str) -> Result<Us, String> {
     let text = text.trim();
+    if text == "now" {
+        return Ok(chrono::Utc::now().timestamp_micros());
+    }
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text
             .parse::<i64>()

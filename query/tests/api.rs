@@ -3,137 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callstate_ingest::{Log, LogOptions};
-use callstate_query::api::{Api, ApiConfig, ReadAuth, serve};
+use callstate_query::api::{ApiConfig, ReadAuth};
 use callstate_schemas::Event;
 use callstate_sim::Truth;
 use serde_json::Value;
 
 mod common;
 
-/// A server in its own runtime; stopped (gracefully) on drop.
-struct Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(config: ApiConfig) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(
-            dir.path(),
-            LogOptions {
-                segment_rows: 5_000,
-            },
-        )
-        .unwrap();
-        let app = Api::new(Arc::new(log), config);
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(l.local_addr().unwrap()).unwrap();
-                serve(l, app, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        Server {
-            addr: addr_rx.recv().unwrap(),
-            stop: Some(stop),
-            thread: Some(thread),
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build(),
-    )
-}
-
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
-    let mut r = r.unwrap();
-    let content_type = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    Answer {
-        status: r.status().as_u16(),
-        content_type,
-        body: r
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_vec()
-            .unwrap(),
-    }
-}
-
-fn get(url: &str) -> Answer {
-    answer(agent().get(url).call())
-}
-
-fn get_with(url: &str, header: (&str, &str)) -> Answer {
-    answer(agent().get(url).header(header.0, header.1).call())
-}
-
-fn post(url: &str, content_type: &str, body: &[u8], token: Option<&str>) -> Answer {
-    let mut r = agent().post(url).header("Content-Type", content_type);
-    if let Some(t) = token {
-        r = r.header("Authorization", &format!("Bearer {t}"));
-    }
-    answer(r.send(body))
-}
+use common::server::{Server, agent, answer, get, get_with, ndjson, post, post_all};
 
 /// The status a POST of `len` bytes gets from its headers alone (a raw request: clients
 /// differ in whether they read an early answer while still sending).
@@ -149,34 +29,6 @@ fn oversized_post_status(s: &Server, len: usize, token: &str) -> u16 {
     let mut line = String::new();
     BufReader::new(c).read_line(&mut line).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn ndjson(events: &[Event]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in events {
-        out.extend_from_slice(e.to_json().as_bytes());
-        out.push(b'\n');
-    }
-    out
-}
-
-/// Posts a stream in NDJSON batches; returns (accepted, duplicates).
-fn post_all(s: &Server, events: &[Event], batch: usize, token: Option<&str>) -> (u64, u64) {
-    let (mut acc, mut dup) = (0, 0);
-    for chunk in events.chunks(batch) {
-        let a = post(
-            &s.url("/api/v1/events"),
-            "application/x-ndjson",
-            &ndjson(chunk),
-            token,
-        );
-        assert_eq!(a.status, 200, "{}", a.text());
-        let v = a.json();
-        assert_eq!(v["rejected"], serde_json::json!([]));
-        acc += v["accepted"].as_u64().unwrap();
-        dup += v["duplicates"].as_u64().unwrap();
-    }
-    (acc, dup)
 }
 
 fn rfc(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -820,4 +672,240 @@ fn load_ingest_while_querying_loses_nothing() {
         let d = r["device"].as_str().unwrap();
         assert_eq!(r["state"], truth.state_at(d, at).0, "{d}");
     }
+}
+
+fn parse_t(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// Series rows `{time, group, devices}` as time → group → devices.
+fn series(s: &Server, query: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let a = get(&s.url(&format!("/api/v1/state/series?{query}")));
+    assert_eq!(a.status, 200, "{query}: {}", a.text());
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for r in a.json().as_array().unwrap() {
+        out.entry(rfc(parse_t(&r["time"]))).or_default().insert(
+            r["group"].as_str().unwrap().into(),
+            r["devices"].as_u64().unwrap(),
+        );
+    }
+    out
+}
+
+/// What the dashboards read that the other endpoints do not: the state series (per state,
+/// per node, for a home node, for an incident's devices), the annotations, failed-over
+/// devices, one device's availability and the re-home lags, all against the truth.
+#[test]
+fn dashboard_endpoints_match_the_truth() {
+    let (s, events, truth) = loaded();
+    let (from, to) = (truth.start, truth.end);
+    let step = chrono::Duration::minutes(10);
+    let w = format!("from={}&to={}&step=10m", rfc(from), rfc(to));
+    let steps: Vec<_> = (0..)
+        .map(|k| from + step * k)
+        .take_while(|t| *t < to)
+        .collect();
+    let count = |devices: &mut dyn Iterator<Item = &String>, t, by_node: bool| {
+        let mut c: BTreeMap<String, u64> = BTreeMap::new();
+        if !by_node {
+            for st in ["in_service", "out_of_service", "unknown"] {
+                c.insert(st.into(), 0);
+            }
+        }
+        for d in devices {
+            match (truth.state_at(d, t), by_node) {
+                (("in_service", Some(n)), true) => *c.entry(n.to_string()).or_default() += 1,
+                (_, true) => {}
+                ((st, _), false) => *c.entry(st.to_string()).or_default() += 1,
+            }
+        }
+        c
+    };
+    // per state, every device
+    let got = series(&s, &w);
+    assert_eq!(got.len(), steps.len());
+    for t in &steps {
+        assert_eq!(
+            got[&rfc(*t)],
+            count(&mut truth.devices.keys(), *t, false),
+            "{t}"
+        );
+    }
+    // per node: devices in service there (every node at every step, 0 included)
+    let got = series(&s, &format!("{w}&group_by=node"));
+    for t in &steps {
+        let want = count(&mut truth.devices.keys(), *t, true);
+        let have: BTreeMap<String, u64> = got[&rfc(*t)]
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        assert_eq!(have, want, "{t}");
+    }
+    // the devices homed on the failed node
+    let inc = &truth.incidents[0];
+    let homed: Vec<String> = truth
+        .device_info
+        .iter()
+        .filter(|(_, i)| i.home == inc.target)
+        .map(|(d, _)| d.clone())
+        .collect();
+    let got = series(&s, &format!("{w}&home_node={}", inc.target));
+    for t in &steps {
+        assert_eq!(got[&rfc(*t)], count(&mut homed.iter(), *t, false), "{t}");
+    }
+    // an incident's devices: its recovery curve
+    let list = get(&s.url("/api/v1/incidents")).json();
+    let id = list[0]["id"].as_str().unwrap();
+    let enc: String = id
+        .bytes()
+        .map(|b| match b {
+            b'/' | b':' | b'+' => format!("%{b:02X}"),
+            _ => (b as char).to_string(),
+        })
+        .collect();
+    let detail = get(&s.url(&format!("/api/v1/incidents/{enc}"))).json();
+    let devices: Vec<String> = detail["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    let got = series(&s, &format!("{w}&incident={enc}"));
+    for t in &steps {
+        let c = &got[&rfc(*t)];
+        assert_eq!(c.values().sum::<u64>(), devices.len() as u64);
+        assert_eq!(*c, count(&mut devices.iter(), *t, false), "{t}");
+    }
+    // lags: failovers from the start, re-homes from the first re-home
+    let start = parse_t(&detail["start"]);
+    for f in detail["failovers"].as_array().unwrap() {
+        let lag = (parse_t(&f["at"]) - start).num_microseconds().unwrap() as f64 / 1e6;
+        assert!((f["lag_s"].as_f64().unwrap() - lag).abs() < 1e-6);
+    }
+    let rehomes = detail["rehomes"].as_array().unwrap();
+    assert!(!rehomes.is_empty());
+    let first = rehomes.iter().map(|r| parse_t(&r["at"])).min().unwrap();
+    let mut max = 0.0f64;
+    for r in rehomes {
+        let lag = (parse_t(&r["at"]) - first).num_microseconds().unwrap() as f64 / 1e6;
+        assert!((r["lag_s"].as_f64().unwrap() - lag).abs() < 1e-6);
+        max = max.max(lag);
+    }
+    assert!((detail["rehome_lag_max_s"].as_f64().unwrap() - max).abs() < 1e-6);
+    assert_eq!(list[0]["rehome_lag_max_s"], detail["rehome_lag_max_s"]);
+
+    // failed over, not re-homed: in service away from home, by the truth, at each step
+    for t in &steps {
+        let want: BTreeSet<String> = truth
+            .device_info
+            .iter()
+            .filter(
+                |(d, i)| matches!(truth.state_at(d, *t), ("in_service", Some(n)) if n != i.home),
+            )
+            .map(|(d, _)| d.clone())
+            .collect();
+        let a = get(&s.url(&format!("/api/v1/state?at={}&on_home_node=false", rfc(*t)))).json();
+        let have: BTreeSet<String> = a["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["device"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(have, want, "{t}");
+    }
+    assert!(homed.iter().any(|d| {
+        steps
+            .iter()
+            .any(|t| matches!(truth.state_at(d, *t), ("in_service", Some(n)) if n != inc.target))
+    }));
+
+    // one device's availability = its row among all devices
+    let d = &homed[0];
+    let one = get(&s.url(&format!(
+        "/api/v1/availability?from={}&to={}&device={d}",
+        rfc(from),
+        rfc(to)
+    )))
+    .json();
+    let all = get(&s.url(&format!(
+        "/api/v1/availability?from={}&to={}&group_by=device",
+        rfc(from),
+        rfc(to)
+    )))
+    .json();
+    let row = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == d.as_str())
+        .unwrap();
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(&one[0], row);
+    let pool = &truth.device_info[d].device_pool;
+    let sla = get(&s.url(&format!(
+        "/api/v1/sla?from={}&to={}&group_by=device&device_pool={pool}",
+        rfc(from),
+        rfc(to)
+    )))
+    .json();
+    let want = truth
+        .device_info
+        .values()
+        .filter(|i| i.device_pool == *pool)
+        .count();
+    assert_eq!(sla.as_array().unwrap().len(), want);
+
+    // annotations: the node events of the stream, in time order
+    let a = get(&s.url(&format!(
+        "/api/v1/annotations?from={}&to={}",
+        rfc(from),
+        rfc(to)
+    )));
+    assert_eq!(a.status, 200, "{}", a.text());
+    let rows = a.json();
+    let mut want: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| {
+            let v: Value = serde_json::from_str(&e.to_json()).unwrap();
+            let k = v["kind"].as_str()?.to_string();
+            ["node_down", "node_up"]
+                .contains(&k.as_str())
+                .then(|| (rfc(parse_t(&v["time"])), k))
+        })
+        .collect();
+    want.sort();
+    want.dedup();
+    let have: Vec<(String, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "node_down" || r["kind"] == "node_up")
+        .map(|r| {
+            assert_eq!(r["target"], inc.target.as_str());
+            assert!(r["text"].as_str().unwrap().contains(&inc.target));
+            (
+                rfc(parse_t(&r["time"])),
+                r["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(have, want);
+    assert!(!want.is_empty());
+
+    // bad series parameters
+    for q in [
+        format!("{w}&group_by=pool"),
+        format!("from={}&to={}&step=0s", rfc(from), rfc(to)),
+        format!("from={}&to={}&step=1s", rfc(from), rfc(to)),
+        format!("from={}&to={}&step=5w", rfc(from), rfc(to)),
+        format!("from={}&to={}", rfc(to), rfc(from)),
+    ] {
+        let a = get(&s.url(&format!("/api/v1/state/series?{q}")));
+        assert_eq!(a.status, 400, "{q}: {}", a.text());
+    }
+    let a = get(&s.url(&format!("/api/v1/state/series?{w}&incident=nope")));
+    assert_eq!(a.status, 404);
 }

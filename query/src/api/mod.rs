@@ -12,6 +12,7 @@ pub mod metrics;
 mod query;
 mod reports;
 pub mod respond;
+pub mod series;
 mod state;
 
 use std::future::Future;
@@ -228,6 +229,8 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(state::device_state))
         .routes(routes!(state::fleet_state))
         .routes(routes!(state::device_timeline))
+        .routes(routes!(series::state_series_endpoint))
+        .routes(routes!(series::annotations))
         .routes(routes!(reports::availability))
         .routes(routes!(reports::sla))
         .routes(routes!(reports::incidents))

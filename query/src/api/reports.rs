@@ -9,8 +9,14 @@ use utoipa::IntoParams;
 use super::respond::{negotiate, rows, tabular};
 use super::state::{instant_param, required_param};
 use super::{ApiError, AppState, blocking};
-use crate::functions::{availability_schema, batch, incidents_batch, sla_rows, sla_schema};
+use std::borrow::Cow;
+
+use super::series::by_device;
+use crate::functions::{
+    Shared, availability_schema, batch, incidents_batch, sla_rows_of, sla_schema,
+};
 use crate::incidents::{Incident, IncidentOptions, detect};
+use crate::intervals::ServiceInterval;
 use crate::rows::Us;
 use crate::sla::{GroupAvailability, GroupBy, SlaRow, availability as availability_of};
 
@@ -24,6 +30,12 @@ pub struct AvailabilityParams {
     to: Option<String>,
     /// `device` (default), `device_pool`, `node` (home node), `cluster` or `device_type`.
     group_by: Option<String>,
+    /// Only this device.
+    device: Option<String>,
+    /// Only this cluster.
+    cluster: Option<String>,
+    /// Only this device pool.
+    device_pool: Option<String>,
     /// Answer with only the events ingested by then.
     known_at: Option<String>,
     /// `json` (default), `csv` or `arrow`.
@@ -36,6 +48,37 @@ fn window(from: &Option<String>, to: &Option<String>) -> Result<(Us, Us), ApiErr
         return Err(ApiError::bad_request("from must be before to"));
     }
     Ok((from, to))
+}
+
+/// The intervals of the devices a report covers: one device, or those of a cluster and/or
+/// device pool (their latest), or all.
+fn select<'a>(
+    shared: &'a Shared,
+    device: &Option<String>,
+    cluster: &Option<String>,
+    device_pool: &Option<String>,
+) -> Cow<'a, [ServiceInterval]> {
+    let keep = |iv: &[ServiceInterval]| {
+        let last = iv.last().expect("a device has intervals");
+        cluster.as_ref().is_none_or(|c| **c == *last.cluster)
+            && device_pool
+                .as_ref()
+                .is_none_or(|d| Some(d.as_str()) == last.device_pool.as_deref())
+    };
+    match (device, cluster, device_pool) {
+        (None, None, None) => Cow::Borrowed(&shared.intervals),
+        (Some(d), ..) => {
+            let iv = shared.device(d);
+            Cow::Borrowed(if iv.is_empty() || keep(iv) { iv } else { &[] })
+        }
+        _ => Cow::Owned(
+            by_device(&shared.intervals)
+                .filter(|iv| keep(iv))
+                .flatten()
+                .cloned()
+                .collect(),
+        ),
+    }
 }
 
 fn group_by(v: &Option<String>, default: GroupBy) -> Result<GroupBy, ApiError> {
@@ -61,7 +104,8 @@ pub async fn availability(
     let known_at = instant_param("known_at", &p.known_at)?;
     let shared = app.shared(known_at).await?;
     let b = blocking(move || {
-        let r = availability_of(&shared.intervals, &shared.rows.windows, from, to, by);
+        let iv = select(&shared, &p.device, &p.cluster, &p.device_pool);
+        let r = availability_of(&iv, &shared.rows.windows, from, to, by);
         batch(availability_schema(), &r).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
@@ -78,6 +122,12 @@ pub struct SlaParams {
     to: Option<String>,
     /// `device_pool` (default), `device`, `node`, `cluster` or `device_type`.
     group_by: Option<String>,
+    /// Only this device.
+    device: Option<String>,
+    /// Only this cluster.
+    cluster: Option<String>,
+    /// Only this device pool.
+    device_pool: Option<String>,
     /// Calendar periods inside the window: `day`, `week` or `month`; none: the whole window.
     period: Option<String>,
     /// IANA time zone of the calendar periods (default UTC).
@@ -108,8 +158,17 @@ pub async fn sla(
     }
     let shared = app.shared(known_at).await?;
     let b = blocking(move || {
-        let r = sla_rows(&shared, from, to, by, p.period.as_deref(), p.tz.as_deref())
-            .map_err(ApiError::bad_request)?;
+        let iv = select(&shared, &p.device, &p.cluster, &p.device_pool);
+        let r = sla_rows_of(
+            &iv,
+            &shared,
+            from,
+            to,
+            by,
+            p.period.as_deref(),
+            p.tz.as_deref(),
+        )
+        .map_err(ApiError::bad_request)?;
         batch(sla_schema(), &r).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
@@ -148,6 +207,19 @@ async fn detect_all(
         ))
     })
     .await
+}
+
+/// The incident with this id (404 when there is none).
+pub(super) async fn find_incident(
+    app: &AppState,
+    id: &str,
+    known_at: Option<Us>,
+) -> Result<Incident, ApiError> {
+    detect_all(app, Us::MIN, Us::MAX, known_at)
+        .await?
+        .into_iter()
+        .find(|i| i.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no incident `{id}`")))
 }
 
 /// Incidents (design.md §4) starting in the window: one row each, lists as counts.
@@ -190,11 +262,7 @@ pub async fn incident(
     Query(p): Query<OneIncidentParams>,
 ) -> Result<Response, ApiError> {
     let known_at = instant_param("known_at", &p.known_at)?;
-    let found = detect_all(&app, Us::MIN, Us::MAX, known_at).await?;
-    let inc = found
-        .into_iter()
-        .find(|i| i.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no incident `{id}`")))?;
+    let inc = find_incident(&app, &id, known_at).await?;
     tabular(super::respond::Format::Json, &[], || {
         super::respond::to_json(&inc)
     })

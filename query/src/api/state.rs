@@ -19,7 +19,9 @@ use crate::session::intervals_batch;
 
 /// Parses an optional instant parameter.
 pub(super) fn instant_param(name: &str, v: &Option<String>) -> Result<Option<Us>, ApiError> {
+    // an empty value (a Grafana variable left blank) is no value
     v.as_deref()
+        .filter(|s| !s.trim().is_empty())
         .map(|s| parse_instant(s).map_err(|e| ApiError::bad_request(format!("{name}: {e}"))))
         .transpose()
 }
@@ -93,6 +95,9 @@ pub struct FleetParams {
     node: Option<String>,
     /// Only this state: `in_service`, `out_of_service`, `unknown`.
     state: Option<String>,
+    /// Only devices in service on their home node (`true`) or on another node (`false`:
+    /// failed over and not yet re-homed).
+    on_home_node: Option<bool>,
     /// `json` (default), `csv` or `arrow` (the rows only).
     format: Option<String>,
 }
@@ -140,6 +145,7 @@ pub async fn fleet_state(
                     .as_ref()
                     .is_none_or(|n| Some(n) == r.node.as_ref() || Some(n) == r.last_node.as_ref())
                 && p.state.as_ref().is_none_or(|s| s == r.state)
+                && p.on_home_node.is_none_or(|h| r.on_home_node == Some(h))
         });
         Ok(rows)
     })

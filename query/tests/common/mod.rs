@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod server;
+
 use callstate_ingest::{Log, LogOptions};
 use callstate_schemas::Event;
 use callstate_sim::{Scenario, Truth, run};
