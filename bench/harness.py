@@ -743,6 +743,18 @@ def report(r):
         "over 50k devices/10M events < 1 s and at most half of DuckDB's time.",
         "",
     ]
+    for name, d in r["datasets"].items():
+        i, h, k = d["in_process"], d["http"], d["duckdb"]
+        yes = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+        sla_ok = i["sla_pool_cold_s"] < 1 and i["sla_pool_cold_s"] <= k["sla_pool_cold_s"] / 2
+        lines.append(
+            f"- {name}: ingest {d['ingest_events_per_s']:,.0f}/s {yes(d['ingest_events_per_s'] >= 1e6)}; "
+            f"state p99 {i['state_p99_ms']:.3f} ms in-process, {h['state_p99_ms']:.3f} ms over HTTP "
+            f"{yes(max(i['state_p99_ms'], h['state_p99_ms']) < 10)}; cold 30-day SLA "
+            f"{ms(i['sla_pool_cold_s'])} = {i['sla_pool_cold_s'] / k['sla_pool_cold_s']:.2f} of DuckDB "
+            f"{yes(sla_ok)}."
+        )
+    lines.append("")
     return "\n".join(lines)
 
 

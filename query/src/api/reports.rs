@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::respond::{negotiate, rows, tabular};
-use super::state::{instant_param, required_param};
+use super::state::{instant_param, window};
 use super::{ApiError, AppState, blocking};
 use std::borrow::Cow;
 
@@ -40,14 +40,6 @@ pub struct AvailabilityParams {
     known_at: Option<String>,
     /// `json` (default), `csv` or `arrow`.
     format: Option<String>,
-}
-
-fn window(from: &Option<String>, to: &Option<String>) -> Result<(Us, Us), ApiError> {
-    let (from, to) = (required_param("from", from)?, required_param("to", to)?);
-    if from >= to {
-        return Err(ApiError::bad_request("from must be before to"));
-    }
-    Ok((from, to))
 }
 
 /// The intervals of the devices a report covers: one device, or those of a cluster and/or

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::respond::{negotiate, rows};
-use super::state::{instant_param, required_param};
+use super::state::{instant_param, window};
 use super::{ApiError, AppState, blocking};
 use crate::functions::batch;
 use crate::instant::format_instant;
@@ -183,13 +183,7 @@ pub async fn state_series_endpoint(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;
-    let (from, to) = (
-        required_param("from", &p.from)?,
-        required_param("to", &p.to)?,
-    );
-    if from >= to {
-        return Err(ApiError::bad_request("from must be before to"));
-    }
+    let (from, to) = window(&p.from, &p.to)?;
     let step = match p.step.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => parse_step(s).map_err(|e| ApiError::bad_request(format!("step: {e}")))?,
         None => ((to - from) / 300).max(1_000_000),
@@ -281,13 +275,7 @@ pub async fn annotations(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;
-    let (from, to) = (
-        required_param("from", &p.from)?,
-        required_param("to", &p.to)?,
-    );
-    if from >= to {
-        return Err(ApiError::bad_request("from must be before to"));
-    }
+    let (from, to) = window(&p.from, &p.to)?;
     let (f, t) = (
         sql_text(&format_instant(from)),
         sql_text(&format_instant(to)),

@@ -31,6 +31,15 @@ pub(super) fn required_param(name: &str, v: &Option<String>) -> Result<Us, ApiEr
     instant_param(name, v)?.ok_or_else(|| ApiError::bad_request(format!("{name} is required")))
 }
 
+/// Parses the required window `from` < `to`.
+pub(super) fn window(from: &Option<String>, to: &Option<String>) -> Result<(Us, Us), ApiError> {
+    let (from, to) = (required_param("from", from)?, required_param("to", to)?);
+    if from >= to {
+        return Err(ApiError::bad_request("from must be before to"));
+    }
+    Ok((from, to))
+}
+
 fn now() -> Us {
     chrono::Utc::now().timestamp_micros()
 }
