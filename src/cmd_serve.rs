@@ -22,6 +22,15 @@ pub struct ServeArgs {
     /// TOML file with any of the settings below (flags and environment win).
     #[arg(long, env = "CALLSTATE_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub given: Given,
+}
+
+/// The settings as given by flags and environment, or by the file (the same names, with
+/// underscores); unset ones fall back to the next source.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Given {
     /// Data directory of the log [default: callstate-data].
     #[arg(long, env = "CALLSTATE_DATA")]
     pub data: Option<PathBuf>,
@@ -51,19 +60,21 @@ pub struct ServeArgs {
     pub segment_rows: Option<usize>,
 }
 
-/// The settings file: the same names as the flags, with underscores.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data: Option<PathBuf>,
-    listen: Option<String>,
-    token: Option<String>,
-    read_auth: Option<ReadAuth>,
-    max_body_bytes: Option<usize>,
-    sql_timeout_s: Option<f64>,
-    sql_memory_mb: Option<usize>,
-    targets: Option<PathBuf>,
-    segment_rows: Option<usize>,
+impl Given {
+    /// Each setting from `self`, else from `other`.
+    fn or(self, other: Given) -> Given {
+        Given {
+            data: self.data.or(other.data),
+            listen: self.listen.or(other.listen),
+            token: self.token.or(other.token),
+            read_auth: self.read_auth.or(other.read_auth),
+            max_body_bytes: self.max_body_bytes.or(other.max_body_bytes),
+            sql_timeout_s: self.sql_timeout_s.or(other.sql_timeout_s),
+            sql_memory_mb: self.sql_memory_mb.or(other.sql_memory_mb),
+            targets: self.targets.or(other.targets),
+            segment_rows: self.segment_rows.or(other.segment_rows),
+        }
+    }
 }
 
 /// Resolved settings.
@@ -88,54 +99,42 @@ pub fn load_targets(path: &Path) -> anyhow::Result<Targets> {
 impl ServeArgs {
     /// Flags and environment over the file over the defaults.
     pub fn resolve(self) -> anyhow::Result<Settings> {
-        let file: FileConfig = match &self.config {
-            None => FileConfig::default(),
+        let file: Given = match &self.config {
+            None => Given::default(),
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read {}", p.display()))?;
                 toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
             }
         };
+        let g = self.given.or(file);
         let defaults = ApiConfig::default();
-        let timeout = self.sql_timeout_s.or(file.sql_timeout_s).unwrap_or(30.0);
+        let timeout = g.sql_timeout_s.unwrap_or(30.0);
         if !(timeout > 0.0 && timeout.is_finite()) {
             bail!("sql_timeout_s must be a positive number of seconds, not {timeout}");
         }
-        let targets = match self.targets.or(file.targets) {
+        let targets = match g.targets {
             None => Targets::default(),
             Some(p) => load_targets(&p)?,
         };
-        let token = self.token.or(file.token).filter(|t| !t.is_empty());
-        let read_auth = self.read_auth.or(file.read_auth).unwrap_or_default();
+        let token = g.token.filter(|t| !t.is_empty());
+        let read_auth = g.read_auth.unwrap_or_default();
         if read_auth == ReadAuth::Token && token.is_none() {
             bail!("read_auth = token needs a token (--token or CALLSTATE_TOKEN)");
         }
         Ok(Settings {
-            data: self
-                .data
-                .or(file.data)
-                .unwrap_or_else(|| "callstate-data".into()),
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            data: g.data.unwrap_or_else(|| "callstate-data".into()),
+            listen: g.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             log: LogOptions {
-                segment_rows: self
-                    .segment_rows
-                    .or(file.segment_rows)
-                    .unwrap_or(LogOptions::default().segment_rows),
+                segment_rows: g.segment_rows.unwrap_or(LogOptions::default().segment_rows),
             },
             api: ApiConfig {
                 token,
                 read_auth,
-                max_body_bytes: self
-                    .max_body_bytes
-                    .or(file.max_body_bytes)
-                    .unwrap_or(defaults.max_body_bytes),
+                max_body_bytes: g.max_body_bytes.unwrap_or(defaults.max_body_bytes),
                 sql_timeout: Duration::from_secs_f64(timeout),
-                sql_memory_bytes: self
+                sql_memory_bytes: g
                     .sql_memory_mb
-                    .or(file.sql_memory_mb)
                     .map_or(defaults.sql_memory_bytes, |mb| mb << 20),
                 targets,
             },
