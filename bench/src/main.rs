@@ -109,14 +109,9 @@ fn main() -> anyhow::Result<()> {
     let t1 = Instant::now();
     let shared = Shared::new(snap, None, Targets::default())?;
     let derive_s = secs(t1);
+    let availability_by = |by| availability(&shared.intervals, &shared.rows.windows, from, to, by);
     let t1 = Instant::now();
-    let by_pool = availability(
-        &shared.intervals,
-        &shared.rows.windows,
-        from,
-        to,
-        GroupBy::DevicePool,
-    );
+    let by_pool = availability_by(GroupBy::DevicePool);
     let pool_s = secs(t1);
     let cold_sla_s = secs(t);
     let rss_derived = peak_rss();
@@ -147,22 +142,10 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(a.out.join("fleet.csv"), fleet_out)?;
 
     let t1 = Instant::now();
-    let by_device = availability(
-        &shared.intervals,
-        &shared.rows.windows,
-        from,
-        to,
-        GroupBy::Device,
-    );
+    let by_device = availability_by(GroupBy::Device);
     let device_s = secs(t1);
     let t1 = Instant::now();
-    let by_pool_warm = availability(
-        &shared.intervals,
-        &shared.rows.windows,
-        from,
-        to,
-        GroupBy::DevicePool,
-    );
+    let by_pool_warm = availability_by(GroupBy::DevicePool);
     let pool_warm_s = secs(t1);
     anyhow::ensure!(by_pool_warm == by_pool, "availability differs between runs");
     availability_csv(&by_device, &a.out.join("availability_device.csv"))?;

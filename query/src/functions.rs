@@ -294,16 +294,8 @@ pub struct DeviceStateAt(pub Arc<LazyShared>);
 impl TableFunctionImpl for DeviceStateAt {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let t = required(&args, 0, "ts")?;
-        let rows = match instant(&args, 1, "known_at")? {
-            None => {
-                let s = self.0.get()?;
-                states_at(&s.intervals, s.calls().map_err(ext)?, t)
-            }
-            Some(k) => {
-                let r = LogRows::load(self.0.snapshot(), Some(k)).map_err(ext)?;
-                states_at(&derive(&r), &r.calls, t)
-            }
-        };
+        let s = self.0.get_known_at(instant(&args, 1, "known_at")?)?;
+        let rows = states_at(&s.intervals, s.calls().map_err(ext)?, t);
         Ok(table(state_schema(), &rows)?)
     }
 }
@@ -402,26 +394,24 @@ impl TableFunctionImpl for SlaFn {
         let period = text(&args, 3, "period")?;
         let tz = text(&args, 4, "tz")?;
         let s = self.0.get_known_at(instant(&args, 5, "known_at")?)?;
-        let rows = sla_rows(&s, from, to, by, period.as_deref(), tz.as_deref()).map_err(err)?;
+        let rows = sla_rows(
+            &s.intervals,
+            &s,
+            from,
+            to,
+            by,
+            period.as_deref(),
+            tz.as_deref(),
+        )
+        .map_err(err)?;
         Ok(table(sla_schema(), &rows)?)
     }
 }
 
 /// SLA rows for [from, to) or, with a period (`day`, `week`, `month`), for each calendar
 /// period in `tz` (default UTC).
+/// `intervals`: all or some devices' intervals (whole devices, as [`derive`] groups them).
 pub fn sla_rows(
-    s: &Shared,
-    from: Us,
-    to: Us,
-    by: GroupBy,
-    period: Option<&str>,
-    tz: Option<&str>,
-) -> std::result::Result<Vec<SlaRow>, String> {
-    sla_rows_of(&s.intervals, s, from, to, by, period, tz)
-}
-
-/// [`sla_rows`] over some of the devices' intervals (whole devices, as [`derive`] groups them).
-pub fn sla_rows_of(
     intervals: &[ServiceInterval],
     s: &Shared,
     from: Us,

@@ -186,11 +186,15 @@ fn build(
     let start = group[0].start;
     let cluster = group[0].cluster.to_string();
     let target = if scope == "ctimanager" {
-        rows.provider_down
+        rows.node_events
             .iter()
             .rev()
-            .find(|p| *p.cluster == *cluster && p.time <= start + 60_000_000)
-            .map_or_else(|| "unknown".to_string(), |p| p.ctimanager.to_string())
+            .find(|p| {
+                p.kind == "provider_out_of_service"
+                    && *p.cluster == *cluster
+                    && p.time <= start + 60_000_000
+            })
+            .map_or_else(|| "unknown".to_string(), |p| p.target.to_string())
     } else {
         target.to_string()
     };

@@ -311,6 +311,19 @@ pub fn interval_at(iv: &[ServiceInterval], t: Us) -> Option<&ServiceInterval> {
     iv.get(k.checked_sub(1)?).filter(|i| i.contains(t))
 }
 
+/// Each device's run of intervals, as [`derive`] groups them.
+pub fn by_device(intervals: &[ServiceInterval]) -> impl Iterator<Item = &[ServiceInterval]> {
+    intervals.chunk_by(|a, b| a.device == b.device)
+}
+
+/// Whether a device (its intervals, non-empty) is in the cluster and device pool asked for
+/// (`None`: any), by its latest report.
+pub fn in_groups(iv: &[ServiceInterval], cluster: Option<&str>, device_pool: Option<&str>) -> bool {
+    let last = iv.last().expect("a device has intervals");
+    cluster.is_none_or(|c| c == &*last.cluster)
+        && device_pool.is_none_or(|d| Some(d) == last.device_pool.as_deref())
+}
+
 /// Per-device index over derived intervals.
 pub struct DeviceIndex<'a> {
     by_device: HashMap<&'a str, &'a [ServiceInterval]>,
@@ -319,15 +332,11 @@ pub struct DeviceIndex<'a> {
 impl<'a> DeviceIndex<'a> {
     /// Indexes intervals produced by [`derive`] (grouped by device, in time order).
     pub fn new(intervals: &'a [ServiceInterval]) -> Self {
-        let mut by_device = HashMap::new();
-        let mut start = 0;
-        for k in 1..=intervals.len() {
-            if k == intervals.len() || intervals[k].device != intervals[start].device {
-                by_device.insert(&*intervals[start].device, &intervals[start..k]);
-                start = k;
-            }
+        DeviceIndex {
+            by_device: by_device(intervals)
+                .map(|iv| (&*iv[0].device, iv))
+                .collect(),
         }
-        DeviceIndex { by_device }
     }
 
     /// A device's intervals.

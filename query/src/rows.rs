@@ -89,15 +89,20 @@ pub struct CallRow {
     pub end_cause: Option<Arc<str>>,
 }
 
-/// A `provider_out_of_service` event.
+/// A node or CTIManager event: `node_down`, `node_up`, `provider_out_of_service` or
+/// `provider_in_service`.
 #[derive(Debug, Clone)]
-pub struct ProviderDown {
+pub struct NodeEvent {
     /// Event time.
     pub time: Us,
+    /// Its kind (one of the four above).
+    pub kind: &'static str,
     /// Cluster.
     pub cluster: Arc<str>,
-    /// CTIManager the provider was on.
-    pub ctimanager: Arc<str>,
+    /// The node, or the CTIManager the provider was on.
+    pub target: Arc<str>,
+    /// Cause, when given.
+    pub cause: Option<Arc<str>>,
 }
 
 /// What the state engine reads from the log.
@@ -105,8 +110,8 @@ pub struct ProviderDown {
 pub struct LogRows {
     /// Calls (legs per device), by device, then start.
     pub calls: Vec<CallRow>,
-    /// Provider outages.
-    pub provider_down: Vec<ProviderDown>,
+    /// Node and CTIManager (provider) events, by time.
+    pub node_events: Vec<NodeEvent>,
     /// Service events.
     pub service: Vec<ServiceRow>,
     /// Pool configurations.
@@ -214,7 +219,7 @@ impl LogRows {
                 .push((s.start_us, s.end_us));
         }
         rows.fold_spans();
-        rows.provider_down.sort_by_key(|p| p.time);
+        rows.node_events.sort_by_key(|p| p.time);
         Ok(rows)
     }
 
@@ -386,14 +391,29 @@ impl LogRows {
                         nodes: l.iter().flatten().map(|s| names.get(s)).collect(),
                     });
                 }
-                "provider_out_of_service" => {
-                    let (Some(cl), Some(c)) = (get(&cluster), get(&ctimanager)) else {
+                k @ ("node_down"
+                | "node_up"
+                | "provider_out_of_service"
+                | "provider_in_service") => {
+                    let target = if k.starts_with("node") {
+                        &node
+                    } else {
+                        &ctimanager
+                    };
+                    let (Some(cl), Some(t)) = (get(&cluster), get(target)) else {
                         continue;
                     };
-                    self.provider_down.push(ProviderDown {
+                    self.node_events.push(NodeEvent {
                         time: time.value(i),
+                        kind: match k {
+                            "node_down" => "node_down",
+                            "node_up" => "node_up",
+                            "provider_out_of_service" => "provider_out_of_service",
+                            _ => "provider_in_service",
+                        },
                         cluster: cl,
-                        ctimanager: c,
+                        target: t,
+                        cause: get(&cause),
                     });
                 }
                 "maintenance_window" => {

@@ -11,12 +11,9 @@ use super::state::{instant_param, window};
 use super::{ApiError, AppState, blocking};
 use std::borrow::Cow;
 
-use super::series::by_device;
-use crate::functions::{
-    Shared, availability_schema, batch, incidents_batch, sla_rows_of, sla_schema,
-};
+use crate::functions::{Shared, availability_schema, batch, incidents_batch, sla_rows, sla_schema};
 use crate::incidents::{Incident, IncidentOptions, detect};
-use crate::intervals::ServiceInterval;
+use crate::intervals::{ServiceInterval, by_device, in_groups};
 use crate::rows::Us;
 use crate::sla::{GroupAvailability, GroupBy, SlaRow, availability as availability_of};
 
@@ -50,13 +47,7 @@ fn select<'a>(
     cluster: &Option<String>,
     device_pool: &Option<String>,
 ) -> Cow<'a, [ServiceInterval]> {
-    let keep = |iv: &[ServiceInterval]| {
-        let last = iv.last().expect("a device has intervals");
-        cluster.as_ref().is_none_or(|c| **c == *last.cluster)
-            && device_pool
-                .as_ref()
-                .is_none_or(|d| Some(d.as_str()) == last.device_pool.as_deref())
-    };
+    let keep = |iv: &[ServiceInterval]| in_groups(iv, cluster.as_deref(), device_pool.as_deref());
     match (device, cluster, device_pool) {
         (None, None, None) => Cow::Borrowed(&shared.intervals),
         (Some(d), ..) => {
@@ -151,7 +142,7 @@ pub async fn sla(
     let shared = app.shared(known_at).await?;
     let b = blocking(move || {
         let iv = select(&shared, &p.device, &p.cluster, &p.device_pool);
-        let r = sla_rows_of(
+        let r = sla_rows(
             &iv,
             &shared,
             from,

@@ -16,7 +16,7 @@ use super::state::{instant_param, window};
 use super::{ApiError, AppState, blocking};
 use crate::functions::batch;
 use crate::instant::format_instant;
-use crate::intervals::{ServiceInterval, ServiceState, interval_at};
+use crate::intervals::{ServiceInterval, ServiceState, by_device, in_groups, interval_at};
 use crate::rows::Us;
 
 /// Most points a series answer may have (steps × groups are bounded by it per group).
@@ -217,14 +217,9 @@ pub async fn state_series_endpoint(
     let shared = app.shared(known_at).await?;
     let b = blocking(move || {
         let devices = by_device(&shared.intervals).filter(|iv| {
-            let last = iv.last().expect("a device has intervals");
-            if only.as_ref().is_some_and(|o| !o.contains(&*last.device)) {
-                return false;
-            }
-            p.cluster.as_ref().is_none_or(|c| **c == *last.cluster)
-                && p.device_pool
-                    .as_ref()
-                    .is_none_or(|d| Some(d.as_str()) == last.device_pool.as_deref())
+            let device = &*iv[0].device;
+            only.as_ref().is_none_or(|o| o.contains(device))
+                && in_groups(iv, p.cluster.as_deref(), p.device_pool.as_deref())
                 && p.home_node.as_ref().is_none_or(|h| {
                     interval_at(iv, to - 1)
                         .or(iv.last())
@@ -236,11 +231,6 @@ pub async fn state_series_endpoint(
     })
     .await?;
     rows(format, &[b])
-}
-
-/// Each device's run of intervals ([`crate::intervals::derive`] groups them by device).
-pub fn by_device(intervals: &[ServiceInterval]) -> impl Iterator<Item = &[ServiceInterval]> {
-    intervals.chunk_by(|a, b| a.device == b.device)
 }
 
 /// Parameters of the annotations.
@@ -257,8 +247,30 @@ pub struct AnnotationParams {
     format: Option<String>,
 }
 
-fn sql_text(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+/// One annotation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+struct Annotation {
+    /// Sort key (RFC 3339 text with its fraction left out at whole seconds does not sort).
+    #[serde(skip)]
+    at: Us,
+    time: String,
+    time_end: String,
+    kind: &'static str,
+    cluster: String,
+    target: String,
+    text: String,
+}
+
+fn annotation_schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("time", ts.clone(), false),
+        Field::new("time_end", ts, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("cluster", DataType::Utf8, false),
+        Field::new("target", DataType::Utf8, false),
+        Field::new("text", DataType::Utf8, false),
+    ]))
 }
 
 /// Node and CTIManager events (`node_down`, `node_up`, `provider_out_of_service`,
@@ -276,37 +288,51 @@ pub async fn annotations(
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;
     let (from, to) = window(&p.from, &p.to)?;
-    let (f, t) = (
-        sql_text(&format_instant(from)),
-        sql_text(&format_instant(to)),
-    );
-    let cluster = p
-        .cluster
-        .as_deref()
-        .map_or_else(String::new, |c| format!("AND cluster = {}", sql_text(c)));
-    let sql = format!(
-        "SELECT DISTINCT time, time AS time_end, kind, cluster, \
-           coalesce(node, ctimanager) AS target, \
-           concat(replace(kind, '_', ' '), ' ', coalesce(node, ctimanager, ''), \
-             CASE WHEN cause IS NULL THEN '' ELSE concat(' (', cause, ')') END) AS text \
-         FROM events WHERE kind IN ('node_down', 'node_up', 'provider_out_of_service', \
-           'provider_in_service') AND time >= {f} AND time < {t} {cluster} \
-         UNION ALL \
-         SELECT DISTINCT window_start AS time, window_end AS time_end, kind, cluster, target, \
-           concat('maintenance ', scope, ' ', target, \
-             CASE WHEN reason IS NULL THEN '' ELSE concat(': ', reason) END) AS text \
-         FROM events WHERE kind = 'maintenance_window' AND window_start < {t} \
-           AND window_end > {f} {cluster} \
-         ORDER BY time, kind, target"
-    );
-    let ctx = app.current().await?.ctx;
-    let df = ctx.sql(&sql).await.map_err(ApiError::from_sql)?;
-    let schema = df.schema().inner().clone();
-    let mut batches = df.collect().await.map_err(ApiError::from_sql)?;
-    if batches.is_empty() {
-        batches.push(arrow::array::RecordBatch::new_empty(schema));
-    }
-    rows(format, &batches)
+    let shared = app.shared(None).await?;
+    let b = blocking(move || {
+        let cluster_ok = |c: &str| p.cluster.as_deref().is_none_or(|w| w == c);
+        let mut out: Vec<Annotation> = Vec::new();
+        for e in &shared.rows.node_events {
+            if e.time >= from && e.time < to && cluster_ok(&e.cluster) {
+                let cause = e
+                    .cause
+                    .as_deref()
+                    .map_or_else(String::new, |c| format!(" ({c})"));
+                out.push(Annotation {
+                    at: e.time,
+                    time: format_instant(e.time),
+                    time_end: format_instant(e.time),
+                    kind: e.kind,
+                    cluster: e.cluster.to_string(),
+                    target: e.target.to_string(),
+                    text: format!("{} {}{cause}", e.kind.replace('_', " "), e.target),
+                });
+            }
+        }
+        for w in &shared.rows.windows {
+            if w.start < to && w.end > from && cluster_ok(&w.cluster) {
+                let reason = w
+                    .reason
+                    .as_deref()
+                    .map_or_else(String::new, |r| format!(": {r}"));
+                out.push(Annotation {
+                    at: w.start,
+                    time: format_instant(w.start),
+                    time_end: format_instant(w.end),
+                    kind: "maintenance_window",
+                    cluster: w.cluster.to_string(),
+                    target: w.target.to_string(),
+                    text: format!("maintenance {} {}{reason}", w.scope, w.target),
+                });
+            }
+        }
+        // by time, each once
+        out.sort();
+        out.dedup();
+        batch(annotation_schema(), &out).map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    rows(format, &[b])
 }
 
 #[cfg(test)]
