@@ -178,7 +178,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
         println!("      # the fleet during the CTIManager failover");
         return Ok(());
     }
-    crate::cmd_serve::run(log, &args.listen, ApiConfig::default(), |addr| {
+    crate::cmd_serve::run(log, &args.listen, ApiConfig::default(), None, |addr| {
         let u = format!("http://{addr}");
         println!("\nThe API is up on {u} (Ctrl-C stops it; the data stays in {d}). Try:\n");
         println!("  curl -s '{u}/api/v1/incidents?from={day_from}&to={day_to}'");

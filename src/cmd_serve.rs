@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
+use callstate_ingest::kafka::{CanonicalProducer, KafkaConfig, Materializer, MaterializerOptions};
 use callstate_ingest::{Log, LogOptions};
 use callstate_query::api::{Api, ApiConfig, ReadAuth};
 use callstate_query::sla::Targets;
@@ -58,6 +59,21 @@ pub struct Given {
     /// Events per Parquet segment [default: 1000000].
     #[arg(long, env = "CALLSTATE_SEGMENT_ROWS")]
     pub segment_rows: Option<usize>,
+    /// Kafka-backed log: bootstrap brokers. The HTTP collector then writes to the canonical
+    /// topic and this instance materializes its share of it into DATA.
+    #[arg(long, env = "CALLSTATE_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The canonical topic [default: callstate.events]; rejects go to TOPIC.dlq.
+    #[arg(long, env = "CALLSTATE_KAFKA_TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// Consumer group of the serve instances that split the canonical topic
+    /// [default: callstate-serve].
+    #[arg(long, env = "CALLSTATE_KAFKA_GROUP")]
+    pub kafka_group: Option<String>,
+    /// A librdkafka property `key=value`; repeatable.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    #[serde(default)]
+    pub kafka_options: Vec<String>,
 }
 
 impl Given {
@@ -73,6 +89,14 @@ impl Given {
             sql_memory_mb: self.sql_memory_mb.or(other.sql_memory_mb),
             targets: self.targets.or(other.targets),
             segment_rows: self.segment_rows.or(other.segment_rows),
+            kafka_brokers: self.kafka_brokers.or(other.kafka_brokers),
+            kafka_topic: self.kafka_topic.or(other.kafka_topic),
+            kafka_group: self.kafka_group.or(other.kafka_group),
+            kafka_options: if self.kafka_options.is_empty() {
+                other.kafka_options
+            } else {
+                self.kafka_options
+            },
         }
     }
 }
@@ -87,6 +111,16 @@ pub struct Settings {
     pub log: LogOptions,
     /// API settings.
     pub api: ApiConfig,
+    /// The Kafka-backed log, when configured.
+    pub kafka: Option<KafkaMode>,
+}
+
+/// The Kafka-backed log's settings.
+pub struct KafkaMode {
+    /// Brokers and client options.
+    pub config: KafkaConfig,
+    /// The canonical topic and the materializer's group.
+    pub materializer: MaterializerOptions,
 }
 
 /// Reads a targets file.
@@ -122,7 +156,19 @@ impl ServeArgs {
         if read_auth == ReadAuth::Token && token.is_none() {
             bail!("read_auth = token needs a token (--token or CALLSTATE_TOKEN)");
         }
+        let kafka = match g.kafka_brokers {
+            None => None,
+            Some(brokers) => {
+                let topic = g.kafka_topic.unwrap_or_else(|| "callstate.events".into());
+                let group = g.kafka_group.unwrap_or_else(|| "callstate-serve".into());
+                Some(KafkaMode {
+                    config: KafkaConfig::new(brokers).with_options(&g.kafka_options)?,
+                    materializer: MaterializerOptions::new(&topic, &group),
+                })
+            }
+        };
         Ok(Settings {
+            kafka,
             data: g.data.unwrap_or_else(|| "callstate-data".into()),
             listen: g.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             log: LogOptions {
@@ -164,18 +210,33 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves `log` until a signal; `ready` is called with the bound address first.
+/// Serves `log` until a signal; `ready` is called with the bound address first. With
+/// `kafka`, the collector writes to the canonical topic and a materializer fills `log`.
 pub fn run(
     log: Log,
     listen: &str,
     api: ApiConfig,
+    kafka: Option<KafkaMode>,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let log = Arc::new(log);
-    let app = Api::new(log.clone(), api);
+    let mut materializer = None;
+    let app = match kafka {
+        None => Api::new(log.clone(), api),
+        Some(k) => {
+            let topic = k.materializer.topic.clone();
+            let producer = CanonicalProducer::new(&k.config, &topic)
+                .with_context(|| format!("cannot write to the canonical topic {topic}"))?;
+            let m = Materializer::start(&k.config, k.materializer, log.clone())
+                .with_context(|| format!("cannot materialize the canonical topic {topic}"))?;
+            let probe = Box::new(m.failure_probe());
+            materializer = Some(m);
+            Api::with_appender(log.clone(), Arc::new(producer), Some(probe), api)
+        }
+    };
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -185,6 +246,10 @@ pub fn run(
         anyhow::Ok(())
     })?;
     drop(rt);
+    if let Some(m) = materializer {
+        let status = m.stop();
+        tracing::info!(?status, "materializer stopped");
+    }
     // Every acknowledged append is already synced; wait for an in-flight roll.
     log.wait_idle()?;
     eprintln!("callstate: stopped; every acknowledged event is in the log");
@@ -197,7 +262,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let log = Log::open(&s.data, s.log)
         .with_context(|| format!("cannot open the log in {}", s.data.display()))?;
     let data = s.data.clone();
-    run(log, &s.listen, s.api, |addr| {
+    run(log, &s.listen, s.api, s.kafka, |addr| {
         // One line on stdout for scripts and tests to wait for.
         println!(
             "callstate: listening on http://{addr} (data {})",

@@ -2,6 +2,7 @@
 
 mod cmd_demo;
 mod cmd_ingest;
+mod cmd_kafka;
 mod cmd_log;
 mod cmd_query;
 mod cmd_serve;
@@ -38,6 +39,11 @@ enum Command {
     Ingest {
         #[command(subcommand)]
         source: IngestSource,
+    },
+    /// Kafka tools.
+    Kafka {
+        #[command(subcommand)]
+        action: KafkaAction,
     },
     /// Inspect and maintain the log.
     Log {
@@ -98,6 +104,15 @@ enum Command {
 enum IngestSource {
     /// NDJSON from a file or `-` (stdin); gzip is detected.
     File(cmd_ingest::FileArgs),
+    /// Consume a Kafka topic of bridge events; offsets are committed after each durable append,
+    /// rejects go to a dead-letter topic.
+    Kafka(cmd_kafka::IngestKafkaArgs),
+}
+
+#[derive(Subcommand)]
+enum KafkaAction {
+    /// Send NDJSON lines to a topic, one message each (a stand-in bridge).
+    Produce(cmd_kafka::ProduceArgs),
 }
 
 #[derive(Subcommand)]
@@ -127,6 +142,12 @@ fn main() -> ExitCode {
         Command::Ingest {
             source: IngestSource::File(args),
         } => cmd_ingest::file(args),
+        Command::Ingest {
+            source: IngestSource::Kafka(args),
+        } => cmd_kafka::ingest(args),
+        Command::Kafka {
+            action: KafkaAction::Produce(args),
+        } => cmd_kafka::produce(args),
         Command::Log {
             action: LogAction::Stats { data },
         } => cmd_log::stats(&data.data),

@@ -1,11 +1,13 @@
-//! callstate ingest: the embedded append-only log (WAL + Parquet segments) and the
-//! collectors that feed it.
+//! callstate ingest: the embedded append-only log (WAL + Parquet segments), the Kafka-backed
+//! log, and the collectors that feed them.
 
 #![warn(missing_docs)]
 
+pub mod appender;
 pub mod dedupe;
 pub mod digest;
 pub mod fsutil;
+pub mod kafka;
 pub mod log;
 pub mod manifest;
 pub mod ndjson;
@@ -13,5 +15,6 @@ pub mod segment;
 pub mod stats;
 pub mod wal;
 
-pub use log::{AppendResult, DigestView, Log, LogOptions, Outcome, Snapshot};
+pub use appender::Appender;
+pub use log::{AppendResult, DigestView, Log, LogOptions, Outcome, Positions, Snapshot};
 pub use stats::LogStats;

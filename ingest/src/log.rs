@@ -13,7 +13,12 @@
 //! segment in the background; the manifest update is the commit point, after which the covered
 //! WAL files are deleted. On open, orphan segments are removed and the WAL files after the
 //! checkpoint are replayed, so nothing acknowledged is lost and nothing is applied twice.
+//!
+//! An append may carry input [`Positions`] (the Kafka materializer's next offsets): they are
+//! written in the same WAL record as the events and into the manifest with the segment that
+//! covers them, so a restart resumes exactly after the last durable append.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
@@ -33,6 +38,12 @@ use crate::fsutil::sync_dir;
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::segment::{read_segment, write_sorted_segment};
 use crate::wal::{self, WalWriter};
+
+/// Input positions stored with the events: `"topic/partition"` → next offset to read.
+pub type Positions = BTreeMap<String, i64>;
+
+/// Schema metadata key of a WAL record's positions.
+const POSITIONS_KEY: &str = "callstate.positions";
 
 /// Tuning of the log.
 #[derive(Debug, Clone)]
@@ -58,6 +69,8 @@ pub enum Outcome {
     Duplicate,
     /// Same `(source, seq)` already stored with different content: rejected.
     Conflict,
+    /// Durable in the canonical Kafka topic; deduplicated when materialized.
+    Queued,
 }
 
 /// The result of one append, one outcome per event in input order.
@@ -65,7 +78,7 @@ pub enum Outcome {
 pub struct AppendResult {
     /// Per event.
     pub outcomes: Vec<Outcome>,
-    /// Events stored.
+    /// Events stored (or queued in the canonical topic).
     pub accepted: usize,
     /// Duplicates dropped.
     pub duplicates: usize,
@@ -87,6 +100,8 @@ struct State {
     dedupe: DedupeIndex,
     next_ingest_seq: u64,
     last_ingest_time_us: i64,
+    /// Positions of everything durable (manifest, then WAL records in order).
+    positions: Positions,
     /// Set by a failed WAL write or roll: the log refuses appends until reopened.
     failed: Option<String>,
 }
@@ -118,26 +133,51 @@ fn segment_file(id: u64) -> String {
     format!("seg-{id:08}.parquet")
 }
 
-fn encode(batch: &RecordBatch) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 2 + 1024);
-    let mut w = StreamWriter::try_new(&mut buf, &batch.schema()).map_err(io::Error::other)?;
-    w.write(batch).map_err(io::Error::other)?;
+/// One WAL record: the batch (if any) and the positions (if any) in one IPC stream.
+fn encode(batch: Option<&RecordBatch>, positions: Option<&Positions>) -> io::Result<Vec<u8>> {
+    let size = batch.map_or(0, |b| b.get_array_memory_size() / 2);
+    let mut buf = Vec::with_capacity(size + 1024);
+    let mut schema = callstate_schemas::events_schema().as_ref().clone();
+    if let Some(p) = positions {
+        let json = serde_json::to_string(p).map_err(io::Error::other)?;
+        schema = schema.with_metadata([(POSITIONS_KEY.to_string(), json)].into());
+    }
+    let mut w = StreamWriter::try_new(&mut buf, &schema).map_err(io::Error::other)?;
+    if let Some(b) = batch {
+        w.write(b).map_err(io::Error::other)?;
+    }
     w.finish().map_err(io::Error::other)?;
     drop(w);
     Ok(buf)
 }
 
-fn decode(bytes: &[u8], what: &Path) -> io::Result<Vec<RecordBatch>> {
-    let bad = |e: arrow::error::ArrowError| {
+/// A decoded WAL record.
+struct Record {
+    batches: Vec<RecordBatch>,
+    positions: Option<Positions>,
+}
+
+fn decode(bytes: &[u8], what: &Path) -> io::Result<Record> {
+    let bad = |e: String| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{}: undecodable WAL record: {e}", what.display()),
         )
     };
-    StreamReader::try_new(Cursor::new(bytes), None)
-        .map_err(bad)?
-        .map(|b| b.map_err(bad))
-        .collect()
+    let reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(|e| bad(e.to_string()))?;
+    let positions = match reader.schema().metadata().get(POSITIONS_KEY) {
+        Some(json) => Some(serde_json::from_str(json).map_err(|e| bad(e.to_string()))?),
+        None => None,
+    };
+    let plain = callstate_schemas::events_schema();
+    let batches = reader
+        .map(|b| {
+            let b = b.map_err(|e| bad(e.to_string()))?;
+            RecordBatch::try_new(plain.clone(), b.columns().to_vec())
+                .map_err(|e| bad(e.to_string()))
+        })
+        .collect::<io::Result<_>>()?;
+    Ok(Record { batches, positions })
 }
 
 /// Largest `ingest_seq` and `ingest_time` in a batch.
@@ -219,6 +259,7 @@ impl Log {
         }
 
         let mut dedupe = DedupeIndex::default();
+        let mut positions = manifest.positions.clone();
         let mut next_ingest_seq = 1;
         let mut last_ingest_time_us = 0;
         for seg in &manifest.segments {
@@ -256,7 +297,9 @@ impl Log {
                     "cutting off a torn WAL tail (never acknowledged)");
             }
             for rec in &scan.records {
-                for b in decode(rec, path)? {
+                let rec = decode(rec, path)?;
+                positions.extend(rec.positions.unwrap_or_default());
+                for b in rec.batches {
                     index_batch(&mut dedupe, &b)?;
                     let (s, t) = batch_maxima(&b);
                     next_ingest_seq = next_ingest_seq.max(s + 1);
@@ -297,6 +340,7 @@ impl Log {
                     dedupe,
                     next_ingest_seq,
                     last_ingest_time_us,
+                    positions,
                     failed: None,
                 }),
                 roll_done: Condvar::new(),
@@ -320,6 +364,16 @@ impl Log {
     /// Each event is checked against the `(source, seq)` index (duplicates in the same call
     /// included). All accepted events of one call share one `ingest_time`.
     pub fn append(&self, events: &[Event]) -> io::Result<AppendResult> {
+        self.append_at(events, None)
+    }
+
+    /// [`Log::append`] that also stores input positions in the same durable record (written
+    /// even when no event is new), so that they are durable exactly when the events are.
+    pub fn append_at(
+        &self,
+        events: &[Event],
+        positions: Option<&Positions>,
+    ) -> io::Result<AppendResult> {
         let hashes: Vec<u64> = events.iter().map(Event::content_hash).collect();
         let mut st = self.lock();
         if let Some(f) = &st.failed {
@@ -360,11 +414,11 @@ impl Log {
             };
             res.outcomes.push(outcome);
         }
-        if builder.is_empty() {
+        if builder.is_empty() && positions.is_none() {
             return Ok(res);
         }
-        let batch = builder.finish();
-        let written = encode(&batch).and_then(|payload| {
+        let batch = (!builder.is_empty()).then(|| builder.finish());
+        let written = encode(batch.as_ref(), positions).and_then(|payload| {
             st.wal.append(&payload)?;
             st.wal.sync()
         });
@@ -372,6 +426,12 @@ impl Log {
             st.failed = Some(format!("WAL write failed: {e}"));
             return Err(e);
         }
+        if let Some(p) = positions {
+            st.positions.extend(p.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        let Some(batch) = batch else {
+            return Ok(res);
+        };
         for (e, (&h, o)) in events.iter().zip(hashes.iter().zip(&res.outcomes)) {
             if matches!(o, Outcome::Accepted(_)) {
                 st.dedupe.insert(&e.source, e.seq, h);
@@ -416,6 +476,7 @@ impl Log {
         let batches = std::mem::take(&mut st.tail);
         st.tail_rows = 0;
         let id = st.manifest.next_segment_id;
+        let positions = st.positions.clone();
         st.frozen = Some(Frozen {
             batches: batches.clone(),
         });
@@ -423,7 +484,7 @@ impl Log {
         let shared = self.shared.clone();
         let handle = std::thread::Builder::new()
             .name("callstate-roll".into())
-            .spawn(move || roll(shared, id, old, batches))?;
+            .spawn(move || roll(shared, id, old, batches, positions))?;
         // The previous roll has finished (waited for above): reap its thread.
         let previous = self
             .roller
@@ -484,6 +545,11 @@ impl Log {
         }
     }
 
+    /// Input positions of everything durable (see [`Log::append_at`]).
+    pub fn positions(&self) -> Positions {
+        self.lock().positions.clone()
+    }
+
     /// Keys in the dedupe index (distinct events stored).
     pub fn distinct_keys(&self) -> usize {
         self.lock().dedupe.len()
@@ -502,7 +568,13 @@ impl Drop for Log {
 
 /// The background half of a roll: write the segment, commit it in the manifest, drop the
 /// covered WAL files.
-fn roll(shared: Arc<Shared>, id: u64, wal_through: u64, batches: Vec<RecordBatch>) {
+fn roll(
+    shared: Arc<Shared>,
+    id: u64,
+    wal_through: u64,
+    batches: Vec<RecordBatch>,
+    positions: Positions,
+) {
     let dir = &shared.dir;
     let name = segment_file(id);
     let tmp = segments_dir(dir).join(format!("{name}.tmp"));
@@ -523,6 +595,7 @@ fn roll(shared: Arc<Shared>, id: u64, wal_through: u64, batches: Vec<RecordBatch
         m.segments.push(meta);
         m.wal_checkpoint = wal_through;
         m.next_segment_id = id + 1;
+        m.positions = positions;
         m.store(dir)?;
         st.manifest = m;
         Ok(())
@@ -596,7 +669,7 @@ impl Snapshot {
             let mut batches = Vec::new();
             for (_, path, scan) in &files {
                 for rec in &scan.records {
-                    batches.extend(decode(rec, path)?);
+                    batches.extend(decode(rec, path)?.batches);
                 }
             }
             return Ok(Snapshot {

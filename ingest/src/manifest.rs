@@ -47,6 +47,9 @@ pub struct Manifest {
     pub wal_checkpoint: u64,
     /// Id for the next segment file.
     pub next_segment_id: u64,
+    /// Input positions covered by `segments` (the Kafka materializer's offsets).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub positions: crate::log::Positions,
 }
 
 impl Default for Manifest {
@@ -56,6 +59,7 @@ impl Default for Manifest {
             segments: Vec::new(),
             wal_checkpoint: 0,
             next_segment_id: 1,
+            positions: Default::default(),
         }
     }
 }

@@ -424,3 +424,46 @@ fn every_segment_has_a_digest_of_its_control_events_and_source_activity() {
     // the 200 s silence splits at least one segment's span, the 30 s and 90 s ones never
     assert!(spans > 2 * snap.segments.len(), "{spans} spans");
 }
+
+#[test]
+fn positions_are_durable_with_their_events_through_reopen_and_roll() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = synthetic::events(1_000, 20, t0());
+    let at = |pairs: &[(&str, i64)]| -> callstate_ingest::Positions {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+    {
+        let log = Log::open(dir.path(), opts(600)).unwrap();
+        log.append_at(&events[..400], Some(&at(&[("t/0", 400)])))
+            .unwrap();
+        // a batch of duplicates only still moves the position
+        let r = log
+            .append_at(&events[..10], Some(&at(&[("t/1", 10)])))
+            .unwrap();
+        assert_eq!(r.duplicates, 10);
+        assert_eq!(log.positions(), at(&[("t/0", 400), ("t/1", 10)]));
+    }
+    // from the WAL
+    {
+        let log = Log::open(dir.path(), opts(600)).unwrap();
+        assert_eq!(log.positions(), at(&[("t/0", 400), ("t/1", 10)]));
+        // this append rolls a segment: the manifest takes the positions over
+        log.append_at(&events[400..700], Some(&at(&[("t/0", 700)])))
+            .unwrap();
+        log.wait_idle().unwrap();
+        assert!(dir.path().join("MANIFEST.json").exists());
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(manifest["positions"]["t/0"], 700);
+    assert_eq!(manifest["positions"]["t/1"], 10);
+    {
+        let log = Log::open(dir.path(), opts(600)).unwrap();
+        assert_eq!(log.positions(), at(&[("t/0", 700), ("t/1", 10)]));
+        log.append_at(&events[700..], Some(&at(&[("t/1", 55)])))
+            .unwrap();
+    }
+    let log = Log::open(dir.path(), opts(600)).unwrap();
+    assert_eq!(log.positions(), at(&[("t/0", 700), ("t/1", 55)]));
+    assert_eq!(stored(dir.path()), events);
+}

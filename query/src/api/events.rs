@@ -29,7 +29,8 @@ pub struct Rejected {
 /// What happened to the posted events.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IngestAnswer {
-    /// Events stored (durably, before this answer).
+    /// Events stored durably before this answer (in the Kafka-backed mode: durable in the
+    /// canonical topic; copies are then dropped when materialized, and counted in metrics).
     pub accepted: u64,
     /// Events already stored with the same `(source, seq)` and content: dropped.
     pub duplicates: u64,
@@ -132,13 +133,13 @@ pub async fn post_events(
         let res = if events.is_empty() {
             Default::default()
         } else {
-            app2.log.append(&events)?
+            app2.appender.append(&events)?
         };
         let m = &app2.metrics;
         for ((e, outcome), line) in events.iter().zip(&res.outcomes).zip(lines) {
             let kind = e.kind().as_str();
             match outcome {
-                Outcome::Accepted(_) => Metrics::count(&m.ingested, kind, 1),
+                Outcome::Accepted(_) | Outcome::Queued => Metrics::count(&m.ingested, kind, 1),
                 Outcome::Duplicate => Metrics::count(&m.duplicates, kind, 1),
                 Outcome::Conflict => {
                     Metrics::count(&m.rejected, kind, 1);

@@ -33,7 +33,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use callstate_ingest::Log;
+use callstate_ingest::{Appender, Log};
 
 pub use error::{ApiError, ErrorBody};
 
@@ -107,10 +107,16 @@ struct Current {
 /// Everything a request handler needs.
 pub struct Api {
     log: Arc<Log>,
+    appender: Arc<dyn Appender>,
+    readiness: Option<Readiness>,
     config: ApiConfig,
     current: Mutex<Option<Current>>,
     metrics: metrics::Metrics,
 }
+
+/// Why the server is not ready beyond the log itself (the Kafka materializer failed), if it
+/// is not.
+pub type Readiness = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// Shared state of the handlers.
 pub type AppState = Arc<Api>;
@@ -118,8 +124,22 @@ pub type AppState = Arc<Api>;
 impl Api {
     /// An API over an open log.
     pub fn new(log: Arc<Log>, config: ApiConfig) -> AppState {
+        Api::with_appender(log.clone(), log, None, config)
+    }
+
+    /// An API over `log` whose collector (`POST /api/v1/events`) writes to `appender` (the
+    /// canonical Kafka topic in the Kafka-backed mode; the log materializes it).
+    /// `readiness` adds a condition to `/readyz`.
+    pub fn with_appender(
+        log: Arc<Log>,
+        appender: Arc<dyn Appender>,
+        readiness: Option<Readiness>,
+        config: ApiConfig,
+    ) -> AppState {
         Arc::new(Api {
             log,
+            appender,
+            readiness,
             config,
             current: Mutex::new(None),
             metrics: metrics::Metrics::default(),
@@ -331,18 +351,21 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the log accepts appends.
+/// Readiness: the log accepts appends (and, in the Kafka mode, the materializer runs).
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "ready", body = String),
-              (status = 503, description = "the log refuses appends", body = ErrorBody)))]
+              (status = 503, description = "the log refuses appends, or the Kafka materializer stopped", body = ErrorBody)))]
 async fn readyz(State(app): State<AppState>) -> Response {
-    match app.log.failure() {
+    let why = app
+        .log
+        .failure()
+        .map(|f| format!("the log refuses appends: {f}"))
+        .or_else(|| app.readiness.as_ref().and_then(|r| r()));
+    match why {
         None => "ready".into_response(),
-        Some(f) => (
+        Some(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(ErrorBody {
-                error: format!("the log refuses appends: {f}"),
-            }),
+            axum::Json(ErrorBody { error }),
         )
             .into_response(),
     }

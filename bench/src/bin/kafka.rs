@@ -1,0 +1,154 @@
+//! Kafka measurement (bench/kafka): events/s from the canonical topic to a queryable log (the
+//! materializer into a fresh data directory), next to the raw consume rate of the same topic
+//! with a plain rdkafka consumer in the same run. Needs a broker with the topic created
+//! (`bench/kafka` starts tansu and does that); prints JSON.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use callstate_ingest::kafka::{
+    CanonicalProducer, KafkaConfig, Materializer, MaterializerOptions, position_key,
+};
+use callstate_ingest::{Log, LogOptions};
+use callstate_schemas::Event;
+
+#[derive(Parser)]
+struct Args {
+    /// Bootstrap brokers.
+    #[arg(long)]
+    brokers: String,
+    /// The canonical topic (created, empty).
+    #[arg(long, default_value = "callstate.events")]
+    topic: String,
+    /// NDJSON events to load into the topic first.
+    #[arg(long)]
+    events: PathBuf,
+    /// Scratch directory for the materialized log.
+    #[arg(long)]
+    scratch: PathBuf,
+}
+
+fn high_watermarks(brokers: &str, topic: &str) -> anyhow::Result<Vec<i64>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let n = md.topics()[0].partitions().len() as i32;
+    (0..n)
+        .map(|p| Ok(c.fetch_watermarks(topic, p, Duration::from_secs(10))?.1))
+        .collect()
+}
+
+/// Reads every message of the topic once with a plain consumer: (messages, bytes, seconds).
+fn raw_consume(brokers: &str, topic: &str, hw: &[i64]) -> anyhow::Result<(u64, u64, f64)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-raw")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..hw.len() as i32 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    c.assign(&tpl)?;
+    let want: i64 = hw.iter().sum();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let t = Instant::now();
+    while (n as i64) < want {
+        match c.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) => {
+                n += 1;
+                bytes += m.payload().map_or(0, <[u8]>::len) as u64;
+            }
+            Some(Err(e)) => anyhow::bail!("raw consumer: {e}"),
+            None => anyhow::bail!("raw consumer: no message for 10 s at {n} of {want}"),
+        }
+    }
+    Ok((n, bytes, t.elapsed().as_secs_f64()))
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let cfg = KafkaConfig::new(&a.brokers);
+
+    // Load the topic (reported on its own, not part of either figure).
+    let reader = BufReader::new(std::fs::File::open(&a.events).context("events file")?);
+    let producer = CanonicalProducer::new(&cfg, &a.topic)?;
+    let now = chrono::Utc::now();
+    let t = Instant::now();
+    let mut chunk = Vec::with_capacity(50_000);
+    let mut events = 0u64;
+    for line in reader.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        chunk.push(Event::from_json(&line, now).map_err(|e| anyhow::anyhow!("{e}"))?);
+        if chunk.len() == chunk.capacity() {
+            producer.send(&chunk)?;
+            events += chunk.len() as u64;
+            chunk.clear();
+        }
+    }
+    producer.send(&chunk)?;
+    events += chunk.len() as u64;
+    let produce_s = t.elapsed().as_secs_f64();
+    let hw = high_watermarks(&a.brokers, &a.topic)?;
+    let messages: i64 = hw.iter().sum();
+
+    let (raw_n, raw_bytes, raw_s) = raw_consume(&a.brokers, &a.topic, &hw)?;
+
+    // Topic → queryable: a fresh log and the materializer, until every partition's stored
+    // position is at the end (everything durable, visible to the next query).
+    let dir = a.scratch.join("materialized");
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = Arc::new(Log::open(&dir, LogOptions::default())?);
+    let t = Instant::now();
+    let m = Materializer::start(
+        &cfg,
+        MaterializerOptions::new(&a.topic, "bench-materializer"),
+        log.clone(),
+    )?;
+    loop {
+        let p = log.positions();
+        if (0..hw.len()).all(|i| p.get(&position_key(&a.topic, i as i32)) == Some(&hw[i])) {
+            break;
+        }
+        if let Some(f) = m.status().failed {
+            anyhow::bail!("materializer failed: {f}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mat_s = t.elapsed().as_secs_f64();
+    let status = m.stop();
+    let stored = log.snapshot().len();
+    let (raw2_n, _, raw2_s) = raw_consume(&a.brokers, &a.topic, &hw)?;
+    let raw_rate = (raw_n as f64 / raw_s).max(raw2_n as f64 / raw2_s);
+    let mat_rate = messages as f64 / mat_s;
+    println!(
+        "{}",
+        serde_json::json!({
+            "events": events,
+            "messages": messages,
+            "partitions": hw.len(),
+            "produce_s": produce_s,
+            "raw_consume_s": [raw_s, raw2_s],
+            "raw_bytes": raw_bytes,
+            "raw_messages_per_s": raw_rate,
+            "materialize_s": mat_s,
+            "materialize_messages_per_s": mat_rate,
+            "materialize_events_per_s": stored as f64 / mat_s,
+            "stored_events": stored,
+            "duplicates_dropped": status.duplicates,
+            "ratio_materialize_to_raw": mat_rate / raw_rate,
+        })
+    );
+    Ok(())
+}

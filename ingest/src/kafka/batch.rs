@@ -1,0 +1,300 @@
+//! What the collector and the materializer share: polling a bounded batch, parsing message
+//! values into events, the dead-letter topic, and the offsets a batch ends at.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use callstate_schemas::Event;
+
+use super::{KafkaConfig, kerr};
+
+/// Header of a dead-lettered message: why it was rejected.
+pub const DLQ_HEADER_ERROR: &str = "callstate-error";
+/// Header of a dead-lettered message: the field at fault, when one is.
+pub const DLQ_HEADER_FIELD: &str = "callstate-field";
+
+/// A polled batch.
+pub(crate) struct Polled {
+    pub messages: Vec<OwnedMessage>,
+    /// Partitions that reported their end during this poll.
+    pub eof: Vec<i32>,
+}
+
+/// Polls up to `max` messages: waits up to `idle` for the first, then up to `linger` more.
+/// Broker errors are transient for librdkafka (it reconnects): they are logged, not fatal.
+pub(crate) fn poll_batch<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    max: usize,
+    linger: Duration,
+    idle: Duration,
+) -> Polled {
+    let mut out = Polled {
+        messages: Vec::new(),
+        eof: Vec::new(),
+    };
+    let mut first: Option<Instant> = None;
+    while out.messages.len() < max {
+        let timeout = match first {
+            None => idle,
+            Some(t) => match linger.checked_sub(t.elapsed()) {
+                Some(left) => left,
+                None => break,
+            },
+        };
+        match consumer.poll(timeout) {
+            None => break,
+            Some(Ok(m)) => {
+                out.messages.push(m.detach());
+                first.get_or_insert_with(Instant::now);
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                out.eof.push(p);
+                if first.is_none() {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "Kafka consumer error (librdkafka retries)");
+                if first.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One rejected message or line of a message.
+#[derive(Debug, Clone)]
+pub(crate) struct Rejected {
+    /// Index of the message in the batch.
+    pub message: usize,
+    /// 1-based line within the message value (0: the whole message).
+    pub line: u64,
+    pub field: Option<String>,
+    pub error: String,
+    /// The rejected text (the line, or the whole value).
+    pub value: Vec<u8>,
+}
+
+/// The events of a batch and what was rejected.
+pub(crate) struct Parsed {
+    pub events: Vec<Event>,
+    /// Per event: (message index, line).
+    pub origin: Vec<(usize, u64)>,
+    pub rejects: Vec<Rejected>,
+}
+
+impl Parsed {
+    /// Adds a reject for every event the append refused as a conflict.
+    pub fn add_conflicts(&mut self, outcomes: &[crate::log::Outcome]) {
+        for ((e, &(message, line)), o) in self.events.iter().zip(&self.origin).zip(outcomes) {
+            if *o == crate::log::Outcome::Conflict {
+                self.rejects.push(Rejected {
+                    message,
+                    line,
+                    field: Some("seq".into()),
+                    error: format!(
+                        "source `{}` seq {} is already stored with different content",
+                        e.source, e.seq
+                    ),
+                    value: e.to_json().into_bytes(),
+                });
+            }
+        }
+    }
+}
+
+/// Parses message values: one v1 event each, or several as NDJSON lines.
+pub(crate) fn parse(messages: &[OwnedMessage]) -> Parsed {
+    let now = Utc::now();
+    let mut out = Parsed {
+        events: Vec::with_capacity(messages.len()),
+        origin: Vec::with_capacity(messages.len()),
+        rejects: Vec::new(),
+    };
+    for (i, m) in messages.iter().enumerate() {
+        let reject = |line, field, error: String, value: &[u8]| Rejected {
+            message: i,
+            line,
+            field,
+            error,
+            value: value.to_vec(),
+        };
+        let Some(value) = m.payload() else {
+            out.rejects
+                .push(reject(0, None, "empty message (no value)".into(), b""));
+            continue;
+        };
+        let text = match std::str::from_utf8(value) {
+            Ok(t) => t,
+            Err(e) => {
+                let error = format!("value is not UTF-8 (byte {})", e.valid_up_to() + 1);
+                out.rejects.push(reject(0, None, error, value));
+                continue;
+            }
+        };
+        let mut any = false;
+        for (n, line) in text.split('\n').enumerate() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim().is_empty() {
+                continue;
+            }
+            any = true;
+            match Event::from_json(line, now) {
+                Ok(e) => {
+                    out.events.push(e);
+                    out.origin.push((i, n as u64 + 1));
+                }
+                Err(e) => out.rejects.push(reject(
+                    n as u64 + 1,
+                    e.field.clone(),
+                    e.to_string(),
+                    line.as_bytes(),
+                )),
+            }
+        }
+        if !any {
+            out.rejects
+                .push(reject(0, None, "empty message (blank value)".into(), value));
+        }
+    }
+    out
+}
+
+/// Next offset per partition after a batch (what to commit or store).
+pub(crate) fn next_offsets(messages: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
+    let mut out = BTreeMap::new();
+    for m in messages {
+        let e = out
+            .entry((m.topic().to_string(), m.partition()))
+            .or_insert(0);
+        *e = (*e).max(m.offset() + 1);
+    }
+    out
+}
+
+/// The dead-letter topic: rejected values with the reason in headers.
+pub struct Dlq {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl Dlq {
+    /// A producer for `topic` (idempotent, acks=all).
+    pub fn new(cfg: &KafkaConfig, topic: &str) -> io::Result<Dlq> {
+        let producer = cfg
+            .client(&[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("message.timeout.ms", "60000"),
+            ])
+            .create()
+            .map_err(|e| kerr("creating the dead-letter producer", e))?;
+        Ok(Dlq {
+            producer,
+            topic: topic.to_string(),
+        })
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Sends every reject and waits until all are durable.
+    pub(crate) fn send(&self, rejects: &[Rejected], messages: &[OwnedMessage]) -> io::Result<()> {
+        let mut pending = Vec::with_capacity(rejects.len());
+        for r in rejects {
+            let m = &messages[r.message];
+            let partition = m.partition().to_string();
+            let offset = m.offset().to_string();
+            let line = r.line.to_string();
+            let mut headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: DLQ_HEADER_ERROR,
+                    value: Some(r.error.as_str()),
+                })
+                .insert(Header {
+                    key: "callstate-source-topic",
+                    value: Some(m.topic()),
+                })
+                .insert(Header {
+                    key: "callstate-source-partition",
+                    value: Some(partition.as_str()),
+                })
+                .insert(Header {
+                    key: "callstate-source-offset",
+                    value: Some(offset.as_str()),
+                })
+                .insert(Header {
+                    key: "callstate-line",
+                    value: Some(line.as_str()),
+                });
+            if let Some(f) = &r.field {
+                headers = headers.insert(Header {
+                    key: DLQ_HEADER_FIELD,
+                    value: Some(f.as_str()),
+                });
+            }
+            let mut record = FutureRecord::to(&self.topic)
+                .payload(r.value.as_slice())
+                .headers(headers);
+            if let Some(k) = m.key() {
+                record = record.key(k);
+            }
+            pending.push(enqueue(&self.producer, record)?);
+        }
+        wait_all(pending, "dead-letter topic")
+    }
+}
+
+/// Enqueues a record, waiting while the producer's queue is full (back-pressure).
+pub(crate) fn enqueue<'a, K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'a, K, P>,
+) -> io::Result<rdkafka::producer::DeliveryFuture>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send_result(record) {
+            Ok(f) => return Ok(f),
+            Err((
+                KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                r,
+            )) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(kerr("producing", e)),
+        }
+    }
+}
+
+/// Waits for every delivery; the first failure is the error.
+pub(crate) fn wait_all(
+    pending: Vec<rdkafka::producer::DeliveryFuture>,
+    what: &str,
+) -> io::Result<()> {
+    let mut first_err = None;
+    for f in pending {
+        let r = futures::executor::block_on(f);
+        let err = match r {
+            Ok(Ok(_)) => continue,
+            Ok(Err((e, _))) => kerr(&format!("delivery to the {what}"), e),
+            Err(_) => io::Error::other(format!("delivery to the {what}: producer gone")),
+        };
+        first_err.get_or_insert(err);
+    }
+    first_err.map_or(Ok(()), Err)
+}

@@ -1,0 +1,231 @@
+//! `callstate ingest kafka`: consumes bridge events from a topic, validates them, appends them
+//! to the log, dead-letters the rejects, and only then commits the offsets.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use super::batch::{Dlq, next_offsets, parse, poll_batch};
+use super::{KafkaConfig, kerr, partition_count};
+use crate::appender::Appender;
+
+/// Collector settings.
+#[derive(Debug, Clone)]
+pub struct CollectorOptions {
+    /// The bridges' topic.
+    pub topic: String,
+    /// Consumer group (committed offsets live there).
+    pub group: String,
+    /// Dead-letter topic for rejected values.
+    pub dlq_topic: String,
+    /// Most messages per append.
+    pub batch_max: usize,
+    /// How long a batch waits for more messages once it has one.
+    pub linger: Duration,
+    /// Stop once every assigned partition is read to its end (batch runs, tests).
+    pub until_end: bool,
+}
+
+impl CollectorOptions {
+    /// Defaults for `topic` in `group`; rejects go to `TOPIC.dlq`.
+    pub fn new(topic: &str, group: &str) -> CollectorOptions {
+        CollectorOptions {
+            topic: topic.to_string(),
+            group: group.to_string(),
+            dlq_topic: format!("{topic}.dlq"),
+            batch_max: 16_384,
+            linger: Duration::from_millis(50),
+            until_end: false,
+        }
+    }
+}
+
+/// Counts of a collector run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CollectorStats {
+    /// Messages consumed.
+    pub messages: u64,
+    /// Events stored (or queued in the canonical topic).
+    pub accepted: u64,
+    /// Events already stored: dropped.
+    pub duplicates: u64,
+    /// Values or lines sent to the dead-letter topic.
+    pub rejected: u64,
+    /// Successful offset commits.
+    pub commits: u64,
+}
+
+/// Logs rebalances.
+pub(crate) struct LoggingContext;
+
+impl ClientContext for LoggingContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        log_client_error(error, reason);
+    }
+}
+
+/// librdkafka's global errors: the end of a partition (`--until-end`) is not one; a broker
+/// that cannot be reached is retried, so it is a warning.
+pub(crate) fn log_client_error(error: rdkafka::error::KafkaError, reason: &str) {
+    use rdkafka::error::KafkaError::{Global, PartitionEOF};
+    use rdkafka::types::RDKafkaErrorCode::{
+        AllBrokersDown, BrokerTransportFailure, PartitionEOF as Eof,
+    };
+    match error {
+        PartitionEOF(_) | Global(Eof) => {}
+        Global(AllBrokersDown | BrokerTransportFailure) => {
+            tracing::warn!("Kafka: {error}: {reason} (retrying)")
+        }
+        _ => tracing::error!("Kafka: {error}: {reason}"),
+    }
+}
+
+impl ConsumerContext for LoggingContext {
+    fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => tracing::info!(partitions = ?partitions(tpl), "assigned"),
+            Rebalance::Revoke(tpl) => tracing::info!(partitions = ?partitions(tpl), "revoked"),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+pub(crate) fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// The Kafka collector.
+pub struct Collector {
+    consumer: BaseConsumer<LoggingContext>,
+    dlq: Dlq,
+    sink: Arc<dyn Appender>,
+    opts: CollectorOptions,
+    stats: CollectorStats,
+}
+
+impl Collector {
+    /// Subscribes to the topic (which must exist) in the group.
+    pub fn new(
+        cfg: &KafkaConfig,
+        opts: CollectorOptions,
+        sink: Arc<dyn Appender>,
+    ) -> io::Result<Collector> {
+        let consumer: BaseConsumer<LoggingContext> = cfg
+            .client(&[
+                ("group.id", opts.group.as_str()),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", "earliest"),
+                (
+                    "enable.partition.eof",
+                    if opts.until_end { "true" } else { "false" },
+                ),
+                // Bounded prefetch: memory stays flat when the log is slower than the topic.
+                ("queued.max.messages.kbytes", "65536"),
+            ])
+            .create_with_context(LoggingContext)
+            .map_err(|e| kerr("creating the Kafka consumer", e))?;
+        partition_count(consumer.client(), &opts.topic, Duration::from_secs(10))?;
+        consumer
+            .subscribe(&[opts.topic.as_str()])
+            .map_err(|e| kerr(&format!("subscribing to {}", opts.topic), e))?;
+        let dlq = Dlq::new(cfg, &opts.dlq_topic)?;
+        Ok(Collector {
+            consumer,
+            dlq,
+            sink,
+            opts,
+            stats: CollectorStats::default(),
+        })
+    }
+
+    /// Runs until `stop` is set (or, with `until_end`, every assigned partition is read);
+    /// `progress` is called after each committed batch. An append or dead-letter failure
+    /// ends the run with an error and without committing that batch.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        mut progress: impl FnMut(&CollectorStats),
+    ) -> io::Result<CollectorStats> {
+        let mut at_end: BTreeSet<i32> = BTreeSet::new();
+        while !stop.load(Ordering::Relaxed) {
+            let polled = poll_batch(
+                &self.consumer,
+                self.opts.batch_max,
+                self.opts.linger,
+                Duration::from_millis(200),
+            );
+            for m in &polled.messages {
+                at_end.remove(&rdkafka::Message::partition(m));
+            }
+            at_end.extend(polled.eof.iter().copied());
+            if !polled.messages.is_empty() {
+                self.process(&polled.messages)?;
+                progress(&self.stats);
+            } else if self.opts.until_end && self.all_at_end(&at_end) {
+                break;
+            }
+        }
+        Ok(self.stats.clone())
+    }
+
+    fn all_at_end(&self, at_end: &BTreeSet<i32>) -> bool {
+        match self.consumer.assignment() {
+            Ok(a) if a.count() > 0 => partitions(&a).iter().all(|p| at_end.contains(p)),
+            _ => false,
+        }
+    }
+
+    fn process(&mut self, messages: &[rdkafka::message::OwnedMessage]) -> io::Result<()> {
+        let mut parsed = parse(messages);
+        if !parsed.events.is_empty() {
+            let res = self.sink.append(&parsed.events)?;
+            parsed.add_conflicts(&res.outcomes);
+            self.stats.accepted += res.accepted as u64;
+            self.stats.duplicates += res.duplicates as u64;
+        }
+        if !parsed.rejects.is_empty() {
+            self.dlq.send(&parsed.rejects, messages)?;
+            self.stats.rejected += parsed.rejects.len() as u64;
+        }
+        self.stats.messages += messages.len() as u64;
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in next_offsets(messages) {
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(next))
+                .map_err(|e| kerr("offsets", e))?;
+        }
+        commit(&self.consumer, &tpl, &mut self.stats.commits);
+        Ok(())
+    }
+}
+
+/// Commits `tpl`, retrying transient failures. A commit that still fails is not fatal: the
+/// events are durable, a later commit covers them, and a re-read is dropped as duplicates.
+pub(crate) fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tpl: &TopicPartitionList,
+    commits: &mut u64,
+) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=6 {
+        match consumer.commit(tpl, CommitMode::Sync) {
+            Ok(()) => {
+                *commits += 1;
+                return;
+            }
+            Err(e) if attempt < 6 => {
+                tracing::debug!(error = %e, attempt, "offset commit failed; retrying");
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            Err(e) => tracing::warn!(error = %e,
+                "offset commit failed; the next commit covers these events (a re-read is deduplicated)"),
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The materializer of the Kafka-backed log: consumes the canonical topic into this process's
+//! log, storing each partition's next offset in the same durable record as its events. Every
+//! assigned partition starts from the offset the log holds for it (from the beginning when it
+//! holds none, even if the group committed further: those offsets belong to whichever
+//! instance held the partition before), so a restart neither loses nor repeats an event.
+//! Several instances in one group split the partitions: each answers for the devices of the
+//! partitions it holds (events without a device are in every partition).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use super::batch::{Dlq, next_offsets, parse, poll_batch};
+use super::collector::partitions;
+use super::{KafkaConfig, kerr, partition_count};
+use crate::log::{Log, Positions};
+
+/// Materializer settings.
+#[derive(Debug, Clone)]
+pub struct MaterializerOptions {
+    /// The canonical topic.
+    pub topic: String,
+    /// Consumer group of the serve instances that split the topic.
+    pub group: String,
+    /// Dead-letter topic for values that are not valid events or conflict.
+    pub dlq_topic: String,
+    /// Most messages per append.
+    pub batch_max: usize,
+    /// How long a batch waits for more messages once it has one.
+    pub linger: Duration,
+}
+
+impl MaterializerOptions {
+    /// Defaults for `topic` in `group`; rejects go to `TOPIC.dlq`.
+    pub fn new(topic: &str, group: &str) -> MaterializerOptions {
+        MaterializerOptions {
+            topic: topic.to_string(),
+            group: group.to_string(),
+            dlq_topic: format!("{topic}.dlq"),
+            batch_max: 16_384,
+            linger: Duration::from_millis(20),
+        }
+    }
+}
+
+/// What the materializer has done, for `/readyz`, metrics and tests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MaterializerStatus {
+    /// Partitions held now.
+    pub assigned: Vec<i32>,
+    /// Rebalances seen.
+    pub rebalances: u64,
+    /// Messages consumed.
+    pub messages: u64,
+    /// Events stored.
+    pub accepted: u64,
+    /// Copies dropped (broadcast events, re-reads).
+    pub duplicates: u64,
+    /// Values sent to the dead-letter topic.
+    pub rejected: u64,
+    /// Why it stopped, if it failed.
+    pub failed: Option<String>,
+}
+
+/// Assigns partitions at the log's positions.
+struct PositionsContext {
+    log: Arc<Log>,
+    status: Arc<Mutex<MaterializerStatus>>,
+}
+
+impl ClientContext for PositionsContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        super::collector::log_client_error(error, reason);
+    }
+}
+
+impl PositionsContext {
+    fn status(&self) -> std::sync::MutexGuard<'_, MaterializerStatus> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn assign(&self, c: &BaseConsumer<Self>, tpl: &TopicPartitionList) -> KafkaResult<()> {
+        let positions = self.log.positions();
+        let mut at = TopicPartitionList::new();
+        for e in tpl.elements() {
+            let key = position_key(e.topic(), e.partition());
+            let offset = positions
+                .get(&key)
+                .map_or(Offset::Beginning, |&o| Offset::Offset(o));
+            tracing::info!(
+                partition = e.partition(),
+                ?offset,
+                "materializing partition"
+            );
+            at.add_partition_offset(e.topic(), e.partition(), offset)?;
+        }
+        match c.rebalance_protocol() {
+            RebalanceProtocol::Cooperative => c.incremental_assign(&at),
+            _ => c.assign(&at),
+        }
+    }
+}
+
+impl ConsumerContext for PositionsContext {
+    fn rebalance(&self, c: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(c, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if cooperative => {
+                c.incremental_unassign(tpl)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => c.unassign(),
+            other => {
+                tracing::warn!(error = ?other, "rebalance error; unassigning");
+                c.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "applying a rebalance failed");
+        }
+        let mut st = self.status();
+        st.rebalances += 1;
+        st.assigned = c.assignment().map(|a| partitions(&a)).unwrap_or_default();
+        st.assigned.sort_unstable();
+    }
+}
+
+/// The key of a partition in [`Positions`].
+pub fn position_key(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+/// A running materializer (its own thread).
+pub struct Materializer {
+    stop: Arc<AtomicBool>,
+    status: Arc<Mutex<MaterializerStatus>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Materializer {
+    /// Subscribes to the canonical topic (which must exist) and starts consuming into `log`.
+    pub fn start(
+        cfg: &KafkaConfig,
+        opts: MaterializerOptions,
+        log: Arc<Log>,
+    ) -> io::Result<Materializer> {
+        let status = Arc::new(Mutex::new(MaterializerStatus::default()));
+        let consumer: BaseConsumer<PositionsContext> = cfg
+            .client(&[
+                ("group.id", opts.group.as_str()),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", "earliest"),
+                ("queued.max.messages.kbytes", "65536"),
+            ])
+            .create_with_context(PositionsContext {
+                log: log.clone(),
+                status: status.clone(),
+            })
+            .map_err(|e| kerr("creating the materializer's consumer", e))?;
+        partition_count(consumer.client(), &opts.topic, Duration::from_secs(10))?;
+        consumer
+            .subscribe(&[opts.topic.as_str()])
+            .map_err(|e| kerr(&format!("subscribing to {}", opts.topic), e))?;
+        let dlq = Dlq::new(cfg, &opts.dlq_topic)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            consumer,
+            dlq,
+            log,
+            opts,
+            status: status.clone(),
+        };
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("callstate-materializer".into())
+            .spawn(move || worker.run(&stop2))?;
+        Ok(Materializer {
+            stop,
+            status,
+            thread: Some(thread),
+        })
+    }
+
+    /// What it has done so far.
+    pub fn status(&self) -> MaterializerStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A probe for readiness checks: why the materializer stopped, if it did.
+    pub fn failure_probe(&self) -> impl Fn() -> Option<String> + Send + Sync + 'static {
+        let status = self.status.clone();
+        move || {
+            status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .failed
+                .as_ref()
+                .map(|f| format!("the Kafka materializer stopped: {f}"))
+        }
+    }
+
+    /// Stops after the batch in hand (appended or not at all) and leaves the group.
+    pub fn stop(mut self) -> MaterializerStatus {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.status()
+    }
+}
+
+impl Drop for Materializer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Worker {
+    consumer: BaseConsumer<PositionsContext>,
+    dlq: Dlq,
+    log: Arc<Log>,
+    opts: MaterializerOptions,
+    status: Arc<Mutex<MaterializerStatus>>,
+}
+
+impl Worker {
+    fn run(self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let polled = poll_batch(
+                &self.consumer,
+                self.opts.batch_max,
+                self.opts.linger,
+                Duration::from_millis(100),
+            );
+            if polled.messages.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.process(&polled.messages) {
+                tracing::error!(error = %e, "the materializer stopped");
+                self.status.lock().unwrap_or_else(|p| p.into_inner()).failed = Some(e.to_string());
+                break;
+            }
+        }
+        self.consumer.unsubscribe();
+    }
+
+    fn process(&self, messages: &[rdkafka::message::OwnedMessage]) -> io::Result<()> {
+        let mut parsed = parse(messages);
+        let next = next_offsets(messages);
+        let positions: Positions = next
+            .iter()
+            .map(|((t, p), o)| (position_key(t, *p), *o))
+            .collect();
+        // Events and positions become durable together.
+        let res = self.log.append_at(&parsed.events, Some(&positions))?;
+        parsed.add_conflicts(&res.outcomes);
+        if !parsed.rejects.is_empty() {
+            for r in &parsed.rejects {
+                tracing::error!(error = %r.error, value = %String::from_utf8_lossy(&r.value),
+                    "canonical topic: rejected value");
+            }
+            self.dlq.send(&parsed.rejects, messages)?;
+        }
+        // For lag monitoring only: the log's positions are what a restart uses.
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), o) in &next {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+                .map_err(|e| kerr("offsets", e))?;
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::debug!(error = %e, "committing the materializer's offsets for monitoring");
+        }
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        st.messages += messages.len() as u64;
+        st.accepted += res.accepted as u64;
+        st.duplicates += res.duplicates as u64;
+        st.rejected += parsed.rejects.len() as u64;
+        Ok(())
+    }
+}

@@ -1,0 +1,104 @@
+//! Kafka: the collector of bridge topics, the canonical topic the Kafka-backed log is made of,
+//! and the materializer that turns it into this process's Parquet segments.
+//!
+//! ```text
+//! bridges ──► raw topic ──(Collector: validate, DLQ)──► canonical topic (keyed by device)
+//!                                   HTTP POST ─────────►        │
+//!                                             (Materializer, one per serve instance)
+//!                                                               ▼
+//!                                            local log: WAL + segments + offsets
+//! ```
+//! Offsets of the raw topic are committed to the collector's group only after the append is
+//! durable (at-least-once; the log's `(source, seq)` dedupe makes it effectively once). The
+//! materializer stores the canonical topic's next offsets in the same WAL record as the
+//! events ([`crate::Log::append_at`]) and starts every assigned partition from there.
+
+mod batch;
+pub mod canonical;
+pub mod collector;
+pub mod materializer;
+
+use std::io;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+pub use batch::{DLQ_HEADER_ERROR, DLQ_HEADER_FIELD, Dlq};
+pub use canonical::CanonicalProducer;
+pub use collector::{Collector, CollectorOptions, CollectorStats};
+pub use materializer::{Materializer, MaterializerOptions, MaterializerStatus, position_key};
+
+/// How to reach the brokers.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Further librdkafka properties (`security.protocol`, `sasl.*`, timeouts), applied last.
+    pub options: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// A config for `brokers` without further options.
+    pub fn new(brokers: impl Into<String>) -> KafkaConfig {
+        KafkaConfig {
+            brokers: brokers.into(),
+            options: Vec::new(),
+        }
+    }
+
+    /// Parses `key=value` options (the `-X` flags).
+    pub fn with_options(mut self, options: &[String]) -> io::Result<KafkaConfig> {
+        for o in options {
+            let (k, v) = o.split_once('=').ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("Kafka option `{o}`: expected key=value"),
+                )
+            })?;
+            self.options
+                .push((k.trim().to_string(), v.trim().to_string()));
+        }
+        Ok(self)
+    }
+
+    /// A librdkafka config: `defaults` first, then the brokers and the user's options.
+    pub(crate) fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        for (k, v) in defaults {
+            c.set(*k, *v);
+        }
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.options {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// A Kafka error as an I/O error, with what was being done.
+pub(crate) fn kerr(what: &str, e: rdkafka::error::KafkaError) -> io::Error {
+    io::Error::other(format!("{what}: {e}"))
+}
+
+/// Partitions of `topic`, or an error naming the topic when it does not exist.
+pub(crate) fn partition_count<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> io::Result<i32> {
+    let md = client
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| kerr(&format!("metadata of topic {topic}"), e))?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("topic {topic} does not exist (create it first: docs/kafka.md)"),
+            )
+        })?;
+    Ok(t.partitions().len() as i32)
+}
