@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use callstate_ingest::kafka::{KafkaConfig, read_to_end};
 use callstate_schemas::Event;
 use callstate_sim::Truth;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Message;
 use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
 /// The tansu binary: `CALLSTATE_TANSU`, else `tansu` on PATH or in cargo's bin directory.
@@ -332,7 +332,7 @@ fn end_to_end(k: &Kafka, hard: bool) {
     check_state(&url, &truth);
 
     // the rejects are in the dead-letter topic, with their reasons
-    let dlq = read_all(brokers, "raw.dlq", 1);
+    let dlq = read_to_end(&KafkaConfig::new(brokers.to_string()), "raw.dlq").unwrap();
     assert_eq!(dlq.len(), 2, "{dlq:?}");
     for m in &dlq {
         let reason = m
@@ -417,33 +417,4 @@ fn post_heartbeat(url: &str, seq: u64, at: chrono::DateTime<chrono::Utc>) {
     assert_eq!(r.status().as_u16(), 200, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["accepted"], 1, "{text}");
-}
-
-fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<rdkafka::message::OwnedMessage> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "test-reader")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let mut ended = BTreeSet::new();
-    let start = Instant::now();
-    while ended.len() < partitions as usize {
-        assert!(start.elapsed() < Duration::from_secs(30), "reading {topic}");
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push(m.detach()),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                ended.insert(p);
-            }
-            _ => {}
-        }
-    }
-    out
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use callstate_ingest::kafka::{
     CanonicalProducer, Collector, CollectorOptions, DLQ_HEADER_ERROR, DLQ_HEADER_FIELD,
-    KafkaConfig, Materializer, MaterializerOptions, position_key,
+    KafkaConfig, Materializer, MaterializerOptions, position_key, read_to_end,
 };
 use callstate_ingest::{Log, LogOptions, Snapshot};
 use callstate_schemas::Event;
@@ -91,40 +91,6 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 
 fn open(dir: &Path) -> Arc<Log> {
     Arc::new(Log::open(dir, LogOptions { segment_rows: 700 }).unwrap())
-}
-
-/// Every message of a topic (from the beginning to the current end).
-fn read_all(brokers: &str, topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "test-reader")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let n = md.topics()[0].partitions().len() as i32;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..n {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let mut ended = BTreeSet::new();
-    let start = Instant::now();
-    while ended.len() < n as usize {
-        assert!(start.elapsed() < Duration::from_secs(30), "reading {topic}");
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push(m.detach()),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                ended.insert(p);
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 fn header(m: &rdkafka::message::OwnedMessage, key: &str) -> Option<String> {
@@ -222,7 +188,7 @@ fn collector_stores_valid_events_once_dead_letters_the_rest_and_commits_after_ap
     assert_eq!(stats.rejected, 4);
     assert_eq!(stats.messages, values.len() as u64);
 
-    let dlq = read_all(&brokers, "raw.dlq");
+    let dlq = read_to_end(&KafkaConfig::new(brokers.to_string()), "raw.dlq").unwrap();
     assert_eq!(dlq.len(), 4);
     let reasons: Vec<(Option<String>, String)> = dlq
         .iter()
@@ -375,7 +341,7 @@ fn materializers_split_the_canonical_topic_and_resume_exactly_from_their_positio
         .insert((e.source.clone(), e.seq));
     }
     // device-less events are in every partition
-    let in_topic = read_all(&brokers, "canon");
+    let in_topic = read_to_end(&KafkaConfig::new(brokers.to_string()), "canon").unwrap();
     assert_eq!(
         in_topic.len(),
         by_device.values().map(BTreeSet::len).sum::<usize>() + 4 * shared.len()

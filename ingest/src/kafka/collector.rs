@@ -116,21 +116,10 @@ impl Collector {
         opts: CollectorOptions,
         sink: Arc<dyn Appender>,
     ) -> io::Result<Collector> {
-        let consumer: BaseConsumer<LoggingContext> = cfg
-            .client(&[
-                ("group.id", opts.group.as_str()),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("auto.offset.reset", "earliest"),
-                (
-                    "enable.partition.eof",
-                    if opts.until_end { "true" } else { "false" },
-                ),
-                // Bounded prefetch: memory stays flat when the log is slower than the topic.
-                ("queued.max.messages.kbytes", "65536"),
-            ])
-            .create_with_context(LoggingContext)
-            .map_err(|e| kerr("creating the Kafka consumer", e))?;
+        let consumer: BaseConsumer<LoggingContext> =
+            super::consumer_config(cfg, &opts.group, opts.until_end)
+                .create_with_context(LoggingContext)
+                .map_err(|e| kerr("creating the Kafka consumer", e))?;
         partition_count(consumer.client(), &opts.topic, Duration::from_secs(10))?;
         consumer
             .subscribe(&[opts.topic.as_str()])

@@ -153,19 +153,13 @@ impl Materializer {
         log: Arc<Log>,
     ) -> io::Result<Materializer> {
         let status = Arc::new(Mutex::new(MaterializerStatus::default()));
-        let consumer: BaseConsumer<PositionsContext> = cfg
-            .client(&[
-                ("group.id", opts.group.as_str()),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("auto.offset.reset", "earliest"),
-                ("queued.max.messages.kbytes", "65536"),
-            ])
-            .create_with_context(PositionsContext {
-                log: log.clone(),
-                status: status.clone(),
-            })
-            .map_err(|e| kerr("creating the materializer's consumer", e))?;
+        let consumer: BaseConsumer<PositionsContext> =
+            super::consumer_config(cfg, &opts.group, false)
+                .create_with_context(PositionsContext {
+                    log: log.clone(),
+                    status: status.clone(),
+                })
+                .map_err(|e| kerr("creating the materializer's consumer", e))?;
         partition_count(consumer.client(), &opts.topic, Duration::from_secs(10))?;
         consumer
             .subscribe(&[opts.topic.as_str()])

@@ -18,10 +18,14 @@ pub mod canonical;
 pub mod collector;
 pub mod materializer;
 
+use std::collections::BTreeSet;
 use std::io;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 pub use batch::{DLQ_HEADER_ERROR, DLQ_HEADER_FIELD, Dlq};
 pub use canonical::CanonicalProducer;
@@ -73,6 +77,60 @@ impl KafkaConfig {
         }
         c
     }
+}
+
+/// A consumer config in `group`: manual commits, from the earliest offset when the group
+/// has none, and bounded prefetch (memory stays flat when the log is slower than the topic).
+pub(crate) fn consumer_config(cfg: &KafkaConfig, group: &str, eof: bool) -> ClientConfig {
+    cfg.client(&[
+        ("group.id", group),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("enable.partition.eof", if eof { "true" } else { "false" }),
+        ("queued.max.messages.kbytes", "65536"),
+    ])
+}
+
+/// Every message of `topic` from the beginning to its end as of the call (to inspect a
+/// dead-letter topic, and for tests).
+pub fn read_to_end(cfg: &KafkaConfig, topic: &str) -> io::Result<Vec<OwnedMessage>> {
+    let c: BaseConsumer = consumer_config(cfg, "callstate-reader", true)
+        .create()
+        .map_err(|e| kerr("creating a reader", e))?;
+    let n = partition_count(c.client(), topic, Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut left = BTreeSet::new();
+    for p in 0..n {
+        let (low, high) = c
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .map_err(|e| kerr(&format!("offsets of {topic}/{p}"), e))?;
+        if high > low {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(|e| kerr("offsets", e))?;
+            left.insert(p);
+        }
+    }
+    if left.is_empty() {
+        return Ok(Vec::new());
+    }
+    c.assign(&tpl).map_err(|e| kerr("assigning", e))?;
+    let mut out = Vec::new();
+    while !left.is_empty() {
+        match c.poll(Duration::from_secs(30)) {
+            Some(Ok(m)) => out.push(m.detach()),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                left.remove(&p);
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "reading {topic}"),
+            None => {
+                return Err(io::Error::other(format!(
+                    "reading {topic}: no answer in 30 s"
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A Kafka error as an I/O error, with what was being done.
