@@ -257,7 +257,11 @@ impl Dlq {
     }
 }
 
-/// Enqueues a record, waiting while the producer's queue is full (back-pressure).
+/// Longest wait for room in a full producer queue before an append fails.
+const QUEUE_FULL_WAIT: Duration = Duration::from_secs(60);
+
+/// Enqueues a record, waiting while the producer's queue is full (back-pressure), for at
+/// most [`QUEUE_FULL_WAIT`] (then the brokers have been unreachable for long: an error).
 pub(crate) fn enqueue<'a, K, P>(
     producer: &FutureProducer,
     mut record: FutureRecord<'a, K, P>,
@@ -266,13 +270,14 @@ where
     K: rdkafka::message::ToBytes + ?Sized,
     P: rdkafka::message::ToBytes + ?Sized,
 {
+    let start = Instant::now();
     loop {
         match producer.send_result(record) {
             Ok(f) => return Ok(f),
             Err((
                 KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
                 r,
-            )) => {
+            )) if start.elapsed() < QUEUE_FULL_WAIT => {
                 record = r;
                 std::thread::sleep(Duration::from_millis(5));
             }
