@@ -158,16 +158,12 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     }
 
     let cfg = args.kafka.config()?;
-    let mut client = rdkafka::ClientConfig::new();
-    client
-        .set("bootstrap.servers", &cfg.brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "10");
-    for (k, v) in &cfg.options {
-        client.set(k, v);
-    }
+    let client = cfg.client(&[
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
+        ("partitioner", "murmur2_random"),
+        ("linger.ms", "10"),
+    ]);
     let producer: ThreadedProducer<Counting> = client
         .create_with_context(Counting(AtomicU64::new(0)))
         .context("creating the producer")?;

@@ -4,15 +4,17 @@
 //! against the simulator's truth. `.ci/run` installs tansu when it is missing.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use callstate_ingest::kafka::{KafkaConfig, read_to_end};
 use callstate_schemas::Event;
 use callstate_sim::Truth;
+use common::{Proc, Server, agent, bin};
 use rdkafka::Message;
 use rdkafka::message::Headers;
 use serde_json::Value;
@@ -46,16 +48,6 @@ impl Kafka {
     /// `flag option` for each option.
     fn options(&self, flag: &'static str) -> Vec<&str> {
         self.options.iter().flat_map(|o| [flag, *o]).collect()
-    }
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -116,10 +108,6 @@ fn broker(topics: &[(&str, u32)]) -> (Proc, String) {
     (proc, format!("127.0.0.1:{port}"))
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_callstate"))
-}
-
 fn run_ok(args: &[&str]) -> String {
     let out = bin().args(args).output().unwrap();
     assert!(
@@ -130,40 +118,27 @@ fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `callstate serve` in Kafka mode; its URL.
-fn serve(data: &Path, k: &Kafka) -> (Proc, String) {
-    let brokers = k.brokers.as_str();
-    let mut child = bin()
-        .args([
-            "serve",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--kafka-brokers",
-            brokers,
-            "--kafka-topic",
-            "callstate.events",
-            // a killed instance leaves the group quickly
-            "--kafka-option",
-            "session.timeout.ms=6000",
-            "--kafka-option",
-            "heartbeat.interval.ms=500",
-        ])
-        .args(k.options("--kafka-option"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("serve ended before listening").unwrap();
-        if let Some(i) = line.find("http://") {
-            break line[i..].split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Proc(child), url)
+/// `callstate serve` in Kafka mode.
+fn serve(data: &Path, k: &Kafka) -> Server {
+    let mut cmd = bin();
+    cmd.args([
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--kafka-brokers",
+        k.brokers.as_str(),
+        "--kafka-topic",
+        "callstate.events",
+        // a killed instance leaves the group quickly
+        "--kafka-option",
+        "session.timeout.ms=6000",
+        "--kafka-option",
+        "heartbeat.interval.ms=500",
+    ])
+    .args(k.options("--kafka-option"));
+    Server::start(cmd)
 }
 
 fn collector(k: &Kafka) -> Proc {
@@ -193,14 +168,6 @@ fn collector(k: &Kafka) -> Proc {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap(),
-    )
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build(),
     )
 }
 
@@ -259,13 +226,7 @@ fn check_state(url: &str, truth: &Truth) {
 
 /// Stops a process: SIGKILL (`hard`, a crash) or SIGTERM (a clean stop), and waits.
 fn stop(p: &mut Proc, hard: bool) {
-    let sig = if hard { "-KILL" } else { "-TERM" };
-    let ok = Command::new("kill")
-        .args([sig, &p.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    p.0.wait().unwrap();
+    p.signal(if hard { "-KILL" } else { "-TERM" });
 }
 
 /// The simulator's day through `kafka produce` → `ingest kafka` (stopped mid-stream and
@@ -303,7 +264,8 @@ fn end_to_end(k: &Kafka, hard: bool) {
     let n = distinct.len() as u64;
 
     let data = tmp.path().join("data");
-    let (mut server, url) = serve(&data, k);
+    let mut server = serve(&data, k);
+    let url = server.url.clone();
     let half = lines.len() / 2;
     produce(k, &lines[..half], tmp.path(), "first.ndjson");
     let mut c = collector(k);
@@ -352,8 +314,9 @@ fn end_to_end(k: &Kafka, hard: bool) {
     });
 
     // stopped and restarted: nothing lost, nothing repeated, and it goes on materializing
-    stop(&mut server, hard);
-    let (_server, url) = serve(&data, k);
+    stop(&mut server.proc, hard);
+    let server = serve(&data, k);
+    let url = server.url.clone();
     assert_eq!(counts(&url), (n + 1, n + 1));
     post_heartbeat(&url, 2, posted);
     wait_for(

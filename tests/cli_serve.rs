@@ -1,72 +1,19 @@
 //! `callstate serve` and `callstate demo` as processes: settings from file and environment,
 //! graceful shutdown on SIGTERM with everything acknowledged kept, restart with all data.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
+use common::{Server, agent, bin};
 use serde_json::Value;
 
-/// A running `callstate` process and the address it listens on.
-struct Proc {
-    child: Child,
-    url: String,
-}
-
-/// Starts `callstate args…` and waits for its "http://…" line on stdout.
-fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callstate"));
-    cmd.args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+/// Starts `callstate args…` with `env` and waits until it listens.
+fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut cmd = bin();
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("the process ended before listening")
-            .unwrap();
-        if let Some(i) = line.find("http://") {
-            let rest = &line[i..];
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // keep draining stdout so that the process never blocks on it
-    std::thread::spawn(move || for _ in lines {});
-    Proc { child, url }
-}
-
-impl Proc {
-    /// SIGTERM, and the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Proc {
-    /// A failed test must not leave a server behind.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build(),
-    )
+    Server::start(cmd)
 }
 
 fn get(url: &str) -> (u16, String) {
@@ -109,7 +56,7 @@ fn serve_takes_settings_from_file_and_environment_and_restarts_with_all_data() {
         ),
     )
     .unwrap();
-    let sim = Command::new(env!("CARGO_BIN_EXE_callstate"))
+    let sim = bin()
         .args([
             "simulate",
             "--scenario",
@@ -181,7 +128,7 @@ fn serve_takes_settings_from_file_and_environment_and_restarts_with_all_data() {
     assert!(p.stop().success());
 
     // a bad setting is an error naming it
-    let out = Command::new(env!("CARGO_BIN_EXE_callstate"))
+    let out = bin()
         .args([
             "serve",
             "--config",

@@ -11,6 +11,7 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 
 use callstate_schemas::Event;
 
@@ -180,6 +181,16 @@ pub(crate) fn next_offsets(messages: &[OwnedMessage]) -> BTreeMap<(String, i32),
         *e = (*e).max(m.offset() + 1);
     }
     out
+}
+
+/// The offsets of [`next_offsets`] as a list to commit.
+pub(crate) fn offset_list(next: &BTreeMap<(String, i32), i64>) -> io::Result<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(|e| kerr("offsets", e))?;
+    }
+    Ok(tpl)
 }
 
 /// The dead-letter topic: rejected values with the reason in headers.

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, TopicPartitionList};
 use serde::Serialize;
 
-use super::batch::{Dlq, next_offsets, parse, poll_batch};
-use super::{KafkaConfig, kerr, partition_count};
+use super::batch::{Dlq, next_offsets, offset_list, parse, poll_batch};
+use super::{KafkaConfig, kerr, subscribe};
 use crate::appender::Appender;
 
 /// Collector settings.
@@ -120,10 +120,7 @@ impl Collector {
             super::consumer_config(cfg, &opts.group, opts.until_end)
                 .create_with_context(LoggingContext)
                 .map_err(|e| kerr("creating the Kafka consumer", e))?;
-        partition_count(consumer.client(), &opts.topic, Duration::from_secs(10))?;
-        consumer
-            .subscribe(&[opts.topic.as_str()])
-            .map_err(|e| kerr(&format!("subscribing to {}", opts.topic), e))?;
+        subscribe(&consumer, &opts.topic)?;
         let dlq = Dlq::new(cfg, &opts.dlq_topic)?;
         Ok(Collector {
             consumer,
@@ -184,11 +181,7 @@ impl Collector {
             self.stats.rejected += parsed.rejects.len() as u64;
         }
         self.stats.messages += messages.len() as u64;
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in next_offsets(messages) {
-            tpl.add_partition_offset(&topic, partition, Offset::Offset(next))
-                .map_err(|e| kerr("offsets", e))?;
-        }
+        let tpl = offset_list(&next_offsets(messages))?;
         commit(&self.consumer, &tpl, &mut self.stats.commits);
         Ok(())
     }

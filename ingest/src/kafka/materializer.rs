@@ -18,9 +18,9 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::batch::{Dlq, next_offsets, parse, poll_batch};
+use super::batch::{Dlq, next_offsets, offset_list, parse, poll_batch};
 use super::collector::partitions;
-use super::{KafkaConfig, kerr, partition_count};
+use super::{KafkaConfig, kerr, subscribe};
 use crate::log::{Log, Positions};
 
 /// Materializer settings.
@@ -160,10 +160,7 @@ impl Materializer {
                     status: status.clone(),
                 })
                 .map_err(|e| kerr("creating the materializer's consumer", e))?;
-        partition_count(consumer.client(), &opts.topic, Duration::from_secs(10))?;
-        consumer
-            .subscribe(&[opts.topic.as_str()])
-            .map_err(|e| kerr(&format!("subscribing to {}", opts.topic), e))?;
+        subscribe(&consumer, &opts.topic)?;
         let dlq = Dlq::new(cfg, &opts.dlq_topic)?;
         let stop = Arc::new(AtomicBool::new(false));
         let worker = Worker {
@@ -271,12 +268,10 @@ impl Worker {
             self.dlq.send(&parsed.rejects, messages)?;
         }
         // For lag monitoring only: the log's positions are what a restart uses.
-        let mut tpl = TopicPartitionList::new();
-        for ((t, p), o) in &next {
-            tpl.add_partition_offset(t, *p, Offset::Offset(*o))
-                .map_err(|e| kerr("offsets", e))?;
-        }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+        if let Err(e) = self
+            .consumer
+            .commit(&offset_list(&next)?, CommitMode::Async)
+        {
             tracing::debug!(error = %e, "committing the materializer's offsets for monitoring");
         }
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());

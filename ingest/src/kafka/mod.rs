@@ -66,7 +66,7 @@ impl KafkaConfig {
     }
 
     /// A librdkafka config: `defaults` first, then the brokers and the user's options.
-    pub(crate) fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+    pub fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         for (k, v) in defaults {
             c.set(*k, *v);
@@ -90,6 +90,17 @@ pub(crate) fn consumer_config(cfg: &KafkaConfig, group: &str, eof: bool) -> Clie
         ("enable.partition.eof", if eof { "true" } else { "false" }),
         ("queued.max.messages.kbytes", "65536"),
     ])
+}
+
+/// Subscribes to `topic`, which must exist (a misspelt topic is an error, not a silent wait).
+pub(crate) fn subscribe<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> io::Result<()> {
+    partition_count(consumer.client(), topic, Duration::from_secs(10))?;
+    consumer
+        .subscribe(&[topic])
+        .map_err(|e| kerr(&format!("subscribing to {topic}"), e))
 }
 
 /// Every message of `topic` from the beginning to its end as of the call (to inspect a

@@ -1,0 +1,86 @@
+//! What the process tests share: the binary, child processes that never outlive a test, a
+//! server started on a free port, and an HTTP agent.
+
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+/// `callstate`.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_callstate"))
+}
+
+/// A child process, killed when dropped (a failed test leaves nothing behind).
+pub struct Proc(pub Child);
+
+impl Proc {
+    /// Sends `signal` (`-TERM`, `-KILL`, ...) and waits for the exit.
+    pub fn signal(&mut self, signal: &str) -> ExitStatus {
+        let pid = self.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running server and the address it listens on.
+pub struct Server {
+    /// The process.
+    pub proc: Proc,
+    /// `http://host:port`.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `cmd` and waits for its "http://…" line on stdout (stdout is drained after).
+    pub fn start(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("the process ended before listening")
+                .unwrap();
+            if let Some(i) = line.find("http://") {
+                break line[i..].split_whitespace().next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            proc: Proc(child),
+            url,
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.proc.signal("-TERM")
+    }
+}
+
+/// An HTTP agent that returns error statuses as responses.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    )
+}
