@@ -14,7 +14,7 @@ mod common;
 use callstate_ingest::kafka::{KafkaConfig, read_to_end};
 use callstate_schemas::Event;
 use callstate_sim::Truth;
-use common::{Proc, Server, agent, bin};
+use common::{Proc, Server, agent, bin, sql};
 use rdkafka::Message;
 use rdkafka::message::Headers;
 use serde_json::Value;
@@ -179,12 +179,10 @@ fn get(url: &str) -> Value {
 
 /// (events, distinct (source, seq)) in the served log.
 fn counts(url: &str) -> (u64, u64) {
-    let mut r = agent()
-        .post(&format!("{url}/api/v1/query"))
-        .header("Content-Type", "text/plain")
-        .send("SELECT count(*) AS n, count(DISTINCT source || '/' || CAST(seq AS VARCHAR)) AS k FROM events")
-        .unwrap();
-    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let v = sql(
+        url,
+        "SELECT count(*) AS n, count(DISTINCT source || '/' || CAST(seq AS VARCHAR)) AS k FROM events",
+    );
     (v[0]["n"].as_u64().unwrap(), v[0]["k"].as_u64().unwrap())
 }
 

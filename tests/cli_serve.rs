@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, agent, bin};
+use common::{Server, agent, bin, sql};
 use serde_json::Value;
 
 /// Starts `callstate args…` with `env` and waits until it listens.
@@ -33,13 +33,9 @@ fn post(url: &str, body: &str, token: Option<&str>) -> (u16, String) {
 }
 
 fn count(url: &str) -> u64 {
-    let mut r = agent()
-        .post(&format!("{url}/api/v1/query"))
-        .header("Content-Type", "text/plain")
-        .send("SELECT count(*) AS n FROM events")
-        .unwrap();
-    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
-    v[0]["n"].as_u64().unwrap()
+    sql(url, "SELECT count(*) AS n FROM events")[0]["n"]
+        .as_u64()
+        .unwrap()
 }
 
 #[test]

@@ -84,3 +84,15 @@ pub fn agent() -> ureq::Agent {
             .build(),
     )
 }
+
+/// The rows of a SQL query over `POST /api/v1/query` (JSON).
+pub fn sql(url: &str, query: &str) -> serde_json::Value {
+    let mut r = agent()
+        .post(&format!("{url}/api/v1/query"))
+        .header("Content-Type", "text/plain")
+        .send(query)
+        .unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{query}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
