@@ -31,6 +31,9 @@ pub struct FileArgs {
     /// Lines per durable append.
     #[arg(long, default_value_t = NdjsonOptions::default().batch_lines)]
     pub batch_lines: usize,
+    /// Parser threads (default: one per core).
+    #[arg(long)]
+    pub parsers: Option<usize>,
     /// Print `{"acked_through_line": N, ...}` on stdout after each durable append.
     #[arg(long)]
     pub print_acks: bool,
@@ -155,6 +158,7 @@ pub fn file(args: FileArgs) -> anyhow::Result<()> {
     };
     let opts = NdjsonOptions {
         batch_lines: args.batch_lines,
+        parsers: args.parsers,
     };
     let result = ndjson::ingest(input, &log, &opts, &mut sink);
     progress.finish_and_clear();

@@ -1,9 +1,19 @@
 //! The `(source, seq)` idempotency index: tells new events from duplicates and conflicts.
 //!
-//! Kept in memory (about 20 bytes per stored event) and rebuilt on open from the segments'
-//! `source`, `seq` and `content_hash` columns and the replayed WAL.
+//! Kept in memory and rebuilt on open from the segments' `source`, `seq` and `content_hash`
+//! columns and the replayed WAL. A bridge numbers its events densely, so each source's
+//! sequence numbers are kept in chunks of [`CHUNK`] consecutive numbers: a dense chunk is an
+//! array of content hashes with a presence bitmap (about 8 bytes an event, and one probe per
+//! look-up); a chunk holding few numbers stays a small sorted list, so sparse numbering costs
+//! about 16 bytes an event instead of a whole chunk.
 
 use hashbrown::HashMap;
+
+/// Sequence numbers per chunk.
+pub const CHUNK: usize = 1024;
+const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
+/// A sparse chunk becomes dense beyond this many entries (where dense is no larger).
+const SPARSE_MAX: usize = CHUNK / 4;
 
 /// What the index says of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,32 +26,139 @@ pub enum Check {
     Conflict,
 }
 
-/// `(source, seq) -> content_hash`.
-#[derive(Debug, Default)]
-pub struct DedupeIndex {
-    sources: HashMap<String, HashMap<u64, u64>>,
-    len: usize,
+fn verdict(stored: u64, hash: u64) -> Check {
+    if stored == hash {
+        Check::Duplicate
+    } else {
+        Check::Conflict
+    }
 }
 
-impl DedupeIndex {
-    /// Looks an event up.
-    pub fn check(&self, source: &str, seq: u64, hash: u64) -> Check {
-        match self.sources.get(source).and_then(|m| m.get(&seq)) {
-            None => Check::New,
-            Some(h) if *h == hash => Check::Duplicate,
-            Some(_) => Check::Conflict,
+enum Chunk {
+    /// `(offset in chunk, hash)`, sorted by offset.
+    Sparse(Vec<(u16, u64)>),
+    Dense {
+        present: Box<[u64; CHUNK / 64]>,
+        hashes: Box<[u64; CHUNK]>,
+    },
+}
+
+impl Chunk {
+    fn get(&self, off: usize) -> Option<u64> {
+        match self {
+            Chunk::Sparse(v) => v
+                .binary_search_by_key(&(off as u16), |e| e.0)
+                .ok()
+                .map(|i| v[i].1),
+            Chunk::Dense { present, hashes } => {
+                (present[off / 64] & (1 << (off % 64)) != 0).then(|| hashes[off])
+            }
         }
     }
 
-    /// Records a stored event.
-    pub fn insert(&mut self, source: &str, seq: u64, hash: u64) {
-        let m = match self.sources.get_mut(source) {
-            Some(m) => m,
-            None => self.sources.entry(source.to_string()).or_default(),
+    /// Checks `off` and records `hash` there when it is new.
+    fn check_insert(&mut self, off: usize, hash: u64) -> Check {
+        match self {
+            Chunk::Dense { present, hashes } => {
+                let (w, bit) = (off / 64, 1u64 << (off % 64));
+                if present[w] & bit != 0 {
+                    return verdict(hashes[off], hash);
+                }
+                present[w] |= bit;
+                hashes[off] = hash;
+                Check::New
+            }
+            Chunk::Sparse(v) => {
+                let at = match v.binary_search_by_key(&(off as u16), |e| e.0) {
+                    Ok(i) => return verdict(v[i].1, hash),
+                    Err(at) => at,
+                };
+                v.insert(at, (off as u16, hash));
+                if v.len() > SPARSE_MAX {
+                    let mut present = Box::new([0u64; CHUNK / 64]);
+                    let mut hashes = Box::new([0u64; CHUNK]);
+                    for &(o, h) in v.iter() {
+                        present[o as usize / 64] |= 1 << (o % 64);
+                        hashes[o as usize] = h;
+                    }
+                    *self = Chunk::Dense { present, hashes };
+                }
+                Check::New
+            }
+        }
+    }
+}
+
+/// The sequence numbers of one source.
+#[derive(Default)]
+struct SeqIndex {
+    chunks: HashMap<u64, Chunk>,
+}
+
+/// A source's place in the index (see [`DedupeIndex::source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceId(usize);
+
+/// `(source, seq) -> content_hash`.
+#[derive(Default)]
+pub struct DedupeIndex {
+    ids: HashMap<String, usize>,
+    sources: Vec<SeqIndex>,
+    len: usize,
+}
+
+impl std::fmt::Debug for DedupeIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DedupeIndex")
+            .field("sources", &self.ids.len())
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl DedupeIndex {
+    /// The id of `source`, adding it if new.
+    pub fn source(&mut self, source: &str) -> SourceId {
+        if let Some(&i) = self.ids.get(source) {
+            return SourceId(i);
+        }
+        self.sources.push(SeqIndex::default());
+        self.ids.insert(source.to_string(), self.sources.len() - 1);
+        SourceId(self.sources.len() - 1)
+    }
+
+    /// Looks an event up.
+    pub fn check(&self, source: &str, seq: u64, hash: u64) -> Check {
+        let Some(&i) = self.ids.get(source) else {
+            return Check::New;
         };
-        if m.insert(seq, hash).is_none() {
+        let found = self.sources[i]
+            .chunks
+            .get(&(seq >> CHUNK_BITS))
+            .and_then(|c| c.get(seq as usize % CHUNK));
+        match found {
+            None => Check::New,
+            Some(h) => verdict(h, hash),
+        }
+    }
+
+    /// Looks an event up and records it when it is new (one probe).
+    pub fn check_insert(&mut self, source: SourceId, seq: u64, hash: u64) -> Check {
+        let check = self.sources[source.0]
+            .chunks
+            .entry(seq >> CHUNK_BITS)
+            .or_insert_with(|| Chunk::Sparse(Vec::new()))
+            .check_insert(seq as usize % CHUNK, hash);
+        if check == Check::New {
             self.len += 1;
         }
+        check
+    }
+
+    /// Records a stored event (a repeated key keeps its first hash).
+    pub fn insert(&mut self, source: &str, seq: u64, hash: u64) {
+        let id = self.source(source);
+        self.check_insert(id, seq, hash);
     }
 
     /// Keys held.
@@ -52,5 +169,37 @@ impl DedupeIndex {
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_new_duplicate_and_conflict_in_sparse_and_dense_chunks() {
+        let mut ix = DedupeIndex::default();
+        let a = ix.source("a");
+        // dense: every number of several chunks, inserted out of order
+        let mut seqs: Vec<u64> = (0..3 * CHUNK as u64).collect();
+        seqs.reverse();
+        for &s in &seqs {
+            assert_eq!(ix.check_insert(a, s, s * 7 + 1), Check::New);
+        }
+        // sparse: far-apart numbers of another source
+        let b = ix.source("b");
+        for s in [5u64, 1 << 40, u64::MAX, 77_777] {
+            assert_eq!(ix.check_insert(b, s, s ^ 3), Check::New);
+        }
+        assert_eq!(ix.len(), 3 * CHUNK + 4);
+        for &s in &seqs {
+            assert_eq!(ix.check("a", s, s * 7 + 1), Check::Duplicate);
+            assert_eq!(ix.check("a", s, s * 7 + 2), Check::Conflict);
+            assert_eq!(ix.check("b", s + 10, 0), Check::New);
+        }
+        assert_eq!(ix.check("b", u64::MAX, u64::MAX ^ 3), Check::Duplicate);
+        assert_eq!(ix.check_insert(b, 1 << 40, 0), Check::Conflict);
+        assert_eq!(ix.check("c", 5, 5 ^ 3), Check::New);
+        assert_eq!(ix.len(), 3 * CHUNK + 4, "repeats add nothing");
     }
 }

@@ -16,18 +16,14 @@
 //! merges the digests of all segments and the unrolled tail.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::datatypes::{DataType, TimestampMicrosecondType};
-use parquet::arrow::ArrowWriter;
+use arrow::array::{Array, AsArray, BooleanArray, DictionaryArray, RecordBatch};
+use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use serde::{Deserialize, Serialize};
 
-use callstate_schemas::events_schema;
-
-use crate::segment::writer_properties;
+use crate::segment::write_segment;
 
 /// Largest gap between two events of a source inside one activity span: the 90 s of the
 /// silence rule.
@@ -79,13 +75,22 @@ fn column<'a>(b: &'a RecordBatch, name: &str) -> io::Result<&'a dyn Array> {
         .ok_or_else(|| err(format!("column {name} missing")))
 }
 
+/// A dictionary-encoded string column of a batch.
+fn dict<'a>(b: &'a RecordBatch, name: &str) -> io::Result<&'a DictionaryArray<Int32Type>> {
+    column(b, name)?
+        .as_dictionary_opt::<Int32Type>()
+        .ok_or_else(|| err(format!("column {name} is not a dictionary column")))
+}
+
 /// The control events of a batch (every row whose kind is not high volume).
 pub fn control_rows(b: &RecordBatch) -> io::Result<RecordBatch> {
-    let kind = arrow::compute::cast(column(b, "kind")?, &DataType::Utf8).map_err(err)?;
-    let kind = kind.as_string::<i32>();
-    let keep: BooleanArray = kind
-        .iter()
-        .map(|k| Some(!k.is_some_and(|k| HIGH_VOLUME_KINDS.contains(&k))))
+    let kind = dict(b, "kind")?;
+    let names = kind.values().as_string::<i32>();
+    let control: Vec<bool> = (0..names.len())
+        .map(|v| !(names.is_valid(v) && HIGH_VOLUME_KINDS.contains(&names.value(v))))
+        .collect();
+    let keep: BooleanArray = (0..kind.len())
+        .map(|i| Some(kind.is_null(i) || control[kind.keys().value(i) as usize]))
         .collect();
     arrow::compute::filter_record_batch(b, &keep).map_err(err)
 }
@@ -94,16 +99,22 @@ pub fn control_rows(b: &RecordBatch) -> io::Result<RecordBatch> {
 pub fn activity_spans(batches: &[RecordBatch], gap_us: i64) -> io::Result<Vec<SourceSpan>> {
     let mut times: HashMap<String, Vec<i64>> = HashMap::new();
     for b in batches {
-        let source = arrow::compute::cast(column(b, "source")?, &DataType::Utf8).map_err(err)?;
-        let source = source.as_string::<i32>();
+        let source = dict(b, "source")?;
+        let names = source.values().as_string::<i32>();
         let time = column(b, "time")?.as_primitive::<TimestampMicrosecondType>();
-        // Rows come in runs of one source: one map lookup per run.
-        let mut run = 0;
-        for i in 1..=b.num_rows() {
-            if i == b.num_rows() || source.value(i) != source.value(run) {
-                let v = times.entry(source.value(run).to_string()).or_default();
-                v.extend((run..i).map(|j| time.value(j)));
-                run = i;
+        // Per dictionary value, then per source text (a dictionary may repeat a value).
+        let mut by_key: Vec<Vec<i64>> = vec![Vec::new(); names.len()];
+        for (i, &k) in source.keys().values().iter().enumerate() {
+            if source.is_valid(i) {
+                by_key[k as usize].push(time.value(i));
+            }
+        }
+        for (k, t) in by_key.into_iter().enumerate() {
+            if !t.is_empty() {
+                times
+                    .entry(names.value(k).to_string())
+                    .or_default()
+                    .extend(t);
             }
         }
     }
@@ -134,21 +145,19 @@ pub fn activity_spans(batches: &[RecordBatch], gap_us: i64) -> io::Result<Vec<So
     Ok(out)
 }
 
-/// Writes the digest of a (sorted) segment batch to `path`, durably; `file` is the name the
+/// Writes the digest of the segment of `batches` to `path`, durably; `file` is the name the
 /// manifest will record.
-pub fn write_digest(path: &Path, file: &str, sorted: &RecordBatch) -> io::Result<Digest> {
-    let control = control_rows(sorted)?;
-    let spans = activity_spans(std::slice::from_ref(sorted), SPAN_GAP_US)?;
-    let f = File::create(path)?;
-    let mut w = ArrowWriter::try_new(f, events_schema(), Some(writer_properties())).map_err(err)?;
-    w.write(&control).map_err(err)?;
-    let f = w.into_inner().map_err(err)?;
-    f.sync_all()?;
+pub fn write_digest(path: &Path, file: &str, batches: &[RecordBatch]) -> io::Result<Digest> {
+    let control = batches
+        .iter()
+        .map(control_rows)
+        .collect::<io::Result<Vec<_>>>()?;
+    let meta = write_segment(path, &control)?;
     Ok(Digest {
         file: file.to_string(),
-        rows: control.num_rows() as u64,
+        rows: meta.rows,
         span_gap_us: SPAN_GAP_US,
-        spans,
+        spans: activity_spans(batches, SPAN_GAP_US)?,
     })
 }
 

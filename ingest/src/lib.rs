@@ -16,5 +16,7 @@ pub mod stats;
 pub mod wal;
 
 pub use appender::Appender;
-pub use log::{AppendResult, DigestView, Log, LogOptions, Outcome, Positions, Snapshot};
+pub use log::{
+    AppendResult, DigestView, Log, LogOptions, Outcome, Positions, Snapshot, events_batch,
+};
 pub use stats::LogStats;

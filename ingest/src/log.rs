@@ -24,8 +24,10 @@ use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
+use arrow::array::{
+    Array, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray, UInt64Array,
+};
+use arrow::datatypes::{Int32Type, TimestampMicrosecondType, UInt64Type};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use chrono::{DateTime, Utc};
@@ -36,7 +38,7 @@ use crate::dedupe::{Check, DedupeIndex};
 use crate::digest::{SPAN_GAP_US, SourceSpan, digest_file, write_digest};
 use crate::fsutil::sync_dir;
 use crate::manifest::{Manifest, SegmentMeta};
-use crate::segment::{read_segment, write_sorted_segment};
+use crate::segment::{read_segment, write_segment};
 use crate::wal::{self, WalWriter};
 
 /// Input positions stored with the events: `"topic/partition"` → next offset to read.
@@ -104,6 +106,8 @@ struct State {
     positions: Positions,
     /// Set by a failed WAL write or roll: the log refuses appends until reopened.
     failed: Option<String>,
+    /// The buffer WAL records are encoded in.
+    encode_buf: Vec<u8>,
 }
 
 struct Shared {
@@ -133,22 +137,24 @@ fn segment_file(id: u64) -> String {
     format!("seg-{id:08}.parquet")
 }
 
-/// One WAL record: the batch (if any) and the positions (if any) in one IPC stream.
-fn encode(batch: Option<&RecordBatch>, positions: Option<&Positions>) -> io::Result<Vec<u8>> {
-    let size = batch.map_or(0, |b| b.get_array_memory_size() / 2);
-    let mut buf = Vec::with_capacity(size + 1024);
+/// One WAL record: the batch (if any) and the positions (if any) in one IPC stream, written
+/// into `buf` (cleared first; reused so that appends do not take fresh memory).
+fn encode(
+    buf: &mut Vec<u8>,
+    batch: Option<&RecordBatch>,
+    positions: Option<&Positions>,
+) -> io::Result<()> {
+    buf.clear();
     let mut schema = callstate_schemas::events_schema().as_ref().clone();
     if let Some(p) = positions {
         let json = serde_json::to_string(p).map_err(io::Error::other)?;
         schema = schema.with_metadata([(POSITIONS_KEY.to_string(), json)].into());
     }
-    let mut w = StreamWriter::try_new(&mut buf, &schema).map_err(io::Error::other)?;
+    let mut w = StreamWriter::try_new(buf, &schema).map_err(io::Error::other)?;
     if let Some(b) = batch {
         w.write(b).map_err(io::Error::other)?;
     }
-    w.finish().map_err(io::Error::other)?;
-    drop(w);
-    Ok(buf)
+    w.finish().map_err(io::Error::other)
 }
 
 /// A decoded WAL record.
@@ -194,24 +200,93 @@ fn batch_maxima(b: &RecordBatch) -> (u64, i64) {
 }
 
 fn index_batch(dedupe: &mut DedupeIndex, b: &RecordBatch) -> io::Result<()> {
-    let source = arrow::compute::cast(
-        b.column_by_name("source").expect("source column"),
-        &arrow::datatypes::DataType::Utf8,
-    )
-    .map_err(io::Error::other)?;
-    let source = source.as_string::<i32>();
-    let seq = b
-        .column_by_name("seq")
-        .expect("seq")
-        .as_primitive::<UInt64Type>();
-    let hash = b
-        .column_by_name("content_hash")
-        .expect("content_hash")
-        .as_primitive::<UInt64Type>();
-    for i in 0..b.num_rows() {
-        dedupe.insert(source.value(i), seq.value(i), hash.value(i));
-    }
+    BatchKeys::of(b)?.check_insert(dedupe, |_| {});
     Ok(())
+}
+
+/// The `events` batch of `events` (content hashes computed; `ingest_seq` and `ingest_time`
+/// left for the log to set), as [`Log::append_batch`] takes it.
+pub fn events_batch(events: &[Event]) -> RecordBatch {
+    let mut builder = EventBatchBuilder::with_capacity(events.len());
+    let unset = DateTime::<Utc>::UNIX_EPOCH;
+    for e in events {
+        builder.append(e, 0, unset, e.content_hash());
+    }
+    builder.finish()
+}
+
+/// The idempotency keys of a batch's rows.
+struct BatchKeys<'a> {
+    source: &'a arrow::array::DictionaryArray<Int32Type>,
+    seq: &'a [u64],
+    hash: &'a [u64],
+}
+
+impl<'a> BatchKeys<'a> {
+    fn of(b: &'a RecordBatch) -> io::Result<Self> {
+        let col = |name: &str| {
+            b.column_by_name(name)
+                .ok_or_else(|| io::Error::other(format!("batch has no {name} column")))
+        };
+        let source = col("source")?
+            .as_dictionary_opt::<Int32Type>()
+            .ok_or_else(|| io::Error::other("source is not a dictionary column"))?;
+        let seq = col("seq")?
+            .as_primitive_opt::<UInt64Type>()
+            .ok_or_else(|| io::Error::other("seq is not UInt64"))?;
+        let hash = col("content_hash")?
+            .as_primitive_opt::<UInt64Type>()
+            .ok_or_else(|| io::Error::other("content_hash is not UInt64"))?;
+        if source.null_count() > 0 {
+            return Err(io::Error::other("source has nulls"));
+        }
+        Ok(BatchKeys {
+            source,
+            seq: seq.values(),
+            hash: hash.values(),
+        })
+    }
+
+    /// Checks every row in order against `index`, recording new keys; `f` gets each verdict.
+    fn check_insert(&self, index: &mut DedupeIndex, mut f: impl FnMut(Check)) {
+        let names = self.source.values().as_string::<i32>();
+        let mut ids = vec![None; names.len()];
+        for (i, key) in self.source.keys().values().iter().enumerate() {
+            let k = *key as usize;
+            let id = *ids[k].get_or_insert_with(|| index.source(names.value(k)));
+            f(index.check_insert(id, self.seq[i], self.hash[i]));
+        }
+    }
+}
+
+/// `batch` with the rows that `outcomes` accepts, numbered from `first_seq`, stamped `now`.
+fn stamp(
+    batch: &RecordBatch,
+    outcomes: &[Outcome],
+    first_seq: u64,
+    now: i64,
+) -> io::Result<RecordBatch> {
+    let accepted = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Accepted(_)))
+        .count();
+    let kept = if accepted == batch.num_rows() {
+        batch.clone()
+    } else {
+        let keep: BooleanArray = outcomes
+            .iter()
+            .map(|o| Some(matches!(o, Outcome::Accepted(_))))
+            .collect();
+        arrow::compute::filter_record_batch(batch, &keep).map_err(io::Error::other)?
+    };
+    let schema = kept.schema();
+    let mut columns = kept.columns().to_vec();
+    let n = kept.num_rows() as u64;
+    columns[schema.index_of("ingest_seq").map_err(io::Error::other)?] =
+        Arc::new(UInt64Array::from_iter_values(first_seq..first_seq + n));
+    columns[schema.index_of("ingest_time").map_err(io::Error::other)?] =
+        Arc::new(TimestampMicrosecondArray::from_value(now, n as usize).with_timezone("UTC"));
+    RecordBatch::try_new(schema, columns).map_err(io::Error::other)
 }
 
 /// Reads the WAL files after the manifest checkpoint. Returns (number, path, scan) per file.
@@ -342,6 +417,7 @@ impl Log {
                     last_ingest_time_us,
                     positions,
                     failed: None,
+                    encode_buf: Vec::new(),
                 }),
                 roll_done: Condvar::new(),
                 _lock: lock,
@@ -374,34 +450,43 @@ impl Log {
         events: &[Event],
         positions: Option<&Positions>,
     ) -> io::Result<AppendResult> {
-        let hashes: Vec<u64> = events.iter().map(Event::content_hash).collect();
+        let batch = events_batch(events);
+        self.append_batch(&batch, positions)
+    }
+
+    /// Appends an `events` batch (as [`events_batch`] builds it) durably, like
+    /// [`Log::append_at`]: rows are deduplicated by their `source`, `seq` and `content_hash`
+    /// columns, and the log sets `ingest_seq` and `ingest_time` (the batch's values of those
+    /// two columns are ignored). One outcome per row.
+    pub fn append_batch(
+        &self,
+        batch: &RecordBatch,
+        positions: Option<&Positions>,
+    ) -> io::Result<AppendResult> {
+        if batch.schema().fields() != callstate_schemas::events_schema().fields() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "append_batch needs a batch of the events schema",
+            ));
+        }
+        let keys = BatchKeys::of(batch)?;
         let mut st = self.lock();
         if let Some(f) = &st.failed {
             return Err(io::Error::other(format!("the log is failed: {f}")));
         }
         let now = Utc::now().timestamp_micros().max(st.last_ingest_time_us);
-        let ingest_time = DateTime::from_timestamp_micros(now).expect("now is in range");
+        let first_seq = st.next_ingest_seq;
         let mut res = AppendResult {
-            outcomes: Vec::with_capacity(events.len()),
+            outcomes: Vec::with_capacity(batch.num_rows()),
             ..AppendResult::default()
         };
-        let mut builder = EventBatchBuilder::with_capacity(events.len());
-        let mut seq = st.next_ingest_seq;
-        // New keys go into the index only once they are durable; `pending` catches repeats
-        // within this call.
-        let mut pending = DedupeIndex::default();
-        for (e, &h) in events.iter().zip(&hashes) {
-            let check = match st.dedupe.check(&e.source, e.seq, h) {
-                Check::New => pending.check(&e.source, e.seq, h),
-                other => other,
-            };
-            let outcome = match check {
+        // A key enters the index before its record is durable: if the WAL write fails, the
+        // log refuses every later append until it is reopened, which rebuilds the index.
+        keys.check_insert(&mut st.dedupe, |check| {
+            res.outcomes.push(match check {
                 Check::New => {
-                    builder.append(e, seq, ingest_time, h);
-                    pending.insert(&e.source, e.seq, h);
-                    seq += 1;
                     res.accepted += 1;
-                    Outcome::Accepted(seq - 1)
+                    Outcome::Accepted(first_seq + res.accepted as u64 - 1)
                 }
                 Check::Duplicate => {
                     res.duplicates += 1;
@@ -411,17 +496,20 @@ impl Log {
                     res.conflicts += 1;
                     Outcome::Conflict
                 }
-            };
-            res.outcomes.push(outcome);
-        }
-        if builder.is_empty() && positions.is_none() {
+            })
+        });
+        if res.accepted == 0 && positions.is_none() {
             return Ok(res);
         }
-        let batch = (!builder.is_empty()).then(|| builder.finish());
-        let written = encode(batch.as_ref(), positions).and_then(|payload| {
+        let stored = (res.accepted > 0)
+            .then(|| stamp(batch, &res.outcomes, first_seq, now))
+            .transpose()?;
+        let mut payload = std::mem::take(&mut st.encode_buf);
+        let written = encode(&mut payload, stored.as_ref(), positions).and_then(|()| {
             st.wal.append(&payload)?;
             st.wal.sync()
         });
+        st.encode_buf = payload;
         if let Err(e) = written {
             st.failed = Some(format!("WAL write failed: {e}"));
             return Err(e);
@@ -429,18 +517,13 @@ impl Log {
         if let Some(p) = positions {
             st.positions.extend(p.iter().map(|(k, v)| (k.clone(), *v)));
         }
-        let Some(batch) = batch else {
+        let Some(stored) = stored else {
             return Ok(res);
         };
-        for (e, (&h, o)) in events.iter().zip(hashes.iter().zip(&res.outcomes)) {
-            if matches!(o, Outcome::Accepted(_)) {
-                st.dedupe.insert(&e.source, e.seq, h);
-            }
-        }
-        st.next_ingest_seq = seq;
+        st.next_ingest_seq = first_seq + res.accepted as u64;
         st.last_ingest_time_us = now;
-        st.tail_rows += batch.num_rows();
-        st.tail.push(batch);
+        st.tail_rows += stored.num_rows();
+        st.tail.push(stored);
         if st.tail_rows >= self.shared.opts.segment_rows {
             self.start_roll(st)?;
         }
@@ -580,8 +663,8 @@ fn roll(
     let tmp = segments_dir(dir).join(format!("{name}.tmp"));
     let dname = digest_file(&name);
     let dtmp = segments_dir(dir).join(format!("{dname}.tmp"));
-    let written = write_sorted_segment(&tmp, &batches).and_then(|(mut meta, sorted)| {
-        let digest = write_digest(&dtmp, &dname, &sorted)?;
+    let written = write_segment(&tmp, &batches).and_then(|mut meta| {
+        let digest = write_digest(&dtmp, &dname, &batches)?;
         fs::rename(&tmp, segments_dir(dir).join(&name))?;
         fs::rename(&dtmp, segments_dir(dir).join(&dname))?;
         sync_dir(&segments_dir(dir))?;

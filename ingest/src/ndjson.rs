@@ -2,17 +2,20 @@
 //! appends them to the log in batches; every rejected line is reported with its number and
 //! reason.
 //!
-//! A reader thread splits and parses lines while the calling thread appends the previous batch,
-//! so parsing and durable appends overlap.
+//! A reader thread splits the input into blocks of lines, parser threads (one per core) turn
+//! blocks into Arrow batches, and the calling thread appends them in input order, so reading,
+//! parsing and durable appends overlap and parsing uses every core.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 
-use chrono::Utc;
+use arrow::array::RecordBatch;
+use chrono::{DateTime, Utc};
 use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 
-use callstate_schemas::Event;
+use callstate_schemas::{Event, EventBatchBuilder, ParsedEvent};
 
 use crate::log::{Log, Outcome};
 
@@ -62,12 +65,15 @@ pub trait IngestSink {
 pub struct NdjsonOptions {
     /// Lines per append (one WAL record and one sync each).
     pub batch_lines: usize,
+    /// Parser threads; `None`: one per core.
+    pub parsers: Option<usize>,
 }
 
 impl Default for NdjsonOptions {
     fn default() -> Self {
         NdjsonOptions {
             batch_lines: 16_384,
+            parsers: None,
         }
     }
 }
@@ -83,15 +89,43 @@ pub fn maybe_gunzip<R: Read + Send + 'static>(input: R) -> io::Result<Box<dyn Re
     }
 }
 
-enum Item {
-    Event(Event),
-    Empty,
-    Rejected(Reject),
+/// A run of consecutive input lines, as the reader hands them to a parser.
+struct Block {
+    first_line: u64,
+    /// The lines' bytes, back to back (an oversized line only its head).
+    data: Vec<u8>,
+    /// Per line: its range in `data`, and its full length when it is oversized.
+    lines: Vec<(usize, usize, Option<usize>)>,
 }
 
-struct Chunk {
-    first_line: u64,
-    items: Vec<Item>,
+impl Block {
+    fn line(&self, i: usize) -> RawLine<'_> {
+        let (start, end, oversized) = self.lines[i];
+        let bytes = &self.data[start..end];
+        match oversized {
+            Some(len) => RawLine::Oversized { len, head: bytes },
+            None => RawLine::Line(bytes),
+        }
+    }
+}
+
+/// A parsed block: its events as one `events` batch, and what was not an event.
+struct Parsed {
+    block: Block,
+    /// The batch of the events (content hashes set; ingest columns left to the log).
+    batch: Option<RecordBatch>,
+    /// Line number of each row of `batch`.
+    event_lines: Vec<u64>,
+    rejects: Vec<Reject>,
+    empty_lines: u64,
+}
+
+// Returned by value and consumed at once: boxing the event would cost an allocation per line.
+#[allow(clippy::large_enum_variant)]
+enum Item<'a> {
+    Event(ParsedEvent<'a>),
+    Empty,
+    Rejected(Reject),
 }
 
 /// Splits input into lines of at most [`MAX_LINE_BYTES`] without ever holding a longer one.
@@ -165,7 +199,7 @@ impl<R: BufRead> LineSplitter<R> {
     }
 }
 
-fn parse_line(line_no: u64, raw: RawLine<'_>) -> Item {
+fn parse_line(line_no: u64, raw: RawLine<'_>, now: DateTime<Utc>) -> Item<'_> {
     let reject = |field: Option<String>, error: String, input: &[u8]| {
         Item::Rejected(Reject {
             line: line_no,
@@ -192,7 +226,8 @@ fn parse_line(line_no: u64, raw: RawLine<'_>) -> Item {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Item::Empty;
     }
-    let text = match std::str::from_utf8(bytes) {
+    // simdutf8 checks fast; std's error says where the line goes wrong.
+    let text = match simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes)) {
         Ok(t) => t,
         Err(e) => {
             return reject(
@@ -202,13 +237,102 @@ fn parse_line(line_no: u64, raw: RawLine<'_>) -> Item {
             );
         }
     };
-    match Event::from_json(text, Utc::now()) {
+    match ParsedEvent::parse(text, now) {
         Ok(e) => Item::Event(e),
         Err(e) => reject(e.field.clone(), e.to_string(), bytes),
     }
 }
 
+/// Parses every line of a block into one batch of events.
+fn parse_block(block: Block) -> Parsed {
+    // One clock read per block: the 24 h future limit does not need finer.
+    let now = Utc::now();
+    let mut builder = EventBatchBuilder::with_capacity(block.lines.len());
+    let unset = DateTime::<Utc>::UNIX_EPOCH;
+    let mut event_lines = Vec::with_capacity(block.lines.len());
+    let mut rejects = Vec::new();
+    let mut empty_lines = 0;
+    let mut scratch = Vec::with_capacity(512);
+    for i in 0..block.lines.len() {
+        let line_no = block.first_line + i as u64;
+        match parse_line(line_no, block.line(i), now) {
+            Item::Event(e) => {
+                let view = e.view();
+                builder.append_view(&view, 0, unset, view.content_hash_with(&mut scratch));
+                event_lines.push(line_no);
+            }
+            Item::Empty => empty_lines += 1,
+            Item::Rejected(r) => rejects.push(r),
+        }
+    }
+    Parsed {
+        block,
+        batch: (!builder.is_empty()).then(|| builder.finish()),
+        event_lines,
+        rejects,
+        empty_lines,
+    }
+}
+
+/// Reads lines into blocks of `batch_lines` and sends them, numbered, to the parsers.
+/// Appended blocks come back through `free` and are filled again, so the reader does not
+/// take fresh memory for every block.
+fn read_blocks(
+    input: Box<dyn Read + Send>,
+    batch_lines: usize,
+    tx: mpsc::SyncSender<(u64, io::Result<Block>)>,
+    free: mpsc::Receiver<Block>,
+) {
+    let mut lines = LineSplitter::new(BufReader::with_capacity(1 << 20, input));
+    let mut line_no = 0u64;
+    for index in 0.. {
+        let mut block = match free.try_recv() {
+            Ok(mut b) => {
+                b.data.clear();
+                b.lines.clear();
+                b.first_line = line_no + 1;
+                b
+            }
+            Err(_) => Block {
+                first_line: line_no + 1,
+                data: Vec::with_capacity(batch_lines * 256),
+                lines: Vec::with_capacity(batch_lines),
+            },
+        };
+        let mut failed = None;
+        while block.lines.len() < batch_lines {
+            let (bytes, oversized) = match lines.next_line() {
+                Ok(Some(RawLine::Line(b))) => (b, None),
+                Ok(Some(RawLine::Oversized { len, head })) => (head, Some(len)),
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            line_no += 1;
+            let start = block.data.len();
+            block.data.extend_from_slice(bytes);
+            block.lines.push((start, block.data.len(), oversized));
+        }
+        let last = failed.is_some() || block.lines.len() < batch_lines;
+        if !block.lines.is_empty() && tx.send((index, Ok(block))).is_err() {
+            return;
+        }
+        if let Some(e) = failed {
+            let _ = tx.send((index + 1, Err(e)));
+        }
+        if last {
+            return;
+        }
+    }
+}
+
 /// Reads NDJSON from `input`, appends valid events to `log`, reports rejects to `sink`.
+///
+/// A reader thread cuts the input into blocks of `batch_lines` lines, parser threads (one per
+/// core) turn each block into a batch of events, and the calling thread appends the batches
+/// to the log in input order, one durable append each.
 ///
 /// Returns the counts; an `Err` means an I/O failure (input unreadable, log not writable),
 /// after which every event acknowledged through `sink` is still stored.
@@ -220,97 +344,101 @@ pub fn ingest<R: Read + Send + 'static>(
 ) -> io::Result<Summary> {
     let input = maybe_gunzip(input)?;
     let batch_lines = opts.batch_lines.max(1);
-    let (tx, rx) = mpsc::sync_channel::<io::Result<Chunk>>(2);
+    let parsers = opts
+        .parsers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let (block_tx, block_rx) = mpsc::sync_channel::<(u64, io::Result<Block>)>(parsers);
+    let (parsed_tx, parsed_rx) = mpsc::sync_channel::<(u64, io::Result<Parsed>)>(parsers);
+    let (free_tx, free_rx) = mpsc::channel::<Block>();
     let reader = std::thread::Builder::new()
         .name("callstate-ndjson".into())
-        .spawn(move || {
-            let mut lines = LineSplitter::new(BufReader::with_capacity(1 << 20, input));
-            let mut line_no = 0u64;
-            loop {
-                let mut chunk = Chunk {
-                    first_line: line_no + 1,
-                    items: Vec::with_capacity(batch_lines),
-                };
-                while chunk.items.len() < batch_lines {
-                    match lines.next_line() {
-                        Ok(Some(raw)) => {
-                            line_no += 1;
-                            chunk.items.push(parse_line(line_no, raw));
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            let _ = tx.send(Ok(chunk));
-                            let _ = tx.send(Err(e));
+        .spawn(move || read_blocks(input, batch_lines, block_tx, free_rx))?;
+    let block_rx = Arc::new(Mutex::new(block_rx));
+    let mut workers = Vec::with_capacity(parsers);
+    for n in 0..parsers {
+        let (rx, tx) = (block_rx.clone(), parsed_tx.clone());
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("callstate-parse-{n}"))
+                .spawn(move || {
+                    loop {
+                        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok((index, block)) = next else { return };
+                        if tx.send((index, block.map(parse_block))).is_err() {
                             return;
                         }
                     }
-                }
-                let last = chunk.items.len() < batch_lines;
-                if !chunk.items.is_empty() && tx.send(Ok(chunk)).is_err() {
-                    return;
-                }
-                if last {
-                    return;
-                }
-            }
-        })?;
+                })?,
+        );
+    }
+    drop((block_rx, parsed_tx));
 
+    // Blocks arrive in any order; they are appended in input order.
     let mut summary = Summary::default();
     let mut result = Ok(());
-    for chunk in rx {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                result = Err(e);
-                break;
+    let mut waiting = BTreeMap::new();
+    let mut next = 0u64;
+    'recv: for (index, parsed) in parsed_rx.iter() {
+        waiting.insert(index, parsed);
+        while let Some(parsed) = waiting.remove(&next) {
+            next += 1;
+            match parsed.and_then(|p| append_parsed(p, log, sink, &mut summary)) {
+                Ok(block) => {
+                    let _ = free_tx.send(block);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break 'recv;
+                }
             }
-        };
-        if let Err(e) = append_chunk(chunk, log, sink, &mut summary) {
-            result = Err(e);
-            break;
         }
     }
-    // On error the reader is stopped by the closed channel.
+    // On error the reader and the parsers are stopped by the closed channels.
+    drop(parsed_rx);
     let _ = reader.join();
+    for w in workers {
+        let _ = w.join();
+    }
     result.map(|()| summary)
 }
 
-fn append_chunk(
-    chunk: Chunk,
+/// Appends one parsed block; returns the block for reuse.
+fn append_parsed(
+    parsed: Parsed,
     log: &Log,
     sink: &mut dyn IngestSink,
     summary: &mut Summary,
-) -> io::Result<()> {
-    let through = chunk.first_line + chunk.items.len() as u64 - 1;
-    let mut rejects = Vec::new();
-    let mut events = Vec::with_capacity(chunk.items.len());
-    let mut event_lines = Vec::with_capacity(chunk.items.len());
-    for (i, item) in chunk.items.into_iter().enumerate() {
-        let line = chunk.first_line + i as u64;
-        summary.lines += 1;
-        match item {
-            Item::Event(e) => {
-                events.push(e);
-                event_lines.push(line);
+) -> io::Result<Block> {
+    let Parsed {
+        block,
+        batch,
+        event_lines,
+        mut rejects,
+        empty_lines,
+    } = parsed;
+    let through = block.first_line + block.lines.len() as u64 - 1;
+    summary.lines += block.lines.len() as u64;
+    summary.empty_lines += empty_lines;
+    if let Some(batch) = batch {
+        let res = log.append_batch(&batch, None)?;
+        summary.accepted += res.accepted as u64;
+        summary.duplicates += res.duplicates as u64;
+        for (line, outcome) in event_lines.iter().zip(&res.outcomes) {
+            if *outcome == Outcome::Conflict {
+                let text = match block.line((line - block.first_line) as usize) {
+                    RawLine::Line(b) | RawLine::Oversized { head: b, .. } => b,
+                };
+                let key = Event::from_json(&String::from_utf8_lossy(text), Utc::now())
+                    .map(|e| format!("(source `{}`, seq {})", e.source, e.seq))
+                    .unwrap_or_else(|_| "its (source, seq)".into());
+                rejects.push(Reject {
+                    line: *line,
+                    field: Some("seq".into()),
+                    error: format!("conflict: {key} is already stored with different content"),
+                    input: String::from_utf8_lossy(text).into_owned(),
+                });
             }
-            Item::Empty => summary.empty_lines += 1,
-            Item::Rejected(r) => rejects.push(r),
-        }
-    }
-    let res = log.append(&events)?;
-    summary.accepted += res.accepted as u64;
-    summary.duplicates += res.duplicates as u64;
-    for ((e, line), outcome) in events.iter().zip(&event_lines).zip(&res.outcomes) {
-        if *outcome == Outcome::Conflict {
-            rejects.push(Reject {
-                line: *line,
-                field: Some("seq".into()),
-                error: format!(
-                    "conflict: (source `{}`, seq {}) is already stored with different content",
-                    e.source, e.seq
-                ),
-                input: e.to_json(),
-            });
         }
     }
     rejects.sort_by_key(|r| r.line);
@@ -319,5 +447,5 @@ fn append_chunk(
         sink.reject(r)?;
     }
     sink.acknowledged(summary, through);
-    Ok(())
+    Ok(block)
 }

@@ -1,19 +1,30 @@
 //! Parquet segments: immutable files of events sorted by (device, time, ingest_seq).
+//!
+//! A roll writes the unrolled tail (many batches, each with its own dictionaries) as one
+//! segment without first concatenating and sorting a copy of it: the row order is computed
+//! over all the batches, every dictionary column's dictionaries are unified once, and each
+//! row group's columns are gathered straight from the batches and encoded on all cores. So a
+//! roll needs memory for one row group beyond the tail it writes.
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray, UInt64Array};
-use arrow::compute::{
-    SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
+use arrow::array::{
+    Array, ArrayBuilder, ArrayRef, AsArray, DictionaryArray, Int32Array, RecordBatch, StringBuilder,
 };
+use arrow::compute::interleave;
+use arrow::datatypes::{DataType, Int32Type, TimestampMicrosecondType, UInt64Type};
+use hashbrown::HashMap;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use callstate_schemas::events_schema;
 
@@ -30,23 +41,221 @@ fn col_index(name: &str) -> usize {
     events_schema().index_of(name).expect("known column")
 }
 
-/// Concatenates batches and sorts them by (device, time, ingest_seq), devices without a
-/// device (provider, node, configuration events) last.
-pub fn sort_for_segment(batches: &[RecordBatch]) -> io::Result<RecordBatch> {
-    let all = concat_batches(&events_schema(), batches).map_err(err)?;
-    let key = |name: &str| SortColumn {
-        values: all.column(col_index(name)).clone(),
-        options: Some(SortOptions {
-            descending: false,
-            nulls_first: false,
-        }),
-    };
-    let idx =
-        lexsort_to_indices(&[key("device"), key("time"), key("ingest_seq")], None).map_err(err)?;
-    take_record_batch(&all, &idx).map_err(err)
+fn dictionary(a: &ArrayRef) -> io::Result<&DictionaryArray<Int32Type>> {
+    a.as_dictionary_opt::<Int32Type>()
+        .ok_or_else(|| err("a dictionary column is not Dictionary(Int32, Utf8)"))
 }
 
-/// Writer settings of segments and digests: zstd, page statistics, sorting columns.
+/// One dictionary column of several batches over one dictionary.
+struct Unified {
+    /// The distinct values of all the batches' dictionaries.
+    values: ArrayRef,
+    /// Per batch: old key → new key (`None` for a null value).
+    remap: Vec<Vec<Option<i32>>>,
+}
+
+impl Unified {
+    fn of(batches: &[RecordBatch], col: usize) -> io::Result<Unified> {
+        let dicts = batches
+            .iter()
+            .map(|b| dictionary(b.column(col)))
+            .collect::<io::Result<Vec<_>>>()?;
+        let total: usize = dicts.iter().map(|d| d.values().len()).sum();
+        let mut ids: HashMap<&str, i32> = HashMap::with_capacity(total.min(1 << 20));
+        let mut values = StringBuilder::new();
+        let mut remap = Vec::with_capacity(batches.len());
+        for d in dicts {
+            let names = d.values().as_string::<i32>();
+            remap.push(
+                (0..names.len())
+                    .map(|v| {
+                        names.is_valid(v).then(|| {
+                            let name = names.value(v);
+                            *ids.entry(name).or_insert_with(|| {
+                                values.append_value(name);
+                                values.len() as i32 - 1
+                            })
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        Ok(Unified {
+            values: Arc::new(values.finish()),
+            remap,
+        })
+    }
+
+    /// Every row's new key (-1 for null), all batches back to back.
+    fn keys(&self, batches: &[RecordBatch], col: usize) -> io::Result<Vec<i32>> {
+        let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+        for (b, remap) in batches.iter().zip(&self.remap) {
+            let d = dictionary(b.column(col))?;
+            let keys = d.keys();
+            out.extend(keys.values().iter().enumerate().map(|(r, &k)| {
+                if keys.is_valid(r) {
+                    remap[k as usize].unwrap_or(-1)
+                } else {
+                    -1
+                }
+            }));
+        }
+        Ok(out)
+    }
+}
+
+/// The rows of several `events` batches in segment order, ready to be gathered by column.
+struct SegmentRows<'a> {
+    batches: &'a [RecordBatch],
+    /// Row numbers (all batches back to back) in segment order.
+    order: Vec<u32>,
+    /// `order` as `(batch, row)`.
+    pairs: Vec<(usize, usize)>,
+    /// Per column: the unified dictionary of a dictionary column.
+    dicts: Vec<Option<Unified>>,
+}
+
+impl<'a> SegmentRows<'a> {
+    fn new(batches: &'a [RecordBatch]) -> io::Result<Self> {
+        let schema = events_schema();
+        for b in batches {
+            if b.schema().fields() != schema.fields() {
+                return Err(err("a batch of another schema than events"));
+            }
+        }
+        let dicts = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(c, f)| match f.data_type() {
+                DataType::Dictionary(..) => Unified::of(batches, c).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let dev = col_index("device");
+        let order = Self::order(batches, dicts[dev].as_ref().expect("dictionary"))?;
+        let mut starts = Vec::with_capacity(batches.len());
+        let mut n = 0;
+        for b in batches {
+            starts.push(n);
+            n += b.num_rows();
+        }
+        let pairs = order
+            .iter()
+            .map(|&g| {
+                let g = g as usize;
+                let b = starts.partition_point(|&s| s <= g) - 1;
+                (b, g - starts[b])
+            })
+            .collect();
+        Ok(SegmentRows {
+            batches,
+            order,
+            pairs,
+            dicts,
+        })
+    }
+
+    /// By device text (null last), time, ingest_seq. Devices are ranked once per unified
+    /// dictionary value, so the sort compares integers only.
+    fn order(batches: &[RecordBatch], device: &Unified) -> io::Result<Vec<u32>> {
+        let names = device.values.as_string::<i32>();
+        let mut by_text: Vec<usize> = (0..names.len()).collect();
+        by_text.sort_unstable_by(|&x, &y| names.value(x).cmp(names.value(y)));
+        let mut rank = vec![0u32; names.len()];
+        for (r, &v) in by_text.iter().enumerate() {
+            rank[v] = r as u32;
+        }
+        let device_keys = device.keys(batches, col_index("device"))?;
+        let total = u32::try_from(device_keys.len()).map_err(|_| err("segment too large"))?;
+        let mut keys: Vec<(u32, i64, u64, u32)> = Vec::with_capacity(total as usize);
+        for b in batches {
+            let time = b
+                .column(col_index("time"))
+                .as_primitive::<TimestampMicrosecondType>()
+                .values();
+            let iseq = b
+                .column(col_index("ingest_seq"))
+                .as_primitive::<UInt64Type>()
+                .values();
+            for r in 0..b.num_rows() {
+                let g = keys.len();
+                let k = device_keys[g];
+                let rank = if k < 0 { u32::MAX } else { rank[k as usize] };
+                keys.push((rank, time[r], iseq[r], g as u32));
+            }
+        }
+        keys.sort_unstable();
+        Ok(keys.into_iter().map(|k| k.3).collect())
+    }
+
+    /// Column `col`, one array per row group of `group_rows` rows, in segment order.
+    fn column(&self, col: usize, group_rows: usize) -> io::Result<Vec<ArrayRef>> {
+        match &self.dicts[col] {
+            Some(u) => {
+                let keys = u.keys(self.batches, col)?;
+                self.order
+                    .chunks(group_rows)
+                    .map(|part| {
+                        let keys: Int32Array = part
+                            .iter()
+                            .map(|&g| Some(keys[g as usize]).filter(|k| *k >= 0))
+                            .collect();
+                        let array =
+                            DictionaryArray::try_new(keys, u.values.clone()).map_err(err)?;
+                        Ok(Arc::new(array) as ArrayRef)
+                    })
+                    .collect()
+            }
+            None => {
+                let arrays: Vec<&dyn Array> = self
+                    .batches
+                    .iter()
+                    .map(|b| b.column(col).as_ref())
+                    .collect();
+                self.pairs
+                    .chunks(group_rows)
+                    .map(|part| interleave(&arrays, part).map_err(err))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Columns with page statistics (the sort key and what queries filter on); the others have
+/// statistics per row group only.
+const PAGE_STATISTICS: &[&str] = &[
+    "time",
+    "kind",
+    "cluster",
+    "device",
+    "node",
+    "device_pool",
+    "source",
+    "ingest_time",
+    "ingest_seq",
+];
+
+/// Columns whose values are (nearly) all distinct: no dictionary encoding, which would only
+/// be tried, grown and given up for every row group.
+const NO_DICTIONARY: &[&str] = &[
+    "time",
+    "call_id",
+    "consult_call_id",
+    "calling",
+    "called",
+    "transferred_to",
+    "remote_destination",
+    "window_start",
+    "window_end",
+    "extra",
+    "seq",
+    "ingest_time",
+    "ingest_seq",
+    "content_hash",
+];
+
+/// Writer settings of segments and digests: zstd, statistics, sorting columns.
 pub(crate) fn writer_properties() -> WriterProperties {
     let sorting = ["device", "time", "ingest_seq"]
         .iter()
@@ -56,65 +265,167 @@ pub(crate) fn writer_properties() -> WriterProperties {
             nulls_first: false,
         })
         .collect();
-    WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("valid level"),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_sorting_columns(Some(sorting))
-        .set_created_by("callstate".into())
-        .build()
+        .set_created_by("callstate".into());
+    for c in PAGE_STATISTICS {
+        b = b.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::Page);
+    }
+    for c in NO_DICTIONARY {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+    }
+    b.build()
 }
 
-/// Writes `batches` as one sorted segment at `path` (durably) and describes it.
+/// Writes `batches` as one Parquet file at `path` (durably), sorted by (device, time,
+/// ingest_seq) with devices without a device (provider, node, configuration events) last,
+/// and describes it.
 pub fn write_segment(path: &Path, batches: &[RecordBatch]) -> io::Result<SegmentMeta> {
-    Ok(write_sorted_segment(path, batches)?.0)
-}
-
-/// Like [`write_segment`], also returning the sorted rows.
-pub fn write_sorted_segment(
-    path: &Path,
-    batches: &[RecordBatch],
-) -> io::Result<(SegmentMeta, RecordBatch)> {
-    let sorted = sort_for_segment(batches)?;
+    let rows = SegmentRows::new(batches)?;
+    let schema = events_schema();
     let file = File::create(path)?;
-    let mut w =
-        ArrowWriter::try_new(file, events_schema(), Some(writer_properties())).map_err(err)?;
-    w.write(&sorted).map_err(err)?;
-    let file = w.into_inner().map_err(err)?;
-    file.sync_all()?;
-    let time = sorted
-        .column(col_index("time"))
-        .as_any()
-        .downcast_ref::<TimestampMicrosecondArray>()
-        .expect("time column");
-    let iseq = sorted
-        .column(col_index("ingest_seq"))
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .expect("ingest_seq column");
-    let itime = sorted
-        .column(col_index("ingest_time"))
-        .as_any()
-        .downcast_ref::<TimestampMicrosecondArray>()
-        .expect("ingest_time column");
-    let meta = SegmentMeta {
+    let (mut writer, factory) =
+        ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(err)?;
+    let groups = rows.order.len().div_ceil(ROW_GROUP_ROWS);
+    // Writers by row group, then by column; every events column is one Parquet leaf.
+    let mut writers: Vec<Vec<Option<ArrowColumnWriter>>> = (0..groups)
+        .map(|g| {
+            let w = factory.create_column_writers(g).map_err(err)?;
+            if w.len() != schema.fields().len() {
+                return Err(err("an events column with more than one Parquet leaf"));
+            }
+            Ok(w.into_iter().map(Some).collect())
+        })
+        .collect::<io::Result<_>>()?;
+    // One job per column: gather it for every row group and encode it.
+    let jobs: Vec<(usize, Vec<ArrowColumnWriter>)> = (0..schema.fields().len())
+        .map(|c| {
+            let ws = writers
+                .iter_mut()
+                .map(|g| g[c].take().expect("once"))
+                .collect();
+            (c, ws)
+        })
+        .collect();
+    let encode = |(col, ws): (usize, Vec<ArrowColumnWriter>)| -> io::Result<Vec<ArrowColumnChunk>> {
+        let parts = rows.column(col, ROW_GROUP_ROWS)?;
+        ws.into_iter()
+            .zip(parts)
+            .map(|(mut w, array)| {
+                for leaf in compute_leaves(schema.field(col), &array).map_err(err)? {
+                    w.write(&leaf).map_err(err)?;
+                }
+                w.close().map_err(err)
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut chunks: Vec<std::vec::IntoIter<ArrowColumnChunk>> = parallel(jobs, threads, encode)?
+        .into_iter()
+        .map(Vec::into_iter)
+        .collect();
+    for _ in 0..groups {
+        let mut rg = writer.next_row_group().map_err(err)?;
+        for col in chunks.iter_mut() {
+            col.next()
+                .expect("a chunk per row group")
+                .append_to_row_group(&mut rg)
+                .map_err(err)?;
+        }
+        rg.close().map_err(err)?;
+    }
+    writer.into_inner().map_err(err)?.sync_all()?;
+
+    let (time, iseq, itime) = (
+        col_index("time"),
+        col_index("ingest_seq"),
+        col_index("ingest_time"),
+    );
+    let fold = |col: usize, max: bool| {
+        let each = batches.iter().filter_map(|b| {
+            let c = b.column(col);
+            match c.data_type() {
+                DataType::UInt64 => {
+                    let a = c.as_primitive::<UInt64Type>();
+                    if max {
+                        arrow::compute::max(a)
+                    } else {
+                        arrow::compute::min(a)
+                    }
+                    .map(|v| v as i64)
+                }
+                _ => {
+                    let a = c.as_primitive::<TimestampMicrosecondType>();
+                    if max {
+                        arrow::compute::max(a)
+                    } else {
+                        arrow::compute::min(a)
+                    }
+                }
+            }
+        });
+        if max { each.max() } else { each.min() }.unwrap_or(0)
+    };
+    Ok(SegmentMeta {
         file: path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string(),
-        rows: sorted.num_rows() as u64,
+        rows: rows.order.len() as u64,
         bytes: std::fs::metadata(path)?.len(),
-        min_time_us: arrow::compute::min(time).unwrap_or(0),
-        max_time_us: arrow::compute::max(time).unwrap_or(0),
-        min_ingest_seq: arrow::compute::min(iseq).unwrap_or(0),
-        max_ingest_seq: arrow::compute::max(iseq).unwrap_or(0),
-        max_ingest_time_us: arrow::compute::max(itime).unwrap_or(0),
+        min_time_us: fold(time, false),
+        max_time_us: fold(time, true),
+        min_ingest_seq: fold(iseq, false) as u64,
+        max_ingest_seq: fold(iseq, true) as u64,
+        max_ingest_time_us: fold(itime, true),
         digest: None,
-    };
-    Ok((meta, sorted))
+    })
+}
+
+/// Runs `f` on every job on `threads` threads; the results come back in job order.
+fn parallel<J: Send, R: Send>(
+    jobs: Vec<J>,
+    threads: usize,
+    f: impl Fn(J) -> io::Result<R> + Sync,
+) -> io::Result<Vec<R>> {
+    let n = jobs.len();
+    if threads <= 1 || n <= 1 {
+        return jobs.into_iter().map(f).collect();
+    }
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate().rev().collect::<Vec<_>>());
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.min(n))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let job = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                        let Some((i, job)) = job else { break };
+                        out.push((i, f(job)?));
+                    }
+                    Ok::<_, io::Error>(out)
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(n);
+        for w in workers {
+            all.extend(
+                w.join()
+                    .map_err(|_| err("a segment writer thread panicked"))??,
+            );
+        }
+        Ok::<_, io::Error>(all)
+    })?;
+    done.sort_unstable_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Reads a segment; `columns` limits the read to those columns (in schema order).

@@ -467,3 +467,53 @@ fn positions_are_durable_with_their_events_through_reopen_and_roll() {
     assert_eq!(log.positions(), at(&[("t/0", 700), ("t/1", 55)]));
     assert_eq!(stored(dir.path()), events);
 }
+
+#[test]
+fn a_segment_of_several_row_groups_is_sorted_and_complete() {
+    // More rows than a row group, appended in batches that each have their own
+    // dictionaries: the roll gathers every column across batches and row groups.
+    use callstate_ingest::segment::ROW_GROUP_ROWS;
+    let dir = tempfile::tempdir().unwrap();
+    let n = ROW_GROUP_ROWS + ROW_GROUP_ROWS / 2;
+    let events = synthetic::events(n as u64, 700, t0());
+    {
+        let log = Log::open(dir.path(), opts(n)).unwrap();
+        append_all(&log, &events, 10_000);
+        log.wait_idle().unwrap();
+        assert_eq!(log.snapshot().segments.len(), 1);
+    }
+    let snap = Snapshot::load(dir.path()).unwrap();
+    let path = snap.segment_path(&snap.segments[0]);
+    let meta = parquet::file::reader::FileReader::metadata(
+        &parquet::file::serialized_reader::SerializedFileReader::new(
+            fs::File::open(&path).unwrap(),
+        )
+        .unwrap(),
+    )
+    .clone();
+    assert_eq!(meta.num_row_groups(), 2);
+    let batches = read_segment(&path, None).unwrap();
+    let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let dev = arrow::compute::cast(b.column_by_name("device").unwrap(), &DataType::Utf8).unwrap();
+    let dev = dev.as_string::<i32>();
+    let time = b
+        .column_by_name("time")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>();
+    let iseq = b
+        .column_by_name("ingest_seq")
+        .unwrap()
+        .as_primitive::<UInt64Type>();
+    let key = |i: usize| {
+        (
+            dev.is_null(i),
+            dev.is_valid(i).then(|| dev.value(i)),
+            time.value(i),
+            iseq.value(i),
+        )
+    };
+    for i in 1..b.num_rows() {
+        assert!(key(i - 1) < key(i), "not sorted at row {i}");
+    }
+    assert_eq!(stored(dir.path()), events);
+}

@@ -8,17 +8,19 @@
 
 use std::sync::{Arc, OnceLock};
 
+use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBuilder, ListArray, ListBuilder, RecordBatch,
-    StringArray, StringBuilder, StringDictionaryBuilder, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, BooleanBuilder, DictionaryArray, Int32Array, ListArray,
+    ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
     TimestampMicrosecondBuilder, UInt64Array, UInt64Builder,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use chrono::{DateTime, Utc};
+use hashbrown::HashMap;
 
-use crate::event::{Event, Kind};
+use crate::event::{Event, EventView, Kind};
 use crate::parse::{Bag, Parsed};
 use crate::spec::{FieldType, kind_spec};
 
@@ -125,37 +127,171 @@ pub struct StoredEvent {
     pub content_hash: u64,
 }
 
-type DictBuilder = StringDictionaryBuilder<Int32Type>;
+/// A builder that appends a run of nulls at once.
+trait NullRun {
+    fn nulls(&mut self, n: usize);
+}
+
+impl NullRun for StringBuilder {
+    fn nulls(&mut self, n: usize) {
+        self.append_nulls(n);
+    }
+}
+impl NullRun for TimestampMicrosecondBuilder {
+    fn nulls(&mut self, n: usize) {
+        self.append_nulls(n);
+    }
+}
+impl NullRun for BooleanBuilder {
+    fn nulls(&mut self, n: usize) {
+        self.append_nulls(n);
+    }
+}
+impl NullRun for ListBuilder<StringBuilder> {
+    fn nulls(&mut self, n: usize) {
+        self.append_nulls(n);
+    }
+}
+
+/// A nullable column that counts nulls and appends them in runs: most columns of a row are
+/// null (each kind fills a few), and a run costs about what one null does.
+struct Sparse<B> {
+    b: B,
+    nulls: usize,
+}
+
+impl<B: NullRun> Sparse<B> {
+    fn new(b: B) -> Self {
+        Sparse { b, nulls: 0 }
+    }
+    fn null(&mut self) {
+        self.nulls += 1;
+    }
+    /// The builder, with the pending nulls appended.
+    fn get(&mut self) -> &mut B {
+        if self.nulls > 0 {
+            self.b.nulls(self.nulls);
+            self.nulls = 0;
+        }
+        &mut self.b
+    }
+}
+
+impl Sparse<StringBuilder> {
+    fn put(&mut self, v: Option<&str>) {
+        match v {
+            Some(v) => self.get().append_value(v),
+            None => self.null(),
+        }
+    }
+}
+
+impl Sparse<TimestampMicrosecondBuilder> {
+    fn put(&mut self, v: Option<i64>) {
+        match v {
+            Some(v) => self.get().append_value(v),
+            None => self.null(),
+        }
+    }
+}
+
+/// A `Dictionary(Int32, Utf8)` column: keys with runs of nulls, and a shortcut for a value
+/// equal to the previous one (kind, cluster, source... repeat from row to row).
+struct DictColumn {
+    keys: Vec<i32>,
+    valid: NullBufferBuilder,
+    /// Nulls not yet in `keys` and `valid`.
+    nulls: usize,
+    values: Vec<Box<str>>,
+    index: HashMap<Box<str>, i32>,
+    last: Option<i32>,
+}
+
+impl DictColumn {
+    fn with_capacity(cap: usize) -> Self {
+        DictColumn {
+            keys: Vec::with_capacity(cap),
+            valid: NullBufferBuilder::new(cap),
+            nulls: 0,
+            values: Vec::new(),
+            index: HashMap::new(),
+            last: None,
+        }
+    }
+
+    fn flush_nulls(&mut self) {
+        if self.nulls > 0 {
+            self.keys.resize(self.keys.len() + self.nulls, 0);
+            self.valid.append_n_nulls(self.nulls);
+            self.nulls = 0;
+        }
+    }
+
+    fn put(&mut self, v: Option<&str>) {
+        let Some(v) = v else {
+            self.nulls += 1;
+            return;
+        };
+        self.flush_nulls();
+        let key = match self.last {
+            Some(k) if *self.values[k as usize] == *v => k,
+            _ => {
+                let k = match self.index.get(v) {
+                    Some(&k) => k,
+                    None => {
+                        let k = self.values.len() as i32;
+                        self.values.push(v.into());
+                        self.index.insert(v.into(), k);
+                        k
+                    }
+                };
+                self.last = Some(k);
+                k
+            }
+        };
+        self.keys.push(key);
+        self.valid.append_non_null();
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        self.flush_nulls();
+        let keys = Int32Array::new(std::mem::take(&mut self.keys).into(), self.valid.finish());
+        let values = StringArray::from_iter_values(self.values.drain(..));
+        self.index.clear();
+        self.last = None;
+        Arc::new(DictionaryArray::new(keys, Arc::new(values)))
+    }
+}
 
 /// Builds `events` record batches from events.
 pub struct EventBatchBuilder {
     time: TimestampMicrosecondBuilder,
-    kind: DictBuilder,
-    cluster: DictBuilder,
-    device: DictBuilder,
-    device_type: DictBuilder,
-    node: DictBuilder,
-    device_pool: DictBuilder,
-    ctimanager: DictBuilder,
-    cause: DictBuilder,
-    state: DictBuilder,
-    address: DictBuilder,
-    call_id: StringBuilder,
-    consult_call_id: StringBuilder,
-    calling: StringBuilder,
-    called: StringBuilder,
-    transferred_to: StringBuilder,
-    remote_destination: StringBuilder,
-    change: DictBuilder,
-    active: BooleanBuilder,
-    nodes: ListBuilder<StringBuilder>,
-    scope: DictBuilder,
-    target: DictBuilder,
-    window_start: TimestampMicrosecondBuilder,
-    window_end: TimestampMicrosecondBuilder,
-    reason: StringBuilder,
-    extra: StringBuilder,
-    source: DictBuilder,
+    kind: DictColumn,
+    cluster: DictColumn,
+    device: DictColumn,
+    device_type: DictColumn,
+    node: DictColumn,
+    device_pool: DictColumn,
+    ctimanager: DictColumn,
+    cause: DictColumn,
+    state: DictColumn,
+    address: DictColumn,
+    call_id: Sparse<StringBuilder>,
+    consult_call_id: Sparse<StringBuilder>,
+    calling: Sparse<StringBuilder>,
+    called: Sparse<StringBuilder>,
+    transferred_to: Sparse<StringBuilder>,
+    remote_destination: Sparse<StringBuilder>,
+    change: DictColumn,
+    active: Sparse<BooleanBuilder>,
+    nodes: Sparse<ListBuilder<StringBuilder>>,
+    scope: DictColumn,
+    target: DictColumn,
+    window_start: Sparse<TimestampMicrosecondBuilder>,
+    window_end: Sparse<TimestampMicrosecondBuilder>,
+    reason: Sparse<StringBuilder>,
+    extra: Sparse<StringBuilder>,
+    source: DictColumn,
     seq: UInt64Builder,
     ingest_time: TimestampMicrosecondBuilder,
     ingest_seq: UInt64Builder,
@@ -170,8 +306,10 @@ fn ts_builder(cap: usize) -> TimestampMicrosecondBuilder {
 impl EventBatchBuilder {
     /// A builder sized for about `cap` events.
     pub fn with_capacity(cap: usize) -> Self {
-        let d = DictBuilder::new;
-        let s = || StringBuilder::with_capacity(cap, cap * 8);
+        let d = || DictColumn::with_capacity(cap);
+        // Sparse columns start small: most rows leave them null.
+        let s = || Sparse::new(StringBuilder::new());
+        let t = || Sparse::new(ts_builder(0));
         EventBatchBuilder {
             time: ts_builder(cap),
             kind: d(),
@@ -184,19 +322,19 @@ impl EventBatchBuilder {
             cause: d(),
             state: d(),
             address: d(),
-            call_id: s(),
+            call_id: Sparse::new(StringBuilder::with_capacity(cap, cap * 8)),
             consult_call_id: s(),
             calling: s(),
             called: s(),
             transferred_to: s(),
             remote_destination: s(),
             change: d(),
-            active: BooleanBuilder::with_capacity(cap),
-            nodes: ListBuilder::new(StringBuilder::new()),
+            active: Sparse::new(BooleanBuilder::new()),
+            nodes: Sparse::new(ListBuilder::new(StringBuilder::new())),
             scope: d(),
             target: d(),
-            window_start: ts_builder(cap),
-            window_end: ts_builder(cap),
+            window_start: t(),
+            window_end: t(),
             reason: s(),
             extra: s(),
             source: d(),
@@ -226,45 +364,57 @@ impl EventBatchBuilder {
         ingest_time: DateTime<Utc>,
         content_hash: u64,
     ) {
-        let f = e.body.fields();
-        self.time.append_value(e.time.timestamp_micros());
-        self.kind.append_value(f.kind.as_str());
-        self.cluster.append_value(&e.cluster);
-        self.device.append_option(f.device);
-        self.device_type
-            .append_option(f.device_type.map(|t| t.as_str()));
-        self.node.append_option(f.node);
-        self.device_pool.append_option(f.device_pool);
-        self.ctimanager.append_option(f.ctimanager);
-        self.cause.append_option(f.cause);
-        self.state.append_option(f.state);
-        self.address.append_option(f.address);
-        self.call_id.append_option(f.call_id);
-        self.consult_call_id.append_option(f.consult_call_id);
-        self.calling.append_option(f.calling);
-        self.called.append_option(f.called);
-        self.transferred_to.append_option(f.transferred_to);
-        self.remote_destination.append_option(f.remote_destination);
-        self.change.append_option(f.change.map(|c| c.as_str()));
-        self.active.append_option(f.active);
+        self.append_view(&e.view(), ingest_seq, ingest_time, content_hash);
+    }
+
+    /// [`EventBatchBuilder::append`] of an event's view.
+    pub fn append_view(
+        &mut self,
+        e: &EventView<'_>,
+        ingest_seq: u64,
+        ingest_time: DateTime<Utc>,
+        content_hash: u64,
+    ) {
+        let f = &e.fields;
+        self.time.append_value(e.time_us);
+        self.kind.put(Some(f.kind.as_str()));
+        self.cluster.put(Some(e.cluster));
+        self.device.put(f.device);
+        self.device_type.put(f.device_type.map(|t| t.as_str()));
+        self.node.put(f.node);
+        self.device_pool.put(f.device_pool);
+        self.ctimanager.put(f.ctimanager);
+        self.cause.put(f.cause);
+        self.state.put(f.state);
+        self.address.put(f.address);
+        self.call_id.put(f.call_id);
+        self.consult_call_id.put(f.consult_call_id);
+        self.calling.put(f.calling);
+        self.called.put(f.called);
+        self.transferred_to.put(f.transferred_to);
+        self.remote_destination.put(f.remote_destination);
+        self.change.put(f.change.map(|c| c.as_str()));
+        match f.active {
+            Some(a) => self.active.get().append_value(a),
+            None => self.active.null(),
+        }
         match f.nodes {
             Some(nodes) => {
+                let b = self.nodes.get();
                 for n in nodes {
-                    self.nodes.values().append_value(n);
+                    b.values().append_value(n);
                 }
-                self.nodes.append(true);
+                b.append(true);
             }
-            None => self.nodes.append(false),
+            None => self.nodes.null(),
         }
-        self.scope.append_option(f.scope.map(|s| s.as_str()));
-        self.target.append_option(f.target);
-        self.window_start
-            .append_option(f.start.map(|t| t.timestamp_micros()));
-        self.window_end
-            .append_option(f.end.map(|t| t.timestamp_micros()));
-        self.reason.append_option(f.reason);
-        self.extra.append_option(e.extra.as_deref());
-        self.source.append_value(&e.source);
+        self.scope.put(f.scope.map(|s| s.as_str()));
+        self.target.put(f.target);
+        self.window_start.put(f.start.map(|t| t.timestamp_micros()));
+        self.window_end.put(f.end.map(|t| t.timestamp_micros()));
+        self.reason.put(f.reason);
+        self.extra.put(e.extra);
+        self.source.put(Some(e.source));
         self.seq.append_value(e.seq);
         self.ingest_time
             .append_value(ingest_time.timestamp_micros());
@@ -277,32 +427,32 @@ impl EventBatchBuilder {
     pub fn finish(&mut self) -> RecordBatch {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
-            Arc::new(self.kind.finish()),
-            Arc::new(self.cluster.finish()),
-            Arc::new(self.device.finish()),
-            Arc::new(self.device_type.finish()),
-            Arc::new(self.node.finish()),
-            Arc::new(self.device_pool.finish()),
-            Arc::new(self.ctimanager.finish()),
-            Arc::new(self.cause.finish()),
-            Arc::new(self.state.finish()),
-            Arc::new(self.address.finish()),
-            Arc::new(self.call_id.finish()),
-            Arc::new(self.consult_call_id.finish()),
-            Arc::new(self.calling.finish()),
-            Arc::new(self.called.finish()),
-            Arc::new(self.transferred_to.finish()),
-            Arc::new(self.remote_destination.finish()),
-            Arc::new(self.change.finish()),
-            Arc::new(self.active.finish()),
-            Arc::new(self.nodes.finish()),
-            Arc::new(self.scope.finish()),
-            Arc::new(self.target.finish()),
-            Arc::new(self.window_start.finish()),
-            Arc::new(self.window_end.finish()),
-            Arc::new(self.reason.finish()),
-            Arc::new(self.extra.finish()),
-            Arc::new(self.source.finish()),
+            self.kind.finish(),
+            self.cluster.finish(),
+            self.device.finish(),
+            self.device_type.finish(),
+            self.node.finish(),
+            self.device_pool.finish(),
+            self.ctimanager.finish(),
+            self.cause.finish(),
+            self.state.finish(),
+            self.address.finish(),
+            Arc::new(self.call_id.get().finish()),
+            Arc::new(self.consult_call_id.get().finish()),
+            Arc::new(self.calling.get().finish()),
+            Arc::new(self.called.get().finish()),
+            Arc::new(self.transferred_to.get().finish()),
+            Arc::new(self.remote_destination.get().finish()),
+            self.change.finish(),
+            Arc::new(self.active.get().finish()),
+            Arc::new(self.nodes.get().finish()),
+            self.scope.finish(),
+            self.target.finish(),
+            Arc::new(self.window_start.get().finish()),
+            Arc::new(self.window_end.get().finish()),
+            Arc::new(self.reason.get().finish()),
+            Arc::new(self.extra.get().finish()),
+            self.source.finish(),
             Arc::new(self.seq.finish()),
             Arc::new(self.ingest_time.finish()),
             Arc::new(self.ingest_seq.finish()),

@@ -417,33 +417,84 @@ impl Event {
     /// A 64-bit hash of the event's content (envelope, body, extra), independent of key order
     /// and of the time zone offset the bridge wrote; used to tell duplicates from conflicts.
     pub fn content_hash(&self) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        let mut put = |tag: u8, bytes: &[u8]| {
-            h.update(&[tag]);
-            h.update(&(bytes.len() as u64).to_le_bytes());
-            h.update(bytes);
-        };
-        put(0, self.source.as_bytes());
-        put(1, &self.seq.to_le_bytes());
-        put(2, &self.time.timestamp_micros().to_le_bytes());
-        put(3, self.cluster.as_bytes());
-        let f = self.body.fields();
-        put(4, f.kind.as_str().as_bytes());
-        f.for_each_value(|i, _, v| match v {
-            FieldValue::Str(s) => put(16 + i as u8, s.as_bytes()),
-            FieldValue::Bool(b) => put(16 + i as u8, &[b as u8]),
-            FieldValue::Time(t) => put(16 + i as u8, &t.timestamp_micros().to_le_bytes()),
-            FieldValue::List(l) => {
-                put(16 + i as u8, &(l.len() as u64).to_le_bytes());
-                for s in l {
-                    put(15, s.as_bytes());
-                }
-            }
-        });
-        if let Some(extra) = &self.extra {
-            put(5, extra.as_bytes());
+        self.view().content_hash()
+    }
+
+    /// The flat, borrowed view of this event.
+    pub fn view(&self) -> EventView<'_> {
+        EventView {
+            source: &self.source,
+            seq: self.seq,
+            time_us: self.time.timestamp_micros(),
+            cluster: &self.cluster,
+            fields: self.body.fields(),
+            extra: self.extra.as_deref(),
         }
-        h.digest()
+    }
+}
+
+/// A flat, borrowed view of an event: the envelope, the kind's fields and `extra`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventView<'a> {
+    /// Bridge/collector identity.
+    pub source: &'a str,
+    /// Per-source sequence number.
+    pub seq: u64,
+    /// Event time, microseconds since the epoch.
+    pub time_us: i64,
+    /// CUCM cluster id.
+    pub cluster: &'a str,
+    /// Kind and kind-specific fields.
+    pub fields: Fields<'a>,
+    /// Unknown fields (JSON object text), if any.
+    pub extra: Option<&'a str>,
+}
+
+impl EventView<'_> {
+    /// [`Event::content_hash`] of the viewed event.
+    ///
+    /// The value is stored with every event, so its definition is fixed: XXH3-64 of, for the
+    /// envelope, each field present and `extra`, a tag byte, the length (u64 LE) and the
+    /// bytes. The stream is written into a buffer and hashed at once, which gives the same
+    /// value as feeding the pieces to a streaming hasher.
+    pub fn content_hash(&self) -> u64 {
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
+        }
+        BUF.with(|buf| self.content_hash_with(&mut buf.borrow_mut()))
+    }
+
+    /// [`EventView::content_hash`] using `buf` as scratch space.
+    pub fn content_hash_with(&self, buf: &mut Vec<u8>) -> u64 {
+        {
+            buf.clear();
+            let mut put = |tag: u8, bytes: &[u8]| {
+                buf.push(tag);
+                buf.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                buf.extend_from_slice(bytes);
+            };
+            put(0, self.source.as_bytes());
+            put(1, &self.seq.to_le_bytes());
+            put(2, &self.time_us.to_le_bytes());
+            put(3, self.cluster.as_bytes());
+            let f = &self.fields;
+            put(4, f.kind.as_str().as_bytes());
+            f.for_each_value(|i, _, v| match v {
+                FieldValue::Str(s) => put(16 + i as u8, s.as_bytes()),
+                FieldValue::Bool(b) => put(16 + i as u8, &[b as u8]),
+                FieldValue::Time(t) => put(16 + i as u8, &t.timestamp_micros().to_le_bytes()),
+                FieldValue::List(l) => {
+                    put(16 + i as u8, &(l.len() as u64).to_le_bytes());
+                    for s in l {
+                        put(15, s.as_bytes());
+                    }
+                }
+            });
+            if let Some(extra) = self.extra {
+                put(5, extra.as_bytes());
+            }
+            xxhash_rust::xxh3::xxh3_64(buf)
+        }
     }
 }
 
@@ -497,6 +548,47 @@ pub enum FieldValue<'a> {
     List(&'a [String]),
 }
 
+/// Number of kind-field slots: the string-valued fields, then `active`, `start`, `end`, `nodes`.
+pub(crate) const FIELD_SLOTS: usize = 22;
+/// Slot of `active`.
+pub(crate) const ACTIVE_SLOT: usize = 18;
+/// Slot of `start`.
+pub(crate) const START_SLOT: usize = 19;
+/// Slot of `end`.
+pub(crate) const END_SLOT: usize = 20;
+/// Slot of `nodes`.
+pub(crate) const NODES_SLOT: usize = 21;
+
+/// The slot of a kind field (its position in [`Fields::for_each_value`] order; the string
+/// fields are those of [`STR_FIELDS`], in its order).
+pub(crate) fn field_slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "device" => 0,
+        "device_type" => 1,
+        "node" => 2,
+        "device_pool" => 3,
+        "ctimanager" => 4,
+        "cause" => 5,
+        "state" => 6,
+        "address" => 7,
+        "call_id" => 8,
+        "consult_call_id" => 9,
+        "calling" => 10,
+        "called" => 11,
+        "transferred_to" => 12,
+        "remote_destination" => 13,
+        "change" => 14,
+        "scope" => 15,
+        "target" => 16,
+        "reason" => 17,
+        "active" => ACTIVE_SLOT,
+        "start" => START_SLOT,
+        "end" => END_SLOT,
+        "nodes" => NODES_SLOT,
+        _ => return None,
+    })
+}
+
 /// Names of the string-valued fields, in [`Fields::for_each_value`] order.
 const STR_FIELDS: [&str; 18] = [
     "device",
@@ -520,6 +612,67 @@ const STR_FIELDS: [&str; 18] = [
 ];
 
 impl<'a> Fields<'a> {
+    /// The view of validated slot values: the string-valued fields in [`STR_FIELDS`] order
+    /// (enum texts must be valid values of their enum), then the others.
+    pub(crate) fn from_slots(
+        kind: Kind,
+        strs: [Option<&'a str>; 18],
+        active: Option<bool>,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+        nodes: Option<&'a [String]>,
+    ) -> Self {
+        let [
+            device,
+            device_type,
+            node,
+            device_pool,
+            ctimanager,
+            cause,
+            state,
+            address,
+            call_id,
+            consult_call_id,
+            calling,
+            called,
+            transferred_to,
+            remote_destination,
+            change,
+            scope,
+            target,
+            reason,
+        ] = strs;
+        Fields {
+            kind,
+            device,
+            device_type: device_type.and_then(DeviceType::parse),
+            node,
+            device_pool,
+            ctimanager,
+            cause,
+            state: state.and_then(|s| {
+                DeviceActivity::parse(s)
+                    .map(DeviceActivity::as_str)
+                    .or_else(|| CallStateKind::parse(s).map(CallStateKind::as_str))
+            }),
+            address,
+            call_id,
+            consult_call_id,
+            calling,
+            called,
+            transferred_to,
+            remote_destination,
+            change: change.and_then(RdChange::parse),
+            active,
+            nodes,
+            scope: scope.and_then(Scope::parse),
+            target,
+            start,
+            end,
+            reason,
+        }
+    }
+
     /// Calls `f(position, field name, value)` for every present field, in a fixed order.
     pub fn for_each_value(&self, mut f: impl FnMut(usize, &'static str, FieldValue<'a>)) {
         let strs = [
@@ -687,5 +840,31 @@ impl Body {
             Body::CollectorHeartbeat => {}
         }
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_slots_follow_the_view_order() {
+        for (i, name) in STR_FIELDS.iter().enumerate() {
+            assert_eq!(field_slot(name), Some(i), "{name}");
+        }
+        let mut seen = Vec::new();
+        let f = Fields {
+            active: Some(true),
+            start: Some(DateTime::UNIX_EPOCH),
+            end: Some(DateTime::UNIX_EPOCH),
+            nodes: Some(&[]),
+            ..Fields::default()
+        };
+        f.for_each_value(|i, name, _| seen.push((i, field_slot(name))));
+        assert_eq!(
+            seen,
+            [ACTIVE_SLOT, START_SLOT, END_SLOT, NODES_SLOT].map(|s| (s, Some(s)))
+        );
+        assert_eq!(field_slot("source"), None);
     }
 }

@@ -11,7 +11,7 @@ pub mod spec;
 
 pub use batch::{EventBatchBuilder, StoredEvent, decode_batch, events_schema};
 pub use event::{
-    Body, CallStateKind, Cause, DeviceActivity, DeviceType, Event, Kind, KnownCause, RdChange,
-    Scope, format_time,
+    Body, CallStateKind, Cause, DeviceActivity, DeviceType, Event, EventView, Kind, KnownCause,
+    RdChange, Scope, format_time,
 };
-pub use parse::{ValidationError, parse_time};
+pub use parse::{ParsedEvent, ValidationError, parse_time};

@@ -8,9 +8,10 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::event::{
-    Body, CallStateKind, Cause, DeviceActivity, DeviceType, Event, Kind, RdChange, Scope,
+    ACTIVE_SLOT, Body, CallStateKind, Cause, DeviceActivity, DeviceType, END_SLOT, Event,
+    EventView, FIELD_SLOTS, Fields, Kind, NODES_SLOT, RdChange, START_SLOT, Scope, field_slot,
 };
-use crate::spec::{ENVELOPE, FieldType, kind_spec};
+use crate::spec::{FieldType, kind_spec};
 
 /// How far in the future of ingest time an event time may be.
 pub const MAX_FUTURE: Duration = Duration::hours(24);
@@ -52,8 +53,9 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
-/// A JSON object as (key, raw value) pairs, in input order, borrowing from the input.
-struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// A JSON object as (key, value text) pairs, in input order, borrowing from the input.
+/// Every value text is one complete, valid JSON value.
+struct RawObject<'a>(Vec<(Cow<'a, str>, &'a str)>);
 
 struct Key<'a>(Cow<'a, str>);
 
@@ -88,12 +90,134 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
                 let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(12));
                 while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
                     let v: &'de RawValue = map.next_value()?;
-                    pairs.push((k, v));
+                    pairs.push((k, v.get()));
                 }
                 Ok(RawObject(pairs))
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+impl<'a> RawObject<'a> {
+    /// Splits one JSON object into its pairs: the flat scanner for the common shape, else
+    /// serde_json (which also words the error of a line that is not a JSON object).
+    fn parse(text: &'a str) -> Result<Self, ValidationError> {
+        if let Some(pairs) = flat::scan(text) {
+            return Ok(RawObject(pairs));
+        }
+        serde_json::from_str::<RawObject<'_>>(text).map_err(|e| {
+            if e.is_data() {
+                ValidationError::line(format!("expected a JSON object (one event): {e}"))
+            } else {
+                ValidationError::line(format!("invalid JSON: {e}"))
+            }
+        })
+    }
+}
+
+/// A scanner for the shape bridges send: one flat object whose keys and string values hold
+/// no escapes or control characters and whose other values are non-negative integers,
+/// `true`, `false`, `null` or arrays of such strings. It accepts only valid JSON and yields
+/// exactly what serde_json would; anything else is left to serde_json (`None`).
+mod flat {
+    use std::borrow::Cow;
+
+    fn ws(b: &[u8], mut i: usize) -> usize {
+        while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        i
+    }
+
+    /// The position of the first `"`, `\\` or control character of `b`.
+    fn special(b: &[u8]) -> Option<usize> {
+        // Eight bytes at a time: a byte is special when it equals `"` or `\\` or is below
+        // 0x20 (the classic "has a zero byte" bit trick on each condition).
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let mut i = 0;
+        while i + 8 <= b.len() {
+            let x = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+            let zero = |y: u64| y.wrapping_sub(ONES) & !y & HIGH;
+            let hit = zero(x ^ (ONES * u64::from(b'"')))
+                | zero(x ^ (ONES * u64::from(b'\\')))
+                | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+            if hit != 0 {
+                break;
+            }
+            i += 8;
+        }
+        b[i..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|p| i + p)
+    }
+
+    /// The content range of the string starting at `b[i] == '"'`.
+    fn string(b: &[u8], i: usize) -> Option<(usize, usize)> {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let end = special(&b[i + 1..])?;
+        (b[i + 1 + end] == b'"').then_some((i + 1, i + 1 + end))
+    }
+
+    /// The end of the value starting at `b[i]`.
+    fn value(b: &[u8], i: usize) -> Option<usize> {
+        match *b.get(i)? {
+            b'"' => string(b, i).map(|(_, e)| e + 1),
+            b'0' => Some(i + 1),
+            b'1'..=b'9' => Some(i + b[i..].iter().take_while(|c| c.is_ascii_digit()).count()),
+            b't' => b[i..].starts_with(b"true").then_some(i + 4),
+            b'f' => b[i..].starts_with(b"false").then_some(i + 5),
+            b'n' => b[i..].starts_with(b"null").then_some(i + 4),
+            b'[' => {
+                let mut j = ws(b, i + 1);
+                if b.get(j) == Some(&b']') {
+                    return Some(j + 1);
+                }
+                loop {
+                    j = ws(b, string(b, j)?.1 + 1);
+                    match b.get(j)? {
+                        b',' => j = ws(b, j + 1),
+                        b']' => return Some(j + 1),
+                        _ => return None,
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The object's pairs, or `None` when the text is not of the flat shape.
+    pub(super) fn scan(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+        let b = text.as_bytes();
+        let mut i = ws(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        i = ws(b, i + 1);
+        let mut pairs = Vec::with_capacity(12);
+        if b.get(i) == Some(&b'}') {
+            return (ws(b, i + 1) == b.len()).then_some(pairs);
+        }
+        loop {
+            let (ks, ke) = string(b, i)?;
+            i = ws(b, ke + 1);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = ws(b, i + 1);
+            let end = value(b, i)?;
+            pairs.push((Cow::Borrowed(&text[ks..ke]), &text[i..end]));
+            i = ws(b, end);
+            match b.get(i)? {
+                b',' => i = ws(b, i + 1),
+                b'}' => return (ws(b, i + 1) == b.len()).then_some(pairs),
+                _ => return None,
+            }
+        }
     }
 }
 
@@ -118,8 +242,7 @@ pub(crate) enum Parsed {
     List(Vec<String>),
 }
 
-fn parse_str<'a>(name: &str, raw: &'a RawValue) -> Result<Cow<'a, str>, ValidationError> {
-    let text = raw.get();
+fn parse_str<'a>(name: &str, text: &'a str) -> Result<Cow<'a, str>, ValidationError> {
     if !text.starts_with('"') {
         return Err(ValidationError::field(
             name,
@@ -134,14 +257,14 @@ fn parse_str<'a>(name: &str, raw: &'a RawValue) -> Result<Cow<'a, str>, Validati
     } else {
         Cow::Borrowed(&text[1..text.len() - 1])
     };
-    if s.trim().is_empty() {
+    // (A first character that is visible ASCII settles it without scanning the rest.)
+    if !s.as_bytes().first().is_some_and(u8::is_ascii_graphic) && s.trim().is_empty() {
         return Err(ValidationError::field(name, "must not be empty"));
     }
     Ok(s)
 }
 
-fn parse_u64(name: &str, raw: &RawValue) -> Result<u64, ValidationError> {
-    let text = raw.get();
+fn parse_u64(name: &str, text: &str) -> Result<u64, ValidationError> {
     if json_type(text) != "a number" {
         return Err(ValidationError::field(
             name,
@@ -164,6 +287,18 @@ fn parse_u64(name: &str, raw: &RawValue) -> Result<u64, ValidationError> {
 
 /// Parses an RFC 3339 timestamp (offset required), truncated to microseconds, in UTC.
 pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_time_us(text).map(|us| DateTime::from_timestamp_micros(us).expect("in range"))
+}
+
+/// [`parse_time`] as microseconds since the epoch.
+pub fn parse_time_us(text: &str) -> Result<i64, String> {
+    if let Some(t) = fast_time_us(text.as_bytes()) {
+        return Ok(t);
+    }
+    slow_time(text).map(|t| t.timestamp_micros())
+}
+
+fn slow_time(text: &str) -> Result<DateTime<Utc>, String> {
     let dt = DateTime::parse_from_rfc3339(text).map_err(|e| {
         format!("`{text}` is not an RFC 3339 timestamp with offset (e.g. 2026-11-24T10:00:00.123456Z): {e}")
     })?;
@@ -171,15 +306,91 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("`{text}` is out of range"))
 }
 
-fn parse_typed(name: &str, ty: FieldType, raw: &RawValue) -> Result<Parsed, ValidationError> {
-    match ty {
-        FieldType::Str | FieldType::OpenEnum(_) => {
-            Ok(Parsed::Str(parse_str(name, raw)?.into_owned()))
+/// A kind field's value as parsed, borrowing from the input where it can.
+#[derive(Debug, Clone, PartialEq)]
+enum Val<'a> {
+    Str(Cow<'a, str>),
+    Time(DateTime<Utc>),
+    Bool(bool),
+    List(Vec<String>),
+}
+
+impl Val<'_> {
+    fn into_parsed(self) -> Parsed {
+        match self {
+            Val::Str(s) => Parsed::Str(s.into_owned()),
+            Val::Time(t) => Parsed::Time(t),
+            Val::Bool(b) => Parsed::Bool(b),
+            Val::List(l) => Parsed::List(l),
         }
+    }
+}
+
+/// The common form `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)` with a year from 1970, read
+/// directly; `None` for anything else (leap seconds, other separators, invalid dates...),
+/// which chrono then parses or rejects with its message. Same result as chrono's when `Some`.
+fn fast_time_us(b: &[u8]) -> Option<i64> {
+    let num = |at: usize, n: usize| -> Option<i64> {
+        b.get(at..at + n)?.iter().try_fold(0i64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    let sep = |at: usize, c: u8| b.get(at) == Some(&c);
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if year < 1970 || day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos = 0i64;
+    if sep(i, b'.') {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        nanos = num(i + 1, digits)? * 10i64.pow(9 - digits as u32);
+        i += 1 + digits;
+    }
+    let offset = match b.get(i..)? {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (num(i + 1, 2)?, num(i + 4, 2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let s = h * 3600 + m * 60;
+            if *sign == b'-' { -s } else { s }
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(secs * 1_000_000 + nanos / 1000)
+}
+
+fn parse_typed<'a>(name: &str, ty: FieldType, text: &'a str) -> Result<Val<'a>, ValidationError> {
+    match ty {
+        FieldType::Str | FieldType::OpenEnum(_) => Ok(Val::Str(parse_str(name, text)?)),
         FieldType::Enum(allowed) => {
-            let s = parse_str(name, raw)?;
+            let s = parse_str(name, text)?;
             if allowed.contains(&s.as_ref()) {
-                Ok(Parsed::Str(s.into_owned()))
+                Ok(Val::Str(s))
             } else {
                 Err(ValidationError::field(
                     name,
@@ -191,21 +402,20 @@ fn parse_typed(name: &str, ty: FieldType, raw: &RawValue) -> Result<Parsed, Vali
             }
         }
         FieldType::Time => {
-            let s = parse_str(name, raw)?;
+            let s = parse_str(name, text)?;
             parse_time(&s)
-                .map(Parsed::Time)
+                .map(Val::Time)
                 .map_err(|e| ValidationError::field(name, e))
         }
-        FieldType::Bool => match raw.get() {
-            "true" => Ok(Parsed::Bool(true)),
-            "false" => Ok(Parsed::Bool(false)),
+        FieldType::Bool => match text {
+            "true" => Ok(Val::Bool(true)),
+            "false" => Ok(Val::Bool(false)),
             other => Err(ValidationError::field(
                 name,
                 format!("expected true or false, got {}", json_type(other)),
             )),
         },
         FieldType::StrList => {
-            let text = raw.get();
             if !text.starts_with('[') {
                 return Err(ValidationError::field(
                     name,
@@ -219,10 +429,10 @@ fn parse_typed(name: &str, ty: FieldType, raw: &RawValue) -> Result<Parsed, Vali
             }
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                let s = parse_str(&format!("{name}[{i}]"), item)?;
+                let s = parse_str(&format!("{name}[{i}]"), item.get())?;
                 out.push(s.into_owned());
             }
-            Ok(Parsed::List(out))
+            Ok(Val::List(out))
         }
         FieldType::U64 => unreachable!("no kind field is an integer"),
     }
@@ -382,41 +592,81 @@ impl Bag {
     }
 }
 
-impl Event {
-    /// Parses and validates one event from JSON text.
-    ///
-    /// `now` is the ingest time used for the "not more than 24 h in the future" check.
-    /// Unknown fields (including fields of other kinds) are kept in `extra`; `null` counts as
-    /// absent.
-    pub fn from_json(text: &str, now: DateTime<Utc>) -> Result<Event, ValidationError> {
-        let RawObject(pairs) = serde_json::from_str::<RawObject<'_>>(text).map_err(|e| {
-            if e.is_data() {
-                ValidationError::line(format!("expected a JSON object (one event): {e}"))
-            } else {
-                ValidationError::line(format!("invalid JSON: {e}"))
-            }
-        })?;
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(p, _)| p == k) {
+/// Envelope keys, in [`ParsedEvent::parse`]'s slot order.
+const ENVELOPE_KEYS: [&str; 5] = ["source", "seq", "time", "cluster", "kind"];
+
+/// Where a key goes: an envelope slot, a kind-field slot ([`field_slot`]), or neither.
+enum Slot {
+    Envelope(usize),
+    Field(usize),
+    Unknown,
+}
+
+fn slot_of(key: &str) -> Slot {
+    match key {
+        "source" => Slot::Envelope(0),
+        "seq" => Slot::Envelope(1),
+        "time" => Slot::Envelope(2),
+        "cluster" => Slot::Envelope(3),
+        "kind" => Slot::Envelope(4),
+        _ => field_slot(key).map_or(Slot::Unknown, Slot::Field),
+    }
+}
+
+/// One validated event as parsed, borrowing its strings from the input where it can.
+///
+/// [`ParsedEvent::view`] feeds the batch builder and the content hash without copying;
+/// [`ParsedEvent::into_event`] makes the owned [`Event`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedEvent<'a> {
+    source: Cow<'a, str>,
+    seq: u64,
+    /// Event time, microseconds since the epoch.
+    time_us: i64,
+    cluster: Cow<'a, str>,
+    kind: Kind,
+    /// Kind fields by [`field_slot`].
+    vals: [Option<Val<'a>>; FIELD_SLOTS],
+    extra: Option<String>,
+}
+
+impl<'a> ParsedEvent<'a> {
+    /// Parses and validates one event from JSON text; see [`Event::from_json`].
+    pub fn parse(text: &'a str, now: DateTime<Utc>) -> Result<Self, ValidationError> {
+        let RawObject(pairs) = RawObject::parse(text)?;
+        // Values by slot (`null` counts as absent); every key is checked for repeats.
+        let mut envelope: [Option<&str>; 5] = [None; 5];
+        let mut fields: [Option<&str>; FIELD_SLOTS] = [None; FIELD_SLOTS];
+        let mut seen = 0u64;
+        let mut unknown: Vec<usize> = Vec::new();
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            let (bit, value) = match slot_of(k) {
+                Slot::Envelope(e) => (e, &mut envelope[e]),
+                Slot::Field(f) => (ENVELOPE_KEYS.len() + f, &mut fields[f]),
+                Slot::Unknown => {
+                    if unknown.iter().any(|&j| pairs[j].0 == *k) {
+                        return Err(ValidationError::field(k, "appears more than once"));
+                    }
+                    unknown.push(i);
+                    continue;
+                }
+            };
+            if seen & (1 << bit) != 0 {
                 return Err(ValidationError::field(k, "appears more than once"));
             }
+            seen |= 1 << bit;
+            *value = (*v != "null").then_some(*v);
         }
-        let get = |name: &str| -> Option<&RawValue> {
-            pairs
-                .iter()
-                .find(|(k, v)| k == name && v.get() != "null")
-                .map(|(_, v)| *v)
-        };
-        let req = |name: &str| get(name).ok_or_else(|| Bag::missing(name));
+        let req = |slot: usize| envelope[slot].ok_or_else(|| Bag::missing(ENVELOPE_KEYS[slot]));
 
-        let kind_text = parse_str("kind", req("kind")?)?;
+        let kind_text = parse_str("kind", req(4)?)?;
         let kind = Kind::parse(&kind_text)
             .ok_or_else(|| ValidationError::field("kind", format!("unknown kind `{kind_text}`")))?;
-        let source = parse_str("source", req("source")?)?.into_owned();
-        let seq = parse_u64("seq", req("seq")?)?;
-        let time_text = parse_str("time", req("time")?)?;
-        let time = parse_time(&time_text).map_err(|e| ValidationError::field("time", e))?;
-        if time > now + MAX_FUTURE {
+        let source = parse_str("source", req(0)?)?;
+        let seq = parse_u64("seq", req(1)?)?;
+        let time_text = parse_str("time", req(2)?)?;
+        let time_us = parse_time_us(&time_text).map_err(|e| ValidationError::field("time", e))?;
+        if time_us > (now + MAX_FUTURE).timestamp_micros() {
             return Err(ValidationError::field(
                 "time",
                 format!(
@@ -425,39 +675,188 @@ impl Event {
                 ),
             ));
         }
-        let cluster = parse_str("cluster", req("cluster")?)?.into_owned();
+        let cluster = parse_str("cluster", req(3)?)?;
 
         let spec = kind_spec(kind);
-        let mut bag = Bag::default();
+        let mut vals: [Option<Val<'a>>; FIELD_SLOTS] = Default::default();
+        let mut own = 0u64;
         for f in spec.fields {
-            match get(f.name) {
-                Some(raw) => bag.put(f.name, parse_typed(f.name, f.ty, raw)?),
+            let slot = field_slot(f.name).expect("every kind field has a slot");
+            own |= 1 << slot;
+            match fields[slot] {
+                Some(text) => vals[slot] = Some(parse_typed(f.name, f.ty, text)?),
                 None if f.required => return Err(Bag::missing(f.name)),
                 None => {}
             }
         }
-        let body = bag.into_body(kind)?;
+        if let (Some(Val::Time(start)), Some(Val::Time(end))) = (
+            &vals[field_slot("start").expect("slot")],
+            &vals[field_slot("end").expect("slot")],
+        ) && end <= start
+        {
+            return Err(ValidationError::field("end", "must be after `start`"));
+        }
 
-        let is_known = |k: &str| {
-            ENVELOPE.iter().any(|f| f.name == k) || spec.fields.iter().any(|f| f.name == k)
-        };
+        // Unknown keys, and fields of other kinds, are kept verbatim (keys sorted).
         let mut extra = serde_json::Map::new();
         for (k, v) in &pairs {
-            if !is_known(k) {
-                let value: serde_json::Value = serde_json::from_str(v.get())
+            let known = match slot_of(k) {
+                Slot::Envelope(_) => true,
+                Slot::Field(f) => own & (1 << f) != 0,
+                Slot::Unknown => false,
+            };
+            if !known {
+                let value: serde_json::Value = serde_json::from_str(v)
                     .map_err(|e| ValidationError::field(k, e.to_string()))?;
                 extra.insert(k.to_string(), value);
             }
         }
         let extra = (!extra.is_empty())
             .then(|| serde_json::to_string(&extra).expect("a JSON map serializes"));
-        Ok(Event {
+        Ok(ParsedEvent {
             source,
             seq,
-            time,
+            time_us,
             cluster,
-            body,
+            kind,
+            vals,
             extra,
         })
+    }
+
+    /// The flat, borrowed view of this event.
+    pub fn view(&self) -> EventView<'_> {
+        let str_at = |slot: usize| match &self.vals[slot] {
+            Some(Val::Str(s)) => Some(s.as_ref()),
+            _ => None,
+        };
+        let time_at = |slot: usize| match &self.vals[slot] {
+            Some(Val::Time(t)) => Some(*t),
+            _ => None,
+        };
+        let fields = Fields::from_slots(
+            self.kind,
+            std::array::from_fn(str_at),
+            match &self.vals[ACTIVE_SLOT] {
+                Some(Val::Bool(b)) => Some(*b),
+                _ => None,
+            },
+            time_at(START_SLOT),
+            time_at(END_SLOT),
+            match &self.vals[NODES_SLOT] {
+                Some(Val::List(l)) => Some(l.as_slice()),
+                _ => None,
+            },
+        );
+        EventView {
+            source: &self.source,
+            seq: self.seq,
+            time_us: self.time_us,
+            cluster: &self.cluster,
+            fields,
+            extra: self.extra.as_deref(),
+        }
+    }
+
+    /// The owned event.
+    pub fn into_event(self) -> Event {
+        let mut bag = Bag::default();
+        for f in kind_spec(self.kind).fields {
+            let slot = field_slot(f.name).expect("every kind field has a slot");
+            if let Some(v) = self.vals[slot].clone() {
+                bag.put(f.name, v.into_parsed());
+            }
+        }
+        let body = bag
+            .into_body(self.kind)
+            .expect("a validated event has every field of its kind");
+        Event {
+            source: self.source.into_owned(),
+            seq: self.seq,
+            time: DateTime::from_timestamp_micros(self.time_us).expect("parsed in range"),
+            cluster: self.cluster.into_owned(),
+            body,
+            extra: self.extra,
+        }
+    }
+}
+
+impl Event {
+    /// Parses and validates one event from JSON text.
+    ///
+    /// `now` is the ingest time used for the "not more than 24 h in the future" check.
+    /// Unknown fields (including fields of other kinds) are kept in `extra`; `null` counts as
+    /// absent.
+    pub fn from_json(text: &str, now: DateTime<Utc>) -> Result<Event, ValidationError> {
+        ParsedEvent::parse(text, now).map(ParsedEvent::into_event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chrono_time(text: &str) -> Option<DateTime<Utc>> {
+        let dt = DateTime::parse_from_rfc3339(text).ok()?;
+        DateTime::from_timestamp_micros(dt.timestamp_micros())
+    }
+
+    #[test]
+    fn fast_time_agrees_with_chrono() {
+        let mut texts: Vec<String> = [
+            "2026-11-24T10:00:00Z",
+            "2026-11-24T10:00:00.1Z",
+            "2026-11-24T10:00:00.123456Z",
+            "2026-11-24T10:00:00.123456789Z",
+            "2026-11-24T10:00:00.1234567891Z",
+            "2026-11-24T10:00:00.123456+01:00",
+            "2026-11-24T00:30:00-05:30",
+            "2026-11-24T10:00:00+23:59",
+            "2026-11-24T10:00:00-00:00",
+            "2026-11-24t10:00:00z",
+            "2026-11-24 10:00:00Z",
+            "2026-06-30T23:59:60Z",
+            "2024-02-29T12:00:00Z",
+            "2023-02-29T12:00:00Z",
+            "2100-02-29T12:00:00Z",
+            "2000-02-29T12:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-11-24T24:00:00Z",
+            "2026-11-24T10:00:00",
+            "2026-11-24T10:00:00.Z",
+            "2026-11-24T10:00:00+0100",
+            "2026-11-24T10:00:00+01:00x",
+            "1969-12-31T23:59:59.999999Z",
+            "1970-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999Z",
+            "2026-1-24T10:00:00Z",
+            "+2026-11-24T10:00:00Z",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // every day of some years, at varied times and offsets
+        let mut t = DateTime::parse_from_rfc3339("1999-12-25T07:08:09.010203+02:00").unwrap();
+        for i in 0..3_000 {
+            texts.push(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, i % 3 == 0));
+            t += chrono::Duration::seconds(86_400 * 3 + 3_599)
+                + chrono::Duration::nanoseconds(i * 7_919);
+        }
+        for text in &texts {
+            let ours = parse_time(text).ok();
+            assert_eq!(ours, chrono_time(text), "{text}");
+            if let Some(fast) = fast_time_us(text.as_bytes()) {
+                assert_eq!(
+                    Some(fast),
+                    chrono_time(text).map(|t| t.timestamp_micros()),
+                    "fast path on {text}"
+                );
+            }
+        }
+        assert!(
+            fast_time_us(b"2026-11-24T10:00:00.123456Z").is_some(),
+            "the common form is fast"
+        );
     }
 }

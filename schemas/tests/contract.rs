@@ -340,3 +340,86 @@ fn fast_time_format_matches_chrono() {
         );
     }
 }
+
+/// The content hash is stored with every event, so its definition must never drift: XXH3-64
+/// of the tagged stream documented on `EventView::content_hash`, fed here piece by piece to a
+/// streaming hasher (an implementation independent of the one-shot buffer the code uses).
+fn streamed_hash(e: &Event) -> u64 {
+    use callstate_schemas::event::FieldValue;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut put = |tag: u8, bytes: &[u8]| {
+        h.update(&[tag]);
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    put(0, e.source.as_bytes());
+    put(1, &e.seq.to_le_bytes());
+    put(2, &e.time.timestamp_micros().to_le_bytes());
+    put(3, e.cluster.as_bytes());
+    let f = e.body.fields();
+    put(4, f.kind.as_str().as_bytes());
+    f.for_each_value(|i, _, v| match v {
+        FieldValue::Str(s) => put(16 + i as u8, s.as_bytes()),
+        FieldValue::Bool(b) => put(16 + i as u8, &[b as u8]),
+        FieldValue::Time(t) => put(16 + i as u8, &t.timestamp_micros().to_le_bytes()),
+        FieldValue::List(l) => {
+            put(16 + i as u8, &(l.len() as u64).to_le_bytes());
+            for s in l {
+                put(15, s.as_bytes());
+            }
+        }
+    });
+    if let Some(extra) = &e.extra {
+        put(5, extra.as_bytes());
+    }
+    h.digest()
+}
+
+#[test]
+fn content_hash_definition_is_stable() {
+    for k in KINDS {
+        let mut m = full(k);
+        m.insert("vendor_note".into(), json!({"a": [1, 2]}));
+        let e = rust_accepts(&m).unwrap();
+        assert_eq!(e.content_hash(), streamed_hash(&e), "kind {}", k.kind);
+        let text = Value::Object(m).to_string();
+        let parsed = callstate_schemas::ParsedEvent::parse(&text, now()).unwrap();
+        assert_eq!(parsed.view().content_hash(), streamed_hash(&e));
+        assert_eq!(parsed.into_event(), e);
+    }
+}
+
+#[test]
+fn flat_scanner_and_serde_agree_on_every_shape() {
+    // Lines the flat scanner takes, and lines it leaves to serde_json: both must give the
+    // same event or the same error.
+    let base = r#""source":"b","seq":7,"time":"2026-11-24T10:00:00Z","cluster":"C","kind":"device_state","device":"SEP1","state":"idle""#;
+    let lines = [
+        format!("{{{base}}}"),
+        format!(
+            " \t{{ {base} , \"x\" : [ \"a\" , \"b\" ] , \"y\":[] , \"z\":true,\"w\":false,\"v\":null,\"n\":0 }}\r"
+        ),
+        format!("{{{base},\"esc\":\"a\\\"b\\u00e9\"}}"),
+        format!("{{{base},\"num\":-1.5e3}}"),
+        format!("{{{base},\"nested\":{{\"a\":1}}}}"),
+        format!("{{{base},\"lead\":01}}"),
+        format!("{{{base},\"ctl\":\"a\tb\"}}"),
+        format!("{{{base}}} x"),
+        format!("{{{base},}}"),
+        format!("{{{base},\"t\":tru}}"),
+        "{\"source\":\"b\",\"seq\":\"7\"}".to_string(),
+        "[1]".to_string(),
+        "{}".to_string(),
+    ];
+    for line in &lines {
+        let ours = Event::from_json(line, now());
+        // serde_json's own reading of the line, validated the same way
+        match serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+        {
+            None => assert!(ours.is_err(), "{line}: accepted what serde_json rejects"),
+            Some(m) => assert_eq!(ours, rust_accepts(&m), "{line}"),
+        }
+    }
+}
