@@ -54,10 +54,15 @@ pub struct LogOptions {
     pub segment_rows: usize,
 }
 
+/// Default [`LogOptions::segment_rows`]: two Parquet row groups. The unrolled tail is held
+/// in memory (about 130 bytes an event) and a roll works on all of it, so smaller segments
+/// keep memory flat and let rolls overlap ingestion; larger ones mean fewer files.
+pub const DEFAULT_SEGMENT_ROWS: usize = 2 * crate::segment::ROW_GROUP_ROWS;
+
 impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
-            segment_rows: 1_000_000,
+            segment_rows: DEFAULT_SEGMENT_ROWS,
         }
     }
 }

@@ -160,10 +160,22 @@ impl<'a> SegmentRows<'a> {
     /// dictionary value, so the sort compares integers only.
     fn order(batches: &[RecordBatch], device: &Unified) -> io::Result<Vec<u32>> {
         let names = device.values.as_string::<i32>();
-        let mut by_text: Vec<usize> = (0..names.len()).collect();
-        by_text.sort_unstable_by(|&x, &y| names.value(x).cmp(names.value(y)));
+        // The first 16 bytes, zero-padded and big-endian, order like the text itself except
+        // on ties (a common prefix, or NUL bytes), which the full comparison settles.
+        let prefix = |v: usize| {
+            let mut b = [0u8; 16];
+            let s = names.value(v).as_bytes();
+            let n = s.len().min(16);
+            b[..n].copy_from_slice(&s[..n]);
+            u128::from_be_bytes(b)
+        };
+        let mut by_text: Vec<(u128, usize)> = (0..names.len()).map(|v| (prefix(v), v)).collect();
+        by_text.sort_unstable_by(|x, y| {
+            x.0.cmp(&y.0)
+                .then_with(|| names.value(x.1).cmp(names.value(y.1)))
+        });
         let mut rank = vec![0u32; names.len()];
-        for (r, &v) in by_text.iter().enumerate() {
+        for (r, &(_, v)) in by_text.iter().enumerate() {
             rank[v] = r as u32;
         }
         let device_keys = device.keys(batches, col_index("device"))?;

@@ -697,9 +697,11 @@ impl<'a> ParsedEvent<'a> {
             return Err(ValidationError::field("end", "must be after `start`"));
         }
 
-        // Unknown keys, and fields of other kinds, are kept verbatim (keys sorted).
+        // Unknown keys, and fields of other kinds, are kept verbatim (keys sorted). Most
+        // events have neither, and skip the pass.
         let mut extra = serde_json::Map::new();
-        for (k, v) in &pairs {
+        let foreign = (seen >> ENVELOPE_KEYS.len()) & !own;
+        for (k, v) in pairs.iter().filter(|_| !unknown.is_empty() || foreign != 0) {
             let known = match slot_of(k) {
                 Slot::Envelope(_) => true,
                 Slot::Field(f) => own & (1 << f) != 0,
