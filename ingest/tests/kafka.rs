@@ -413,3 +413,39 @@ fn materializers_split_the_canonical_topic_and_resume_exactly_from_their_positio
     drop(a_log);
     assert_eq!(stored(a_dir.path()), keyed(&more));
 }
+
+#[test]
+fn a_full_producer_queue_makes_the_writer_wait_instead_of_buffering_without_bound() {
+    let m = mock(&[("canon", 2), ("canon.dlq", 1)]);
+    let brokers = m.bootstrap_servers();
+    let mut cfg = KafkaConfig::new(&brokers);
+    // a queue of 20 messages stands for the 64 MiB bound of production
+    cfg.options
+        .push(("queue.buffering.max.messages".into(), "20".into()));
+    let canonical = Arc::new(CanonicalProducer::new(&cfg, "canon").unwrap());
+    let events = synthetic::events(300, 10, t0());
+
+    m.broker_down(1).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let writer = {
+        let (canonical, events) = (canonical.clone(), events.clone());
+        std::thread::spawn(move || {
+            let r = canonical.send(&events);
+            let _ = done_tx.send(());
+            r
+        })
+    };
+    // The queue fills at 20 messages and the append waits: it neither fails nor takes the
+    // other 280 events into memory while the broker is away.
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(3)).is_err(),
+        "the append returned while the broker was down"
+    );
+    m.broker_up(1).unwrap();
+    writer.join().unwrap().unwrap();
+
+    // everything arrived once: device events once, device-less ones in both partitions
+    let shared = events.iter().filter(|e| e.body.device().is_none()).count();
+    let in_topic = read_to_end(&KafkaConfig::new(brokers.to_string()), "canon").unwrap();
+    assert_eq!(in_topic.len(), events.len() - shared + 2 * shared);
+}
