@@ -155,12 +155,6 @@ impl DedupeIndex {
         check
     }
 
-    /// Records a stored event (a repeated key keeps its first hash).
-    pub fn insert(&mut self, source: &str, seq: u64, hash: u64) {
-        let id = self.source(source);
-        self.check_insert(id, seq, hash);
-    }
-
     /// Keys held.
     pub fn len(&self) -> usize {
         self.len

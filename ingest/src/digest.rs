@@ -23,7 +23,7 @@ use arrow::array::{Array, AsArray, BooleanArray, DictionaryArray, RecordBatch};
 use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use serde::{Deserialize, Serialize};
 
-use crate::segment::write_segment;
+use crate::segment::{dictionary, write_segment};
 
 /// Largest gap between two events of a source inside one activity span: the 90 s of the
 /// silence rule.
@@ -77,9 +77,7 @@ fn column<'a>(b: &'a RecordBatch, name: &str) -> io::Result<&'a dyn Array> {
 
 /// A dictionary-encoded string column of a batch.
 fn dict<'a>(b: &'a RecordBatch, name: &str) -> io::Result<&'a DictionaryArray<Int32Type>> {
-    column(b, name)?
-        .as_dictionary_opt::<Int32Type>()
-        .ok_or_else(|| err(format!("column {name} is not a dictionary column")))
+    dictionary(column(b, name)?)
 }
 
 /// The control events of a batch (every row whose kind is not high volume).

@@ -30,7 +30,7 @@ use arrow::array::{
 use arrow::datatypes::{Int32Type, TimestampMicrosecondType, UInt64Type};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use callstate_schemas::{Event, EventBatchBuilder, StoredEvent, decode_batch};
 
@@ -38,7 +38,7 @@ use crate::dedupe::{Check, DedupeIndex};
 use crate::digest::{SPAN_GAP_US, SourceSpan, digest_file, write_digest};
 use crate::fsutil::sync_dir;
 use crate::manifest::{Manifest, SegmentMeta};
-use crate::segment::{read_segment, write_segment};
+use crate::segment::{column_extreme, dictionary, read_segment, write_segment};
 use crate::wal::{self, WalWriter};
 
 /// Input positions stored with the events: `"topic/partition"` → next offset to read.
@@ -193,15 +193,11 @@ fn decode(bytes: &[u8], what: &Path) -> io::Result<Record> {
 
 /// Largest `ingest_seq` and `ingest_time` in a batch.
 fn batch_maxima(b: &RecordBatch) -> (u64, i64) {
-    let seq = b
-        .column_by_name("ingest_seq")
-        .map(|c| arrow::compute::max(c.as_primitive::<UInt64Type>()).unwrap_or(0))
-        .unwrap_or(0);
-    let t = b
-        .column_by_name("ingest_time")
-        .map(|c| arrow::compute::max(c.as_primitive::<TimestampMicrosecondType>()).unwrap_or(0))
-        .unwrap_or(0);
-    (seq, t)
+    let b = std::slice::from_ref(b);
+    (
+        column_extreme::<UInt64Type>(b, "ingest_seq", true).unwrap_or(0),
+        column_extreme::<TimestampMicrosecondType>(b, "ingest_time", true).unwrap_or(0),
+    )
 }
 
 fn index_batch(dedupe: &mut DedupeIndex, b: &RecordBatch) -> io::Result<()> {
@@ -213,9 +209,9 @@ fn index_batch(dedupe: &mut DedupeIndex, b: &RecordBatch) -> io::Result<()> {
 /// left for the log to set), as [`Log::append_batch`] takes it.
 pub fn events_batch(events: &[Event]) -> RecordBatch {
     let mut builder = EventBatchBuilder::with_capacity(events.len());
-    let unset = DateTime::<Utc>::UNIX_EPOCH;
     for e in events {
-        builder.append(e, 0, unset, e.content_hash());
+        let view = e.view();
+        builder.append_unstamped(&view, view.content_hash());
     }
     builder.finish()
 }
@@ -233,9 +229,7 @@ impl<'a> BatchKeys<'a> {
             b.column_by_name(name)
                 .ok_or_else(|| io::Error::other(format!("batch has no {name} column")))
         };
-        let source = col("source")?
-            .as_dictionary_opt::<Int32Type>()
-            .ok_or_else(|| io::Error::other("source is not a dictionary column"))?;
+        let source = dictionary(col("source")?)?;
         let seq = col("seq")?
             .as_primitive_opt::<UInt64Type>()
             .ok_or_else(|| io::Error::other("seq is not UInt64"))?;
@@ -264,21 +258,18 @@ impl<'a> BatchKeys<'a> {
     }
 }
 
-/// `batch` with the rows that `outcomes` accepts, numbered from `first_seq`, stamped `now`.
+/// `batch` with the rows that `res` accepts, numbered from `first_seq`, stamped `now`.
 fn stamp(
     batch: &RecordBatch,
-    outcomes: &[Outcome],
+    res: &AppendResult,
     first_seq: u64,
     now: i64,
 ) -> io::Result<RecordBatch> {
-    let accepted = outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Accepted(_)))
-        .count();
-    let kept = if accepted == batch.num_rows() {
+    let kept = if res.accepted == batch.num_rows() {
         batch.clone()
     } else {
-        let keep: BooleanArray = outcomes
+        let keep: BooleanArray = res
+            .outcomes
             .iter()
             .map(|o| Some(matches!(o, Outcome::Accepted(_))))
             .collect();
@@ -506,19 +497,24 @@ impl Log {
         if res.accepted == 0 && positions.is_none() {
             return Ok(res);
         }
-        let stored = (res.accepted > 0)
-            .then(|| stamp(batch, &res.outcomes, first_seq, now))
-            .transpose()?;
         let mut payload = std::mem::take(&mut st.encode_buf);
-        let written = encode(&mut payload, stored.as_ref(), positions).and_then(|()| {
-            st.wal.append(&payload)?;
-            st.wal.sync()
-        });
+        let written = (res.accepted > 0)
+            .then(|| stamp(batch, &res, first_seq, now))
+            .transpose()
+            .and_then(|stored| {
+                encode(&mut payload, stored.as_ref(), positions)?;
+                st.wal.append(&payload)?;
+                st.wal.sync()?;
+                Ok(stored)
+            });
         st.encode_buf = payload;
-        if let Err(e) = written {
-            st.failed = Some(format!("WAL write failed: {e}"));
-            return Err(e);
-        }
+        let stored = match written {
+            Ok(stored) => stored,
+            Err(e) => {
+                st.failed = Some(format!("WAL write failed: {e}"));
+                return Err(e);
+            }
+        };
         if let Some(p) = positions {
             st.positions.extend(p.iter().map(|(k, v)| (k.clone(), *v)));
         }

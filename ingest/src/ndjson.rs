@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::{Arc, Mutex, mpsc};
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayAccessor, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{Int32Type, UInt64Type};
 use chrono::{DateTime, Utc};
 use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 
-use callstate_schemas::{Event, EventBatchBuilder, ParsedEvent};
+use callstate_schemas::{EventBatchBuilder, ParsedEvent};
 
 use crate::log::{Log, Outcome};
 
@@ -248,7 +249,6 @@ fn parse_block(block: Block) -> Parsed {
     // One clock read per block: the 24 h future limit does not need finer.
     let now = Utc::now();
     let mut builder = EventBatchBuilder::with_capacity(block.lines.len());
-    let unset = DateTime::<Utc>::UNIX_EPOCH;
     let mut event_lines = Vec::with_capacity(block.lines.len());
     let mut rejects = Vec::new();
     let mut empty_lines = 0;
@@ -258,7 +258,7 @@ fn parse_block(block: Block) -> Parsed {
         match parse_line(line_no, block.line(i), now) {
             Item::Event(e) => {
                 let view = e.view();
-                builder.append_view(&view, 0, unset, view.content_hash_with(&mut scratch));
+                builder.append_unstamped(&view, view.content_hash_with(&mut scratch));
                 event_lines.push(line_no);
             }
             Item::Empty => empty_lines += 1,
@@ -424,18 +424,28 @@ fn append_parsed(
         let res = log.append_batch(&batch, None)?;
         summary.accepted += res.accepted as u64;
         summary.duplicates += res.duplicates as u64;
-        for (line, outcome) in event_lines.iter().zip(&res.outcomes) {
+        let source = batch
+            .column_by_name("source")
+            .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+            .and_then(|d| d.downcast_dict::<StringArray>())
+            .expect("events batches have a source dictionary column");
+        let seq = batch
+            .column_by_name("seq")
+            .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+            .expect("events batches have a seq column");
+        for (row, (line, outcome)) in event_lines.iter().zip(&res.outcomes).enumerate() {
             if *outcome == Outcome::Conflict {
                 let text = match block.line((line - block.first_line) as usize) {
                     RawLine::Line(b) | RawLine::Oversized { head: b, .. } => b,
                 };
-                let key = Event::from_json(&String::from_utf8_lossy(text), Utc::now())
-                    .map(|e| format!("(source `{}`, seq {})", e.source, e.seq))
-                    .unwrap_or_else(|_| "its (source, seq)".into());
                 rejects.push(Reject {
                     line: *line,
                     field: Some("seq".into()),
-                    error: format!("conflict: {key} is already stored with different content"),
+                    error: format!(
+                        "conflict: (source `{}`, seq {}) is already stored with different content",
+                        source.value(row),
+                        seq.value(row)
+                    ),
                     input: String::from_utf8_lossy(text).into_owned(),
                 });
             }

@@ -15,7 +15,9 @@ use arrow::array::{
     Array, ArrayBuilder, ArrayRef, AsArray, DictionaryArray, Int32Array, RecordBatch, StringBuilder,
 };
 use arrow::compute::interleave;
-use arrow::datatypes::{DataType, Int32Type, TimestampMicrosecondType, UInt64Type};
+use arrow::datatypes::{
+    ArrowNumericType, DataType, Int32Type, TimestampMicrosecondType, UInt64Type,
+};
 use hashbrown::HashMap;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
@@ -41,9 +43,32 @@ fn col_index(name: &str) -> usize {
     events_schema().index_of(name).expect("known column")
 }
 
-fn dictionary(a: &ArrayRef) -> io::Result<&DictionaryArray<Int32Type>> {
+/// A dictionary-encoded string column of the events schema.
+pub(crate) fn dictionary(a: &dyn Array) -> io::Result<&DictionaryArray<Int32Type>> {
     a.as_dictionary_opt::<Int32Type>()
         .ok_or_else(|| err("a dictionary column is not Dictionary(Int32, Utf8)"))
+}
+
+/// The least (or, with `max`, the greatest) value of a primitive column over `batches`;
+/// `None` when they hold no value.
+pub(crate) fn column_extreme<T: ArrowNumericType>(
+    batches: &[RecordBatch],
+    name: &str,
+    max: bool,
+) -> Option<T::Native>
+where
+    T::Native: Ord,
+{
+    let col = col_index(name);
+    let each = batches.iter().filter_map(|b| {
+        let a = b.column(col).as_primitive_opt::<T>()?;
+        if max {
+            arrow::compute::max(a)
+        } else {
+            arrow::compute::min(a)
+        }
+    });
+    if max { each.max() } else { each.min() }
 }
 
 /// One dictionary column of several batches over one dictionary.
@@ -58,7 +83,7 @@ impl Unified {
     fn of(batches: &[RecordBatch], col: usize) -> io::Result<Unified> {
         let dicts = batches
             .iter()
-            .map(|b| dictionary(b.column(col)))
+            .map(|b| dictionary(b.column(col).as_ref()))
             .collect::<io::Result<Vec<_>>>()?;
         let total: usize = dicts.iter().map(|d| d.values().len()).sum();
         let mut ids: HashMap<&str, i32> = HashMap::with_capacity(total.min(1 << 20));
@@ -90,7 +115,7 @@ impl Unified {
     fn keys(&self, batches: &[RecordBatch], col: usize) -> io::Result<Vec<i32>> {
         let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
         for (b, remap) in batches.iter().zip(&self.remap) {
-            let d = dictionary(b.column(col))?;
+            let d = dictionary(b.column(col).as_ref())?;
             let keys = d.keys();
             out.extend(keys.values().iter().enumerate().map(|(r, &k)| {
                 if keys.is_valid(r) {
@@ -355,36 +380,6 @@ pub fn write_segment(path: &Path, batches: &[RecordBatch]) -> io::Result<Segment
     }
     writer.into_inner().map_err(err)?.sync_all()?;
 
-    let (time, iseq, itime) = (
-        col_index("time"),
-        col_index("ingest_seq"),
-        col_index("ingest_time"),
-    );
-    let fold = |col: usize, max: bool| {
-        let each = batches.iter().filter_map(|b| {
-            let c = b.column(col);
-            match c.data_type() {
-                DataType::UInt64 => {
-                    let a = c.as_primitive::<UInt64Type>();
-                    if max {
-                        arrow::compute::max(a)
-                    } else {
-                        arrow::compute::min(a)
-                    }
-                    .map(|v| v as i64)
-                }
-                _ => {
-                    let a = c.as_primitive::<TimestampMicrosecondType>();
-                    if max {
-                        arrow::compute::max(a)
-                    } else {
-                        arrow::compute::min(a)
-                    }
-                }
-            }
-        });
-        if max { each.max() } else { each.min() }.unwrap_or(0)
-    };
     Ok(SegmentMeta {
         file: path
             .file_name()
@@ -393,11 +388,17 @@ pub fn write_segment(path: &Path, batches: &[RecordBatch]) -> io::Result<Segment
             .to_string(),
         rows: rows.order.len() as u64,
         bytes: std::fs::metadata(path)?.len(),
-        min_time_us: fold(time, false),
-        max_time_us: fold(time, true),
-        min_ingest_seq: fold(iseq, false) as u64,
-        max_ingest_seq: fold(iseq, true) as u64,
-        max_ingest_time_us: fold(itime, true),
+        min_time_us: column_extreme::<TimestampMicrosecondType>(batches, "time", false)
+            .unwrap_or(0),
+        max_time_us: column_extreme::<TimestampMicrosecondType>(batches, "time", true).unwrap_or(0),
+        min_ingest_seq: column_extreme::<UInt64Type>(batches, "ingest_seq", false).unwrap_or(0),
+        max_ingest_seq: column_extreme::<UInt64Type>(batches, "ingest_seq", true).unwrap_or(0),
+        max_ingest_time_us: column_extreme::<TimestampMicrosecondType>(
+            batches,
+            "ingest_time",
+            true,
+        )
+        .unwrap_or(0),
         digest: None,
     })
 }

@@ -367,6 +367,12 @@ impl EventBatchBuilder {
         self.append_view(&e.view(), ingest_seq, ingest_time, content_hash);
     }
 
+    /// Appends an event for the log to store: `ingest_seq` and `ingest_time` are left unset,
+    /// for the log to stamp when it accepts the row.
+    pub fn append_unstamped(&mut self, e: &EventView<'_>, content_hash: u64) {
+        self.append_view(e, 0, DateTime::<Utc>::UNIX_EPOCH, content_hash);
+    }
+
     /// [`EventBatchBuilder::append`] of an event's view.
     pub fn append_view(
         &mut self,

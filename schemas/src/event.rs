@@ -466,35 +466,33 @@ impl EventView<'_> {
 
     /// [`EventView::content_hash`] using `buf` as scratch space.
     pub fn content_hash_with(&self, buf: &mut Vec<u8>) -> u64 {
-        {
-            buf.clear();
-            let mut put = |tag: u8, bytes: &[u8]| {
-                buf.push(tag);
-                buf.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-                buf.extend_from_slice(bytes);
-            };
-            put(0, self.source.as_bytes());
-            put(1, &self.seq.to_le_bytes());
-            put(2, &self.time_us.to_le_bytes());
-            put(3, self.cluster.as_bytes());
-            let f = &self.fields;
-            put(4, f.kind.as_str().as_bytes());
-            f.for_each_value(|i, _, v| match v {
-                FieldValue::Str(s) => put(16 + i as u8, s.as_bytes()),
-                FieldValue::Bool(b) => put(16 + i as u8, &[b as u8]),
-                FieldValue::Time(t) => put(16 + i as u8, &t.timestamp_micros().to_le_bytes()),
-                FieldValue::List(l) => {
-                    put(16 + i as u8, &(l.len() as u64).to_le_bytes());
-                    for s in l {
-                        put(15, s.as_bytes());
-                    }
+        buf.clear();
+        let mut put = |tag: u8, bytes: &[u8]| {
+            buf.push(tag);
+            buf.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            buf.extend_from_slice(bytes);
+        };
+        put(0, self.source.as_bytes());
+        put(1, &self.seq.to_le_bytes());
+        put(2, &self.time_us.to_le_bytes());
+        put(3, self.cluster.as_bytes());
+        let f = &self.fields;
+        put(4, f.kind.as_str().as_bytes());
+        f.for_each_value(|i, _, v| match v {
+            FieldValue::Str(s) => put(16 + i as u8, s.as_bytes()),
+            FieldValue::Bool(b) => put(16 + i as u8, &[b as u8]),
+            FieldValue::Time(t) => put(16 + i as u8, &t.timestamp_micros().to_le_bytes()),
+            FieldValue::List(l) => {
+                put(16 + i as u8, &(l.len() as u64).to_le_bytes());
+                for s in l {
+                    put(15, s.as_bytes());
                 }
-            });
-            if let Some(extra) = self.extra {
-                put(5, extra.as_bytes());
             }
-            xxhash_rust::xxh3::xxh3_64(buf)
+        });
+        if let Some(extra) = self.extra {
+            put(5, extra.as_bytes());
         }
+        xxhash_rust::xxh3::xxh3_64(buf)
     }
 }
 

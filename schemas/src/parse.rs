@@ -438,6 +438,14 @@ fn parse_typed<'a>(name: &str, ty: FieldType, text: &'a str) -> Result<Val<'a>, 
     }
 }
 
+/// A maintenance window must end after it starts.
+fn window_order(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<(), ValidationError> {
+    if end <= start {
+        return Err(ValidationError::field("end", "must be after `start`"));
+    }
+    Ok(())
+}
+
 /// Field values by name, from which a [`Body`] is built.
 #[derive(Debug, Default)]
 pub(crate) struct Bag {
@@ -576,9 +584,7 @@ impl Bag {
                 let target = b.str("target")?;
                 let start = b.time("start")?;
                 let end = b.time("end")?;
-                if end <= start {
-                    return Err(ValidationError::field("end", "must be after `start`"));
-                }
+                window_order(start, end)?;
                 Body::MaintenanceWindow {
                     scope,
                     target,
@@ -689,28 +695,27 @@ impl<'a> ParsedEvent<'a> {
                 None => {}
             }
         }
-        if let (Some(Val::Time(start)), Some(Val::Time(end))) = (
-            &vals[field_slot("start").expect("slot")],
-            &vals[field_slot("end").expect("slot")],
-        ) && end <= start
+        if let (Some(Val::Time(start)), Some(Val::Time(end))) = (&vals[START_SLOT], &vals[END_SLOT])
         {
-            return Err(ValidationError::field("end", "must be after `start`"));
+            window_order(*start, *end)?;
         }
 
         // Unknown keys, and fields of other kinds, are kept verbatim (keys sorted). Most
         // events have neither, and skip the pass.
         let mut extra = serde_json::Map::new();
         let foreign = (seen >> ENVELOPE_KEYS.len()) & !own;
-        for (k, v) in pairs.iter().filter(|_| !unknown.is_empty() || foreign != 0) {
-            let known = match slot_of(k) {
-                Slot::Envelope(_) => true,
-                Slot::Field(f) => own & (1 << f) != 0,
-                Slot::Unknown => false,
-            };
-            if !known {
-                let value: serde_json::Value = serde_json::from_str(v)
-                    .map_err(|e| ValidationError::field(k, e.to_string()))?;
-                extra.insert(k.to_string(), value);
+        if !unknown.is_empty() || foreign != 0 {
+            for (k, v) in &pairs {
+                let known = match slot_of(k) {
+                    Slot::Envelope(_) => true,
+                    Slot::Field(f) => own & (1 << f) != 0,
+                    Slot::Unknown => false,
+                };
+                if !known {
+                    let value: serde_json::Value = serde_json::from_str(v)
+                        .map_err(|e| ValidationError::field(k, e.to_string()))?;
+                    extra.insert(k.to_string(), value);
+                }
             }
         }
         let extra = (!extra.is_empty())
