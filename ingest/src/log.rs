@@ -651,7 +651,8 @@ impl Drop for Log {
 }
 
 /// The background half of a roll: write the segment, commit it in the manifest, drop the
-/// covered WAL files.
+/// covered WAL files. Waiters are woken however it ends: a roll that panics fails the log
+/// (the WAL keeps its events) instead of leaving appends waiting for it forever.
 fn roll(
     shared: Arc<Shared>,
     id: u64,
@@ -659,13 +660,34 @@ fn roll(
     batches: Vec<RecordBatch>,
     positions: Positions,
 ) {
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        write_and_commit(&shared, id, wal_through, &batches, positions)
+    }));
+    if done.is_err() {
+        let name = segment_file(id);
+        tracing::error!(segment = %name, "writing a segment panicked; the WAL keeps the events");
+        let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.failed = Some(format!(
+            "writing segment {name} failed: the writer panicked"
+        ));
+    }
+    shared.roll_done.notify_all();
+}
+
+fn write_and_commit(
+    shared: &Shared,
+    id: u64,
+    wal_through: u64,
+    batches: &[RecordBatch],
+    positions: Positions,
+) {
     let dir = &shared.dir;
     let name = segment_file(id);
     let tmp = segments_dir(dir).join(format!("{name}.tmp"));
     let dname = digest_file(&name);
     let dtmp = segments_dir(dir).join(format!("{dname}.tmp"));
-    let written = write_segment(&tmp, &batches).and_then(|mut meta| {
-        let digest = write_digest(&dtmp, &dname, &batches)?;
+    let written = write_segment(&tmp, batches).and_then(|mut meta| {
+        let digest = write_digest(&dtmp, &dname, batches)?;
         fs::rename(&tmp, segments_dir(dir).join(&name))?;
         fs::rename(&dtmp, segments_dir(dir).join(&dname))?;
         sync_dir(&segments_dir(dir))?;
@@ -700,10 +722,8 @@ fn roll(
         Err(e) => {
             tracing::error!(segment = %name, error = %e, "writing a segment failed; the WAL keeps the events");
             st.failed = Some(format!("writing segment {name} failed: {e}"));
-            drop(st);
         }
     }
-    shared.roll_done.notify_all();
 }
 
 /// See [`Snapshot::read_digests`].

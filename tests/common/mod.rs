@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// `callstate`.
 pub fn bin() -> Command {
@@ -16,7 +17,8 @@ pub fn bin() -> Command {
 pub struct Proc(pub Child);
 
 impl Proc {
-    /// Sends `signal` (`-TERM`, `-KILL`, ...) and waits for the exit.
+    /// Sends `signal` (`-TERM`, `-KILL`, ...) and waits for the exit; a process still
+    /// running a minute later is killed and fails the test (a shutdown must not hang).
     pub fn signal(&mut self, signal: &str) -> ExitStatus {
         let pid = self.0.id().to_string();
         assert!(
@@ -26,7 +28,18 @@ impl Proc {
                 .unwrap()
                 .success()
         );
-        self.0.wait().unwrap()
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+                panic!("the process did not exit within 60 s of {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

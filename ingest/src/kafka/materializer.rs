@@ -8,11 +8,12 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -70,10 +71,20 @@ pub struct MaterializerStatus {
     pub failed: Option<String>,
 }
 
+/// How long [`Materializer::stop`] waits for the consumer to leave its group.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Assigns partitions at the log's positions.
+///
+/// The rebalance callback makes no call that waits on the consumer group's own thread
+/// (`rebalance_protocol`, `assignment`): librdkafka serves the callbacks of a closing consumer
+/// while its group is terminating, and such calls can then wait forever
+/// (confluentinc/librdkafka#4041, #4884). The protocol comes from the configuration and
+/// the assignment is tracked from the callbacks.
 struct PositionsContext {
     log: Arc<Log>,
     status: Arc<Mutex<MaterializerStatus>>,
+    cooperative: bool,
 }
 
 impl ClientContext for PositionsContext {
@@ -102,35 +113,53 @@ impl PositionsContext {
             );
             at.add_partition_offset(e.topic(), e.partition(), offset)?;
         }
-        match c.rebalance_protocol() {
-            RebalanceProtocol::Cooperative => c.incremental_assign(&at),
-            _ => c.assign(&at),
+        if self.cooperative {
+            c.incremental_assign(&at)
+        } else {
+            c.assign(&at)
         }
     }
 }
 
 impl ConsumerContext for PositionsContext {
     fn rebalance(&self, c: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        let cooperative = matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        use RDKafkaRespErr::{
+            RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS as ASSIGN,
+            RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS as REVOKE,
+        };
         let result = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(c, tpl),
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if cooperative => {
-                c.incremental_unassign(tpl)
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => c.unassign(),
+            ASSIGN => self.assign(c, tpl),
+            REVOKE if self.cooperative => c.incremental_unassign(tpl),
+            REVOKE => c.unassign(),
             other => {
                 tracing::warn!(error = ?other, "rebalance error; unassigning");
                 c.unassign()
             }
         };
-        if let Err(e) = result {
+        if let Err(e) = &result {
             tracing::error!(error = %e, "applying a rebalance failed");
         }
+        let changed = partitions(tpl);
         let mut st = self.status();
         st.rebalances += 1;
-        st.assigned = c.assignment().map(|a| partitions(&a)).unwrap_or_default();
+        match err {
+            ASSIGN if self.cooperative => st.assigned.extend(changed),
+            ASSIGN => st.assigned = changed,
+            REVOKE if self.cooperative => st.assigned.retain(|p| !changed.contains(p)),
+            _ => st.assigned.clear(),
+        }
         st.assigned.sort_unstable();
+        st.assigned.dedup();
     }
+}
+
+/// Whether the configured assignment strategy is cooperative (`cooperative-sticky`, or the
+/// KIP-848 `group.protocol=consumer`, which is always incremental).
+fn cooperative(cfg: &KafkaConfig) -> bool {
+    cfg.options.iter().any(|(k, v)| {
+        (k == "partition.assignment.strategy" && v.contains("cooperative"))
+            || (k == "group.protocol" && v.eq_ignore_ascii_case("consumer"))
+    })
 }
 
 /// The key of a partition in [`Positions`].
@@ -143,6 +172,8 @@ pub struct Materializer {
     stop: Arc<AtomicBool>,
     status: Arc<Mutex<MaterializerStatus>>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected when the thread has ended (its consumer closed).
+    ended: Receiver<()>,
 }
 
 impl Materializer {
@@ -158,6 +189,7 @@ impl Materializer {
                 .create_with_context(PositionsContext {
                     log: log.clone(),
                     status: status.clone(),
+                    cooperative: cooperative(cfg),
                 })
                 .map_err(|e| kerr("creating the materializer's consumer", e))?;
         subscribe(&consumer, &opts.topic)?;
@@ -171,13 +203,15 @@ impl Materializer {
             status: status.clone(),
         };
         let stop2 = stop.clone();
+        let (ended_tx, ended) = std::sync::mpsc::sync_channel(0);
         let thread = std::thread::Builder::new()
             .name("callstate-materializer".into())
-            .spawn(move || worker.run(&stop2))?;
+            .spawn(move || worker.run(&stop2, ended_tx))?;
         Ok(Materializer {
             stop,
             status,
             thread: Some(thread),
+            ended,
         })
     }
 
@@ -202,22 +236,34 @@ impl Materializer {
         }
     }
 
-    /// Stops after the batch in hand (appended or not at all) and leaves the group.
+    /// Stops after the batch in hand (appended or not at all) and leaves the group, waiting
+    /// at most [`STOP_TIMEOUT`] for the group to let go: what is stored does not depend on
+    /// it (the positions are in the log), so a consumer that cannot close is left behind
+    /// with an error rather than holding up a shutdown.
     pub fn stop(mut self) -> MaterializerStatus {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.shut_down();
         self.status()
+    }
+
+    fn shut_down(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let Some(t) = self.thread.take() else { return };
+        match self.ended.recv_timeout(STOP_TIMEOUT) {
+            Err(RecvTimeoutError::Timeout) => tracing::error!(
+                "the Kafka materializer did not leave its consumer group within {} s; \
+                 going on without waiting (its stored events and positions are complete)",
+                STOP_TIMEOUT.as_secs()
+            ),
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = t.join();
+            }
+        }
     }
 }
 
 impl Drop for Materializer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.shut_down();
     }
 }
 
@@ -230,7 +276,15 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(self, stop: &AtomicBool) {
+    /// Consumes until `stop`; `ended` is dropped last, once the consumer is closed.
+    fn run(self, stop: &AtomicBool, ended: SyncSender<()>) {
+        self.consume(stop);
+        // Dropping the consumer leaves the group (serving the revocation callbacks).
+        drop(self);
+        drop(ended);
+    }
+
+    fn consume(&self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             let polled = poll_batch(
                 &self.consumer,
@@ -247,7 +301,6 @@ impl Worker {
                 break;
             }
         }
-        self.consumer.unsubscribe();
     }
 
     fn process(&self, messages: &[rdkafka::message::OwnedMessage]) -> io::Result<()> {
