@@ -127,18 +127,24 @@ pub fn read_to_end(cfg: &KafkaConfig, topic: &str) -> io::Result<Vec<OwnedMessag
     }
     c.assign(&tpl).map_err(|e| kerr("assigning", e))?;
     let mut out = Vec::new();
+    let mut progress = std::time::Instant::now();
     while !left.is_empty() {
-        match c.poll(Duration::from_secs(30)) {
-            Some(Ok(m)) => out.push(m.detach()),
+        if progress.elapsed() > Duration::from_secs(30) {
+            return Err(io::Error::other(format!(
+                "reading {topic}: nothing read for 30 s"
+            )));
+        }
+        match c.poll(Duration::from_secs(1)) {
+            Some(Ok(m)) => {
+                out.push(m.detach());
+                progress = std::time::Instant::now();
+            }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 left.remove(&p);
+                progress = std::time::Instant::now();
             }
             Some(Err(e)) => tracing::warn!(error = %e, "reading {topic}"),
-            None => {
-                return Err(io::Error::other(format!(
-                    "reading {topic}: no answer in 30 s"
-                )));
-            }
+            None => {}
         }
     }
     Ok(out)
