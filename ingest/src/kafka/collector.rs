@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
 use serde::Serialize;
 
 use super::batch::{Dlq, next_offsets, offset_list, parse, poll_batch};
+use super::group::{self, GroupConsumer, partitions};
 use super::{KafkaConfig, kerr, subscribe};
 use crate::appender::Appender;
 
@@ -61,48 +63,26 @@ pub struct CollectorStats {
     pub commits: u64,
 }
 
-/// Logs rebalances.
-pub(crate) struct LoggingContext;
+/// Applies rebalances at the group's committed offsets, and logs them.
+pub(crate) struct CollectorContext {
+    cooperative: bool,
+}
 
-impl ClientContext for LoggingContext {
+impl ClientContext for CollectorContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        log_client_error(error, reason);
+        group::log_client_error(error, reason);
     }
 }
 
-/// librdkafka's global errors: the end of a partition (`--until-end`) is not one; a broker
-/// that cannot be reached is retried, so it is a warning.
-pub(crate) fn log_client_error(error: rdkafka::error::KafkaError, reason: &str) {
-    use rdkafka::error::KafkaError::{Global, PartitionEOF};
-    use rdkafka::types::RDKafkaErrorCode::{
-        AllBrokersDown, BrokerTransportFailure, PartitionEOF as Eof,
-    };
-    match error {
-        PartitionEOF(_) | Global(Eof) => {}
-        Global(AllBrokersDown | BrokerTransportFailure) => {
-            tracing::warn!("Kafka: {error}: {reason} (retrying)")
-        }
-        _ => tracing::error!("Kafka: {error}: {reason}"),
+impl ConsumerContext for CollectorContext {
+    fn rebalance(&self, c: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        group::rebalance(c, err, tpl, self.cooperative, |tpl| Ok(tpl.clone()));
     }
-}
-
-impl ConsumerContext for LoggingContext {
-    fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => tracing::info!(partitions = ?partitions(tpl), "assigned"),
-            Rebalance::Revoke(tpl) => tracing::info!(partitions = ?partitions(tpl), "revoked"),
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-    }
-}
-
-pub(crate) fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
-    tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
 /// The Kafka collector.
 pub struct Collector {
-    consumer: BaseConsumer<LoggingContext>,
+    consumer: GroupConsumer<CollectorContext>,
     dlq: Dlq,
     sink: Arc<dyn Appender>,
     opts: CollectorOptions,
@@ -116,14 +96,16 @@ impl Collector {
         opts: CollectorOptions,
         sink: Arc<dyn Appender>,
     ) -> io::Result<Collector> {
-        let consumer: BaseConsumer<LoggingContext> =
+        let consumer: BaseConsumer<CollectorContext> =
             super::consumer_config(cfg, &opts.group, opts.until_end)
-                .create_with_context(LoggingContext)
+                .create_with_context(CollectorContext {
+                    cooperative: group::cooperative(cfg),
+                })
                 .map_err(|e| kerr("creating the Kafka consumer", e))?;
         subscribe(&consumer, &opts.topic)?;
         let dlq = Dlq::new(cfg, &opts.dlq_topic)?;
         Ok(Collector {
-            consumer,
+            consumer: GroupConsumer::new(consumer),
             dlq,
             sink,
             opts,

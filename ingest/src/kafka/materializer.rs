@@ -8,7 +8,6 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::batch::{Dlq, next_offsets, offset_list, parse, poll_batch};
-use super::collector::partitions;
+use super::group::{self, GroupConsumer, partitions};
 use super::{KafkaConfig, kerr, subscribe};
 use crate::log::{Log, Positions};
 
@@ -71,16 +70,8 @@ pub struct MaterializerStatus {
     pub failed: Option<String>,
 }
 
-/// How long [`Materializer::stop`] waits for the consumer to leave its group.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Assigns partitions at the log's positions.
-///
-/// The rebalance callback makes no call that waits on the consumer group's own thread
-/// (`rebalance_protocol`, `assignment`): librdkafka serves the callbacks of a closing consumer
-/// while its group is terminating, and such calls can then wait forever
-/// (confluentinc/librdkafka#4041, #4884). The protocol comes from the configuration and
-/// the assignment is tracked from the callbacks.
+/// Assigns partitions at the log's positions, and keeps the status's list of them (from the
+/// callbacks: see [`group`] for why the consumer is not asked).
 struct PositionsContext {
     log: Arc<Log>,
     status: Arc<Mutex<MaterializerStatus>>,
@@ -89,7 +80,7 @@ struct PositionsContext {
 
 impl ClientContext for PositionsContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        super::collector::log_client_error(error, reason);
+        group::log_client_error(error, reason);
     }
 }
 
@@ -98,7 +89,8 @@ impl PositionsContext {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn assign(&self, c: &BaseConsumer<Self>, tpl: &TopicPartitionList) -> KafkaResult<()> {
+    /// `tpl` at the offsets the log holds for its partitions.
+    fn at_positions(&self, tpl: &TopicPartitionList) -> KafkaResult<TopicPartitionList> {
         let positions = self.log.positions();
         let mut at = TopicPartitionList::new();
         for e in tpl.elements() {
@@ -113,53 +105,29 @@ impl PositionsContext {
             );
             at.add_partition_offset(e.topic(), e.partition(), offset)?;
         }
-        if self.cooperative {
-            c.incremental_assign(&at)
-        } else {
-            c.assign(&at)
-        }
+        Ok(at)
     }
 }
 
 impl ConsumerContext for PositionsContext {
     fn rebalance(&self, c: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        use RDKafkaRespErr::{
-            RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS as ASSIGN,
-            RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS as REVOKE,
-        };
-        let result = match err {
-            ASSIGN => self.assign(c, tpl),
-            REVOKE if self.cooperative => c.incremental_unassign(tpl),
-            REVOKE => c.unassign(),
-            other => {
-                tracing::warn!(error = ?other, "rebalance error; unassigning");
-                c.unassign()
-            }
-        };
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "applying a rebalance failed");
-        }
+        group::rebalance(c, err, tpl, self.cooperative, |tpl| self.at_positions(tpl));
         let changed = partitions(tpl);
         let mut st = self.status();
         st.rebalances += 1;
         match err {
-            ASSIGN if self.cooperative => st.assigned.extend(changed),
-            ASSIGN => st.assigned = changed,
-            REVOKE if self.cooperative => st.assigned.retain(|p| !changed.contains(p)),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS if self.cooperative => {
+                st.assigned.extend(changed)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => st.assigned = changed,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if self.cooperative => {
+                st.assigned.retain(|p| !changed.contains(p))
+            }
             _ => st.assigned.clear(),
         }
         st.assigned.sort_unstable();
         st.assigned.dedup();
     }
-}
-
-/// Whether the configured assignment strategy is cooperative (`cooperative-sticky`, or the
-/// KIP-848 `group.protocol=consumer`, which is always incremental).
-fn cooperative(cfg: &KafkaConfig) -> bool {
-    cfg.options.iter().any(|(k, v)| {
-        (k == "partition.assignment.strategy" && v.contains("cooperative"))
-            || (k == "group.protocol" && v.eq_ignore_ascii_case("consumer"))
-    })
 }
 
 /// The key of a partition in [`Positions`].
@@ -172,8 +140,6 @@ pub struct Materializer {
     stop: Arc<AtomicBool>,
     status: Arc<Mutex<MaterializerStatus>>,
     thread: Option<JoinHandle<()>>,
-    /// Disconnected when the thread has ended (its consumer closed).
-    ended: Receiver<()>,
 }
 
 impl Materializer {
@@ -189,29 +155,27 @@ impl Materializer {
                 .create_with_context(PositionsContext {
                     log: log.clone(),
                     status: status.clone(),
-                    cooperative: cooperative(cfg),
+                    cooperative: group::cooperative(cfg),
                 })
                 .map_err(|e| kerr("creating the materializer's consumer", e))?;
         subscribe(&consumer, &opts.topic)?;
         let dlq = Dlq::new(cfg, &opts.dlq_topic)?;
         let stop = Arc::new(AtomicBool::new(false));
         let worker = Worker {
-            consumer,
+            consumer: GroupConsumer::new(consumer),
             dlq,
             log,
             opts,
             status: status.clone(),
         };
         let stop2 = stop.clone();
-        let (ended_tx, ended) = std::sync::mpsc::sync_channel(0);
         let thread = std::thread::Builder::new()
             .name("callstate-materializer".into())
-            .spawn(move || worker.run(&stop2, ended_tx))?;
+            .spawn(move || worker.run(&stop2))?;
         Ok(Materializer {
             stop,
             status,
             thread: Some(thread),
-            ended,
         })
     }
 
@@ -236,10 +200,8 @@ impl Materializer {
         }
     }
 
-    /// Stops after the batch in hand (appended or not at all) and leaves the group, waiting
-    /// at most [`STOP_TIMEOUT`] for the group to let go: what is stored does not depend on
-    /// it (the positions are in the log), so a consumer that cannot close is left behind
-    /// with an error rather than holding up a shutdown.
+    /// Stops after the batch in hand (appended or not at all) and leaves the group (waiting
+    /// at most [`CLOSE_TIMEOUT`](super::CLOSE_TIMEOUT) for it to let go).
     pub fn stop(mut self) -> MaterializerStatus {
         self.shut_down();
         self.status()
@@ -247,16 +209,8 @@ impl Materializer {
 
     fn shut_down(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let Some(t) = self.thread.take() else { return };
-        match self.ended.recv_timeout(STOP_TIMEOUT) {
-            Err(RecvTimeoutError::Timeout) => tracing::error!(
-                "the Kafka materializer did not leave its consumer group within {} s; \
-                 going on without waiting (its stored events and positions are complete)",
-                STOP_TIMEOUT.as_secs()
-            ),
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                let _ = t.join();
-            }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -268,7 +222,7 @@ impl Drop for Materializer {
 }
 
 struct Worker {
-    consumer: BaseConsumer<PositionsContext>,
+    consumer: GroupConsumer<PositionsContext>,
     dlq: Dlq,
     log: Arc<Log>,
     opts: MaterializerOptions,
@@ -276,15 +230,8 @@ struct Worker {
 }
 
 impl Worker {
-    /// Consumes until `stop`; `ended` is dropped last, once the consumer is closed.
-    fn run(self, stop: &AtomicBool, ended: SyncSender<()>) {
-        self.consume(stop);
-        // Dropping the consumer leaves the group (serving the revocation callbacks).
-        drop(self);
-        drop(ended);
-    }
-
-    fn consume(&self, stop: &AtomicBool) {
+    /// Consumes until `stop`, then leaves the group (dropping the consumer).
+    fn run(self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             let polled = poll_batch(
                 &self.consumer,

@@ -16,6 +16,7 @@
 mod batch;
 pub mod canonical;
 pub mod collector;
+mod group;
 pub mod materializer;
 
 use std::collections::BTreeSet;
@@ -30,6 +31,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 pub use batch::{DLQ_HEADER_ERROR, DLQ_HEADER_FIELD, Dlq};
 pub use canonical::CanonicalProducer;
 pub use collector::{Collector, CollectorOptions, CollectorStats};
+pub use group::CLOSE_TIMEOUT;
 pub use materializer::{Materializer, MaterializerOptions, MaterializerStatus, position_key};
 
 /// How to reach the brokers.
