@@ -492,8 +492,8 @@ def http_side(binary, data, pairs, at, frm, to, out):
             problems.append("HTTP fleet size differs")
         pools = {r[0]: r for r in read_csv(out / "availability_pool.csv")}
         for g in by_pool:
-            if not close(g["in_service_s"], pools[g["group"]][2]):
-                problems.append(f"HTTP availability differs for {g['group']}")
+            if not close(g["in_service_s"], pools[g["group_key"]][2]):
+                problems.append(f"HTTP availability differs for {g['group_key']}")
         if len(by_device) != len(read_csv(out / "availability_device.csv")):
             problems.append("HTTP availability by device: row count differs")
         if len(incidents) != len(read_csv(out / "incidents.csv")):

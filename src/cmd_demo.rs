@@ -7,11 +7,12 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use callstate_ingest::{Log, LogOptions, LogStats};
-use callstate_query::api::ApiConfig;
+use callstate_log::{Log, LogOptions, LogStats};
 use callstate_schemas::Event;
+use callstate_server::ServerConfig;
 
 use crate::cmd_sim::{LogWriter, scenario, summary};
+use crate::out::outln;
 
 /// Arguments of `callstate demo`.
 #[derive(Args)]
@@ -50,8 +51,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
     let sc = scenario("demo", Some(args.devices), None)?;
-    let start = sc.start_time().map_err(anyhow::Error::msg)?;
-    let end = sc.end_time().map_err(anyhow::Error::msg)?;
+    let start = sc.start_time()?;
+    let end = sc.end_time()?;
     eprintln!(
         "callstate demo: simulating {} devices of cluster CL1 from {} to {} (seed {}), into {}",
         args.devices,
@@ -82,8 +83,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
             pb.set_message(format!("{} ({n} events)", e.time.format("%H:%M")));
         }
         Ok(())
-    })
-    .map_err(anyhow::Error::msg)?;
+    })?;
     writer.flush()?;
     log.wait_idle()?;
     pb.finish_and_clear();
@@ -91,21 +91,25 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     let stats = LogStats::of(&log.snapshot())?;
     let s = summary(&truth);
-    println!(
+    outln!(
         "\nIngested {} events ({} duplicates dropped by the log) into {}.",
         stats.events,
         writer.duplicates,
         dir.display()
-    );
-    println!(
+    )?;
+    outln!(
         "{} devices, {} calls, {} failovers, {} re-homes, {} maintenance window(s).\n",
-        s["devices"], s["calls"], s["failovers"], s["rehomes"], s["maintenance_windows"]
-    );
-    println!("What happened (ground truth of the simulator):");
+        s["devices"],
+        s["calls"],
+        s["failovers"],
+        s["rehomes"],
+        s["maintenance_windows"]
+    )?;
+    outln!("What happened (ground truth of the simulator):")?;
     for inc in truth.incidents.iter().filter(|i| !i.devices.is_empty()) {
         let r = &inc.recovery;
         let secs = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.0}s"));
-        println!(
+        outln!(
             "  {} {} {} at {}: {} devices out; back 50% {} / 90% {} / 100% {}; {} failed over, {} re-homed ({} waited for calls); calls {} active, {} dropped",
             inc.id,
             inc.cause,
@@ -122,17 +126,17 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
             inc.rehomes.iter().filter(|m| m.waited_for_calls).count(),
             inc.calls_active,
             inc.calls_dropped,
-        );
+        )?;
     }
     for w in &truth.maintenance_windows {
-        println!(
+        outln!(
             "  maintenance {} {} {}..{} ({})",
             w.scope,
             w.target,
             w.start.format("%H:%M"),
             w.end.format("%H:%M"),
             w.reason
-        );
+        )?;
     }
     let exe = std::env::args()
         .next()
@@ -159,54 +163,59 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .map(|(t, dev)| (at_ts(t), dev))
         .unwrap_or_else(|| (day_from.clone(), String::new()));
     let cti_at = after("ctimanager_failure").map_or_else(|| day_from.clone(), |(t, _)| at_ts(t));
-    println!("The ground truth is in {}.", dir.join(MARKER).display());
+    outln!("The ground truth is in {}.", dir.join(MARKER).display())?;
     if args.no_serve {
-        println!("\nTry:");
-        println!("  {exe} incidents --from {day_from} --to {day_to} --data {d}");
-        println!(
+        outln!("\nTry:")?;
+        outln!("  {exe} incidents --from {day_from} --to {day_to} --data {d}")?;
+        outln!(
             "      # the incidents above, detected from the log: recovery 50/90/100%, failovers, re-homes"
-        );
-        println!("  {exe} state --at {node_at} --data {d}");
-        println!(
+        )?;
+        outln!("  {exe} state --at {node_at} --data {d}")?;
+        outln!(
             "      # every device 20 s into the node failure: out of service, or on a backup node"
-        );
-        println!("  {exe} sla --from {day_from} --to {day_to} --group-by node --data {d}");
-        println!("      # availability per home node against 99.9%, error budget, outages, MTTR");
-        println!(
+        )?;
+        outln!("  {exe} sla --from {day_from} --to {day_to} --group-by node --data {d}")?;
+        outln!("      # availability per home node against 99.9%, error budget, outages, MTTR")?;
+        outln!(
             "  {exe} sql \"SELECT state, count(*) FROM device_state_at(TIMESTAMP '{cti_at}') GROUP BY state\" --data {d}"
-        );
-        println!("      # the fleet during the CTIManager failover");
+        )?;
+        outln!("      # the fleet during the CTIManager failover")?;
         return Ok(());
     }
-    crate::cmd_serve::run(log, &args.listen, ApiConfig::default(), None, |addr| {
+    crate::cmd_serve::run(log, &args.listen, ServerConfig::default(), None, |addr| {
         let u = format!("http://{addr}");
-        println!("\nThe API is up on {u} (Ctrl-C stops it; the data stays in {d}). Try:\n");
-        println!("  curl -s '{u}/api/v1/incidents?from={day_from}&to={day_to}'");
-        println!(
+        let _ = outln!("\nThe API is up on {u} (Ctrl-C stops it; the data stays in {d}). Try:\n");
+        let _ = outln!("  curl -s '{u}/api/v1/incidents?from={day_from}&to={day_to}'");
+        let _ = outln!(
             "      # the incidents above, detected from the log: recovery 50/90/100%, failovers, re-homes"
         );
-        println!(
+        let _ = outln!(
             "  curl -s '{u}/api/v1/state?at={node_at}&state=out_of_service&format=csv' | head"
         );
-        println!(
+        let _ = outln!(
             "      # devices still out of service 20 s into the node failure (JSON adds counts per state)"
         );
         if !node_device.is_empty() {
-            println!(
+            let _ = outln!(
                 "  curl -s '{u}/api/v1/devices/{node_device}/timeline?from={day_from}&to={day_to}'"
             );
-            println!(
+            let _ = outln!(
                 "      # one affected device: its events and state intervals, failover and re-home"
             );
         }
-        println!("  curl -s '{u}/api/v1/sla?from={day_from}&to={day_to}&group_by=node&format=csv'");
-        println!("      # availability per home node against 99.9%, error budget, outages, MTTR");
-        println!(
+        let _ = outln!(
+            "  curl -s '{u}/api/v1/sla?from={day_from}&to={day_to}&group_by=node&format=csv'"
+        );
+        let _ =
+            outln!("      # availability per home node against 99.9%, error budget, outages, MTTR");
+        let _ = outln!(
             "  curl -s {u}/api/v1/query -H 'Content-Type: text/plain' -d \"SELECT state, count(*) AS devices FROM device_state_at('{cti_at}') GROUP BY state\""
         );
-        println!("      # SQL: the fleet during the CTIManager failover");
-        println!("  curl -s {u}/metrics | grep callstate_devices");
-        println!("      # Prometheus metrics; the API's description is at {u}/api/v1/openapi.json");
+        let _ = outln!("      # SQL: the fleet during the CTIManager failover");
+        let _ = outln!("  curl -s {u}/metrics | grep callstate_devices");
+        let _ = outln!(
+            "      # Prometheus metrics; the API's description is at {u}/api/v1/openapi.json"
+        );
     })?;
     Ok(())
 }

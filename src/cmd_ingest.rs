@@ -9,10 +9,12 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use callstate_ingest::ndjson::{self, IngestSink, NdjsonOptions, Reject, Summary};
-use callstate_ingest::{Log, LogOptions};
+use callstate_ingest::Reject;
+use callstate_ingest::ndjson::{self, IngestSink, NdjsonOptions, Summary};
+use callstate_log::{Log, LogOptions};
 
 use crate::DataArgs;
+use crate::out::outln;
 
 /// Arguments of `callstate ingest file`.
 #[derive(Args)]
@@ -21,7 +23,7 @@ pub struct FileArgs {
     pub path: String,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Rejects file (NDJSON: line, field, error, input). Default: DATA/rejects/<time>-<name>.ndjson,
+    /// Rejects file (NDJSON: origin, line, field, error, input). Default: DATA/rejects/<time>-<name>.ndjson,
     /// created only when a line is rejected.
     #[arg(long)]
     pub rejects: Option<PathBuf>,
@@ -157,6 +159,11 @@ pub fn file(args: FileArgs) -> anyhow::Result<()> {
         last: Summary::default(),
     };
     let opts = NdjsonOptions {
+        origin: if args.path == "-" {
+            "stdin".into()
+        } else {
+            args.path.clone()
+        },
         batch_lines: args.batch_lines,
         parsers: args.parsers,
     };
@@ -174,7 +181,7 @@ pub fn file(args: FileArgs) -> anyhow::Result<()> {
         summary: &summary,
         rejects_file: sink.file.is_some().then(|| sink.path.display().to_string()),
     };
-    println!("{}", serde_json::to_string(&report)?);
+    outln!("{}", serde_json::to_string(&report)?)?;
     result
         .map(|_| ())
         .with_context(|| format!("ingest of {} stopped", args.path))

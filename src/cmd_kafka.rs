@@ -10,8 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use callstate_ingest::Appender;
 use callstate_ingest::kafka::{CanonicalProducer, Collector, CollectorOptions, KafkaConfig};
-use callstate_ingest::{Appender, Log, LogOptions};
+use callstate_log::{Log, LogOptions};
+
+use crate::out::outln;
 
 /// How to reach Kafka.
 #[derive(Args, Debug, Clone, Default)]
@@ -119,7 +122,7 @@ pub fn ingest(args: IngestKafkaArgs) -> anyhow::Result<()> {
         l.wait_idle()?;
     }
     let stats = result.context("the Kafka collector stopped")?;
-    println!("{}", serde_json::to_string(&stats)?);
+    outln!("{}", serde_json::to_string(&stats)?)?;
     Ok(())
 }
 
@@ -216,9 +219,9 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             args.topic
         );
     }
-    println!(
+    outln!(
         "{}",
         serde_json::json!({ "produced": sent, "topic": args.topic })
-    );
+    )?;
     Ok(())
 }

@@ -3,14 +3,16 @@
 use std::path::Path;
 
 use anyhow::Context;
-use callstate_ingest::{Log, LogOptions, LogStats, Snapshot};
+use callstate_log::{Log, LogOptions, LogStats, Snapshot};
 use callstate_schemas::json_schema::schema_files;
+
+use crate::out::{out, outln};
 
 /// `callstate log stats`: reads the log without locking it, so it works beside a writer.
 pub fn stats(data: &Path) -> anyhow::Result<()> {
     let snap = Snapshot::load(data)?;
     let stats = LogStats::of(&snap)?;
-    println!("{}", serde_json::to_string_pretty(&stats)?);
+    outln!("{}", serde_json::to_string_pretty(&stats)?)?;
     Ok(())
 }
 
@@ -19,7 +21,7 @@ pub fn roll(data: &Path) -> anyhow::Result<()> {
     let log = Log::open(data, LogOptions::default())?;
     log.roll_now()?;
     let stats = LogStats::of(&log.snapshot())?;
-    println!("{}", serde_json::to_string_pretty(&stats)?);
+    outln!("{}", serde_json::to_string_pretty(&stats)?)?;
     Ok(())
 }
 
@@ -27,13 +29,13 @@ pub fn roll(data: &Path) -> anyhow::Result<()> {
 pub fn schema(out: Option<&Path>) -> anyhow::Result<()> {
     let files = schema_files();
     match out {
-        None => print!("{}", files[0].1),
+        None => out!("{}", files[0].1)?,
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
             for (name, text) in files {
                 let path = dir.join(name);
                 std::fs::write(&path, text).with_context(|| path.display().to_string())?;
-                println!("{}", path.display());
+                outln!("{}", path.display())?;
             }
         }
     }

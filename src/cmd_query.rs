@@ -6,8 +6,10 @@ use anyhow::bail;
 use arrow::array::RecordBatch;
 use clap::ValueEnum;
 
-use callstate_ingest::Snapshot;
-use callstate_query::rows::Us;
+use callstate_log::Snapshot;
+use callstate_schemas::Us;
+
+use crate::out::outln;
 
 /// Output format of tabular answers.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -20,9 +22,9 @@ pub enum Format {
     Json,
 }
 
-/// Parses an instant: RFC 3339, or epoch milliseconds (as Grafana's `${__from}`).
+/// Parses an instant: RFC 3339, epoch milliseconds (as Grafana's `${__from}`) or `now`.
 pub fn parse_instant(text: &str) -> anyhow::Result<Us> {
-    callstate_query::instant::parse_instant(text).map_err(anyhow::Error::msg)
+    Ok(callstate_schemas::parse_instant(text)?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -124,10 +126,10 @@ pub fn state(
         if known_device.iter().all(|b| b.num_rows() == 0) {
             bail!("device `{d}` is not in the log");
         }
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"device": d, "state": "unknown", "reason": "no service event before this instant"})
-        );
+        )?;
         return Ok(());
     }
     print(&batches, format)

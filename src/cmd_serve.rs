@@ -13,9 +13,11 @@ use clap::Args;
 use serde::Deserialize;
 
 use callstate_ingest::kafka::{CanonicalProducer, KafkaConfig, Materializer, MaterializerOptions};
-use callstate_ingest::{Log, LogOptions};
-use callstate_query::api::{Api, ApiConfig, ReadAuth};
-use callstate_query::sla::Targets;
+use callstate_log::{DEFAULT_SEGMENT_ROWS, Log, LogOptions};
+use callstate_query::model::sla::Targets;
+use callstate_server::{App, ReadAuth, ServerConfig};
+
+use crate::out::outln;
 
 /// Arguments of `callstate serve`.
 #[derive(Args, Debug, Default)]
@@ -56,7 +58,7 @@ pub struct Given {
     /// SLA targets file (TOML; default 99.9% for every group).
     #[arg(long, env = "CALLSTATE_TARGETS")]
     pub targets: Option<PathBuf>,
-    /// Events per Parquet segment [default: 1000000].
+    /// Events per Parquet segment [default: 262144].
     #[arg(long, env = "CALLSTATE_SEGMENT_ROWS")]
     pub segment_rows: Option<usize>,
     /// Kafka-backed log: bootstrap brokers. The HTTP collector then writes to the canonical
@@ -110,7 +112,7 @@ pub struct Settings {
     /// Log options.
     pub log: LogOptions,
     /// API settings.
-    pub api: ApiConfig,
+    pub api: ServerConfig,
     /// The Kafka-backed log, when configured.
     pub kafka: Option<KafkaMode>,
 }
@@ -142,7 +144,7 @@ impl ServeArgs {
             }
         };
         let g = self.given.or(file);
-        let defaults = ApiConfig::default();
+        let defaults = ServerConfig::default();
         let timeout = g.sql_timeout_s.unwrap_or(30.0);
         if !(timeout > 0.0 && timeout.is_finite()) {
             bail!("sql_timeout_s must be a positive number of seconds, not {timeout}");
@@ -172,9 +174,9 @@ impl ServeArgs {
             data: g.data.unwrap_or_else(|| "callstate-data".into()),
             listen: g.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             log: LogOptions {
-                segment_rows: g.segment_rows.unwrap_or(LogOptions::default().segment_rows),
+                segment_rows: g.segment_rows.unwrap_or(DEFAULT_SEGMENT_ROWS),
             },
-            api: ApiConfig {
+            api: ServerConfig {
                 token,
                 read_auth,
                 max_body_bytes: g.max_body_bytes.unwrap_or(defaults.max_body_bytes),
@@ -215,7 +217,7 @@ pub async fn shutdown_signal() {
 pub fn run(
     log: Log,
     listen: &str,
-    api: ApiConfig,
+    api: ServerConfig,
     kafka: Option<KafkaMode>,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
@@ -225,7 +227,7 @@ pub fn run(
     let log = Arc::new(log);
     let mut materializer = None;
     let app = match kafka {
-        None => Api::new(log.clone(), api),
+        None => App::new(log.clone(), api),
         Some(k) => {
             let topic = k.materializer.topic.clone();
             let producer = CanonicalProducer::new(&k.config, &topic)
@@ -234,7 +236,7 @@ pub fn run(
                 .with_context(|| format!("cannot materialize the canonical topic {topic}"))?;
             let probe = Box::new(m.failure_probe());
             materializer = Some(m);
-            Api::with_appender(log.clone(), Arc::new(producer), Some(probe), api)
+            App::with_appender(log.clone(), Arc::new(producer), Some(probe), api)
         }
     };
     rt.block_on(async {
@@ -242,7 +244,7 @@ pub fn run(
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         ready(listener.local_addr()?);
-        callstate_query::api::serve(listener, app, shutdown_signal()).await?;
+        callstate_server::serve(listener, app, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
     drop(rt);
@@ -264,7 +266,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data = s.data.clone();
     run(log, &s.listen, s.api, s.kafka, |addr| {
         // One line on stdout for scripts and tests to wait for.
-        println!(
+        let _ = outln!(
             "callstate: listening on http://{addr} (data {})",
             data.display()
         );

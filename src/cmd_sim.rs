@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use callstate_ingest::{Log, LogOptions};
+use callstate_log::{Log, LogOptions};
 use callstate_schemas::Event;
 use callstate_sim::{BUILT_IN, Scenario, Truth};
+
+use crate::out::outln;
 
 /// Arguments of `callstate simulate`.
 #[derive(Args)]
@@ -43,13 +45,13 @@ pub fn scenario(
     devices: Option<usize>,
     duration: Option<&str>,
 ) -> anyhow::Result<Scenario> {
-    let mut sc = Scenario::load(name).map_err(anyhow::Error::msg)?;
+    let mut sc = Scenario::load(name)?;
     if let Some(d) = devices {
         sc.topology.devices = d;
     }
     if let Some(d) = duration {
         sc.duration = d.to_string();
-        sc.end_time().map_err(anyhow::Error::msg)?;
+        sc.end_time()?;
     }
     Ok(sc)
 }
@@ -75,7 +77,7 @@ impl<'a> LogWriter<'a> {
         }
     }
     /// Queues one event, appending a full batch.
-    pub fn push(&mut self, e: &Event) -> io::Result<()> {
+    pub fn push(&mut self, e: &Event) -> anyhow::Result<()> {
         self.batch.push(e.clone());
         if self.batch.len() >= 16_384 {
             self.flush()?;
@@ -83,17 +85,17 @@ impl<'a> LogWriter<'a> {
         Ok(())
     }
     /// Appends what is queued.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub fn flush(&mut self) -> anyhow::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
         let r = self.log.append(&self.batch)?;
         if r.conflicts > 0 {
-            return Err(io::Error::other(format!(
+            bail!(
                 "{} events conflict with events already in the log (same source and seq, other content): \
                  use a fresh data directory or another seed",
                 r.conflicts
-            )));
+            );
         }
         self.accepted += r.accepted as u64;
         self.duplicates += r.duplicates as u64;
@@ -159,8 +161,7 @@ pub fn simulate(args: SimArgs) -> anyhow::Result<()> {
             w.push(e)?;
         }
         Ok(())
-    })
-    .map_err(anyhow::Error::msg)?;
+    })?;
     if let Some(o) = out.as_mut() {
         o.flush()?;
     }
@@ -184,7 +185,7 @@ pub fn simulate(args: SimArgs) -> anyhow::Result<()> {
     if args.out.as_deref() == Some("-") {
         eprintln!("{s}");
     } else {
-        println!("{s}");
+        outln!("{s}")?;
     }
     Ok(())
 }

@@ -3,16 +3,19 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use arrow::datatypes::SchemaRef;
+use arrow::array::RecordBatch;
 use clap::Args;
 use serde::Serialize;
 
-use callstate_ingest::Snapshot;
-use callstate_query::functions;
-use callstate_query::sla::{self, GroupBy, Period, Targets, calendar_windows, parse_tz};
+use callstate_log::Snapshot;
+use callstate_query::model::calendar::report_windows;
+use callstate_query::model::incidents::{IncidentOptions, detect};
+use callstate_query::model::sla::{GroupBy, Targets, availability_over, sla_over};
+use callstate_query::tables;
 use callstate_query::{LogRows, derive};
 
 use crate::cmd_query::{Format, parse_instant, print};
+use crate::out::outln;
 
 /// Window and grouping shared by `availability` and `sla`.
 #[derive(Args)]
@@ -52,11 +55,15 @@ pub struct SlaArgs {
     pub targets: Option<PathBuf>,
 }
 
-fn emit<T: Serialize>(rows: &[T], schema: SchemaRef, format: Format) -> anyhow::Result<()> {
+fn emit<T: Serialize>(
+    rows: &[T],
+    batch: impl FnOnce(&[T]) -> RecordBatch,
+    format: Format,
+) -> anyhow::Result<()> {
     match format {
         // Exact numbers and nulls, straight from the rows.
-        Format::Json => println!("{}", serde_json::to_string(rows)?),
-        _ => print(&[functions::batch(schema, rows)?], format)?,
+        Format::Json => outln!("{}", serde_json::to_string(rows)?)?,
+        _ => print(&[batch(rows)], format)?,
     }
     Ok(())
 }
@@ -73,18 +80,7 @@ fn prepare(w: &WindowArgs, data: &Path) -> anyhow::Result<Prepared> {
     let to = parse_instant(&w.to).context("--to")?;
     anyhow::ensure!(from < to, "--from must be before --to");
     let by: GroupBy = w.group_by.parse().map_err(anyhow::Error::msg)?;
-    let windows = match &w.period {
-        None => vec![(from, to)],
-        Some(p) => {
-            let period: Period = p.parse().map_err(anyhow::Error::msg)?;
-            calendar_windows(
-                from,
-                to,
-                period,
-                parse_tz(&w.tz).map_err(anyhow::Error::msg)?,
-            )
-        }
-    };
+    let windows = report_windows(from, to, w.period.as_deref(), Some(&w.tz))?;
     let known_at = w.known_at.as_deref().map(parse_instant).transpose()?;
     let rows = LogRows::load_with(&Snapshot::load(data)?, known_at, false)?;
     Ok(Prepared {
@@ -98,43 +94,20 @@ fn prepare(w: &WindowArgs, data: &Path) -> anyhow::Result<Prepared> {
 /// `callstate availability`.
 pub fn availability(w: WindowArgs) -> anyhow::Result<()> {
     let p = prepare(&w, &w.data.data)?;
-    let mut out = Vec::new();
-    for (a, b) in &p.windows {
-        out.extend(sla::availability(
-            &p.intervals,
-            &p.rows.windows,
-            *a,
-            *b,
-            p.by,
-        ));
-    }
-    emit(&out, functions::availability_schema(), w.format)
+    let out = availability_over(&p.intervals, &p.rows.windows, &p.windows, p.by);
+    emit(&out, tables::availability::batch, w.format)
 }
 
 /// `callstate sla`.
 pub fn sla(args: SlaArgs) -> anyhow::Result<()> {
     let targets = match &args.targets {
         None => Targets::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            Targets::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
+        Some(path) => crate::cmd_serve::load_targets(path)?,
     };
     let w = &args.window;
     let p = prepare(w, &w.data.data)?;
-    let mut out = Vec::new();
-    for (a, b) in &p.windows {
-        out.extend(sla::sla(
-            &p.intervals,
-            &p.rows.windows,
-            *a,
-            *b,
-            p.by,
-            &targets,
-        ));
-    }
-    emit(&out, functions::sla_schema(), w.format)
+    let out = sla_over(&p.intervals, &p.rows.windows, &p.windows, p.by, &targets);
+    emit(&out, tables::sla::batch, w.format)
 }
 
 /// `callstate incidents` arguments.
@@ -165,14 +138,10 @@ pub fn incidents(a: IncidentArgs) -> anyhow::Result<()> {
     let to = parse_instant(&a.to).context("--to")?;
     let rows = LogRows::load(&Snapshot::load(&a.data.data)?, None)?;
     let intervals = derive(&rows);
-    let opts = callstate_query::incidents::IncidentOptions {
+    let opts = IncidentOptions {
         min_devices: a.min_devices.max(1),
         window_us: a.window_s.max(0) * 1_000_000,
     };
-    let found = callstate_query::incidents::detect(&intervals, &rows, &rows.calls, from, to, &opts);
-    if matches!(a.format, Format::Json) {
-        println!("{}", serde_json::to_string(&found)?);
-        return Ok(());
-    }
-    print(&[functions::incidents_batch(&found)?], a.format)
+    let found = detect(&intervals, &rows, &rows.calls, from, to, &opts);
+    emit(&found, tables::incidents::batch, a.format)
 }

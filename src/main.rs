@@ -8,6 +8,7 @@ mod cmd_query;
 mod cmd_serve;
 mod cmd_sim;
 mod cmd_sla;
+mod out;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -153,7 +154,15 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // help and version go to stdout; a closed pipe there is a normal end too
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     let result = match cli.command {
         Command::Ingest {
             source: IngestSource::File(args),

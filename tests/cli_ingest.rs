@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use callstate_ingest::Snapshot;
+use callstate_log::Snapshot;
 use callstate_schemas::Event;
 use callstate_sim::synthetic;
 use chrono::{DateTime, Duration, Utc};

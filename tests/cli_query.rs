@@ -305,7 +305,7 @@ fn availability_sla_and_incidents_commands() {
     .concat()));
     let rows = sla.as_array().unwrap();
     assert_eq!(rows.len(), 2, "the UTC day spans two Kolkata days");
-    assert_eq!(rows[0]["to"], "2026-11-24T18:30:00.000000Z");
+    assert_eq!(rows[0]["window_end"], "2026-11-24T18:30:00.000000Z");
     assert!(rows.iter().all(|r| r["target"] == 0.9999999));
     // the failovers of the day (all before 18:30 UTC) breach a 99.99999% target ...
     assert_eq!(rows[0]["met"], false, "{}", rows[0]);

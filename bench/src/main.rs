@@ -10,11 +10,12 @@ use anyhow::Context;
 use clap::Parser;
 use serde_json::json;
 
-use callstate_ingest::Snapshot;
-use callstate_query::functions::{Shared, state_row, states_at};
-use callstate_query::incidents::{IncidentOptions, detect};
-use callstate_query::instant::parse_instant;
-use callstate_query::sla::{GroupAvailability, GroupBy, Targets, availability};
+use callstate_log::Snapshot;
+use callstate_query::Derived;
+use callstate_query::model::incidents::{IncidentOptions, detect};
+use callstate_query::model::sla::{GroupAvailability, GroupBy, Targets, availability};
+use callstate_query::model::state::{state_at, states_at};
+use callstate_schemas::{format_instant, parse_instant};
 
 /// Times the benchmark's questions in-process.
 #[derive(Parser)]
@@ -73,7 +74,7 @@ fn availability_csv(rows: &[GroupAvailability], path: &Path) -> anyhow::Result<(
         writeln!(
             out,
             "{},{},{},{},{},{},{},{}",
-            r.group,
+            r.group_key,
             r.devices,
             s.in_service_s,
             s.out_of_service_s,
@@ -89,7 +90,7 @@ fn availability_csv(rows: &[GroupAvailability], path: &Path) -> anyhow::Result<(
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let instant = |s: &str| parse_instant(s).map_err(anyhow::Error::msg);
+    let instant = |s: &str| Ok::<_, anyhow::Error>(parse_instant(s)?);
     let (at, from, to) = (instant(&a.at)?, instant(&a.from)?, instant(&a.to)?);
     let pairs: Vec<(String, i64)> = std::fs::read_to_string(&a.pairs)
         .with_context(|| a.pairs.display().to_string())?
@@ -107,7 +108,7 @@ fn main() -> anyhow::Result<()> {
     let snap = Snapshot::load(&a.data)?;
     let open_s = secs(t);
     let t1 = Instant::now();
-    let shared = Shared::new(snap, None, Targets::default())?;
+    let shared = Derived::load(snap, None, Targets::default())?;
     let derive_s = secs(t1);
     let availability_by = |by| availability(&shared.intervals, &shared.rows.windows, from, to, by);
     let t1 = Instant::now();
@@ -125,7 +126,7 @@ fn main() -> anyhow::Result<()> {
     let mut state_out = String::from("device,at,state,node\n");
     for (d, t) in &pairs {
         let t0 = Instant::now();
-        let row = state_row(shared.device(d), shared.device_calls(d)?, *t);
+        let row = state_at(shared.device(d), shared.device_calls(d)?, *t);
         lat.push(t0.elapsed().as_secs_f64() * 1e3);
         writeln!(state_out, "{},{},{},{}", d, t, row.state, opt(&row.node))?;
     }
@@ -167,7 +168,11 @@ fn main() -> anyhow::Result<()> {
         writeln!(
             inc_out,
             "{},{},{},{},{}",
-            i.cluster, i.scope, target, i.start, i.devices_affected
+            i.cluster,
+            i.scope,
+            target,
+            format_instant(i.started_at),
+            i.devices_affected
         )?;
     }
     std::fs::write(a.out.join("incidents.csv"), inc_out)?;

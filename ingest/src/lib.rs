@@ -1,22 +1,17 @@
-//! callstate ingest: the embedded append-only log (WAL + Parquet segments), the Kafka-backed
-//! log, and the collectors that feed them.
+//! callstate ingest: the transports that turn outside bytes into v1 events and append them
+//! to the log. NDJSON files ([`ndjson`]), Kafka topics ([`kafka`]: the bridge-topic
+//! collector, the canonical topic and its materializer); the HTTP collector lives in the
+//! server and uses the same [`frontend`], so that every transport splits lines, caps sizes
+//! and words rejects alike.
 
 #![warn(missing_docs)]
 
 pub mod appender;
-pub mod dedupe;
-pub mod digest;
-pub mod fsutil;
+pub mod error;
+pub mod frontend;
 pub mod kafka;
-pub mod log;
-pub mod manifest;
 pub mod ndjson;
-pub mod segment;
-pub mod stats;
-pub mod wal;
 
 pub use appender::Appender;
-pub use log::{
-    AppendResult, DigestView, Log, LogOptions, Outcome, Positions, Snapshot, events_batch,
-};
-pub use stats::LogStats;
+pub use error::{IngestError, Result};
+pub use frontend::{MAX_LINE_BYTES, Parsed, Reject};

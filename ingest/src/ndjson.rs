@@ -7,36 +7,20 @@
 //! parsing and durable appends overlap and parsing uses every core.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, Mutex, mpsc};
 
 use arrow::array::{ArrayAccessor, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{Int32Type, UInt64Type};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 
-use callstate_schemas::{EventBatchBuilder, ParsedEvent};
+use callstate_log::{Log, Outcome};
+use callstate_schemas::EventBatchBuilder;
 
-use crate::log::{Log, Outcome};
-
-/// Longest accepted line, in bytes (newline excluded).
-pub const MAX_LINE_BYTES: usize = 1 << 20;
-/// Bytes of an oversized line kept in its reject record.
-const OVERSIZED_PREVIEW: usize = 256;
-
-/// One rejected line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Reject {
-    /// 1-based line number in the input.
-    pub line: u64,
-    /// The field at fault, if the problem is one field.
-    pub field: Option<String>,
-    /// Why it was rejected.
-    pub error: String,
-    /// The line as read (lossy UTF-8; an oversized line only starts here).
-    pub input: String,
-}
+use crate::error::{IngestError, Result};
+use crate::frontend::{Item, LineSplitter, RawLine, Reject, parse_line};
 
 /// Counts of one ingest run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -56,7 +40,7 @@ pub struct Summary {
 /// Where rejects and progress go.
 pub trait IngestSink {
     /// Records one rejected line.
-    fn reject(&mut self, reject: Reject) -> io::Result<()>;
+    fn reject(&mut self, reject: Reject) -> std::io::Result<()>;
     /// Called after each durable append; every line up to `through_line` is settled.
     fn acknowledged(&mut self, _summary: &Summary, _through_line: u64) {}
 }
@@ -64,6 +48,8 @@ pub trait IngestSink {
 /// Collector settings.
 #[derive(Debug, Clone)]
 pub struct NdjsonOptions {
+    /// What rejects name as their origin (the file name, `stdin`).
+    pub origin: String,
     /// Lines per append (one WAL record and one sync each).
     pub batch_lines: usize,
     /// Parser threads; `None`: one per core.
@@ -73,6 +59,7 @@ pub struct NdjsonOptions {
 impl Default for NdjsonOptions {
     fn default() -> Self {
         NdjsonOptions {
+            origin: "input".into(),
             batch_lines: 16_384,
             parsers: None,
         }
@@ -80,9 +67,9 @@ impl Default for NdjsonOptions {
 }
 
 /// Wraps `input` in a gzip decoder when it starts with the gzip magic bytes.
-pub fn maybe_gunzip<R: Read + Send + 'static>(input: R) -> io::Result<Box<dyn Read + Send>> {
+pub fn maybe_gunzip<R: Read + Send + 'static>(input: R) -> Result<Box<dyn Read + Send>> {
     let mut r = BufReader::with_capacity(256 * 1024, input);
-    let head = r.fill_buf()?;
+    let head = r.fill_buf().map_err(IngestError::Input)?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(MultiGzDecoder::new(r)))
     } else {
@@ -121,131 +108,8 @@ struct Parsed {
     empty_lines: u64,
 }
 
-// Returned by value and consumed at once: boxing the event would cost an allocation per line.
-#[allow(clippy::large_enum_variant)]
-enum Item<'a> {
-    Event(ParsedEvent<'a>),
-    Empty,
-    Rejected(Reject),
-}
-
-/// Splits input into lines of at most [`MAX_LINE_BYTES`] without ever holding a longer one.
-struct LineSplitter<R> {
-    input: R,
-    buf: Vec<u8>,
-    /// Length of the current line, including bytes not kept because it is oversized.
-    line_len: usize,
-    done: bool,
-}
-
-enum RawLine<'a> {
-    Line(&'a [u8]),
-    Oversized { len: usize, head: &'a [u8] },
-}
-
-impl<R: BufRead> LineSplitter<R> {
-    fn new(input: R) -> Self {
-        LineSplitter {
-            input,
-            buf: Vec::with_capacity(4096),
-            line_len: 0,
-            done: false,
-        }
-    }
-
-    /// The next line, without its newline; `None` at the end of input.
-    fn next_line(&mut self) -> io::Result<Option<RawLine<'_>>> {
-        if self.done {
-            return Ok(None);
-        }
-        self.buf.clear();
-        self.line_len = 0;
-        loop {
-            let available = match self.input.fill_buf() {
-                Ok(a) => a,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if available.is_empty() {
-                self.done = true;
-                if self.line_len == 0 {
-                    return Ok(None);
-                }
-                break;
-            }
-            let (take, found) = match memchr::memchr(b'\n', available) {
-                Some(i) => (i, true),
-                None => (available.len(), false),
-            };
-            let room = (MAX_LINE_BYTES + 1).saturating_sub(self.buf.len());
-            self.buf.extend_from_slice(&available[..take.min(room)]);
-            self.line_len += take;
-            self.input.consume(take + usize::from(found));
-            if found {
-                break;
-            }
-        }
-        if self.buf.last() == Some(&b'\r') && self.line_len == self.buf.len() {
-            self.buf.pop();
-            self.line_len -= 1;
-        }
-        if self.line_len > MAX_LINE_BYTES {
-            let head = &self.buf[..OVERSIZED_PREVIEW.min(self.buf.len())];
-            return Ok(Some(RawLine::Oversized {
-                len: self.line_len,
-                head,
-            }));
-        }
-        Ok(Some(RawLine::Line(&self.buf)))
-    }
-}
-
-fn parse_line(line_no: u64, raw: RawLine<'_>, now: DateTime<Utc>) -> Item<'_> {
-    let reject = |field: Option<String>, error: String, input: &[u8]| {
-        Item::Rejected(Reject {
-            line: line_no,
-            field,
-            error,
-            input: String::from_utf8_lossy(input).into_owned(),
-        })
-    };
-    let bytes = match raw {
-        RawLine::Oversized { len, head } => {
-            return reject(
-                None,
-                format!("line is {len} bytes, longer than the {MAX_LINE_BYTES}-byte limit"),
-                head,
-            );
-        }
-        RawLine::Line(b) => b,
-    };
-    let bytes = if line_no == 1 {
-        bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
-    } else {
-        bytes
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Item::Empty;
-    }
-    // simdutf8 checks fast; std's error says where the line goes wrong.
-    let text = match simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes)) {
-        Ok(t) => t,
-        Err(e) => {
-            return reject(
-                None,
-                format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1),
-                bytes,
-            );
-        }
-    };
-    match ParsedEvent::parse(text, now) {
-        Ok(e) => Item::Event(e),
-        Err(e) => reject(e.field.clone(), e.to_string(), bytes),
-    }
-}
-
 /// Parses every line of a block into one batch of events.
-fn parse_block(block: Block) -> Parsed {
+fn parse_block(origin: &str, block: Block) -> Parsed {
     // One clock read per block: the 24 h future limit does not need finer.
     let now = Utc::now();
     let mut builder = EventBatchBuilder::with_capacity(block.lines.len());
@@ -255,7 +119,7 @@ fn parse_block(block: Block) -> Parsed {
     let mut scratch = Vec::with_capacity(512);
     for i in 0..block.lines.len() {
         let line_no = block.first_line + i as u64;
-        match parse_line(line_no, block.line(i), now) {
+        match parse_line(origin, line_no, block.line(i), now) {
             Item::Event(e) => {
                 let view = e.view();
                 builder.append_unstamped(&view, view.content_hash_with(&mut scratch));
@@ -280,7 +144,7 @@ fn parse_block(block: Block) -> Parsed {
 fn read_blocks(
     input: Box<dyn Read + Send>,
     batch_lines: usize,
-    tx: mpsc::SyncSender<(u64, io::Result<Block>)>,
+    tx: mpsc::SyncSender<(u64, std::io::Result<Block>)>,
     free: mpsc::Receiver<Block>,
 ) {
     let mut lines = LineSplitter::new(BufReader::with_capacity(1 << 20, input));
@@ -341,23 +205,25 @@ pub fn ingest<R: Read + Send + 'static>(
     log: &Log,
     opts: &NdjsonOptions,
     sink: &mut dyn IngestSink,
-) -> io::Result<Summary> {
+) -> Result<Summary> {
     let input = maybe_gunzip(input)?;
     let batch_lines = opts.batch_lines.max(1);
     let parsers = opts
         .parsers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let (block_tx, block_rx) = mpsc::sync_channel::<(u64, io::Result<Block>)>(parsers);
-    let (parsed_tx, parsed_rx) = mpsc::sync_channel::<(u64, io::Result<Parsed>)>(parsers);
+    let (block_tx, block_rx) = mpsc::sync_channel::<(u64, std::io::Result<Block>)>(parsers);
+    let (parsed_tx, parsed_rx) = mpsc::sync_channel::<(u64, std::io::Result<Parsed>)>(parsers);
     let (free_tx, free_rx) = mpsc::channel::<Block>();
     let reader = std::thread::Builder::new()
         .name("callstate-ndjson".into())
-        .spawn(move || read_blocks(input, batch_lines, block_tx, free_rx))?;
+        .spawn(move || read_blocks(input, batch_lines, block_tx, free_rx))
+        .map_err(IngestError::Thread)?;
     let block_rx = Arc::new(Mutex::new(block_rx));
     let mut workers = Vec::with_capacity(parsers);
     for n in 0..parsers {
         let (rx, tx) = (block_rx.clone(), parsed_tx.clone());
+        let origin = opts.origin.clone();
         workers.push(
             std::thread::Builder::new()
                 .name(format!("callstate-parse-{n}"))
@@ -365,11 +231,13 @@ pub fn ingest<R: Read + Send + 'static>(
                     loop {
                         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                         let Ok((index, block)) = next else { return };
-                        if tx.send((index, block.map(parse_block))).is_err() {
+                        let parsed = block.map(|b| parse_block(&origin, b));
+                        if tx.send((index, parsed)).is_err() {
                             return;
                         }
                     }
-                })?,
+                })
+                .map_err(IngestError::Thread)?,
         );
     }
     drop((block_rx, parsed_tx));
@@ -383,7 +251,10 @@ pub fn ingest<R: Read + Send + 'static>(
         waiting.insert(index, parsed);
         while let Some(parsed) = waiting.remove(&next) {
             next += 1;
-            match parsed.and_then(|p| append_parsed(p, log, sink, &mut summary)) {
+            let appended = parsed
+                .map_err(IngestError::Input)
+                .and_then(|p| append_parsed(&opts.origin, p, log, sink, &mut summary));
+            match appended {
                 Ok(block) => {
                     let _ = free_tx.send(block);
                 }
@@ -405,11 +276,12 @@ pub fn ingest<R: Read + Send + 'static>(
 
 /// Appends one parsed block; returns the block for reuse.
 fn append_parsed(
+    origin: &str,
     parsed: Parsed,
     log: &Log,
     sink: &mut dyn IngestSink,
     summary: &mut Summary,
-) -> io::Result<Block> {
+) -> Result<Block> {
     let Parsed {
         block,
         batch,
@@ -435,26 +307,16 @@ fn append_parsed(
             .expect("events batches have a seq column");
         for (row, (line, outcome)) in event_lines.iter().zip(&res.outcomes).enumerate() {
             if *outcome == Outcome::Conflict {
-                let text = match block.line((line - block.first_line) as usize) {
-                    RawLine::Line(b) | RawLine::Oversized { head: b, .. } => b,
-                };
-                rejects.push(Reject {
-                    line: *line,
-                    field: Some("seq".into()),
-                    error: format!(
-                        "conflict: (source `{}`, seq {}) is already stored with different content",
-                        source.value(row),
-                        seq.value(row)
-                    ),
-                    input: String::from_utf8_lossy(text).into_owned(),
-                });
+                let text = block.line((line - block.first_line) as usize).bytes();
+                let (source, seq) = (source.value(row), seq.value(row));
+                rejects.push(Reject::conflict(origin, *line, source, seq, text));
             }
         }
     }
     rejects.sort_by_key(|r| r.line);
     summary.rejected += rejects.len() as u64;
     for r in rejects {
-        sink.reject(r)?;
+        sink.reject(r).map_err(IngestError::Rejects)?;
     }
     sink.acknowledged(summary, through);
     Ok(block)

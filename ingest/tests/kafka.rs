@@ -12,7 +12,7 @@ use callstate_ingest::kafka::{
     CanonicalProducer, Collector, CollectorOptions, DLQ_HEADER_ERROR, DLQ_HEADER_FIELD,
     KafkaConfig, Materializer, MaterializerOptions, position_key, read_to_end,
 };
-use callstate_ingest::{Log, LogOptions, Snapshot};
+use callstate_log::{Log, LogOptions, Snapshot};
 use callstate_schemas::Event;
 use callstate_sim::synthetic;
 use chrono::{DateTime, Utc};

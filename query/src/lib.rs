@@ -1,19 +1,22 @@
-//! callstate query: device service-state intervals, availability and SLA over the log, and
-//! the DataFusion views and the HTTP API.
+//! callstate query: derived state over the log (service-state intervals, call legs,
+//! availability, SLA, incidents) and the DataFusion catalog over it.
+//!
+//! Layers, each importing only from those after it: [`session`] (registration) →
+//! [`functions`] (table-function adapters) → [`tables`] (one file per table: schema and
+//! batch builder) → [`derived`] (a log version's derived state) → [`model`] (the domain, in
+//! microseconds) → [`error`]. No HTTP, no Kafka here: the server and the binary wire it.
 
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod availability;
+pub mod derived;
+pub mod error;
 pub mod functions;
-pub mod incidents;
-pub mod instant;
-pub mod intervals;
-pub mod lazy;
-pub mod rows;
+pub mod model;
 pub mod session;
-pub mod sla;
+pub mod tables;
 
-pub use availability::{Seconds, device_seconds};
-pub use intervals::{DeviceIndex, Movement, ServiceInterval, ServiceState, derive};
-pub use rows::LogRows;
+pub use derived::{Derived, LazyDerived};
+pub use error::{QueryError, Result};
+pub use model::availability::{Seconds, device_seconds};
+pub use model::intervals::{DeviceIndex, ServiceInterval, derive};
+pub use model::rows::LogRows;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use callstate_query::incidents::{IncidentOptions, detect};
+use callstate_query::model::incidents::{IncidentOptions, detect};
 use callstate_query::{LogRows, derive};
 
 mod common;
@@ -40,10 +40,10 @@ fn detected_incidents_match_the_injected_ones() {
             found.iter().map(|f| &f.id).collect::<Vec<_>>()
         );
         for want in expected {
-            let start = callstate_schemas::format_time(&want.start.unwrap());
+            let start = want.start.unwrap().timestamp_micros();
             let got = found
                 .iter()
-                .find(|f| f.start == start)
+                .find(|f| f.started_at == start)
                 .unwrap_or_else(|| panic!("{name}: no incident at {start}"));
             assert_eq!(got.scope, want.scope, "{name}");
             assert_eq!(got.target, want.target, "{name}");
@@ -64,8 +64,8 @@ fn detected_incidents_match_the_injected_ones() {
             assert!(close(got.recovery_90_s, want.recovery.p90_s), "{name}");
             assert!(close(got.recovery_100_s, want.recovery.p100_s), "{name}");
             assert_eq!(
-                got.end,
-                want.end.map(|t| callstate_schemas::format_time(&t)),
+                got.ended_at,
+                want.end.map(|t| t.timestamp_micros()),
                 "{name}"
             );
             assert_eq!(

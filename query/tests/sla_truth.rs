@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use callstate_query::sla::{GroupBy, Period, Targets, calendar_windows, parse_tz, sla};
+use callstate_query::model::calendar::{Period, calendar_windows, parse_tz};
+use callstate_query::model::sla::{GroupBy, Targets, sla};
 use callstate_query::{LogRows, derive};
 
 mod common;
@@ -68,14 +69,18 @@ fn sla_per_pool_matches_the_truth() {
         }
         assert_eq!(report.len(), want.len());
         for r in &report {
-            let (i, o, n, longest) = want[&r.group];
-            assert!((r.in_service_s - i).abs() < 1e-3, "{}: {r:?}", r.group);
-            assert!((r.budget_used_s - o).abs() < 1e-3, "{}", r.group);
-            assert_eq!(r.outages, n, "{} {from}", r.group);
-            assert!((r.longest_outage_s - longest).abs() < 1e-3, "{}", r.group);
+            let (i, o, n, longest) = want[&r.group_key];
+            assert!((r.in_service_s - i).abs() < 1e-3, "{}: {r:?}", r.group_key);
+            assert!((r.budget_used_s - o).abs() < 1e-3, "{}", r.group_key);
+            assert_eq!(r.outages, n, "{} {from}", r.group_key);
+            assert!(
+                (r.longest_outage_s - longest).abs() < 1e-3,
+                "{}",
+                r.group_key
+            );
             let a = i / (i + o);
             assert!((r.availability.unwrap() - a).abs() < 1e-12);
-            let target = if r.group == strict_pool {
+            let target = if r.group_key == strict_pool {
                 0.999_999
             } else {
                 0.999

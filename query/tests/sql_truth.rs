@@ -109,7 +109,7 @@ async fn device_state_at_and_active_calls_match_the_truth() {
 async fn availability_sla_incidents_calls_and_transfers_tables() {
     let (_dir, ctx, truth) = setup("demo", 150).await;
     // availability per device = the truth's seconds
-    let rows = strings(&query(&ctx, "SELECT \"group\", in_service_s, out_of_service_s, unknown_s FROM availability('2026-11-24T09:00:00Z', '2026-11-24T12:00:00Z')").await);
+    let rows = strings(&query(&ctx, "SELECT group_key, in_service_s, out_of_service_s, unknown_s FROM availability('2026-11-24T09:00:00Z', '2026-11-24T12:00:00Z')").await);
     assert_eq!(rows.len(), truth.device_info.len());
     let (f, t) = (
         callstate_schemas::parse_time("2026-11-24T09:00:00Z").unwrap(),
@@ -126,11 +126,11 @@ async fn availability_sla_incidents_calls_and_transfers_tables() {
         }
     }
     // SLA per node: the failed node's pools breach nothing at 99.9% over a day but have outages
-    let sla = strings(&query(&ctx, "SELECT \"group\", outages, met FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node') ORDER BY 1").await);
+    let sla = strings(&query(&ctx, "SELECT group_key, outages, met FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node') ORDER BY 1").await);
     assert_eq!(sla.len(), 4);
     assert!(sla.iter().all(|r| r[1].as_deref() != Some("0")));
     // calendar periods in a time zone: the UTC day is two Kolkata days, per node
-    let monthly = strings(&query(&ctx, "SELECT \"from\", \"to\", \"group\" FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node', 'day', 'Asia/Kolkata') ORDER BY 1, 3").await);
+    let monthly = strings(&query(&ctx, "SELECT window_start, window_end, group_key FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node', 'day', 'Asia/Kolkata') ORDER BY 1, 3").await);
     assert_eq!(monthly.len(), 8);
     assert_eq!(monthly[0][1].as_deref(), Some("2026-11-24T18:30:00Z"));
     assert_eq!(monthly[4][0].as_deref(), Some("2026-11-24T18:30:00Z"));
@@ -138,7 +138,7 @@ async fn availability_sla_incidents_calls_and_transfers_tables() {
     let inc = strings(
         &query(
             &ctx,
-            "SELECT scope, target, devices_affected FROM incidents ORDER BY start",
+            "SELECT scope, target, devices_affected FROM incidents ORDER BY started_at",
         )
         .await,
     );
@@ -213,7 +213,7 @@ async fn availability_and_sla_as_known_then() {
         })
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let log = callstate_ingest::Log::open(dir.path(), Default::default()).unwrap();
+    let log = callstate_log::Log::open(dir.path(), Default::default()).unwrap();
     log.append(&events[..cut]).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(5));
     let known_at = chrono::Utc::now();

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use callstate_ingest::{Log, LogOptions};
-use callstate_query::{DeviceIndex, LogRows, Movement, ServiceInterval, derive, device_seconds};
+use callstate_log::{Log, LogOptions};
+use callstate_query::{DeviceIndex, LogRows, ServiceInterval, derive, device_seconds};
 use callstate_schemas::Event;
+use callstate_schemas::Movement;
 use callstate_sim::{BUILT_IN, Scenario, Truth, run};
 
 mod common;

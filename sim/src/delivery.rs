@@ -8,6 +8,7 @@ use std::collections::BinaryHeap;
 use callstate_schemas::Event;
 
 use crate::engine::Sink;
+use crate::error::SinkError;
 use crate::rng::Rng;
 use crate::scenario::{DeliverySpec, parse_duration};
 use crate::timed::Timed;
@@ -91,7 +92,7 @@ impl Delivery {
     }
 
     /// Delivers everything due at or before `t`.
-    pub fn flush_until(&mut self, t: i64, sink: &mut Sink<'_>) -> std::io::Result<()> {
+    pub fn flush_until(&mut self, t: i64, sink: &mut Sink<'_>) -> Result<(), SinkError> {
         for e in self.ready.drain(..) {
             self.stats.events += 1;
             sink(&e)?;
@@ -106,7 +107,7 @@ impl Delivery {
     }
 
     /// Delivers everything left.
-    pub fn flush_all(&mut self, sink: &mut Sink<'_>) -> std::io::Result<()> {
+    pub fn flush_all(&mut self, sink: &mut Sink<'_>) -> Result<(), SinkError> {
         self.flush_until(i64::MAX, sink)
     }
 }

@@ -12,6 +12,7 @@ use callstate_schemas::{
 };
 
 use crate::delivery::Delivery;
+use crate::error::{SimError, SinkError};
 use crate::rng::Rng;
 use crate::scenario::{Fault, Scenario, parse_duration};
 use crate::timed::Timed;
@@ -134,7 +135,7 @@ struct ClusterState {
 }
 
 /// Where events go.
-pub type Sink<'a> = dyn FnMut(&Event) -> std::io::Result<()> + 'a;
+pub type Sink<'a> = dyn FnMut(&Event) -> Result<(), SinkError> + 'a;
 
 struct Sim<'a> {
     topo: Topology,
@@ -173,8 +174,12 @@ fn dur(text: &str) -> Us {
         .unwrap_or(i64::MAX)
 }
 
+fn bad(e: String) -> SimError {
+    SimError::Scenario(e)
+}
+
 /// Runs a scenario with a seed; every event goes to `sink` in delivery order.
-pub fn run(sc: &Scenario, seed: u64, sink: &mut Sink<'_>) -> Result<Truth, String> {
+pub fn run(sc: &Scenario, seed: u64, sink: &mut Sink<'_>) -> Result<Truth, SimError> {
     let t0 = sc.start_time()?.timestamp_micros();
     let end = sc.end_time()?.timestamp_micros();
     let mut topo_rng = Rng::new(seed, 1);
@@ -216,8 +221,8 @@ pub fn run(sc: &Scenario, seed: u64, sink: &mut Sink<'_>) -> Result<Truth, Strin
         windows: Vec::new(),
         silences: Vec::new(),
     };
-    sim.start()?;
-    sim.schedule_faults(seed)?;
+    sim.start().map_err(bad)?;
+    sim.schedule_faults(seed).map_err(bad)?;
     while let Some(Reverse(s)) = sim.queue.pop() {
         if s.at >= end {
             break;
@@ -225,10 +230,10 @@ pub fn run(sc: &Scenario, seed: u64, sink: &mut Sink<'_>) -> Result<Truth, Strin
         sim.now = s.at;
         sim.delivery
             .flush_until(s.at, sink)
-            .map_err(|e| e.to_string())?;
+            .map_err(SimError::Sink)?;
         sim.handle(s.item);
     }
-    sim.delivery.flush_all(sink).map_err(|e| e.to_string())?;
+    sim.delivery.flush_all(sink).map_err(SimError::Sink)?;
     Ok(sim.finish(seed))
 }
 

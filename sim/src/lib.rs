@@ -11,6 +11,7 @@
 
 pub mod delivery;
 pub mod engine;
+pub mod error;
 pub mod rng;
 pub mod scenario;
 pub mod synthetic;
@@ -18,6 +19,7 @@ pub mod timed;
 pub mod topology;
 pub mod truth;
 
-pub use engine::run;
+pub use engine::{Sink, run};
+pub use error::{SimError, SinkError};
 pub use scenario::{BUILT_IN, Scenario};
 pub use truth::Truth;

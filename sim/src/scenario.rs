@@ -1,6 +1,7 @@
 //! Scenario files (TOML): topology size, traffic, delivery faults and scripted or random
 //! failures. Built-in scenarios live in `sim/scenarios/*.toml` and are compiled in.
 
+use crate::error::SimError;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
@@ -233,40 +234,12 @@ fn default_reason() -> String {
     "planned maintenance".into()
 }
 
-/// Parses durations like `24h`, `90m`, `1h30m`, `45s`, `500ms`, `1d`.
+/// Parses a duration in the contract's one grammar ([`callstate_schemas::parse_duration`]:
+/// `24h`, `90m`, `1h30m`, `45s`, `500ms`, `1d`, or a number of seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total = Duration::zero();
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!("`{text}`: expected a number at `{rest}`"));
-        }
-        let n: i64 = rest[..digits]
-            .parse()
-            .map_err(|e| format!("`{text}`: {e}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let d = match &rest[..unit_len] {
-            "ms" => Duration::milliseconds(n),
-            "s" => Duration::seconds(n),
-            "m" => Duration::minutes(n),
-            "h" => Duration::hours(n),
-            "d" => Duration::days(n),
-            u => return Err(format!("`{text}`: unknown unit `{u}` (use ms, s, m, h, d)")),
-        };
-        total += d;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
+    callstate_schemas::parse_duration(text)
+        .map(Duration::microseconds)
+        .map_err(|e| e.to_string())
 }
 
 /// Names of the built-in scenarios.
@@ -295,39 +268,47 @@ fn built_in_text(name: &str) -> Option<&'static str> {
 
 impl Scenario {
     /// Parses a scenario from TOML text.
-    pub fn from_toml(text: &str) -> Result<Scenario, String> {
-        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
-        s.validate()?;
+    pub fn from_toml(text: &str) -> Result<Scenario, SimError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| SimError::Scenario(e.to_string()))?;
+        s.validate().map_err(SimError::Scenario)?;
         Ok(s)
     }
 
     /// A built-in scenario by name, or a scenario file by path.
-    pub fn load(name_or_path: &str) -> Result<Scenario, String> {
+    pub fn load(name_or_path: &str) -> Result<Scenario, SimError> {
         if let Some(text) = built_in_text(name_or_path) {
             return Scenario::from_toml(text);
         }
         let text = std::fs::read_to_string(name_or_path).map_err(|e| {
-            format!(
+            SimError::Scenario(format!(
                 "`{name_or_path}` is neither a built-in scenario ({}) nor a readable file: {e}",
                 BUILT_IN.join(", ")
-            )
+            ))
         })?;
-        Scenario::from_toml(&text).map_err(|e| format!("{name_or_path}: {e}"))
+        Scenario::from_toml(&text).map_err(|e| SimError::Scenario(format!("{name_or_path}: {e}")))
     }
 
     /// Start time.
-    pub fn start_time(&self) -> Result<DateTime<Utc>, String> {
-        callstate_schemas::parse_time(&self.start).map_err(|e| format!("start: {e}"))
+    pub fn start_time(&self) -> Result<DateTime<Utc>, SimError> {
+        self.start_time_str().map_err(SimError::Scenario)
     }
 
     /// End time.
-    pub fn end_time(&self) -> Result<DateTime<Utc>, String> {
-        Ok(self.start_time()?
+    pub fn end_time(&self) -> Result<DateTime<Utc>, SimError> {
+        self.end_time_str().map_err(SimError::Scenario)
+    }
+
+    fn start_time_str(&self) -> Result<DateTime<Utc>, String> {
+        callstate_schemas::parse_time(&self.start).map_err(|e| format!("start: {e}"))
+    }
+
+    fn end_time_str(&self) -> Result<DateTime<Utc>, String> {
+        Ok(self.start_time_str()?
             + parse_duration(&self.duration).map_err(|e| format!("duration: {e}"))?)
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.end_time()?;
+        self.end_time_str()?;
         parse_duration(&self.delivery.late_max).map_err(|e| format!("delivery.late_max: {e}"))?;
         let t = &self.topology;
         if t.clusters == 0 || t.nodes == 0 || t.pools == 0 || t.sites == 0 {
@@ -386,10 +367,13 @@ mod tests {
 
     #[test]
     fn bad_files_name_the_problem() {
-        let err = Scenario::from_toml("name = \"x\"\nduration = \"5q\"").unwrap_err();
+        let err = Scenario::from_toml("name = \"x\"\nduration = \"5q\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown unit"), "{err}");
         let err = Scenario::from_toml("name = \"x\"\n[[faults]]\nkind = \"meteor\"\nat = \"1h\"")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("meteor"), "{err}");
     }
 }

@@ -16,7 +16,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use callstate_ingest::kafka::{
     CanonicalProducer, KafkaConfig, Materializer, MaterializerOptions, position_key,
 };
-use callstate_ingest::{Log, LogOptions};
+use callstate_log::{Log, LogOptions};
 use callstate_schemas::Event;
 
 #[derive(Parser)]

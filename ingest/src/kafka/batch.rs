@@ -2,7 +2,6 @@
 //! values into events, the dead-letter topic, and the offsets a batch ends at.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -13,9 +12,12 @@ use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
+use callstate_log::Outcome;
 use callstate_schemas::Event;
 
-use super::{KafkaConfig, kerr};
+use super::KafkaConfig;
+use crate::error::{IngestError, Result, kerr};
+use crate::frontend::{self, Reject};
 
 /// Header of a dead-lettered message: why it was rejected.
 pub const DLQ_HEADER_ERROR: &str = "callstate-error";
@@ -73,48 +75,45 @@ pub(crate) fn poll_batch<C: ConsumerContext>(
     out
 }
 
-/// One rejected message or line of a message.
+/// One rejected message, or line of a message.
 #[derive(Debug, Clone)]
 pub(crate) struct Rejected {
     /// Index of the message in the batch.
     pub message: usize,
-    /// 1-based line within the message value (0: the whole message).
-    pub line: u64,
-    pub field: Option<String>,
-    pub error: String,
-    /// The rejected text (the line, or the whole value).
-    pub value: Vec<u8>,
+    /// Why (its origin names topic, partition and offset; line 0: the whole message).
+    pub reject: Reject,
 }
 
 /// The events of a batch and what was rejected.
 pub(crate) struct Parsed {
     pub events: Vec<Event>,
-    /// Per event: (message index, line).
-    pub origin: Vec<(usize, u64)>,
+    /// Per event: (message index, line, raw text).
+    origin: Vec<(usize, u64, Box<[u8]>)>,
     pub rejects: Vec<Rejected>,
+}
+
+/// Where a message came from, as rejects name it: `topic/partition@offset`.
+pub(crate) fn origin(m: &OwnedMessage) -> String {
+    format!("{}/{}@{}", m.topic(), m.partition(), m.offset())
 }
 
 impl Parsed {
     /// Adds a reject for every event the append refused as a conflict.
-    pub fn add_conflicts(&mut self, outcomes: &[crate::log::Outcome]) {
-        for ((e, &(message, line)), o) in self.events.iter().zip(&self.origin).zip(outcomes) {
-            if *o == crate::log::Outcome::Conflict {
+    pub fn add_conflicts(&mut self, messages: &[OwnedMessage], outcomes: &[Outcome]) {
+        for ((e, (message, line, raw)), o) in self.events.iter().zip(&self.origin).zip(outcomes) {
+            if *o == Outcome::Conflict {
+                let at = origin(&messages[*message]);
                 self.rejects.push(Rejected {
-                    message,
-                    line,
-                    field: Some("seq".into()),
-                    error: format!(
-                        "source `{}` seq {} is already stored with different content",
-                        e.source, e.seq
-                    ),
-                    value: e.to_json().into_bytes(),
+                    message: *message,
+                    reject: Reject::conflict(&at, *line, &e.source, e.seq, raw),
                 });
             }
         }
     }
 }
 
-/// Parses message values: one v1 event each, or several as NDJSON lines.
+/// Parses message values: one v1 event each, or several as NDJSON lines (split, capped and
+/// validated by the shared front end).
 pub(crate) fn parse(messages: &[OwnedMessage]) -> Parsed {
     let now = Utc::now();
     let mut out = Parsed {
@@ -123,50 +122,30 @@ pub(crate) fn parse(messages: &[OwnedMessage]) -> Parsed {
         rejects: Vec::new(),
     };
     for (i, m) in messages.iter().enumerate() {
-        let reject = |line, field, error: String, value: &[u8]| Rejected {
+        let at = origin(m);
+        let whole = |reason: &str, value: &[u8]| Rejected {
             message: i,
-            line,
-            field,
-            error,
-            value: value.to_vec(),
+            reject: Reject::new(&at, 0, None, reason.into(), value),
         };
         let Some(value) = m.payload() else {
-            out.rejects
-                .push(reject(0, None, "empty message (no value)".into(), b""));
+            out.rejects.push(whole("empty message (no value)", b""));
             continue;
         };
-        let text = match std::str::from_utf8(value) {
-            Ok(t) => t,
-            Err(e) => {
-                let error = format!("value is not UTF-8 (byte {})", e.valid_up_to() + 1);
-                out.rejects.push(reject(0, None, error, value));
-                continue;
-            }
-        };
-        let mut any = false;
-        for (n, line) in text.split('\n').enumerate() {
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            if line.trim().is_empty() {
-                continue;
-            }
-            any = true;
-            match Event::from_json(line, now) {
-                Ok(e) => {
-                    out.events.push(e);
-                    out.origin.push((i, n as u64 + 1));
-                }
-                Err(e) => out.rejects.push(reject(
-                    n as u64 + 1,
-                    e.field.clone(),
-                    e.to_string(),
-                    line.as_bytes(),
-                )),
-            }
-        }
-        if !any {
+        let p = frontend::parse_lines(&at, value, now);
+        if p.events.is_empty() && p.rejects.is_empty() {
             out.rejects
-                .push(reject(0, None, "empty message (blank value)".into(), value));
+                .push(whole("empty message (blank value)", value));
+            continue;
         }
+        for ((e, line), raw) in p.events.into_iter().zip(p.lines).zip(p.raws) {
+            out.events.push(e);
+            out.origin.push((i, line, raw));
+        }
+        out.rejects.extend(
+            p.rejects
+                .into_iter()
+                .map(|reject| Rejected { message: i, reject }),
+        );
     }
     out
 }
@@ -184,7 +163,7 @@ pub(crate) fn next_offsets(messages: &[OwnedMessage]) -> BTreeMap<(String, i32),
 }
 
 /// The offsets of [`next_offsets`] as a list to commit.
-pub(crate) fn offset_list(next: &BTreeMap<(String, i32), i64>) -> io::Result<TopicPartitionList> {
+pub(crate) fn offset_list(next: &BTreeMap<(String, i32), i64>) -> Result<TopicPartitionList> {
     let mut tpl = TopicPartitionList::new();
     for ((topic, partition), offset) in next {
         tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
@@ -201,7 +180,7 @@ pub struct Dlq {
 
 impl Dlq {
     /// A producer for `topic` (idempotent, acks=all).
-    pub fn new(cfg: &KafkaConfig, topic: &str) -> io::Result<Dlq> {
+    pub fn new(cfg: &KafkaConfig, topic: &str) -> Result<Dlq> {
         let producer = cfg
             .client(&[
                 ("enable.idempotence", "true"),
@@ -222,17 +201,17 @@ impl Dlq {
     }
 
     /// Sends every reject and waits until all are durable.
-    pub(crate) fn send(&self, rejects: &[Rejected], messages: &[OwnedMessage]) -> io::Result<()> {
+    pub(crate) fn send(&self, rejects: &[Rejected], messages: &[OwnedMessage]) -> Result<()> {
         let mut pending = Vec::with_capacity(rejects.len());
         for r in rejects {
             let m = &messages[r.message];
             let partition = m.partition().to_string();
             let offset = m.offset().to_string();
-            let line = r.line.to_string();
+            let line = r.reject.line.to_string();
             let mut headers = OwnedHeaders::new()
                 .insert(Header {
                     key: DLQ_HEADER_ERROR,
-                    value: Some(r.error.as_str()),
+                    value: Some(r.reject.reason.as_str()),
                 })
                 .insert(Header {
                     key: "callstate-source-topic",
@@ -250,14 +229,14 @@ impl Dlq {
                     key: "callstate-line",
                     value: Some(line.as_str()),
                 });
-            if let Some(f) = &r.field {
+            if let Some(f) = &r.reject.field {
                 headers = headers.insert(Header {
                     key: DLQ_HEADER_FIELD,
                     value: Some(f.as_str()),
                 });
             }
             let mut record = FutureRecord::to(&self.topic)
-                .payload(r.value.as_slice())
+                .payload(r.reject.raw.as_bytes())
                 .headers(headers);
             if let Some(k) = m.key() {
                 record = record.key(k);
@@ -276,7 +255,7 @@ const QUEUE_FULL_WAIT: Duration = Duration::from_secs(60);
 pub(crate) fn enqueue<'a, K, P>(
     producer: &FutureProducer,
     mut record: FutureRecord<'a, K, P>,
-) -> io::Result<rdkafka::producer::DeliveryFuture>
+) -> Result<rdkafka::producer::DeliveryFuture>
 where
     K: rdkafka::message::ToBytes + ?Sized,
     P: rdkafka::message::ToBytes + ?Sized,
@@ -298,17 +277,14 @@ where
 }
 
 /// Waits for every delivery; the first failure is the error.
-pub(crate) fn wait_all(
-    pending: Vec<rdkafka::producer::DeliveryFuture>,
-    what: &str,
-) -> io::Result<()> {
+pub(crate) fn wait_all(pending: Vec<rdkafka::producer::DeliveryFuture>, what: &str) -> Result<()> {
     let mut first_err = None;
     for f in pending {
         let r = futures::executor::block_on(f);
         let err = match r {
             Ok(Ok(_)) => continue,
             Ok(Err((e, _))) => kerr(&format!("delivery to the {what}"), e),
-            Err(_) => io::Error::other(format!("delivery to the {what}: producer gone")),
+            Err(_) => IngestError::Stalled(format!("delivery to the {what}: producer gone")),
         };
         first_err.get_or_insert(err);
     }

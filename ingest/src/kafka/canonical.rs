@@ -3,7 +3,6 @@
 //! node, device pool, maintenance, heartbeat) concern every device, so they are written to
 //! every partition; a materializer holding several partitions drops the copies as duplicates.
 
-use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,9 +11,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use callstate_schemas::Event;
 
 use super::batch::{enqueue, wait_all};
-use super::{KafkaConfig, kerr, partition_count};
+use callstate_log::{AppendResult, Outcome};
+
+use super::{KafkaConfig, partition_count};
 use crate::appender::Appender;
-use crate::log::{AppendResult, Outcome};
+use crate::error::{Result, kerr};
 
 /// How often the partition count is re-read (a topic may grow).
 const METADATA_REFRESH: Duration = Duration::from_secs(30);
@@ -29,7 +30,7 @@ pub struct CanonicalProducer {
 
 impl CanonicalProducer {
     /// Connects and reads the topic's partition count (the topic must exist).
-    pub fn new(cfg: &KafkaConfig, topic: &str) -> io::Result<CanonicalProducer> {
+    pub fn new(cfg: &KafkaConfig, topic: &str) -> Result<CanonicalProducer> {
         let producer: FutureProducer = cfg
             .client(&[
                 ("enable.idempotence", "true"),
@@ -68,7 +69,7 @@ impl CanonicalProducer {
     }
 
     /// Produces `events` and waits until all are durable.
-    pub fn send(&self, events: &[Event]) -> io::Result<()> {
+    pub fn send(&self, events: &[Event]) -> Result<()> {
         let n = self.partitions();
         let mut pending = Vec::with_capacity(events.len());
         for e in events {
@@ -91,7 +92,7 @@ impl CanonicalProducer {
     }
 
     /// Waits for anything still in flight.
-    pub fn flush(&self, timeout: Duration) -> io::Result<()> {
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
         self.producer
             .flush(timeout)
             .map_err(|e| kerr("flushing the canonical-topic producer", e))
@@ -99,7 +100,7 @@ impl CanonicalProducer {
 }
 
 impl Appender for CanonicalProducer {
-    fn append(&self, events: &[Event]) -> io::Result<AppendResult> {
+    fn append(&self, events: &[Event]) -> Result<AppendResult> {
         self.send(events)?;
         Ok(AppendResult {
             outcomes: vec![Outcome::Queued; events.len()],

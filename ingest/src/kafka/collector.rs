@@ -2,7 +2,6 @@
 //! to the log, dead-letters the rejects, and only then commits the offsets.
 
 use std::collections::BTreeSet;
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,8 +13,9 @@ use serde::Serialize;
 
 use super::batch::{Dlq, next_offsets, offset_list, parse, poll_batch};
 use super::group::{self, GroupConsumer, partitions};
-use super::{KafkaConfig, kerr, subscribe};
+use super::{KafkaConfig, subscribe};
 use crate::appender::Appender;
+use crate::error::{Result, kerr};
 
 /// Collector settings.
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ impl Collector {
         cfg: &KafkaConfig,
         opts: CollectorOptions,
         sink: Arc<dyn Appender>,
-    ) -> io::Result<Collector> {
+    ) -> Result<Collector> {
         let consumer: BaseConsumer<CollectorContext> =
             super::consumer_config(cfg, &opts.group, opts.until_end)
                 .create_with_context(CollectorContext {
@@ -120,7 +120,7 @@ impl Collector {
         &mut self,
         stop: &AtomicBool,
         mut progress: impl FnMut(&CollectorStats),
-    ) -> io::Result<CollectorStats> {
+    ) -> Result<CollectorStats> {
         let mut at_end: BTreeSet<i32> = BTreeSet::new();
         while !stop.load(Ordering::Relaxed) {
             let polled = poll_batch(
@@ -150,11 +150,11 @@ impl Collector {
         }
     }
 
-    fn process(&mut self, messages: &[rdkafka::message::OwnedMessage]) -> io::Result<()> {
+    fn process(&mut self, messages: &[rdkafka::message::OwnedMessage]) -> Result<()> {
         let mut parsed = parse(messages);
         if !parsed.events.is_empty() {
             let res = self.sink.append(&parsed.events)?;
-            parsed.add_conflicts(&res.outcomes);
+            parsed.add_conflicts(messages, &res.outcomes);
             self.stats.accepted += res.accepted as u64;
             self.stats.duplicates += res.duplicates as u64;
         }

@@ -6,7 +6,6 @@
 //! Several instances in one group split the partitions: each answers for the devices of the
 //! partitions it holds (events without a device are in every partition).
 
-use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -20,8 +19,10 @@ use serde::Serialize;
 
 use super::batch::{Dlq, next_offsets, offset_list, parse, poll_batch};
 use super::group::{self, GroupConsumer, partitions};
-use super::{KafkaConfig, kerr, subscribe};
-use crate::log::{Log, Positions};
+use callstate_log::{Log, Positions};
+
+use super::{KafkaConfig, subscribe};
+use crate::error::{Result, kerr};
 
 /// Materializer settings.
 #[derive(Debug, Clone)]
@@ -148,7 +149,7 @@ impl Materializer {
         cfg: &KafkaConfig,
         opts: MaterializerOptions,
         log: Arc<Log>,
-    ) -> io::Result<Materializer> {
+    ) -> Result<Materializer> {
         let status = Arc::new(Mutex::new(MaterializerStatus::default()));
         let consumer: BaseConsumer<PositionsContext> =
             super::consumer_config(cfg, &opts.group, false)
@@ -171,7 +172,8 @@ impl Materializer {
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("callstate-materializer".into())
-            .spawn(move || worker.run(&stop2))?;
+            .spawn(move || worker.run(&stop2))
+            .map_err(crate::error::IngestError::Thread)?;
         Ok(Materializer {
             stop,
             status,
@@ -250,7 +252,7 @@ impl Worker {
         }
     }
 
-    fn process(&self, messages: &[rdkafka::message::OwnedMessage]) -> io::Result<()> {
+    fn process(&self, messages: &[rdkafka::message::OwnedMessage]) -> Result<()> {
         let mut parsed = parse(messages);
         let next = next_offsets(messages);
         let positions: Positions = next
@@ -259,10 +261,10 @@ impl Worker {
             .collect();
         // Events and positions become durable together.
         let res = self.log.append_at(&parsed.events, Some(&positions))?;
-        parsed.add_conflicts(&res.outcomes);
+        parsed.add_conflicts(messages, &res.outcomes);
         if !parsed.rejects.is_empty() {
             for r in &parsed.rejects {
-                tracing::error!(error = %r.error, value = %String::from_utf8_lossy(&r.value),
+                tracing::error!(error = %r.reject.reason, value = %r.reject.raw,
                     "canonical topic: rejected value");
             }
             self.dlq.send(&parsed.rejects, messages)?;

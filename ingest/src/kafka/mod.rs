@@ -20,7 +20,6 @@ mod group;
 pub mod materializer;
 
 use std::collections::BTreeSet;
-use std::io;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -33,6 +32,8 @@ pub use canonical::CanonicalProducer;
 pub use collector::{Collector, CollectorOptions, CollectorStats};
 pub use group::CLOSE_TIMEOUT;
 pub use materializer::{Materializer, MaterializerOptions, MaterializerStatus, position_key};
+
+use crate::error::{IngestError, Result, kerr};
 
 /// How to reach the brokers.
 #[derive(Debug, Clone, Default)]
@@ -53,13 +54,10 @@ impl KafkaConfig {
     }
 
     /// Parses `key=value` options (the `-X` flags).
-    pub fn with_options(mut self, options: &[String]) -> io::Result<KafkaConfig> {
+    pub fn with_options(mut self, options: &[String]) -> Result<KafkaConfig> {
         for o in options {
             let (k, v) = o.split_once('=').ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("Kafka option `{o}`: expected key=value"),
-                )
+                IngestError::Config(format!("Kafka option `{o}`: expected key=value"))
             })?;
             self.options
                 .push((k.trim().to_string(), v.trim().to_string()));
@@ -98,7 +96,7 @@ pub(crate) fn consumer_config(cfg: &KafkaConfig, group: &str, eof: bool) -> Clie
 pub(crate) fn subscribe<C: rdkafka::consumer::ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
-) -> io::Result<()> {
+) -> Result<()> {
     partition_count(consumer.client(), topic, Duration::from_secs(10))?;
     consumer
         .subscribe(&[topic])
@@ -107,7 +105,7 @@ pub(crate) fn subscribe<C: rdkafka::consumer::ConsumerContext>(
 
 /// Every message of `topic` from the beginning to its end as of the call (to inspect a
 /// dead-letter topic, and for tests).
-pub fn read_to_end(cfg: &KafkaConfig, topic: &str) -> io::Result<Vec<OwnedMessage>> {
+pub fn read_to_end(cfg: &KafkaConfig, topic: &str) -> Result<Vec<OwnedMessage>> {
     let c: BaseConsumer = consumer_config(cfg, "callstate-reader", true)
         .create()
         .map_err(|e| kerr("creating a reader", e))?;
@@ -132,7 +130,7 @@ pub fn read_to_end(cfg: &KafkaConfig, topic: &str) -> io::Result<Vec<OwnedMessag
     let mut progress = std::time::Instant::now();
     while !left.is_empty() {
         if progress.elapsed() > Duration::from_secs(30) {
-            return Err(io::Error::other(format!(
+            return Err(IngestError::Stalled(format!(
                 "reading {topic}: nothing read for 30 s"
             )));
         }
@@ -152,17 +150,12 @@ pub fn read_to_end(cfg: &KafkaConfig, topic: &str) -> io::Result<Vec<OwnedMessag
     Ok(out)
 }
 
-/// A Kafka error as an I/O error, with what was being done.
-pub(crate) fn kerr(what: &str, e: rdkafka::error::KafkaError) -> io::Error {
-    io::Error::other(format!("{what}: {e}"))
-}
-
 /// Partitions of `topic`, or an error naming the topic when it does not exist.
 pub(crate) fn partition_count<C: rdkafka::ClientContext>(
     client: &rdkafka::client::Client<C>,
     topic: &str,
     timeout: Duration,
-) -> io::Result<i32> {
+) -> Result<i32> {
     let md = client
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| kerr(&format!("metadata of topic {topic}"), e))?;
@@ -171,11 +164,6 @@ pub(crate) fn partition_count<C: rdkafka::ClientContext>(
         .iter()
         .find(|t| t.name() == topic)
         .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("topic {topic} does not exist (create it first: docs/kafka.md)"),
-            )
-        })?;
+        .ok_or_else(|| IngestError::NoTopic(topic.to_string()))?;
     Ok(t.partitions().len() as i32)
 }

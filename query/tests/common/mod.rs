@@ -2,9 +2,7 @@
 
 #![allow(dead_code)]
 
-pub mod server;
-
-use callstate_ingest::{Log, LogOptions};
+use callstate_log::{Log, LogOptions};
 use callstate_schemas::Event;
 use callstate_sim::{Scenario, Truth, run};
 

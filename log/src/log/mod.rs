@@ -1,0 +1,162 @@
+//! The embedded append-only log: a WAL for durability, Parquet segments for history.
+//!
+//! An append is acknowledged once its WAL record is synced. When the unrolled tail reaches
+//! [`LogOptions::segment_rows`], the WAL is rotated and the tail is written as a sorted Parquet
+//! segment in the background; the manifest update is the commit point, after which the covered
+//! WAL files are deleted. On open, orphan segments are removed and the WAL files after the
+//! checkpoint are replayed, so nothing acknowledged is lost and nothing is applied twice.
+//!
+//! An append may carry input [`Positions`](crate::Positions) (the Kafka materializer's next
+//! offsets): they are written in the same WAL record as the events and into the manifest with
+//! the segment that covers them, so a restart resumes exactly after the last durable append.
+//!
+//! This module holds the log's state; its operations live in the submodules, each of which
+//! depends only on this one: [`recover`] (open), [`append`], [`roll`], [`record`] (the WAL
+//! record codec) and [`snapshot`] (the read side). Subscribers ([`crate::notify`]) are told
+//! every durable append and every committed roll, in order.
+
+pub mod append;
+pub mod record;
+pub mod recover;
+pub mod roll;
+pub mod snapshot;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+
+use crate::dedupe::DedupeIndex;
+use crate::error::Refusal;
+use crate::manifest::{Manifest, Positions};
+use crate::notify::Notifier;
+use crate::wal::WalWriter;
+
+/// Tuning of the log.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Unrolled events that trigger writing a segment.
+    pub segment_rows: usize,
+}
+
+/// Default [`LogOptions::segment_rows`]: two Parquet row groups. The unrolled tail is held
+/// in memory (about 130 bytes an event) and a roll works on all of it, so smaller segments
+/// keep memory flat and let rolls overlap ingestion; larger ones mean fewer files.
+pub const DEFAULT_SEGMENT_ROWS: usize = 2 * crate::segment::ROW_GROUP_ROWS;
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_rows: DEFAULT_SEGMENT_ROWS,
+        }
+    }
+}
+
+/// What the log did with one event of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored, at this position of the ingest order.
+    Accepted(u64),
+    /// Same `(source, seq)` and content already stored: dropped.
+    Duplicate,
+    /// Same `(source, seq)` already stored with different content: rejected.
+    Conflict,
+    /// Durable in the canonical Kafka topic; deduplicated when materialized.
+    Queued,
+}
+
+/// The result of one append, one outcome per event in input order.
+#[derive(Debug, Clone, Default)]
+pub struct AppendResult {
+    /// Per event.
+    pub outcomes: Vec<Outcome>,
+    /// Events stored (or queued in the canonical topic).
+    pub accepted: usize,
+    /// Duplicates dropped.
+    pub duplicates: usize,
+    /// Conflicts rejected.
+    pub conflicts: usize,
+}
+
+/// The tail batches a roll is writing (still readable until the segment is committed), and
+/// what its commit records.
+struct Frozen {
+    batches: Arc<Vec<RecordBatch>>,
+    /// The segment's id.
+    id: u64,
+    /// The last WAL file the segment covers.
+    wal_through: u64,
+    /// Input positions as of the roll.
+    positions: Positions,
+    /// The roll failed (the log refuses appends); it is retried when the log recovers.
+    failed: bool,
+}
+
+/// Why the log refuses appends, and when it last checked whether it can take them again.
+struct Failure {
+    refusal: Refusal,
+    checked: Instant,
+}
+
+struct State {
+    wal: WalWriter,
+    wal_no: u64,
+    tail: Vec<RecordBatch>,
+    tail_rows: usize,
+    frozen: Option<Frozen>,
+    manifest: Manifest,
+    dedupe: DedupeIndex,
+    next_ingest_seq: u64,
+    last_ingest_time_us: i64,
+    /// Positions of everything durable (manifest, then WAL records in order).
+    positions: Positions,
+    /// Set by a failed WAL write or roll: the log refuses appends until it recovers.
+    failed: Option<Failure>,
+    /// The buffer WAL records are encoded in.
+    encode_buf: Vec<u8>,
+    /// Who is told what became durable.
+    notifier: Notifier,
+}
+
+struct Shared {
+    dir: PathBuf,
+    opts: LogOptions,
+    state: Mutex<State>,
+    roll_done: Condvar,
+    _lock: File,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The embedded log, open for writing by this process.
+pub struct Log {
+    shared: Arc<Shared>,
+    roller: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Log {
+    /// The data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.shared.dir
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+
+    /// Input positions of everything durable (see [`Log::append_at`]).
+    pub fn positions(&self) -> Positions {
+        self.lock().positions.clone()
+    }
+
+    /// Keys in the dedupe index (distinct events stored).
+    pub fn distinct_keys(&self) -> usize {
+        self.lock().dedupe.len()
+    }
+}

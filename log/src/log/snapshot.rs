@@ -1,0 +1,213 @@
+//! The read side: consistent, lock-free views of the log (committed segments plus the
+//! unrolled tail), from the writing process or from any other process.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+
+use callstate_schemas::{StoredEvent, decode_batch};
+
+use super::record::decode;
+use super::{Log, State};
+use crate::digest::SPAN_GAP_US;
+use crate::error::{LogError, Result};
+use crate::layout::{segments_dir, wal_dir};
+use crate::manifest::{self, Manifest, SegmentMeta, SourceSpan};
+use crate::notify::Subscription;
+use crate::segment::read_segment;
+use crate::wal;
+
+/// See [`Snapshot::read_digests`].
+#[derive(Debug, Default)]
+pub struct DigestView {
+    /// Control events of digested segments; every event of the others and of the tail.
+    pub batches: Vec<RecordBatch>,
+    /// Activity spans of the digested segments.
+    pub spans: Vec<SourceSpan>,
+    /// Events of the digested segments (covered by `spans` and the control events).
+    pub digested_rows: u64,
+}
+
+/// A consistent, read-only view of the log: committed segments plus the unrolled tail.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// Committed segments, oldest first.
+    pub segments: Vec<SegmentMeta>,
+    /// Events not yet in a segment (WAL-backed), in ingest order.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Log {
+    /// A consistent view of everything acknowledged so far.
+    pub fn snapshot(&self) -> Snapshot {
+        self.versioned_snapshot().1
+    }
+
+    /// [`Log::snapshot`] with its version: the last `ingest_seq` it holds (0 when empty).
+    /// Two snapshots of the same version hold the same events (a roll only moves them).
+    pub fn versioned_snapshot(&self) -> (u64, Snapshot) {
+        let st = self.lock();
+        (st.next_ingest_seq - 1, self.snapshot_of(&st))
+    }
+
+    /// A view of everything acknowledged so far and a subscription to everything after it,
+    /// taken at one instant: no event is in both, none in neither.
+    pub fn subscribe(&self) -> (Snapshot, Subscription) {
+        let mut st = self.lock();
+        let snap = self.snapshot_of(&st);
+        (snap, st.notifier.subscribe())
+    }
+
+    fn snapshot_of(&self, st: &State) -> Snapshot {
+        let mut batches: Vec<RecordBatch> = st
+            .frozen
+            .iter()
+            .flat_map(|f| f.batches.iter().cloned())
+            .collect();
+        batches.extend(st.tail.iter().cloned());
+        Snapshot {
+            dir: self.shared.dir.clone(),
+            segments: st.manifest.segments.clone(),
+            batches,
+        }
+    }
+}
+
+/// Whether an error means a file vanished under a reader (a concurrent roll).
+fn vanished(e: &LogError) -> bool {
+    matches!(e, LogError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
+impl Snapshot {
+    /// Loads a view of a data directory without taking its lock (a writer may be running).
+    pub fn load(dir: impl AsRef<Path>) -> Result<Snapshot> {
+        let dir = dir.as_ref();
+        if !dir.join(manifest::FILE).exists() && !wal_dir(dir).exists() {
+            return Err(LogError::NotALog(dir.to_path_buf()));
+        }
+        // A concurrent roll may delete WAL files between reading the manifest and the WAL:
+        // then the manifest has moved on and the read is retried.
+        for _ in 0..20 {
+            let manifest = Manifest::load(dir)?;
+            let files = match wal::scan_after(&wal_dir(dir), manifest.wal_checkpoint) {
+                Ok(f) => f,
+                Err(e) if vanished(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            if Manifest::load(dir)? != manifest {
+                continue;
+            }
+            let mut batches = Vec::new();
+            for (_, path, scan) in &files {
+                for rec in &scan.records {
+                    batches.extend(decode(rec, path)?.batches);
+                }
+            }
+            return Ok(Snapshot {
+                dir: dir.to_path_buf(),
+                segments: manifest.segments,
+                batches,
+            });
+        }
+        Err(LogError::Busy)
+    }
+
+    /// Path of a segment.
+    pub fn segment_path(&self, seg: &SegmentMeta) -> PathBuf {
+        segments_dir(&self.dir).join(&seg.file)
+    }
+
+    /// Events in the view.
+    pub fn len(&self) -> u64 {
+        self.segments.iter().map(|s| s.rows).sum::<u64>()
+            + self
+                .batches
+                .iter()
+                .map(|b| b.num_rows() as u64)
+                .sum::<u64>()
+    }
+
+    /// Whether the view holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The unrolled tail's batches, limited to `columns` if given.
+    pub fn tail_batches(&self, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
+        self.batches
+            .iter()
+            .map(|b| match columns {
+                Some(cols) => {
+                    let idx: Vec<usize> = cols
+                        .iter()
+                        .map(|c| b.schema().index_of(c))
+                        .collect::<std::result::Result<_, _>>()?;
+                    Ok(b.project(&idx)?)
+                }
+                None => Ok(b.clone()),
+            })
+            .collect()
+    }
+
+    /// Every batch of the view (segments read from disk), limited to `columns` if given.
+    pub fn read_batches(&self, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for seg in &self.segments {
+            out.extend(read_segment(&self.segment_path(seg), columns)?);
+        }
+        out.extend(self.tail_batches(columns)?);
+        Ok(out)
+    }
+
+    /// What the state engine reads, cheaply: the control events and activity spans of
+    /// every digested segment whose events were all ingested by `known_at` (all of them
+    /// without it), and every event of the other segments and of the tail (the caller
+    /// filters those by `known_at`). `columns` as in [`Snapshot::read_batches`].
+    pub fn read_digests(
+        &self,
+        columns: Option<&[&str]>,
+        known_at: Option<i64>,
+    ) -> Result<DigestView> {
+        let mut view = DigestView::default();
+        for seg in &self.segments {
+            let usable = seg.digest.as_ref().filter(|d| {
+                d.span_gap_us == SPAN_GAP_US && known_at.is_none_or(|k| seg.max_ingest_time_us <= k)
+            });
+            match usable {
+                Some(d) => {
+                    view.batches.extend(read_segment(
+                        &segments_dir(&self.dir).join(&d.file),
+                        columns,
+                    )?);
+                    view.spans.extend(d.spans.iter().cloned());
+                    view.digested_rows += seg.rows;
+                }
+                None => view
+                    .batches
+                    .extend(read_segment(&self.segment_path(seg), columns)?),
+            }
+        }
+        view.batches.extend(self.tail_batches(columns)?);
+        Ok(view)
+    }
+
+    /// Every event of the view, decoded (for tests, export and small logs).
+    pub fn stored_events(&self) -> Result<Vec<StoredEvent>> {
+        let mut out = Vec::with_capacity(self.len() as usize);
+        for b in self.read_batches(None)? {
+            out.extend(decode_batch(&b)?);
+        }
+        Ok(out)
+    }
+
+    /// Number of non-null values of a column across the view (for tests and stats).
+    pub fn count_non_null(&self, column: &str) -> Result<u64> {
+        Ok(self
+            .read_batches(Some(&[column]))?
+            .iter()
+            .map(|b| (b.num_rows() - b.column(0).null_count()) as u64)
+            .sum())
+    }
+}

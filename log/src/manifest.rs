@@ -1,0 +1,116 @@
+//! The manifest and the format types it records: which Parquet segments (and digests) make
+//! up the log, which WAL files they cover, and the input positions stored with them.
+//! Replaced atomically; the manifest is the commit point of a segment. A leaf module: the
+//! writer, the readers and the roll all import these types from here.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, LogError, Result};
+use crate::fsutil::write_atomic;
+
+/// Input positions stored with the events: `"topic/partition"` → next offset to read.
+pub type Positions = BTreeMap<String, i64>;
+
+/// A run of a source's event times with no gap over the digest's `span_gap_us`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceSpan {
+    /// The source.
+    pub source: String,
+    /// Its first event time in the run (microseconds since the epoch).
+    pub start_us: i64,
+    /// Its last event time in the run.
+    pub end_us: i64,
+}
+
+/// The digest of one segment, as recorded in the manifest (see `digest.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    /// File name of the control events under `segments/`.
+    pub file: String,
+    /// Control events in it.
+    pub rows: u64,
+    /// The gap the spans were built with.
+    pub span_gap_us: i64,
+    /// Activity spans of every source of the segment, by source then start.
+    pub spans: Vec<SourceSpan>,
+}
+
+/// File name of the manifest in the data directory.
+pub const FILE: &str = "MANIFEST.json";
+
+/// One Parquet segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentMeta {
+    /// File name under `segments/`.
+    pub file: String,
+    /// Rows (events).
+    pub rows: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Smallest event time, microseconds since the epoch (UTC).
+    pub min_time_us: i64,
+    /// Largest event time.
+    pub max_time_us: i64,
+    /// Smallest `ingest_seq`.
+    pub min_ingest_seq: u64,
+    /// Largest `ingest_seq`.
+    pub max_ingest_seq: u64,
+    /// Largest `ingest_time` (microseconds).
+    pub max_ingest_time_us: i64,
+    /// The segment's digest (absent in logs written before digests existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// The manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version.
+    pub format: u32,
+    /// Segments, oldest first.
+    pub segments: Vec<SegmentMeta>,
+    /// Every WAL file numbered at or below this is fully in `segments`.
+    pub wal_checkpoint: u64,
+    /// Id for the next segment file.
+    pub next_segment_id: u64,
+    /// Input positions covered by `segments` (the Kafka materializer's offsets).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub positions: Positions,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest {
+            format: 1,
+            segments: Vec::new(),
+            wal_checkpoint: 0,
+            next_segment_id: 1,
+            positions: Default::default(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Loads the manifest of a data directory; a directory without one is an empty log.
+    pub fn load(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| LogError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(LogError::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// Stores the manifest atomically and durably.
+    pub fn store(&self, dir: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        let path = dir.join(FILE);
+        write_atomic(&path, &bytes).ctx(|| format!("writing {}", path.display()))
+    }
+}

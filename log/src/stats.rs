@@ -1,0 +1,76 @@
+//! `callstate log stats`: what the log holds.
+
+use std::collections::BTreeMap;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{DataType, TimestampMicrosecondType};
+use serde::Serialize;
+
+use callstate_schemas::format_time;
+
+use crate::error::Result;
+use crate::log::snapshot::Snapshot;
+
+/// Summary of a log.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LogStats {
+    /// Events stored.
+    pub events: u64,
+    /// Parquet segments.
+    pub segments: usize,
+    /// Events in segments.
+    pub segment_events: u64,
+    /// Bytes of the segment files.
+    pub segment_bytes: u64,
+    /// Events not yet rolled into a segment (held in the WAL).
+    pub tail_events: u64,
+    /// Events per kind.
+    pub per_kind: BTreeMap<String, u64>,
+    /// Earliest event time (RFC 3339), if any.
+    pub min_time: Option<String>,
+    /// Latest event time.
+    pub max_time: Option<String>,
+}
+
+impl LogStats {
+    /// Computes the stats of a view (reads only the `kind` and `time` columns).
+    pub fn of(snap: &Snapshot) -> Result<LogStats> {
+        let mut per_kind = BTreeMap::new();
+        let mut min_t = snap.segments.iter().map(|s| s.min_time_us).min();
+        let mut max_t = snap.segments.iter().map(|s| s.max_time_us).max();
+        for b in snap.read_batches(Some(&["time", "kind"]))? {
+            let kind =
+                arrow::compute::cast(b.column_by_name("kind").expect("kind"), &DataType::Utf8)?;
+            for k in kind.as_string::<i32>().iter().flatten() {
+                *per_kind.entry(k.to_string()).or_insert(0u64) += 1;
+            }
+        }
+        for b in &snap.batches {
+            let t = b
+                .column_by_name("time")
+                .expect("time")
+                .as_primitive::<TimestampMicrosecondType>();
+            if t.is_empty() {
+                continue;
+            }
+            let (lo, hi) = (arrow::compute::min(t), arrow::compute::max(t));
+            min_t = min_t.into_iter().chain(lo).min();
+            max_t = max_t.into_iter().chain(hi).max();
+        }
+        let fmt = |t: Option<i64>| {
+            t.and_then(chrono::DateTime::from_timestamp_micros)
+                .map(|t| format_time(&t))
+        };
+        let segment_events = snap.segments.iter().map(|s| s.rows).sum();
+        Ok(LogStats {
+            events: snap.len(),
+            segments: snap.segments.len(),
+            segment_events,
+            segment_bytes: snap.segments.iter().map(|s| s.bytes).sum(),
+            tail_events: snap.len() - segment_events,
+            per_kind,
+            min_time: fmt(min_t),
+            max_time: fmt(max_t),
+        })
+    }
+}

@@ -1,0 +1,281 @@
+//! Incidents (design.md §4): device outages that start close together on the same node or
+//! CTIManager, with their recovery curve, failovers, re-homes and the calls they hit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use callstate_schemas::{Kind, Movement, ServiceState, Us, format_instant};
+
+use super::intervals::{DeviceIndex, ServiceInterval};
+use super::rows::{CallRow, LogRows};
+use super::ser;
+
+/// Detection settings.
+#[derive(Debug, Clone)]
+pub struct IncidentOptions {
+    /// Fewest devices that make an incident.
+    pub min_devices: usize,
+    /// Longest gap between consecutive outage starts of one incident.
+    pub window_us: Us,
+}
+
+impl Default for IncidentOptions {
+    fn default() -> Self {
+        IncidentOptions {
+            min_devices: 5,
+            window_us: 60 * 1_000_000,
+        }
+    }
+}
+
+/// A device that came back on another node, or went home again.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceMove {
+    /// Device.
+    pub device: String,
+    /// When it came in service there.
+    #[serde(serialize_with = "ser::instant")]
+    pub at: Us,
+    /// Node.
+    pub node: String,
+    /// Failovers: seconds after the incident's start. Re-homes: seconds after the incident's
+    /// first re-home (the home node back, as its idle devices show at once), that is how long
+    /// the device's calls held it on the backup node.
+    pub lag_s: f64,
+}
+
+/// One incident.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    /// Stable id: scope, target and start.
+    pub id: String,
+    /// Cluster.
+    pub cluster: String,
+    /// `node` or `ctimanager`.
+    pub scope: String,
+    /// Node or CTIManager name.
+    pub target: String,
+    /// Most common cause among the outages.
+    pub cause: String,
+    /// First outage start.
+    #[serde(serialize_with = "ser::instant")]
+    pub started_at: Us,
+    /// All devices back in service, if they are.
+    #[serde(serialize_with = "ser::opt_instant")]
+    pub ended_at: Option<Us>,
+    /// Devices affected.
+    pub devices_affected: usize,
+    /// Seconds from start until 50% of the devices were back in service.
+    pub recovery_50_s: Option<f64>,
+    /// … 90%.
+    pub recovery_90_s: Option<f64>,
+    /// … 100%.
+    pub recovery_100_s: Option<f64>,
+    /// Devices that came back on another node.
+    pub failovers: Vec<DeviceMove>,
+    /// Of those, when they went back to their home node.
+    pub rehomes: Vec<DeviceMove>,
+    /// Longest re-home lag (see [`DeviceMove::lag_s`]), seconds; null without re-homes.
+    pub rehome_lag_max_s: Option<f64>,
+    /// Calls active on affected devices when they went out of service.
+    pub calls_active: usize,
+    /// How those calls ended (cause → count; `active` if not ended).
+    pub calls_ended: BTreeMap<String, usize>,
+    /// The affected devices.
+    pub devices: Vec<String>,
+}
+
+struct Outage<'a> {
+    start: Us,
+    device: &'a str,
+    cluster: &'a Arc<str>,
+    cause: Option<&'a Arc<str>>,
+    /// Index of the interval in the device's slice.
+    k: usize,
+}
+
+type CallsByDevice<'a> = HashMap<&'a str, Vec<&'a CallRow>>;
+
+/// Detects incidents whose first outage starts in [from, to).
+pub fn detect(
+    intervals: &[ServiceInterval],
+    rows: &LogRows,
+    calls: &[CallRow],
+    from: Us,
+    to: Us,
+    opts: &IncidentOptions,
+) -> Vec<Incident> {
+    let idx = DeviceIndex::new(intervals);
+    // Outage starts, keyed by scope: re-home blips are planned moves, not outages.
+    let mut by_scope: BTreeMap<(String, String, String), Vec<Outage<'_>>> = BTreeMap::new();
+    let mut devices: Vec<&&str> = idx.devices().collect();
+    devices.sort();
+    for d in devices {
+        let iv = idx.device(d);
+        for (k, i) in iv.iter().enumerate() {
+            let starts_outage = i.state == ServiceState::OutOfService
+                && (k == 0
+                    || iv[k - 1].state != ServiceState::OutOfService
+                    || iv[k - 1].valid_to != Some(i.valid_from));
+            if !starts_outage || i.cause.as_deref() == Some("rehome") {
+                continue;
+            }
+            let (scope, target) = if i.cause.as_deref() == Some("ctimanager_failure") {
+                ("ctimanager".to_string(), String::new())
+            } else {
+                match &i.last_node {
+                    Some(n) => ("node".to_string(), n.to_string()),
+                    None => continue,
+                }
+            };
+            by_scope
+                .entry((i.cluster.to_string(), scope, target))
+                .or_default()
+                .push(Outage {
+                    start: i.valid_from,
+                    device: d,
+                    cluster: &i.cluster,
+                    cause: i.cause.as_ref(),
+                    k,
+                });
+        }
+    }
+    // Call legs by device, built once for every incident.
+    let mut calls_by_device: CallsByDevice<'_> = HashMap::new();
+    if !by_scope.is_empty() {
+        for c in calls {
+            calls_by_device.entry(&c.device).or_default().push(c);
+        }
+    }
+    let mut out = Vec::new();
+    for ((_, scope, target), mut outages) in by_scope {
+        outages.sort_by_key(|o| (o.start, o.device));
+        let mut group: Vec<Outage<'_>> = Vec::new();
+        let flush = |group: &mut Vec<Outage<'_>>, out: &mut Vec<Incident>| {
+            let mut seen = std::collections::HashSet::new();
+            group.retain(|o| seen.insert(o.device));
+            if group.len() >= opts.min_devices && group[0].start >= from && group[0].start < to {
+                out.push(build(&idx, rows, &calls_by_device, &scope, &target, group));
+            }
+            group.clear();
+        };
+        for o in outages {
+            if group
+                .last()
+                .is_some_and(|l| o.start - l.start > opts.window_us)
+            {
+                flush(&mut group, &mut out);
+            }
+            group.push(o);
+        }
+        flush(&mut group, &mut out);
+    }
+    out.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+    out
+}
+
+fn build(
+    idx: &DeviceIndex<'_>,
+    rows: &LogRows,
+    calls_by_device: &CallsByDevice<'_>,
+    scope: &str,
+    target: &str,
+    group: &[Outage<'_>],
+) -> Incident {
+    let start = group[0].start;
+    let cluster = group[0].cluster.to_string();
+    let target = if scope == "ctimanager" {
+        rows.node_events
+            .iter()
+            .rev()
+            .find(|p| {
+                p.kind == Kind::ProviderOutOfService
+                    && *p.cluster == *cluster
+                    && p.time <= start + 60_000_000
+            })
+            .map_or_else(|| "unknown".to_string(), |p| p.target.to_string())
+    } else {
+        target.to_string()
+    };
+    let mut causes: HashMap<&str, usize> = HashMap::new();
+    let mut recoveries = Vec::new();
+    let mut failovers = Vec::new();
+    let mut rehomes = Vec::new();
+    let mut rehome_times = Vec::new();
+    let mut calls_active = 0;
+    let mut calls_ended: BTreeMap<String, usize> = BTreeMap::new();
+    for o in group {
+        *causes.entry(o.cause.map_or("unknown", |c| c)).or_default() += 1;
+        let iv = idx.device(o.device);
+        if let Some((k, back)) = iv
+            .iter()
+            .enumerate()
+            .skip(o.k + 1)
+            .find(|(_, i)| i.state == ServiceState::InService)
+        {
+            recoveries.push(back.valid_from);
+            if back.movement == Some(Movement::Failover) {
+                failovers.push(DeviceMove {
+                    device: o.device.to_string(),
+                    at: back.valid_from,
+                    node: back.node.as_deref().unwrap_or_default().to_string(),
+                    lag_s: (back.valid_from - start) as f64 / 1e6,
+                });
+                if let Some(home) = iv[k + 1..]
+                    .iter()
+                    .find(|i| i.movement == Some(Movement::Rehome))
+                {
+                    rehome_times.push(home.valid_from);
+                    rehomes.push(DeviceMove {
+                        device: o.device.to_string(),
+                        at: home.valid_from,
+                        node: home.node.as_deref().unwrap_or_default().to_string(),
+                        lag_s: 0.0,
+                    });
+                }
+            }
+        }
+        for c in calls_by_device.get(o.device).into_iter().flatten() {
+            // A call dropped by the outage ends at the outage's own instant.
+            if c.start <= o.start && c.end.is_none_or(|e| e >= o.start) {
+                calls_active += 1;
+                let how = c.end_cause.as_deref().unwrap_or("active").to_string();
+                *calls_ended.entry(how).or_default() += 1;
+            }
+        }
+    }
+    let first_rehome = rehome_times.iter().min().copied().unwrap_or(0);
+    for (r, t) in rehomes.iter_mut().zip(&rehome_times) {
+        r.lag_s = (t - first_rehome) as f64 / 1e6;
+    }
+    let rehome_lag_max_s = rehomes.iter().map(|r| r.lag_s).reduce(f64::max);
+    recoveries.sort_unstable();
+    let n = group.len();
+    let at = |q: f64| {
+        let k = ((q * n as f64).ceil() as usize).max(1);
+        recoveries.get(k - 1).map(|t| (*t - start) as f64 / 1e6)
+    };
+    let mut cause: Vec<(&str, usize)> = causes.into_iter().collect();
+    cause.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    Incident {
+        id: format!("{cluster}/{scope}/{target}/{}", format_instant(start)),
+        cluster,
+        scope: scope.to_string(),
+        target,
+        cause: cause[0].0.to_string(),
+        started_at: start,
+        ended_at: (recoveries.len() == n).then(|| *recoveries.last().expect("n ≥ 1")),
+        devices_affected: n,
+        recovery_50_s: at(0.5),
+        recovery_90_s: at(0.9),
+        recovery_100_s: if recoveries.len() == n { at(1.0) } else { None },
+        failovers,
+        rehomes,
+        rehome_lag_max_s,
+        calls_active,
+        calls_ended,
+        devices: group.iter().map(|o| o.device.to_string()).collect(),
+    }
+}

@@ -1,0 +1,16 @@
+//! The domain model of design.md §2–§4, in microseconds: what the state engine reads from
+//! the log ([`rows`]), service-state intervals ([`intervals`]), a device's state at an
+//! instant ([`state`]), availability and SLA ([`availability`], [`sla`], [`calendar`]),
+//! incidents ([`incidents`]), and what dashboards draw ([`series`], [`annotations`]).
+//! Nothing here knows about DataFusion or HTTP.
+
+pub mod annotations;
+pub mod availability;
+pub mod calendar;
+pub mod incidents;
+pub mod intervals;
+pub mod rows;
+pub mod ser;
+pub mod series;
+pub mod sla;
+pub mod state;

@@ -1,0 +1,460 @@
+//! The rows of the log the state engine needs, read from a snapshot (segments and the
+//! unrolled tail), optionally limited to what was known at an ingest time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, ListArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, TimestampMicrosecondType, UInt64Type};
+
+use callstate_log::Snapshot;
+use callstate_schemas::{Kind, SILENCE_US, Us};
+
+use crate::error::{QueryError, Result};
+
+/// A `device_in_service` / `device_out_of_service` event.
+#[derive(Debug, Clone)]
+pub struct ServiceRow {
+    /// Event time.
+    pub time: Us,
+    /// Position in ingest order (ties of `time`).
+    pub ingest_seq: u64,
+    /// When the log accepted it.
+    pub ingest_time: Us,
+    /// Reporting source.
+    pub source: Arc<str>,
+    /// Cluster.
+    pub cluster: Arc<str>,
+    /// Device.
+    pub device: Arc<str>,
+    /// In service (true) or out of service.
+    pub in_service: bool,
+    /// Node (in service: handling node; out of service: the node it was on, if given).
+    pub node: Option<Arc<str>>,
+    /// Device pool, when the event carries it.
+    pub device_pool: Option<Arc<str>>,
+    /// Device type, when the event carries it.
+    pub device_type: Option<Arc<str>>,
+    /// Cause (out of service).
+    pub cause: Option<Arc<str>>,
+}
+
+/// A `device_pool_config` event.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Event time.
+    pub time: Us,
+    /// Ingest order.
+    pub ingest_seq: u64,
+    /// Pool.
+    pub device_pool: Arc<str>,
+    /// CUCM group, primary first.
+    pub nodes: Vec<Arc<str>>,
+}
+
+/// A `maintenance_window` event.
+#[derive(Debug, Clone)]
+pub struct MaintenanceRow {
+    /// Event time (when it was announced).
+    pub time: Us,
+    /// Cluster.
+    pub cluster: Arc<str>,
+    /// `cluster`, `node`, `device_pool` or `device`.
+    pub scope: Arc<str>,
+    /// Target name.
+    pub target: Arc<str>,
+    /// Window start.
+    pub start: Us,
+    /// Window end.
+    pub end: Us,
+    /// Reason.
+    pub reason: Option<Arc<str>>,
+}
+
+/// A call leg on a device: `call_started` and, if seen, its `call_ended`.
+#[derive(Debug, Clone)]
+pub struct CallRow {
+    /// Call id.
+    pub call_id: Arc<str>,
+    /// Device.
+    pub device: Arc<str>,
+    /// Start.
+    pub start: Us,
+    /// End, if ended.
+    pub end: Option<Us>,
+    /// How it ended.
+    pub end_cause: Option<Arc<str>>,
+}
+
+/// A node or CTIManager event: `node_down`, `node_up`, `provider_out_of_service` or
+/// `provider_in_service`.
+#[derive(Debug, Clone)]
+pub struct NodeEvent {
+    /// Event time.
+    pub time: Us,
+    /// Its kind (one of the four above).
+    pub kind: Kind,
+    /// Cluster.
+    pub cluster: Arc<str>,
+    /// The node, or the CTIManager the provider was on.
+    pub target: Arc<str>,
+    /// Cause, when given.
+    pub cause: Option<Arc<str>>,
+}
+
+/// What the state engine reads from the log.
+#[derive(Debug, Default)]
+pub struct LogRows {
+    /// Calls (legs per device), by device, then start.
+    pub calls: Vec<CallRow>,
+    /// Node and CTIManager (provider) events, by time.
+    pub node_events: Vec<NodeEvent>,
+    /// Service events.
+    pub service: Vec<ServiceRow>,
+    /// Pool configurations.
+    pub pool_configs: Vec<PoolConfig>,
+    /// Maintenance windows.
+    pub windows: Vec<MaintenanceRow>,
+    /// Activity spans of every source, by start, merged so that consecutive spans are more
+    /// than 90 s apart (the silence rule's input).
+    pub source_spans: HashMap<Arc<str>, Vec<(Us, Us)>>,
+    /// Event times read from full rows, per source (folded into `source_spans` by `load`).
+    source_times: HashMap<Arc<str>, Vec<Us>>,
+}
+
+/// Interns strings so that repeated names share one allocation (a fast hasher: this is
+/// called for most string cells of the log).
+#[derive(Default)]
+struct Interner(hashbrown::HashMap<Box<str>, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(s.into(), a.clone());
+        a
+    }
+}
+
+const COLUMNS: &[&str] = &[
+    "time",
+    "kind",
+    "cluster",
+    "device",
+    "device_type",
+    "node",
+    "device_pool",
+    "cause",
+    "nodes",
+    "scope",
+    "target",
+    "window_start",
+    "window_end",
+    "reason",
+    "source",
+    "ingest_time",
+    "ingest_seq",
+    "ctimanager",
+];
+
+fn missing(name: &str) -> QueryError {
+    QueryError::Data(format!("column {name} missing"))
+}
+
+fn strings(b: &RecordBatch, name: &str) -> Result<StringArray> {
+    let c = b.column_by_name(name).ok_or_else(|| missing(name))?;
+    let c = arrow::compute::cast(c, &DataType::Utf8)?;
+    Ok(c.as_string::<i32>().clone())
+}
+
+fn opt(a: &StringArray, i: usize) -> Option<&str> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
+impl LogRows {
+    /// Reads a snapshot with its call legs; with `known_at`, only events ingested at or
+    /// before it count.
+    pub fn load(snap: &Snapshot, known_at: Option<Us>) -> Result<LogRows> {
+        Self::load_with(snap, known_at, true)
+    }
+
+    /// Like [`LogRows::load`]; without `calls`, call legs are not read (availability, SLA and
+    /// states without `active_calls` do not need them). Everything else comes from the
+    /// segments' digests where they can answer.
+    pub fn load_with(snap: &Snapshot, known_at: Option<Us>, calls: bool) -> Result<LogRows> {
+        let mut rows = Self::read(snap, known_at, true)?;
+        if calls {
+            rows.calls = Self::load_calls(snap, known_at)?;
+        }
+        Ok(rows)
+    }
+
+    /// Like `load_with(snap, known_at, false)` but from every event, ignoring the digests:
+    /// the reference the digests are checked against.
+    pub fn load_without_digests(snap: &Snapshot, known_at: Option<Us>) -> Result<LogRows> {
+        Self::read(snap, known_at, false)
+    }
+
+    fn read(snap: &Snapshot, known_at: Option<Us>, digests: bool) -> Result<LogRows> {
+        let mut rows = LogRows::default();
+        let mut names = Interner::default();
+        let (batches, spans) = if digests {
+            let view = snap.read_digests(Some(COLUMNS), known_at)?;
+            (view.batches, view.spans)
+        } else {
+            (snap.read_batches(Some(COLUMNS))?, Vec::new())
+        };
+        for b in &batches {
+            rows.add_batch(b, known_at, &mut names)?;
+        }
+        drop(batches);
+        for s in spans {
+            let src = names.get(&s.source);
+            rows.source_spans
+                .entry(src)
+                .or_default()
+                .push((s.start_us, s.end_us));
+        }
+        rows.fold_spans();
+        rows.node_events.sort_by_key(|p| p.time);
+        Ok(rows)
+    }
+
+    /// Folds the event times of full rows into the spans and merges each source's spans
+    /// across gaps of at most 90 s.
+    fn fold_spans(&mut self) {
+        for (src, times) in std::mem::take(&mut self.source_times) {
+            let v = self.source_spans.entry(src).or_default();
+            v.extend(times.into_iter().map(|t| (t, t)));
+        }
+        for v in self.source_spans.values_mut() {
+            v.sort_unstable();
+            let mut merged: Vec<(Us, Us)> = Vec::with_capacity(v.len().min(1024));
+            for &(s, e) in v.iter() {
+                match merged.last_mut() {
+                    Some(last) if s - last.1 <= SILENCE_US => last.1 = last.1.max(e),
+                    _ => merged.push((s, e)),
+                }
+            }
+            *v = merged;
+        }
+    }
+
+    /// Only the call legs of a snapshot (with `known_at`, as known then), reading just the
+    /// columns they need: a `call_started` and, if seen, the `call_ended` of the same call id
+    /// on the same device (a leg seen only ending starts and ends then).
+    pub fn load_calls(snap: &Snapshot, known_at: Option<Us>) -> Result<Vec<CallRow>> {
+        let columns = ["time", "kind", "device", "call_id", "cause", "ingest_time"];
+        let batches = snap.read_batches(Some(&columns))?;
+        let mut names = Interner::default();
+        struct Leg {
+            start: Option<Us>,
+            end: Option<Us>,
+            end_cause: Option<Arc<str>>,
+        }
+        // keyed by (device, call id) borrowed from the batches
+        let mut legs: hashbrown::HashMap<(&str, &str), Leg> = hashbrown::HashMap::new();
+        for b in &batches {
+            let col = |n: &str| b.column_by_name(n).ok_or_else(|| missing(n));
+            let time = col("time")?.as_primitive::<TimestampMicrosecondType>();
+            let itime = col("ingest_time")?.as_primitive::<TimestampMicrosecondType>();
+            let kind = StrCol::of(col("kind")?)?;
+            let device = StrCol::of(col("device")?)?;
+            let cause = StrCol::of(col("cause")?)?;
+            let call_id = StrCol::of(col("call_id")?)?;
+            for i in 0..b.num_rows() {
+                let started = match kind.get(i).and_then(Kind::parse) {
+                    Some(Kind::CallStarted) => true,
+                    Some(Kind::CallEnded) => false,
+                    _ => continue,
+                };
+                if known_at.is_some_and(|t| itime.value(i) > t) {
+                    continue;
+                }
+                let (Some(dev), Some(id)) = (device.get(i), call_id.get(i)) else {
+                    continue;
+                };
+                let t = time.value(i);
+                let leg = legs.entry((dev, id)).or_insert(Leg {
+                    start: None,
+                    end: None,
+                    end_cause: None,
+                });
+                if started {
+                    leg.start = Some(t);
+                } else {
+                    leg.end = Some(t);
+                    leg.end_cause = cause.get(i).map(|c| names.get(c));
+                }
+            }
+        }
+        let mut calls: Vec<CallRow> = legs
+            .into_iter()
+            .map(|((dev, id), leg)| CallRow {
+                call_id: Arc::from(id),
+                device: names.get(dev),
+                start: leg.start.or(leg.end).unwrap_or_default(),
+                end: leg.end,
+                end_cause: leg.end_cause,
+            })
+            .collect();
+        calls.sort_unstable_by(|a, b| {
+            (&a.device, a.start, &a.call_id).cmp(&(&b.device, b.start, &b.call_id))
+        });
+        Ok(calls)
+    }
+
+    fn add_batch(
+        &mut self,
+        b: &RecordBatch,
+        known_at: Option<Us>,
+        names: &mut Interner,
+    ) -> Result<()> {
+        let col = |n: &str| b.column_by_name(n).ok_or_else(|| missing(n));
+        let time = col("time")?
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone();
+        let itime = col("ingest_time")?
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone();
+        let iseq = col("ingest_seq")?.as_primitive::<UInt64Type>().clone();
+        let wstart = col("window_start")?
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone();
+        let wend = col("window_end")?
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone();
+        let nodes = col("nodes")?.as_any().downcast_ref::<ListArray>().cloned();
+        let kind = strings(b, "kind")?;
+        let source = strings(b, "source")?;
+        let cluster = strings(b, "cluster")?;
+        let device = strings(b, "device")?;
+        let device_type = strings(b, "device_type")?;
+        let node = strings(b, "node")?;
+        let pool = strings(b, "device_pool")?;
+        let cause = strings(b, "cause")?;
+        let scope = strings(b, "scope")?;
+        let target = strings(b, "target")?;
+        let reason = strings(b, "reason")?;
+        let ctimanager = strings(b, "ctimanager")?;
+        for i in 0..b.num_rows() {
+            if known_at.is_some_and(|k| itime.value(i) > k) {
+                continue;
+            }
+            let src = names.get(source.value(i));
+            self.source_times
+                .entry(src.clone())
+                .or_default()
+                .push(time.value(i));
+            let mut get = |a: &StringArray| opt(a, i).map(|s| names.get(s));
+            let Some(k) = Kind::parse(kind.value(i)) else {
+                continue;
+            };
+            match k {
+                Kind::DeviceInService | Kind::DeviceOutOfService => {
+                    let (Some(dev), Some(cl)) = (get(&device), get(&cluster)) else {
+                        continue;
+                    };
+                    self.service.push(ServiceRow {
+                        time: time.value(i),
+                        ingest_seq: iseq.value(i),
+                        ingest_time: itime.value(i),
+                        source: src,
+                        cluster: cl,
+                        device: dev,
+                        in_service: k == Kind::DeviceInService,
+                        node: get(&node),
+                        device_pool: get(&pool),
+                        device_type: get(&device_type),
+                        cause: get(&cause),
+                    });
+                }
+                Kind::DevicePoolConfig => {
+                    let (Some(p), Some(list)) = (get(&pool), nodes.as_ref()) else {
+                        continue;
+                    };
+                    if list.is_null(i) {
+                        continue;
+                    }
+                    let l = list.value(i);
+                    let l = l.as_string::<i32>();
+                    self.pool_configs.push(PoolConfig {
+                        time: time.value(i),
+                        ingest_seq: iseq.value(i),
+                        device_pool: p,
+                        nodes: l.iter().flatten().map(|s| names.get(s)).collect(),
+                    });
+                }
+                Kind::NodeDown
+                | Kind::NodeUp
+                | Kind::ProviderOutOfService
+                | Kind::ProviderInService => {
+                    let target = match k {
+                        Kind::NodeDown | Kind::NodeUp => &node,
+                        _ => &ctimanager,
+                    };
+                    let (Some(cl), Some(t)) = (get(&cluster), get(target)) else {
+                        continue;
+                    };
+                    self.node_events.push(NodeEvent {
+                        time: time.value(i),
+                        kind: k,
+                        cluster: cl,
+                        target: t,
+                        cause: get(&cause),
+                    });
+                }
+                Kind::MaintenanceWindow => {
+                    let (Some(sc), Some(tg), Some(cl)) = (get(&scope), get(&target), get(&cluster))
+                    else {
+                        continue;
+                    };
+                    if wstart.is_null(i) || wend.is_null(i) {
+                        continue;
+                    }
+                    self.windows.push(MaintenanceRow {
+                        time: time.value(i),
+                        cluster: cl,
+                        scope: sc,
+                        target: tg,
+                        start: wstart.value(i),
+                        end: wend.value(i),
+                        reason: get(&reason),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A string column, dictionary-encoded or plain, read without copying.
+enum StrCol<'a> {
+    Dict(&'a arrow::array::Int32Array, &'a StringArray),
+    Plain(&'a StringArray),
+}
+
+impl<'a> StrCol<'a> {
+    fn of(col: &'a arrow::array::ArrayRef) -> Result<StrCol<'a>> {
+        match col.data_type() {
+            DataType::Utf8 => Ok(StrCol::Plain(col.as_string::<i32>())),
+            DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                let d = col.as_dictionary::<arrow::datatypes::Int32Type>();
+                Ok(StrCol::Dict(d.keys(), d.values().as_string::<i32>()))
+            }
+            other => Err(QueryError::Data(format!(
+                "unexpected string column type {other}"
+            ))),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            StrCol::Plain(a) => a.is_valid(i).then(|| a.value(i)),
+            StrCol::Dict(k, v) => k.is_valid(i).then(|| v.value(k.value(i) as usize)),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! A device's state at an instant (design.md §5 device state), from its intervals and
+//! call legs.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use callstate_schemas::{ServiceState, Us};
+
+use super::intervals::{ServiceInterval, device_slice};
+use super::rows::CallRow;
+use super::ser;
+
+/// One device's state at an instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceState {
+    /// Device.
+    pub device: String,
+    /// The instant asked about.
+    #[serde(serialize_with = "ser::instant")]
+    pub at: Us,
+    /// Its service state then.
+    pub state: ServiceState,
+    /// Node handling it (in service).
+    pub node: Option<String>,
+    /// Home node.
+    pub home_node: Option<String>,
+    /// node == home (in service).
+    pub on_home_node: Option<bool>,
+    /// Since when it is in this state.
+    #[serde(serialize_with = "ser::opt_instant")]
+    pub since: Option<Us>,
+    /// Device type.
+    pub device_type: Option<String>,
+    /// Device pool.
+    pub device_pool: Option<String>,
+    /// Cluster.
+    pub cluster: String,
+    /// Node it was last in service on.
+    pub last_node: Option<String>,
+    /// Cause of an outage.
+    pub cause: Option<String>,
+    /// Call legs active on the device at that instant.
+    pub active_calls: u64,
+}
+
+/// One device's state at `t` from its intervals (non-empty, in time order) and call legs.
+pub fn state_at(iv: &[ServiceInterval], calls: &[CallRow], t: Us) -> DeviceState {
+    // the last interval starting by t (else the first): the device's attributes; its state
+    // if it still holds at t
+    let last = &iv[iv.partition_point(|i| i.valid_from <= t).saturating_sub(1)];
+    let cur = Some(last).filter(|i| i.contains(t));
+    let o = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
+    DeviceState {
+        device: last.device.to_string(),
+        at: t,
+        state: cur.map_or(ServiceState::Unknown, |i| i.state),
+        node: cur.and_then(|i| o(&i.node)),
+        home_node: o(&last.home_node),
+        on_home_node: cur.and_then(ServiceInterval::on_home_node),
+        since: cur.map(|i| i.valid_from),
+        device_type: o(&last.device_type),
+        device_pool: o(&last.device_pool),
+        cluster: last.cluster.to_string(),
+        last_node: cur.and_then(|i| o(&i.last_node)),
+        cause: cur.and_then(|i| o(&i.cause)),
+        active_calls: calls
+            .iter()
+            .filter(|c| c.start <= t && c.end.is_none_or(|e| e > t))
+            .count() as u64,
+    }
+}
+
+/// Every device's state at `t` (devices known to the log; `unknown` where no state holds),
+/// by device. `intervals` as [`derive`](super::intervals::derive) gives them, `calls`
+/// sorted by device.
+pub fn states_at(intervals: &[ServiceInterval], calls: &[CallRow], t: Us) -> Vec<DeviceState> {
+    let mut out = Vec::new();
+    let mut rest = intervals;
+    let mut calls = calls;
+    while let Some(first) = rest.first() {
+        let iv = device_slice(rest, &first.device, |i| &i.device);
+        rest = &rest[iv.len()..];
+        let a = calls.partition_point(|c| *c.device < *first.device);
+        let dc = device_slice(&calls[a..], &first.device, |c| &c.device);
+        calls = &calls[a + dc.len()..];
+        out.push(state_at(iv, dc, t));
+    }
+    out
+}

@@ -1,0 +1,147 @@
+//! Availability and the SLA report.
+
+use std::borrow::Cow;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use callstate_query::Derived;
+use callstate_query::model::calendar::report_windows;
+use callstate_query::model::intervals::{ServiceInterval, by_device, in_groups};
+use callstate_query::model::sla::{GroupBy, availability_over, sla_over};
+use callstate_query::tables;
+
+use crate::app::{AppState, blocking};
+use crate::bodies::{AvailabilityBody, SlaBody};
+use crate::error::{ApiError, ErrorBody};
+use crate::params;
+use crate::respond::{negotiate, rows};
+
+/// Which devices a report covers: one device, or those of a cluster and/or device pool
+/// (their latest), or all.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeviceFilter {
+    /// Only this device.
+    device: Option<String>,
+    /// Only this cluster.
+    cluster: Option<String>,
+    /// Only this device pool.
+    device_pool: Option<String>,
+}
+
+impl DeviceFilter {
+    /// The intervals of the devices selected.
+    fn select<'a>(&self, d: &'a Derived) -> Cow<'a, [ServiceInterval]> {
+        let (cluster, pool) = (self.cluster.as_deref(), self.device_pool.as_deref());
+        let keep = |iv: &[ServiceInterval]| in_groups(iv, cluster, pool);
+        match (&self.device, cluster, pool) {
+            (None, None, None) => Cow::Borrowed(&d.intervals),
+            (Some(dev), ..) => {
+                let iv = d.device(dev);
+                Cow::Borrowed(if iv.is_empty() || keep(iv) { iv } else { &[] })
+            }
+            _ => Cow::Owned(
+                by_device(&d.intervals)
+                    .filter(|iv| keep(iv))
+                    .flatten()
+                    .cloned()
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Parameters of an availability question.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AvailabilityParams {
+    /// Window start (RFC 3339 or epoch ms).
+    from: Option<String>,
+    /// Window end (exclusive).
+    to: Option<String>,
+    /// `device` (default), `device_pool`, `node` (home node), `cluster` or `device_type`.
+    group_by: Option<String>,
+    /// Answer with only the events ingested by then.
+    known_at: Option<String>,
+    /// `json` (default), `csv` or `arrow`.
+    format: Option<String>,
+}
+
+/// Seconds in/out of service, unknown and excluded, and availability, per group.
+#[utoipa::path(get, path = "/api/v1/availability", tag = "sla", params(AvailabilityParams, DeviceFilter),
+    responses(
+        (status = 200, description = "One row per group", body = Vec<AvailabilityBody>),
+        (status = 400, description = "Bad parameter", body = ErrorBody)))]
+pub async fn availability(
+    State(app): State<AppState>,
+    Query(p): Query<AvailabilityParams>,
+    Query(filter): Query<DeviceFilter>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let format = negotiate(p.format.as_deref(), &headers)?;
+    let (from, to) = params::window(&p.from, &p.to)?;
+    let by = params::group_by(&p.group_by, GroupBy::Device)?;
+    let known_at = params::instant("known_at", &p.known_at)?;
+    let derived = app.derived(known_at).await?;
+    let b = blocking(move || {
+        let iv = filter.select(&derived);
+        let r = availability_over(&iv, &derived.rows.windows, &[(from, to)], by);
+        Ok(tables::availability::batch(&r))
+    })
+    .await?;
+    rows(format, &[b])
+}
+
+/// Parameters of an SLA report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SlaParams {
+    /// Window start (RFC 3339 or epoch ms).
+    from: Option<String>,
+    /// Window end (exclusive).
+    to: Option<String>,
+    /// `device_pool` (default), `device`, `node`, `cluster` or `device_type`.
+    group_by: Option<String>,
+    /// Calendar periods inside the window: `day`, `week` or `month`; none: the whole window.
+    period: Option<String>,
+    /// IANA time zone of the calendar periods (default UTC).
+    tz: Option<String>,
+    /// Answer with only the events ingested by then.
+    known_at: Option<String>,
+    /// `json` (default), `csv` or `arrow`.
+    format: Option<String>,
+}
+
+/// The SLA report: availability against the target of each group, error budget, outages,
+/// MTTR, longest outage; per calendar period with `period` and `tz`.
+#[utoipa::path(get, path = "/api/v1/sla", tag = "sla", params(SlaParams, DeviceFilter),
+    responses(
+        (status = 200, description = "One row per group (and period)", body = Vec<SlaBody>),
+        (status = 400, description = "Bad parameter", body = ErrorBody)))]
+pub async fn sla(
+    State(app): State<AppState>,
+    Query(p): Query<SlaParams>,
+    Query(filter): Query<DeviceFilter>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let format = negotiate(p.format.as_deref(), &headers)?;
+    let (from, to) = params::window(&p.from, &p.to)?;
+    let by = params::group_by(&p.group_by, GroupBy::DevicePool)?;
+    let known_at = params::instant("known_at", &p.known_at)?;
+    if p.period.is_none() && p.tz.is_some() {
+        return Err(ApiError::param("tz", "only meaningful with period"));
+    }
+    let windows = report_windows(from, to, p.period.as_deref(), p.tz.as_deref())?;
+    let derived = app.derived(known_at).await?;
+    let b = blocking(move || {
+        let iv = filter.select(&derived);
+        let r = sla_over(&iv, &derived.rows.windows, &windows, by, &derived.targets);
+        Ok(tables::sla::batch(&r))
+    })
+    .await?;
+    rows(format, &[b])
+}

@@ -1,0 +1,141 @@
+//! Answer formats: JSON by default, CSV with `?format=csv` (or `Accept: text/csv`), Arrow IPC
+//! stream with `Accept: application/vnd.apache.arrow.stream` (or `?format=arrow`).
+
+use arrow::array::RecordBatch;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+
+/// Media type of the Arrow IPC stream format.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// The format of a tabular answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON (the endpoint's documented shape).
+    Json,
+    /// CSV with a header row.
+    Csv,
+    /// Arrow IPC stream.
+    Arrow,
+}
+
+/// The request's `Content-Type` ("" when absent or not text).
+pub fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The format asked for: `?format=` wins over `Accept`.
+pub fn negotiate(format: Option<&str>, headers: &HeaderMap) -> Result<Format, ApiError> {
+    match format {
+        Some("json") => return Ok(Format::Json),
+        Some("csv") => return Ok(Format::Csv),
+        Some("arrow") => return Ok(Format::Arrow),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format: unknown format `{other}` (json, csv or arrow)"
+            )));
+        }
+        None => {}
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(if accept.contains(ARROW_STREAM) {
+        Format::Arrow
+    } else if accept.contains("text/csv") {
+        Format::Csv
+    } else {
+        Format::Json
+    })
+}
+
+fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// Rows as a JSON array of objects (nulls explicit, times RFC 3339 UTC).
+pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let mut w = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(&mut out);
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    w.write_batches(&refs)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    w.finish().map_err(|e| ApiError::internal(e.to_string()))?;
+    drop(w);
+    if out.is_empty() {
+        out.extend_from_slice(b"[]");
+    }
+    Ok(out)
+}
+
+/// Rows as a JSON array kept verbatim (column order preserved), to embed in a larger answer.
+pub fn json_raw(batches: &[RecordBatch]) -> Result<Box<serde_json::value::RawValue>, ApiError> {
+    let text =
+        String::from_utf8(json_rows(batches)?).map_err(|e| ApiError::internal(e.to_string()))?;
+    serde_json::value::RawValue::from_string(text).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `value` as JSON bytes (fields in declaration order).
+pub fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Rows in `format`; `json` gives the JSON answer (the endpoint's shape). Pass at least one
+/// (possibly empty) batch so that CSV has its header and Arrow its schema.
+pub fn tabular(
+    format: Format,
+    batches: &[RecordBatch],
+    json: impl FnOnce() -> Result<Vec<u8>, ApiError>,
+) -> Result<Response, ApiError> {
+    let err = |e: arrow::error::ArrowError| ApiError::internal(e.to_string());
+    Ok(match format {
+        Format::Json => with_type(json()?, "application/json"),
+        Format::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut out);
+                for b in batches {
+                    w.write(b).map_err(err)?;
+                }
+            }
+            with_type(out, "text/csv; charset=utf-8")
+        }
+        Format::Arrow => {
+            let schema = batches
+                .first()
+                .map(|b| b.schema())
+                .unwrap_or_else(|| std::sync::Arc::new(arrow::datatypes::Schema::empty()));
+            let mut out = Vec::new();
+            {
+                let mut w =
+                    arrow::ipc::writer::StreamWriter::try_new(&mut out, &schema).map_err(err)?;
+                for b in batches {
+                    w.write(b).map_err(err)?;
+                }
+                w.finish().map_err(err)?;
+            }
+            with_type(out, ARROW_STREAM)
+        }
+    })
+}
+
+/// Rows in `format`, JSON being the array of row objects.
+pub fn rows(format: Format, batches: &[RecordBatch]) -> Result<Response, ApiError> {
+    match format {
+        Format::Json => Ok(with_type(json_rows(batches)?, "application/json")),
+        _ => tabular(format, batches, || json_rows(batches)),
+    }
+}

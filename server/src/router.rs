@@ -1,0 +1,110 @@
+//! The routes and the OpenAPI document describing them, generated from the same handler
+//! annotations: every route is registered with `routes!` and documented by its
+//! `#[utoipa::path]`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::auth::{require_read_token, require_write_token};
+use crate::error::{ApiError, ErrorBody};
+use crate::health::{__path_healthz, __path_readyz, healthz, readyz};
+use crate::metrics::{__path_metrics_endpoint, metrics_endpoint};
+use crate::resources::{devices, events, fleet, incidents, query, reports, series};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "callstate",
+        description = "CUCM CTI device state, availability/SLA and failover forensics from an append-only event log. Timestamps in and out are RFC 3339 UTC; epoch milliseconds are accepted too."
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document describing them (generated from the same handlers).
+pub fn router(app: AppState) -> Router {
+    let writes = OpenApiRouter::new()
+        .routes(routes!(events::post_events))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            require_write_token,
+        ));
+    let reads = OpenApiRouter::new()
+        .routes(routes!(devices::device_state))
+        .routes(routes!(fleet::fleet_state))
+        .routes(routes!(devices::device_timeline))
+        .routes(routes!(series::state_series))
+        .routes(routes!(series::annotations))
+        .routes(routes!(reports::availability))
+        .routes(routes!(reports::sla))
+        .routes(routes!(incidents::incidents))
+        .routes(routes!(incidents::incident))
+        .routes(routes!(query::post_query))
+        .routes(routes!(metrics_endpoint))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            require_read_token,
+        ));
+    let open = OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz));
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(writes)
+        .merge(reads)
+        .merge(open)
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::track,
+        ))
+        .layer(CompressionLayer::new())
+        .layer(RequestBodyLimitLayer::new(app.config.max_body_bytes))
+        .layer(RequestDecompressionLayer::new())
+        .with_state(app)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,57 @@
+//! The server's settings (the binary resolves them from flags, environment and a file).
+
+use std::time::Duration;
+
+use callstate_query::model::sla::Targets;
+
+/// Who may read (every GET and `POST /api/v1/query`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadAuth {
+    /// Anyone.
+    #[default]
+    Open,
+    /// Only with the bearer token (when one is configured).
+    Token,
+}
+
+impl std::str::FromStr for ReadAuth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "open" => Ok(ReadAuth::Open),
+            "token" => Ok(ReadAuth::Token),
+            _ => Err(format!("read auth must be `open` or `token`, not `{s}`")),
+        }
+    }
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Bearer token required for writes (and reads with [`ReadAuth::Token`]); none: open.
+    pub token: Option<String>,
+    /// Who may read.
+    pub read_auth: ReadAuth,
+    /// Largest request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Time limit of one SQL query.
+    pub sql_timeout: Duration,
+    /// Memory limit of SQL operators (sorts, joins, aggregates), in bytes.
+    pub sql_memory_bytes: usize,
+    /// SLA targets.
+    pub targets: Targets,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            token: None,
+            read_auth: ReadAuth::Open,
+            max_body_bytes: 64 << 20,
+            sql_timeout: Duration::from_secs(30),
+            sql_memory_bytes: 1 << 30,
+            targets: Targets::default(),
+        }
+    }
+}
