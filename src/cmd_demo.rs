@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use callstate_log::{Log, LogOptions, LogStats};
-use callstate_schemas::Event;
+use callstate_schemas::{Event, KnownCause};
 use callstate_server::ServerConfig;
 
 use crate::cmd_sim::{LogWriter, scenario, summary};
@@ -159,10 +159,11 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
             })
     };
     let at_ts = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let (node_at, node_device) = after("node_failure")
+    let (node_at, node_device) = after(KnownCause::NodeFailure.as_str())
         .map(|(t, dev)| (at_ts(t), dev))
         .unwrap_or_else(|| (day_from.clone(), String::new()));
-    let cti_at = after("ctimanager_failure").map_or_else(|| day_from.clone(), |(t, _)| at_ts(t));
+    let cti_at = after(KnownCause::CtimanagerFailure.as_str())
+        .map_or_else(|| day_from.clone(), |(t, _)| at_ts(t));
     outln!("The ground truth is in {}.", dir.join(MARKER).display())?;
     if args.no_serve {
         outln!("\nTry:")?;

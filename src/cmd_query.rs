@@ -128,7 +128,7 @@ pub fn state(
         }
         outln!(
             "{}",
-            serde_json::json!({"device": d, "state": "unknown", "reason": "no service event before this instant"})
+            serde_json::json!({"device": d, "state": callstate_schemas::ServiceState::Unknown.as_str(), "reason": "no service event before this instant"})
         )?;
         return Ok(());
     }

@@ -58,8 +58,9 @@ pub struct Given {
     /// SLA targets file (TOML; default 99.9% for every group).
     #[arg(long, env = "CALLSTATE_TARGETS")]
     pub targets: Option<PathBuf>,
-    /// Events per Parquet segment [default: 262144].
-    #[arg(long, env = "CALLSTATE_SEGMENT_ROWS")]
+    // the default from the log itself, so that the help cannot drift from it
+    #[arg(long, env = "CALLSTATE_SEGMENT_ROWS",
+        help = format!("Events per Parquet segment [default: {DEFAULT_SEGMENT_ROWS}]"))]
     pub segment_rows: Option<usize>,
     /// Kafka-backed log: bootstrap brokers. The HTTP collector then writes to the canonical
     /// topic and this instance materializes its share of it into DATA.

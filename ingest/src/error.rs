@@ -20,6 +20,7 @@ pub enum IngestError {
     #[error("starting a thread: {0}")]
     Thread(#[source] io::Error),
     /// A Kafka client failed (with what it was doing).
+    #[cfg(feature = "kafka")]
     #[error("{what}: {source}")]
     Kafka {
         /// What was being done.
@@ -43,14 +44,21 @@ pub enum IngestError {
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;
 
 impl IngestError {
-    /// Whether the destination refuses writes for now (a full disk, a failed log): the
-    /// caller may retry later, nothing was stored.
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, IngestError::Log(e) if e.is_refusal())
+    /// Whether the destination cannot take writes now but may later (a full disk, Kafka
+    /// unreachable): nothing of the failed call was stored, a retry may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            IngestError::Log(e) => e.is_refusal(),
+            IngestError::Stalled(_) | IngestError::NoTopic(_) => true,
+            #[cfg(feature = "kafka")]
+            IngestError::Kafka { .. } => true,
+            _ => false,
+        }
     }
 }
 
 /// A Kafka error with what was being done.
+#[cfg(feature = "kafka")]
 pub(crate) fn kerr(what: &str, source: rdkafka::error::KafkaError) -> IngestError {
     IngestError::Kafka {
         what: what.to_string(),

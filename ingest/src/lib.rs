@@ -9,6 +9,7 @@
 pub mod appender;
 pub mod error;
 pub mod frontend;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod ndjson;
 

@@ -82,13 +82,28 @@ impl LogError {
         matches!(self, LogError::Refused(_))
     }
 
-    /// Whether the cause is a full file system.
+    /// Whether the cause is a full file system (anywhere in the chain: Parquet and Arrow
+    /// wrap the I/O errors of the files they write).
     pub fn is_disk_full(&self) -> bool {
-        match self {
-            LogError::Refused(r) => r.disk_full,
-            LogError::Io { source, .. } => is_disk_full(source),
-            _ => false,
+        if let LogError::Refused(r) = self {
+            return r.disk_full;
         }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<io::Error>()
+                && is_disk_full(io)
+            {
+                return true;
+            }
+            if let Some(arrow::error::ArrowError::IoError(_, io)) =
+                e.downcast_ref::<arrow::error::ArrowError>()
+                && is_disk_full(io)
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
     }
 }
 

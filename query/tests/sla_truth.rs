@@ -108,11 +108,13 @@ fn targets_files_are_checked() {
     assert!(
         Targets::from_toml("default = 99.9")
             .unwrap_err()
+            .to_string()
             .contains("between 0 and 1")
     );
     assert!(
         Targets::from_toml("[targets.building]\nA = 0.9")
             .unwrap_err()
+            .to_string()
             .contains("group_by")
     );
 }

@@ -1,7 +1,9 @@
 //! The typed v1 event model (design.md §1).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
+
+use crate::time::format_time;
 
 str_enum!(
     /// The event kind (`kind` field).
@@ -277,30 +279,6 @@ pub struct Event {
     pub body: Body,
     /// Unknown fields: a JSON object (keys sorted, compact), or `None`.
     pub extra: Option<String>,
-}
-
-/// Writes a timestamp as RFC 3339 UTC with microseconds (`2026-11-24T10:00:00.000000Z`).
-pub fn format_time(t: &DateTime<Utc>) -> String {
-    use chrono::{Datelike, Timelike};
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        return t.to_rfc3339_opts(SecondsFormat::Micros, true);
-    }
-    let mut b = *b"0000-00-00T00:00:00.000000Z";
-    let mut put = |at: usize, width: usize, mut v: u32| {
-        for i in (0..width).rev() {
-            b[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, year as u32);
-    put(5, 2, t.month());
-    put(8, 2, t.day());
-    put(11, 2, t.hour());
-    put(14, 2, t.minute());
-    put(17, 2, t.second());
-    put(20, 6, t.timestamp_subsec_micros().min(999_999));
-    String::from_utf8(b.to_vec()).expect("ASCII")
 }
 
 impl Serialize for Event {

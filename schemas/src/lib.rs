@@ -18,11 +18,11 @@ pub mod time;
 pub use batch::{EventBatchBuilder, StoredEvent, decode_batch, events_schema};
 pub use event::{
     Body, CallStateKind, Cause, DeviceActivity, DeviceType, Event, EventView, Kind, KnownCause,
-    RdChange, Scope, format_time,
+    RdChange, Scope,
 };
-pub use parse::{ParsedEvent, ValidationError, parse_time};
+pub use parse::{ParsedEvent, ValidationError};
 pub use state::{Movement, ServiceState};
 pub use time::{
-    SILENCE_US, TimeError, US_PER_S, Us, format_instant, parse_duration, parse_instant,
-    parse_positive_duration,
+    SILENCE_US, TimeError, US_PER_S, Us, format_instant, format_time, parse_duration,
+    parse_instant, parse_positive_duration, parse_time, parse_time_us,
 };

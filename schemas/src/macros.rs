@@ -13,7 +13,7 @@ macro_rules! str_enum {
             /// Every wire name, in declaration order.
             pub const NAMES: &'static [&'static str] = &[$($wire),+];
             /// The wire name.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $wire),+ }
             }
             /// Parses a wire name.

@@ -12,6 +12,7 @@ use crate::event::{
     EventView, FIELD_SLOTS, Fields, Kind, NODES_SLOT, RdChange, START_SLOT, Scope, field_slot,
 };
 use crate::spec::{FieldType, kind_spec};
+use crate::time::{parse_time, parse_time_us};
 
 /// How far in the future of ingest time an event time may be.
 pub const MAX_FUTURE: Duration = Duration::hours(24);
@@ -285,27 +286,6 @@ fn parse_u64(name: &str, text: &str) -> Result<u64, ValidationError> {
     })
 }
 
-/// Parses an RFC 3339 timestamp (offset required), truncated to microseconds, in UTC.
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    parse_time_us(text).map(|us| DateTime::from_timestamp_micros(us).expect("in range"))
-}
-
-/// [`parse_time`] as microseconds since the epoch.
-pub fn parse_time_us(text: &str) -> Result<i64, String> {
-    if let Some(t) = fast_time_us(text.as_bytes()) {
-        return Ok(t);
-    }
-    slow_time(text).map(|t| t.timestamp_micros())
-}
-
-fn slow_time(text: &str) -> Result<DateTime<Utc>, String> {
-    let dt = DateTime::parse_from_rfc3339(text).map_err(|e| {
-        format!("`{text}` is not an RFC 3339 timestamp with offset (e.g. 2026-11-24T10:00:00.123456Z): {e}")
-    })?;
-    DateTime::from_timestamp_micros(dt.timestamp_micros())
-        .ok_or_else(|| format!("`{text}` is out of range"))
-}
-
 /// A kind field's value as parsed, borrowing from the input where it can.
 #[derive(Debug, Clone, PartialEq)]
 enum Val<'a> {
@@ -324,64 +304,6 @@ impl Val<'_> {
             Val::List(l) => Parsed::List(l),
         }
     }
-}
-
-/// The common form `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)` with a year from 1970, read
-/// directly; `None` for anything else (leap seconds, other separators, invalid dates...),
-/// which chrono then parses or rejects with its message. Same result as chrono's when `Some`.
-fn fast_time_us(b: &[u8]) -> Option<i64> {
-    let num = |at: usize, n: usize| -> Option<i64> {
-        b.get(at..at + n)?.iter().try_fold(0i64, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    let sep = |at: usize, c: u8| b.get(at) == Some(&c);
-    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
-        return None;
-    }
-    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if year < 1970 || day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos = 0i64;
-    if sep(i, b'.') {
-        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if !(1..=9).contains(&digits) {
-            return None;
-        }
-        nanos = num(i + 1, digits)? * 10i64.pow(9 - digits as u32);
-        i += 1 + digits;
-    }
-    let offset = match b.get(i..)? {
-        b"Z" => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (h, m) = (num(i + 1, 2)?, num(i + 4, 2)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let s = h * 3600 + m * 60;
-            if *sign == b'-' { -s } else { s }
-        }
-        _ => return None,
-    };
-    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some(secs * 1_000_000 + nanos / 1000)
 }
 
 fn parse_typed<'a>(name: &str, ty: FieldType, text: &'a str) -> Result<Val<'a>, ValidationError> {
@@ -405,7 +327,7 @@ fn parse_typed<'a>(name: &str, ty: FieldType, text: &'a str) -> Result<Val<'a>, 
             let s = parse_str(name, text)?;
             parse_time(&s)
                 .map(Val::Time)
-                .map_err(|e| ValidationError::field(name, e))
+                .map_err(|e| ValidationError::field(name, e.to_string()))
         }
         FieldType::Bool => match text {
             "true" => Ok(Val::Bool(true)),
@@ -671,13 +593,14 @@ impl<'a> ParsedEvent<'a> {
         let source = parse_str("source", req(0)?)?;
         let seq = parse_u64("seq", req(1)?)?;
         let time_text = parse_str("time", req(2)?)?;
-        let time_us = parse_time_us(&time_text).map_err(|e| ValidationError::field("time", e))?;
+        let time_us =
+            parse_time_us(&time_text).map_err(|e| ValidationError::field("time", e.to_string()))?;
         if time_us > (now + MAX_FUTURE).timestamp_micros() {
             return Err(ValidationError::field(
                 "time",
                 format!(
                     "{time_text} is more than 24 h in the future of ingest time {}",
-                    crate::event::format_time(&now)
+                    crate::time::format_time(&now)
                 ),
             ));
         }
@@ -796,74 +719,5 @@ impl Event {
     /// absent.
     pub fn from_json(text: &str, now: DateTime<Utc>) -> Result<Event, ValidationError> {
         ParsedEvent::parse(text, now).map(ParsedEvent::into_event)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chrono_time(text: &str) -> Option<DateTime<Utc>> {
-        let dt = DateTime::parse_from_rfc3339(text).ok()?;
-        DateTime::from_timestamp_micros(dt.timestamp_micros())
-    }
-
-    #[test]
-    fn fast_time_agrees_with_chrono() {
-        let mut texts: Vec<String> = [
-            "2026-11-24T10:00:00Z",
-            "2026-11-24T10:00:00.1Z",
-            "2026-11-24T10:00:00.123456Z",
-            "2026-11-24T10:00:00.123456789Z",
-            "2026-11-24T10:00:00.1234567891Z",
-            "2026-11-24T10:00:00.123456+01:00",
-            "2026-11-24T00:30:00-05:30",
-            "2026-11-24T10:00:00+23:59",
-            "2026-11-24T10:00:00-00:00",
-            "2026-11-24t10:00:00z",
-            "2026-11-24 10:00:00Z",
-            "2026-06-30T23:59:60Z",
-            "2024-02-29T12:00:00Z",
-            "2023-02-29T12:00:00Z",
-            "2100-02-29T12:00:00Z",
-            "2000-02-29T12:00:00Z",
-            "2026-13-01T00:00:00Z",
-            "2026-04-31T00:00:00Z",
-            "2026-11-24T24:00:00Z",
-            "2026-11-24T10:00:00",
-            "2026-11-24T10:00:00.Z",
-            "2026-11-24T10:00:00+0100",
-            "2026-11-24T10:00:00+01:00x",
-            "1969-12-31T23:59:59.999999Z",
-            "1970-01-01T00:00:00Z",
-            "9999-12-31T23:59:59.999999Z",
-            "2026-1-24T10:00:00Z",
-            "+2026-11-24T10:00:00Z",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        // every day of some years, at varied times and offsets
-        let mut t = DateTime::parse_from_rfc3339("1999-12-25T07:08:09.010203+02:00").unwrap();
-        for i in 0..3_000 {
-            texts.push(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, i % 3 == 0));
-            t += chrono::Duration::seconds(86_400 * 3 + 3_599)
-                + chrono::Duration::nanoseconds(i * 7_919);
-        }
-        for text in &texts {
-            let ours = parse_time(text).ok();
-            assert_eq!(ours, chrono_time(text), "{text}");
-            if let Some(fast) = fast_time_us(text.as_bytes()) {
-                assert_eq!(
-                    Some(fast),
-                    chrono_time(text).map(|t| t.timestamp_micros()),
-                    "fast path on {text}"
-                );
-            }
-        }
-        assert!(
-            fast_time_us(b"2026-11-24T10:00:00.123456Z").is_some(),
-            "the common form is fast"
-        );
     }
 }

@@ -109,10 +109,8 @@ impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
             IngestError::Log(l) => l.into(),
-            // the canonical topic cannot take the events now: retryable
-            IngestError::Kafka { .. } | IngestError::Stalled(_) | IngestError::NoTopic(_) => {
-                ApiError::unavailable(e.to_string())
-            }
+            // the canonical topic cannot take the events now
+            e if e.is_retryable() => ApiError::unavailable(e.to_string()),
             other => ApiError::internal(other.to_string()),
         }
     }

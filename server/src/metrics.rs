@@ -4,26 +4,13 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use callstate_query::model::intervals::{by_device, interval_at};
-use callstate_query::model::sla::{GroupBy, availability};
-use callstate_schemas::{ServiceState, US_PER_S};
-
-use crate::app::{AppState, blocking};
-use crate::error::ApiError;
-use crate::params::now;
 
 /// Label: an event kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,7 +44,7 @@ pub struct PoolLabel {
     pub device_pool: String,
 }
 
-type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+pub(crate) type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// The server's metrics.
 pub struct Metrics {
@@ -68,7 +55,8 @@ pub struct Metrics {
     pub rejected: Family<KindLabel, Counter>,
     /// Duplicates dropped, by kind.
     pub duplicates: Family<KindLabel, Counter>,
-    requests: HistogramFamily,
+    /// Request latency by method, route template and status.
+    pub(crate) requests: HistogramFamily,
     devices: Family<StateLabel, Gauge>,
     availability: Family<PoolLabel, Gauge<f64, AtomicU64>>,
     scrape: Mutex<()>,
@@ -165,68 +153,4 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
-}
-
-/// Middleware: records each request's latency by method, route template and status.
-pub async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().to_string();
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    app.metrics
-        .requests
-        .get_or_create(&RouteLabels {
-            method,
-            route,
-            status: resp.status().as_u16().to_string(),
-        })
-        .observe(start.elapsed().as_secs_f64());
-    resp
-}
-
-/// Prometheus metrics (text format).
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text exposition format", body = String)))]
-pub async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let derived = app.derived(None).await?;
-    let now = now();
-    let (by_state, pools) = blocking(move || {
-        let mut counts: std::collections::BTreeMap<&str, i64> =
-            ServiceState::NAMES.iter().map(|s| (*s, 0)).collect();
-        for iv in by_device(&derived.intervals) {
-            let state = interval_at(iv, now).map_or(ServiceState::Unknown, |i| i.state);
-            *counts.entry(state.as_str()).or_default() += 1;
-        }
-        let day = 86_400 * US_PER_S;
-        let midnight = now - now.rem_euclid(day);
-        let pools: Vec<(String, f64)> = availability(
-            &derived.intervals,
-            &derived.rows.windows,
-            midnight,
-            now.max(midnight + 1),
-            GroupBy::DevicePool,
-        )
-        .into_iter()
-        .filter_map(|g| Some((g.group_key, g.seconds.availability()?)))
-        .collect();
-        let by_state: Vec<(String, i64)> = counts
-            .into_iter()
-            .map(|(s, n)| (s.to_string(), n))
-            .collect();
-        Ok((by_state, pools))
-    })
-    .await?;
-    let text = app
-        .metrics
-        .render(&by_state, &pools)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut r = text.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    Ok(r)
 }

@@ -5,8 +5,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use axum::Router;
-use axum::middleware;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
@@ -19,7 +23,8 @@ use crate::app::AppState;
 use crate::auth::{require_read_token, require_write_token};
 use crate::error::{ApiError, ErrorBody};
 use crate::health::{__path_healthz, __path_readyz, healthz, readyz};
-use crate::metrics::{__path_metrics_endpoint, metrics_endpoint};
+use crate::metrics::RouteLabels;
+use crate::resources::metrics::{__path_metrics_endpoint, metrics_endpoint};
 use crate::resources::{devices, events, fleet, incidents, query, reports, series};
 
 #[derive(OpenApi)]
@@ -88,10 +93,7 @@ pub fn router(app: AppState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(middleware::from_fn_with_state(
-            app.clone(),
-            crate::metrics::track,
-        ))
+        .layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(app.config.max_body_bytes))
         .layer(RequestDecompressionLayer::new())
@@ -107,4 +109,24 @@ pub async fn serve(
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Middleware: records each request's latency by method, route template and status.
+async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    app.metrics
+        .requests
+        .get_or_create(&RouteLabels {
+            method,
+            route,
+            status: resp.status().as_u16().to_string(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    resp
 }

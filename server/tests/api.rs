@@ -13,23 +13,9 @@ use serde_json::Value;
 
 mod common;
 
-use common::server::{Server, agent, answer, get, get_with, ndjson, post, post_all};
-
-/// The status a POST of `len` bytes gets from its headers alone (a raw request: clients
-/// differ in whether they read an early answer while still sending).
-fn oversized_post_status(s: &Server, len: usize, token: &str) -> u16 {
-    use std::io::{BufRead, BufReader};
-    let mut c = std::net::TcpStream::connect(s.addr).unwrap();
-    write!(
-        c,
-        "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n\
-         Authorization: Bearer {token}\r\nContent-Length: {len}\r\n\r\n"
-    )
-    .unwrap();
-    let mut line = String::new();
-    BufReader::new(c).read_line(&mut line).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
+use common::server::{
+    Server, agent, answer, get, get_with, ndjson, oversized_post_status, post, post_all,
+};
 
 fn rfc(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()

@@ -7,8 +7,7 @@ use std::collections::BinaryHeap;
 
 use callstate_schemas::Event;
 
-use crate::engine::Sink;
-use crate::error::SinkError;
+use crate::error::{Sink, SinkError};
 use crate::rng::Rng;
 use crate::scenario::{DeliverySpec, parse_duration};
 use crate::timed::Timed;

@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, BinaryHeap};
 use chrono::{DateTime, Utc};
 
 use callstate_schemas::{
-    Body, CallStateKind, Cause, DeviceActivity, DeviceType, Event, KnownCause, RdChange, Scope,
+    Body, CallStateKind, Cause, DeviceActivity, DeviceType, Event, KnownCause, RdChange,
+    SILENCE_US, Scope, ServiceState, US_PER_S, Us,
 };
 
 use crate::delivery::Delivery;
-use crate::error::{SimError, SinkError};
+use crate::error::{SimError, Sink};
 use crate::rng::Rng;
 use crate::scenario::{Fault, Scenario, parse_duration};
 use crate::timed::Timed;
@@ -21,12 +22,11 @@ use crate::truth::{
     CallRecord, DeviceInfo, Incident, Interval, Move, Recovery, Silence, StreamStats, Truth, Window,
 };
 
-type Us = i64;
-const SEC: Us = 1_000_000;
+const SEC: Us = US_PER_S;
 /// Heartbeat period of a bridge.
 const HEARTBEAT: Us = 30 * SEC;
 /// Silence after which a source's devices are unknown (design.md §2).
-const SILENCE_UNKNOWN: Us = 90 * SEC;
+const SILENCE_UNKNOWN: Us = SILENCE_US;
 
 // Reasons a device cannot register, as bits.
 const BLOCK_CTIM: u8 = 1;
@@ -133,9 +133,6 @@ struct ClusterState {
     silent: bool,
     last_bridge_event: Us,
 }
-
-/// Where events go.
-pub type Sink<'a> = dyn FnMut(&Event) -> Result<(), SinkError> + 'a;
 
 struct Sim<'a> {
     topo: Topology,
@@ -1063,7 +1060,12 @@ impl Sim<'_> {
             },
             None,
         );
-        let i = self.new_incident("ctimanager_failure", "ctimanager", &ctim, c);
+        let i = self.new_incident(
+            KnownCause::CtimanagerFailure.as_str(),
+            "ctimanager",
+            &ctim,
+            c,
+        );
         let reconnect = self.now + reconnect_after;
         for d in 0..self.devs.len() {
             if self.topo.devices[d].cluster == c && self.devs[d].registered {
@@ -1122,7 +1124,7 @@ impl Sim<'_> {
             return;
         };
         let c = self.topo.devices[first].cluster;
-        let i = self.new_incident("network", "site", site, c);
+        let i = self.new_incident(KnownCause::Network.as_str(), "site", site, c);
         for d in devices {
             let jitter = self.rng.range(0, 5 * SEC);
             self.at(
@@ -1312,7 +1314,8 @@ impl Sim<'_> {
                 flaps,
                 period,
             } => {
-                let i = self.new_incident("unregistered", "device", "devices", 0);
+                let i =
+                    self.new_incident(KnownCause::Unregistered.as_str(), "device", "devices", 0);
                 for d in self.pick_devices(*count) {
                     let jitter = self.rng.range(0, 10 * SEC);
                     self.at(
@@ -1332,7 +1335,8 @@ impl Sim<'_> {
                 attempts,
                 retry_every,
             } => {
-                let i = self.new_incident("unregistered", "device", "devices", 0);
+                let i =
+                    self.new_incident(KnownCause::Unregistered.as_str(), "device", "devices", 0);
                 let every = dur(retry_every).max(SEC);
                 for d in self.pick_devices(*count) {
                     let at = t0 + dur(at) + self.rng.range(0, 10 * SEC);
@@ -1465,10 +1469,11 @@ impl Sim<'_> {
                     from: ts(*from),
                     to: ts(to),
                     state: if *state == IN {
-                        "in_service"
+                        ServiceState::InService
                     } else {
-                        "out_of_service"
+                        ServiceState::OutOfService
                     }
+                    .as_str()
                     .into(),
                     node: node.map(|n| self.topo.nodes[n].name.clone()),
                     cause: cause.map(|c| c.as_str().to_string()),
@@ -1603,7 +1608,7 @@ fn unknown(from: DateTime<Utc>, to: DateTime<Utc>) -> Interval {
     Interval {
         from,
         to,
-        state: "unknown".into(),
+        state: ServiceState::Unknown.as_str().into(),
         node: None,
         cause: None,
     }

@@ -19,7 +19,7 @@ pub mod timed;
 pub mod topology;
 pub mod truth;
 
-pub use engine::{Sink, run};
-pub use error::{SimError, SinkError};
+pub use engine::run;
+pub use error::{SimError, Sink, SinkError};
 pub use scenario::{BUILT_IN, Scenario};
 pub use truth::Truth;

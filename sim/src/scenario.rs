@@ -236,7 +236,7 @@ fn default_reason() -> String {
 
 /// Parses a duration in the contract's one grammar ([`callstate_schemas::parse_duration`]:
 /// `24h`, `90m`, `1h30m`, `45s`, `500ms`, `1d`, or a number of seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     callstate_schemas::parse_duration(text)
         .map(Duration::microseconds)
         .map_err(|e| e.to_string())

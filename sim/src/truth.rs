@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use callstate_schemas::ServiceState;
+
+const UNKNOWN: &str = ServiceState::Unknown.as_str();
+
 /// A device's service state over an interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
@@ -198,11 +202,11 @@ impl Truth {
     /// A device's state at `t`: `(state, node)`; `unknown` before its first interval.
     pub fn state_at(&self, device: &str, t: DateTime<Utc>) -> (&str, Option<&str>) {
         let Some(iv) = self.devices.get(device) else {
-            return ("unknown", None);
+            return (UNKNOWN, None);
         };
         match iv.iter().find(|i| i.from <= t && t < i.to) {
             Some(i) => (i.state.as_str(), i.node.as_deref()),
-            None => ("unknown", None),
+            None => (UNKNOWN, None),
         }
     }
 
@@ -226,7 +230,7 @@ impl Truth {
         }
         let total = (to - from).num_microseconds().unwrap_or(0) as f64 / 1e6;
         if total > covered {
-            *out.entry("unknown".into()).or_insert(0.0) += total - covered;
+            *out.entry(UNKNOWN.into()).or_insert(0.0) += total - covered;
         }
         out
     }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use callstate_schemas::{ServiceState, Us};
+use callstate_schemas::{Scope, ServiceState, Us};
 
 use super::intervals::ServiceInterval;
 use super::rows::MaintenanceRow;
@@ -56,14 +56,14 @@ impl Seconds {
 /// re-home are part of the maintenance.
 pub fn covers(w: &MaintenanceRow, i: &ServiceInterval) -> bool {
     let t = Some(&*w.target);
-    match &*w.scope {
-        "cluster" => Some(&*i.cluster) == t,
-        "device" => Some(&*i.device) == t,
-        "device_pool" => i.device_pool.as_deref() == t,
-        "node" => {
+    match Scope::parse(&w.scope) {
+        Some(Scope::Cluster) => Some(&*i.cluster) == t,
+        Some(Scope::Device) => Some(&*i.device) == t,
+        Some(Scope::DevicePool) => i.device_pool.as_deref() == t,
+        Some(Scope::Node) => {
             i.node.as_deref() == t || i.last_node.as_deref() == t || i.home_node.as_deref() == t
         }
-        _ => false,
+        None => false,
     }
 }
 

@@ -31,9 +31,13 @@ impl FromStr for Period {
 }
 
 /// Parses an IANA time zone name.
-pub fn parse_tz(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>()
-        .map_err(|_| format!("unknown time zone `{name}` (IANA names, e.g. Europe/Paris, UTC)"))
+pub fn parse_tz(name: &str) -> crate::error::Result<Tz> {
+    name.parse::<Tz>().map_err(|_| {
+        crate::error::QueryError::bad(
+            "tz",
+            format!("unknown time zone `{name}` (IANA names, e.g. Europe/Paris, UTC)"),
+        )
+    })
 }
 
 fn local_midnight(tz: Tz, d: NaiveDate) -> Us {
@@ -100,7 +104,7 @@ pub fn report_windows(
             let period: Period = p
                 .parse()
                 .map_err(|e: String| QueryError::bad("period", e))?;
-            let tz = parse_tz(tz.unwrap_or("UTC")).map_err(|e| QueryError::bad("tz", e))?;
+            let tz = parse_tz(tz.unwrap_or("UTC"))?;
             Ok(calendar_windows(from, to, period, tz))
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use callstate_schemas::{Kind, Movement, ServiceState, Us, format_instant};
+use callstate_schemas::{Kind, KnownCause, Movement, ServiceState, Us, format_instant};
 
 use super::intervals::{DeviceIndex, ServiceInterval};
 use super::rows::{CallRow, LogRows};
@@ -119,10 +119,11 @@ pub fn detect(
                 && (k == 0
                     || iv[k - 1].state != ServiceState::OutOfService
                     || iv[k - 1].valid_to != Some(i.valid_from));
-            if !starts_outage || i.cause.as_deref() == Some("rehome") {
+            if !starts_outage || i.cause.as_deref() == Some(KnownCause::Rehome.as_str()) {
                 continue;
             }
-            let (scope, target) = if i.cause.as_deref() == Some("ctimanager_failure") {
+            let cti = KnownCause::CtimanagerFailure.as_str();
+            let (scope, target) = if i.cause.as_deref() == Some(cti) {
                 ("ctimanager".to_string(), String::new())
             } else {
                 match &i.last_node {
@@ -207,7 +208,8 @@ fn build(
     let mut calls_active = 0;
     let mut calls_ended: BTreeMap<String, usize> = BTreeMap::new();
     for o in group {
-        *causes.entry(o.cause.map_or("unknown", |c| c)).or_default() += 1;
+        let cause = o.cause.map_or(KnownCause::Unknown.as_str(), |c| c);
+        *causes.entry(cause).or_default() += 1;
         let iv = idx.device(o.device);
         if let Some((k, back)) = iv
             .iter()

@@ -99,18 +99,24 @@ impl Default for Targets {
 
 impl Targets {
     /// Parses a targets file (TOML).
-    pub fn from_toml(text: &str) -> Result<Targets, String> {
-        let t: Targets = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> crate::error::Result<Targets> {
+        use crate::error::QueryError;
+        let t: Targets = toml::from_str(text).map_err(|e| QueryError::bad("targets", e))?;
         for (by, groups) in &t.targets {
-            GroupBy::from_str(by)?;
+            GroupBy::from_str(by).map_err(|e| QueryError::bad(&format!("targets.{by}"), e))?;
             for (g, v) in groups {
                 if !(0.0..=1.0).contains(v) {
-                    return Err(format!("targets.{by}.{g}: {v} is not between 0 and 1"));
+                    let name = format!("targets.{by}.{g}");
+                    return Err(QueryError::bad(
+                        &name,
+                        format!("{v} is not between 0 and 1"),
+                    ));
                 }
             }
         }
         if !(0.0..=1.0).contains(&t.default) {
-            return Err(format!("default: {} is not between 0 and 1", t.default));
+            let why = format!("{} is not between 0 and 1", t.default);
+            return Err(QueryError::bad("default", why));
         }
         Ok(t)
     }

@@ -4,6 +4,7 @@ pub mod devices;
 pub mod events;
 pub mod fleet;
 pub mod incidents;
+pub mod metrics;
 pub mod query;
 pub mod reports;
 pub mod series;

@@ -16,20 +16,21 @@ pub struct Server {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     /// Starts a server over a new log in a temporary directory.
     pub fn start(config: ServerConfig) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(
-            dir.path(),
-            LogOptions {
-                segment_rows: 5_000,
-            },
-        )
-        .unwrap();
+        let mut s = Server::start_in(dir.path(), 5_000, config);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts a server over the log in `dir` (created if needed).
+    pub fn start_in(dir: &std::path::Path, segment_rows: usize, config: ServerConfig) -> Server {
+        let log = Log::open(dir, LogOptions { segment_rows }).unwrap();
         let app = App::new(Arc::new(log), config);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -53,7 +54,7 @@ impl Server {
             addr: addr_rx.recv().unwrap(),
             stop: Some(stop),
             thread: Some(thread),
-            _dir: dir,
+            _dir: None,
         }
     }
 
@@ -88,6 +89,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
 }
 
 impl Answer {
@@ -110,9 +113,14 @@ pub fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answe
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
     Answer {
         status: r.status().as_u16(),
         content_type,
+        retry_after,
         body: r
             .body_mut()
             .with_config()
@@ -168,4 +176,20 @@ pub fn post_all(s: &Server, events: &[Event], batch: usize, token: Option<&str>)
         dup += v["duplicates"].as_u64().unwrap();
     }
     (acc, dup)
+}
+
+/// The status a POST of `len` bytes gets from its headers alone (a raw request: clients
+/// differ in whether they read an early answer while still sending).
+pub fn oversized_post_status(s: &Server, len: usize, token: &str) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+    write!(
+        c,
+        "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(c).read_line(&mut line).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
