@@ -55,6 +55,27 @@ pub struct Given {
     /// Memory limit of SQL operators, MiB [default: 1024].
     #[arg(long, env = "CALLSTATE_SQL_MEMORY_MB")]
     pub sql_memory_mb: Option<usize>,
+    /// Time limit of every other read, seconds [default: 30].
+    #[arg(long, env = "CALLSTATE_READ_TIMEOUT_S")]
+    pub read_timeout_s: Option<f64>,
+    /// Most rows in an answer to SQL [default: 1000000].
+    #[arg(long, env = "CALLSTATE_MAX_RESULT_ROWS")]
+    pub max_result_rows: Option<usize>,
+    /// Most bytes in an answer to SQL [default: 268435456].
+    #[arg(long, env = "CALLSTATE_MAX_RESULT_BYTES")]
+    pub max_result_bytes: Option<usize>,
+    /// Heavy reads running at once; beyond, 503 with Retry-After [default: 2 × cores].
+    #[arg(long, env = "CALLSTATE_MAX_CONCURRENT_QUERIES")]
+    pub max_concurrent_queries: Option<usize>,
+    /// Heavy reads of one client address running at once [default: cores, at least 2].
+    #[arg(long, env = "CALLSTATE_MAX_CONCURRENT_PER_CLIENT")]
+    pub max_concurrent_per_client: Option<usize>,
+    /// Writes running at once; beyond, 503 with Retry-After [default: 64].
+    #[arg(long, env = "CALLSTATE_MAX_CONCURRENT_WRITES")]
+    pub max_concurrent_writes: Option<usize>,
+    /// Threads of the query runtime [default: cores].
+    #[arg(long, env = "CALLSTATE_QUERY_THREADS")]
+    pub query_threads: Option<usize>,
     /// SLA targets file (TOML; default 99.9% for every group).
     #[arg(long, env = "CALLSTATE_TARGETS")]
     pub targets: Option<PathBuf>,
@@ -90,6 +111,15 @@ impl Given {
             max_body_bytes: self.max_body_bytes.or(other.max_body_bytes),
             sql_timeout_s: self.sql_timeout_s.or(other.sql_timeout_s),
             sql_memory_mb: self.sql_memory_mb.or(other.sql_memory_mb),
+            read_timeout_s: self.read_timeout_s.or(other.read_timeout_s),
+            max_result_rows: self.max_result_rows.or(other.max_result_rows),
+            max_result_bytes: self.max_result_bytes.or(other.max_result_bytes),
+            max_concurrent_queries: self.max_concurrent_queries.or(other.max_concurrent_queries),
+            max_concurrent_per_client: self
+                .max_concurrent_per_client
+                .or(other.max_concurrent_per_client),
+            max_concurrent_writes: self.max_concurrent_writes.or(other.max_concurrent_writes),
+            query_threads: self.query_threads.or(other.query_threads),
             targets: self.targets.or(other.targets),
             segment_rows: self.segment_rows.or(other.segment_rows),
             kafka_brokers: self.kafka_brokers.or(other.kafka_brokers),
@@ -146,10 +176,22 @@ impl ServeArgs {
         };
         let g = self.given.or(file);
         let defaults = ServerConfig::default();
-        let timeout = g.sql_timeout_s.unwrap_or(30.0);
-        if !(timeout > 0.0 && timeout.is_finite()) {
-            bail!("sql_timeout_s must be a positive number of seconds, not {timeout}");
-        }
+        let seconds = |name: &str, v: Option<f64>| {
+            let v = v.unwrap_or(30.0);
+            if v > 0.0 && v.is_finite() {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(anyhow::anyhow!(
+                    "{name} must be a positive number of seconds, not {v}"
+                ))
+            }
+        };
+        let sql_timeout = seconds("sql_timeout_s", g.sql_timeout_s)?;
+        let read_timeout = seconds("read_timeout_s", g.read_timeout_s)?;
+        let positive = |name: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(anyhow::anyhow!("{name} must be at least 1")),
+            v => Ok(v.unwrap_or(default)),
+        };
         let targets = match g.targets {
             None => Targets::default(),
             Some(p) => load_targets(&p)?,
@@ -181,10 +223,37 @@ impl ServeArgs {
                 token,
                 read_auth,
                 max_body_bytes: g.max_body_bytes.unwrap_or(defaults.max_body_bytes),
-                sql_timeout: Duration::from_secs_f64(timeout),
+                sql_timeout,
+                read_timeout,
                 sql_memory_bytes: g
                     .sql_memory_mb
                     .map_or(defaults.sql_memory_bytes, |mb| mb << 20),
+                max_result_rows: positive(
+                    "max_result_rows",
+                    g.max_result_rows,
+                    defaults.max_result_rows,
+                )?,
+                max_result_bytes: positive(
+                    "max_result_bytes",
+                    g.max_result_bytes,
+                    defaults.max_result_bytes,
+                )?,
+                max_concurrent_queries: positive(
+                    "max_concurrent_queries",
+                    g.max_concurrent_queries,
+                    defaults.max_concurrent_queries,
+                )?,
+                max_concurrent_per_client: positive(
+                    "max_concurrent_per_client",
+                    g.max_concurrent_per_client,
+                    defaults.max_concurrent_per_client,
+                )?,
+                max_concurrent_writes: positive(
+                    "max_concurrent_writes",
+                    g.max_concurrent_writes,
+                    defaults.max_concurrent_writes,
+                )?,
+                query_threads: positive("query_threads", g.query_threads, defaults.query_threads)?,
                 targets,
             },
         })
@@ -248,13 +317,18 @@ pub fn run(
         callstate_server::serve(listener, app, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
-    drop(rt);
+    // Requests still running were cut off by the server's shutdown grace; blocking work
+    // (an append's fsync) gets a moment to finish, nothing waits for longer.
+    rt.shutdown_timeout(Duration::from_secs(2));
     if let Some(m) = materializer {
         let status = m.stop();
         tracing::info!(?status, "materializer stopped");
     }
-    // Every acknowledged append is already synced; wait for an in-flight roll.
-    log.wait_idle()?;
+    // Every acknowledged append is already synced; wait for an in-flight roll (a roll that
+    // failed left its events in the WAL: nothing is lost, the next start rolls them).
+    if let Err(e) = log.wait_idle() {
+        tracing::warn!(error = %e, "stopping with the log refusing appends");
+    }
     eprintln!("callstate: stopped; every acknowledged event is in the log");
     Ok(())
 }

@@ -29,6 +29,20 @@ pub enum QueryError {
     /// What was asked for does not exist (a device, an incident).
     #[error("{0}")]
     NotFound(String),
+    /// The question went over one of its limits (names the setting).
+    #[error("{message} ({setting})")]
+    OverLimit {
+        /// The setting that bounds it.
+        setting: &'static str,
+        /// What went over.
+        message: String,
+    },
+    /// The work was cancelled (a time limit, a client that went away, a shutdown).
+    #[error("cancelled")]
+    Cancelled,
+    /// A bug or an impossible state.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Stored data is not what the engine expects (a missing column…).
     #[error("unexpected data in the log: {0}")]
     Data(String),

@@ -10,13 +10,19 @@
 
 pub mod derived;
 pub mod error;
+pub mod exec;
 pub mod functions;
+pub mod guards;
+pub mod limits;
 pub mod model;
 pub mod session;
 pub mod tables;
+pub mod yielding;
 
 pub use derived::{Derived, LazyDerived};
 pub use error::{QueryError, Result};
+pub use exec::{Cancel, QueryRuntime, Running};
+pub use limits::Limits;
 pub use model::availability::{Seconds, device_seconds};
 pub use model::intervals::{DeviceIndex, ServiceInterval, derive};
 pub use model::rows::LogRows;

@@ -11,10 +11,11 @@ use datafusion::prelude::SessionContext;
 use callstate_ingest::Appender;
 use callstate_log::Log;
 use callstate_query::session::context_for;
-use callstate_query::{Derived, LazyDerived};
+use callstate_query::{Cancel, Derived, LazyDerived, Limits, QueryRuntime};
 use callstate_schemas::Us;
 
 use crate::error::ApiError;
+use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::settings::ServerConfig;
 
@@ -38,6 +39,12 @@ pub struct App {
     pub(crate) config: ServerConfig,
     current: Mutex<Option<Current>>,
     pub(crate) metrics: Metrics,
+    /// Where queries and derivations run, apart from the HTTP runtime.
+    pub(crate) runtime: QueryRuntime,
+    /// Places for heavy reads.
+    pub(crate) gate: Arc<Gate>,
+    /// Places for writes.
+    pub(crate) write_gate: Arc<Gate>,
 }
 
 /// Shared state of the handlers.
@@ -58,14 +65,49 @@ impl App {
         readiness: Option<Readiness>,
         config: ServerConfig,
     ) -> AppState {
+        let runtime = QueryRuntime::new(config.query_threads)
+            .expect("the query runtime starts (threads can be created)");
         Arc::new(App {
+            gate: Gate::new(
+                config.max_concurrent_queries,
+                config.max_concurrent_per_client,
+                ("max_concurrent_queries", "max_concurrent_per_client"),
+            ),
+            write_gate: Gate::new(
+                config.max_concurrent_writes,
+                config.max_concurrent_writes,
+                ("max_concurrent_writes", "max_concurrent_writes"),
+            ),
             log,
             appender,
             readiness,
             config,
             current: Mutex::new(None),
             metrics: Metrics::default(),
+            runtime,
         })
+    }
+
+    /// The bounds of one SQL query.
+    pub(crate) fn sql_limits(&self) -> Limits {
+        Limits {
+            timeout: self.config.sql_timeout,
+            memory_bytes: self.config.sql_memory_bytes,
+            max_rows: self.config.max_result_rows,
+            max_bytes: self.config.max_result_bytes,
+        }
+    }
+
+    /// Runs `f` on the query runtime's blocking threads; dropping the returned future (a
+    /// time limit, a client gone) sets the [`Cancel`] token `f` checks.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Cancel) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.runtime
+            .spawn_blocking(move |c| Ok(f(c)))
+            .await
+            .map_err(ApiError::from)?
     }
 
     /// The log.
@@ -86,7 +128,7 @@ impl App {
             return Ok(c.clone());
         }
         let derived = Arc::new(LazyDerived::new(snap, None, self.config.targets.clone()));
-        let ctx = context_for(derived.clone(), Some(self.config.sql_memory_bytes)).await?;
+        let ctx = context_for(derived.clone(), None).await?;
         let c = Current {
             version,
             derived,
@@ -111,21 +153,21 @@ impl App {
 
     /// What derived answers come from: the current version, or as known at `known_at`.
     pub(crate) async fn derived(&self, known_at: Option<Us>) -> Result<Arc<Derived>, ApiError> {
-        derive(match known_at {
+        self.derive(match known_at {
             None => self.current().await?.derived,
             Some(k) => self.known_at(k),
         })
         .await
     }
+
+    /// Loads and derives (once per [`LazyDerived`]) on the query runtime.
+    pub(crate) async fn derive(&self, lazy: Arc<LazyDerived>) -> Result<Arc<Derived>, ApiError> {
+        self.run(move |_| Ok(lazy.get()?)).await
+    }
 }
 
-/// Loads and derives (once per [`LazyDerived`]) off the async threads.
-pub(crate) async fn derive(lazy: Arc<LazyDerived>) -> Result<Arc<Derived>, ApiError> {
-    blocking(move || Ok(lazy.get()?)).await
-}
-
-/// Runs CPU- or disk-bound work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
+/// Runs blocking write work (appends) off the async threads of the HTTP runtime.
+pub(crate) async fn write_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)

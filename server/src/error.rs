@@ -123,6 +123,9 @@ impl From<QueryError> for ApiError {
                 ApiError::bad_request(e.cause().to_string())
             }
             QueryError::NotFound(m) => ApiError::not_found(m.clone()),
+            QueryError::OverLimit { .. } => ApiError::over_limit(e.cause().to_string()),
+            // the work was stopped under it: the server is stopping
+            QueryError::Cancelled => ApiError::unavailable("the server is stopping; retry shortly"),
             QueryError::DataFusion(d) => ApiError::from_datafusion(d),
             QueryError::Log(LogError::Refused(_)) => ApiError::unavailable(e.to_string()),
             _ => ApiError::internal(e.to_string()),

@@ -2,7 +2,6 @@
 //! annotations: every route is registered with `routes!` and documented by its
 //! `#[utoipa::path]`.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use std::time::Instant;
@@ -11,7 +10,6 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -23,6 +21,7 @@ use crate::app::AppState;
 use crate::auth::{require_read_token, require_write_token};
 use crate::error::{ApiError, ErrorBody};
 use crate::health::{__path_healthz, __path_readyz, healthz, readyz};
+use crate::limits;
 use crate::metrics::RouteLabels;
 use crate::resources::metrics::{__path_metrics_endpoint, metrics_endpoint};
 use crate::resources::{devices, events, fleet, incidents, query, reports, series};
@@ -55,12 +54,13 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(app: AppState) -> Router {
     let writes = OpenApiRouter::new()
         .routes(routes!(events::post_events))
+        .layer(middleware::from_fn_with_state(app.clone(), limits::writes))
         .layer(middleware::from_fn_with_state(
             app.clone(),
             require_write_token,
         ));
-    let reads = OpenApiRouter::new()
-        .routes(routes!(devices::device_state))
+    // Heavy reads take a place in the gate (503 when there is none) and a time limit.
+    let heavy = OpenApiRouter::new()
         .routes(routes!(fleet::fleet_state))
         .routes(routes!(devices::device_timeline))
         .routes(routes!(series::state_series))
@@ -70,11 +70,16 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(incidents::incidents))
         .routes(routes!(incidents::incident))
         .routes(routes!(query::post_query))
+        .layer(middleware::from_fn_with_state(app.clone(), limits::gated));
+    // Light reads stay answered while heavy ones run: a time limit only.
+    let light = OpenApiRouter::new()
+        .routes(routes!(devices::device_state))
         .routes(routes!(metrics_endpoint))
-        .layer(middleware::from_fn_with_state(
-            app.clone(),
-            require_read_token,
-        ));
+        .layer(middleware::from_fn_with_state(app.clone(), limits::timed));
+    let reads = heavy.merge(light).layer(middleware::from_fn_with_state(
+        app.clone(),
+        require_read_token,
+    ));
     let open = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz));
@@ -98,17 +103,6 @@ pub fn router(app: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(app.config.max_body_bytes))
         .layer(RequestDecompressionLayer::new())
         .with_state(app)
-}
-
-/// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    app: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// Middleware: records each request's latency by method, route template and status.

@@ -37,6 +37,21 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Time limit of one SQL query.
     pub sql_timeout: Duration,
+    /// Time limit of every other read.
+    pub read_timeout: Duration,
+    /// Most rows in an answer to SQL.
+    pub max_result_rows: usize,
+    /// Most bytes in an answer to SQL (Arrow memory of its rows).
+    pub max_result_bytes: usize,
+    /// Heavy reads (SQL, fleet, series, availability, SLA, incidents, timelines) running at
+    /// once; beyond, 503 with `Retry-After`.
+    pub max_concurrent_queries: usize,
+    /// … of them from one client address.
+    pub max_concurrent_per_client: usize,
+    /// Writes (`POST /api/v1/events`) running at once; beyond, 503 with `Retry-After`.
+    pub max_concurrent_writes: usize,
+    /// Threads of the query runtime.
+    pub query_threads: usize,
     /// Memory limit of SQL operators (sorts, joins, aggregates), in bytes.
     pub sql_memory_bytes: usize,
     /// SLA targets.
@@ -50,8 +65,20 @@ impl Default for ServerConfig {
             read_auth: ReadAuth::Open,
             max_body_bytes: 64 << 20,
             sql_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
+            max_result_rows: 1_000_000,
+            max_result_bytes: 256 << 20,
+            max_concurrent_queries: 2 * cores(),
+            max_concurrent_per_client: cores().max(2),
+            max_concurrent_writes: 64,
+            query_threads: cores(),
             sql_memory_bytes: 1 << 30,
             targets: Targets::default(),
         }
     }
+}
+
+/// The machine's cores.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }

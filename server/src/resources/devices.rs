@@ -11,7 +11,7 @@ use callstate_query::model::state::state_at;
 use callstate_query::tables::{device_intervals, device_state};
 use callstate_schemas::{decode_batch, format_instant};
 
-use crate::app::{AppState, blocking, derive};
+use crate::app::AppState;
 use crate::bodies::DeviceStateBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{self, now};
@@ -50,14 +50,15 @@ pub async fn device_state(
     let at = params::instant("at", &p.at)?.unwrap_or_else(now);
     let known_at = params::instant("known_at", &p.known_at)?;
     let derived = app.derived(known_at).await?;
-    let state = blocking(move || {
-        let iv = derived.device(&device);
-        if iv.is_empty() {
-            return Err(not_in_log(&device));
-        }
-        Ok(state_at(iv, derived.device_calls(&device)?, at))
-    })
-    .await?;
+    let state = app
+        .run(move |_cancel| {
+            let iv = derived.device(&device);
+            if iv.is_empty() {
+                return Err(not_in_log(&device));
+            }
+            Ok(state_at(iv, derived.device_calls(&device)?, at))
+        })
+        .await?;
     let b = device_state::batch(std::slice::from_ref(&state));
     tabular(format, &[b], || to_json(&state))
 }
@@ -96,21 +97,22 @@ pub async fn device_timeline(
     }
     // one version for both the intervals and the events
     let current = app.current().await?;
-    let derived = derive(current.derived.clone()).await?;
+    let derived = app.derive(current.derived.clone()).await?;
     let d = device.clone();
-    let intervals = blocking(move || {
-        let iv = derived.device(&d);
-        if iv.is_empty() {
-            return Err(not_in_log(&d));
-        }
-        let window: Vec<_> = iv
-            .iter()
-            .filter(|i| i.valid_from < to && i.valid_to.is_none_or(|e| e > from))
-            .cloned()
-            .collect();
-        Ok(device_intervals::batch(&window))
-    })
-    .await?;
+    let intervals = app
+        .run(move |_cancel| {
+            let iv = derived.device(&d);
+            if iv.is_empty() {
+                return Err(not_in_log(&d));
+            }
+            let window: Vec<_> = iv
+                .iter()
+                .filter(|i| i.valid_from < to && i.valid_to.is_none_or(|e| e > from))
+                .cloned()
+                .collect();
+            Ok(device_intervals::batch(&window))
+        })
+        .await?;
     if format != Format::Json {
         return rows(format, &[intervals]);
     }

@@ -12,7 +12,7 @@ use callstate_ingest::frontend::{Reject, parse_body};
 use callstate_log::Outcome;
 use callstate_schemas::Kind;
 
-use crate::app::{AppState, blocking};
+use crate::app::{AppState, write_blocking};
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::Metrics;
 use crate::respond::content_type;
@@ -82,7 +82,7 @@ pub async fn post_events(
 ) -> Result<Response, ApiError> {
     let json = content_type(&headers).starts_with("application/json");
     let app2 = app.clone();
-    let answer = blocking(move || {
+    let answer = write_blocking(move || {
         let now = chrono::Utc::now();
         let mut parsed =
             parse_body("http", &body, json, now).map_err(|r| ApiError::bad_request(r.reason))?;

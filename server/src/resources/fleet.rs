@@ -12,7 +12,7 @@ use callstate_query::model::state::{DeviceState, states_at};
 use callstate_query::tables::device_state;
 use callstate_schemas::{ServiceState, format_instant};
 
-use crate::app::{AppState, blocking};
+use crate::app::AppState;
 use crate::bodies::FleetBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{self, now};
@@ -68,22 +68,23 @@ pub async fn fleet_state(
         .map(|s| s.parse().map_err(|e| ApiError::param("state", e)))
         .transpose()?;
     let derived = app.derived(known_at).await?;
-    let rows = blocking(move || {
-        let mut rows = states_at(&derived.intervals, derived.calls()?, at);
-        rows.retain(|r| {
-            p.cluster.as_ref().is_none_or(|c| *c == r.cluster)
-                && p.device_pool
-                    .as_ref()
-                    .is_none_or(|d| Some(d) == r.device_pool.as_ref())
-                && p.node
-                    .as_ref()
-                    .is_none_or(|n| Some(n) == r.node.as_ref() || Some(n) == r.last_node.as_ref())
-                && state.is_none_or(|s| s == r.state)
-                && p.on_home_node.is_none_or(|h| r.on_home_node == Some(h))
-        });
-        Ok(rows)
-    })
-    .await?;
+    let rows = app
+        .run(move |_cancel| {
+            let mut rows = states_at(&derived.intervals, derived.calls()?, at);
+            rows.retain(|r| {
+                p.cluster.as_ref().is_none_or(|c| *c == r.cluster)
+                    && p.device_pool
+                        .as_ref()
+                        .is_none_or(|d| Some(d) == r.device_pool.as_ref())
+                    && p.node.as_ref().is_none_or(|n| {
+                        Some(n) == r.node.as_ref() || Some(n) == r.last_node.as_ref()
+                    })
+                    && state.is_none_or(|s| s == r.state)
+                    && p.on_home_node.is_none_or(|h| r.on_home_node == Some(h))
+            });
+            Ok(rows)
+        })
+        .await?;
     let b = device_state::batch(&rows);
     tabular(format, &[b], || {
         let mut counts: BTreeMap<&'static str, u64> =

@@ -11,7 +11,7 @@ use callstate_query::model::incidents::{Incident, IncidentOptions, detect};
 use callstate_query::tables;
 use callstate_schemas::Us;
 
-use crate::app::{AppState, blocking};
+use crate::app::AppState;
 use crate::bodies::{IncidentBody, IncidentRowBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::params;
@@ -38,7 +38,7 @@ async fn detect_all(
     known_at: Option<Us>,
 ) -> Result<Vec<Incident>, ApiError> {
     let derived = app.derived(known_at).await?;
-    blocking(move || {
+    app.run(move |_cancel| {
         Ok(detect(
             &derived.intervals,
             &derived.rows,

@@ -8,7 +8,7 @@ use callstate_query::model::intervals::{by_device, interval_at};
 use callstate_query::model::sla::{GroupBy, availability};
 use callstate_schemas::{ServiceState, US_PER_S};
 
-use crate::app::{AppState, blocking};
+use crate::app::AppState;
 use crate::error::ApiError;
 use crate::params::now;
 
@@ -18,32 +18,33 @@ use crate::params::now;
 pub async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, ApiError> {
     let derived = app.derived(None).await?;
     let now = now();
-    let (by_state, pools) = blocking(move || {
-        let mut counts: std::collections::BTreeMap<&str, i64> =
-            ServiceState::NAMES.iter().map(|s| (*s, 0)).collect();
-        for iv in by_device(&derived.intervals) {
-            let state = interval_at(iv, now).map_or(ServiceState::Unknown, |i| i.state);
-            *counts.entry(state.as_str()).or_default() += 1;
-        }
-        let day = 86_400 * US_PER_S;
-        let midnight = now - now.rem_euclid(day);
-        let pools: Vec<(String, f64)> = availability(
-            &derived.intervals,
-            &derived.rows.windows,
-            midnight,
-            now.max(midnight + 1),
-            GroupBy::DevicePool,
-        )
-        .into_iter()
-        .filter_map(|g| Some((g.group_key, g.seconds.availability()?)))
-        .collect();
-        let by_state: Vec<(String, i64)> = counts
+    let (by_state, pools) = app
+        .run(move |_cancel| {
+            let mut counts: std::collections::BTreeMap<&str, i64> =
+                ServiceState::NAMES.iter().map(|s| (*s, 0)).collect();
+            for iv in by_device(&derived.intervals) {
+                let state = interval_at(iv, now).map_or(ServiceState::Unknown, |i| i.state);
+                *counts.entry(state.as_str()).or_default() += 1;
+            }
+            let day = 86_400 * US_PER_S;
+            let midnight = now - now.rem_euclid(day);
+            let pools: Vec<(String, f64)> = availability(
+                &derived.intervals,
+                &derived.rows.windows,
+                midnight,
+                now.max(midnight + 1),
+                GroupBy::DevicePool,
+            )
             .into_iter()
-            .map(|(s, n)| (s.to_string(), n))
+            .filter_map(|g| Some((g.group_key, g.seconds.availability()?)))
             .collect();
-        Ok((by_state, pools))
-    })
-    .await?;
+            let by_state: Vec<(String, i64)> = counts
+                .into_iter()
+                .map(|(s, n)| (s.to_string(), n))
+                .collect();
+            Ok((by_state, pools))
+        })
+        .await?;
     let text = app
         .metrics
         .render(&by_state, &pools)

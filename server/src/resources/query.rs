@@ -8,6 +8,7 @@ use datafusion::execution::context::SQLOptions;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use callstate_query::limits::{collect, query_context};
 use callstate_query::session::context_for;
 
 use crate::app::AppState;
@@ -57,28 +58,39 @@ pub async fn post_query(
     };
     let format = negotiate(req.format.as_deref(), &headers)?;
     let known_at = params::instant("known_at", &req.known_at)?;
-    let ctx = match known_at {
-        None => app.current().await?.ctx,
-        Some(k) => context_for(app.known_at(k), Some(app.config.sql_memory_bytes)).await?,
+    let base = match known_at {
+        None => Some(app.current().await?.ctx),
+        Some(_) => None,
     };
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let limit = app.config.sql_timeout;
-    let run = async {
+    let limits = app.sql_limits();
+    let timeout = limits.timeout;
+    let app2 = app.clone();
+    // Planning and execution both run on the query runtime: a table function or a constant
+    // may compute while planning. Dropping `running` (the time limit below, or the client
+    // going away) aborts it, which drops the DataFusion streams and stops their work.
+    let running = app.runtime.spawn(async move {
+        let base = match (base, known_at) {
+            (Some(ctx), _) => ctx,
+            (None, Some(k)) => context_for(app2.known_at(k), None).await?,
+            (None, None) => unreachable!("a context or a known_at"),
+        };
+        let ctx = query_context(&base, &limits)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
         let df = ctx.sql_with_options(&req.sql, options).await?;
         let schema = df.schema().inner().clone();
-        let mut batches = df.collect().await?;
+        let mut batches = collect(df.execute_stream().await?, &limits).await?;
         if batches.is_empty() {
             batches.push(arrow::array::RecordBatch::new_empty(schema));
         }
-        Ok::<_, ApiError>(batches)
-    };
-    let batches = tokio::time::timeout(limit, run).await.map_err(|_| {
+        Ok(batches)
+    });
+    let batches = tokio::time::timeout(timeout, running).await.map_err(|_| {
         ApiError::over_limit(format!(
-            "the query exceeded the time limit of {} s",
-            limit.as_secs_f64()
+            "the query exceeded the time limit of {} s (sql_timeout_s)",
+            timeout.as_secs_f64()
         ))
     })??;
     rows(format, &batches)

@@ -14,7 +14,7 @@ use callstate_query::model::intervals::{ServiceInterval, by_device, in_groups};
 use callstate_query::model::sla::{GroupBy, availability_over, sla_over};
 use callstate_query::tables;
 
-use crate::app::{AppState, blocking};
+use crate::app::AppState;
 use crate::bodies::{AvailabilityBody, SlaBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::params;
@@ -87,12 +87,13 @@ pub async fn availability(
     let by = params::group_by(&p.group_by, GroupBy::Device)?;
     let known_at = params::instant("known_at", &p.known_at)?;
     let derived = app.derived(known_at).await?;
-    let b = blocking(move || {
-        let iv = filter.select(&derived);
-        let r = availability_over(&iv, &derived.rows.windows, &[(from, to)], by);
-        Ok(tables::availability::batch(&r))
-    })
-    .await?;
+    let b = app
+        .run(move |_cancel| {
+            let iv = filter.select(&derived);
+            let r = availability_over(&iv, &derived.rows.windows, &[(from, to)], by);
+            Ok(tables::availability::batch(&r))
+        })
+        .await?;
     rows(format, &[b])
 }
 
@@ -137,11 +138,12 @@ pub async fn sla(
     }
     let windows = report_windows(from, to, p.period.as_deref(), p.tz.as_deref())?;
     let derived = app.derived(known_at).await?;
-    let b = blocking(move || {
-        let iv = filter.select(&derived);
-        let r = sla_over(&iv, &derived.rows.windows, &windows, by, &derived.targets);
-        Ok(tables::sla::batch(&r))
-    })
-    .await?;
+    let b = app
+        .run(move |_cancel| {
+            let iv = filter.select(&derived);
+            let r = sla_over(&iv, &derived.rows.windows, &windows, by, &derived.targets);
+            Ok(tables::sla::batch(&r))
+        })
+        .await?;
     rows(format, &[b])
 }

@@ -15,7 +15,7 @@ use callstate_query::model::series::{MAX_STEPS, SeriesBy, state_series as series
 use callstate_query::tables;
 use callstate_schemas::{US_PER_S, parse_positive_duration};
 
-use crate::app::{AppState, blocking};
+use crate::app::AppState;
 use crate::bodies::{AnnotationBody, SeriesPointBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::params;
@@ -92,22 +92,23 @@ pub async fn state_series(
         None => None,
     };
     let derived = app.derived(known_at).await?;
-    let b = blocking(move || {
-        let devices = by_device(&derived.intervals).filter(|iv| {
-            let device = &*iv[0].device;
-            only.as_ref().is_none_or(|o| o.contains(device))
-                && in_groups(iv, p.cluster.as_deref(), p.device_pool.as_deref())
-                && p.home_node.as_ref().is_none_or(|h| {
-                    interval_at(iv, to - 1)
-                        .or(iv.last())
-                        .is_some_and(|i| Some(h.as_str()) == i.home_node.as_deref())
-                })
-        });
-        Ok(tables::series::batch(&series_of(
-            devices, from, to, step, by,
-        )))
-    })
-    .await?;
+    let b = app
+        .run(move |_cancel| {
+            let devices = by_device(&derived.intervals).filter(|iv| {
+                let device = &*iv[0].device;
+                only.as_ref().is_none_or(|o| o.contains(device))
+                    && in_groups(iv, p.cluster.as_deref(), p.device_pool.as_deref())
+                    && p.home_node.as_ref().is_none_or(|h| {
+                        interval_at(iv, to - 1)
+                            .or(iv.last())
+                            .is_some_and(|i| Some(h.as_str()) == i.home_node.as_deref())
+                    })
+            });
+            Ok(tables::series::batch(&series_of(
+                devices, from, to, step, by,
+            )))
+        })
+        .await?;
     rows(format, &[b])
 }
 
@@ -140,10 +141,11 @@ pub async fn annotations(
     let format = negotiate(p.format.as_deref(), &headers)?;
     let (from, to) = params::window(&p.from, &p.to)?;
     let derived = app.derived(None).await?;
-    let b = blocking(move || {
-        let found = annotations_of(&derived.rows, from, to, p.cluster.as_deref());
-        Ok(tables::annotations::batch(&found))
-    })
-    .await?;
+    let b = app
+        .run(move |_cancel| {
+            let found = annotations_of(&derived.rows, from, to, p.cluster.as_deref());
+            Ok(tables::annotations::batch(&found))
+        })
+        .await?;
     rows(format, &[b])
 }

@@ -1,0 +1,157 @@
+//! Where questions run: a dedicated runtime, apart from whatever serves the requests, so that
+//! the heaviest query cannot take the threads that answer `/healthz` (InfluxDB's
+//! `DedicatedExecutor` does the same). Work handed to it is cancelled when its handle is
+//! dropped: async work (DataFusion streams) is aborted at its next yield point, and blocking
+//! work sees its [`Cancel`] token set and stops at its next check.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::runtime::{Handle, Runtime};
+use tokio::task::JoinHandle;
+
+use crate::error::{QueryError, Result};
+
+/// A cancellation flag shared by a piece of work and whoever waits for it.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A token not yet cancelled.
+    pub fn new() -> Self {
+        Cancel::default()
+    }
+
+    /// Asks the work to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the work should stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Cancelled)` once cancelled: long loops call this every so often.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(QueryError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A dedicated multi-threaded runtime for queries and derivations.
+pub struct QueryRuntime {
+    runtime: Option<Runtime>,
+    handle: Handle,
+}
+
+impl QueryRuntime {
+    /// A runtime of `threads` worker threads (named `callstate-query-N`), and as many
+    /// blocking threads as it needs up to 4 × `threads`.
+    pub fn new(threads: usize) -> std::io::Result<QueryRuntime> {
+        let threads = threads.max(1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .max_blocking_threads(4 * threads)
+            .thread_name_fn(|| {
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                format!("callstate-query-{}", N.fetch_add(1, Ordering::Relaxed))
+            })
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        Ok(QueryRuntime {
+            runtime: Some(runtime),
+            handle,
+        })
+    }
+
+    /// The runtime's handle (for DataFusion streams that spawn blocking producers on it).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Runs `fut` on the query runtime. Awaiting the result waits for it; dropping it
+    /// aborts the task.
+    pub fn spawn<T, F>(&self, fut: F) -> Running<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
+        Running {
+            task: self.handle.spawn(fut),
+            cancel: Cancel::new(),
+        }
+    }
+
+    /// Runs `f` on the query runtime's blocking threads with a [`Cancel`] token that is set
+    /// when the result is dropped unawaited (a timeout, a client gone): `f` should
+    /// [`Cancel::check`] every so often.
+    pub fn spawn_blocking<T, F>(&self, f: F) -> Running<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Cancel) -> Result<T> + Send + 'static,
+    {
+        let cancel = Cancel::new();
+        let token = cancel.clone();
+        Running {
+            task: self.handle.spawn_blocking(move || f(&token)),
+            cancel,
+        }
+    }
+
+    /// Stops the runtime, waiting at most `timeout` for its tasks (blocking work past that
+    /// is left to end with the process).
+    pub fn shutdown(mut self, timeout: Duration) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(timeout);
+        }
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Work running on the [`QueryRuntime`]; dropping it cancels the work.
+pub struct Running<T> {
+    task: JoinHandle<Result<T>>,
+    cancel: Cancel,
+}
+
+impl<T> Running<T> {
+    /// The work's token (to cancel it without dropping the handle).
+    pub fn cancel_token(&self) -> &Cancel {
+        &self.cancel
+    }
+}
+
+impl<T> Future for Running<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        Pin::new(&mut self.task).poll(cx).map(|r| match r {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Err(QueryError::Cancelled),
+            Err(e) => Err(QueryError::Internal(format!("a query worker failed: {e}"))),
+        })
+    }
+}
+
+impl<T> Drop for Running<T> {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        self.task.abort();
+    }
+}
