@@ -176,3 +176,66 @@ fn demo_ingests_then_serves_the_api() {
     assert_eq!(v["devices"].as_array().unwrap().len(), 200);
     assert!(p.stop().success());
 }
+
+#[test]
+fn sigterm_ends_serve_within_its_bound_whatever_runs_and_keeps_every_ack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let args = [
+        "serve",
+        "--data",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+        "--sql-timeout-s",
+        "600",
+    ];
+    let s = start(&args, &[]);
+    let out = bin()
+        .args([
+            "simulate",
+            "--scenario",
+            "node-failover",
+            "--devices",
+            "80",
+            "--out",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let body = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    let mut acked = 0;
+    for chunk in lines.chunks(5_000) {
+        let (status, answer) = post(&format!("{}/api/v1/events", s.url), &chunk.join("\n"), None);
+        assert_eq!(status, 200, "{answer}");
+        acked += serde_json::from_str::<Value>(&answer).unwrap()["accepted"]
+            .as_u64()
+            .unwrap();
+    }
+    // the heaviest query there is, running when the signal comes
+    let url = s.url.clone();
+    let heavy = std::thread::spawn(move || {
+        agent()
+            .post(&format!("{url}/api/v1/query"))
+            .header("Content-Type", "text/plain")
+            .send("SELECT count(*) FROM events a, events b WHERE a.seq + b.seq = -1")
+            .map(|r| r.status().as_u16())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    let status = s.stop();
+    let took = t.elapsed();
+    eprintln!("reliability: serve stopped {took:?} after SIGTERM with a cross join running");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "stopping took {took:?}"
+    );
+    let _ = heavy.join();
+    // nothing acknowledged was lost
+    let s = start(&args, &[]);
+    assert_eq!(count(&s.url), acked);
+    s.stop();
+}

@@ -45,6 +45,8 @@ pub struct App {
     pub(crate) gate: Arc<Gate>,
     /// Places for writes.
     pub(crate) write_gate: Arc<Gate>,
+    /// Set when a shutdown begins: reads still running are answered 503 at once.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Shared state of the handlers.
@@ -85,7 +87,19 @@ impl App {
             current: Mutex::new(None),
             metrics: Metrics::default(),
             runtime,
+            stopping: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Begins a shutdown: reads still running end at once (503).
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once a shutdown has begun.
+    pub(crate) async fn stopped(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     /// The bounds of one SQL query.

@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod bodies;
 pub mod error;
+pub mod extract;
 pub mod gate;
 pub mod health;
 pub mod limits;

@@ -18,22 +18,31 @@ fn client(req: &Request) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
-/// Runs `next` within `limit`; past it the request's work is dropped (and so cancelled) and
-/// the answer is 422 naming the setting.
-async fn within(limit: Duration, setting: &str, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => ApiError::over_limit(format!(
-            "the request exceeded the time limit of {} s ({setting})",
-            limit.as_secs_f64()
-        ))
-        .into_response(),
+/// Runs `next` within `limit`; past it, or once a shutdown begins, the request's work is
+/// dropped (and so cancelled) and the answer is 422 naming the setting, or 503.
+async fn within(
+    app: &AppState,
+    limit: Duration,
+    setting: &str,
+    req: Request,
+    next: Next,
+) -> Response {
+    tokio::select! {
+        r = tokio::time::timeout(limit, next.run(req)) => match r {
+            Ok(r) => r,
+            Err(_) => ApiError::over_limit(format!(
+                "the request exceeded the time limit of {} s ({setting})",
+                limit.as_secs_f64()
+            ))
+            .into_response(),
+        },
+        () = app.stopped() => ApiError::unavailable("the server is stopping; retry shortly").into_response(),
     }
 }
 
 /// Middleware of the light reads: the time limit.
 pub async fn timed(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    within(app.config.read_timeout, "read_timeout_s", req, next).await
+    within(&app, app.config.read_timeout, "read_timeout_s", req, next).await
 }
 
 /// Middleware of the heavy reads: a place in the gate, then the time limit.
@@ -42,7 +51,7 @@ pub async fn gated(State(app): State<AppState>, req: Request, next: Next) -> Res
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let r = within(app.config.read_timeout, "read_timeout_s", req, next).await;
+    let r = within(&app, app.config.read_timeout, "read_timeout_s", req, next).await;
     drop(permit);
     r
 }

@@ -4,8 +4,8 @@
 //! its socket while its answer is being computed goes unnoticed, and the work goes on for
 //! nobody. Each connection here has a watcher on a duplicate of its socket that peeks for the
 //! end of the stream; when the client is gone the connection is dropped, and with it the
-//! request's work (cancelled like a timeout). Shutting down stops accepting and lets
-//! in-flight requests finish for at most [`SHUTDOWN_GRACE`].
+//! request's work (cancelled like a timeout). Shutting down stops accepting, ends the reads
+//! still running at once (503), and lets writes finish for at most [`SHUTDOWN_GRACE`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -98,6 +98,7 @@ pub async fn serve(
     app: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let state = app.clone();
     let app = router(app);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -115,6 +116,8 @@ pub async fn serve(
         }
     }
     drop(listener);
+    // reads still running end now (503); writes get the grace to finish
+    state.begin_shutdown();
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!(

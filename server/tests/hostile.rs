@@ -10,27 +10,11 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use callstate_server::ServerConfig;
+use callstate_testkit::cpu::cpu_over;
 
 mod common;
 
 use common::server::{Server, agent, answer, get, post, post_all};
-
-/// CPU seconds (user + system) this process has used so far.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // fields after the `(comm)`: state is field 3; utime and stime are fields 14 and 15
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-/// CPU seconds used over the next `window`.
-fn cpu_over(window: Duration) -> f64 {
-    let a = cpu_seconds();
-    std::thread::sleep(window);
-    cpu_seconds() - a
-}
 
 /// The tests of this file measure the process's CPU: they run one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

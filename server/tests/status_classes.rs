@@ -8,8 +8,8 @@ use callstate_server::ServerConfig;
 
 mod common;
 
+use callstate_testkit::tmpfs::tmpfs_or_skip;
 use common::server::{Server, get, ndjson, oversized_post_status, post, post_all};
-use common::tmpfs::tmpfs_or_skip;
 
 fn day() -> (Vec<callstate_schemas::Event>, callstate_sim::Truth) {
     common::simulate("node-failover", 40, 5)

@@ -63,7 +63,7 @@ fn stamp(batch: &RecordBatch, res: &AppendResult, first_seq: u64, now: i64) -> R
 
 /// Writes, syncs and removes a probe file in the WAL directory: whether there is room for
 /// an append again.
-fn probe_space(dir: &std::path::Path) -> std::io::Result<()> {
+pub(super) fn probe_space(dir: &std::path::Path) -> std::io::Result<()> {
     let path = wal_dir(dir).join("space.probe");
     let written = fs::File::create(&path).and_then(|mut f| {
         f.write_all(&vec![0u8; PROBE_BYTES])?;

@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
+use super::append::probe_space;
 use super::{Failure, Frozen, Log, Shared, State};
 use crate::digest::write_digest;
-use crate::error::{IoContext, Refusal, Result};
+use crate::error::{IoContext, Refusal, Result, is_disk_full};
 use crate::fsutil::sync_dir;
 use crate::layout::{digest_file, segment_file, segments_dir, wal_dir, wal_file};
 use crate::manifest::Positions;
@@ -139,9 +140,11 @@ fn roll(
     }));
     let failure = match done {
         Ok(Ok(())) => None,
+        // Parquet may report a full disk only as text: a probe tells
         Ok(Err(e)) => Some(Refusal {
             reason: format!("writing segment {name} failed: {e}"),
-            disk_full: e.is_disk_full(),
+            disk_full: e.is_disk_full()
+                || probe_space(&shared.dir).is_err_and(|p| is_disk_full(&p)),
         }),
         Err(_) => Some(Refusal {
             reason: format!("writing segment {name} failed: the writer panicked"),

@@ -1,6 +1,6 @@
 //! One device: its state at an instant, and its timeline (events and intervals).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use callstate_schemas::{decode_batch, format_instant};
 use crate::app::AppState;
 use crate::bodies::DeviceStateBody;
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Params, PathParam};
 use crate::params::{self, now};
 use crate::respond::{Format, json_raw, negotiate, rows, tabular, to_json};
 
@@ -42,8 +43,8 @@ fn not_in_log(device: &str) -> ApiError {
         (status = 404, description = "Device not in the log", body = ErrorBody)))]
 pub async fn device_state(
     State(app): State<AppState>,
-    Path(device): Path<String>,
-    Query(p): Query<StateParams>,
+    PathParam(device): PathParam<String>,
+    Params(p): Params<StateParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;
@@ -85,8 +86,8 @@ pub struct TimelineParams {
         (status = 404, description = "Device not in the log", body = ErrorBody)))]
 pub async fn device_timeline(
     State(app): State<AppState>,
-    Path(device): Path<String>,
-    Query(p): Query<TimelineParams>,
+    PathParam(device): PathParam<String>,
+    Params(p): Params<TimelineParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use callstate_schemas::{ServiceState, format_instant};
 use crate::app::AppState;
 use crate::bodies::FleetBody;
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Params;
 use crate::params::{self, now};
 use crate::respond::{negotiate, tabular, to_json};
 
@@ -55,7 +56,7 @@ struct Fleet<'a> {
         (status = 400, description = "Bad parameter", body = ErrorBody)))]
 pub async fn fleet_state(
     State(app): State<AppState>,
-    Query(p): Query<FleetParams>,
+    Params(p): Params<FleetParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;

@@ -1,6 +1,6 @@
 //! Incidents (design.md §4): the list, and one in full.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use callstate_schemas::Us;
 use crate::app::AppState;
 use crate::bodies::{IncidentBody, IncidentRowBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Params, PathParam};
 use crate::params;
 use crate::respond::{Format, negotiate, rows, tabular, to_json};
 
@@ -71,7 +72,7 @@ pub(crate) async fn find_incident(
         (status = 400, description = "Bad parameter", body = ErrorBody)))]
 pub async fn incidents(
     State(app): State<AppState>,
-    Query(p): Query<IncidentParams>,
+    Params(p): Params<IncidentParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;
@@ -99,8 +100,8 @@ pub struct OneIncidentParams {
         (status = 404, description = "No such incident", body = ErrorBody)))]
 pub async fn incident(
     State(app): State<AppState>,
-    Path(id): Path<String>,
-    Query(p): Query<OneIncidentParams>,
+    PathParam(id): PathParam<String>,
+    Params(p): Params<OneIncidentParams>,
 ) -> Result<Response, ApiError> {
     let known_at = params::instant("known_at", &p.known_at)?;
     let inc = find_incident(&app, &id, known_at).await?;

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use callstate_query::tables;
 use crate::app::AppState;
 use crate::bodies::{AvailabilityBody, SlaBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Params;
 use crate::params;
 use crate::respond::{negotiate, rows};
 
@@ -78,8 +79,8 @@ pub struct AvailabilityParams {
         (status = 400, description = "Bad parameter", body = ErrorBody)))]
 pub async fn availability(
     State(app): State<AppState>,
-    Query(p): Query<AvailabilityParams>,
-    Query(filter): Query<DeviceFilter>,
+    Params(p): Params<AvailabilityParams>,
+    Params(filter): Params<DeviceFilter>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;
@@ -125,8 +126,8 @@ pub struct SlaParams {
         (status = 400, description = "Bad parameter", body = ErrorBody)))]
 pub async fn sla(
     State(app): State<AppState>,
-    Query(p): Query<SlaParams>,
-    Query(filter): Query<DeviceFilter>,
+    Params(p): Params<SlaParams>,
+    Params(filter): Params<DeviceFilter>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use callstate_schemas::{US_PER_S, parse_positive_duration};
 use crate::app::AppState;
 use crate::bodies::{AnnotationBody, SeriesPointBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Params;
 use crate::params;
 use crate::resources::incidents::find_incident;
 use crate::respond::{negotiate, rows};
@@ -56,7 +57,7 @@ pub struct SeriesParams {
         (status = 400, description = "Bad parameter, or more than 11,000 steps", body = ErrorBody)))]
 pub async fn state_series(
     State(app): State<AppState>,
-    Query(p): Query<SeriesParams>,
+    Params(p): Params<SeriesParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;
@@ -135,7 +136,7 @@ pub struct AnnotationParams {
         (status = 400, description = "Bad parameter", body = ErrorBody)))]
 pub async fn annotations(
     State(app): State<AppState>,
-    Query(p): Query<AnnotationParams>,
+    Params(p): Params<AnnotationParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod server;
-pub mod tmpfs;
 
 use callstate_log::{Log, LogOptions};
 use callstate_schemas::Event;

@@ -1,8 +1,6 @@
 //! A small tmpfs mounted by the test (as root) for disk-full cases: a real file system that
 //! really fills up. Where mounting is not allowed the test is skipped with a message.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
