@@ -297,7 +297,7 @@ pub fn run(
     let log = Arc::new(log);
     let mut materializer = None;
     let app = match kafka {
-        None => App::new(log.clone(), api),
+        None => App::new(log.clone(), api)?,
         Some(k) => {
             let topic = k.materializer.topic.clone();
             let producer = CanonicalProducer::new(&k.config, &topic)
@@ -306,7 +306,7 @@ pub fn run(
                 .with_context(|| format!("cannot materialize the canonical topic {topic}"))?;
             let probe = Box::new(m.failure_probe());
             materializer = Some(m);
-            App::with_appender(log.clone(), Arc::new(producer), Some(probe), api)
+            App::with_appender(log.clone(), Arc::new(producer), Some(probe), api)?
         }
     };
     rt.block_on(async {

@@ -9,10 +9,11 @@ use serde::Serialize;
 
 use callstate_log::Snapshot;
 use callstate_query::model::calendar::report_windows;
+use callstate_query::model::fleet::Fleet;
 use callstate_query::model::incidents::{IncidentOptions, detect};
 use callstate_query::model::sla::{GroupBy, Targets, availability_over, sla_over};
 use callstate_query::tables;
-use callstate_query::{LogRows, derive};
+use callstate_query::{Cancel, Derived};
 
 use crate::cmd_query::{Format, parse_instant, print};
 use crate::out::outln;
@@ -69,8 +70,7 @@ fn emit<T: Serialize>(
 }
 
 struct Prepared {
-    intervals: Vec<callstate_query::ServiceInterval>,
-    rows: LogRows,
+    derived: Derived,
     windows: Vec<(i64, i64)>,
     by: GroupBy,
 }
@@ -82,10 +82,9 @@ fn prepare(w: &WindowArgs, data: &Path) -> anyhow::Result<Prepared> {
     let by: GroupBy = w.group_by.parse().map_err(anyhow::Error::msg)?;
     let windows = report_windows(from, to, w.period.as_deref(), Some(&w.tz))?;
     let known_at = w.known_at.as_deref().map(parse_instant).transpose()?;
-    let rows = LogRows::load_with(&Snapshot::load(data)?, known_at, false)?;
+    let derived = Derived::load(Snapshot::load(data)?, known_at, Targets::default(), false)?;
     Ok(Prepared {
-        intervals: derive(&rows),
-        rows,
+        derived,
         windows,
         by,
     })
@@ -94,7 +93,8 @@ fn prepare(w: &WindowArgs, data: &Path) -> anyhow::Result<Prepared> {
 /// `callstate availability`.
 pub fn availability(w: WindowArgs) -> anyhow::Result<()> {
     let p = prepare(&w, &w.data.data)?;
-    let out = availability_over(&p.intervals, &p.rows.windows, &p.windows, p.by);
+    let d = &p.derived;
+    let out = availability_over(d.devices(), d.windows(), &p.windows, p.by, &Cancel::new())?;
     emit(&out, tables::availability::batch, w.format)
 }
 
@@ -106,7 +106,15 @@ pub fn sla(args: SlaArgs) -> anyhow::Result<()> {
     };
     let w = &args.window;
     let p = prepare(w, &w.data.data)?;
-    let out = sla_over(&p.intervals, &p.rows.windows, &p.windows, p.by, &targets);
+    let d = &p.derived;
+    let out = sla_over(
+        d.devices(),
+        d.windows(),
+        &p.windows,
+        p.by,
+        &targets,
+        &Cancel::new(),
+    )?;
     emit(&out, tables::sla::batch, w.format)
 }
 
@@ -136,12 +144,16 @@ pub struct IncidentArgs {
 pub fn incidents(a: IncidentArgs) -> anyhow::Result<()> {
     let from = parse_instant(&a.from).context("--from")?;
     let to = parse_instant(&a.to).context("--to")?;
-    let rows = LogRows::load(&Snapshot::load(&a.data.data)?, None)?;
-    let intervals = derive(&rows);
+    let derived = Derived::load(
+        Snapshot::load(&a.data.data)?,
+        None,
+        Targets::default(),
+        true,
+    )?;
     let opts = IncidentOptions {
         min_devices: a.min_devices.max(1),
         window_us: a.window_s.max(0) * 1_000_000,
     };
-    let found = detect(&intervals, &rows, &rows.calls, from, to, &opts);
+    let found = detect(&derived, from, to, &opts, &Cancel::new())?;
     emit(&found, tables::incidents::batch, a.format)
 }

@@ -11,10 +11,11 @@ use clap::Parser;
 use serde_json::json;
 
 use callstate_log::Snapshot;
-use callstate_query::Derived;
+use callstate_query::model::fleet::Fleet;
 use callstate_query::model::incidents::{IncidentOptions, detect};
 use callstate_query::model::sla::{GroupAvailability, GroupBy, Targets, availability};
 use callstate_query::model::state::{state_at, states_at};
+use callstate_query::{Cancel, Derived, LogRows};
 use callstate_schemas::{format_instant, parse_instant};
 
 /// Times the benchmark's questions in-process.
@@ -108,25 +109,31 @@ fn main() -> anyhow::Result<()> {
     let snap = Snapshot::load(&a.data)?;
     let open_s = secs(t);
     let t1 = Instant::now();
-    let shared = Derived::load(snap, None, Targets::default())?;
+    let mut shared = Derived::load(snap, None, Targets::default(), false)?;
     let derive_s = secs(t1);
-    let availability_by = |by| availability(&shared.intervals, &shared.rows.windows, from, to, by);
+    let availability_by =
+        |shared: &Derived, by| availability(&shared.intervals, &shared.rows.windows, from, to, by);
     let t1 = Instant::now();
-    let by_pool = availability_by(GroupBy::DevicePool);
+    let by_pool = availability_by(&shared, GroupBy::DevicePool);
     let pool_s = secs(t1);
     let cold_sla_s = secs(t);
     let rss_derived = peak_rss();
     let t1 = Instant::now();
-    let calls = shared.calls()?;
+    shared.calls = LogRows::load_calls(&shared.snap, None)?;
     let calls_s = secs(t1);
     let rss_calls = peak_rss();
+    let shared = shared;
+    let cancel = Cancel::new();
 
     // Warm: the derived state in memory, as `serve` holds it.
     let mut lat = Vec::with_capacity(pairs.len());
     let mut state_out = String::from("device,at,state,node\n");
     for (d, t) in &pairs {
         let t0 = Instant::now();
-        let row = state_at(shared.device(d), shared.device_calls(d)?, *t);
+        let dev = shared
+            .device(d)
+            .context("a device of the pairs is not in the log")?;
+        let row = state_at(&dev, &shared.calls_of(d), *t);
         lat.push(t0.elapsed().as_secs_f64() * 1e3);
         writeln!(state_out, "{},{},{},{}", d, t, row.state, opt(&row.node))?;
     }
@@ -134,7 +141,7 @@ fn main() -> anyhow::Result<()> {
     lat.sort_by(f64::total_cmp);
 
     let t1 = Instant::now();
-    let fleet = states_at(&shared.intervals, calls, at);
+    let fleet = states_at(&shared, at, &cancel)?;
     let fleet_s = secs(t1);
     let mut fleet_out = String::from("device,state,node\n");
     for r in &fleet {
@@ -143,24 +150,17 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(a.out.join("fleet.csv"), fleet_out)?;
 
     let t1 = Instant::now();
-    let by_device = availability_by(GroupBy::Device);
+    let by_device = availability_by(&shared, GroupBy::Device);
     let device_s = secs(t1);
     let t1 = Instant::now();
-    let by_pool_warm = availability_by(GroupBy::DevicePool);
+    let by_pool_warm = availability_by(&shared, GroupBy::DevicePool);
     let pool_warm_s = secs(t1);
     anyhow::ensure!(by_pool_warm == by_pool, "availability differs between runs");
     availability_csv(&by_device, &a.out.join("availability_device.csv"))?;
     availability_csv(&by_pool, &a.out.join("availability_pool.csv"))?;
 
     let t1 = Instant::now();
-    let found = detect(
-        &shared.intervals,
-        &shared.rows,
-        calls,
-        from,
-        to,
-        &IncidentOptions::default(),
-    );
+    let found = detect(&shared, from, to, &IncidentOptions::default(), &cancel)?;
     let incidents_s = secs(t1);
     let mut inc_out = String::from("cluster,scope,target,start,devices_affected\n");
     for i in &found {
@@ -180,7 +180,7 @@ fn main() -> anyhow::Result<()> {
     let report = json!({
         "devices": fleet.len(),
         "intervals": shared.intervals.len(),
-        "call_legs": calls.len(),
+        "call_legs": shared.calls.len(),
         "incidents": found.len(),
         "open_s": open_s,
         "derive_s": derive_s,

@@ -46,6 +46,11 @@ impl Subscription {
         }
     }
 
+    /// The next notice if one was sent, without waiting.
+    pub fn try_recv(&self) -> Option<Notice> {
+        self.rx.try_recv().ok()
+    }
+
     /// Every notice already sent, without waiting.
     pub fn drain(&self) -> Vec<Notice> {
         self.rx.try_iter().collect()

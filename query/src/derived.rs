@@ -1,7 +1,8 @@
-//! The derived state of one log version: the rows the state engine reads, every device's
-//! intervals and, on first use, the call legs; and [`LazyDerived`], which derives it on
-//! first use so that a question that needs none of it (SQL over `events`) pays nothing.
+//! The from-scratch derivation of a snapshot: every device's final intervals and, when asked
+//! for, the call legs, derived at once. It is the reference the live state is checked
+//! against, and what one-shot questions (`known_at`, the CLI) use.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -9,58 +10,101 @@ use callstate_log::Snapshot;
 use callstate_schemas::Us;
 
 use crate::error::Result;
-use crate::model::intervals::{ServiceInterval, derive, device_slice};
-use crate::model::rows::{CallRow, LogRows};
+use crate::model::fleet::{DeviceHistory, Fleet};
+use crate::model::intervals::{ServiceInterval, by_device, derive, device_slice};
+use crate::model::rows::{CallRow, LogRows, MaintenanceRow, NodeEvent, PoolConfig};
 use crate::model::sla::Targets;
 
-/// What derived answers come from: a snapshot and, derived once, its intervals.
+/// A snapshot's derived state.
 #[derive(Debug)]
 pub struct Derived {
     /// The log snapshot.
     pub snap: Snapshot,
     /// `known_at` the rows were read with.
     pub known_at: Option<Us>,
-    /// Rows (without call legs: see [`Derived::calls`]).
+    /// Rows (call legs in [`Derived::calls`]).
     pub rows: LogRows,
-    /// Intervals derived from `rows`, by device then time.
+    /// Final intervals, by device then time.
     pub intervals: Vec<ServiceInterval>,
+    /// Call legs (empty unless loaded), by device then start.
+    pub calls: Vec<CallRow>,
     /// SLA targets.
     pub targets: Targets,
-    calls: OnceLock<Vec<CallRow>>,
 }
 
 impl Derived {
-    /// Loads and derives (call legs are read on first use).
-    pub fn load(snap: Snapshot, known_at: Option<Us>, targets: Targets) -> Result<Derived> {
+    /// Loads and derives; with `calls`, pairs the call legs too.
+    pub fn load(
+        snap: Snapshot,
+        known_at: Option<Us>,
+        targets: Targets,
+        calls: bool,
+    ) -> Result<Derived> {
         let rows = LogRows::load_with(&snap, known_at, false)?;
         let intervals = derive(&rows);
+        let calls = if calls {
+            LogRows::load_calls(&snap, known_at)?
+        } else {
+            Vec::new()
+        };
         Ok(Derived {
             snap,
             known_at,
             rows,
             intervals,
+            calls,
             targets,
-            calls: OnceLock::new(),
         })
     }
 
     /// A device's intervals (in time order; empty for a device the log does not know).
-    pub fn device(&self, device: &str) -> &[ServiceInterval] {
+    pub fn device_intervals(&self, device: &str) -> &[ServiceInterval] {
         device_slice(&self.intervals, device, |i| &i.device)
     }
+}
 
-    /// A device's call legs (by start), read on first use.
-    pub fn device_calls(&self, device: &str) -> Result<&[CallRow]> {
-        Ok(device_slice(self.calls()?, device, |c| &c.device))
+impl Fleet for Derived {
+    fn devices(&self) -> Box<dyn Iterator<Item = DeviceHistory<'_>> + '_> {
+        Box::new(by_device(&self.intervals).map(|iv| DeviceHistory {
+            intervals: iv,
+            open: None,
+        }))
     }
 
-    /// Call legs (by device, then start), read on first use.
-    pub fn calls(&self) -> Result<&[CallRow]> {
-        if let Some(c) = self.calls.get() {
-            return Ok(c);
-        }
-        let c = LogRows::load_calls(&self.snap, self.known_at)?;
-        Ok(self.calls.get_or_init(|| c))
+    fn device(&self, name: &str) -> Option<DeviceHistory<'_>> {
+        let iv = self.device_intervals(name);
+        (!iv.is_empty()).then_some(DeviceHistory {
+            intervals: iv,
+            open: None,
+        })
+    }
+
+    fn calls_of(&self, device: &str) -> Cow<'_, [CallRow]> {
+        Cow::Borrowed(device_slice(&self.calls, device, |c| &c.device))
+    }
+
+    fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_> {
+        Box::new(
+            self.calls
+                .chunk_by(|a, b| a.device == b.device)
+                .map(Cow::Borrowed),
+        )
+    }
+
+    fn windows(&self) -> &[MaintenanceRow] {
+        &self.rows.windows
+    }
+
+    fn node_events(&self) -> &[NodeEvent] {
+        &self.rows.node_events
+    }
+
+    fn pool_configs(&self) -> &[PoolConfig] {
+        &self.rows.pool_configs
+    }
+
+    fn targets(&self) -> &Targets {
+        &self.targets
     }
 }
 
@@ -103,7 +147,7 @@ impl LazyDerived {
         &self.targets
     }
 
-    /// Loads and derives once.
+    /// Loads and derives once (call legs included).
     pub fn get(&self) -> Result<Arc<Derived>> {
         if let Some(s) = self.cell.get() {
             return Ok(s.clone());
@@ -112,7 +156,7 @@ impl LazyDerived {
         if let Some(s) = self.cell.get() {
             return Ok(s.clone());
         }
-        let d = Derived::load(self.snap.clone(), self.known_at, self.targets.clone())?;
+        let d = Derived::load(self.snap.clone(), self.known_at, self.targets.clone(), true)?;
         Ok(self.cell.get_or_init(|| Arc::new(d)).clone())
     }
 
@@ -124,6 +168,7 @@ impl LazyDerived {
                 self.snap.clone(),
                 Some(k),
                 self.targets.clone(),
+                true,
             )?)),
         }
     }

@@ -9,39 +9,79 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 
 use crate::error::{QueryError, Result};
 
-/// A cancellation flag shared by a piece of work and whoever waits for it.
+/// A cancellation flag shared by a piece of work and whoever waits for it, and optionally the
+/// deadline of the request it serves: work past it stops by itself at its next check, even
+/// on a blocking thread whose waiter has not noticed yet.
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel {
+    flag: Arc<AtomicBool>,
+    deadline: Option<Deadline>,
+}
+
+/// When a piece of work must be done by, and the setting that says so.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    /// The instant.
+    pub at: Instant,
+    /// The time limit it comes from (seconds).
+    pub limit: Duration,
+    /// The setting that bounds it (named in the error).
+    pub setting: &'static str,
+}
+
+impl Deadline {
+    /// The error of work that went past it.
+    pub fn exceeded(&self) -> QueryError {
+        QueryError::OverLimit {
+            setting: self.setting,
+            message: format!(
+                "the request exceeded the time limit of {} s",
+                self.limit.as_secs_f64()
+            ),
+        }
+    }
+}
 
 impl Cancel {
-    /// A token not yet cancelled.
+    /// A token not yet cancelled, without a deadline.
     pub fn new() -> Self {
         Cancel::default()
     }
 
+    /// A token that also stops the work at `deadline`.
+    pub fn with_deadline(deadline: Option<Deadline>) -> Self {
+        Cancel {
+            flag: Arc::default(),
+            deadline,
+        }
+    }
+
     /// Asks the work to stop.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.flag.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the work should stop.
+    /// Whether the work should stop (cancelled, or past its deadline).
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.flag.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d.at)
     }
 
-    /// `Err(Cancelled)` once cancelled: long loops call this every so often.
+    /// `Err` once cancelled (`Cancelled`) or past the deadline (`OverLimit` naming the
+    /// setting): long loops call this every so often.
     pub fn check(&self) -> Result<()> {
-        if self.is_cancelled() {
-            Err(QueryError::Cancelled)
-        } else {
-            Ok(())
+        if self.flag.load(Ordering::Relaxed) {
+            return Err(QueryError::Cancelled);
+        }
+        match self.deadline {
+            Some(d) if Instant::now() >= d.at => Err(d.exceeded()),
+            _ => Ok(()),
         }
     }
 }
@@ -99,7 +139,16 @@ impl QueryRuntime {
         T: Send + 'static,
         F: FnOnce(&Cancel) -> Result<T> + Send + 'static,
     {
-        let cancel = Cancel::new();
+        self.spawn_blocking_until(None, f)
+    }
+
+    /// [`QueryRuntime::spawn_blocking`], with the token also set at `deadline`.
+    pub fn spawn_blocking_until<T, F>(&self, deadline: Option<Deadline>, f: F) -> Running<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Cancel) -> Result<T> + Send + 'static,
+    {
+        let cancel = Cancel::with_deadline(deadline);
         let token = cancel.clone();
         Running {
             task: self.handle.spawn_blocking(move || f(&token)),

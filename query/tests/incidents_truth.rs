@@ -2,8 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use callstate_query::Cancel;
+use callstate_query::model::fleet::Fleet;
 use callstate_query::model::incidents::{IncidentOptions, detect};
-use callstate_query::{LogRows, derive};
 
 mod common;
 
@@ -16,17 +17,14 @@ fn detected_incidents_match_the_injected_ones() {
         "demo",
     ] {
         let (events, truth) = common::simulate(name, 250, 12);
-        let (_dir, log) = common::log_with(&events, 1_000_000);
-        let rows = LogRows::load(&log.snapshot(), None).unwrap();
-        let intervals = derive(&rows);
+        let (_dir, _log, derived, live) = common::both_fleets(&events, 3_000);
         let (from, to) = (truth.start.timestamp_micros(), truth.end.timestamp_micros());
-        let found = detect(
-            &intervals,
-            &rows,
-            &rows.calls,
-            from,
-            to,
-            &IncidentOptions::default(),
+        let opts = IncidentOptions::default();
+        let found = detect(&derived, from, to, &opts, &Cancel::new()).unwrap();
+        let live_found = detect(&*live as &dyn Fleet, from, to, &opts, &Cancel::new()).unwrap();
+        assert_eq!(
+            found, live_found,
+            "{name}: the live state finds the same incidents"
         );
         let expected: Vec<_> = truth
             .incidents

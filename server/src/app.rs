@@ -1,20 +1,25 @@
-//! What every handler shares: the log, where the HTTP collector writes, the settings, the
-//! metrics, and the cache of the current log version's derived state and SQL context.
+//! What every handler shares: the log, where the HTTP collector writes, the live derived
+//! state that follows the log, the settings, the metrics, the query runtime and the gates.
 //!
-//! The derived state (intervals, call legs) of the log's current version is built once and
-//! shared by every request until new events arrive; `known_at` requests derive their own.
+//! Answers come from the live state's current version: a request takes it with one atomic
+//! load (waiting at most [`FRESHNESS_WAIT`] for the applier to reach what the log has
+//! acknowledged, so a client reads its own writes) and never waits for a writer. `known_at`
+//! questions derive what was known then.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
 
 use callstate_ingest::Appender;
 use callstate_log::Log;
+use callstate_query::model::fleet::SharedFleet;
 use callstate_query::session::context_for;
-use callstate_query::{Cancel, Derived, LazyDerived, Limits, QueryRuntime};
+use callstate_query::{Cancel, Limits, Live, LiveSource, QueryRuntime, Source, View};
 use callstate_schemas::Us;
 
-use crate::error::ApiError;
+use crate::deadline;
+use crate::error::{ApiError, StartError};
 use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::settings::ServerConfig;
@@ -23,13 +28,8 @@ use crate::settings::ServerConfig;
 /// is not.
 pub type Readiness = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
-/// The derived state of one log version, and a SQL context over it.
-#[derive(Clone)]
-pub(crate) struct Current {
-    version: u64,
-    pub(crate) derived: Arc<LazyDerived>,
-    pub(crate) ctx: SessionContext,
-}
+/// Longest a request waits for the live state to reach what the log has acknowledged.
+pub const FRESHNESS_WAIT: Duration = Duration::from_secs(2);
 
 /// Everything a request handler needs.
 pub struct App {
@@ -37,7 +37,9 @@ pub struct App {
     pub(crate) appender: Arc<dyn Appender>,
     pub(crate) readiness: Option<Readiness>,
     pub(crate) config: ServerConfig,
-    current: Mutex<Option<Current>>,
+    pub(crate) live: Live,
+    /// The SQL context of the latest version asked for.
+    context: Mutex<Option<(u64, SessionContext)>>,
     pub(crate) metrics: Metrics,
     /// Where queries and derivations run, apart from the HTTP runtime.
     pub(crate) runtime: QueryRuntime,
@@ -53,8 +55,8 @@ pub struct App {
 pub type AppState = Arc<App>;
 
 impl App {
-    /// An API over an open log.
-    pub fn new(log: Arc<Log>, config: ServerConfig) -> AppState {
+    /// An API over an open log: derives its state and starts following it.
+    pub fn new(log: Arc<Log>, config: ServerConfig) -> Result<AppState, StartError> {
         App::with_appender(log.clone(), log, None, config)
     }
 
@@ -66,10 +68,10 @@ impl App {
         appender: Arc<dyn Appender>,
         readiness: Option<Readiness>,
         config: ServerConfig,
-    ) -> AppState {
-        let runtime = QueryRuntime::new(config.query_threads)
-            .expect("the query runtime starts (threads can be created)");
-        Arc::new(App {
+    ) -> Result<AppState, StartError> {
+        let runtime = QueryRuntime::new(config.query_threads).map_err(StartError::Runtime)?;
+        let live = Live::start(&log, config.targets.clone())?;
+        Ok(Arc::new(App {
             gate: Gate::new(
                 config.max_concurrent_queries,
                 config.max_concurrent_per_client,
@@ -84,11 +86,17 @@ impl App {
             appender,
             readiness,
             config,
-            current: Mutex::new(None),
+            live,
+            context: Mutex::new(None),
             metrics: Metrics::default(),
             runtime,
             stopping: tokio::sync::watch::Sender::new(false),
-        })
+        }))
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
     }
 
     /// Begins a shutdown: reads still running end at once (503).
@@ -113,70 +121,61 @@ impl App {
     }
 
     /// Runs `f` on the query runtime's blocking threads; dropping the returned future (a
-    /// time limit, a client gone) sets the [`Cancel`] token `f` checks.
+    /// time limit, a client gone), or the request's deadline passing, sets the [`Cancel`]
+    /// token `f` checks.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Cancel) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         self.runtime
-            .spawn_blocking(move |c| Ok(f(c)))
+            .spawn_blocking_until(deadline::current(), move |c| Ok(f(c)))
             .await
             .map_err(ApiError::from)?
     }
 
-    /// The log.
-    pub fn log(&self) -> &Arc<Log> {
-        &self.log
+    /// The live state's version holding everything the log has acknowledged so far (the
+    /// current one, should the applier take longer than [`FRESHNESS_WAIT`]).
+    pub(crate) fn view(&self) -> Arc<View> {
+        self.live.view_at_least(self.log.version(), FRESHNESS_WAIT)
     }
 
-    /// The derived state and SQL context of the log's current version (built on first use).
-    pub(crate) async fn current(&self) -> Result<Current, ApiError> {
-        let (version, snap) = self.log.versioned_snapshot();
-        if let Some(c) = self
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .filter(|c| c.version == version)
+    /// The current version as a source.
+    pub(crate) fn source(&self) -> LiveSource {
+        LiveSource {
+            view: self.view(),
+            targets: self.config.targets.clone(),
+        }
+    }
+
+    /// What derived answers come from: the current version, or what was known at
+    /// `known_at` (derived on the query runtime).
+    pub(crate) async fn fleet(&self, known_at: Option<Us>) -> Result<SharedFleet, ApiError> {
+        let source = self.source();
+        match known_at {
+            None => Ok(source.view),
+            Some(k) => self.run(move |_| Ok(source.fleet_at(k)?)).await,
+        }
+    }
+
+    /// A SQL context over the current version (kept while the version lasts).
+    pub(crate) async fn context(&self, known_at: Option<Us>) -> Result<SessionContext, ApiError> {
+        let source = self.source();
+        let version = source.view.version;
+        if known_at.is_none()
+            && let Some((v, ctx)) = self
+                .context
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            && *v == version
         {
-            return Ok(c.clone());
+            return Ok(ctx.clone());
         }
-        let derived = Arc::new(LazyDerived::new(snap, None, self.config.targets.clone()));
-        let ctx = context_for(derived.clone(), None).await?;
-        let c = Current {
-            version,
-            derived,
-            ctx,
-        };
-        let mut slot = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        // keep the newest; a request that raced with a newer one keeps its own
-        if slot.as_ref().is_none_or(|s| s.version <= version) {
-            *slot = Some(c.clone());
+        let ctx = context_for(Arc::new(source), known_at).await?;
+        if known_at.is_none() {
+            *self.context.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, ctx.clone()));
         }
-        Ok(c)
-    }
-
-    /// What was known at `known_at` (not cached).
-    pub(crate) fn known_at(&self, known_at: Us) -> Arc<LazyDerived> {
-        Arc::new(LazyDerived::new(
-            self.log.snapshot(),
-            Some(known_at),
-            self.config.targets.clone(),
-        ))
-    }
-
-    /// What derived answers come from: the current version, or as known at `known_at`.
-    pub(crate) async fn derived(&self, known_at: Option<Us>) -> Result<Arc<Derived>, ApiError> {
-        self.derive(match known_at {
-            None => self.current().await?.derived,
-            Some(k) => self.known_at(k),
-        })
-        .await
-    }
-
-    /// Loads and derives (once per [`LazyDerived`]) on the query runtime.
-    pub(crate) async fn derive(&self, lazy: Arc<LazyDerived>) -> Result<Arc<Derived>, ApiError> {
-        self.run(move |_| Ok(lazy.get()?)).await
+        Ok(ctx)
     }
 }
 

@@ -158,3 +158,14 @@ impl IntoResponse for ApiError {
         r
     }
 }
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The query runtime's threads could not be created.
+    #[error("starting the query runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The log's state could not be derived.
+    #[error("deriving the log's state: {0}")]
+    State(#[from] QueryError),
+}

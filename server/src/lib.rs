@@ -9,6 +9,7 @@
 pub mod app;
 pub mod auth;
 pub mod bodies;
+mod deadline;
 pub mod error;
 pub mod extract;
 pub mod gate;
@@ -23,7 +24,7 @@ pub mod serve;
 pub mod settings;
 
 pub use app::{App, AppState, Readiness};
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, StartError};
 pub use router::router;
 pub use serve::{SHUTDOWN_GRACE, serve};
 pub use settings::{ReadAuth, ServerConfig};

@@ -3,13 +3,16 @@
 //! that `/healthz`, `/readyz`, `/metrics` and a single device's state stay answered.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use callstate_query::exec::Deadline;
+
 use crate::app::AppState;
+use crate::deadline;
 use crate::error::ApiError;
 
 fn client(req: &Request) -> Option<IpAddr> {
@@ -19,16 +22,22 @@ fn client(req: &Request) -> Option<IpAddr> {
 }
 
 /// Runs `next` within `limit`; past it, or once a shutdown begins, the request's work is
-/// dropped (and so cancelled) and the answer is 422 naming the setting, or 503.
+/// dropped (and so cancelled) and the answer is 422 naming the setting, or 503. Work it
+/// hands to the query runtime also stops by itself at the deadline.
 async fn within(
     app: &AppState,
     limit: Duration,
-    setting: &str,
+    setting: &'static str,
     req: Request,
     next: Next,
 ) -> Response {
+    let deadline = Deadline {
+        at: Instant::now() + limit,
+        limit,
+        setting,
+    };
     tokio::select! {
-        r = tokio::time::timeout(limit, next.run(req)) => match r {
+        r = tokio::time::timeout(limit, deadline::within(deadline, next.run(req))) => match r {
             Ok(r) => r,
             Err(_) => ApiError::over_limit(format!(
                 "the request exceeded the time limit of {} s ({setting})",

@@ -165,6 +165,9 @@ impl Log {
             return Ok(res);
         };
         st.next_ingest_seq = first_seq + res.accepted as u64;
+        self.shared
+            .version
+            .store(st.next_ingest_seq - 1, std::sync::atomic::Ordering::Release);
         st.last_ingest_time_us = now;
         st.tail_rows += stored.num_rows();
         if st.notifier.any() {

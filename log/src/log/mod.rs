@@ -124,6 +124,8 @@ struct Shared {
     dir: PathBuf,
     opts: LogOptions,
     state: Mutex<State>,
+    /// The last `ingest_seq` acknowledged, readable without the lock.
+    version: std::sync::atomic::AtomicU64,
     roll_done: Condvar,
     _lock: File,
 }
@@ -148,6 +150,14 @@ impl Log {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.shared.lock()
+    }
+
+    /// The last `ingest_seq` acknowledged (0 when empty), without taking the log's lock: an
+    /// append in flight (syncing) is not waited for.
+    pub fn version(&self) -> u64 {
+        self.shared
+            .version
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Input positions of everything durable (see [`Log::append_at`]).

@@ -147,6 +147,7 @@ impl Log {
                     notifier: Notifier::default(),
                 }),
                 roll_done: Condvar::new(),
+                version: std::sync::atomic::AtomicU64::new(next_ingest_seq - 1),
                 _lock: lock,
             }),
             roller: Mutex::new(None),

@@ -4,22 +4,23 @@
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 
 use super::args::required;
-use crate::derived::LazyDerived;
-use crate::tables::device_intervals;
+use crate::source::SharedSource;
+use crate::tables::provider::{DerivedTable, What};
 
-/// The function, over a log version.
+/// The function, over a source.
 #[derive(Debug)]
-pub struct DeviceIntervalsAt(pub Arc<LazyDerived>);
+pub struct DeviceIntervalsAt(pub SharedSource);
 
 impl TableFunctionImpl for DeviceIntervalsAt {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let k = required(&args, 0, "known_at")?;
-        let d = self.0.get_known_at(Some(k))?;
-        let b = device_intervals::batch(&d.intervals);
-        Ok(Arc::new(MemTable::try_new(b.schema(), vec![vec![b]])?))
+        Ok(Arc::new(DerivedTable::new(
+            self.0.clone(),
+            Some(k),
+            What::Intervals,
+        )))
     }
 }

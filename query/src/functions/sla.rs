@@ -5,18 +5,17 @@
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 
 use super::args::{group_by, instant, required, text};
-use crate::derived::LazyDerived;
 use crate::model::calendar::report_windows;
-use crate::model::sla::{GroupBy, sla_over};
-use crate::tables;
+use crate::model::sla::GroupBy;
+use crate::source::SharedSource;
+use crate::tables::provider::{DerivedTable, What};
 
-/// The function, over a log version.
+/// The function, over a source.
 #[derive(Debug)]
-pub struct SlaFn(pub Arc<LazyDerived>);
+pub struct SlaFn(pub SharedSource);
 
 impl TableFunctionImpl for SlaFn {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
@@ -24,10 +23,12 @@ impl TableFunctionImpl for SlaFn {
         let by = group_by(&args, 2, GroupBy::DevicePool)?;
         let period = text(&args, 3, "period")?;
         let tz = text(&args, 4, "tz")?;
-        let d = self.0.get_known_at(instant(&args, 5, "known_at")?)?;
+        let known_at = instant(&args, 5, "known_at")?;
         let windows = report_windows(from, to, period.as_deref(), tz.as_deref())?;
-        let rows = sla_over(&d.intervals, &d.rows.windows, &windows, by, &d.targets);
-        let b = tables::sla::batch(&rows);
-        Ok(Arc::new(MemTable::try_new(b.schema(), vec![vec![b]])?))
+        Ok(Arc::new(DerivedTable::new(
+            self.0.clone(),
+            known_at,
+            What::Sla(windows, by),
+        )))
     }
 }

@@ -3,7 +3,7 @@
 
 use callstate_schemas::{Kind, Us};
 
-use super::rows::LogRows;
+use super::rows::{MaintenanceRow, NodeEvent};
 
 /// One annotation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -24,10 +24,16 @@ pub struct Annotation {
 
 /// Node and CTIManager events in [from, to) and maintenance windows overlapping it, of
 /// `cluster` (any without), by time, each once.
-pub fn annotations(rows: &LogRows, from: Us, to: Us, cluster: Option<&str>) -> Vec<Annotation> {
+pub fn annotations(
+    node_events: &[NodeEvent],
+    windows: &[MaintenanceRow],
+    from: Us,
+    to: Us,
+    cluster: Option<&str>,
+) -> Vec<Annotation> {
     let cluster_ok = |c: &str| cluster.is_none_or(|w| w == c);
     let mut out: Vec<Annotation> = Vec::new();
-    for e in &rows.node_events {
+    for e in node_events {
         if e.time >= from && e.time < to && cluster_ok(&e.cluster) {
             let cause = e
                 .cause
@@ -43,7 +49,7 @@ pub fn annotations(rows: &LogRows, from: Us, to: Us, cluster: Option<&str>) -> V
             });
         }
     }
-    for w in &rows.windows {
+    for w in windows {
         if w.start < to && w.end > from && cluster_ok(&w.cluster) {
             let reason = w
                 .reason

@@ -8,9 +8,11 @@ use serde::Serialize;
 
 use callstate_schemas::{Kind, KnownCause, Movement, ServiceState, Us, format_instant};
 
-use super::intervals::{DeviceIndex, ServiceInterval};
-use super::rows::{CallRow, LogRows};
+use super::fleet::Fleet;
+use super::intervals::ServiceInterval;
 use super::ser;
+use crate::error::Result;
+use crate::exec::Cancel;
 
 /// Detection settings.
 #[derive(Debug, Clone)]
@@ -87,78 +89,98 @@ pub struct Incident {
     pub devices: Vec<String>,
 }
 
-struct Outage<'a> {
+/// One device's outage start, with what became of the device after it (computed while its
+/// intervals are at hand, so grouping needs nothing more of them).
+struct Outage {
     start: Us,
-    device: &'a str,
-    cluster: &'a Arc<str>,
-    cause: Option<&'a Arc<str>>,
-    /// Index of the interval in the device's slice.
-    k: usize,
+    device: Arc<str>,
+    cluster: Arc<str>,
+    cause: Option<Arc<str>>,
+    /// Back in service: when, and (when on another node than before) where.
+    recovery: Option<Us>,
+    failover: Option<(Us, Arc<str>)>,
+    /// Of a failover: when and where it went home again.
+    rehome: Option<(Us, Arc<str>)>,
 }
 
-type CallsByDevice<'a> = HashMap<&'a str, Vec<&'a CallRow>>;
+/// Outage starts of one device (in time order), keyed by scope; re-home blips are planned
+/// moves, not outages.
+fn outages_of(iv: &[ServiceInterval], out: &mut BTreeMap<(String, String, String), Vec<Outage>>) {
+    for (k, i) in iv.iter().enumerate() {
+        let starts_outage = i.state == ServiceState::OutOfService
+            && (k == 0
+                || iv[k - 1].state != ServiceState::OutOfService
+                || iv[k - 1].valid_to != Some(i.valid_from));
+        if !starts_outage || i.cause.as_deref() == Some(KnownCause::Rehome.as_str()) {
+            continue;
+        }
+        let cti = KnownCause::CtimanagerFailure.as_str();
+        let (scope, target) = if i.cause.as_deref() == Some(cti) {
+            ("ctimanager".to_string(), String::new())
+        } else {
+            match &i.last_node {
+                Some(n) => ("node".to_string(), n.to_string()),
+                None => continue,
+            }
+        };
+        let back = iv
+            .iter()
+            .enumerate()
+            .skip(k + 1)
+            .find(|(_, i)| i.state == ServiceState::InService);
+        let mut failover = None;
+        let mut rehome = None;
+        if let Some((b, back)) = back
+            && back.movement == Some(Movement::Failover)
+        {
+            failover = Some((
+                back.valid_from,
+                back.node.clone().unwrap_or_else(|| "".into()),
+            ));
+            rehome = iv[b + 1..]
+                .iter()
+                .find(|i| i.movement == Some(Movement::Rehome))
+                .map(|h| (h.valid_from, h.node.clone().unwrap_or_else(|| "".into())));
+        }
+        out.entry((i.cluster.to_string(), scope, target))
+            .or_default()
+            .push(Outage {
+                start: i.valid_from,
+                device: i.device.clone(),
+                cluster: i.cluster.clone(),
+                cause: i.cause.clone(),
+                recovery: back.map(|(_, b)| b.valid_from),
+                failover,
+                rehome,
+            });
+    }
+}
 
 /// Detects incidents whose first outage starts in [from, to).
 pub fn detect(
-    intervals: &[ServiceInterval],
-    rows: &LogRows,
-    calls: &[CallRow],
+    fleet: &dyn Fleet,
     from: Us,
     to: Us,
     opts: &IncidentOptions,
-) -> Vec<Incident> {
-    let idx = DeviceIndex::new(intervals);
-    // Outage starts, keyed by scope: re-home blips are planned moves, not outages.
-    let mut by_scope: BTreeMap<(String, String, String), Vec<Outage<'_>>> = BTreeMap::new();
-    let mut devices: Vec<&&str> = idx.devices().collect();
-    devices.sort();
-    for d in devices {
-        let iv = idx.device(d);
-        for (k, i) in iv.iter().enumerate() {
-            let starts_outage = i.state == ServiceState::OutOfService
-                && (k == 0
-                    || iv[k - 1].state != ServiceState::OutOfService
-                    || iv[k - 1].valid_to != Some(i.valid_from));
-            if !starts_outage || i.cause.as_deref() == Some(KnownCause::Rehome.as_str()) {
-                continue;
-            }
-            let cti = KnownCause::CtimanagerFailure.as_str();
-            let (scope, target) = if i.cause.as_deref() == Some(cti) {
-                ("ctimanager".to_string(), String::new())
-            } else {
-                match &i.last_node {
-                    Some(n) => ("node".to_string(), n.to_string()),
-                    None => continue,
-                }
-            };
-            by_scope
-                .entry((i.cluster.to_string(), scope, target))
-                .or_default()
-                .push(Outage {
-                    start: i.valid_from,
-                    device: d,
-                    cluster: &i.cluster,
-                    cause: i.cause.as_ref(),
-                    k,
-                });
+    cancel: &Cancel,
+) -> Result<Vec<Incident>> {
+    let mut by_scope: BTreeMap<(String, String, String), Vec<Outage>> = BTreeMap::new();
+    for (n, dev) in fleet.devices().enumerate() {
+        if n % 512 == 0 {
+            cancel.check()?;
         }
-    }
-    // Call legs by device, built once for every incident.
-    let mut calls_by_device: CallsByDevice<'_> = HashMap::new();
-    if !by_scope.is_empty() {
-        for c in calls {
-            calls_by_device.entry(&c.device).or_default().push(c);
-        }
+        outages_of(&dev.all(), &mut by_scope);
     }
     let mut out = Vec::new();
     for ((_, scope, target), mut outages) in by_scope {
-        outages.sort_by_key(|o| (o.start, o.device));
-        let mut group: Vec<Outage<'_>> = Vec::new();
-        let flush = |group: &mut Vec<Outage<'_>>, out: &mut Vec<Incident>| {
+        cancel.check()?;
+        outages.sort_by(|a, b| (a.start, &a.device).cmp(&(b.start, &b.device)));
+        let mut group: Vec<Outage> = Vec::new();
+        let flush = |group: &mut Vec<Outage>, out: &mut Vec<Incident>| {
             let mut seen = std::collections::HashSet::new();
-            group.retain(|o| seen.insert(o.device));
+            group.retain(|o| seen.insert(o.device.clone()));
             if group.len() >= opts.min_devices && group[0].start >= from && group[0].start < to {
-                out.push(build(&idx, rows, &calls_by_device, &scope, &target, group));
+                out.push(build(fleet, &scope, &target, group));
             }
             group.clear();
         };
@@ -174,21 +196,15 @@ pub fn detect(
         flush(&mut group, &mut out);
     }
     out.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
-    out
+    Ok(out)
 }
 
-fn build(
-    idx: &DeviceIndex<'_>,
-    rows: &LogRows,
-    calls_by_device: &CallsByDevice<'_>,
-    scope: &str,
-    target: &str,
-    group: &[Outage<'_>],
-) -> Incident {
+fn build(fleet: &dyn Fleet, scope: &str, target: &str, group: &[Outage]) -> Incident {
     let start = group[0].start;
     let cluster = group[0].cluster.to_string();
     let target = if scope == "ctimanager" {
-        rows.node_events
+        fleet
+            .node_events()
             .iter()
             .rev()
             .find(|p| {
@@ -208,38 +224,29 @@ fn build(
     let mut calls_active = 0;
     let mut calls_ended: BTreeMap<String, usize> = BTreeMap::new();
     for o in group {
-        let cause = o.cause.map_or(KnownCause::Unknown.as_str(), |c| c);
+        let cause = o.cause.as_deref().unwrap_or(KnownCause::Unknown.as_str());
         *causes.entry(cause).or_default() += 1;
-        let iv = idx.device(o.device);
-        if let Some((k, back)) = iv
-            .iter()
-            .enumerate()
-            .skip(o.k + 1)
-            .find(|(_, i)| i.state == ServiceState::InService)
-        {
-            recoveries.push(back.valid_from);
-            if back.movement == Some(Movement::Failover) {
-                failovers.push(DeviceMove {
+        if let Some(t) = o.recovery {
+            recoveries.push(t);
+        }
+        if let Some((at, node)) = &o.failover {
+            failovers.push(DeviceMove {
+                device: o.device.to_string(),
+                at: *at,
+                node: node.to_string(),
+                lag_s: (at - start) as f64 / 1e6,
+            });
+            if let Some((at, node)) = &o.rehome {
+                rehome_times.push(*at);
+                rehomes.push(DeviceMove {
                     device: o.device.to_string(),
-                    at: back.valid_from,
-                    node: back.node.as_deref().unwrap_or_default().to_string(),
-                    lag_s: (back.valid_from - start) as f64 / 1e6,
+                    at: *at,
+                    node: node.to_string(),
+                    lag_s: 0.0,
                 });
-                if let Some(home) = iv[k + 1..]
-                    .iter()
-                    .find(|i| i.movement == Some(Movement::Rehome))
-                {
-                    rehome_times.push(home.valid_from);
-                    rehomes.push(DeviceMove {
-                        device: o.device.to_string(),
-                        at: home.valid_from,
-                        node: home.node.as_deref().unwrap_or_default().to_string(),
-                        lag_s: 0.0,
-                    });
-                }
             }
         }
-        for c in calls_by_device.get(o.device).into_iter().flatten() {
+        for c in fleet.calls_of(&o.device).iter() {
             // A call dropped by the outage ends at the outage's own instant.
             if c.start <= o.start && c.end.is_none_or(|e| e >= o.start) {
                 calls_active += 1;

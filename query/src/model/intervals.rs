@@ -62,33 +62,42 @@ impl ServiceInterval {
     }
 }
 
+/// The closed unknown windows of a source whose activity spans (merged across gaps of at
+/// most 90 s, by start) are `spans`: from 90 s after a span's end to the next span's start.
+pub fn closed_silences(spans: &[(Us, Us)]) -> Vec<(Us, Option<Us>)> {
+    spans
+        .windows(2)
+        .filter(|pair| pair[1].0 - pair[0].1 > SILENCE_US)
+        .map(|pair| (pair[0].1 + SILENCE_US, Some(pair[1].0)))
+        .collect()
+}
+
+/// When a source whose activity spans are `spans` fell silent for good (so far): 90 s after
+/// its last event.
+pub fn open_silence(spans: &[(Us, Us)]) -> Option<Us> {
+    spans.last().map(|last| last.1 + SILENCE_US)
+}
+
 /// Unknown windows of every source: gaps of more than 90 s between its events, and the time
 /// after its last event plus 90 s (open-ended, `None`).
 pub fn silence_windows(rows: &LogRows) -> SilenceWindows {
     rows.source_spans
         .iter()
         .map(|(src, spans)| {
-            let mut w = Vec::new();
-            for pair in spans.windows(2) {
-                if pair[1].0 - pair[0].1 > SILENCE_US {
-                    w.push((pair[0].1 + SILENCE_US, Some(pair[1].0)));
-                }
-            }
-            if let Some(last) = spans.last() {
-                w.push((last.1 + SILENCE_US, None));
-            }
+            let mut w = closed_silences(spans);
+            w.extend(open_silence(spans).map(|t| (t, None)));
             (src.clone(), w)
         })
         .collect()
 }
 
 /// Per pool: (time, ingest_seq, home node) of each configuration, in time order.
-type PoolHistory = HashMap<Arc<str>, Vec<(Us, u64, Arc<str>)>>;
+pub type PoolHistory = HashMap<Arc<str>, Vec<(Us, u64, Arc<str>)>>;
 /// Per source: its unknown windows (start, end; `None` = open-ended).
-type SilenceWindows = HashMap<Arc<str>, Vec<(Us, Option<Us>)>>;
+pub type SilenceWindows = HashMap<Arc<str>, Vec<(Us, Option<Us>)>>;
 
 /// Pool configurations by pool, in time order.
-fn pool_history(configs: &[PoolConfig]) -> PoolHistory {
+pub fn pool_history(configs: &[PoolConfig]) -> PoolHistory {
     let mut out: PoolHistory = HashMap::new();
     for c in configs {
         if let Some(first) = c.nodes.first() {
@@ -105,7 +114,8 @@ fn pool_history(configs: &[PoolConfig]) -> PoolHistory {
     out
 }
 
-fn home_at(history: &PoolHistory, pool: &Option<Arc<str>>, t: Us) -> Option<Arc<str>> {
+/// The home node of `pool` at `t`: the first node of its latest configuration by then.
+pub fn home_at(history: &PoolHistory, pool: &Option<Arc<str>>, t: Us) -> Option<Arc<str>> {
     let h = history.get(pool.as_ref()?)?;
     let i = h.partition_point(|x| x.0 <= t);
     // Before the first configuration, the earliest one is the best knowledge there is.
@@ -130,12 +140,23 @@ pub fn derive(rows: &LogRows) -> Vec<ServiceInterval> {
     out
 }
 
-fn derive_device(
+/// One device's intervals from its service events (in time, then ingest order), with the
+/// unknown windows of their sources cut out.
+pub fn derive_device(
     events: &[&ServiceRow],
     silences: &SilenceWindows,
     pools: &PoolHistory,
     out: &mut Vec<ServiceInterval>,
 ) {
+    for i in raw_intervals(events, pools) {
+        let windows = silences.get(&i.source).map(Vec::as_slice).unwrap_or(&[]);
+        split_by_silence(i, windows, out);
+    }
+}
+
+/// One device's intervals from its service events (in time, then ingest order), before any
+/// silence is cut out: one per change of (state, node), with home node and movement.
+pub fn raw_intervals(events: &[&ServiceRow], pools: &PoolHistory) -> Vec<ServiceInterval> {
     // Raw intervals: one per change of (state, node).
     let mut raw: Vec<ServiceInterval> = Vec::new();
     let mut pool: Option<Arc<str>> = None;
@@ -204,14 +225,11 @@ fn derive_device(
             i.device_pool = pool.clone();
         }
     }
-    for i in raw {
-        let windows = silences.get(&i.source).map(Vec::as_slice).unwrap_or(&[]);
-        split_by_silence(i, windows, out);
-    }
+    raw
 }
 
-/// Cuts the unknown windows of its source out of an interval.
-fn split_by_silence(
+/// Cuts the unknown windows of its source out of an interval (windows by start, disjoint).
+pub fn split_by_silence(
     i: ServiceInterval,
     windows: &[(Us, Option<Us>)],
     out: &mut Vec<ServiceInterval>,

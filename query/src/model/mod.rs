@@ -7,6 +7,7 @@
 pub mod annotations;
 pub mod availability;
 pub mod calendar;
+pub mod fleet;
 pub mod incidents;
 pub mod intervals;
 pub mod rows;
@@ -14,3 +15,4 @@ pub mod ser;
 pub mod series;
 pub mod sla;
 pub mod state;
+pub mod targets;

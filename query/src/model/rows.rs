@@ -86,6 +86,50 @@ pub struct CallRow {
     pub end_cause: Option<Arc<str>>,
 }
 
+/// A leg's (device, call id).
+pub type LegKey = (Arc<str>, Arc<str>);
+
+/// A call leg as paired so far: the earliest `call_started` and the latest `call_ended` of
+/// one call id on one device (the rule is the same whatever order they arrive in).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Leg {
+    /// Earliest start seen.
+    pub start: Option<Us>,
+    /// Latest end seen.
+    pub end: Option<Us>,
+    /// The cause of that end.
+    pub end_cause: Option<Arc<str>>,
+}
+
+impl Leg {
+    /// Adds a `call_started` (`started`) or a `call_ended` at `t`; `cause` gives the end's
+    /// cause.
+    pub fn add(&mut self, started: bool, t: Us, cause: impl FnOnce() -> Option<Arc<str>>) {
+        if started {
+            self.start = Some(self.start.map_or(t, |s| s.min(t)));
+        } else if self.end.is_none_or(|e| t > e) {
+            self.end = Some(t);
+            self.end_cause = cause();
+        }
+    }
+
+    /// Where the leg sorts: its start, or (seen only ending) its end.
+    pub fn at(&self) -> Us {
+        self.start.or(self.end).unwrap_or_default()
+    }
+
+    /// The leg as a row (a leg seen only ending starts and ends then).
+    pub fn row(&self, call_id: Arc<str>, device: Arc<str>) -> CallRow {
+        CallRow {
+            call_id,
+            device,
+            start: self.at(),
+            end: self.end,
+            end_cause: self.end_cause.clone(),
+        }
+    }
+}
+
 /// A node or CTIManager event: `node_down`, `node_up`, `provider_out_of_service` or
 /// `provider_in_service`.
 #[derive(Debug, Clone)]
@@ -119,16 +163,17 @@ pub struct LogRows {
     /// than 90 s apart (the silence rule's input).
     pub source_spans: HashMap<Arc<str>, Vec<(Us, Us)>>,
     /// Event times read from full rows, per source (folded into `source_spans` by `load`).
-    source_times: HashMap<Arc<str>, Vec<Us>>,
+    pub(crate) source_times: HashMap<Arc<str>, Vec<Us>>,
 }
 
 /// Interns strings so that repeated names share one allocation (a fast hasher: this is
 /// called for most string cells of the log).
 #[derive(Default)]
-struct Interner(hashbrown::HashMap<Box<str>, Arc<str>>);
+pub(crate) struct Interner(hashbrown::HashMap<Box<str>, Arc<str>>);
 
 impl Interner {
-    fn get(&mut self, s: &str) -> Arc<str> {
+    /// The shared copy of `s`.
+    pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
         if let Some(a) = self.0.get(s) {
             return a.clone();
         }
@@ -246,59 +291,9 @@ impl LogRows {
     /// columns they need: a `call_started` and, if seen, the `call_ended` of the same call id
     /// on the same device (a leg seen only ending starts and ends then).
     pub fn load_calls(snap: &Snapshot, known_at: Option<Us>) -> Result<Vec<CallRow>> {
-        let columns = ["time", "kind", "device", "call_id", "cause", "ingest_time"];
-        let batches = snap.read_batches(Some(&columns))?;
-        let mut names = Interner::default();
-        struct Leg {
-            start: Option<Us>,
-            end: Option<Us>,
-            end_cause: Option<Arc<str>>,
-        }
-        // keyed by (device, call id) borrowed from the batches
-        let mut legs: hashbrown::HashMap<(&str, &str), Leg> = hashbrown::HashMap::new();
-        for b in &batches {
-            let col = |n: &str| b.column_by_name(n).ok_or_else(|| missing(n));
-            let time = col("time")?.as_primitive::<TimestampMicrosecondType>();
-            let itime = col("ingest_time")?.as_primitive::<TimestampMicrosecondType>();
-            let kind = StrCol::of(col("kind")?)?;
-            let device = StrCol::of(col("device")?)?;
-            let cause = StrCol::of(col("cause")?)?;
-            let call_id = StrCol::of(col("call_id")?)?;
-            for i in 0..b.num_rows() {
-                let started = match kind.get(i).and_then(Kind::parse) {
-                    Some(Kind::CallStarted) => true,
-                    Some(Kind::CallEnded) => false,
-                    _ => continue,
-                };
-                if known_at.is_some_and(|t| itime.value(i) > t) {
-                    continue;
-                }
-                let (Some(dev), Some(id)) = (device.get(i), call_id.get(i)) else {
-                    continue;
-                };
-                let t = time.value(i);
-                let leg = legs.entry((dev, id)).or_insert(Leg {
-                    start: None,
-                    end: None,
-                    end_cause: None,
-                });
-                if started {
-                    leg.start = Some(t);
-                } else {
-                    leg.end = Some(t);
-                    leg.end_cause = cause.get(i).map(|c| names.get(c));
-                }
-            }
-        }
-        let mut calls: Vec<CallRow> = legs
+        let mut calls: Vec<CallRow> = Self::load_legs(snap, known_at)?
             .into_iter()
-            .map(|((dev, id), leg)| CallRow {
-                call_id: Arc::from(id),
-                device: names.get(dev),
-                start: leg.start.or(leg.end).unwrap_or_default(),
-                end: leg.end,
-                end_cause: leg.end_cause,
-            })
+            .map(|((device, id), leg)| leg.row(id, device))
             .collect();
         calls.sort_unstable_by(|a, b| {
             (&a.device, a.start, &a.call_id).cmp(&(&b.device, b.start, &b.call_id))
@@ -306,7 +301,28 @@ impl LogRows {
         Ok(calls)
     }
 
-    fn add_batch(
+    /// The call legs of a snapshot as paired, keyed by (device, call id), in no order.
+    pub fn load_legs(snap: &Snapshot, known_at: Option<Us>) -> Result<Vec<(LegKey, Leg)>> {
+        let columns = ["time", "kind", "device", "call_id", "cause", "ingest_time"];
+        let batches = snap.read_batches(Some(&columns))?;
+        let mut names = Interner::default();
+        // keyed by (device, call id) borrowed from the batches
+        let mut legs: hashbrown::HashMap<(&str, &str), Leg> = hashbrown::HashMap::new();
+        for b in &batches {
+            for_each_call_event(b, known_at, |dev, id, started, t, cause| {
+                let leg = legs.entry((dev, id)).or_default();
+                leg.add(started, t, || cause.map(|c| names.get(c)));
+            })?;
+        }
+        Ok(legs
+            .into_iter()
+            .map(|((dev, id), leg)| ((names.get(dev), Arc::from(id)), leg))
+            .collect())
+    }
+
+    /// Adds what the state engine reads of one batch (call legs aside: see
+    /// [`for_each_call_event`]); with `known_at`, only rows ingested by then.
+    pub(crate) fn add_batch(
         &mut self,
         b: &RecordBatch,
         known_at: Option<Us>,
@@ -457,4 +473,35 @@ impl<'a> StrCol<'a> {
             StrCol::Dict(k, v) => k.is_valid(i).then(|| v.value(k.value(i) as usize)),
         }
     }
+}
+
+/// Calls `f(device, call id, started, time, cause)` for every `call_started` (`started`) and
+/// `call_ended` of a batch (with `known_at`, ingested by then).
+pub(crate) fn for_each_call_event<'b>(
+    b: &'b RecordBatch,
+    known_at: Option<Us>,
+    mut f: impl FnMut(&'b str, &'b str, bool, Us, Option<&'b str>),
+) -> Result<()> {
+    let col = |n: &str| b.column_by_name(n).ok_or_else(|| missing(n));
+    let time = col("time")?.as_primitive::<TimestampMicrosecondType>();
+    let itime = col("ingest_time")?.as_primitive::<TimestampMicrosecondType>();
+    let kind = StrCol::of(col("kind")?)?;
+    let device = StrCol::of(col("device")?)?;
+    let cause = StrCol::of(col("cause")?)?;
+    let call_id = StrCol::of(col("call_id")?)?;
+    for i in 0..b.num_rows() {
+        let started = match kind.get(i).and_then(Kind::parse) {
+            Some(Kind::CallStarted) => true,
+            Some(Kind::CallEnded) => false,
+            _ => continue,
+        };
+        if known_at.is_some_and(|t| itime.value(i) > t) {
+            continue;
+        }
+        let (Some(dev), Some(id)) = (device.get(i), call_id.get(i)) else {
+            continue;
+        };
+        f(dev, id, started, time.value(i), cause.get(i));
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The fleet over time: devices per state (or per node) at every step of a window.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ pub struct SeriesPoint {
 /// Devices per group at `from`, `from + step`, … before `to`. `devices` yields each device's
 /// intervals (in time order).
 pub fn state_series<'a>(
-    devices: impl Iterator<Item = &'a [ServiceInterval]>,
+    devices: impl Iterator<Item = Cow<'a, [ServiceInterval]>>,
     from: Us,
     to: Us,
     step: Us,

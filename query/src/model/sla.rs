@@ -2,134 +2,19 @@
 //! group, error budget, outages, MTTR and longest outage, over arbitrary or calendar windows.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use callstate_schemas::Us;
 
 use super::availability::{Seconds, device_seconds};
-use super::intervals::{DeviceIndex, ServiceInterval};
+use super::fleet::DeviceHistory;
+use super::intervals::{ServiceInterval, by_device};
 use super::rows::MaintenanceRow;
 use super::ser;
-
-/// What availability is grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupBy {
-    /// Each device.
-    Device,
-    /// Device pool.
-    DevicePool,
-    /// Home node (the devices that belong to a node; their time on a backup node counts too).
-    Node,
-    /// Cluster.
-    Cluster,
-    /// Device type.
-    DeviceType,
-}
-
-impl FromStr for GroupBy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "device" => GroupBy::Device,
-            "device_pool" => GroupBy::DevicePool,
-            "node" => GroupBy::Node,
-            "cluster" => GroupBy::Cluster,
-            "device_type" => GroupBy::DeviceType,
-            _ => {
-                return Err(format!(
-                    "unknown group_by `{s}`; expected device, device_pool, node, cluster or device_type"
-                ));
-            }
-        })
-    }
-}
-
-impl GroupBy {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupBy::Device => "device",
-            GroupBy::DevicePool => "device_pool",
-            GroupBy::Node => "node",
-            GroupBy::Cluster => "cluster",
-            GroupBy::DeviceType => "device_type",
-        }
-    }
-
-    fn key(self, iv: &[ServiceInterval]) -> String {
-        let last = iv.last().expect("a device has intervals");
-        let v = match self {
-            GroupBy::Device => Some(&last.device),
-            GroupBy::DevicePool => last.device_pool.as_ref(),
-            GroupBy::Node => iv.iter().rev().find_map(|i| i.home_node.as_ref()),
-            GroupBy::Cluster => Some(&last.cluster),
-            GroupBy::DeviceType => last.device_type.as_ref(),
-        };
-        v.map_or_else(|| "(none)".to_string(), |s| s.to_string())
-    }
-}
-
-/// SLA targets: a default, and overrides per group (`[targets.device_pool] "DP-HQ" = 0.9995`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Targets {
-    /// Target for groups without an override (0.999 = 99.9%).
-    #[serde(default = "default_target")]
-    pub default: f64,
-    /// Overrides: group_by name → group → target.
-    #[serde(default)]
-    pub targets: BTreeMap<String, BTreeMap<String, f64>>,
-}
-
-fn default_target() -> f64 {
-    0.999
-}
-
-impl Default for Targets {
-    fn default() -> Self {
-        Targets {
-            default: default_target(),
-            targets: BTreeMap::new(),
-        }
-    }
-}
-
-impl Targets {
-    /// Parses a targets file (TOML).
-    pub fn from_toml(text: &str) -> crate::error::Result<Targets> {
-        use crate::error::QueryError;
-        let t: Targets = toml::from_str(text).map_err(|e| QueryError::bad("targets", e))?;
-        for (by, groups) in &t.targets {
-            GroupBy::from_str(by).map_err(|e| QueryError::bad(&format!("targets.{by}"), e))?;
-            for (g, v) in groups {
-                if !(0.0..=1.0).contains(v) {
-                    let name = format!("targets.{by}.{g}");
-                    return Err(QueryError::bad(
-                        &name,
-                        format!("{v} is not between 0 and 1"),
-                    ));
-                }
-            }
-        }
-        if !(0.0..=1.0).contains(&t.default) {
-            let why = format!("{} is not between 0 and 1", t.default);
-            return Err(QueryError::bad("default", why));
-        }
-        Ok(t)
-    }
-
-    /// The target of a group.
-    pub fn of(&self, by: GroupBy, group: &str) -> f64 {
-        self.targets
-            .get(by.as_str())
-            .and_then(|m| m.get(group))
-            .copied()
-            .unwrap_or(self.default)
-    }
-}
+pub use super::targets::{GroupBy, Targets};
+use crate::error::Result;
+use crate::exec::Cancel;
 
 /// One group's availability over a window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -151,36 +36,66 @@ pub struct GroupAvailability {
     pub availability: Option<f64>,
 }
 
-/// Availability of every group over [from, to).
-pub fn availability(
-    intervals: &[ServiceInterval],
-    windows: &[MaintenanceRow],
-    from: Us,
-    to: Us,
+/// Availability of every group over each of `windows` (window after window, groups by
+/// name), one pass over the devices.
+pub fn availability_over<'a>(
+    devices: impl Iterator<Item = DeviceHistory<'a>>,
+    maintenance: &[MaintenanceRow],
+    windows: &[(Us, Us)],
     by: GroupBy,
-) -> Vec<GroupAvailability> {
-    let idx = DeviceIndex::new(intervals);
-    let mut groups: BTreeMap<String, (u64, Seconds)> = BTreeMap::new();
-    let mut devices: Vec<&&str> = idx.devices().collect();
-    devices.sort();
-    for d in devices {
-        let iv = idx.device(d);
-        let s = device_seconds(iv, from, to, windows);
-        let g = groups.entry(by.key(iv)).or_default();
-        g.0 += 1;
-        g.1.add(&s);
+    cancel: &Cancel,
+) -> Result<Vec<GroupAvailability>> {
+    let mut groups: BTreeMap<(usize, String), (u64, Seconds)> = BTreeMap::new();
+    for (n, dev) in devices.enumerate() {
+        if n % 512 == 0 {
+            cancel.check()?;
+        }
+        let key = by.key(dev.intervals);
+        for (w, &(from, to)) in windows.iter().enumerate() {
+            let s = device_seconds(&dev.window(from, to), from, to, maintenance);
+            let g = groups.entry((w, key.clone())).or_default();
+            g.0 += 1;
+            g.1.add(&s);
+        }
     }
-    groups
+    Ok(groups
         .into_iter()
-        .map(|(group_key, (devices, seconds))| GroupAvailability {
-            window_start: from,
-            window_end: to,
+        .map(|((w, group_key), (devices, seconds))| GroupAvailability {
+            window_start: windows[w].0,
+            window_end: windows[w].1,
             group_key,
             devices,
             availability: seconds.availability(),
             seconds,
         })
-        .collect()
+        .collect())
+}
+
+/// Availability of every group over [from, to), from every device's final intervals (as
+/// [`derive`](super::intervals::derive) gives them).
+pub fn availability(
+    intervals: &[ServiceInterval],
+    maintenance: &[MaintenanceRow],
+    from: Us,
+    to: Us,
+    by: GroupBy,
+) -> Vec<GroupAvailability> {
+    availability_over(
+        histories(intervals),
+        maintenance,
+        &[(from, to)],
+        by,
+        &Cancel::new(),
+    )
+    .expect("not cancelled")
+}
+
+/// Every device's history, from final intervals grouped by device.
+pub fn histories(intervals: &[ServiceInterval]) -> impl Iterator<Item = DeviceHistory<'_>> {
+    by_device(intervals).map(|iv| DeviceHistory {
+        intervals: iv,
+        open: None,
+    })
 }
 
 /// One row of the SLA report.
@@ -222,17 +137,9 @@ pub struct SlaRow {
     pub excluded_s: f64,
 }
 
-/// The SLA report of every group over [from, to).
-pub fn sla(
-    intervals: &[ServiceInterval],
-    windows: &[MaintenanceRow],
-    from: Us,
-    to: Us,
-    by: GroupBy,
-    targets: &Targets,
-) -> Vec<SlaRow> {
-    availability(intervals, windows, from, to, by)
-        .into_iter()
+/// The SLA rows of availability rows.
+fn to_sla(rows: Vec<GroupAvailability>, by: GroupBy, targets: &Targets) -> Vec<SlaRow> {
+    rows.into_iter()
         .map(|g| {
             let s = &g.seconds;
             let target = targets.of(by, &g.group_key);
@@ -260,30 +167,32 @@ pub fn sla(
         .collect()
 }
 
+/// The SLA report of every group over [from, to), from every device's final intervals.
+pub fn sla(
+    intervals: &[ServiceInterval],
+    maintenance: &[MaintenanceRow],
+    from: Us,
+    to: Us,
+    by: GroupBy,
+    targets: &Targets,
+) -> Vec<SlaRow> {
+    to_sla(
+        availability(intervals, maintenance, from, to, by),
+        by,
+        targets,
+    )
+}
+
 /// The SLA report over each of `windows` (see
 /// [`report_windows`](super::calendar::report_windows)), window after window.
-pub fn sla_over(
-    intervals: &[ServiceInterval],
+pub fn sla_over<'a>(
+    devices: impl Iterator<Item = DeviceHistory<'a>>,
     maintenance: &[MaintenanceRow],
     windows: &[(Us, Us)],
     by: GroupBy,
     targets: &Targets,
-) -> Vec<SlaRow> {
-    windows
-        .iter()
-        .flat_map(|&(a, b)| sla(intervals, maintenance, a, b, by, targets))
-        .collect()
-}
-
-/// Availability over each of `windows`, window after window.
-pub fn availability_over(
-    intervals: &[ServiceInterval],
-    maintenance: &[MaintenanceRow],
-    windows: &[(Us, Us)],
-    by: GroupBy,
-) -> Vec<GroupAvailability> {
-    windows
-        .iter()
-        .flat_map(|&(a, b)| availability(intervals, maintenance, a, b, by))
-        .collect()
+    cancel: &Cancel,
+) -> Result<Vec<SlaRow>> {
+    let rows = availability_over(devices, maintenance, windows, by, cancel)?;
+    Ok(to_sla(rows, by, targets))
 }

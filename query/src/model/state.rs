@@ -7,9 +7,12 @@ use serde::Serialize;
 
 use callstate_schemas::{ServiceState, Us};
 
-use super::intervals::{ServiceInterval, device_slice};
+use super::fleet::{DeviceHistory, Fleet};
+use super::intervals::ServiceInterval;
 use super::rows::CallRow;
 use super::ser;
+use crate::error::Result;
+use crate::exec::Cancel;
 
 /// One device's state at an instant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,12 +47,13 @@ pub struct DeviceState {
     pub active_calls: u64,
 }
 
-/// One device's state at `t` from its intervals (non-empty, in time order) and call legs.
-pub fn state_at(iv: &[ServiceInterval], calls: &[CallRow], t: Us) -> DeviceState {
-    // the last interval starting by t (else the first): the device's attributes; its state
-    // if it still holds at t
-    let last = &iv[iv.partition_point(|i| i.valid_from <= t).saturating_sub(1)];
-    let cur = Some(last).filter(|i| i.contains(t));
+/// One device's state at `t` from its history and call legs.
+pub fn state_at(dev: &DeviceHistory<'_>, calls: &[CallRow], t: Us) -> DeviceState {
+    // the last interval starting by t (else the first): the device's attributes; the piece
+    // holding t, if any: its state
+    let last = dev.attributes_at(t);
+    let cur = dev.at(t);
+    let cur = cur.as_ref();
     let o = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
     DeviceState {
         device: last.device.to_string(),
@@ -71,20 +75,15 @@ pub fn state_at(iv: &[ServiceInterval], calls: &[CallRow], t: Us) -> DeviceState
     }
 }
 
-/// Every device's state at `t` (devices known to the log; `unknown` where no state holds),
-/// by device. `intervals` as [`derive`](super::intervals::derive) gives them, `calls`
-/// sorted by device.
-pub fn states_at(intervals: &[ServiceInterval], calls: &[CallRow], t: Us) -> Vec<DeviceState> {
+/// Every device's state at `t` (devices with a service history; `unknown` where no state
+/// holds), by device.
+pub fn states_at(fleet: &dyn Fleet, t: Us, cancel: &Cancel) -> Result<Vec<DeviceState>> {
     let mut out = Vec::new();
-    let mut rest = intervals;
-    let mut calls = calls;
-    while let Some(first) = rest.first() {
-        let iv = device_slice(rest, &first.device, |i| &i.device);
-        rest = &rest[iv.len()..];
-        let a = calls.partition_point(|c| *c.device < *first.device);
-        let dc = device_slice(&calls[a..], &first.device, |c| &c.device);
-        calls = &calls[a + dc.len()..];
-        out.push(state_at(iv, dc, t));
+    for (n, dev) in fleet.devices().enumerate() {
+        if n % 1024 == 0 {
+            cancel.check()?;
+        }
+        out.push(state_at(&dev, &fleet.calls_of(dev.name()), t));
     }
-    out
+    Ok(out)
 }

@@ -6,15 +6,15 @@ use arrow::array::{ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecond
 use arrow::datatypes::{DataType, Field, Schema};
 
 use super::ts;
-use crate::model::rows::LogRows;
+use crate::model::rows::PoolConfig;
 
-/// The pool configurations of `rows` as a batch (consecutive repeats of a group once).
-pub fn batch(rows: &LogRows) -> RecordBatch {
+/// Pool configurations as a batch (consecutive repeats of a group once).
+pub fn batch(pool_configs: &[PoolConfig]) -> RecordBatch {
     let mut pool = StringBuilder::new();
     let mut home = StringBuilder::new();
     let mut nodes = ListBuilder::new(StringBuilder::new());
     let mut from = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-    let mut configs: Vec<_> = rows.pool_configs.iter().collect();
+    let mut configs: Vec<_> = pool_configs.iter().collect();
     configs.sort_by(|a, b| {
         (&a.device_pool, a.time, a.ingest_seq).cmp(&(&b.device_pool, b.time, b.ingest_seq))
     });

@@ -6,15 +6,15 @@ use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBui
 use arrow::datatypes::{DataType, Field, Schema};
 
 use super::ts;
-use crate::model::rows::LogRows;
+use crate::model::rows::MaintenanceRow;
 
-/// The maintenance windows of `rows` as a batch (each (scope, target, start, end) once).
-pub fn batch(rows: &LogRows) -> RecordBatch {
+/// Maintenance windows as a batch (each (scope, target, start, end) once).
+pub fn batch(windows: &[MaintenanceRow]) -> RecordBatch {
     let mut cols: Vec<StringBuilder> = (0..4).map(|_| StringBuilder::new()).collect();
     let tsb = || TimestampMicrosecondBuilder::new().with_timezone("UTC");
     let (mut start, mut end, mut announced) = (tsb(), tsb(), tsb());
     let mut seen = std::collections::HashSet::new();
-    for w in &rows.windows {
+    for w in windows {
         if !seen.insert((w.scope.clone(), w.target.clone(), w.start, w.end)) {
             continue;
         }

@@ -10,8 +10,9 @@ pub mod device_pools;
 pub mod device_state;
 pub mod events;
 pub mod incidents;
-pub mod lazy;
 pub mod maintenance_windows;
+pub mod provider;
+pub mod selection;
 pub mod series;
 pub mod sla;
 

@@ -35,3 +35,29 @@ pub fn log_with(events: &[Event], segment_rows: usize) -> (tempfile::TempDir, Lo
     log.wait_idle().unwrap();
     (dir, log)
 }
+
+/// A fresh log on disk fed `events` in batches of 4,096 while the live state follows it (so
+/// the live state is built incrementally, batch by batch), and the from-scratch derivation
+/// of the same log: the two fleets every question can be asked of.
+pub fn both_fleets(
+    events: &[Event],
+    segment_rows: usize,
+) -> (
+    tempfile::TempDir,
+    Log,
+    callstate_query::Derived,
+    std::sync::Arc<callstate_query::View>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogOptions { segment_rows }).unwrap();
+    let live = callstate_query::Live::start(&log, Default::default()).unwrap();
+    for chunk in events.chunks(4_096) {
+        log.append(chunk).unwrap();
+    }
+    log.wait_idle().unwrap();
+    let view = live.view_at_least(log.version(), std::time::Duration::from_secs(60));
+    assert_eq!(view.version, log.version(), "the live state caught up");
+    let derived =
+        callstate_query::Derived::load(log.snapshot(), None, Default::default(), true).unwrap();
+    (dir, log, derived, view)
+}

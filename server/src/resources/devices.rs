@@ -50,16 +50,11 @@ pub async fn device_state(
     let format = negotiate(p.format.as_deref(), &headers)?;
     let at = params::instant("at", &p.at)?.unwrap_or_else(now);
     let known_at = params::instant("known_at", &p.known_at)?;
-    let derived = app.derived(known_at).await?;
-    let state = app
-        .run(move |_cancel| {
-            let iv = derived.device(&device);
-            if iv.is_empty() {
-                return Err(not_in_log(&device));
-            }
-            Ok(state_at(iv, derived.device_calls(&device)?, at))
-        })
-        .await?;
+    // one device: microseconds on the live state, answered here (a `known_at` fleet is
+    // derived on the query runtime)
+    let fleet = app.fleet(known_at).await?;
+    let d = fleet.device(&device).ok_or_else(|| not_in_log(&device))?;
+    let state = state_at(&d, &fleet.calls_of(&device), at);
     let b = device_state::batch(std::slice::from_ref(&state));
     tabular(format, &[b], || to_json(&state))
 }
@@ -97,23 +92,10 @@ pub async fn device_timeline(
         return Err(ApiError::bad_request("from must be before to"));
     }
     // one version for both the intervals and the events
-    let current = app.current().await?;
-    let derived = app.derive(current.derived.clone()).await?;
-    let d = device.clone();
-    let intervals = app
-        .run(move |_cancel| {
-            let iv = derived.device(&d);
-            if iv.is_empty() {
-                return Err(not_in_log(&d));
-            }
-            let window: Vec<_> = iv
-                .iter()
-                .filter(|i| i.valid_from < to && i.valid_to.is_none_or(|e| e > from))
-                .cloned()
-                .collect();
-            Ok(device_intervals::batch(&window))
-        })
-        .await?;
+    let fleet = app.fleet(None).await?;
+    let ctx = app.context(None).await?;
+    let d = fleet.device(&device).ok_or_else(|| not_in_log(&device))?;
+    let intervals = device_intervals::batch(&d.window(from, to));
     if format != Format::Json {
         return rows(format, &[intervals]);
     }
@@ -122,7 +104,10 @@ pub async fn device_timeline(
          AND time < to_timestamp_micros({to}) ORDER BY time, ingest_seq",
         device.replace('\'', "''")
     );
-    let batches = current.ctx.sql(&sql).await?.collect().await?;
+    let batches = app
+        .runtime
+        .spawn(async move { Ok(ctx.sql(&sql).await?.collect().await?) })
+        .await?;
     let mut events = Vec::new();
     for b in &batches {
         events.extend(decode_batch(b).map_err(|e| ApiError::internal(e.to_string()))?);

@@ -68,10 +68,10 @@ pub async fn fleet_state(
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|e| ApiError::param("state", e)))
         .transpose()?;
-    let derived = app.derived(known_at).await?;
+    let fleet = app.fleet(known_at).await?;
     let rows = app
-        .run(move |_cancel| {
-            let mut rows = states_at(&derived.intervals, derived.calls()?, at);
+        .run(move |cancel| {
+            let mut rows = states_at(&*fleet, at, cancel)?;
             rows.retain(|r| {
                 p.cluster.as_ref().is_none_or(|c| *c == r.cluster)
                     && p.device_pool

@@ -38,16 +38,15 @@ async fn detect_all(
     to: Us,
     known_at: Option<Us>,
 ) -> Result<Vec<Incident>, ApiError> {
-    let derived = app.derived(known_at).await?;
-    app.run(move |_cancel| {
+    let fleet = app.fleet(known_at).await?;
+    app.run(move |cancel| {
         Ok(detect(
-            &derived.intervals,
-            &derived.rows,
-            derived.calls()?,
+            &*fleet,
             from,
             to,
             &IncidentOptions::default(),
-        ))
+            cancel,
+        )?)
     })
     .await
 }

@@ -4,8 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use callstate_query::model::intervals::{by_device, interval_at};
-use callstate_query::model::sla::{GroupBy, availability};
+use callstate_query::model::sla::{GroupBy, availability_over};
 use callstate_schemas::{ServiceState, US_PER_S};
 
 use crate::app::AppState;
@@ -16,25 +15,26 @@ use crate::params::now;
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text exposition format", body = String)))]
 pub async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let derived = app.derived(None).await?;
+    let fleet = app.fleet(None).await?;
     let now = now();
     let (by_state, pools) = app
-        .run(move |_cancel| {
+        .run(move |cancel| {
             let mut counts: std::collections::BTreeMap<&str, i64> =
                 ServiceState::NAMES.iter().map(|s| (*s, 0)).collect();
-            for iv in by_device(&derived.intervals) {
-                let state = interval_at(iv, now).map_or(ServiceState::Unknown, |i| i.state);
+            for d in fleet.devices() {
+                let state = d.at(now).map_or(ServiceState::Unknown, |i| i.state);
                 *counts.entry(state.as_str()).or_default() += 1;
             }
             let day = 86_400 * US_PER_S;
             let midnight = now - now.rem_euclid(day);
-            let pools: Vec<(String, f64)> = availability(
-                &derived.intervals,
-                &derived.rows.windows,
-                midnight,
-                now.max(midnight + 1),
+            let today = [(midnight, now.max(midnight + 1))];
+            let pools: Vec<(String, f64)> = availability_over(
+                fleet.devices(),
+                fleet.windows(),
+                &today,
                 GroupBy::DevicePool,
-            )
+                cancel,
+            )?
             .into_iter()
             .filter_map(|g| Some((g.group_key, g.seconds.availability()?)))
             .collect();

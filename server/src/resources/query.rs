@@ -9,7 +9,6 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use callstate_query::limits::{collect, query_context};
-use callstate_query::session::context_for;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
@@ -58,22 +57,13 @@ pub async fn post_query(
     };
     let format = negotiate(req.format.as_deref(), &headers)?;
     let known_at = params::instant("known_at", &req.known_at)?;
-    let base = match known_at {
-        None => Some(app.current().await?.ctx),
-        Some(_) => None,
-    };
+    let base = app.context(known_at).await?;
     let limits = app.sql_limits();
     let timeout = limits.timeout;
-    let app2 = app.clone();
     // Planning and execution both run on the query runtime: a table function or a constant
     // may compute while planning. Dropping `running` (the time limit below, or the client
     // going away) aborts it, which drops the DataFusion streams and stops their work.
     let running = app.runtime.spawn(async move {
-        let base = match (base, known_at) {
-            (Some(ctx), _) => ctx,
-            (None, Some(k)) => context_for(app2.known_at(k), None).await?,
-            (None, None) => unreachable!("a context or a known_at"),
-        };
         let ctx = query_context(&base, &limits)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)

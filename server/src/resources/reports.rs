@@ -1,16 +1,13 @@
 //! Availability and the SLA report.
 
-use std::borrow::Cow;
-
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use callstate_query::Derived;
 use callstate_query::model::calendar::report_windows;
-use callstate_query::model::intervals::{ServiceInterval, by_device, in_groups};
+use callstate_query::model::fleet::{DeviceHistory, in_groups};
 use callstate_query::model::sla::{GroupBy, availability_over, sla_over};
 use callstate_query::tables;
 
@@ -35,24 +32,10 @@ pub struct DeviceFilter {
 }
 
 impl DeviceFilter {
-    /// The intervals of the devices selected.
-    fn select<'a>(&self, d: &'a Derived) -> Cow<'a, [ServiceInterval]> {
-        let (cluster, pool) = (self.cluster.as_deref(), self.device_pool.as_deref());
-        let keep = |iv: &[ServiceInterval]| in_groups(iv, cluster, pool);
-        match (&self.device, cluster, pool) {
-            (None, None, None) => Cow::Borrowed(&d.intervals),
-            (Some(dev), ..) => {
-                let iv = d.device(dev);
-                Cow::Borrowed(if iv.is_empty() || keep(iv) { iv } else { &[] })
-            }
-            _ => Cow::Owned(
-                by_device(&d.intervals)
-                    .filter(|iv| keep(iv))
-                    .flatten()
-                    .cloned()
-                    .collect(),
-            ),
-        }
+    /// Whether a device is selected (cluster and pool by its latest report).
+    fn keeps(&self, d: &DeviceHistory<'_>) -> bool {
+        self.device.as_deref().is_none_or(|x| x == d.name())
+            && in_groups(d, self.cluster.as_deref(), self.device_pool.as_deref())
     }
 }
 
@@ -87,11 +70,11 @@ pub async fn availability(
     let (from, to) = params::window(&p.from, &p.to)?;
     let by = params::group_by(&p.group_by, GroupBy::Device)?;
     let known_at = params::instant("known_at", &p.known_at)?;
-    let derived = app.derived(known_at).await?;
+    let fleet = app.fleet(known_at).await?;
     let b = app
-        .run(move |_cancel| {
-            let iv = filter.select(&derived);
-            let r = availability_over(&iv, &derived.rows.windows, &[(from, to)], by);
+        .run(move |cancel| {
+            let devices = fleet.devices().filter(|d| filter.keeps(d));
+            let r = availability_over(devices, fleet.windows(), &[(from, to)], by, cancel)?;
             Ok(tables::availability::batch(&r))
         })
         .await?;
@@ -138,11 +121,18 @@ pub async fn sla(
         return Err(ApiError::param("tz", "only meaningful with period"));
     }
     let windows = report_windows(from, to, p.period.as_deref(), p.tz.as_deref())?;
-    let derived = app.derived(known_at).await?;
+    let fleet = app.fleet(known_at).await?;
     let b = app
-        .run(move |_cancel| {
-            let iv = filter.select(&derived);
-            let r = sla_over(&iv, &derived.rows.windows, &windows, by, &derived.targets);
+        .run(move |cancel| {
+            let devices = fleet.devices().filter(|d| filter.keeps(d));
+            let r = sla_over(
+                devices,
+                fleet.windows(),
+                &windows,
+                by,
+                fleet.targets(),
+                cancel,
+            )?;
             Ok(tables::sla::batch(&r))
         })
         .await?;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use callstate_query::model::annotations::annotations as annotations_of;
-use callstate_query::model::intervals::{by_device, in_groups, interval_at};
+use callstate_query::model::fleet::in_groups;
 use callstate_query::model::series::{MAX_STEPS, SeriesBy, state_series as series_of};
 use callstate_query::tables;
 use callstate_schemas::{US_PER_S, parse_positive_duration};
@@ -92,22 +92,26 @@ pub async fn state_series(
         ),
         None => None,
     };
-    let derived = app.derived(known_at).await?;
+    let fleet = app.fleet(known_at).await?;
     let b = app
-        .run(move |_cancel| {
-            let devices = by_device(&derived.intervals).filter(|iv| {
-                let device = &*iv[0].device;
-                only.as_ref().is_none_or(|o| o.contains(device))
-                    && in_groups(iv, p.cluster.as_deref(), p.device_pool.as_deref())
-                    && p.home_node.as_ref().is_none_or(|h| {
-                        interval_at(iv, to - 1)
-                            .or(iv.last())
-                            .is_some_and(|i| Some(h.as_str()) == i.home_node.as_deref())
-                    })
-            });
-            Ok(tables::series::batch(&series_of(
-                devices, from, to, step, by,
-            )))
+        .run(move |cancel| {
+            let devices = fleet
+                .devices()
+                .filter(|d| {
+                    only.as_ref().is_none_or(|o| o.contains(d.name()))
+                        && in_groups(d, p.cluster.as_deref(), p.device_pool.as_deref())
+                        && p.home_node.as_ref().is_none_or(|h| {
+                            let home = d
+                                .at(to - 1)
+                                .map_or_else(|| d.last().home_node.clone(), |i| i.home_node);
+                            Some(h.as_str()) == home.as_deref()
+                        })
+                })
+                .take_while(|_| !cancel.is_cancelled())
+                .map(|d| d.window(from, to));
+            let points = series_of(devices, from, to, step, by);
+            cancel.check()?;
+            Ok(tables::series::batch(&points))
         })
         .await?;
     rows(format, &[b])
@@ -141,10 +145,16 @@ pub async fn annotations(
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;
     let (from, to) = params::window(&p.from, &p.to)?;
-    let derived = app.derived(None).await?;
+    let fleet = app.fleet(None).await?;
     let b = app
         .run(move |_cancel| {
-            let found = annotations_of(&derived.rows, from, to, p.cluster.as_deref());
+            let found = annotations_of(
+                fleet.node_events(),
+                fleet.windows(),
+                from,
+                to,
+                p.cluster.as_deref(),
+            );
             Ok(tables::annotations::batch(&found))
         })
         .await?;

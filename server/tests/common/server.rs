@@ -31,7 +31,7 @@ impl Server {
     /// Starts a server over the log in `dir` (created if needed).
     pub fn start_in(dir: &std::path::Path, segment_rows: usize, config: ServerConfig) -> Server {
         let log = Log::open(dir, LogOptions { segment_rows }).unwrap();
-        let app = App::new(Arc::new(log), config);
+        let app = App::new(Arc::new(log), config).unwrap();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

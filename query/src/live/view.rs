@@ -1,0 +1,109 @@
+//! One published version of the live state: immutable, shared by every reader, and cheap to
+//! make (persistent maps and `Arc`s: a new version shares everything a batch did not touch).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use callstate_log::Snapshot;
+use callstate_schemas::Us;
+
+use crate::model::fleet::{DeviceHistory, Fleet, OpenSilence};
+use crate::model::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
+use crate::model::sla::Targets;
+
+use super::activity::Activity;
+use super::device::Device;
+
+/// A consistent version of the live state.
+pub struct View {
+    /// The last `ingest_seq` it holds.
+    pub version: u64,
+    pub(super) devices: imbl::OrdMap<Arc<str>, Arc<Device>>,
+    pub(super) sources: imbl::HashMap<Arc<str>, Arc<Activity>>,
+    pub(super) pool_configs: Arc<Vec<PoolConfig>>,
+    pub(super) windows: Arc<Vec<MaintenanceRow>>,
+    pub(super) node_events: Arc<Vec<NodeEvent>>,
+    pub(super) snapshot: Snapshot,
+    pub(super) targets: Targets,
+}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View")
+            .field("version", &self.version)
+            .field("devices", &self.devices.len())
+            .finish()
+    }
+}
+
+impl View {
+    /// The log snapshot of this version (what the `events` table reads).
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// A source's activity spans.
+    pub fn activity(&self, source: &str) -> Option<&[(Us, Us)]> {
+        self.sources.get(source).map(|a| a.spans())
+    }
+
+    /// Every source with its activity spans.
+    pub fn sources(&self) -> impl Iterator<Item = (&Arc<str>, &[(Us, Us)])> {
+        self.sources.iter().map(|(s, a)| (s, a.spans()))
+    }
+
+    fn history<'a>(&'a self, d: &'a Device) -> Option<DeviceHistory<'a>> {
+        (!d.intervals.is_empty()).then_some(DeviceHistory {
+            intervals: &d.intervals,
+            open: Some(self),
+        })
+    }
+}
+
+impl OpenSilence for View {
+    fn open_from(&self, source: &str) -> Option<Us> {
+        self.sources.get(source).and_then(|a| a.open_from())
+    }
+}
+
+impl Fleet for View {
+    fn devices(&self) -> Box<dyn Iterator<Item = DeviceHistory<'_>> + '_> {
+        Box::new(self.devices.values().filter_map(|d| self.history(d)))
+    }
+
+    fn device(&self, name: &str) -> Option<DeviceHistory<'_>> {
+        self.devices.get(name).and_then(|d| self.history(d))
+    }
+
+    fn calls_of(&self, device: &str) -> Cow<'_, [CallRow]> {
+        match self.devices.get_key_value(device) {
+            Some((name, d)) if !d.calls.is_empty() => Cow::Owned(d.calls.rows(name)),
+            _ => Cow::Borrowed(&[]),
+        }
+    }
+
+    fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_> {
+        Box::new(
+            self.devices
+                .iter()
+                .filter(|(_, d)| !d.calls.is_empty())
+                .map(|(name, d)| Cow::Owned(d.calls.rows(name))),
+        )
+    }
+
+    fn windows(&self) -> &[MaintenanceRow] {
+        &self.windows
+    }
+
+    fn node_events(&self) -> &[NodeEvent] {
+        &self.node_events
+    }
+
+    fn pool_configs(&self) -> &[PoolConfig] {
+        &self.pool_configs
+    }
+
+    fn targets(&self) -> &Targets {
+        &self.targets
+    }
+}

@@ -1,0 +1,131 @@
+//! The fleet as the fleet-wide questions read it, whatever keeps it: a from-scratch
+//! derivation of a snapshot, or the live state that follows the log.
+//!
+//! A device's intervals are stored with every *closed* silence of their sources cut out; the
+//! *open* silence of a source (from 90 s after its last event, open-ended) moves with every
+//! heartbeat, so it is applied when the intervals are read. That way a heartbeat changes one
+//! number, not the history of every device its source reports.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use callstate_schemas::Us;
+
+use super::intervals::{ServiceInterval, split_by_silence};
+use super::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
+use super::targets::Targets;
+
+/// When each source fell silent for good (90 s after its last event), if it has events.
+pub trait OpenSilence: Sync {
+    /// The start of `source`'s open unknown window.
+    fn open_from(&self, source: &str) -> Option<Us>;
+}
+
+/// One device's history.
+#[derive(Clone, Copy)]
+pub struct DeviceHistory<'a> {
+    /// Its intervals, in time order, closed silences cut out (never empty).
+    pub intervals: &'a [ServiceInterval],
+    /// Open silences still to cut out when read; `None` when `intervals` are final.
+    pub open: Option<&'a dyn OpenSilence>,
+}
+
+impl<'a> DeviceHistory<'a> {
+    /// The device.
+    pub fn name(&self) -> &'a str {
+        &self.intervals[0].device
+    }
+
+    /// Its latest interval: the device's attributes (cluster, type, pool, home).
+    pub fn last(&self) -> &'a ServiceInterval {
+        self.intervals.last().expect("a device has intervals")
+    }
+
+    /// The interval whose attributes hold at `t`: the last one starting by then, or the first.
+    pub fn attributes_at(&self, t: Us) -> &'a ServiceInterval {
+        let k = self.intervals.partition_point(|i| i.valid_from <= t);
+        &self.intervals[k.saturating_sub(1)]
+    }
+
+    /// The intervals overlapping [from, to), open silences cut out.
+    pub fn window(&self, from: Us, to: Us) -> Cow<'a, [ServiceInterval]> {
+        let iv = self.intervals;
+        let a = iv.partition_point(|i| i.valid_to.is_some_and(|e| e <= from));
+        let b = a + iv[a..].partition_point(|i| i.valid_from < to);
+        self.cut_open(&iv[a..b])
+    }
+
+    /// Every interval, open silences cut out.
+    pub fn all(&self) -> Cow<'a, [ServiceInterval]> {
+        self.cut_open(self.intervals)
+    }
+
+    /// The interval holding `t` (open silences cut out); `None` before the first.
+    pub fn at(&self, t: Us) -> Option<ServiceInterval> {
+        let k = self.intervals.partition_point(|i| i.valid_from <= t);
+        let i = self.intervals.get(k.checked_sub(1)?)?;
+        if !i.contains(t) {
+            return None;
+        }
+        let mut pieces = Vec::with_capacity(2);
+        self.cut_one(i, &mut pieces);
+        pieces.into_iter().find(|p| p.contains(t))
+    }
+
+    fn open_of(&self, i: &ServiceInterval) -> Option<Us> {
+        let o = self.open?.open_from(&i.source)?;
+        i.valid_to.is_none_or(|e| e > o).then_some(o)
+    }
+
+    fn cut_one(&self, i: &ServiceInterval, out: &mut Vec<ServiceInterval>) {
+        match self.open_of(i) {
+            Some(o) => split_by_silence(i.clone(), &[(o, None)], out),
+            None => out.push(i.clone()),
+        }
+    }
+
+    fn cut_open(&self, iv: &'a [ServiceInterval]) -> Cow<'a, [ServiceInterval]> {
+        if self.open.is_none() {
+            return Cow::Borrowed(iv);
+        }
+        let Some(first) = iv.iter().position(|i| self.open_of(i).is_some()) else {
+            return Cow::Borrowed(iv);
+        };
+        let mut out = Vec::with_capacity(iv.len() + 1);
+        out.extend_from_slice(&iv[..first]);
+        for i in &iv[first..] {
+            self.cut_one(i, &mut out);
+        }
+        Cow::Owned(out)
+    }
+}
+
+/// What the fleet-wide questions answer from.
+pub trait Fleet: Send + Sync {
+    /// Every device with a service history, by name.
+    fn devices(&self) -> Box<dyn Iterator<Item = DeviceHistory<'_>> + '_>;
+    /// One device's history, if it has one.
+    fn device(&self, name: &str) -> Option<DeviceHistory<'_>>;
+    /// A device's call legs, by start.
+    fn calls_of(&self, device: &str) -> Cow<'_, [CallRow]>;
+    /// Every call leg, by device then start.
+    fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_>;
+    /// Maintenance windows.
+    fn windows(&self) -> &[MaintenanceRow];
+    /// Node and CTIManager events, by time.
+    fn node_events(&self) -> &[NodeEvent];
+    /// Pool configurations.
+    fn pool_configs(&self) -> &[PoolConfig];
+    /// SLA targets.
+    fn targets(&self) -> &Targets;
+}
+
+/// Devices of the cluster and device pool asked for (`None`: any), by their latest report.
+pub fn in_groups(d: &DeviceHistory<'_>, cluster: Option<&str>, device_pool: Option<&str>) -> bool {
+    let last = d.last();
+    cluster.is_none_or(|c| c == &*last.cluster)
+        && device_pool.is_none_or(|p| Some(p) == last.device_pool.as_deref())
+}
+
+/// A shared fleet.
+pub type SharedFleet = Arc<dyn Fleet>;
