@@ -8,11 +8,10 @@ use std::sync::Arc;
 use callstate_log::Snapshot;
 use callstate_schemas::Us;
 
-use crate::derived::{Derived, LazyDerived};
+use crate::derived::LazyDerived;
 use crate::error::Result;
-use crate::live::View;
+use crate::live::{AsOfCache, View};
 use crate::model::fleet::SharedFleet;
-use crate::model::sla::Targets;
 
 /// A version of the fleet, and the way back to what was known earlier.
 pub trait Source: Send + Sync + fmt::Debug {
@@ -42,12 +41,20 @@ impl Source for LazyDerived {
 }
 
 /// A published version of the live state as a source.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LiveSource {
     /// The version.
     pub view: Arc<View>,
-    /// The SLA targets.
-    pub targets: Targets,
+    /// Where `known_at` questions find what was known then.
+    pub as_of: Arc<AsOfCache>,
+}
+
+impl fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveSource")
+            .field("view", &self.view)
+            .finish()
+    }
 }
 
 impl Source for LiveSource {
@@ -56,13 +63,7 @@ impl Source for LiveSource {
     }
 
     fn fleet_at(&self, known_at: Us) -> Result<SharedFleet> {
-        let snap = self.view.snapshot().clone();
-        Ok(Arc::new(Derived::load(
-            snap,
-            Some(known_at),
-            self.targets.clone(),
-            true,
-        )?))
+        self.as_of.fleet_at(&self.view, known_at)
     }
 
     fn snapshot(&self) -> &Snapshot {

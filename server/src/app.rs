@@ -143,12 +143,12 @@ impl App {
     pub(crate) fn source(&self) -> LiveSource {
         LiveSource {
             view: self.view(),
-            targets: self.config.targets.clone(),
+            as_of: self.live.as_of().clone(),
         }
     }
 
     /// What derived answers come from: the current version, or what was known at
-    /// `known_at` (derived on the query runtime).
+    /// `known_at` (an as-of view of it, made on the query runtime).
     pub(crate) async fn fleet(&self, known_at: Option<Us>) -> Result<SharedFleet, ApiError> {
         let source = self.source();
         match known_at {

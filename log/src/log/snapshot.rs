@@ -193,6 +193,38 @@ impl Snapshot {
         Ok(view)
     }
 
+    /// What the silence rule needs of the events ingested by `known_at`, cheaply: the
+    /// activity spans of every digested segment wholly ingested by then, and the `source`,
+    /// `time` and `ingest_time` columns of the rest (the caller filters those by
+    /// `known_at`). Ingest times never decrease in append order (the log makes them so,
+    /// across restarts too), so the segments after the first one ingested partly later, and
+    /// the tail after it, hold nothing known then and are not read.
+    pub fn read_activity(&self, known_at: i64) -> Result<DigestView> {
+        const COLUMNS: &[&str] = &["source", "time", "ingest_time"];
+        let mut view = DigestView::default();
+        for seg in &self.segments {
+            let whole = seg.max_ingest_time_us <= known_at;
+            match seg
+                .digest
+                .as_ref()
+                .filter(|d| whole && d.span_gap_us == SPAN_GAP_US)
+            {
+                Some(d) => {
+                    view.spans.extend(d.spans.iter().cloned());
+                    view.digested_rows += seg.rows;
+                }
+                None => view
+                    .batches
+                    .extend(read_segment(&self.segment_path(seg), Some(COLUMNS))?),
+            }
+            if !whole {
+                return Ok(view);
+            }
+        }
+        view.batches.extend(self.tail_batches(Some(COLUMNS))?);
+        Ok(view)
+    }
+
     /// Every event of the view, decoded (for tests, export and small logs).
     pub fn stored_events(&self) -> Result<Vec<StoredEvent>> {
         let mut out = Vec::with_capacity(self.len() as usize);

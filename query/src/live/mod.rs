@@ -8,6 +8,7 @@
 //! round (milliseconds); it never waits for a writer.
 
 pub mod activity;
+pub mod asof;
 pub mod device;
 pub mod state;
 pub mod view;
@@ -24,6 +25,7 @@ use callstate_log::{Log, Subscription};
 use crate::error::{QueryError, Result};
 use crate::model::sla::Targets;
 
+pub use asof::{AsOf, AsOfCache};
 pub use state::State;
 pub use view::View;
 
@@ -43,6 +45,7 @@ struct Shared {
 /// The live state of one log.
 pub struct Live {
     shared: Arc<Shared>,
+    as_of: Arc<AsOfCache>,
     applier: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -66,6 +69,7 @@ impl Live {
             .map_err(|e| QueryError::Internal(format!("starting the live applier: {e}")))?;
         Ok(Live {
             shared,
+            as_of: Arc::default(),
             applier: Mutex::new(Some(applier)),
         })
     }
@@ -102,6 +106,11 @@ impl Live {
         }
         drop(published);
         self.view()
+    }
+
+    /// The as-of views kept for `known_at` questions.
+    pub fn as_of(&self) -> &Arc<AsOfCache> {
+        &self.as_of
     }
 
     /// Why the applier stopped, if it did (the views stop advancing then).

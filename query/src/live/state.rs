@@ -15,24 +15,27 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::UInt64Type;
+use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
 use callstate_log::{Notice, SegmentMeta, Snapshot};
+use callstate_schemas::Us;
 
 use crate::error::Result;
 use crate::model::intervals::{PoolHistory, pool_history};
 use crate::model::rows::{
-    Interner, LogRows, MaintenanceRow, NodeEvent, PoolConfig, for_each_call_event,
+    Interner, LegKey, LogRows, MaintenanceRow, NodeEvent, PoolConfig, for_each_call_event,
 };
 use crate::model::sla::Targets;
 
 use super::activity::Activity;
-use super::device::Device;
+use super::device::{Device, KnownLeg, Seen};
 use super::view::View;
 
 /// Everything the live fleet is made of, owned by the applier.
 pub struct State {
     version: u64,
+    /// The latest ingest time applied.
+    last_ingest_time: Us,
     devices: imbl::OrdMap<Arc<str>, Arc<Device>>,
     sources: imbl::HashMap<Arc<str>, Arc<Activity>>,
     pools: Arc<PoolHistory>,
@@ -48,6 +51,14 @@ pub struct State {
     by_source: HashMap<Arc<str>, HashSet<Arc<str>>>,
 }
 
+/// The latest `ingest_time` of a batch.
+fn last_ingest_time(b: &RecordBatch) -> Us {
+    b.column_by_name("ingest_time")
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        .and_then(arrow::compute::max)
+        .unwrap_or(Us::MIN)
+}
+
 /// The last `ingest_seq` of a batch (0 for none).
 fn last_seq(b: &RecordBatch) -> u64 {
     b.column_by_name("ingest_seq")
@@ -56,12 +67,36 @@ fn last_seq(b: &RecordBatch) -> u64 {
         .unwrap_or(0)
 }
 
+/// A leg being paired from scratch, and its events once revised.
+type Pairing = (KnownLeg, Option<Vec<Seen>>);
+
+/// The call legs of a snapshot, paired as the applier pairs them (in the segments' order,
+/// which sorts a device's events by time then ingest order), keyed by (device, call id).
+fn pair_calls(snap: &Snapshot, names: &mut Interner) -> Result<Vec<(LegKey, Pairing)>> {
+    let columns = ["time", "kind", "device", "call_id", "cause", "ingest_time"];
+    let batches = snap.read_batches(Some(&columns))?;
+    // keyed by (device, call id) borrowed from the batches
+    let mut legs: hashbrown::HashMap<(&str, &str), Pairing> = hashbrown::HashMap::new();
+    for b in &batches {
+        for_each_call_event(b, None, |e| {
+            let (leg, revised) = legs.entry((e.device, e.call_id)).or_default();
+            let cause = e.cause.map(|c| names.get(c));
+            leg.add(revised, e.started, e.time, e.ingest_time, cause);
+        })?;
+    }
+    Ok(legs
+        .into_iter()
+        .map(|((d, id), p)| ((names.get(d), Arc::from(id)), p))
+        .collect())
+}
+
 impl State {
     /// Derives the state of `snap` from scratch (the same rows the reference derivation
     /// reads), call legs included.
     pub fn from_snapshot(snap: Snapshot, targets: Targets) -> Result<State> {
         let rows = LogRows::load_with(&snap, None, false)?;
-        let legs = LogRows::load_legs(&snap, None)?;
+        let mut names = Interner::default();
+        let legs = pair_calls(&snap, &mut names)?;
         let version = snap
             .segments
             .iter()
@@ -69,8 +104,16 @@ impl State {
             .chain(snap.batches.iter().map(last_seq))
             .max()
             .unwrap_or(0);
+        let last_ingest_time = snap
+            .segments
+            .iter()
+            .map(|s| s.max_ingest_time_us)
+            .chain(snap.batches.iter().map(last_ingest_time))
+            .max()
+            .unwrap_or(Us::MIN);
         let mut st = State {
             version,
+            last_ingest_time,
             devices: imbl::OrdMap::new(),
             sources: rows
                 .source_spans
@@ -83,7 +126,7 @@ impl State {
             node_events: Arc::new(rows.node_events.clone()),
             snapshot: snap,
             targets,
-            names: Interner::default(),
+            names,
             by_pool: HashMap::new(),
             by_source: HashMap::new(),
         };
@@ -92,8 +135,12 @@ impl State {
             st.index(&r.device, r.device_pool.as_ref(), &r.source);
             devices.entry(r.device.clone()).or_default().events.push(r);
         }
-        for ((device, id), leg) in legs {
-            devices.entry(device).or_default().calls.insert(id, leg);
+        for ((device, id), (leg, revised)) in legs {
+            devices
+                .entry(device)
+                .or_default()
+                .calls
+                .insert(id, leg, revised);
         }
         for (name, mut d) in devices {
             d.events.sort_by_key(|e| (e.time, e.ingest_seq));
@@ -189,15 +236,18 @@ impl State {
         // call legs
         let names = &mut self.names;
         let devices = &mut self.devices;
-        for_each_call_event(&batch, None, |dev, id, started, t, cause| {
-            let dev = names.get(dev);
+        for_each_call_event(&batch, None, |e| {
+            let dev = names.get(e.device);
             // call ids are unique per call: sharing them would only cost
-            let id: Arc<str> = Arc::from(id);
-            let cause = cause.map(|c| names.get(c));
+            let id: Arc<str> = Arc::from(e.call_id);
+            let cause = e.cause.map(|c| names.get(c));
             let d = devices.entry(dev).or_default();
-            Arc::make_mut(d).calls.add(&id, started, t, cause);
+            Arc::make_mut(d)
+                .calls
+                .add(&id, e.started, e.time, e.ingest_time, cause);
         })?;
         self.version = self.version.max(last_seq(&batch));
+        self.last_ingest_time = self.last_ingest_time.max(last_ingest_time(&batch));
         self.snapshot.batches.push(batch);
         Ok(())
     }
@@ -206,6 +256,7 @@ impl State {
     pub fn view(&self) -> View {
         View {
             version: self.version,
+            last_ingest_time: self.last_ingest_time,
             devices: self.devices.clone(),
             sources: self.sources.clone(),
             pool_configs: self.pool_configs.clone(),

@@ -18,6 +18,8 @@ use super::device::Device;
 pub struct View {
     /// The last `ingest_seq` it holds.
     pub version: u64,
+    /// The latest ingest time it holds (`Us::MIN` for none).
+    pub last_ingest_time: Us,
     pub(super) devices: imbl::OrdMap<Arc<str>, Arc<Device>>,
     pub(super) sources: imbl::HashMap<Arc<str>, Arc<Activity>>,
     pub(super) pool_configs: Arc<Vec<PoolConfig>>,

@@ -245,6 +245,12 @@ pub fn split_by_silence(
             out.push(ServiceInterval {
                 valid_from: cursor,
                 valid_to: Some(ws),
+                // a movement belongs only to the interval's first piece
+                movement: if cursor == i.valid_from {
+                    i.movement
+                } else {
+                    None
+                },
                 ..i.clone()
             });
         }

@@ -46,6 +46,8 @@ pub struct PoolConfig {
     pub time: Us,
     /// Ingest order.
     pub ingest_seq: u64,
+    /// When the log accepted it.
+    pub ingest_time: Us,
     /// Pool.
     pub device_pool: Arc<str>,
     /// CUCM group, primary first.
@@ -57,6 +59,8 @@ pub struct PoolConfig {
 pub struct MaintenanceRow {
     /// Event time (when it was announced).
     pub time: Us,
+    /// When the log accepted it.
+    pub ingest_time: Us,
     /// Cluster.
     pub cluster: Arc<str>,
     /// `cluster`, `node`, `device_pool` or `device`.
@@ -136,6 +140,8 @@ impl Leg {
 pub struct NodeEvent {
     /// Event time.
     pub time: Us,
+    /// When the log accepted it.
+    pub ingest_time: Us,
     /// Its kind (one of the four above).
     pub kind: Kind,
     /// Cluster.
@@ -275,15 +281,7 @@ impl LogRows {
             v.extend(times.into_iter().map(|t| (t, t)));
         }
         for v in self.source_spans.values_mut() {
-            v.sort_unstable();
-            let mut merged: Vec<(Us, Us)> = Vec::with_capacity(v.len().min(1024));
-            for &(s, e) in v.iter() {
-                match merged.last_mut() {
-                    Some(last) if s - last.1 <= SILENCE_US => last.1 = last.1.max(e),
-                    _ => merged.push((s, e)),
-                }
-            }
-            *v = merged;
+            merge_spans(v);
         }
     }
 
@@ -309,9 +307,9 @@ impl LogRows {
         // keyed by (device, call id) borrowed from the batches
         let mut legs: hashbrown::HashMap<(&str, &str), Leg> = hashbrown::HashMap::new();
         for b in &batches {
-            for_each_call_event(b, known_at, |dev, id, started, t, cause| {
-                let leg = legs.entry((dev, id)).or_default();
-                leg.add(started, t, || cause.map(|c| names.get(c)));
+            for_each_call_event(b, known_at, |e| {
+                let leg = legs.entry((e.device, e.call_id)).or_default();
+                leg.add(e.started, e.time, || e.cause.map(|c| names.get(c)));
             })?;
         }
         Ok(legs
@@ -399,6 +397,7 @@ impl LogRows {
                     self.pool_configs.push(PoolConfig {
                         time: time.value(i),
                         ingest_seq: iseq.value(i),
+                        ingest_time: itime.value(i),
                         device_pool: p,
                         nodes: l.iter().flatten().map(|s| names.get(s)).collect(),
                     });
@@ -416,6 +415,7 @@ impl LogRows {
                     };
                     self.node_events.push(NodeEvent {
                         time: time.value(i),
+                        ingest_time: itime.value(i),
                         kind: k,
                         cluster: cl,
                         target: t,
@@ -432,6 +432,7 @@ impl LogRows {
                     }
                     self.windows.push(MaintenanceRow {
                         time: time.value(i),
+                        ingest_time: itime.value(i),
                         cluster: cl,
                         scope: sc,
                         target: tg,
@@ -445,6 +446,54 @@ impl LogRows {
         }
         Ok(())
     }
+}
+
+/// Each source's activity spans as known at `known_at` (from the digests where a segment was
+/// wholly ingested by then, from its events otherwise), merged.
+pub fn source_spans_known_at(
+    snap: &Snapshot,
+    known_at: Us,
+) -> Result<HashMap<Arc<str>, Vec<(Us, Us)>>> {
+    let view = snap.read_activity(known_at)?;
+    let mut names = Interner::default();
+    let mut out: HashMap<Arc<str>, Vec<(Us, Us)>> = HashMap::new();
+    for s in view.spans {
+        out.entry(names.get(&s.source))
+            .or_default()
+            .push((s.start_us, s.end_us));
+    }
+    for b in &view.batches {
+        let col = |n: &str| b.column_by_name(n).ok_or_else(|| missing(n));
+        let time = col("time")?.as_primitive::<TimestampMicrosecondType>();
+        let itime = col("ingest_time")?.as_primitive::<TimestampMicrosecondType>();
+        let source = StrCol::of(col("source")?)?;
+        for i in 0..b.num_rows() {
+            if itime.value(i) > known_at {
+                continue;
+            }
+            if let Some(src) = source.get(i) {
+                let t = time.value(i);
+                out.entry(names.get(src)).or_default().push((t, t));
+            }
+        }
+    }
+    for v in out.values_mut() {
+        merge_spans(v);
+    }
+    Ok(out)
+}
+
+/// Sorts activity spans and merges those less than 90 s apart (the silence rule's runs).
+pub fn merge_spans(v: &mut Vec<(Us, Us)>) {
+    v.sort_unstable();
+    let mut merged: Vec<(Us, Us)> = Vec::with_capacity(v.len().min(1024));
+    for &(s, e) in v.iter() {
+        match merged.last_mut() {
+            Some(last) if s - last.1 <= SILENCE_US => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    *v = merged;
 }
 
 /// A string column, dictionary-encoded or plain, read without copying.
@@ -475,12 +524,29 @@ impl<'a> StrCol<'a> {
     }
 }
 
-/// Calls `f(device, call id, started, time, cause)` for every `call_started` (`started`) and
-/// `call_ended` of a batch (with `known_at`, ingested by then).
+/// One `call_started` or `call_ended` as [`for_each_call_event`] hands it over.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallEvent<'b> {
+    /// Device.
+    pub device: &'b str,
+    /// Call id.
+    pub call_id: &'b str,
+    /// `call_started` (or `call_ended`).
+    pub started: bool,
+    /// Event time.
+    pub time: Us,
+    /// When the log accepted it.
+    pub ingest_time: Us,
+    /// Cause (of an end).
+    pub cause: Option<&'b str>,
+}
+
+/// Calls `f` for every `call_started` and `call_ended` of a batch (with `known_at`,
+/// ingested by then).
 pub(crate) fn for_each_call_event<'b>(
     b: &'b RecordBatch,
     known_at: Option<Us>,
-    mut f: impl FnMut(&'b str, &'b str, bool, Us, Option<&'b str>),
+    mut f: impl FnMut(CallEvent<'b>),
 ) -> Result<()> {
     let col = |n: &str| b.column_by_name(n).ok_or_else(|| missing(n));
     let time = col("time")?.as_primitive::<TimestampMicrosecondType>();
@@ -501,7 +567,14 @@ pub(crate) fn for_each_call_event<'b>(
         let (Some(dev), Some(id)) = (device.get(i), call_id.get(i)) else {
             continue;
         };
-        f(dev, id, started, time.value(i), cause.get(i));
+        f(CallEvent {
+            device: dev,
+            call_id: id,
+            started,
+            time: time.value(i),
+            ingest_time: itime.value(i),
+            cause: cause.get(i),
+        });
     }
     Ok(())
 }
