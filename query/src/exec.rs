@@ -19,10 +19,21 @@ use crate::error::{QueryError, Result};
 /// A cancellation flag shared by a piece of work and whoever waits for it, and optionally the
 /// deadline of the request it serves: work past it stops by itself at its next check, even
 /// on a blocking thread whose waiter has not noticed yet.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Cancel {
     flag: Arc<AtomicBool>,
     deadline: Option<Deadline>,
+    /// Says whoever waits for the work is gone (a stream's receiver dropped).
+    gone: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cancel")
+            .field("cancelled", &self.flag.load(Ordering::Relaxed))
+            .field("deadline", &self.deadline)
+            .finish()
+    }
 }
 
 /// When a piece of work must be done by, and the setting that says so.
@@ -58,8 +69,17 @@ impl Cancel {
     /// A token that also stops the work at `deadline`.
     pub fn with_deadline(deadline: Option<Deadline>) -> Self {
         Cancel {
-            flag: Arc::default(),
             deadline,
+            ..Cancel::default()
+        }
+    }
+
+    /// A token that also stops the work once `gone` says its result has no taker (the
+    /// receiver of a stream dropped), checked with the flag.
+    pub fn watching(gone: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Cancel {
+            gone: Some(Arc::new(gone)),
+            ..Cancel::default()
         }
     }
 
@@ -68,15 +88,19 @@ impl Cancel {
         self.flag.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the work should stop (cancelled, or past its deadline).
+    /// Whether the work should stop (cancelled, its taker gone, or past its deadline).
     pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d.at)
+        self.flagged() || self.deadline.is_some_and(|d| Instant::now() >= d.at)
+    }
+
+    fn flagged(&self) -> bool {
+        self.flag.load(Ordering::Relaxed) || self.gone.as_ref().is_some_and(|g| g())
     }
 
     /// `Err` once cancelled (`Cancelled`) or past the deadline (`OverLimit` naming the
     /// setting): long loops call this every so often.
     pub fn check(&self) -> Result<()> {
-        if self.flag.load(Ordering::Relaxed) {
+        if self.flagged() {
             return Err(QueryError::Cancelled);
         }
         match self.deadline {
@@ -202,5 +226,64 @@ impl<T> Drop for Running<T> {
     fn drop(&mut self) {
         self.cancel.cancel();
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_stops_work_when_cancelled_past_its_deadline_or_without_a_taker() {
+        let c = Cancel::new();
+        assert!(c.check().is_ok());
+        c.cancel();
+        assert!(matches!(c.check(), Err(QueryError::Cancelled)));
+
+        let gone = Arc::new(AtomicBool::new(false));
+        let g = gone.clone();
+        let c = Cancel::watching(move || g.load(Ordering::Relaxed));
+        assert!(c.check().is_ok());
+        gone.store(true, Ordering::Relaxed);
+        assert!(c.is_cancelled());
+        assert!(matches!(c.check(), Err(QueryError::Cancelled)));
+
+        let d = Deadline {
+            at: Instant::now(),
+            limit: Duration::from_millis(250),
+            setting: "read_timeout_s",
+        };
+        let c = Cancel::with_deadline(Some(d));
+        match c.check() {
+            Err(QueryError::OverLimit { setting, message }) => {
+                assert_eq!(setting, "read_timeout_s");
+                assert!(message.contains("0.25 s"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let later = Deadline {
+            at: Instant::now() + Duration::from_secs(3600),
+            ..d
+        };
+        assert!(Cancel::with_deadline(Some(later)).check().is_ok());
+    }
+
+    #[test]
+    fn dropping_running_work_cancels_it() {
+        let rt = QueryRuntime::new(1).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let running = rt.spawn_blocking(move |c| {
+            started_tx.send(()).unwrap();
+            while !c.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            tx.send(()).unwrap();
+            Ok(())
+        });
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        drop(running);
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the work saw its token set");
     }
 }

@@ -194,8 +194,10 @@ impl PartitionStream for Partition {
             self.selection.clone(),
         );
         builder.spawn_blocking(move || {
-            // the stream gone (a time limit, a client gone, a LIMIT satisfied): stop
-            let cancel = Cancel::new();
+            // the stream gone (a time limit, a client gone, a LIMIT satisfied): stop at the
+            // next check, even in the middle of a batch
+            let probe = tx.clone();
+            let cancel = Cancel::watching(move || probe.is_closed());
             let mut emit = |b: RecordBatch| {
                 if tx.blocking_send(Ok(b)).is_err() {
                     cancel.cancel();

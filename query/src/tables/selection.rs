@@ -66,6 +66,24 @@ fn instant(e: &Expr) -> Option<Us> {
 fn of(filter: &Expr, time_column: Option<&str>) -> Option<Selection> {
     let mut s = Selection::default();
     match filter {
+        // `device = 'a' OR device IN ('b', 'c')` (DataFusion writes short IN lists so)
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let only_devices = |x: Selection| {
+                let d = x.devices.clone()?;
+                (x == Selection {
+                    devices: Some(d.clone()),
+                    ..Selection::default()
+                })
+                .then_some(d)
+            };
+            let a = only_devices(of(left, time_column)?)?;
+            let b = only_devices(of(right, time_column)?)?;
+            s.devices = Some(a.union(&b).cloned().collect());
+        }
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (col, value, op) = match (column(left), column(right)) {
                 (Some(c), None) => (c, right.as_ref(), *op),
