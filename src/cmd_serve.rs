@@ -285,7 +285,7 @@ pub async fn shutdown_signal() {
 /// Serves `log` until a signal; `ready` is called with the bound address first. With
 /// `kafka`, the collector writes to the canonical topic and a materializer fills `log`.
 pub fn run(
-    log: Log,
+    log: Arc<Log>,
     listen: &str,
     api: ServerConfig,
     kafka: Option<KafkaMode>,
@@ -294,7 +294,6 @@ pub fn run(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let log = Arc::new(log);
     let mut materializer = None;
     let app = match kafka {
         None => App::new(log.clone(), api)?,
@@ -339,7 +338,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let log = Log::open(&s.data, s.log)
         .with_context(|| format!("cannot open the log in {}", s.data.display()))?;
     let data = s.data.clone();
-    run(log, &s.listen, s.api, s.kafka, |addr| {
+    run(Arc::new(log), &s.listen, s.api, s.kafka, |addr| {
         // One line on stdout for scripts and tests to wait for.
         let _ = outln!(
             "callstate: listening on http://{addr} (data {})",

@@ -8,6 +8,7 @@ mod cmd_query;
 mod cmd_serve;
 mod cmd_sim;
 mod cmd_sla;
+mod live_feed;
 mod out;
 
 use std::path::PathBuf;

@@ -141,12 +141,13 @@ fn serve_takes_settings_from_file_and_environment_and_restarts_with_all_data() {
 }
 
 #[test]
-fn demo_ingests_then_serves_the_api() {
+fn static_demo_ingests_then_serves_the_api() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("demo");
     let p = start(
         &[
             "demo",
+            "--static",
             "--data",
             data.to_str().unwrap(),
             "--devices",
@@ -174,6 +175,64 @@ fn demo_ingests_then_serves_the_api() {
     assert_eq!(status, 200);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["devices"].as_array().unwrap().len(), 200);
+    assert!(p.stop().success());
+}
+
+#[test]
+fn live_demo_backfills_today_then_shows_a_failover_as_it_happens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    let started = chrono::Utc::now();
+    // 60 simulated seconds a second; the node crashes 2 s (2 simulated minutes) from now
+    let p = start(
+        &[
+            "demo",
+            "--data",
+            data.to_str().unwrap(),
+            "--devices",
+            "120",
+            "--listen",
+            "127.0.0.1:0",
+            "--speed",
+            "60",
+            "--fault-in",
+            "2s",
+        ],
+        &[],
+    );
+    let midnight = started.format("%Y-%m-%dT00:00:00Z").to_string();
+    // the backfill: today so far is there, up to about now
+    let events =
+        |url: &str| sql(url, "SELECT count(*) AS n, max(time) AS last FROM events")[0].clone();
+    let first = events(&p.url);
+    assert!(first["n"].as_u64().unwrap() > 0, "{first}");
+    // live: events keep arriving, and the crash shows up as an incident while it happens
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let found = loop {
+        let (status, body) = get(&format!("{}/api/v1/incidents?from={midnight}", p.url));
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let live = v.as_array().unwrap().iter().find(|i| {
+            i["target"] == "CL1-cucm2"
+                && i["cause"] == "node_failure"
+                && chrono::DateTime::parse_from_rfc3339(i["started_at"].as_str().unwrap()).unwrap()
+                    > started
+        });
+        if let Some(i) = live {
+            break i.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no live failover of CL1-cucm2 after 90 s: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(found["devices_affected"].as_u64().unwrap() > 0, "{found}");
+    let later = events(&p.url);
+    assert!(
+        later["n"].as_u64() > first["n"].as_u64(),
+        "{first} then {later}"
+    );
     assert!(p.stop().success());
 }
 

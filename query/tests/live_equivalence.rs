@@ -272,6 +272,9 @@ fn same(what: &str, live: &dyn Fleet, scratch: &dyn Fleet) -> Result<(), TestCas
     Ok(())
 }
 
+/// A source's activity spans.
+type Spans = (Arc<str>, Vec<(i64, i64)>);
+
 /// Appends `steps` in batches of `splits` sizes (cycled) to a log rolling every
 /// `segment_rows`; the live state starts over from the log after batch `restart`.
 fn check(
@@ -309,12 +312,12 @@ fn check(
             &scratch,
         )?;
         // the activity of each source (from which silences follow)
-        let mut spans: Vec<(Arc<str>, Vec<(i64, i64)>)> = view
+        let mut spans: Vec<Spans> = view
             .sources()
             .map(|(s, sp)| (s.clone(), sp.to_vec()))
             .collect();
         spans.sort();
-        let mut expected: Vec<(Arc<str>, Vec<(i64, i64)>)> = scratch
+        let mut expected: Vec<Spans> = scratch
             .rows
             .source_spans
             .iter()

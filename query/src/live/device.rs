@@ -140,10 +140,7 @@ impl Calls {
                 .expect("an indexed leg is stored"),
             None => KnownLeg::default(),
         };
-        let mut revised = self
-            .revised
-            .remove(call_id)
-            .map(|a| Arc::unwrap_or_clone(a));
+        let mut revised = self.revised.remove(call_id).map(Arc::unwrap_or_clone);
         k.add(&mut revised, started, t, ingest_time, cause);
         if let Some(r) = revised {
             self.revised.insert(call_id.clone(), Arc::new(r));

@@ -167,7 +167,7 @@ pub struct LogRows {
     pub windows: Vec<MaintenanceRow>,
     /// Activity spans of every source, by start, merged so that consecutive spans are more
     /// than 90 s apart (the silence rule's input).
-    pub source_spans: HashMap<Arc<str>, Vec<(Us, Us)>>,
+    pub source_spans: SourceSpans,
     /// Event times read from full rows, per source (folded into `source_spans` by `load`).
     pub(crate) source_times: HashMap<Arc<str>, Vec<Us>>,
 }
@@ -448,15 +448,15 @@ impl LogRows {
     }
 }
 
+/// Each source's activity spans (merged, by start).
+pub type SourceSpans = HashMap<Arc<str>, Vec<(Us, Us)>>;
+
 /// Each source's activity spans as known at `known_at` (from the digests where a segment was
 /// wholly ingested by then, from its events otherwise), merged.
-pub fn source_spans_known_at(
-    snap: &Snapshot,
-    known_at: Us,
-) -> Result<HashMap<Arc<str>, Vec<(Us, Us)>>> {
+pub fn source_spans_known_at(snap: &Snapshot, known_at: Us) -> Result<SourceSpans> {
     let view = snap.read_activity(known_at)?;
     let mut names = Interner::default();
-    let mut out: HashMap<Arc<str>, Vec<(Us, Us)>> = HashMap::new();
+    let mut out = SourceSpans::new();
     for s in view.spans {
         out.entry(names.get(&s.source))
             .or_default()
