@@ -506,6 +506,345 @@ def http_side(binary, data, pairs, at, frm, to, out):
 
 
 # ---------------------------------------------------------------------------------------------
+# Live: the same server answering while a writer keeps posting (quiet vs live)
+# ---------------------------------------------------------------------------------------------
+
+LIVE_BASE = "2026-10-31T00:00:00Z"  # the writer's events continue the month from here
+
+
+def live_devices(data, path):
+    """Each device's latest in-service report (what the writer's flips and calls use)."""
+    import duckdb
+
+    rows = duckdb.sql(
+        f"""SELECT device, arg_max(cluster, time), arg_max(node, time),
+                   arg_max(device_pool, time), arg_max(device_type, time)
+            FROM read_parquet('{data}/segments/seg-????????.parquet')
+            WHERE kind = 'device_in_service' GROUP BY device ORDER BY device"""
+    ).fetchall()
+    write_csv(path, ["device", "cluster", "node", "device_pool", "device_type"], rows)
+    return len(rows)
+
+
+def ingest_range(data):
+    import duckdb
+
+    lo, hi = duckdb.sql(
+        f"""SELECT epoch_us(min(ingest_time)), epoch_us(max(ingest_time))
+            FROM read_parquet('{data}/segments/seg-????????.parquet')"""
+    ).fetchall()[0]
+    return lo, hi
+
+
+def writer_main(args):
+    """(internal) A bridge-like writer: posts heartbeats, device flips, calls and a few late
+    events at `rate` events/s (0: as fast as the server takes them) for `seconds`, with event
+    times continuing the month; measures, for one flip a second, the time from the ack to the
+    flip being visible in `/devices/{d}/state`. Prints its figures as JSON."""
+    devices = read_csv(args.devices)
+    rnd = random.Random(args.seed)
+    base = iso_us(LIVE_BASE)
+    clusters = sorted({d[1] for d in devices})
+    sources = {c: f"bench-live-{c.lower()}-{args.seed}" for c in clusters}
+    seqs = {s: 0 for s in sources.values()}
+    state = {}  # device → in service?
+    open_calls = []
+    conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
+    probe = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
+    t0 = time.perf_counter()
+    call_n = 0
+
+    def ev(cluster, t, kind, **fields):
+        src = sources[cluster]
+        seqs[src] += 1
+        e = {"source": src, "seq": seqs[src], "time": us_to_rfc3339(t), "cluster": cluster,
+             "kind": kind}
+        e.update(fields)
+        return json.dumps(e)
+
+    def flip(d, t):
+        dev, cluster, node, pool, dtype = d
+        up = not state.get(dev, True)
+        state[dev] = up
+        if up:
+            return ev(cluster, t, "device_in_service", device=dev, device_type=dtype or "phone",
+                      node=node, device_pool=pool), up
+        return ev(cluster, t, "device_out_of_service", device=dev, cause="unregistered",
+                  node=node), up
+
+    # the writer's bridges were up for the 10 minutes before (heartbeats every 30 s), so that
+    # its late events fall inside their activity, as a running bridge's do
+    warm = [ev(c, base - k * 30_000_000, "collector_heartbeat") for k in range(20, 0, -1)
+            for c in clusters]
+    conn.request("POST", "/api/v1/events", ("\n".join(warm) + "\n").encode(),
+                 {"Content-Type": "application/x-ndjson"})
+    conn.getresponse().read()
+    sent = accepted = posts = 0
+    fresh_ms, post_ms, not_visible = [], [], []
+    tick = 0.1 if args.rate else 0.0
+    per_tick = int(args.rate * tick) if args.rate else 5000
+    next_tick = time.perf_counter()
+    last_probe = 0.0
+    while True:
+        now = time.perf_counter()
+        elapsed = now - t0
+        if elapsed >= args.seconds:
+            break
+        if tick:
+            if now < next_tick:
+                time.sleep(next_tick - now)
+            next_tick += tick
+        t_us = base + int((time.perf_counter() - t0) * 1e6)
+        lines = [ev(c, t_us, "collector_heartbeat") for c in clusters]
+        marker = None
+        flipped = set()  # one flip per device and batch, so that the marker's state holds
+        while len(lines) < per_tick:
+            r = rnd.random()
+            d = devices[rnd.randrange(len(devices))]
+            if r < 0.21 and d[0] in flipped:
+                continue
+            if r < 0.21:
+                flipped.add(d[0])
+            if r < 0.2:
+                line, up = flip(d, t_us)
+                lines.append(line)
+                if marker is None:
+                    marker = (d[0], t_us, "in_service" if up else "out_of_service")
+            elif r < 0.21:
+                # a late event: a flip 5 minutes back
+                line, _ = flip(d, t_us - 300_000_000)
+                lines.append(line)
+            elif r < 0.6 or not open_calls:
+                call_n += 1
+                cid = f"live-{args.seed}-{call_n}"
+                open_calls.append((cid, d))
+                lines.append(ev(d[1], t_us, "call_started", call_id=cid, device=d[0]))
+            else:
+                cid, cd = open_calls.pop(rnd.randrange(len(open_calls)))
+                lines.append(ev(cd[1], t_us, "call_ended", call_id=cid, device=cd[0],
+                                cause="normal"))
+        body = ("\n".join(lines) + "\n").encode()
+        t = time.perf_counter()
+        conn.request("POST", "/api/v1/events", body, {"Content-Type": "application/x-ndjson"})
+        r = conn.getresponse()
+        answer = r.read()
+        acked = time.perf_counter()
+        post_ms.append((acked - t) * 1e3)
+        posts += 1
+        sent += len(lines)
+        if r.status != 200:
+            log(f"writer: POST answered {r.status} {answer[:200]!r}")
+            continue
+        accepted += json.loads(answer)["accepted"]
+        # freshness: once a second, the ack → visible time of this batch's first flip
+        if marker and acked - last_probe >= 1.0:
+            last_probe = acked
+            dev, at, want = marker
+            q = urllib.parse.urlencode({"at": us_to_rfc3339(at)})
+            while True:
+                probe.request("GET", f"/api/v1/devices/{urllib.parse.quote(dev)}/state?{q}")
+                pr = probe.getresponse()
+                got = json.loads(pr.read())
+                if got.get("state") == want:
+                    fresh_ms.append((time.perf_counter() - acked) * 1e3)
+                    break
+                if time.perf_counter() - acked > 5:
+                    not_visible.append(f"{dev} at {us_to_rfc3339(at)}: {got}")
+                    break
+                time.sleep(0.001)
+    secs = time.perf_counter() - t0
+    print(json.dumps({
+        "rate_asked": args.rate, "seconds": secs, "sent": sent, "accepted": accepted,
+        "posts": posts, "rate": sent / secs,
+        "post_p50_ms": pct(post_ms, 0.5) if post_ms else None,
+        "post_p99_ms": pct(post_ms, 0.99) if post_ms else None,
+        "fresh_p50_ms": pct(fresh_ms, 0.5) if fresh_ms else None,
+        "fresh_p99_ms": pct(fresh_ms, 0.99) if fresh_ms else None,
+        "fresh_samples": len(fresh_ms),
+        "not_visible_after_5s": not_visible[:5], "not_visible": len(not_visible),
+    }))
+
+
+def vm_rss(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+LIVE_QUESTIONS = ["state", "state_known_at", "fleet", "sla_7d_pool", "incidents_30d"]
+
+
+def readers(port, pairs, at, known_at, seconds):
+    """One reader thread per question, each asking it again and again for `seconds`;
+    returns the latencies (ms) per question and the errors."""
+    import threading
+
+    lat = {q: [] for q in LIVE_QUESTIONS}
+    errors = []
+    end = time.perf_counter() + seconds
+    live_end = us_to_rfc3339(iso_us(LIVE_BASE) + 86400 * 1_000_000)
+    week = us_to_rfc3339(iso_us(LIVE_BASE) - 7 * 86400 * 1_000_000)
+
+    def path(q, rnd):
+        if q in ("state", "state_known_at"):
+            d, t = pairs[rnd.randrange(len(pairs))]
+            p = {"at": t}
+            if q == "state_known_at":
+                p["known_at"] = known_at
+            return f"/api/v1/devices/{urllib.parse.quote(d)}/state?" + urllib.parse.urlencode(p)
+        if q == "fleet":
+            return "/api/v1/state?" + urllib.parse.urlencode({"at": at})
+        if q == "sla_7d_pool":
+            return "/api/v1/sla?" + urllib.parse.urlencode(
+                {"from": week, "to": live_end, "group_by": "device_pool"})
+        return "/api/v1/incidents?" + urllib.parse.urlencode({"from": START, "to": live_end})
+
+    def run_one(q, k):
+        rnd = random.Random(k)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            try:
+                conn.request("GET", path(q, rnd))
+                r = conn.getresponse()
+                r.read()
+            except OSError as e:
+                errors.append(f"{q}: {e}")
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+                continue
+            if r.status != 200:
+                errors.append(f"{q}: {r.status}")
+                time.sleep(0.05)
+                continue
+            lat[q].append((time.perf_counter() - t) * 1e3)
+
+    threads = [threading.Thread(target=run_one, args=(q, k)) for k, q in enumerate(LIVE_QUESTIONS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return lat, errors
+
+
+def summarize(lat):
+    return {q: {"n": len(v), "p50_ms": pct(v, 0.5) if v else None,
+                "p99_ms": pct(v, 0.99) if v else None} for q, v in lat.items()}
+
+
+def live_side(binary, d, data, pairs, at, seconds, rates, quiet_seconds, max_seconds, seed):
+    live_log = d / "live-log"
+    shutil.rmtree(live_log, ignore_errors=True)
+    shutil.copytree(data, live_log)
+    devices_csv = d / "live-devices.csv"
+    live_devices(data, devices_csv)
+    lo, hi = ingest_range(data)
+    known_at = us_to_rfc3339((lo + hi) // 2)
+    port = free_port()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(
+        [binary, "serve", "--data", str(live_log), "--listen", f"127.0.0.1:{port}",
+         "--max-concurrent-per-client", "16", "--max-concurrent-queries", "16"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    res = {"known_at": known_at, "phases": {}}
+    try:
+        while True:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+                c.request("GET", "/readyz")
+                r = c.getresponse()
+                r.read()
+                if r.status == 200:
+                    break
+            except OSError:
+                pass
+            if p.poll() is not None:
+                raise SystemExit("callstate serve exited")
+            time.sleep(0.05)
+        res["ready_s"] = time.perf_counter() - t0
+        res["rss_start_bytes"] = vm_rss(p.pid)
+        log(f"[live] quiet, {quiet_seconds} s")
+        lat, errors = readers(port, pairs, at, known_at, quiet_seconds)
+        res["phases"]["quiet"] = {"readers": summarize(lat), "errors": errors[:10],
+                                  "rss_bytes": vm_rss(p.pid)}
+        for rate in rates:
+            label = f"{rate:,}/s" if rate else "as fast as taken"
+            secs = seconds if rate else max_seconds
+            log(f"[live] writer at {label}, {secs} s, with readers")
+            w = subprocess.Popen(
+                [sys.executable, __file__, "writer", "--port", str(port), "--rate", str(rate),
+                 "--seconds", str(secs), "--devices", str(devices_csv), "--seed",
+                 str(seed + rate)], stdout=subprocess.PIPE)
+            lat, errors = readers(port, pairs, at, known_at, secs)
+            out = w.stdout.read().decode()
+            if w.wait() != 0:
+                raise SystemExit("the live writer failed")
+            res["phases"][label] = {"writer": json.loads(out), "readers": summarize(lat),
+                                    "errors": errors[:10], "rss_bytes": vm_rss(p.pid)}
+            log(json.dumps(res["phases"][label]))
+        res["rss_end_bytes"] = vm_rss(p.pid)
+        res["rss_peak_bytes"] = vm_hwm(p.pid)
+        return res
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def live_report(name, live):
+    phases = live["phases"]
+    names = list(phases)
+    q = phases["quiet"]["readers"]
+    lines = [
+        f"## Live: {name} while events arrive",
+        "",
+        "`callstate serve` over a copy of the dataset's log. Readers (one thread per question,"
+        " each asking again as soon as answered, over HTTP keep-alive) run alone (quiet), then"
+        " next to a writer process that posts NDJSON batches every 100 ms to"
+        " `POST /api/v1/events` (heartbeats, device flips, call starts and ends, 1% flips 5"
+        " minutes late; event times continue the month from 2026-10-31), then next to the"
+        " writer posting 5,000-event batches as fast as they are taken. All on the same 2"
+        " cores. State of a device at T: the benchmark's random device/instant pairs; known_at:"
+        f" {live['known_at']} (half-way through the ingest); fleet at T: all devices;"
+        " SLA: 7 days by pool; incidents: 30 days.",
+        "",
+        "| question, p50 / p99 | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    labels = {"state": "state of a device at T", "state_known_at": "state at T, known_at",
+              "fleet": "fleet snapshot at T", "sla_7d_pool": "7-day SLA by pool",
+              "incidents_30d": "incidents, 30 days"}
+    for k, label in labels.items():
+        cells = []
+        for n in names:
+            r = phases[n]["readers"][k]
+            cells.append("-" if r["p50_ms"] is None else
+                         f"{r['p50_ms']:,.2f} / {r['p99_ms']:,.2f} ms ({r['n']:,})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("| writer | achieved rate | events accepted | POST p50 / p99 | ack → visible p50 / p99 (samples) | server RSS after |")
+    lines.append("|---|---|---|---|---|---|")
+    for n in names[1:]:
+        w = phases[n]["writer"]
+        lines.append(
+            f"| {n} | {w['rate']:,.0f} events/s | {w['accepted']:,} | "
+            f"{w['post_p50_ms']:,.1f} / {w['post_p99_ms']:,.1f} ms | "
+            f"{w['fresh_p50_ms'] or 0:,.2f} / {w['fresh_p99_ms'] or 0:,.2f} ms ({w['fresh_samples']}"
+            f"{', ' + str(w['not_visible']) + ' not visible after 5 s' if w['not_visible'] else ''}) | "
+            f"{mb(phases[n]['rss_bytes'])} |")
+    errs = {n: phases[n]["errors"] for n in names if phases[n]["errors"]}
+    lines += [
+        "",
+        f"Server: ready {ms(live['ready_s'])} after start; RSS {mb(live['rss_start_bytes'])} at"
+        f" start, {mb(phases['quiet']['rss_bytes'])} after the quiet readers,"
+        f" {mb(live['rss_end_bytes'])} at the end (peak {mb(live['rss_peak_bytes'])}).",
+        f"Reader errors: {json.dumps(errs) if errs else 'none'}.",
+        "",
+    ]
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------
 
@@ -550,6 +889,8 @@ def dataset(name, devices_per_cluster, scale, work, binary, seed, ingest_runs):
     # Ingest is timed several times into a fresh log (this machine's timings vary from run
     # to run); the median run is reported, with the range. The log of the last run is kept.
     runs = []
+    if ingest_runs == 0 and not (data / "MANIFEST").exists() and not (data / "segments").exists():
+        ingest_runs = 1
     for n in range(ingest_runs):
         shutil.rmtree(data, ignore_errors=True)
         subprocess.run(["sync"], check=False)
@@ -561,7 +902,7 @@ def dataset(name, devices_per_cluster, scale, work, binary, seed, ingest_runs):
     roll_s, _, _ = run([binary, "log", "roll", "--data", str(data)], stdout=subprocess.DEVNULL)
     stats = json.loads(run([binary, "log", "stats", "--data", str(data)])[2])
     runs.sort(key=lambda r: r["s"])
-    ingest = {"runs": runs, "median": runs[len(runs) // 2], "roll_s": roll_s}
+    ingest = {"runs": runs, "median": runs[len(runs) // 2] if runs else None, "roll_s": roll_s}
     return d, data, lines, stats, ingest
 
 
@@ -617,6 +958,12 @@ def main():
         dk.add_argument(a, required=True)
     for a in ("--from-us", "--to-us", "--at-us"):
         dk.add_argument(a, type=int, required=True)
+    wr = sub.add_parser("writer", help="(internal) the live phase's writer")
+    wr.add_argument("--port", type=int, required=True)
+    wr.add_argument("--rate", type=int, required=True)
+    wr.add_argument("--seconds", type=float, required=True)
+    wr.add_argument("--devices", required=True)
+    wr.add_argument("--seed", type=int, default=1)
     ap.add_argument("--datasets", default="1m,10m",
                     help="comma-separated: 1m (5k devices), 10m (50k devices)")
     ap.add_argument("--work", default=str(ROOT / "target/bench"),
@@ -627,10 +974,24 @@ def main():
     ap.add_argument("--ingest-runs", type=int, default=3,
                     help="times each ingest is run (the median is reported)")
     ap.add_argument("--results", default=str(ROOT / "bench/RESULTS.md"))
+    ap.add_argument("--phases", default="static,live",
+                    help="static (ingest, in-process, HTTP, DuckDB; checks agreement) and/or "
+                         "live (quiet vs live over HTTP, on the last dataset)")
+    ap.add_argument("--live-seconds", type=float, default=120,
+                    help="seconds of each writer rate in the live phase")
+    ap.add_argument("--live-rates", default="1000,10000,0",
+                    help="writer rates of the live phase, events/s (0: as fast as taken)")
+    ap.add_argument("--quiet-seconds", type=float, default=30)
+    ap.add_argument("--max-seconds", type=float, default=30,
+                    help="seconds of the as-fast-as-taken writer")
     args = ap.parse_args()
     if args.cmd == "duckdb":
         duckdb_side(args)
         return
+    if args.cmd == "writer":
+        writer_main(args)
+        return
+    phases = set(args.phases.split(","))
 
     import duckdb
 
@@ -640,10 +1001,19 @@ def main():
     at = "2026-10-12T09:20:00Z"  # inside the site outage: devices out of service, failed over
     results = {"machine": machine(), "duckdb": duckdb.__version__, "datasets": {}}
     failed = False
-    for name in args.datasets.split(","):
+    names = args.datasets.split(",")
+    for name in names:
+        runs = args.ingest_runs if "static" in phases else 0
         d, data, lines, stats, ingest = dataset(
-            name, *DATASETS[name], work, binary, args.seed, args.ingest_runs)
+            name, *DATASETS[name], work, binary, args.seed, runs)
         pairs_path, pairs, devices = make_pairs(d, data, args.pairs, args.seed)
+        if "live" in phases and name == names[-1]:
+            rates = [int(x) for x in args.live_rates.split(",")]
+            results.setdefault("live", {})[name] = live_side(
+                binary, d, data, [(dv, us_to_rfc3339(t)) for dv, t in pairs], at,
+                args.live_seconds, rates, args.quiet_seconds, args.max_seconds, args.seed)
+        if "static" not in phases:
+            continue
         ours, theirs = d / "answers-callstate", d / "answers-duckdb"
         log(f"[{name}] in-process")
         secs, rss, out = run([inproc, "--data", str(data), "--pairs", str(pairs_path),
@@ -780,6 +1150,8 @@ def report(r):
             f"{yes(sla_ok)}."
         )
     lines.append("")
+    for name, live in r.get("live", {}).items():
+        lines += live_report(name, live)
     return "\n".join(lines)
 
 

@@ -183,6 +183,14 @@ impl Calls {
         out
     }
 
+    /// Legs active at `t`: started by then (they sort by start) and not ended.
+    pub fn active_at(&self, t: Us) -> u64 {
+        self.legs
+            .range(..(t.saturating_add(1), Arc::<str>::from("")))
+            .filter(|(_, k)| k.leg.start.is_some_and(|s| s <= t) && k.leg.end.is_none_or(|e| e > t))
+            .count() as u64
+    }
+
     /// Legs held.
     pub fn len(&self) -> usize {
         self.legs.len()

@@ -84,6 +84,10 @@ impl Fleet for View {
         }
     }
 
+    fn active_calls(&self, device: &str, t: Us) -> u64 {
+        self.devices.get(device).map_or(0, |d| d.calls.active_at(t))
+    }
+
     fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_> {
         Box::new(
             self.devices

@@ -108,6 +108,10 @@ pub trait Fleet: Send + Sync {
     fn device(&self, name: &str) -> Option<DeviceHistory<'_>>;
     /// A device's call legs, by start.
     fn calls_of(&self, device: &str) -> Cow<'_, [CallRow]>;
+    /// A device's call legs active at `t` (started by then, not ended).
+    fn active_calls(&self, device: &str, t: Us) -> u64 {
+        super::state::active_at(&self.calls_of(device), t)
+    }
     /// Every call leg, by device then start.
     fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_>;
     /// Maintenance windows.

@@ -47,8 +47,16 @@ pub struct DeviceState {
     pub active_calls: u64,
 }
 
-/// One device's state at `t` from its history and call legs.
-pub fn state_at(dev: &DeviceHistory<'_>, calls: &[CallRow], t: Us) -> DeviceState {
+/// Call legs of `calls` active at `t`.
+pub fn active_at(calls: &[CallRow], t: Us) -> u64 {
+    calls
+        .iter()
+        .filter(|c| c.start <= t && c.end.is_none_or(|e| e > t))
+        .count() as u64
+}
+
+/// One device's state at `t` from its history and the number of its call legs active then.
+pub fn state_at(dev: &DeviceHistory<'_>, active_calls: u64, t: Us) -> DeviceState {
     // the last interval starting by t (else the first): the device's attributes; the piece
     // holding t, if any: its state
     let last = dev.attributes_at(t);
@@ -68,10 +76,7 @@ pub fn state_at(dev: &DeviceHistory<'_>, calls: &[CallRow], t: Us) -> DeviceStat
         cluster: last.cluster.to_string(),
         last_node: cur.and_then(|i| o(&i.last_node)),
         cause: cur.and_then(|i| o(&i.cause)),
-        active_calls: calls
-            .iter()
-            .filter(|c| c.start <= t && c.end.is_none_or(|e| e > t))
-            .count() as u64,
+        active_calls,
     }
 }
 
@@ -83,7 +88,7 @@ pub fn states_at(fleet: &dyn Fleet, t: Us, cancel: &Cancel) -> Result<Vec<Device
         if n % 1024 == 0 {
             cancel.check()?;
         }
-        out.push(state_at(&dev, &fleet.calls_of(dev.name()), t));
+        out.push(state_at(&dev, fleet.active_calls(dev.name(), t), t));
     }
     Ok(out)
 }

@@ -251,7 +251,7 @@ pub fn produce(
             let mut chunk = Vec::with_capacity(BATCH_ROWS);
             for d in devices() {
                 cancel.check()?;
-                chunk.push(state_at(&d, &fleet.calls_of(d.name()), *t));
+                chunk.push(state_at(&d, fleet.active_calls(d.name(), *t), *t));
                 if chunk.len() >= BATCH_ROWS {
                     emit(device_state::batch(&std::mem::take(&mut chunk)));
                 }
