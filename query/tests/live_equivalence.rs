@@ -234,6 +234,9 @@ fn summary(f: &dyn Fleet) -> Vec<String> {
             for t in [Some(c.start), c.end].into_iter().flatten() {
                 for t in [t - 1, t, t + 1] {
                     out.push(format!("active {device} {t} {}", f.active_calls(device, t)));
+                    let mut hit = f.calls_hit(device, t);
+                    hit.sort();
+                    out.push(format!("hit {device} {t} {hit:?}"));
                 }
             }
         }

@@ -55,7 +55,8 @@ pub fn negotiate(format: Option<&str>, headers: &HeaderMap) -> Result<Format, Ap
     })
 }
 
-fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
+/// A response of `body` with its content type.
+pub fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
     let mut r = body.into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -88,7 +89,15 @@ pub fn json_raw(batches: &[RecordBatch]) -> Result<Box<serde_json::value::RawVal
 
 /// `value` as JSON bytes (fields in declaration order).
 pub fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))
+    to_json_sized(value, 0)
+}
+
+/// [`to_json`] into a buffer of `capacity` bytes to begin with (large answers: no copying
+/// as it grows).
+pub fn to_json_sized(value: &impl serde::Serialize, capacity: usize) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(out)
 }
 
 /// Rows in `format`; `json` gives the JSON answer (the endpoint's shape). Pass at least one
@@ -98,22 +107,36 @@ pub fn tabular(
     batches: &[RecordBatch],
     json: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
+    let (body, content_type) = encode(format, || Ok(batches.to_vec()), json)?;
+    Ok(with_type(body, content_type))
+}
+
+/// The body of a tabular answer in `format`, and its content type; `batches` is called only
+/// for CSV and Arrow, `json` only for JSON (so that heavy answers can be encoded off the
+/// HTTP runtime, building only what the format needs).
+pub fn encode(
+    format: Format,
+    batches: impl FnOnce() -> Result<Vec<RecordBatch>, ApiError>,
+    json: impl FnOnce() -> Result<Vec<u8>, ApiError>,
+) -> Result<(Vec<u8>, &'static str), ApiError> {
     let err = |e: arrow::error::ArrowError| ApiError::internal(e.to_string());
     Ok(match format {
-        Format::Json => with_type(json()?, "application/json"),
+        Format::Json => (json()?, "application/json"),
         Format::Csv => {
+            let batches = batches()?;
             let mut out = Vec::new();
             {
                 let mut w = arrow::csv::WriterBuilder::new()
                     .with_header(true)
                     .build(&mut out);
-                for b in batches {
+                for b in &batches {
                     w.write(b).map_err(err)?;
                 }
             }
-            with_type(out, "text/csv; charset=utf-8")
+            (out, "text/csv; charset=utf-8")
         }
         Format::Arrow => {
+            let batches = batches()?;
             let schema = batches
                 .first()
                 .map(|b| b.schema())
@@ -122,12 +145,12 @@ pub fn tabular(
             {
                 let mut w =
                     arrow::ipc::writer::StreamWriter::try_new(&mut out, &schema).map_err(err)?;
-                for b in batches {
+                for b in &batches {
                     w.write(b).map_err(err)?;
                 }
                 w.finish().map_err(err)?;
             }
-            with_type(out, ARROW_STREAM)
+            (out, ARROW_STREAM)
         }
     })
 }

@@ -1,5 +1,7 @@
 //! What callstate's tests share across crates: a real small file system for disk-full cases
-//! ([`tmpfs`]) and the process's CPU time ([`cpu`]), to check that work has stopped.
+//! ([`tmpfs`]), the process's CPU time ([`cpu`]), to check that work has stopped, and its
+//! memory ([`memory`]), to check that load leaves it bounded.
 
 pub mod cpu;
+pub mod memory;
 pub mod tmpfs;

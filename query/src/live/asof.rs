@@ -9,8 +9,10 @@
 //! merged as it arrives) comes from the log: the digests of the segments wholly ingested by
 //! then and the events of the one segment ingested across it.
 //!
-//! What was known at a past instant never changes, so as-of views are kept by `known_at`
-//! (a few, most recently used first) and shared by every version.
+//! What was known at a past instant never changes, so the part read from the log (and the
+//! filtered pools, windows and node events) is kept by `known_at` (a few instants, most
+//! recently used first) and used with every later version; devices are derived per question
+//! from the version at hand, so no old version is kept alive.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -30,36 +32,23 @@ use super::view::View;
 /// As-of views kept.
 const KEPT: usize = 4;
 
-/// The fleet as known at an ingest time.
-pub struct AsOf {
+/// What was known at an ingest time that derivations need besides the devices' own events:
+/// small, read once, and the same for every later version, so it is kept by instant.
+struct Known {
     known_at: Us,
-    view: Arc<View>,
     /// Every unknown window of each source (closed and open).
     silences: HashMap<Arc<str>, Silences>,
     pools: PoolHistory,
     pool_configs: Vec<PoolConfig>,
     windows: Vec<MaintenanceRow>,
     node_events: Vec<NodeEvent>,
-    /// Devices by name, derived when first asked for.
-    names: Vec<(Arc<str>, Arc<Device>)>,
+    /// Devices then, by name (a later version holds their events known then).
+    names: Vec<Arc<str>>,
     index: HashMap<Arc<str>, usize>,
-    intervals: Vec<OnceLock<Vec<ServiceInterval>>>,
-    calls: Vec<OnceLock<Vec<CallRow>>>,
 }
 
-impl std::fmt::Debug for AsOf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsOf")
-            .field("known_at", &self.known_at)
-            .field("devices", &self.names.len())
-            .finish()
-    }
-}
-
-impl AsOf {
-    /// What `view` says was known at `known_at` (which must be before its latest ingest
-    /// time for the answer to be complete; later ones are the view itself).
-    pub fn new(view: Arc<View>, known_at: Us) -> Result<AsOf> {
+impl Known {
+    fn new(view: &View, known_at: Us) -> Result<Known> {
         let spans = source_spans_known_at(view.snapshot(), known_at)?;
         let silences = spans
             .iter()
@@ -78,13 +67,8 @@ impl AsOf {
             .filter(|p| known(p.ingest_time))
             .cloned()
             .collect();
-        let names: Vec<(Arc<str>, Arc<Device>)> = view
-            .devices
-            .iter()
-            .map(|(n, d)| (n.clone(), d.clone()))
-            .collect();
-        let n = names.len();
-        Ok(AsOf {
+        let names: Vec<Arc<str>> = view.devices.keys().cloned().collect();
+        Ok(Known {
             known_at,
             silences,
             pools: pool_history(&pool_configs),
@@ -104,33 +88,75 @@ impl AsOf {
             index: names
                 .iter()
                 .enumerate()
-                .map(|(i, (n, _))| (n.clone(), i))
+                .map(|(i, n)| (n.clone(), i))
                 .collect(),
             names,
+        })
+    }
+}
+
+/// The fleet as known at an ingest time, over a version that holds everything known then.
+/// Devices are derived when first asked for, for this question only (the versions' devices
+/// are not kept past it).
+pub struct AsOf {
+    known: Arc<Known>,
+    view: Arc<View>,
+    intervals: Vec<OnceLock<Vec<ServiceInterval>>>,
+    calls: Vec<OnceLock<Vec<CallRow>>>,
+}
+
+impl std::fmt::Debug for AsOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsOf")
+            .field("known_at", &self.known.known_at)
+            .field("devices", &self.known.names.len())
+            .finish()
+    }
+}
+
+impl AsOf {
+    /// What `view` says was known at `known_at` (which must be before its latest ingest
+    /// time for the answer to be complete; later ones are the view itself).
+    pub fn new(view: Arc<View>, known_at: Us) -> Result<AsOf> {
+        let known = Arc::new(Known::new(&view, known_at)?);
+        Ok(AsOf::over(known, view))
+    }
+
+    fn over(known: Arc<Known>, view: Arc<View>) -> AsOf {
+        let n = known.names.len();
+        AsOf {
             intervals: (0..n).map(|_| OnceLock::new()).collect(),
             calls: (0..n).map(|_| OnceLock::new()).collect(),
+            known,
             view,
-        })
+        }
     }
 
     /// The ingest time it answers for.
     pub fn known_at(&self) -> Us {
-        self.known_at
+        self.known.known_at
+    }
+
+    fn device_of(&self, k: usize) -> Option<(&Arc<str>, &Arc<Device>)> {
+        self.view.devices.get_key_value(&self.known.names[k])
     }
 
     fn intervals_of(&self, k: usize) -> &[ServiceInterval] {
         self.intervals[k].get_or_init(|| {
-            let events = self.names[k].1.events_known_at(self.known_at);
-            intervals(&events, &self.pools, |source| {
-                self.silences.get(source).cloned().unwrap_or_default()
+            let Some((_, d)) = self.device_of(k) else {
+                return Vec::new();
+            };
+            let events = d.events_known_at(self.known.known_at);
+            intervals(&events, &self.known.pools, |source| {
+                self.known.silences.get(source).cloned().unwrap_or_default()
             })
         })
     }
 
     fn calls_of_index(&self, k: usize) -> &[CallRow] {
-        self.calls[k].get_or_init(|| {
-            let (name, d) = &self.names[k];
-            d.calls.rows_known_at(name, self.known_at)
+        self.calls[k].get_or_init(|| match self.device_of(k) {
+            Some((name, d)) => d.calls.rows_known_at(name, self.known.known_at),
+            None => Vec::new(),
         })
     }
 
@@ -145,15 +171,15 @@ impl AsOf {
 
 impl Fleet for AsOf {
     fn devices(&self) -> Box<dyn Iterator<Item = DeviceHistory<'_>> + '_> {
-        Box::new((0..self.names.len()).filter_map(|k| self.history(k)))
+        Box::new((0..self.known.names.len()).filter_map(|k| self.history(k)))
     }
 
     fn device(&self, name: &str) -> Option<DeviceHistory<'_>> {
-        self.history(*self.index.get(name)?)
+        self.history(*self.known.index.get(name)?)
     }
 
     fn calls_of(&self, device: &str) -> Cow<'_, [CallRow]> {
-        match self.index.get(device) {
+        match self.known.index.get(device) {
             Some(&k) => Cow::Borrowed(self.calls_of_index(k)),
             None => Cow::Borrowed(&[]),
         }
@@ -161,7 +187,7 @@ impl Fleet for AsOf {
 
     fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_> {
         Box::new(
-            (0..self.names.len())
+            (0..self.known.names.len())
                 .map(|k| self.calls_of_index(k))
                 .filter(|c| !c.is_empty())
                 .map(Cow::Borrowed),
@@ -169,15 +195,15 @@ impl Fleet for AsOf {
     }
 
     fn windows(&self) -> &[MaintenanceRow] {
-        &self.windows
+        &self.known.windows
     }
 
     fn node_events(&self) -> &[NodeEvent] {
-        &self.node_events
+        &self.known.node_events
     }
 
     fn pool_configs(&self) -> &[PoolConfig] {
-        &self.pool_configs
+        &self.known.pool_configs
     }
 
     fn targets(&self) -> &Targets {
@@ -185,15 +211,16 @@ impl Fleet for AsOf {
     }
 }
 
-/// The as-of views asked for lately, by `known_at`.
+/// What was known at the instants asked for lately (the small part of an as-of view: not
+/// the devices, which later versions hold).
 #[derive(Default)]
 pub struct AsOfCache {
-    kept: Mutex<VecDeque<Arc<AsOf>>>,
+    kept: Mutex<VecDeque<Arc<Known>>>,
 }
 
 impl AsOfCache {
     /// The fleet as known at `known_at`, from `view`: the view itself when it holds nothing
-    /// ingested later; otherwise an as-of view (kept for the next question).
+    /// ingested later; otherwise an as-of view over it.
     pub fn fleet_at(&self, view: &Arc<View>, known_at: Us) -> Result<SharedFleet> {
         if known_at >= view.last_ingest_time {
             return Ok(view.clone());
@@ -204,15 +231,16 @@ impl AsOfCache {
             let k = kept.iter().position(|a| a.known_at == known_at);
             k.and_then(|k| kept.remove(k))
         };
-        // built outside the lock: two first questions for one instant may both build it
-        let a = match found {
-            Some(a) => a,
-            None => Arc::new(AsOf::new(view.clone(), known_at)?),
+        // read outside the lock: two first questions for one instant may both read it
+        let known = match found {
+            Some(k) => k,
+            None => Arc::new(Known::new(view, known_at)?),
         };
         let mut kept = lock();
         kept.retain(|x| x.known_at != known_at);
-        kept.push_front(a.clone());
+        kept.push_front(known.clone());
         kept.truncate(KEPT);
-        Ok(a)
+        drop(kept);
+        Ok(Arc::new(AsOf::over(known, view.clone())))
     }
 }

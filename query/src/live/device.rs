@@ -115,11 +115,19 @@ impl KnownLeg {
 ///
 /// For `known_at` questions a leg remembers when its start and its end became known; the
 /// rare leg that gets a second start or end (a call announced again) keeps its events.
+///
+/// Which legs were active at an instant is answered without walking the device's history:
+/// an ended leg active at `t` started within the longest leg's length before it, and the legs
+/// still open (started, not ended) are kept apart.
 #[derive(Debug, Clone, Default)]
 pub struct Calls {
     legs: imbl::OrdMap<(Us, Arc<str>), KnownLeg>,
     at: imbl::HashMap<Arc<str>, Us>,
     revised: imbl::HashMap<Arc<str>, Arc<Vec<Seen>>>,
+    /// Legs started and not ended, by start.
+    open: imbl::OrdSet<(Us, Arc<str>)>,
+    /// The longest ended leg (end − start).
+    longest: Us,
 }
 
 impl Calls {
@@ -140,24 +148,35 @@ impl Calls {
                 .expect("an indexed leg is stored"),
             None => KnownLeg::default(),
         };
+        self.open.remove(&(k.leg.at(), call_id.clone()));
         let mut revised = self.revised.remove(call_id).map(Arc::unwrap_or_clone);
         k.add(&mut revised, started, t, ingest_time, cause);
         if let Some(r) = revised {
             self.revised.insert(call_id.clone(), Arc::new(r));
         }
+        self.put(call_id.clone(), k);
+    }
+
+    /// Stores a leg under where it sorts, indexed.
+    fn put(&mut self, call_id: Arc<str>, k: KnownLeg) {
         let at = k.leg.at();
+        match (k.leg.start, k.leg.end) {
+            (Some(s), Some(e)) => self.longest = self.longest.max(e - s),
+            (Some(_), None) => {
+                self.open.insert((at, call_id.clone()));
+            }
+            _ => {}
+        }
         self.at.insert(call_id.clone(), at);
-        self.legs.insert((at, call_id.clone()), k);
+        self.legs.insert((at, call_id), k);
     }
 
     /// Puts a leg paired elsewhere (the from-scratch loader), with its events if revised.
     pub(super) fn insert(&mut self, call_id: Arc<str>, leg: KnownLeg, revised: Option<Vec<Seen>>) {
-        let at = leg.leg.at();
-        self.at.insert(call_id.clone(), at);
         if let Some(r) = revised {
             self.revised.insert(call_id.clone(), Arc::new(r));
         }
-        self.legs.insert((at, call_id), leg);
+        self.put(call_id, leg);
     }
 
     /// The legs as rows of `device`, by start then call id.
@@ -183,12 +202,53 @@ impl Calls {
         out
     }
 
-    /// Legs active at `t`: started by then (they sort by start) and not ended.
+    /// The ended legs that may hold `t` (started within the longest leg before it), and the
+    /// open ones started by then.
+    fn around(
+        &self,
+        t: Us,
+    ) -> (
+        impl Iterator<Item = &KnownLeg>,
+        impl Iterator<Item = ()> + '_,
+    ) {
+        let from = t.saturating_sub(self.longest);
+        let first = (from, Arc::<str>::from(""));
+        let past = (t.saturating_add(1), Arc::<str>::from(""));
+        let ended = self
+            .legs
+            .range(first..past.clone())
+            .map(|(_, k)| k)
+            .filter(|k| k.leg.end.is_some());
+        let open = self.open.range(..past).map(|_| ());
+        (ended, open)
+    }
+
+    /// Legs active at `t`: started by then, not ended by then.
     pub fn active_at(&self, t: Us) -> u64 {
-        self.legs
-            .range(..(t.saturating_add(1), Arc::<str>::from("")))
-            .filter(|(_, k)| k.leg.start.is_some_and(|s| s <= t) && k.leg.end.is_none_or(|e| e > t))
-            .count() as u64
+        if self.legs.is_empty() {
+            return 0;
+        }
+        let (ended, open) = self.around(t);
+        let ended = ended
+            .filter(|k| k.leg.start.is_some_and(|s| s <= t) && k.leg.end.is_some_and(|e| e > t))
+            .count();
+        (ended + open.count()) as u64
+    }
+
+    /// Legs an outage at `t` hits (started by then, not ended before): how each ended, `None`
+    /// for those not ended.
+    pub fn hit_at(&self, t: Us) -> Vec<Option<Arc<str>>> {
+        if self.legs.is_empty() {
+            return Vec::new();
+        }
+        let (ended, open) = self.around(t);
+        // a leg seen only ending starts where it ends
+        let mut out: Vec<Option<Arc<str>>> = ended
+            .filter(|k| k.leg.at() <= t && k.leg.end.is_some_and(|e| e >= t))
+            .map(|k| k.leg.end_cause.clone())
+            .collect();
+        out.extend(open.map(|()| None));
+        out
     }
 
     /// Legs held.

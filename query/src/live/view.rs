@@ -88,6 +88,12 @@ impl Fleet for View {
         self.devices.get(device).map_or(0, |d| d.calls.active_at(t))
     }
 
+    fn calls_hit(&self, device: &str, t: Us) -> Vec<Option<Arc<str>>> {
+        self.devices
+            .get(device)
+            .map_or_else(Vec::new, |d| d.calls.hit_at(t))
+    }
+
     fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_> {
         Box::new(
             self.devices

@@ -112,6 +112,15 @@ pub trait Fleet: Send + Sync {
     fn active_calls(&self, device: &str, t: Us) -> u64 {
         super::state::active_at(&self.calls_of(device), t)
     }
+    /// A device's call legs an outage at `t` hits (started by then, not ended before it):
+    /// how each ended (its end cause; `None` while not ended).
+    fn calls_hit(&self, device: &str, t: Us) -> Vec<Option<Arc<str>>> {
+        self.calls_of(device)
+            .iter()
+            .filter(|c| c.start <= t && c.end.is_none_or(|e| e >= t))
+            .map(|c| c.end.and(c.end_cause.clone()))
+            .collect()
+    }
     /// Every call leg, by device then start.
     fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_>;
     /// Maintenance windows.

@@ -246,13 +246,11 @@ fn build(fleet: &dyn Fleet, scope: &str, target: &str, group: &[Outage]) -> Inci
                 });
             }
         }
-        for c in fleet.calls_of(&o.device).iter() {
-            // A call dropped by the outage ends at the outage's own instant.
-            if c.start <= o.start && c.end.is_none_or(|e| e >= o.start) {
-                calls_active += 1;
-                let how = c.end_cause.as_deref().unwrap_or("active").to_string();
-                *calls_ended.entry(how).or_default() += 1;
-            }
+        // A call dropped by the outage ends at the outage's own instant.
+        for how in fleet.calls_hit(&o.device, o.start) {
+            calls_active += 1;
+            let how = how.as_deref().unwrap_or("active").to_string();
+            *calls_ended.entry(how).or_default() += 1;
         }
     }
     let first_rehome = rehome_times.iter().min().copied().unwrap_or(0);

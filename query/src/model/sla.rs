@@ -45,7 +45,7 @@ pub fn availability_over<'a>(
     by: GroupBy,
     cancel: &Cancel,
 ) -> Result<Vec<GroupAvailability>> {
-    let mut groups: BTreeMap<(usize, String), (u64, Seconds)> = BTreeMap::new();
+    let mut groups: BTreeMap<(usize, &'a str), (u64, Seconds)> = BTreeMap::new();
     for (n, dev) in devices.enumerate() {
         if n % 512 == 0 {
             cancel.check()?;
@@ -53,7 +53,7 @@ pub fn availability_over<'a>(
         let key = by.key(dev.intervals);
         for (w, &(from, to)) in windows.iter().enumerate() {
             let s = device_seconds(&dev.window(from, to), from, to, maintenance);
-            let g = groups.entry((w, key.clone())).or_default();
+            let g = groups.entry((w, key)).or_default();
             g.0 += 1;
             g.1.add(&s);
         }
@@ -63,7 +63,7 @@ pub fn availability_over<'a>(
         .map(|((w, group_key), (devices, seconds))| GroupAvailability {
             window_start: windows[w].0,
             window_end: windows[w].1,
-            group_key,
+            group_key: group_key.to_string(),
             devices,
             availability: seconds.availability(),
             seconds,

@@ -55,7 +55,7 @@ impl GroupBy {
     }
 
     /// The group of a device (its intervals, in time order, non-empty), by its latest report.
-    pub fn key(self, iv: &[ServiceInterval]) -> String {
+    pub fn key(self, iv: &[ServiceInterval]) -> &str {
         let last = iv.last().expect("a device has intervals");
         let v = match self {
             GroupBy::Device => Some(&last.device),
@@ -64,7 +64,7 @@ impl GroupBy {
             GroupBy::Cluster => Some(&last.cluster),
             GroupBy::DeviceType => last.device_type.as_ref(),
         };
-        v.map_or_else(|| "(none)".to_string(), |s| s.to_string())
+        v.map_or("(none)", |s| s)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::bodies::FleetBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Params;
 use crate::params::{self, now};
-use crate::respond::{negotiate, tabular, to_json};
+use crate::respond::{encode, negotiate, to_json_sized, with_type};
 
 /// Parameters of a fleet snapshot.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -69,7 +69,8 @@ pub async fn fleet_state(
         .map(|s| s.parse().map_err(|e| ApiError::param("state", e)))
         .transpose()?;
     let fleet = app.fleet(known_at).await?;
-    let rows = app
+    // derived and encoded off the HTTP runtime (50k devices make megabytes)
+    let (body, content_type) = app
         .run(move |cancel| {
             let mut rows = states_at(&*fleet, at, cancel)?;
             rows.retain(|r| {
@@ -83,20 +84,27 @@ pub async fn fleet_state(
                     && state.is_none_or(|s| s == r.state)
                     && p.on_home_node.is_none_or(|h| r.on_home_node == Some(h))
             });
-            Ok(rows)
+            cancel.check()?;
+            encode(
+                format,
+                || Ok(vec![device_state::batch(&rows)]),
+                || {
+                    let mut counts: BTreeMap<&'static str, u64> =
+                        ServiceState::NAMES.iter().map(|s| (*s, 0)).collect();
+                    for r in &rows {
+                        *counts.entry(r.state.as_str()).or_default() += 1;
+                    }
+                    to_json_sized(
+                        &Fleet {
+                            at: format_instant(at),
+                            counts,
+                            devices: &rows,
+                        },
+                        256 * rows.len() + 256,
+                    )
+                },
+            )
         })
         .await?;
-    let b = device_state::batch(&rows);
-    tabular(format, &[b], || {
-        let mut counts: BTreeMap<&'static str, u64> =
-            ServiceState::NAMES.iter().map(|s| (*s, 0)).collect();
-        for r in &rows {
-            *counts.entry(r.state.as_str()).or_default() += 1;
-        }
-        to_json(&Fleet {
-            at: format_instant(at),
-            counts,
-            devices: &rows,
-        })
-    })
+    Ok(with_type(body, content_type))
 }
