@@ -110,7 +110,10 @@ pub trait Fleet: Send + Sync {
     fn calls_of(&self, device: &str) -> Cow<'_, [CallRow]>;
     /// A device's call legs active at `t` (started by then, not ended).
     fn active_calls(&self, device: &str, t: Us) -> u64 {
-        super::state::active_at(&self.calls_of(device), t)
+        self.calls_of(device)
+            .iter()
+            .filter(|c| c.start <= t && c.end.is_none_or(|e| e > t))
+            .count() as u64
     }
     /// A device's call legs an outage at `t` hits (started by then, not ended before it):
     /// how each ended (its end cause; `None` while not ended).

@@ -9,7 +9,6 @@ use callstate_schemas::{ServiceState, Us};
 
 use super::fleet::{DeviceHistory, Fleet};
 use super::intervals::ServiceInterval;
-use super::rows::CallRow;
 use super::ser;
 use crate::error::Result;
 use crate::exec::Cancel;
@@ -45,14 +44,6 @@ pub struct DeviceState {
     pub cause: Option<String>,
     /// Call legs active on the device at that instant.
     pub active_calls: u64,
-}
-
-/// Call legs of `calls` active at `t`.
-pub fn active_at(calls: &[CallRow], t: Us) -> u64 {
-    calls
-        .iter()
-        .filter(|c| c.start <= t && c.end.is_none_or(|e| e > t))
-        .count() as u64
 }
 
 /// One device's state at `t` from its history and the number of its call legs active then.
