@@ -428,6 +428,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_ready(port, p):
+    """Waits until the server process `p` on `port` answers /readyz with 200."""
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            c.request("GET", "/readyz")
+            r = c.getresponse()
+            r.read()
+            if r.status == 200:
+                return
+        except OSError:
+            pass
+        if p.poll() is not None:
+            raise SystemExit("callstate serve exited")
+        time.sleep(0.02)
+
+
 def http_side(binary, data, pairs, at, frm, to, out):
     port = free_port()
     t0 = time.perf_counter()
@@ -436,21 +453,9 @@ def http_side(binary, data, pairs, at, frm, to, out):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        conn = None
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-                conn.request("GET", "/readyz")
-                r = conn.getresponse()
-                r.read()
-                if r.status == 200:
-                    break
-            except OSError:
-                pass
-            if p.poll() is not None:
-                raise SystemExit("callstate serve exited")
-            time.sleep(0.02)
+        wait_ready(port, p)
         res = {"ready_s": time.perf_counter() - t0}
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 
         def get(path, **q):
             url = path + ("?" + urllib.parse.urlencode(q) if q else "")
@@ -554,35 +559,41 @@ def writer_main(args):
     t0 = time.perf_counter()
     call_n = 0
 
-    def ev(cluster, t, kind, **fields):
+    q = json.dumps  # device, node and pool names quoted once, not per event
+    quoted = {d[0]: tuple(q(x) for x in d) for d in devices}
+    qsrc = {c: q(s) for c, s in sources.items()}
+    qcl = {c: q(c) for c in clusters}
+
+    def ev(cluster, ts, kind, rest=""):
+        """One NDJSON line: `ts` an RFC 3339 time, `rest` the kind's fields (`,"k":v...`)."""
         src = sources[cluster]
         seqs[src] += 1
-        e = {"source": src, "seq": seqs[src], "time": us_to_rfc3339(t), "cluster": cluster,
-             "kind": kind}
-        e.update(fields)
-        return json.dumps(e)
+        return (f'{{"source":{qsrc[cluster]},"seq":{seqs[src]},"time":"{ts}",'
+                f'"cluster":{qcl[cluster]},"kind":"{kind}"{rest}}}')
 
-    def flip(d, t):
+    def flip(d, ts):
         dev, cluster, node, pool, dtype = d
+        qd, _, qn, qp, qt = quoted[dev]
         up = not state.get(dev, True)
         state[dev] = up
         if up:
-            return ev(cluster, t, "device_in_service", device=dev, device_type=dtype or "phone",
-                      node=node, device_pool=pool), up
-        return ev(cluster, t, "device_out_of_service", device=dev, cause="unregistered",
-                  node=node), up
+            return ev(cluster, ts, "device_in_service",
+                      f',"device":{qd},"device_type":{qt if dtype else q("phone")},'
+                      f'"node":{qn},"device_pool":{qp}'), up
+        return ev(cluster, ts, "device_out_of_service",
+                  f',"device":{qd},"cause":"unregistered","node":{qn}'), up
 
     # the writer's bridges were up for the 10 minutes before (heartbeats every 30 s), so that
     # its late events fall inside their activity, as a running bridge's do
-    warm = [ev(c, base - k * 30_000_000, "collector_heartbeat") for k in range(20, 0, -1)
-            for c in clusters]
+    warm = [ev(c, us_to_rfc3339(base - k * 30_000_000), "collector_heartbeat")
+            for k in range(20, 0, -1) for c in clusters]
     conn.request("POST", "/api/v1/events", ("\n".join(warm) + "\n").encode(),
                  {"Content-Type": "application/x-ndjson"})
     conn.getresponse().read()
     sent = accepted = posts = 0
     fresh_ms, post_ms, not_visible = [], [], []
     tick = 0.1 if args.rate else 0.0
-    per_tick = int(args.rate * tick) if args.rate else 5000
+    per_tick = int(args.rate * tick) if args.rate else args.batch
     next_tick = time.perf_counter()
     last_probe = 0.0
     while True:
@@ -595,7 +606,8 @@ def writer_main(args):
                 time.sleep(next_tick - now)
             next_tick += tick
         t_us = base + int((time.perf_counter() - t0) * 1e6)
-        lines = [ev(c, t_us, "collector_heartbeat") for c in clusters]
+        ts, late_ts = us_to_rfc3339(t_us), us_to_rfc3339(t_us - 300_000_000)
+        lines = [ev(c, ts, "collector_heartbeat") for c in clusters]
         marker = None
         flipped = set()  # one flip per device and batch, so that the marker's state holds
         while len(lines) < per_tick:
@@ -606,23 +618,25 @@ def writer_main(args):
             if r < 0.21:
                 flipped.add(d[0])
             if r < 0.2:
-                line, up = flip(d, t_us)
+                line, up = flip(d, ts)
                 lines.append(line)
                 if marker is None:
                     marker = (d[0], t_us, "in_service" if up else "out_of_service")
             elif r < 0.21:
                 # a late event: a flip 5 minutes back
-                line, _ = flip(d, t_us - 300_000_000)
+                line, _ = flip(d, late_ts)
                 lines.append(line)
             elif r < 0.6 or not open_calls:
                 call_n += 1
                 cid = f"live-{args.seed}-{call_n}"
                 open_calls.append((cid, d))
-                lines.append(ev(d[1], t_us, "call_started", call_id=cid, device=d[0]))
+                lines.append(ev(d[1], ts, "call_started",
+                                f',"call_id":"{cid}","device":{quoted[d[0]][0]}'))
             else:
                 cid, cd = open_calls.pop(rnd.randrange(len(open_calls)))
-                lines.append(ev(cd[1], t_us, "call_ended", call_id=cid, device=cd[0],
-                                cause="normal"))
+                lines.append(ev(cd[1], ts, "call_ended",
+                                f',"call_id":"{cid}","device":{quoted[cd[0]][0]},'
+                                f'"cause":"normal"'))
         body = ("\n".join(lines) + "\n").encode()
         t = time.perf_counter()
         conn.request("POST", "/api/v1/events", body, {"Content-Type": "application/x-ndjson"})
@@ -673,20 +687,44 @@ def vm_rss(pid):
 
 
 LIVE_QUESTIONS = ["state", "state_known_at", "fleet", "sla_7d_pool", "incidents_30d"]
+# the heavy questions, asked one at a time by a single client in the "solo" phases
+SOLO_QUESTIONS = ["fleet", "sla_7d_pool", "incidents_30d"]
+SOLO_SECONDS = 20
 
 
-def readers(port, pairs, at, known_at, seconds):
-    """One reader thread per question, each asking it again and again for `seconds`;
-    returns the latencies (ms) per question and the errors."""
-    import threading
+def readers(port, pairs, at, known_at, seconds, questions=LIVE_QUESTIONS):
+    """One reader process per question (processes, not threads: a thread waiting for
+    Python's GIL would add up to its 5 ms switch interval to the latency measured), each
+    asking its question again and again for `seconds`; returns the latencies (ms) per
+    question and the errors."""
+    import multiprocessing
 
-    lat = {q: [] for q in LIVE_QUESTIONS}
-    errors = []
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=reader_process,
+                         args=(q, k, port, pairs, at, known_at, seconds, out))
+             for k, q in enumerate(questions)]
+    for p in procs:
+        p.start()
+    lat, errors = {}, []
+    for _ in procs:
+        q, ms, errs = out.get()
+        lat[q] = ms
+        errors.extend(errs)
+    for p in procs:
+        p.join()
+    return lat, errors
+
+
+def reader_process(q, k, port, pairs, at, known_at, seconds, out):
+    """(in a reader process) asks question `q` until `seconds` are over; puts
+    `(q, latencies in ms, errors)` on `out`."""
+    rnd = random.Random(k)
     end = time.perf_counter() + seconds
     live_end = us_to_rfc3339(iso_us(LIVE_BASE) + 86400 * 1_000_000)
     week = us_to_rfc3339(iso_us(LIVE_BASE) - 7 * 86400 * 1_000_000)
 
-    def path(q, rnd):
+    def path():
         if q in ("state", "state_known_at"):
             d, t = pairs[rnd.randrange(len(pairs))]
             p = {"at": t}
@@ -700,31 +738,25 @@ def readers(port, pairs, at, known_at, seconds):
                 {"from": week, "to": live_end, "group_by": "device_pool"})
         return "/api/v1/incidents?" + urllib.parse.urlencode({"from": START, "to": live_end})
 
-    def run_one(q, k):
-        rnd = random.Random(k)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        while time.perf_counter() < end:
-            t = time.perf_counter()
-            try:
-                conn.request("GET", path(q, rnd))
-                r = conn.getresponse()
-                r.read()
-            except OSError as e:
-                errors.append(f"{q}: {e}")
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-                continue
-            if r.status != 200:
-                errors.append(f"{q}: {r.status}")
-                time.sleep(0.05)
-                continue
-            lat[q].append((time.perf_counter() - t) * 1e3)
-
-    threads = [threading.Thread(target=run_one, args=(q, k)) for k, q in enumerate(LIVE_QUESTIONS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return lat, errors
+    ms, errors = [], []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    while time.perf_counter() < end:
+        u = path()
+        t = time.perf_counter()
+        try:
+            conn.request("GET", u)
+            r = conn.getresponse()
+            r.read()
+        except OSError as e:
+            errors.append(f"{q}: {e}")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            continue
+        if r.status != 200:
+            errors.append(f"{q}: {r.status}")
+            time.sleep(0.05)
+            continue
+        ms.append((time.perf_counter() - t) * 1e3)
+    out.put((q, ms, errors))
 
 
 def summarize(lat):
@@ -749,19 +781,7 @@ def live_side(binary, d, data, pairs, at, seconds, rates, quiet_seconds, max_sec
     )
     res = {"known_at": known_at, "phases": {}}
     try:
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-                c.request("GET", "/readyz")
-                r = c.getresponse()
-                r.read()
-                if r.status == 200:
-                    break
-            except OSError:
-                pass
-            if p.poll() is not None:
-                raise SystemExit("callstate serve exited")
-            time.sleep(0.05)
+        wait_ready(port, p)
         res["ready_s"] = time.perf_counter() - t0
         res["rss_start_bytes"] = vm_rss(p.pid)
         log(f"[live] quiet, {quiet_seconds} s")
@@ -783,6 +803,26 @@ def live_side(binary, d, data, pairs, at, seconds, rates, quiet_seconds, max_sec
             res["phases"][label] = {"writer": json.loads(out), "readers": summarize(lat),
                                     "errors": errors[:10], "rss_bytes": vm_rss(p.pid)}
             log(json.dumps(res["phases"][label]))
+        # one heavy question at a time, by one client: what events arriving cost, apart
+        # from five readers sharing two cores
+        res["solo"] = {}
+        for rate in (0, 10_000):
+            label = f"{rate:,}/s" if rate else "quiet"
+            log(f"[live] one heavy question at a time, {label}")
+            w = rate and subprocess.Popen(
+                [sys.executable, __file__, "writer", "--port", str(port), "--rate", str(rate),
+                 "--seconds", str(SOLO_SECONDS * len(SOLO_QUESTIONS)), "--devices",
+                 str(devices_csv), "--seed", str(seed + rate + 1)], stdout=subprocess.PIPE)
+            lat = {}
+            for q in SOLO_QUESTIONS:
+                one, errors = readers(port, pairs, at, known_at, SOLO_SECONDS, [q])
+                lat.update(one)
+            if w:
+                out = w.stdout.read().decode()
+                if w.wait() != 0:
+                    raise SystemExit("the live writer failed")
+            res["solo"][label] = {"readers": summarize(lat),
+                                  "writer": json.loads(out) if w else None}
         res["rss_end_bytes"] = vm_rss(p.pid)
         res["rss_peak_bytes"] = vm_hwm(p.pid)
         return res
@@ -798,8 +838,9 @@ def live_report(name, live):
     lines = [
         f"## Live: {name} while events arrive",
         "",
-        "`callstate serve` over a copy of the dataset's log. Readers (one thread per question,"
-        " each asking again as soon as answered, over HTTP keep-alive) run alone (quiet), then"
+        "`callstate serve` over a copy of the dataset's log. Readers (one process per question,"
+        " each asking again as soon as answered, over HTTP keep-alive: five closed-loop"
+        " clients, so the two cores are always busy) run alone (quiet), then"
         " next to a writer process that posts NDJSON batches every 100 ms to"
         " `POST /api/v1/events` (heartbeats, device flips, call starts and ends, 1% flips 5"
         " minutes late; event times continue the month from 2026-10-31), then next to the"
@@ -832,6 +873,30 @@ def live_report(name, live):
             f"{w['fresh_p50_ms'] or 0:,.2f} / {w['fresh_p99_ms'] or 0:,.2f} ms ({w['fresh_samples']}"
             f"{', ' + str(w['not_visible']) + ' not visible after 5 s' if w['not_visible'] else ''}) | "
             f"{mb(phases[n]['rss_bytes'])} |")
+    solo = live.get("solo")
+    if solo:
+        lines += [
+            "",
+            f"One heavy question at a time ({SOLO_SECONDS} s each, one client, nothing else"
+            " reading), quiet and next to the writer at 10,000 events/s: what events arriving"
+            " cost apart from the readers above sharing two cores.",
+            "",
+            "| question, one client, p50 / p99 | " + " | ".join(solo) + " |",
+            "|---|" + "---|" * len(solo),
+        ]
+        for k in SOLO_QUESTIONS:
+            cells = []
+            for n in solo:
+                r = solo[n]["readers"][k]
+                cells.append("-" if r["p50_ms"] is None else
+                             f"{r['p50_ms']:,.2f} / {r['p99_ms']:,.2f} ms ({r['n']:,})")
+            lines.append(f"| {labels[k]} | " + " | ".join(cells) + " |")
+        for n in solo:
+            w = solo[n]["writer"]
+            if w:
+                lines.append(f"\nWriter in the {n} row: {w['rate']:,.0f} events/s achieved; ack →"
+                             f" visible p50 {w['fresh_p50_ms'] or 0:,.2f} ms, p99"
+                             f" {w['fresh_p99_ms'] or 0:,.2f} ms.")
     errs = {n: phases[n]["errors"] for n in names if phases[n]["errors"]}
     lines += [
         "",
@@ -964,6 +1029,8 @@ def main():
     wr.add_argument("--seconds", type=float, required=True)
     wr.add_argument("--devices", required=True)
     wr.add_argument("--seed", type=int, default=1)
+    wr.add_argument("--batch", type=int, default=5000,
+                    help="events per POST when posting as fast as taken (--rate 0)")
     ap.add_argument("--datasets", default="1m,10m",
                     help="comma-separated: 1m (5k devices), 10m (50k devices)")
     ap.add_argument("--work", default=str(ROOT / "target/bench"),

@@ -58,6 +58,9 @@ pub struct Given {
     /// Time limit of every other read, seconds [default: 30].
     #[arg(long, env = "CALLSTATE_READ_TIMEOUT_S")]
     pub read_timeout_s: Option<f64>,
+    /// Longest a client may take to send a request's head, seconds [default: 30].
+    #[arg(long, env = "CALLSTATE_HEADER_TIMEOUT_S")]
+    pub header_timeout_s: Option<f64>,
     /// Most rows in an answer to SQL [default: 1000000].
     #[arg(long, env = "CALLSTATE_MAX_RESULT_ROWS")]
     pub max_result_rows: Option<usize>,
@@ -76,6 +79,10 @@ pub struct Given {
     /// Threads of the query runtime [default: cores].
     #[arg(long, env = "CALLSTATE_QUERY_THREADS")]
     pub query_threads: Option<usize>,
+    /// Nice value of the query runtime's threads, 0 to 19: above 0, HTTP workers, appends
+    /// and single-device state take the CPU before heavy queries [default: 10].
+    #[arg(long, env = "CALLSTATE_QUERY_NICE")]
+    pub query_nice: Option<i32>,
     /// SLA targets file (TOML; default 99.9% for every group).
     #[arg(long, env = "CALLSTATE_TARGETS")]
     pub targets: Option<PathBuf>,
@@ -112,6 +119,7 @@ impl Given {
             sql_timeout_s: self.sql_timeout_s.or(other.sql_timeout_s),
             sql_memory_mb: self.sql_memory_mb.or(other.sql_memory_mb),
             read_timeout_s: self.read_timeout_s.or(other.read_timeout_s),
+            header_timeout_s: self.header_timeout_s.or(other.header_timeout_s),
             max_result_rows: self.max_result_rows.or(other.max_result_rows),
             max_result_bytes: self.max_result_bytes.or(other.max_result_bytes),
             max_concurrent_queries: self.max_concurrent_queries.or(other.max_concurrent_queries),
@@ -120,6 +128,7 @@ impl Given {
                 .or(other.max_concurrent_per_client),
             max_concurrent_writes: self.max_concurrent_writes.or(other.max_concurrent_writes),
             query_threads: self.query_threads.or(other.query_threads),
+            query_nice: self.query_nice.or(other.query_nice),
             targets: self.targets.or(other.targets),
             segment_rows: self.segment_rows.or(other.segment_rows),
             kafka_brokers: self.kafka_brokers.or(other.kafka_brokers),
@@ -188,6 +197,7 @@ impl ServeArgs {
         };
         let sql_timeout = seconds("sql_timeout_s", g.sql_timeout_s)?;
         let read_timeout = seconds("read_timeout_s", g.read_timeout_s)?;
+        let header_timeout = seconds("header_timeout_s", g.header_timeout_s)?;
         let positive = |name: &str, v: Option<usize>, default: usize| match v {
             Some(0) => Err(anyhow::anyhow!("{name} must be at least 1")),
             v => Ok(v.unwrap_or(default)),
@@ -225,6 +235,7 @@ impl ServeArgs {
                 max_body_bytes: g.max_body_bytes.unwrap_or(defaults.max_body_bytes),
                 sql_timeout,
                 read_timeout,
+                header_timeout,
                 sql_memory_bytes: g
                     .sql_memory_mb
                     .map_or(defaults.sql_memory_bytes, |mb| mb << 20),
@@ -254,6 +265,11 @@ impl ServeArgs {
                     defaults.max_concurrent_writes,
                 )?,
                 query_threads: positive("query_threads", g.query_threads, defaults.query_threads)?,
+                query_nice: match g.query_nice {
+                    None => defaults.query_nice,
+                    Some(n @ 0..=19) => n,
+                    Some(n) => bail!("query_nice must be from 0 to 19, not {n}"),
+                },
                 targets,
             },
         })

@@ -70,7 +70,7 @@ enum Command {
     /// Simulate a mid-size cluster's day (node failover, CTIManager failover, maintenance) into a fresh log, then serve the API over it.
     Demo(cmd_demo::DemoArgs),
     /// Run the log, the HTTP collector and the API (design.md §5) in one process.
-    Serve(cmd_serve::ServeArgs),
+    Serve(Box<cmd_serve::ServeArgs>),
     /// Run read-only SQL over the log: tables events, device_intervals, maintenance_windows, device_pools.
     Sql {
         /// The SQL statement.
@@ -203,7 +203,7 @@ fn main() -> ExitCode {
         Command::Sla(args) => cmd_sla::sla(args),
         Command::Incidents(args) => cmd_sla::incidents(args),
         Command::Demo(args) => cmd_demo::demo(args),
-        Command::Serve(args) => cmd_serve::serve(args),
+        Command::Serve(args) => cmd_serve::serve(*args),
         Command::Simulate(args) => cmd_sim::simulate(args),
         Command::Schema { out } => cmd_log::schema(out.as_deref()),
     };

@@ -110,6 +110,24 @@ impl Cancel {
     }
 }
 
+/// Sets the calling thread's nice value (Linux keeps one per thread). Best effort: a
+/// refusal leaves the thread at the process's priority.
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice != 0 {
+        // SAFETY: setpriority has no memory effects; `who` 0 is the calling thread on Linux.
+        let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+        if r != 0 {
+            tracing::warn!(
+                "query threads keep the process's priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 /// A dedicated multi-threaded runtime for queries and derivations.
 pub struct QueryRuntime {
     runtime: Option<Runtime>,
@@ -118,12 +136,16 @@ pub struct QueryRuntime {
 
 impl QueryRuntime {
     /// A runtime of `threads` worker threads (named `callstate-query-N`), and as many
-    /// blocking threads as it needs up to 4 × `threads`.
-    pub fn new(threads: usize) -> std::io::Result<QueryRuntime> {
+    /// blocking threads as it needs up to 4 × `threads`, all at the scheduling priority
+    /// `nice` (Linux; 0 keeps the process's, 1–19 lower it): with a positive `nice` the
+    /// kernel gives the CPU to the HTTP workers, appends and cheap reads first whenever a
+    /// heavy query would otherwise share it with them.
+    pub fn new(threads: usize, nice: i32) -> std::io::Result<QueryRuntime> {
         let threads = threads.max(1);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .max_blocking_threads(4 * threads)
+            .on_thread_start(move || lower_priority(nice))
             .thread_name_fn(|| {
                 static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
                 format!("callstate-query-{}", N.fetch_add(1, Ordering::Relaxed))
@@ -270,7 +292,7 @@ mod tests {
 
     #[test]
     fn dropping_running_work_cancels_it() {
-        let rt = QueryRuntime::new(1).unwrap();
+        let rt = QueryRuntime::new(1, 0).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let (started_tx, started) = std::sync::mpsc::channel();
         let running = rt.spawn_blocking(move |c| {
@@ -285,5 +307,23 @@ mod tests {
         drop(running);
         rx.recv_timeout(Duration::from_secs(10))
             .expect("the work saw its token set");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn query_threads_run_at_the_lower_priority_and_no_one_else_does() {
+        // SAFETY: getpriority has no memory effects; `who` 0 is the calling thread.
+        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let before = nice();
+        let rt = QueryRuntime::new(1, 7).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let blocking = tx.clone();
+        rt.handle().spawn(async move { tx.send(nice()).unwrap() });
+        rt.handle()
+            .spawn_blocking(move || blocking.send(nice()).unwrap());
+        for _ in 0..2 {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 7);
+        }
+        assert_eq!(nice(), before, "the caller's priority is its own");
     }
 }

@@ -69,7 +69,8 @@ impl App {
         readiness: Option<Readiness>,
         config: ServerConfig,
     ) -> Result<AppState, StartError> {
-        let runtime = QueryRuntime::new(config.query_threads).map_err(StartError::Runtime)?;
+        let runtime = QueryRuntime::new(config.query_threads, config.query_nice)
+            .map_err(StartError::Runtime)?;
         let live = Live::start(&log, config.targets.clone())?;
         Ok(Arc::new(App {
             gate: Gate::new(

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
@@ -56,6 +56,7 @@ fn serve_connection(
     graceful: &GracefulShutdown,
     stream: TcpStream,
     peer: SocketAddr,
+    header_timeout: Duration,
 ) {
     let watch = match duplicate(&stream) {
         Ok(w) => Some(w),
@@ -70,7 +71,10 @@ fn serve_connection(
             req.extensions_mut().insert(ConnectInfo(peer));
             req
         });
+    // a client trickling its request head (slow loris) loses the connection at the limit
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
     let conn = graceful.watch(conn);
     tokio::spawn(async move {
@@ -99,13 +103,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = app.clone();
+    let header_timeout = app.config.header_timeout;
     let app = router(app);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => serve_connection(&app, &graceful, stream, peer),
+                Ok((stream, peer)) => {
+                    serve_connection(&app, &graceful, stream, peer, header_timeout)
+                }
                 Err(e) => {
                     // out of file descriptors and the like: wait a moment, keep serving
                     tracing::warn!(error = %e, "accepting a connection failed");

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub sql_timeout: Duration,
     /// Time limit of every other read.
     pub read_timeout: Duration,
+    /// Longest a client may take to send a request's head (line and headers); then the
+    /// connection is closed (slow clients cannot hold connections open for free).
+    pub header_timeout: Duration,
     /// Most rows in an answer to SQL.
     pub max_result_rows: usize,
     /// Most bytes in an answer to SQL (Arrow memory of its rows).
@@ -52,6 +55,9 @@ pub struct ServerConfig {
     pub max_concurrent_writes: usize,
     /// Threads of the query runtime.
     pub query_threads: usize,
+    /// Nice value of the query runtime's threads (Linux): 0 keeps the process's priority,
+    /// 1–19 let HTTP workers, appends and cheap reads take the CPU first.
+    pub query_nice: i32,
     /// Memory limit of SQL operators (sorts, joins, aggregates), in bytes.
     pub sql_memory_bytes: usize,
     /// SLA targets.
@@ -66,12 +72,14 @@ impl Default for ServerConfig {
             max_body_bytes: 64 << 20,
             sql_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
             max_result_rows: 1_000_000,
             max_result_bytes: 256 << 20,
             max_concurrent_queries: 2 * cores(),
             max_concurrent_per_client: cores().max(2),
             max_concurrent_writes: 64,
             query_threads: cores(),
+            query_nice: 10,
             sql_memory_bytes: 1 << 30,
             targets: Targets::default(),
         }

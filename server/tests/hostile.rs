@@ -171,10 +171,15 @@ fn endless_queries_end_at_the_time_limit_and_leave_the_cpu_idle() {
         "SELECT count(*) FROM generate_series(1, 100000000000)",
         "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
     ] {
+        let t = Instant::now();
         let a = sql(&s, q);
+        let took = t.elapsed();
         assert_eq!(a.status, 422, "{q}: {}", a.text());
         std::thread::sleep(Duration::from_secs(1));
         let busy = cpu_over(Duration::from_secs(1));
+        eprintln!(
+            "reliability: {q} -> 422 after {took:?} (limit 2 s); CPU after: {busy:.2} s per s"
+        );
         assert!(
             busy < 0.5,
             "{q}: still busy after its answer: {busy} CPU s per s"
@@ -225,6 +230,10 @@ fn heavy_requests_beyond_the_limits_get_503_while_light_ones_are_answered() {
     let a = get(&s.url("/api/v1/state"));
     assert_eq!(a.status, 503, "{}", a.text());
     assert!(a.retry_after.is_some());
+    eprintln!(
+        "reliability: fleet state beside a running cross join (1 place) -> 503, Retry-After {:?}",
+        a.retry_after
+    );
     assert!(
         a.json()["error"]
             .as_str()
@@ -279,11 +288,40 @@ fn every_read_has_a_time_limit() {
     ] {
         let a = get(&s.url(path));
         assert_eq!(a.status, 422, "{path}: {}", a.text());
-        assert!(
-            a.json()["error"]
-                .as_str()
-                .unwrap()
-                .contains("read_timeout_s")
-        );
+        let msg = a.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.contains("read_timeout_s"), "{msg}");
+        eprintln!("reliability: {path} with a 1 ns read limit -> 422: {msg}");
     }
+}
+
+#[test]
+fn a_client_trickling_its_request_head_loses_the_connection() {
+    let s = Server::start(ServerConfig {
+        header_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    });
+    let mut slow = std::net::TcpStream::connect(s.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let t = Instant::now();
+    // half a request head, then nothing more
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let closed = loop {
+        match std::io::Read::read(&mut slow, &mut buf) {
+            Ok(0) => break true,
+            // hyper may answer the timeout (408) before closing; read on to the close
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    let took = t.elapsed();
+    eprintln!(
+        "reliability: a request head trickled and stopped: connection closed after {took:?} (limit 1 s)"
+    );
+    assert!(closed, "the connection was still open after {took:?}");
+    // others are served meanwhile and after
+    assert_eq!(get(&s.url("/healthz")).status, 200);
 }

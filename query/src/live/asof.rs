@@ -101,8 +101,35 @@ impl Known {
 pub struct AsOf {
     known: Arc<Known>,
     view: Arc<View>,
-    intervals: Vec<OnceLock<Vec<ServiceInterval>>>,
-    calls: Vec<OnceLock<Vec<CallRow>>>,
+    intervals: Slots<Vec<ServiceInterval>>,
+    calls: Slots<Vec<CallRow>>,
+}
+
+/// Devices per chunk of [`Slots`].
+const CHUNK: usize = 256;
+
+/// One lazily computed value per device index, in chunks allocated on first touch: a
+/// question about one device sets up one chunk, not a slot for every device of the fleet.
+struct Slots<T> {
+    chunks: Box<[OnceLock<Chunk<T>>]>,
+}
+
+/// [`CHUNK`] slots of [`Slots`].
+type Chunk<T> = Box<[OnceLock<T>]>;
+
+impl<T> Slots<T> {
+    fn new(n: usize) -> Self {
+        Slots {
+            chunks: (0..n.div_ceil(CHUNK)).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The value of index `k`, computed by `f` the first time.
+    fn get_or_init(&self, k: usize, f: impl FnOnce() -> T) -> &T {
+        let chunk =
+            self.chunks[k / CHUNK].get_or_init(|| (0..CHUNK).map(|_| OnceLock::new()).collect());
+        chunk[k % CHUNK].get_or_init(f)
+    }
 }
 
 impl std::fmt::Debug for AsOf {
@@ -125,8 +152,8 @@ impl AsOf {
     fn over(known: Arc<Known>, view: Arc<View>) -> AsOf {
         let n = known.names.len();
         AsOf {
-            intervals: (0..n).map(|_| OnceLock::new()).collect(),
-            calls: (0..n).map(|_| OnceLock::new()).collect(),
+            intervals: Slots::new(n),
+            calls: Slots::new(n),
             known,
             view,
         }
@@ -142,7 +169,7 @@ impl AsOf {
     }
 
     fn intervals_of(&self, k: usize) -> &[ServiceInterval] {
-        self.intervals[k].get_or_init(|| {
+        self.intervals.get_or_init(k, || {
             let Some((_, d)) = self.device_of(k) else {
                 return Vec::new();
             };
@@ -154,7 +181,7 @@ impl AsOf {
     }
 
     fn calls_of_index(&self, k: usize) -> &[CallRow] {
-        self.calls[k].get_or_init(|| match self.device_of(k) {
+        self.calls.get_or_init(k, || match self.device_of(k) {
             Some((name, d)) => d.calls.rows_known_at(name, self.known.known_at),
             None => Vec::new(),
         })
