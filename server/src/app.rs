@@ -136,14 +136,16 @@ impl App {
 
     /// The live state's version holding everything the log has acknowledged so far (the
     /// current one, should the applier take longer than [`FRESHNESS_WAIT`]).
-    pub(crate) fn view(&self) -> Arc<View> {
-        self.live.view_at_least(self.log.version(), FRESHNESS_WAIT)
+    pub(crate) async fn view(&self) -> Arc<View> {
+        self.live
+            .view_at_least_async(self.log.version(), FRESHNESS_WAIT)
+            .await
     }
 
     /// The current version as a source.
-    pub(crate) fn source(&self) -> LiveSource {
+    pub(crate) async fn source(&self) -> LiveSource {
         LiveSource {
-            view: self.view(),
+            view: self.view().await,
             as_of: self.live.as_of().clone(),
         }
     }
@@ -151,7 +153,7 @@ impl App {
     /// What derived answers come from: the current version, or what was known at
     /// `known_at` (an as-of view of it, made on the query runtime).
     pub(crate) async fn fleet(&self, known_at: Option<Us>) -> Result<SharedFleet, ApiError> {
-        let source = self.source();
+        let source = self.source().await;
         match known_at {
             None => Ok(source.view),
             Some(k) => self.run(move |_| Ok(source.fleet_at(k)?)).await,
@@ -160,7 +162,7 @@ impl App {
 
     /// A SQL context over the current version (kept while the version lasts).
     pub(crate) async fn context(&self, known_at: Option<Us>) -> Result<SessionContext, ApiError> {
-        let source = self.source();
+        let source = self.source().await;
         let version = source.view.version;
         if known_at.is_none()
             && let Some((v, ctx)) = self

@@ -38,6 +38,9 @@ struct Shared {
     /// The version published last, and readers waiting for a newer one.
     published: Mutex<u64>,
     advanced: Condvar,
+    /// The same for async waiters (HTTP handlers must not block their worker thread): the
+    /// version published last, re-sent when the applier fails so that waiters wake.
+    advanced_async: tokio::sync::watch::Sender<u64>,
     failed: Mutex<Option<String>>,
     stop: AtomicBool,
 }
@@ -55,10 +58,12 @@ impl Live {
         let (snap, sub) = log.subscribe();
         let state = State::from_snapshot(snap, targets)?;
         let view = Arc::new(state.view());
+        let version = view.version;
         let shared = Arc::new(Shared {
-            published: Mutex::new(view.version),
+            published: Mutex::new(version),
             current: ArcSwap::new(view),
             advanced: Condvar::new(),
+            advanced_async: tokio::sync::watch::Sender::new(version),
             failed: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
@@ -105,6 +110,18 @@ impl Live {
                 .0;
         }
         drop(published);
+        self.view()
+    }
+
+    /// [`Live::view_at_least`] for async callers: waits without blocking the thread.
+    pub async fn view_at_least_async(&self, version: u64, max_wait: Duration) -> Arc<View> {
+        let view = self.view();
+        if view.version >= version {
+            return view;
+        }
+        let mut rx = self.shared.advanced_async.subscribe();
+        let reached = rx.wait_for(|v| *v >= version || self.failure().is_some());
+        let _ = tokio::time::timeout(max_wait, reached).await;
         self.view()
     }
 
@@ -162,10 +179,12 @@ fn follow(mut state: State, sub: Subscription, shared: &Shared) {
         shared.current.store(Arc::new(state.view()));
         *shared.published.lock().unwrap_or_else(|p| p.into_inner()) = state.version();
         shared.advanced.notify_all();
+        shared.advanced_async.send_replace(state.version());
         if let Some(e) = failed {
             tracing::error!(error = %e, "the live state stopped following the log");
             *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             shared.advanced.notify_all();
+            shared.advanced_async.send_modify(|_| {});
             break;
         }
     }
