@@ -88,6 +88,17 @@ impl Fleet for View {
         self.devices.get(device).map_or(0, |d| d.calls.active_at(t))
     }
 
+    fn devices_with_active_calls(
+        &self,
+        t: Us,
+    ) -> Box<dyn Iterator<Item = (DeviceHistory<'_>, u64)> + '_> {
+        Box::new(
+            self.devices
+                .values()
+                .filter_map(move |d| Some((self.history(d)?, d.calls.active_at(t)))),
+        )
+    }
+
     fn calls_hit(&self, device: &str, t: Us) -> Vec<Option<Arc<str>>> {
         self.devices
             .get(device)

@@ -115,6 +115,17 @@ pub trait Fleet: Send + Sync {
             .filter(|c| c.start <= t && c.end.is_none_or(|e| e > t))
             .count() as u64
     }
+    /// Every device with a service history, with the number of its call legs active at `t`
+    /// (one pass: implementations that hold legs per device need no lookup by name).
+    fn devices_with_active_calls(
+        &self,
+        t: Us,
+    ) -> Box<dyn Iterator<Item = (DeviceHistory<'_>, u64)> + '_> {
+        Box::new(self.devices().map(move |d| {
+            let n = self.active_calls(d.name(), t);
+            (d, n)
+        }))
+    }
     /// A device's call legs an outage at `t` hits (started by then, not ended before it):
     /// how each ended (its end cause; `None` while not ended).
     fn calls_hit(&self, device: &str, t: Us) -> Vec<Option<Arc<str>>> {

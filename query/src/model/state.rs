@@ -75,11 +75,11 @@ pub fn state_at(dev: &DeviceHistory<'_>, active_calls: u64, t: Us) -> DeviceStat
 /// holds), by device.
 pub fn states_at(fleet: &dyn Fleet, t: Us, cancel: &Cancel) -> Result<Vec<DeviceState>> {
     let mut out = Vec::new();
-    for (n, dev) in fleet.devices().enumerate() {
+    for (n, (dev, calls)) in fleet.devices_with_active_calls(t).enumerate() {
         if n % 1024 == 0 {
             cancel.check()?;
         }
-        out.push(state_at(&dev, fleet.active_calls(dev.name(), t), t));
+        out.push(state_at(&dev, calls, t));
     }
     Ok(out)
 }
