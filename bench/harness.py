@@ -831,6 +831,13 @@ def live_side(binary, d, data, pairs, at, seconds, rates, quiet_seconds, max_sec
         p.wait()
 
 
+def latency_row(label, summaries):
+    """A table row: `label`, then p50 / p99 (samples) of each summary."""
+    cells = ["-" if r["p50_ms"] is None else
+             f"{r['p50_ms']:,.2f} / {r['p99_ms']:,.2f} ms ({r['n']:,})" for r in summaries]
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
 def live_report(name, live):
     phases = live["phases"]
     names = list(phases)
@@ -856,12 +863,7 @@ def live_report(name, live):
               "fleet": "fleet snapshot at T", "sla_7d_pool": "7-day SLA by pool",
               "incidents_30d": "incidents, 30 days"}
     for k, label in labels.items():
-        cells = []
-        for n in names:
-            r = phases[n]["readers"][k]
-            cells.append("-" if r["p50_ms"] is None else
-                         f"{r['p50_ms']:,.2f} / {r['p99_ms']:,.2f} ms ({r['n']:,})")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(latency_row(label, [phases[n]["readers"][k] for n in names]))
     lines.append("")
     lines.append("| writer | achieved rate | events accepted | POST p50 / p99 | ack → visible p50 / p99 (samples) | server RSS after |")
     lines.append("|---|---|---|---|---|---|")
@@ -885,12 +887,7 @@ def live_report(name, live):
             "|---|" + "---|" * len(solo),
         ]
         for k in SOLO_QUESTIONS:
-            cells = []
-            for n in solo:
-                r = solo[n]["readers"][k]
-                cells.append("-" if r["p50_ms"] is None else
-                             f"{r['p50_ms']:,.2f} / {r['p99_ms']:,.2f} ms ({r['n']:,})")
-            lines.append(f"| {labels[k]} | " + " | ".join(cells) + " |")
+            lines.append(latency_row(labels[k], [solo[n]["readers"][k] for n in solo]))
         for n in solo:
             w = solo[n]["writer"]
             if w:
