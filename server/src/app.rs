@@ -2,9 +2,9 @@
 //! state that follows the log, the settings, the metrics, the query runtime and the gates.
 //!
 //! Answers come from the live state's current version: a request takes it with one atomic
-//! load (waiting at most [`FRESHNESS_WAIT`] for the applier to reach what the log has
-//! acknowledged, so a client reads its own writes) and never waits for a writer. `known_at`
-//! questions derive what was known then.
+//! load and never waits for a writer or the applier. A write is answered once its events are
+//! visible (waiting at most [`FRESHNESS_WAIT`] for the applier), so a client reads its own
+//! writes. `known_at` questions derive what was known then.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,7 +28,7 @@ use crate::settings::ServerConfig;
 /// is not.
 pub type Readiness = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
-/// Longest a request waits for the live state to reach what the log has acknowledged.
+/// Longest a write waits for its events to be visible to reads before it is answered.
 pub const FRESHNESS_WAIT: Duration = Duration::from_secs(2);
 
 /// Everything a request handler needs.
@@ -134,12 +134,19 @@ impl App {
             .map_err(ApiError::from)?
     }
 
-    /// The live state's version holding everything the log has acknowledged so far (the
-    /// current one, should the applier take longer than [`FRESHNESS_WAIT`]).
+    /// The live state's current version: reads never wait for the applier (writes do, see
+    /// [`App::visible`]).
     pub(crate) async fn view(&self) -> Arc<View> {
-        self.live
-            .view_at_least_async(self.log.version(), FRESHNESS_WAIT)
-            .await
+        self.live.view()
+    }
+
+    /// Waits until the live state holds the event the log stored at `ingest_seq` (at most
+    /// [`FRESHNESS_WAIT`]; past that, the write is answered anyway: it is durable).
+    pub(crate) async fn visible(&self, ingest_seq: u64) {
+        let _ = self
+            .live
+            .view_at_least_async(ingest_seq, FRESHNESS_WAIT)
+            .await;
     }
 
     /// The current version as a source.

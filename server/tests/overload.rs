@@ -2,6 +2,8 @@
 //! (small batches of heartbeats, device flips and calls) with reads (single-device state,
 //! the fleet, SLA, incidents, SQL), against one server on a loaded log. Bounded in count
 //! (every client makes the same number of requests) and time (every request has a timeout).
+//! The clients are tasks on one thread (an event-loop load generator, like wrk or k6), not
+//! 200 threads competing with the server for the same two cores.
 //!
 //! What must hold: every request is answered; the only 5xx is 503 (the concurrency gates,
 //! with `Retry-After`), and a refused batch is sent again until taken; every acknowledged
@@ -10,8 +12,13 @@
 //! figures in docs/reliability.md), and only checked against a bound that catches a stall.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Barrier, Mutex};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 use callstate_server::ServerConfig;
 use callstate_testkit::memory::{peak_rss_bytes, rss_bytes};
@@ -19,7 +26,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::server::{Answer, Server, answer, post_all};
+use common::server::{Answer, Server, post_all};
 
 const CLIENTS: usize = 200;
 /// Requests per client.
@@ -28,15 +35,6 @@ const ROUNDS: usize = 12;
 const BATCH: usize = 40;
 /// The test process (server, clients and all) stays under this.
 const RSS_BOUND: u64 = 1 << 30;
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build(),
-    )
-}
 
 /// One client's batch `k`: a heartbeat, then flips of its devices and call starts/ends.
 fn batch(client: usize, k: usize, devices: &[String], seq: &mut u64) -> Vec<u8> {
@@ -81,17 +79,157 @@ struct Tally {
     transport: Vec<String>,
 }
 
-fn call(
-    agent: &ureq::Agent,
+/// Every request may take this long at most.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One client's keep-alive HTTP/1.1 connection: requests with a `Content-Length` body;
+/// answers with a `Content-Length` or chunked body.
+struct Conn {
+    addr: SocketAddr,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+impl Conn {
+    fn new(addr: SocketAddr) -> Self {
+        Conn { addr, stream: None }
+    }
+
+    /// Sends a request and reads its answer; a connection the server closed while idle
+    /// (nothing read of the answer) is opened again once and the request sent again.
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        ctype: &str,
+        body: &[u8],
+    ) -> io::Result<Answer> {
+        for retry in [false, true] {
+            match self.exchange(method, path, ctype, body).await {
+                Err(e) if !retry && e.kind() == io::ErrorKind::ConnectionAborted => {
+                    self.stream = None;
+                }
+                r => return r,
+            }
+        }
+        unreachable!()
+    }
+
+    async fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        ctype: &str,
+        body: &[u8],
+    ) -> io::Result<Answer> {
+        if self.stream.is_none() {
+            self.stream = Some(BufReader::new(TcpStream::connect(self.addr).await?));
+        }
+        let s = self.stream.as_mut().expect("connected");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: load\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let stale = |e: io::Error| match e.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+                io::Error::new(io::ErrorKind::ConnectionAborted, e)
+            }
+            _ => e,
+        };
+        s.get_mut()
+            .write_all(head.as_bytes())
+            .await
+            .map_err(stale)?;
+        s.get_mut().write_all(body).await.map_err(stale)?;
+        let mut line = String::new();
+        if s.read_line(&mut line).await.map_err(stale)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "closed before answering",
+            ));
+        }
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
+        let (mut len, mut chunked, mut close) = (0usize, false, false);
+        let (mut retry_after, mut content_type) = (None, String::new());
+        loop {
+            line.clear();
+            s.read_line(&mut line).await?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l
+                .split_once(':')
+                .ok_or_else(|| io::Error::other(format!("bad header {l:?}")))?;
+            let v = v.trim();
+            match k.to_ascii_lowercase().as_str() {
+                "content-length" => len = v.parse().map_err(io::Error::other)?,
+                "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
+                "connection" => close = v.eq_ignore_ascii_case("close"),
+                "retry-after" => retry_after = Some(v.to_string()),
+                "content-type" => content_type = v.to_string(),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                s.read_line(&mut line).await?;
+                let size = line.trim().split(';').next().unwrap_or("");
+                let n = usize::from_str_radix(size, 16).map_err(io::Error::other)?;
+                let mut chunk = vec![0; n + 2]; // the chunk and its CRLF
+                s.read_exact(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            out.resize(len, 0);
+            s.read_exact(&mut out).await?;
+        }
+        if close {
+            self.stream = None;
+        }
+        Ok(Answer {
+            status,
+            content_type,
+            body: out,
+            retry_after,
+        })
+    }
+}
+
+/// Sends a request on `conn` and counts its answer in `t`.
+async fn call(
+    conn: &mut Conn,
     t: &Mutex<Tally>,
-    req: impl FnOnce(&ureq::Agent) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    method: &str,
+    path: &str,
+    body: &[u8],
 ) -> Option<Answer> {
-    let r = req(agent);
+    let ctype = if method == "POST" && path.ends_with("/events") {
+        "application/x-ndjson"
+    } else {
+        "text/plain"
+    };
+    let r = tokio::time::timeout(TIMEOUT, conn.send(method, path, ctype, body)).await;
     let mut t = t.lock().unwrap();
     let a = match r {
-        Ok(r) => answer(Ok(r)),
-        Err(e) => {
-            t.transport.push(e.to_string());
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            t.transport.push(format!("{method} {path}: {e}"));
+            conn.stream = None;
+            return None;
+        }
+        Err(_) => {
+            t.transport
+                .push(format!("{method} {path}: no answer in {TIMEOUT:?}"));
+            conn.stream = None;
             return None;
         }
     };
@@ -100,6 +238,76 @@ fn call(
         t.unavailable_without_retry_after += 1;
     }
     Some(a)
+}
+
+/// One client: `ROUNDS` requests, the mix chosen by its number.
+async fn client(c: usize, addr: SocketAddr, devices: Arc<Vec<String>>, tally: Arc<Mutex<Tally>>) {
+    let mut conn = Conn::new(addr);
+    let mut seq = 0u64;
+    for k in 0..ROUNDS {
+        let d = &devices[(c * 13 + k) % devices.len()];
+        match (c + k) % 10 {
+            0..=2 => {
+                // ingest: the same batch again while the writers' gate is full
+                let body = batch(c, k, &devices, &mut seq);
+                for attempt in 0.. {
+                    let Some(a) = call(&mut conn, &tally, "POST", "/api/v1/events", &body).await
+                    else {
+                        break;
+                    };
+                    if a.status == 200 {
+                        let v: Value = a.json();
+                        assert_eq!(v["rejected"], json!([]), "{v}");
+                        *tally
+                            .lock()
+                            .unwrap()
+                            .acked
+                            .entry(format!("load-{c}"))
+                            .or_default() +=
+                            v["accepted"].as_u64().unwrap() + v["duplicates"].as_u64().unwrap();
+                        break;
+                    }
+                    assert!(attempt < 200, "a batch was refused 200 times");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            3..=6 => {
+                let path = format!("/api/v1/devices/{d}/state?at=2026-11-24T10:20:00Z");
+                let t = Instant::now();
+                if let Some(a) = call(&mut conn, &tally, "GET", &path, b"").await
+                    && a.status == 200
+                {
+                    tally
+                        .lock()
+                        .unwrap()
+                        .state_ms
+                        .push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            7 => {
+                call(
+                    &mut conn,
+                    &tally,
+                    "GET",
+                    "/api/v1/state?at=2026-11-24T10:20:00Z",
+                    b"",
+                )
+                .await;
+            }
+            8 => {
+                let sla =
+                    "/api/v1/sla?from=2026-11-24T00:00:00Z&to=2026-11-25T00:00:00Z&group_by=node";
+                call(&mut conn, &tally, "GET", sla, b"").await;
+            }
+            _ if k % 2 == 0 => {
+                call(&mut conn, &tally, "GET", "/api/v1/incidents", b"").await;
+            }
+            _ => {
+                let q = b"SELECT device, count(*) FROM device_intervals GROUP BY device";
+                call(&mut conn, &tally, "POST", "/api/v1/query", q).await;
+            }
+        }
+    }
 }
 
 #[test]
@@ -118,74 +326,20 @@ fn two_hundred_clients_mixing_ingest_and_reads_lose_nothing_and_get_only_503s() 
     };
     let rss_before = rss_bytes();
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let start = Arc::new(Barrier::new(CLIENTS));
+    let devices = Arc::new(devices);
+    let generator = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let began = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let (tally, start, devices) = (tally.clone(), start.clone(), devices.clone());
-            let base = s.url("");
-            std::thread::spawn(move || {
-                let agent = agent();
-                let mut seq = 0u64;
-                start.wait();
-                for k in 0..ROUNDS {
-                    let d = &devices[(c * 13 + k) % devices.len()];
-                    match (c + k) % 10 {
-                        0..=2 => {
-                            // ingest: the same batch again while the writers' gate is full
-                            let body = batch(c, k, &devices, &mut seq);
-                            for attempt in 0.. {
-                                let a = call(&agent, &tally, |ag| {
-                                    ag.post(&format!("{base}/api/v1/events"))
-                                        .header("Content-Type", "application/x-ndjson")
-                                        .send(&body[..])
-                                });
-                                let Some(a) = a else { break };
-                                if a.status == 200 {
-                                    let v: Value = a.json();
-                                    assert_eq!(v["rejected"], json!([]), "{v}");
-                                    *tally.lock().unwrap().acked.entry(format!("load-{c}")).or_default() +=
-                                        v["accepted"].as_u64().unwrap() + v["duplicates"].as_u64().unwrap();
-                                    break;
-                                }
-                                assert!(attempt < 200, "a batch was refused 200 times");
-                                std::thread::sleep(Duration::from_millis(50));
-                            }
-                        }
-                        3..=6 => {
-                            let path = format!("{base}/api/v1/devices/{d}/state?at=2026-11-24T10:20:00Z");
-                            let t = Instant::now();
-                            if let Some(a) = call(&agent, &tally, |ag| ag.get(&path).call())
-                                && a.status == 200
-                            {
-                                tally.lock().unwrap().state_ms.push(t.elapsed().as_secs_f64() * 1e3);
-                            }
-                        }
-                        7 => {
-                            call(&agent, &tally, |ag| ag.get(&format!("{base}/api/v1/state?at=2026-11-24T10:20:00Z")).call());
-                        }
-                        8 => {
-                            call(&agent, &tally, |ag| ag.get(&format!("{base}/api/v1/sla?from=2026-11-24T00:00:00Z&to=2026-11-25T00:00:00Z&group_by=node")).call());
-                        }
-                        _ => {
-                            if k % 2 == 0 {
-                                call(&agent, &tally, |ag| ag.get(&format!("{base}/api/v1/incidents")).call());
-                            } else {
-                                call(&agent, &tally, |ag| {
-                                    ag.post(&format!("{base}/api/v1/query"))
-                                        .header("Content-Type", "text/plain")
-                                        .send("SELECT device, count(*) FROM device_intervals GROUP BY device")
-                                });
-                            }
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for c in clients {
-        c.join().unwrap();
-    }
+    generator.block_on(async {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| tokio::spawn(client(c, s.addr, devices.clone(), tally.clone())))
+            .collect();
+        for c in clients {
+            c.await.unwrap();
+        }
+    });
     let took = began.elapsed();
     let t = tally.lock().unwrap();
     let rss_after = rss_bytes();

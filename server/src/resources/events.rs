@@ -104,13 +104,26 @@ pub async fn post_events(
             }
         }
         parsed.add_conflicts("http", &res.outcomes);
-        Ok(IngestAnswer {
-            accepted: res.accepted as u64,
-            duplicates: res.duplicates as u64,
-            rejected: parsed.rejects.into_iter().map(Rejected::from).collect(),
-        })
+        let last = res.outcomes.iter().filter_map(|o| match o {
+            Outcome::Accepted(seq) => Some(*seq),
+            _ => None,
+        });
+        Ok((
+            last.max(),
+            IngestAnswer {
+                accepted: res.accepted as u64,
+                duplicates: res.duplicates as u64,
+                rejected: parsed.rejects.into_iter().map(Rejected::from).collect(),
+            },
+        ))
     })
     .await?;
+    let (last, answer) = answer;
+    // the answer comes once the events are visible to reads too (reads never wait for the
+    // applier), so a client reads its own writes; durable they are already
+    if let Some(seq) = last {
+        app.visible(seq).await;
+    }
     let status = if answer.accepted == 0 && answer.duplicates == 0 && !answer.rejected.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
