@@ -899,3 +899,74 @@ fn dashboard_endpoints_match_the_truth() {
     let a = get(&s.url(&format!("/api/v1/state/series?{w}&incident=nope")));
     assert_eq!(a.status, 404);
 }
+
+#[test]
+fn a_post_answers_once_its_events_are_visible_or_once_durable_when_asked() {
+    use callstate_schemas::Kind;
+    let s = Server::start(ServerConfig::default());
+    let (events, _) = common::simulate("node-failover", 20, 2);
+    let (first, rest) = events.split_at(events.len() / 2);
+    let registered = |evs: &[Event]| -> BTreeSet<String> {
+        evs.iter()
+            .filter(|e| e.kind() == Kind::DeviceInService)
+            .filter_map(|e| e.body.device().map(str::to_string))
+            .collect()
+    };
+    // by default the answer comes once the events are visible: the very next reads see them
+    let a = post(
+        &s.url("/api/v1/events"),
+        "application/x-ndjson",
+        &ndjson(first),
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    let seen = registered(first);
+    assert!(!seen.is_empty());
+    for d in &seen {
+        let a = get(&s.url(&format!("/api/v1/devices/{d}/state")));
+        assert_eq!(a.status, 200, "{d} right after the answer: {}", a.text());
+    }
+    // a wrong `wait` is a 400 naming it, and nothing of the body is stored
+    let a = post(
+        &s.url("/api/v1/events?wait=soon"),
+        "application/x-ndjson",
+        &ndjson(rest),
+        None,
+    );
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert!(
+        a.json()["error"].as_str().unwrap().starts_with("wait:"),
+        "{}",
+        a.text()
+    );
+    // `wait=durable`: stored (durable at the answer), visible soon after
+    let a = post(
+        &s.url("/api/v1/events?wait=durable"),
+        "application/x-ndjson",
+        &ndjson(rest),
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["accepted"].as_u64().unwrap(), rest.len() as u64);
+    // a device never seen before, registered by a durable-only post
+    let model = first
+        .iter()
+        .find(|e| e.kind() == Kind::DeviceInService)
+        .unwrap();
+    let mut e: Value = serde_json::from_str(&model.to_json()).unwrap();
+    e["device"] = "SEP-WAIT-DURABLE".into();
+    e["seq"] = 9_000_000_000u64.into();
+    let body = serde_json::to_vec(&e).unwrap();
+    let a = post(
+        &s.url("/api/v1/events?wait=durable"),
+        "application/json",
+        &body,
+        None,
+    );
+    assert_eq!(a.json()["accepted"], 1, "{}", a.text());
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while get(&s.url("/api/v1/devices/SEP-WAIT-DURABLE/state")).status != 200 {
+        assert!(std::time::Instant::now() < until, "never became visible");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

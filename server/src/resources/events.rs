@@ -5,8 +5,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use callstate_ingest::frontend::{Reject, parse_body};
 use callstate_log::Outcome;
@@ -14,6 +14,7 @@ use callstate_schemas::Kind;
 
 use crate::app::{AppState, write_blocking};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Params;
 use crate::metrics::Metrics;
 use crate::respond::content_type;
 
@@ -50,6 +51,16 @@ pub struct IngestAnswer {
     pub rejected: Vec<Rejected>,
 }
 
+/// Parameters of a post.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PostParams {
+    /// When to answer: `visible` (default: once the events are durable and visible to reads,
+    /// so the writer reads its own writes) or `durable` (once they are durable; faster for
+    /// bulk loads that do not read back at once).
+    wait: Option<String>,
+}
+
 /// The kind a rejected line claims, for the metrics (`unknown` if none or not a kind).
 fn kind_of(raw: &str) -> &'static str {
     #[derive(serde::Deserialize)]
@@ -62,11 +73,13 @@ fn kind_of(raw: &str) -> &'static str {
         .map_or("unknown", Kind::as_str)
 }
 
-/// Appends events; the answer comes after they are durable. Status 200, or 422 when every
+/// Appends events; the answer comes after they are durable and visible to reads
+/// (`?wait=durable`: durable only). Status 200, or 422 when every
 /// event was rejected (same body); 503 with `Retry-After` when the log refuses writes.
 #[utoipa::path(post, path = "/api/v1/events", tag = "ingest",
     request_body(content = String, description = "NDJSON (one v1 event per line), one JSON event, or a JSON array of events; gzip with Content-Encoding: gzip",
         content_type = "application/x-ndjson"),
+    params(PostParams),
     responses(
         (status = 200, description = "Stored; per-line rejects listed", body = IngestAnswer),
         (status = 400, description = "The body is not a JSON array of events", body = ErrorBody),
@@ -77,9 +90,20 @@ fn kind_of(raw: &str) -> &'static str {
     security((), ("bearer" = [])))]
 pub async fn post_events(
     State(app): State<AppState>,
+    Params(p): Params<PostParams>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let visible = match p.wait.as_deref() {
+        None | Some("" | "visible") => true,
+        Some("durable") => false,
+        Some(other) => {
+            return Err(ApiError::param(
+                "wait",
+                format!("expected visible or durable, not {other:?}"),
+            ));
+        }
+    };
     let json = content_type(&headers).starts_with("application/json");
     let app2 = app.clone();
     let answer = write_blocking(move || {
@@ -121,7 +145,7 @@ pub async fn post_events(
     let (last, answer) = answer;
     // the answer comes once the events are visible to reads too (reads never wait for the
     // applier), so a client reads its own writes; durable they are already
-    if let Some(seq) = last {
+    if let Some(seq) = last.filter(|_| visible) {
         app.visible(seq).await;
     }
     let status = if answer.accepted == 0 && answer.duplicates == 0 && !answer.rejected.is_empty() {
