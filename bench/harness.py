@@ -587,6 +587,7 @@ def writer_main(args):
     # its late events fall inside their activity, as a running bridge's do
     warm = [ev(c, us_to_rfc3339(base - k * 30_000_000), "collector_heartbeat")
             for k in range(20, 0, -1) for c in clusters]
+    post_path = "/api/v1/events" + ("?wait=durable" if args.wait == "durable" else "")
     conn.request("POST", "/api/v1/events", ("\n".join(warm) + "\n").encode(),
                  {"Content-Type": "application/x-ndjson"})
     conn.getresponse().read()
@@ -639,7 +640,7 @@ def writer_main(args):
                                 f'"cause":"normal"'))
         body = ("\n".join(lines) + "\n").encode()
         t = time.perf_counter()
-        conn.request("POST", "/api/v1/events", body, {"Content-Type": "application/x-ndjson"})
+        conn.request("POST", post_path, body, {"Content-Type": "application/x-ndjson"})
         r = conn.getresponse()
         answer = r.read()
         acked = time.perf_counter()
@@ -789,13 +790,14 @@ def live_side(binary, d, data, pairs, at, seconds, rates, quiet_seconds, max_sec
         res["phases"]["quiet"] = {"readers": summarize(lat), "errors": errors[:10],
                                   "rss_bytes": vm_rss(p.pid)}
         for rate in rates:
-            label = f"{rate:,}/s" if rate else "as fast as taken"
+            label = f"{rate:,}/s" if rate else "as fast as taken (wait=durable)"
             secs = seconds if rate else max_seconds
             log(f"[live] writer at {label}, {secs} s, with readers")
             w = subprocess.Popen(
                 [sys.executable, __file__, "writer", "--port", str(port), "--rate", str(rate),
                  "--seconds", str(secs), "--devices", str(devices_csv), "--seed",
-                 str(seed + rate)], stdout=subprocess.PIPE)
+                 str(seed + rate)] + ([] if rate else ["--wait", "durable"]),
+                stdout=subprocess.PIPE)
             lat, errors = readers(port, pairs, at, known_at, secs)
             out = w.stdout.read().decode()
             if w.wait() != 0:
@@ -851,7 +853,9 @@ def live_report(name, live):
         " next to a writer process that posts NDJSON batches every 100 ms to"
         " `POST /api/v1/events` (heartbeats, device flips, call starts and ends, 1% flips 5"
         " minutes late; event times continue the month from 2026-10-31), then next to the"
-        " writer posting 5,000-event batches as fast as they are taken. All on the same 2"
+        " writer posting 5,000-event batches as fast as they are taken, answered at durability"
+        " (`?wait=durable`, as a bulk loader would; the other phases' POSTs are answered once"
+        " their events are visible). All on the same 2"
         " cores. State of a device at T: the benchmark's random device/instant pairs; known_at:"
         f" {live['known_at']} (half-way through the ingest); fleet at T: all devices;"
         " SLA: 7 days by pool; incidents: 30 days.",
@@ -1026,6 +1030,8 @@ def main():
     wr.add_argument("--seconds", type=float, required=True)
     wr.add_argument("--devices", required=True)
     wr.add_argument("--seed", type=int, default=1)
+    wr.add_argument("--wait", choices=["visible", "durable"], default="visible",
+                    help="when the server answers a POST: events visible (default) or durable")
     wr.add_argument("--batch", type=int, default=5000,
                     help="events per POST when posting as fast as taken (--rate 0)")
     ap.add_argument("--datasets", default="1m,10m",
