@@ -25,6 +25,8 @@ use callstate_query::model::incidents::{IncidentOptions, detect};
 use callstate_query::{Cancel, Derived, Live};
 use callstate_schemas::{Body, Cause, DeviceType, Event, Scope};
 
+mod common;
+
 const DEVICES: &[&str] = &["D1", "D2", "D3", "D4"];
 const NODES: &[&str] = &["cm1", "cm2", "cm3"];
 const POOLS: &[&str] = &["DP-A", "DP-B"];
@@ -314,7 +316,7 @@ fn check(
         let (batch, r) = rest.split_at(n);
         rest = r;
         log.append(batch).unwrap();
-        let view = live.view_at_least(log.version(), Duration::from_secs(30));
+        let view = common::caught_up(&live, log.version(), Duration::from_secs(30));
         prop_assert_eq!(view.version, log.version(), "the live state caught up");
         let snap = log.snapshot();
         let scratch = Derived::load(snap, None, Default::default(), true).unwrap();

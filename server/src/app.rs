@@ -136,23 +136,20 @@ impl App {
 
     /// The live state's current version: reads never wait for the applier (writes do, see
     /// [`App::visible`]).
-    pub(crate) async fn view(&self) -> Arc<View> {
+    pub(crate) fn view(&self) -> Arc<View> {
         self.live.view()
     }
 
     /// Waits until the live state holds the event the log stored at `ingest_seq` (at most
     /// [`FRESHNESS_WAIT`]; past that, the write is answered anyway: it is durable).
     pub(crate) async fn visible(&self, ingest_seq: u64) {
-        let _ = self
-            .live
-            .view_at_least_async(ingest_seq, FRESHNESS_WAIT)
-            .await;
+        let _ = self.live.view_at_least(ingest_seq, FRESHNESS_WAIT).await;
     }
 
     /// The current version as a source.
-    pub(crate) async fn source(&self) -> LiveSource {
+    pub(crate) fn source(&self) -> LiveSource {
         LiveSource {
-            view: self.view().await,
+            view: self.view(),
             as_of: self.live.as_of().clone(),
         }
     }
@@ -160,7 +157,7 @@ impl App {
     /// What derived answers come from: the current version, or what was known at
     /// `known_at` (an as-of view of it, made on the query runtime).
     pub(crate) async fn fleet(&self, known_at: Option<Us>) -> Result<SharedFleet, ApiError> {
-        let source = self.source().await;
+        let source = self.source();
         match known_at {
             None => Ok(source.view),
             Some(k) => self.run(move |_| Ok(source.fleet_at(k)?)).await,
@@ -169,7 +166,7 @@ impl App {
 
     /// A SQL context over the current version (kept while the version lasts).
     pub(crate) async fn context(&self, known_at: Option<Us>) -> Result<SessionContext, ApiError> {
-        let source = self.source().await;
+        let source = self.source();
         let version = source.view.version;
         if known_at.is_none()
             && let Some((v, ctx)) = self

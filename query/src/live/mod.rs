@@ -3,9 +3,9 @@
 //!
 //! Readers take the current view with one atomic load and keep it as long as they like: they
 //! never wait for the applier, and the applier never waits for them (a version is freed when
-//! its last reader drops it). A reader that must see an event it was just told is durable
+//! its last reader drops it). A writer that must see its events visible before it answers
 //! waits for the applier to reach that version ([`Live::view_at_least`]), which takes one
-//! round (milliseconds); it never waits for a writer.
+//! round (milliseconds); readers never wait.
 
 pub mod activity;
 pub mod asof;
@@ -14,9 +14,9 @@ pub mod state;
 pub mod view;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -35,12 +35,9 @@ const ROUND: usize = 256;
 
 struct Shared {
     current: ArcSwap<View>,
-    /// The version published last, and readers waiting for a newer one.
-    published: Mutex<u64>,
-    advanced: Condvar,
-    /// The same for async waiters (HTTP handlers must not block their worker thread): the
-    /// version published last, re-sent when the applier fails so that waiters wake.
-    advanced_async: tokio::sync::watch::Sender<u64>,
+    /// The version published last, for those waiting for a newer one (re-sent when the
+    /// applier fails, so that they wake).
+    published: tokio::sync::watch::Sender<u64>,
     failed: Mutex<Option<String>>,
     stop: AtomicBool,
 }
@@ -60,10 +57,8 @@ impl Live {
         let view = Arc::new(state.view());
         let version = view.version;
         let shared = Arc::new(Shared {
-            published: Mutex::new(version),
+            published: tokio::sync::watch::Sender::new(version),
             current: ArcSwap::new(view),
-            advanced: Condvar::new(),
-            advanced_async: tokio::sync::watch::Sender::new(version),
             failed: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
@@ -86,40 +81,13 @@ impl Live {
 
     /// The current version once it holds `version` (an `ingest_seq` the log acknowledged),
     /// waiting at most `max_wait` for the applier; past that, the current version anyway.
-    pub fn view_at_least(&self, version: u64, max_wait: Duration) -> Arc<View> {
+    /// The wait does not block the thread (HTTP handlers call it on their workers).
+    pub async fn view_at_least(&self, version: u64, max_wait: Duration) -> Arc<View> {
         let view = self.view();
         if view.version >= version {
             return view;
         }
-        let deadline = Instant::now() + max_wait;
-        let mut published = self
-            .shared
-            .published
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        while *published < version && self.failure().is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            published = self
-                .shared
-                .advanced
-                .wait_timeout(published, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        drop(published);
-        self.view()
-    }
-
-    /// [`Live::view_at_least`] for async callers: waits without blocking the thread.
-    pub async fn view_at_least_async(&self, version: u64, max_wait: Duration) -> Arc<View> {
-        let view = self.view();
-        if view.version >= version {
-            return view;
-        }
-        let mut rx = self.shared.advanced_async.subscribe();
+        let mut rx = self.shared.published.subscribe();
         let reached = rx.wait_for(|v| *v >= version || self.failure().is_some());
         let _ = tokio::time::timeout(max_wait, reached).await;
         self.view()
@@ -177,14 +145,11 @@ fn follow(mut state: State, sub: Subscription, shared: &Shared) {
             }
         }
         shared.current.store(Arc::new(state.view()));
-        *shared.published.lock().unwrap_or_else(|p| p.into_inner()) = state.version();
-        shared.advanced.notify_all();
-        shared.advanced_async.send_replace(state.version());
+        shared.published.send_replace(state.version());
         if let Some(e) = failed {
             tracing::error!(error = %e, "the live state stopped following the log");
             *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            shared.advanced.notify_all();
-            shared.advanced_async.send_modify(|_| {});
+            shared.published.send_modify(|_| {});
             break;
         }
     }

@@ -55,9 +55,23 @@ pub fn both_fleets(
         log.append(chunk).unwrap();
     }
     log.wait_idle().unwrap();
-    let view = live.view_at_least(log.version(), std::time::Duration::from_secs(60));
+    let view = caught_up(&live, log.version(), std::time::Duration::from_secs(60));
     assert_eq!(view.version, log.version(), "the live state caught up");
     let derived =
         callstate_query::Derived::load(log.snapshot(), None, Default::default(), true).unwrap();
     (dir, log, derived, view)
+}
+
+/// The live state once it holds `version`, waited for at most `max_wait` (on a runtime of
+/// its own: the wait is async, as the server's handlers need it).
+pub fn caught_up(
+    live: &callstate_query::Live,
+    version: u64,
+    max_wait: std::time::Duration,
+) -> std::sync::Arc<callstate_query::View> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(live.view_at_least(version, max_wait))
 }
