@@ -8,8 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
 use callstate_log::Snapshot;
@@ -140,28 +139,13 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
         .collect()
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let mut out = Vec::new();
-    for b in &batches {
-        let cols: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| arrow::compute::cast(c, &DataType::Utf8).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            let row: Vec<String> = cols
-                .iter()
-                .map(|c| {
-                    let s = c.as_string::<i32>();
-                    if s.is_valid(r) {
-                        s.value(r).to_string()
-                    } else {
-                        "∅".to_string()
-                    }
-                })
-                .collect();
-            out.push(row.join("|"));
-        }
-    }
+    let mut out: Vec<String> = common::strings(&batches)
+        .into_iter()
+        .map(|row| {
+            let cells: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap_or("∅")).collect();
+            cells.join("|")
+        })
+        .collect();
     out.sort();
     out
 }

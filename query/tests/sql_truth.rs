@@ -1,7 +1,6 @@
 //! The SQL surface (tables and table functions) against the simulator's truth.
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::DataType;
+use arrow::array::{AsArray, RecordBatch};
 use callstate_query::session::context;
 use callstate_sim::Truth;
 use datafusion::prelude::SessionContext;
@@ -24,29 +23,6 @@ async fn query(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
         .unwrap()
 }
 
-/// Rows as strings (for easy comparison), column by column.
-fn strings(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
-    let mut out = Vec::new();
-    for b in batches {
-        let cols: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| arrow::compute::cast(c, &DataType::Utf8).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            out.push(
-                cols.iter()
-                    .map(|c| {
-                        let s = c.as_string::<i32>();
-                        s.is_valid(r).then(|| s.value(r).to_string())
-                    })
-                    .collect(),
-            );
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_state_at_and_active_calls_match_the_truth() {
     let (_dir, ctx, truth) = setup("demo", 150).await;
@@ -57,7 +33,7 @@ async fn device_state_at_and_active_calls_match_the_truth() {
         "2026-11-24T17:00:00Z",
     ] {
         let t = callstate_schemas::parse_time(at).unwrap();
-        let rows = strings(&query(&ctx, &format!("SELECT device, state, node, active_calls FROM device_state_at(TIMESTAMP '{at}') ORDER BY device")).await);
+        let rows = common::strings(&query(&ctx, &format!("SELECT device, state, node, active_calls FROM device_state_at(TIMESTAMP '{at}') ORDER BY device")).await);
         assert_eq!(rows.len(), truth.device_info.len());
         for r in rows {
             let d = r[0].as_deref().unwrap();
@@ -109,7 +85,7 @@ async fn device_state_at_and_active_calls_match_the_truth() {
 async fn availability_sla_incidents_calls_and_transfers_tables() {
     let (_dir, ctx, truth) = setup("demo", 150).await;
     // availability per device = the truth's seconds
-    let rows = strings(&query(&ctx, "SELECT group_key, in_service_s, out_of_service_s, unknown_s FROM availability('2026-11-24T09:00:00Z', '2026-11-24T12:00:00Z')").await);
+    let rows = common::strings(&query(&ctx, "SELECT group_key, in_service_s, out_of_service_s, unknown_s FROM availability('2026-11-24T09:00:00Z', '2026-11-24T12:00:00Z')").await);
     assert_eq!(rows.len(), truth.device_info.len());
     let (f, t) = (
         callstate_schemas::parse_time("2026-11-24T09:00:00Z").unwrap(),
@@ -126,16 +102,16 @@ async fn availability_sla_incidents_calls_and_transfers_tables() {
         }
     }
     // SLA per node: the failed node's pools breach nothing at 99.9% over a day but have outages
-    let sla = strings(&query(&ctx, "SELECT group_key, outages, met FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node') ORDER BY 1").await);
+    let sla = common::strings(&query(&ctx, "SELECT group_key, outages, met FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node') ORDER BY 1").await);
     assert_eq!(sla.len(), 4);
     assert!(sla.iter().all(|r| r[1].as_deref() != Some("0")));
     // calendar periods in a time zone: the UTC day is two Kolkata days, per node
-    let monthly = strings(&query(&ctx, "SELECT window_start, window_end, group_key FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node', 'day', 'Asia/Kolkata') ORDER BY 1, 3").await);
+    let monthly = common::strings(&query(&ctx, "SELECT window_start, window_end, group_key FROM sla(TIMESTAMP '2026-11-24T00:00:00Z', TIMESTAMP '2026-11-25T00:00:00Z', 'node', 'day', 'Asia/Kolkata') ORDER BY 1, 3").await);
     assert_eq!(monthly.len(), 8);
     assert_eq!(monthly[0][1].as_deref(), Some("2026-11-24T18:30:00Z"));
     assert_eq!(monthly[4][0].as_deref(), Some("2026-11-24T18:30:00Z"));
     // incidents, calls and transfers
-    let inc = strings(
+    let inc = common::strings(
         &query(
             &ctx,
             "SELECT scope, target, devices_affected FROM incidents ORDER BY started_at",
@@ -229,7 +205,7 @@ async fn availability_and_sla_as_known_then() {
         let ctx = ctx.clone();
         async move {
             let b = query(&ctx, &sql).await;
-            let v = strings(&b);
+            let v = common::strings(&b);
             assert_eq!(v.len(), 1, "{sql}");
             v[0][0].as_deref().unwrap().parse::<f64>().unwrap()
         }
@@ -260,7 +236,7 @@ async fn availability_and_sla_as_known_then() {
         let ctx = ctx.clone();
         async move {
             let b = query(&ctx, &sql).await;
-            strings(&b)[0][0]
+            common::strings(&b)[0][0]
                 .as_deref()
                 .unwrap()
                 .parse::<u64>()

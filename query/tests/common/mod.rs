@@ -75,3 +75,27 @@ pub fn caught_up(
         .unwrap()
         .block_on(live.view_at_least(version, max_wait))
 }
+
+/// Rows as strings (for easy comparison), column by column.
+pub fn strings(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<Option<String>>> {
+    use arrow::array::{Array, AsArray};
+    let mut out = Vec::new();
+    for b in batches {
+        let cols: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                cols.iter()
+                    .map(|c| {
+                        let s = c.as_string::<i32>();
+                        s.is_valid(r).then(|| s.value(r).to_string())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    out
+}
