@@ -248,10 +248,22 @@ pub fn produce(
             emit(device_intervals::batch(&chunk));
         }
         What::StatesAt(t) => {
+            // the whole fleet in one pass with its active legs; a device list by lookups
+            let rows: Box<dyn Iterator<Item = _>> = match sel.devices {
+                Some(_) => Box::new(devices().map(|d| {
+                    let n = fleet.active_calls(d.name(), *t);
+                    (d, n)
+                })),
+                None => Box::new(
+                    fleet
+                        .devices_with_active_calls(*t)
+                        .filter(|(d, _)| sel.keeps(d)),
+                ),
+            };
             let mut chunk = Vec::with_capacity(BATCH_ROWS);
-            for d in devices() {
+            for (d, calls) in rows {
                 cancel.check()?;
-                chunk.push(state_at(&d, fleet.active_calls(d.name(), *t), *t));
+                chunk.push(state_at(&d, calls, *t));
                 if chunk.len() >= BATCH_ROWS {
                     emit(device_state::batch(&std::mem::take(&mut chunk)));
                 }
