@@ -227,41 +227,50 @@ fn static_demo(args: DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let log = Arc::new(log);
-    crate::cmd_serve::run(log, &args.listen, ServerConfig::default(), None, |addr| {
-        let u = format!("http://{addr}");
-        let _ = outln!("\nThe API is up on {u} (Ctrl-C stops it; the data stays in {d}). Try:\n");
-        let _ = outln!("  curl -s '{u}/api/v1/incidents?from={day_from}&to={day_to}'");
-        let _ = outln!(
-            "      # the incidents above, detected from the log: recovery 50/90/100%, failovers, re-homes"
-        );
-        let _ = outln!(
-            "  curl -s '{u}/api/v1/state?at={node_at}&state=out_of_service&format=csv' | head"
-        );
-        let _ = outln!(
-            "      # devices still out of service 20 s into the node failure (JSON adds counts per state)"
-        );
-        if !node_device.is_empty() {
+    crate::cmd_serve::run(
+        log,
+        &args.listen,
+        ServerConfig::default(),
+        None,
+        Vec::new(),
+        |addr| {
+            let u = format!("http://{addr}");
+            let _ =
+                outln!("\nThe API is up on {u} (Ctrl-C stops it; the data stays in {d}). Try:\n");
+            let _ = outln!("  curl -s '{u}/api/v1/incidents?from={day_from}&to={day_to}'");
             let _ = outln!(
-                "  curl -s '{u}/api/v1/devices/{node_device}/timeline?from={day_from}&to={day_to}'"
+                "      # the incidents above, detected from the log: recovery 50/90/100%, failovers, re-homes"
             );
             let _ = outln!(
-                "      # one affected device: its events and state intervals, failover and re-home"
+                "  curl -s '{u}/api/v1/state?at={node_at}&state=out_of_service&format=csv' | head"
             );
-        }
-        let _ = outln!(
-            "  curl -s '{u}/api/v1/sla?from={day_from}&to={day_to}&group_by=node&format=csv'"
-        );
-        let _ =
-            outln!("      # availability per home node against 99.9%, error budget, outages, MTTR");
-        let _ = outln!(
-            "  curl -s {u}/api/v1/query -H 'Content-Type: text/plain' -d \"SELECT state, count(*) AS devices FROM device_state_at('{cti_at}') GROUP BY state\""
-        );
-        let _ = outln!("      # SQL: the fleet during the CTIManager failover");
-        let _ = outln!("  curl -s {u}/metrics | grep callstate_devices");
-        let _ = outln!(
-            "      # Prometheus metrics; the API's description is at {u}/api/v1/openapi.json"
-        );
-    })?;
+            let _ = outln!(
+                "      # devices still out of service 20 s into the node failure (JSON adds counts per state)"
+            );
+            if !node_device.is_empty() {
+                let _ = outln!(
+                    "  curl -s '{u}/api/v1/devices/{node_device}/timeline?from={day_from}&to={day_to}'"
+                );
+                let _ = outln!(
+                    "      # one affected device: its events and state intervals, failover and re-home"
+                );
+            }
+            let _ = outln!(
+                "  curl -s '{u}/api/v1/sla?from={day_from}&to={day_to}&group_by=node&format=csv'"
+            );
+            let _ = outln!(
+                "      # availability per home node against 99.9%, error budget, outages, MTTR"
+            );
+            let _ = outln!(
+                "  curl -s {u}/api/v1/query -H 'Content-Type: text/plain' -d \"SELECT state, count(*) AS devices FROM device_state_at('{cti_at}') GROUP BY state\""
+            );
+            let _ = outln!("      # SQL: the fleet during the CTIManager failover");
+            let _ = outln!("  curl -s {u}/metrics | grep callstate_devices");
+            let _ = outln!(
+                "      # Prometheus metrics; the API's description is at {u}/api/v1/openapi.json"
+            );
+        },
+    )?;
     Ok(())
 }
 
@@ -331,30 +340,38 @@ fn live_demo(args: DemoArgs) -> anyhow::Result<()> {
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
     let d = dir.display().to_string();
-    let result = crate::cmd_serve::run(log, &args.listen, ServerConfig::default(), None, |addr| {
-        feed.post_to(addr);
-        let u = format!("http://{addr}");
-        let _ = outln!(
-            "\nThe API is up on {u} and live: the simulation runs on at ×{} and posts its events to the collector, POST /api/v1/events (Ctrl-C stops it; the data stays in {d}). Try:\n",
-            args.speed
-        );
-        let _ = outln!("  curl -s '{u}/api/v1/state?format=csv' | head");
-        let _ = outln!("      # every device now (the answer follows the events as they arrive)");
-        let _ = outln!("  curl -s '{u}/api/v1/incidents?from={day_from}&to={day_to}'");
-        let _ = outln!(
-            "      # today's incidents so far: recovery 50/90/100%, failovers, re-homes; a new one appears as it happens"
-        );
-        let _ = outln!(
-            "  curl -s '{u}/api/v1/sla?from={day_from}&to={day_to}&group_by=node&format=csv'"
-        );
-        let _ = outln!(
-            "      # availability per home node against 99.9% today, error budget, outages, MTTR"
-        );
-        let _ = outln!("  curl -s {u}/metrics | grep -E 'callstate_(devices|ingest)'");
-        let _ = outln!(
-            "      # Prometheus metrics; Grafana: see dashboards/ (the API's description is at {u}/api/v1/openapi.json)"
-        );
-    });
+    let result = crate::cmd_serve::run(
+        log,
+        &args.listen,
+        ServerConfig::default(),
+        None,
+        Vec::new(),
+        |addr| {
+            feed.post_to(addr);
+            let u = format!("http://{addr}");
+            let _ = outln!(
+                "\nThe API is up on {u} and live: the simulation runs on at ×{} and posts its events to the collector, POST /api/v1/events (Ctrl-C stops it; the data stays in {d}). Try:\n",
+                args.speed
+            );
+            let _ = outln!("  curl -s '{u}/api/v1/state?format=csv' | head");
+            let _ =
+                outln!("      # every device now (the answer follows the events as they arrive)");
+            let _ = outln!("  curl -s '{u}/api/v1/incidents?from={day_from}&to={day_to}'");
+            let _ = outln!(
+                "      # today's incidents so far: recovery 50/90/100%, failovers, re-homes; a new one appears as it happens"
+            );
+            let _ = outln!(
+                "  curl -s '{u}/api/v1/sla?from={day_from}&to={day_to}&group_by=node&format=csv'"
+            );
+            let _ = outln!(
+                "      # availability per home node against 99.9% today, error budget, outages, MTTR"
+            );
+            let _ = outln!("  curl -s {u}/metrics | grep -E 'callstate_(devices|ingest)'");
+            let _ = outln!(
+                "      # Prometheus metrics; Grafana: see dashboards/ (the API's description is at {u}/api/v1/openapi.json)"
+            );
+        },
+    );
     feed.stop();
     result
 }

@@ -77,7 +77,7 @@ fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
     std::thread::Builder::new()
         .name("callstate-signals".into())
         .spawn(move || {
-            rt.block_on(crate::cmd_serve::shutdown_signal());
+            rt.block_on(crate::signal::shutdown_signal());
             flag.store(true, Ordering::Relaxed);
         })?;
     Ok(stop)

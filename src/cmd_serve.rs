@@ -12,12 +12,16 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
+use callstate_cucm::{Clock, PollerConfig};
+use callstate_ingest::Appender;
 use callstate_ingest::kafka::{CanonicalProducer, KafkaConfig, Materializer, MaterializerOptions};
 use callstate_log::{DEFAULT_SEGMENT_ROWS, Log, LogOptions};
 use callstate_query::model::sla::Targets;
 use callstate_server::{App, ReadAuth, ServerConfig};
 
+use crate::cmd_risport::RisportSettings;
 use crate::out::outln;
+use crate::signal::shutdown_signal;
 
 /// Arguments of `callstate serve`.
 #[derive(Args, Debug, Default)]
@@ -105,6 +109,11 @@ pub struct Given {
     #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
     #[serde(default)]
     pub kafka_options: Vec<String>,
+    /// RisPort70 pollers run inside the server, one `[[risport]]` table per cluster (settings
+    /// file only; the names of `callstate ingest risport`'s flags, docs/cucm.md).
+    #[arg(skip)]
+    #[serde(default)]
+    pub risport: Vec<RisportSettings>,
 }
 
 impl Given {
@@ -139,6 +148,11 @@ impl Given {
             } else {
                 self.kafka_options
             },
+            risport: if self.risport.is_empty() {
+                other.risport
+            } else {
+                self.risport
+            },
         }
     }
 }
@@ -155,6 +169,16 @@ pub struct Settings {
     pub api: ServerConfig,
     /// The Kafka-backed log, when configured.
     pub kafka: Option<KafkaMode>,
+    /// RisPort70 pollers to run inside the server.
+    pub pollers: Vec<Poll>,
+}
+
+/// A poller run by the server, and its clock.
+pub struct Poll {
+    /// Its configuration.
+    pub config: PollerConfig,
+    /// Its clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The Kafka-backed log's settings.
@@ -184,6 +208,15 @@ impl ServeArgs {
             }
         };
         let g = self.given.or(file);
+        let data = g.data.clone().unwrap_or_else(|| "callstate-data".into());
+        let mut pollers = Vec::new();
+        for (i, r) in g.risport.iter().enumerate() {
+            let ctx = || format!("[[risport]] #{} ({})", i + 1, r.cluster);
+            pollers.push(Poll {
+                config: r.config(&data).with_context(ctx)?,
+                clock: r.clock().with_context(ctx)?,
+            });
+        }
         let defaults = ServerConfig::default();
         let seconds = |name: &str, v: Option<f64>| {
             let v = v.unwrap_or(30.0);
@@ -224,7 +257,8 @@ impl ServeArgs {
         };
         Ok(Settings {
             kafka,
-            data: g.data.unwrap_or_else(|| "callstate-data".into()),
+            pollers,
+            data,
             listen: g.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             log: LogOptions {
                 segment_rows: g.segment_rows.unwrap_or(DEFAULT_SEGMENT_ROWS),
@@ -276,28 +310,6 @@ impl ServeArgs {
     }
 }
 
-/// Waits for SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-}
-
 /// Serves `log` until a signal; `ready` is called with the bound address first. With
 /// `kafka`, the collector writes to the canonical topic and a materializer fills `log`.
 pub fn run(
@@ -305,15 +317,23 @@ pub fn run(
     listen: &str,
     api: ServerConfig,
     kafka: Option<KafkaMode>,
+    pollers: Vec<Poll>,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let mut materializer = None;
+    let mut poll_out: Arc<dyn Appender> = log.clone();
     let app = match kafka {
         None => App::new(log.clone(), api)?,
         Some(k) => {
+            if !pollers.is_empty() {
+                poll_out = Arc::new(
+                    CanonicalProducer::new(&k.config, &k.materializer.topic)
+                        .context("the pollers' canonical-topic producer")?,
+                );
+            }
             let topic = k.materializer.topic.clone();
             let producer = CanonicalProducer::new(&k.config, &topic)
                 .with_context(|| format!("cannot write to the canonical topic {topic}"))?;
@@ -329,6 +349,16 @@ pub fn run(
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         ready(listener.local_addr()?);
+        for p in pollers {
+            let out = poll_out.clone();
+            let cluster = p.config.cluster.clone();
+            tokio::spawn(async move {
+                let r = crate::cmd_risport::run(p.config, p.clock, out, false, std::future::pending()).await;
+                if let Err(e) = r {
+                    tracing::error!(cluster = %cluster, error = %format!("{e:#}"), "the RisPort poller stopped");
+                }
+            });
+        }
         callstate_server::serve(listener, app, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
@@ -354,11 +384,18 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let log = Log::open(&s.data, s.log)
         .with_context(|| format!("cannot open the log in {}", s.data.display()))?;
     let data = s.data.clone();
-    run(Arc::new(log), &s.listen, s.api, s.kafka, |addr| {
-        // One line on stdout for scripts and tests to wait for.
-        let _ = outln!(
-            "callstate: listening on http://{addr} (data {})",
-            data.display()
-        );
-    })
+    run(
+        Arc::new(log),
+        &s.listen,
+        s.api,
+        s.kafka,
+        s.pollers,
+        |addr| {
+            // One line on stdout for scripts and tests to wait for.
+            let _ = outln!(
+                "callstate: listening on http://{addr} (data {})",
+                data.display()
+            );
+        },
+    )
 }

@@ -37,6 +37,22 @@ pub struct SimArgs {
     /// Override the duration (e.g. `6h`).
     #[arg(long)]
     pub duration: Option<String>,
+    /// Serve the run as a CUCM cluster (RisPort70 and AXL over HTTP) on this address, with
+    /// the scenario starting now, for `callstate ingest risport` to poll (docs/cucm.md).
+    #[arg(long, value_name = "ADDR")]
+    pub serve_cucm: Option<String>,
+    /// With --serve-cucm: simulated time runs N times faster than real time.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// With --serve-cucm: the accepted user (password: CALLSTATE_CUCM_PASSWORD, else `secret`).
+    #[arg(long, default_value = "callstate-ris")]
+    pub cucm_user: String,
+    /// With --serve-cucm: records per answer at most, cut silently as CUCM does.
+    #[arg(long, default_value_t = 1000)]
+    pub answer_cap: usize,
+    /// With --serve-cucm: RisPort requests per minute before `Server.RateControl` faults.
+    #[arg(long, default_value_t = 15)]
+    pub rate_per_minute: u32,
 }
 
 /// Loads a scenario with the command-line overrides applied.
@@ -126,6 +142,9 @@ pub fn summary(truth: &Truth) -> serde_json::Value {
 
 /// `callstate simulate`.
 pub fn simulate(args: SimArgs) -> anyhow::Result<()> {
+    if args.serve_cucm.is_some() {
+        return serve_cucm(&args);
+    }
     if args.out.is_none() && args.data.is_none() && args.truth.is_none() {
         bail!("nothing to write: give --out, --data and/or --truth");
     }
@@ -188,4 +207,71 @@ pub fn simulate(args: SimArgs) -> anyhow::Result<()> {
         outln!("{s}")?;
     }
     Ok(())
+}
+
+/// `callstate simulate --serve-cucm ADDR`: the run as a mock CUCM cluster, until the
+/// scenario's end (in simulated time) or a signal.
+fn serve_cucm(args: &SimArgs) -> anyhow::Result<()> {
+    use callstate_mockcucm::{APP_USER, CucmModel, MockCucm, MockOptions};
+    use chrono::{SubsecRound, Utc};
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        bail!("--speed must be a positive number, not {}", args.speed);
+    }
+    let addr = args.serve_cucm.clone().unwrap_or_default();
+    let sc = scenario(&args.scenario, args.devices, args.duration.as_deref())?;
+    let (model, truth) = CucmModel::simulate(&sc, args.seed)?;
+    let origin = Utc::now().trunc_subsecs(0);
+    let speed = args.speed;
+    let now = std::sync::Arc::new(move || {
+        let real = Utc::now();
+        let us = (real - origin).num_microseconds().unwrap_or(0) as f64 * speed;
+        origin + chrono::Duration::microseconds(us as i64)
+    });
+    let opts = MockOptions {
+        user: args.cucm_user.clone(),
+        password: std::env::var(crate::cmd_risport::PASSWORD_ENV)
+            .unwrap_or_else(|_| "secret".into()),
+        answer_cap: args.answer_cap.max(1),
+        rate_per_minute: args.rate_per_minute.max(1),
+        duplicates: true,
+    };
+    let cluster = model.cluster.clone();
+    let mock = MockCucm::new(model, opts, origin, now);
+    let real_len = (truth.end - truth.start)
+        .to_std()
+        .unwrap_or_default()
+        .div_f64(speed);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let bound = listener.local_addr()?;
+        outln!(
+            "{}",
+            serde_json::json!({
+                "mock_cucm": format!("http://{bound}"),
+                "cluster": cluster,
+                "user": args.cucm_user,
+                "password_env": crate::cmd_risport::PASSWORD_ENV,
+                "cti_user": APP_USER,
+                "clock_origin": callstate_schemas::time::format_time(&origin),
+                "speed": speed,
+                "scenario": truth.scenario,
+                "devices": truth.device_info.len(),
+                "ends_at": callstate_schemas::time::format_time(&(origin + chrono::Duration::from_std(real_len).unwrap_or_default())),
+            })
+        )?;
+        let router = mock.router(None);
+        tokio::select! {
+            r = axum::serve(listener, router) => r?,
+            _ = crate::signal::shutdown_signal() => {},
+            _ = tokio::time::sleep(real_len) => {},
+        }
+        eprintln!("{}", serde_json::to_string(&mock.stats())?);
+        anyhow::Ok(())
+    })
 }

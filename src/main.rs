@@ -5,11 +5,13 @@ mod cmd_ingest;
 mod cmd_kafka;
 mod cmd_log;
 mod cmd_query;
+mod cmd_risport;
 mod cmd_serve;
 mod cmd_sim;
 mod cmd_sla;
 mod live_feed;
 mod out;
+mod signal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,6 +126,9 @@ enum IngestSource {
     /// Consume a Kafka topic of bridge events; offsets are committed after each durable append,
     /// rejects go to a dead-letter topic.
     Kafka(cmd_kafka::IngestKafkaArgs),
+    /// Poll a CUCM cluster's RisPort70 (device registration, CTI providers) and AXL
+    /// (inventory, device pools): no JTAPI bridge needed. See docs/cucm.md.
+    Risport(Box<cmd_risport::IngestRisportArgs>),
 }
 
 #[derive(Subcommand)]
@@ -171,6 +176,9 @@ fn main() -> ExitCode {
         Command::Ingest {
             source: IngestSource::Kafka(args),
         } => cmd_kafka::ingest(args),
+        Command::Ingest {
+            source: IngestSource::Risport(args),
+        } => cmd_risport::ingest(*args),
         Command::Kafka {
             action: KafkaAction::Produce(args),
         } => cmd_kafka::produce(args),

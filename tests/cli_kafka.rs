@@ -14,7 +14,7 @@ mod common;
 use callstate_ingest::kafka::{KafkaConfig, read_to_end};
 use callstate_schemas::Event;
 use callstate_sim::Truth;
-use common::{Proc, Server, agent, bin, sql};
+use common::{Proc, Server, agent, bin, mock_cucm, sql};
 use rdkafka::Message;
 use rdkafka::message::Headers;
 use serde_json::Value;
@@ -378,4 +378,60 @@ fn post_heartbeat(url: &str, seq: u64, at: chrono::DateTime<chrono::Utc>) {
     assert_eq!(r.status().as_u16(), 200, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["accepted"], 1, "{text}");
+}
+
+/// `callstate ingest risport --canonical-topic`: the poller's events go to the canonical topic
+/// (librdkafka's mock cluster) instead of the embedded log.
+#[test]
+fn the_risport_poller_writes_to_the_canonical_topic() {
+    let kafka = rdkafka::mocking::MockCluster::new(1).unwrap();
+    kafka.create_topic("callstate.events", 2, 1).unwrap();
+    let brokers = kafka.bootstrap_servers();
+    let (_mock, m) = mock_cucm("60", "120");
+    // two simulated minutes: every device has registered
+    std::thread::sleep(Duration::from_secs(1));
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "ingest",
+            "risport",
+            "--cucm",
+            m["mock_cucm"].as_str().unwrap(),
+        ])
+        .args(["--cluster", "CL1", "--user", "callstate-ris", "--once"])
+        .args([
+            "--clock-speed",
+            "120",
+            "--clock-origin",
+            m["clock_origin"].as_str().unwrap(),
+        ])
+        .args([
+            "--canonical-topic",
+            "callstate.events",
+            "--brokers",
+            &brokers,
+        ])
+        .args(["--state-dir", dir.path().to_str().unwrap()])
+        .env("CALLSTATE_CUCM_PASSWORD", "s3cr3t-pw")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msgs = read_to_end(&KafkaConfig::new(brokers), "callstate.events").unwrap();
+    let devices: BTreeSet<String> = msgs
+        .iter()
+        .filter_map(|msg| {
+            let v: Value = serde_json::from_slice(msg.payload()?).ok()?;
+            assert_eq!(v["source"], "risport:CL1");
+            (v["kind"] == "device_in_service").then(|| v["device"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(devices.len(), 60);
+    assert!(
+        dir.path().join("risport-CL1.seq").is_file(),
+        "the sequence is persisted"
+    );
 }

@@ -109,3 +109,26 @@ pub fn sql(url: &str, query: &str) -> serde_json::Value {
     assert_eq!(r.status().as_u16(), 200, "{query}: {text}");
     serde_json::from_str(&text).unwrap()
 }
+
+/// `callstate simulate --serve-cucm` (node-failover, `devices`, `speed`), password
+/// `s3cr3t-pw`; its first stdout line (JSON) says where and how.
+pub fn mock_cucm(devices: &str, speed: &str) -> (Proc, serde_json::Value) {
+    let mut child = bin()
+        .args([
+            "simulate",
+            "--scenario",
+            "node-failover",
+            "--devices",
+            devices,
+        ])
+        .args(["--serve-cucm", "127.0.0.1:0", "--speed", speed])
+        .env("CALLSTATE_CUCM_PASSWORD", "s3cr3t-pw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("the mock printed its address").unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), serde_json::from_str(&first).unwrap())
+}

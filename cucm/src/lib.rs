@@ -1,0 +1,24 @@
+//! Collectors that read a CUCM cluster directly, without a JTAPI bridge (see
+//! `docs/cucm.md`). Today: the RisPort70 poller — device registration from
+//! `selectCmDeviceExt`, CTI providers from `selectCtiItem`, the watched inventory and the
+//! device pools' CUCM groups from AXL — turned into v1 events and appended through the same
+//! validation and dedupe as every other collector.
+
+#![warn(missing_docs)]
+
+pub mod axl;
+pub mod client;
+pub mod clock;
+pub mod cti;
+pub mod error;
+pub mod perfmon;
+pub mod poller;
+pub mod reasons;
+pub mod risport;
+pub mod seq;
+pub mod soap;
+pub mod tracker;
+
+pub use clock::{Clock, VirtualClock, WallClock};
+pub use error::CucmError;
+pub use poller::{Inventory, Poller, PollerConfig, PollerStatus};

@@ -1,0 +1,152 @@
+//! `callstate simulate --serve-cucm` and `callstate ingest risport` as a user runs them
+//! (docs/cucm.md), and the poller inside `callstate serve` from its settings file.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::{Server, agent, bin, mock_cucm as mock};
+
+#[test]
+fn the_documented_poll_of_a_simulated_cluster_fills_the_log() {
+    let (_mock, m) = mock("120", "60");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cr3t-pw\n").unwrap();
+    let url = m["mock_cucm"].as_str().unwrap();
+    let run = |extra: &[&str]| {
+        bin()
+            .args(["ingest", "risport", "--cucm", url, "--cluster", "CL1"])
+            .args([
+                "--user",
+                "callstate-ris",
+                "--password-file",
+                pw.to_str().unwrap(),
+            ])
+            .args(["--cti-user", m["cti_user"].as_str().unwrap()])
+            .args([
+                "--clock-speed",
+                "60",
+                "--clock-origin",
+                m["clock_origin"].as_str().unwrap(),
+            ])
+            .args(["--data", data.to_str().unwrap(), "--once"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // four simulated minutes: every device has registered
+    std::thread::sleep(Duration::from_secs(4));
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["watched"], 120);
+    assert_eq!(status["known"], 120, "{status}");
+    let stats = bin()
+        .args(["log", "stats", "--data", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["per_kind"]["device_in_service"], 120, "{stats}");
+    assert_eq!(stats["per_kind"]["provider_in_service"], 1, "{stats}");
+    assert!(stats["per_kind"]["device_pool_config"].as_u64().unwrap() >= 1);
+    assert!(stats["per_kind"]["collector_heartbeat"].as_u64().unwrap() >= 1);
+    // a second run continues the sequence: nothing is a conflict, nothing is lost
+    let again = run(&[]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // a wrong password: a clear error naming the roles, the password never printed
+    std::fs::write(&pw, "wrong-pw\n").unwrap();
+    let bad = run(&[]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("authentication refused") && err.contains("roles"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong-pw") && !err.contains("s3cr3t-pw"),
+        "{err}"
+    );
+    // no password at all
+    let none = bin()
+        .args([
+            "ingest",
+            "risport",
+            "--cucm",
+            url,
+            "--cluster",
+            "CL1",
+            "--user",
+            "u",
+        ])
+        .args(["--data", data.to_str().unwrap(), "--once"])
+        .env_remove("CALLSTATE_CUCM_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--password-file"));
+}
+
+#[test]
+fn serve_runs_the_pollers_of_its_settings_file() {
+    let (_mock, m) = mock("80", "120");
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cr3t-pw").unwrap();
+    let settings = dir.path().join("callstate.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            r#"data = "{}"
+listen = "127.0.0.1:0"
+
+[[risport]]
+cucm = ["{}"]
+cluster = "CL1"
+user = "callstate-ris"
+password_file = "{}"
+cti_users = ["{}"]
+clock_speed = 120.0
+clock_origin = "{}"
+"#,
+            dir.path().join("data").display(),
+            m["mock_cucm"].as_str().unwrap(),
+            pw.display(),
+            m["cti_user"].as_str().unwrap(),
+            m["clock_origin"].as_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = bin();
+    cmd.args(["serve", "--config", settings.to_str().unwrap()]);
+    let server = Server::start(cmd);
+    let start = Instant::now();
+    loop {
+        let mut r = agent()
+            .get(&format!("{}/api/v1/state", server.url))
+            .call()
+            .unwrap();
+        let body: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        if body["counts"]["in_service"] == 80 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not polled: {}",
+            body["counts"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(server.stop().success());
+}
