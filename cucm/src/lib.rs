@@ -9,6 +9,7 @@
 pub mod axl;
 pub mod client;
 pub mod clock;
+pub mod config;
 pub mod cti;
 pub mod error;
 pub mod perfmon;
@@ -17,8 +18,11 @@ pub mod reasons;
 pub mod risport;
 pub mod seq;
 pub mod soap;
+pub mod status;
 pub mod tracker;
 
 pub use clock::{Clock, VirtualClock, WallClock};
+pub use config::{Inventory, PollerConfig};
 pub use error::CucmError;
-pub use poller::{Inventory, Poller, PollerConfig, PollerStatus};
+pub use poller::Poller;
+pub use status::{CtiManagerStatus, NodeGap, PollerStatus};

@@ -4,164 +4,24 @@
 //! and events appended through the same validation and dedupe as every other collector.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use callstate_ingest::Appender;
 use callstate_ingest::frontend;
 use callstate_schemas::{Body, Event};
 
-use crate::client::{Client, ClientConfig};
+use crate::client::Client;
 use crate::clock::Clock;
+use crate::config::{Inventory, PollerConfig};
 use crate::error::CucmError;
 use crate::seq::SeqFile;
-use crate::tracker::{Pending, Tracker, TrackerCounts, Watched, type_of_product};
+use crate::status::{CtiManagerStatus, NodeGap, PollerStatus};
+use crate::tracker::{Pending, Tracker, Watched, type_of_product};
 use crate::{axl, cti, perfmon, risport};
-
-/// Where the watched device names come from.
-#[derive(Debug, Clone)]
-pub enum Inventory {
-    /// AXL `listPhone` with a name pattern (`%` = every device), plus the pools' CUCM groups.
-    Axl {
-        /// The name pattern.
-        pattern: String,
-    },
-    /// A fixed list of names (no AXL access needed; device types come from RisPort).
-    Names(Vec<String>),
-}
-
-/// Settings of one poller (one cluster).
-#[derive(Debug, Clone)]
-pub struct PollerConfig {
-    /// Cluster id put on every event.
-    pub cluster: String,
-    /// `source` of every event (default `risport:<cluster>`).
-    pub source: String,
-    /// How to reach the cluster.
-    pub client: ClientConfig,
-    /// Time between the starts of two poll cycles.
-    pub interval: Duration,
-    /// A full poll (no `StateInfo`) at least this often.
-    pub full_poll_every: Duration,
-    /// Inventory reload period.
-    pub inventory_refresh: Duration,
-    /// `DeviceClass` asked for (`Any`, `Phone`, `Cti`, …).
-    pub device_class: String,
-    /// RisPort requests per minute at most (the cluster's budget, 15 by default, is shared
-    /// with RTMT and every other client).
-    pub max_requests_per_minute: u32,
-    /// Names per `selectCmDeviceExt` (the answer cap is 1000; lowered when truncation is seen).
-    pub chunk: usize,
-    /// The watched inventory.
-    pub inventory: Inventory,
-    /// Application users whose CTI providers are watched with `selectCtiItem` (none: skipped).
-    pub cti_users: Vec<String>,
-    /// Read each node's "Cisco CTI Manager" PerfMon counters every cycle (CTIManager health in
-    /// the status; provider events from them when no `cti_users` are watched).
-    pub perfmon: bool,
-    /// The persisted sequence-number file.
-    pub seq_file: PathBuf,
-}
-
-impl PollerConfig {
-    /// Defaults for `cluster` reached through `client`.
-    pub fn new(cluster: &str, client: ClientConfig, seq_file: PathBuf) -> PollerConfig {
-        PollerConfig {
-            cluster: cluster.to_string(),
-            source: format!("risport:{cluster}"),
-            client,
-            interval: Duration::from_secs(30),
-            full_poll_every: Duration::from_secs(300),
-            inventory_refresh: Duration::from_secs(900),
-            device_class: "Any".into(),
-            max_requests_per_minute: 10,
-            chunk: 1000,
-            inventory: Inventory::Axl {
-                pattern: "%".into(),
-            },
-            cti_users: Vec::new(),
-            perfmon: true,
-            seq_file,
-        }
-    }
-}
-
-/// A time during which a node's part of the picture was missing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NodeGap {
-    /// The node.
-    pub node: String,
-    /// First answer it was missing from.
-    pub from: DateTime<Utc>,
-    /// First answer it was back in (none: still missing).
-    pub to: Option<DateTime<Utc>>,
-    /// Its `ReturnCode`.
-    pub return_code: String,
-}
-
-/// What the poller has done; printed by `callstate ingest risport`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PollerStatus {
-    /// Poll cycles completed.
-    pub cycles: u64,
-    /// Of those, full polls.
-    pub full_polls: u64,
-    /// Requests sent (RisPort and AXL).
-    pub requests: u64,
-    /// RisPort requests sent.
-    pub risport_requests: u64,
-    /// `Server.RateControl` faults.
-    pub rate_faults: u64,
-    /// Other failed cycles.
-    pub errors: u64,
-    /// The last error.
-    pub last_error: Option<String>,
-    /// Answers found truncated (names re-asked in smaller chunks).
-    pub truncations: u64,
-    /// Names per request now.
-    pub chunk: usize,
-    /// Watched devices.
-    pub watched: usize,
-    /// Devices whose state is known.
-    pub known: usize,
-    /// Watched devices RisPort has no record of.
-    pub absent: usize,
-    /// Events appended (heartbeats included).
-    pub events: u64,
-    /// Events the validation refused (a bug if ever non-zero).
-    pub rejected: u64,
-    /// Events waiting for a failed append to be retried.
-    pub unsent: usize,
-    /// Last complete cycle.
-    pub last_cycle: Option<DateTime<Utc>>,
-    /// The longest time between the starts of two complete cycles, in seconds (the sensing
-    /// limit actually achieved).
-    pub max_cycle_gap_s: f64,
-    /// Times nodes did not answer (their devices' state was left as it was).
-    pub node_gaps: Vec<NodeGap>,
-    /// What the records said.
-    pub records: TrackerCounts,
-    /// PerfMon requests sent.
-    pub perfmon_requests: u64,
-    /// Each CTIManager's last PerfMon reading.
-    pub ctimanagers: BTreeMap<String, CtiManagerStatus>,
-}
-
-/// A CTIManager's health from PerfMon.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct CtiManagerStatus {
-    /// When it was read.
-    pub at: Option<DateTime<Utc>>,
-    /// The counters (none when the object could not be read).
-    pub counters: Option<perfmon::CtiManagerCounters>,
-    /// Why it could not be read.
-    pub error: Option<String>,
-}
 
 /// The RisPort70 poller of one cluster.
 pub struct Poller {
@@ -378,21 +238,23 @@ impl Poller {
         self.last_request = Some(self.clock.now());
     }
 
+    /// One RisPort70 request, paced and counted: the answer's text and the node address.
+    async fn ris_call(&mut self, action: &str, req: &str) -> Result<(String, String), CucmError> {
+        self.pace().await;
+        self.with_status(|s| {
+            s.requests += 1;
+            s.risport_requests += 1;
+        });
+        self.client.call(risport::PATH, action, req).await
+    }
+
     async fn risport(
         &mut self,
         state_info: &str,
         names: &[&str],
     ) -> Result<risport::SelectAnswer, CucmError> {
-        self.pace().await;
         let req = risport::select_cm_device_ext(state_info, names, &self.cfg.device_class);
-        self.with_status(|s| {
-            s.requests += 1;
-            s.risport_requests += 1;
-        });
-        let (xml, node) = self
-            .client
-            .call(risport::PATH, "\"selectCmDeviceExt\"", &req)
-            .await?;
+        let (xml, node) = self.ris_call("\"selectCmDeviceExt\"", &req).await?;
         let answer = risport::parse(&xml, &node)?;
         self.answered().await?;
         Ok(answer)
@@ -517,17 +379,9 @@ impl Poller {
     }
 
     async fn poll_providers(&mut self) -> Result<(), CucmError> {
-        self.pace().await;
         let users: Vec<&str> = self.cfg.cti_users.iter().map(String::as_str).collect();
         let req = cti::select_providers(&users);
-        self.with_status(|s| {
-            s.requests += 1;
-            s.risport_requests += 1;
-        });
-        let (xml, node) = self
-            .client
-            .call(risport::PATH, "\"selectCtiItem\"", &req)
-            .await?;
+        let (xml, node) = self.ris_call("\"selectCtiItem\"", &req).await?;
         let answer = cti::parse(&xml, &node)?;
         self.answered().await?;
         let now = self.clock.now();

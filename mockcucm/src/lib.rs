@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+mod answers;
 pub mod model;
 pub mod server;
 pub mod wire;
