@@ -233,6 +233,7 @@ fn static_demo(args: DemoArgs) -> anyhow::Result<()> {
         ServerConfig::default(),
         None,
         Vec::new(),
+        Vec::new(),
         |addr| {
             let u = format!("http://{addr}");
             let _ =
@@ -345,6 +346,7 @@ fn live_demo(args: DemoArgs) -> anyhow::Result<()> {
         &args.listen,
         ServerConfig::default(),
         None,
+        Vec::new(),
         Vec::new(),
         |addr| {
             feed.post_to(addr);

@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
+use callstate_cucm::syslog::{SyslogConfig, SyslogReceiver};
 use callstate_cucm::{Clock, PollerConfig};
 use callstate_ingest::Appender;
 use callstate_ingest::kafka::{CanonicalProducer, KafkaConfig, Materializer, MaterializerOptions};
@@ -20,6 +21,7 @@ use callstate_query::model::sla::Targets;
 use callstate_server::{App, ReadAuth, ServerConfig};
 
 use crate::cmd_risport::RisportSettings;
+use crate::cmd_syslog::SyslogSettings;
 use crate::out::outln;
 use crate::signal::shutdown_signal;
 
@@ -114,6 +116,11 @@ pub struct Given {
     #[arg(skip)]
     #[serde(default)]
     pub risport: Vec<RisportSettings>,
+    /// Remote-syslog receivers run inside the server, one `[[syslog]]` table per cluster
+    /// (settings file only; the names of `callstate ingest syslog`'s flags, docs/cucm.md).
+    #[arg(skip)]
+    #[serde(default)]
+    pub syslog: Vec<SyslogSettings>,
 }
 
 impl Given {
@@ -153,6 +160,11 @@ impl Given {
             } else {
                 self.risport
             },
+            syslog: if self.syslog.is_empty() {
+                other.syslog
+            } else {
+                self.syslog
+            },
         }
     }
 }
@@ -171,6 +183,16 @@ pub struct Settings {
     pub kafka: Option<KafkaMode>,
     /// RisPort70 pollers to run inside the server.
     pub pollers: Vec<Poll>,
+    /// Syslog receivers to run inside the server.
+    pub receivers: Vec<Receive>,
+}
+
+/// A syslog receiver run by the server, and its clock.
+pub struct Receive {
+    /// Its configuration.
+    pub config: SyslogConfig,
+    /// Its clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A poller run by the server, and its clock.
@@ -217,6 +239,14 @@ impl ServeArgs {
                 clock: r.clock().with_context(ctx)?,
             });
         }
+        let mut receivers = Vec::new();
+        for (i, r) in g.syslog.iter().enumerate() {
+            let ctx = || format!("[[syslog]] #{} ({})", i + 1, r.cluster);
+            receivers.push(Receive {
+                config: r.config(&data).with_context(ctx)?,
+                clock: r.clock().with_context(ctx)?,
+            });
+        }
         let defaults = ServerConfig::default();
         let seconds = |name: &str, v: Option<f64>| {
             let v = v.unwrap_or(30.0);
@@ -258,6 +288,7 @@ impl ServeArgs {
         Ok(Settings {
             kafka,
             pollers,
+            receivers,
             data,
             listen: g.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             log: LogOptions {
@@ -318,6 +349,7 @@ pub fn run(
     api: ServerConfig,
     kafka: Option<KafkaMode>,
     pollers: Vec<Poll>,
+    receivers: Vec<Receive>,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -328,7 +360,7 @@ pub fn run(
     let app = match kafka {
         None => App::new(log.clone(), api)?,
         Some(k) => {
-            if !pollers.is_empty() {
+            if !pollers.is_empty() || !receivers.is_empty() {
                 poll_out = Arc::new(
                     CanonicalProducer::new(&k.config, &k.materializer.topic)
                         .context("the pollers' canonical-topic producer")?,
@@ -359,7 +391,19 @@ pub fn run(
                 }
             });
         }
+        let mut running = Vec::new();
+        for r in receivers {
+            let bound = SyslogReceiver::start(r.config, r.clock, poll_out.clone())
+                .context("cannot start a syslog receiver")?;
+            tracing::info!(listening = ?bound.bound(), "syslog receiver");
+            running.push(bound);
+        }
         callstate_server::serve(listener, app, shutdown_signal()).await?;
+        for r in running {
+            if let Err(e) = r.stop() {
+                tracing::warn!(error = %e, "stopping a syslog receiver");
+            }
+        }
         anyhow::Ok(())
     })?;
     // Requests still running were cut off by the server's shutdown grace; blocking work
@@ -390,6 +434,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         s.api,
         s.kafka,
         s.pollers,
+        s.receivers,
         |addr| {
             // One line on stdout for scripts and tests to wait for.
             let _ = outln!(

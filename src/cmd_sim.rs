@@ -53,6 +53,17 @@ pub struct SimArgs {
     /// With --serve-cucm: RisPort requests per minute before `Server.RateControl` faults.
     #[arg(long, default_value_t = 15)]
     pub rate_per_minute: u32,
+    /// Send the run as the cluster's remote-syslog alarms to `udp://ADDR:PORT` or
+    /// `tcp://ADDR:PORT` (octet-counted), with the scenario starting now, at --speed.
+    #[arg(long, value_name = "URL")]
+    pub syslog_to: Option<String>,
+    /// With --syslog-to: share of alarms in a lenient variant (no host, 12-hour clock, no
+    /// year, keys with spaces, unescaped brackets).
+    #[arg(long, default_value_t = 0.2)]
+    pub syslog_variants: f64,
+    /// With --syslog-to: share of alarms cut after their reason.
+    #[arg(long, default_value_t = 0.02)]
+    pub syslog_truncated: f64,
 }
 
 /// Loads a scenario with the command-line overrides applied.
@@ -144,6 +155,9 @@ pub fn summary(truth: &Truth) -> serde_json::Value {
 pub fn simulate(args: SimArgs) -> anyhow::Result<()> {
     if args.serve_cucm.is_some() {
         return serve_cucm(&args);
+    }
+    if args.syslog_to.is_some() {
+        return send_syslog(&args);
     }
     if args.out.is_none() && args.data.is_none() && args.truth.is_none() {
         bail!("nothing to write: give --out, --data and/or --truth");
@@ -274,4 +288,83 @@ fn serve_cucm(args: &SimArgs) -> anyhow::Result<()> {
         eprintln!("{}", serde_json::to_string(&mock.stats())?);
         anyhow::Ok(())
     })
+}
+
+/// `callstate simulate --syslog-to URL`: the run's alarms, shifted to start now, sent when
+/// their (sped-up) time comes.
+fn send_syslog(args: &SimArgs) -> anyhow::Result<()> {
+    use callstate_mockcucm::APP_USER;
+    use callstate_mockcucm::alarms::{AlarmOptions, render};
+    use chrono::{SubsecRound, Utc};
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        bail!("--speed must be a positive number, not {}", args.speed);
+    }
+    let url = args.syslog_to.clone().unwrap_or_default();
+    let (proto, addr) = url
+        .split_once("://")
+        .filter(|(p, _)| *p == "udp" || *p == "tcp")
+        .ok_or_else(|| {
+            anyhow::anyhow!("--syslog-to {url}: give udp://ADDR:PORT or tcp://ADDR:PORT")
+        })?;
+    let sc = scenario(&args.scenario, args.devices, args.duration.as_deref())?;
+    let mut events = Vec::new();
+    let truth = callstate_sim::run(&sc, args.seed, &mut |e: &Event| {
+        events.push(e.clone());
+        Ok(())
+    })?;
+    let origin = Utc::now().trunc_subsecs(0);
+    let shift = origin - truth.start;
+    for e in &mut events {
+        e.time += shift;
+    }
+    let opts = AlarmOptions {
+        variants: args.syslog_variants.clamp(0.0, 1.0),
+        truncated: args.syslog_truncated.clamp(0.0, 1.0),
+        seed: args.seed,
+        ..AlarmOptions::default()
+    };
+    let lines = render(&events, &opts);
+    outln!(
+        "{}",
+        serde_json::json!({
+            "syslog_to": url,
+            "lines": lines.len(),
+            "cluster": truth.device_info.values().next().map(|d| d.cluster.clone()),
+            "cti_user": APP_USER,
+            "clock_origin": callstate_schemas::time::format_time(&origin),
+            "speed": args.speed,
+            "scenario": truth.scenario,
+        })
+    )?;
+    let udp = std::net::UdpSocket::bind(if addr.starts_with('[') {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    })?;
+    let mut tcp = match proto {
+        "tcp" => Some(
+            std::net::TcpStream::connect(addr)
+                .with_context(|| format!("cannot connect to {url}"))?,
+        ),
+        _ => None,
+    };
+    let start = std::time::Instant::now();
+    for (t, line) in &lines {
+        let due = (*t - origin.timestamp_micros()).max(0) as f64 / args.speed / 1e6;
+        let wait = due - start.elapsed().as_secs_f64();
+        if wait > 0.0 {
+            std::thread::sleep(std::time::Duration::from_secs_f64(wait));
+        }
+        match tcp.as_mut() {
+            Some(s) => s.write_all(format!("{} {line}", line.len()).as_bytes())?,
+            None => {
+                udp.send_to(line.as_bytes(), addr)?;
+            }
+        }
+    }
+    if let Some(s) = tcp.as_mut() {
+        s.flush()?;
+    }
+    eprintln!("sent {} syslog lines to {url}", lines.len());
+    Ok(())
 }

@@ -9,6 +9,7 @@ mod cmd_risport;
 mod cmd_serve;
 mod cmd_sim;
 mod cmd_sla;
+mod cmd_syslog;
 mod live_feed;
 mod out;
 mod signal;
@@ -129,6 +130,9 @@ enum IngestSource {
     /// Poll a CUCM cluster's RisPort70 (device registration, CTI providers) and AXL
     /// (inventory, device pools): no JTAPI bridge needed. See docs/cucm.md.
     Risport(Box<cmd_risport::IngestRisportArgs>),
+    /// Receive a CUCM cluster's remote-syslog alarms (UDP or TCP): registration, node,
+    /// service and CTI provider alarms as v1 events. See docs/cucm.md.
+    Syslog(Box<cmd_syslog::IngestSyslogArgs>),
 }
 
 #[derive(Subcommand)]
@@ -179,6 +183,9 @@ fn main() -> ExitCode {
         Command::Ingest {
             source: IngestSource::Risport(args),
         } => cmd_risport::ingest(*args),
+        Command::Ingest {
+            source: IngestSource::Syslog(args),
+        } => cmd_syslog::ingest(*args),
         Command::Kafka {
             action: KafkaAction::Produce(args),
         } => cmd_kafka::produce(args),

@@ -150,3 +150,103 @@ clock_origin = "{}"
     }
     assert!(server.stop().success());
 }
+
+/// `callstate simulate --syslog-to` into `callstate ingest syslog` (docs/cucm.md), and a
+/// `[[syslog]]` receiver inside `serve`.
+#[test]
+fn simulated_alarms_reach_the_log_through_ingest_syslog_and_serve() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut rx = bin()
+        .args([
+            "ingest",
+            "syslog",
+            "--listen",
+            "udp://127.0.0.1:0",
+            "--listen",
+            "tcp://127.0.0.1:0",
+        ])
+        .args([
+            "--cluster",
+            "CL1",
+            "--cti-user",
+            "jtapi-callstate",
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(rx.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let listening: Value = serde_json::from_str(&first).unwrap();
+    let tcp = listening["listening"][1].as_str().unwrap().to_string();
+    assert!(tcp.starts_with("tcp://"), "{listening}");
+    let sent = bin()
+        .args([
+            "simulate",
+            "--scenario",
+            "node-failover",
+            "--devices",
+            "60",
+            "--duration",
+            "12h",
+        ])
+        .args(["--syslog-to", &tcp, "--speed", "100000"])
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let sim: Value = serde_json::from_slice(&sent.stdout).unwrap();
+    let lines = sim["lines"].as_u64().unwrap();
+    let mut proc = common::Proc(rx);
+    // the receiver takes what was sent, then stops on SIGTERM with its status
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(proc.signal("-TERM").success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status: Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert_eq!(status["messages"], lines, "{status}");
+    assert_eq!(status["malformed"], 0);
+    let stats = bin()
+        .args(["log", "stats", "--data", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["per_kind"]["node_down"], 1, "{stats}");
+    assert!(stats["per_kind"]["device_in_service"].as_u64().unwrap() >= 60);
+
+    // inside serve
+    let settings = dir.path().join("callstate.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "data = \"{}\"\nlisten = \"127.0.0.1:0\"\n\n[[syslog]]\nlisten = [\"udp://127.0.0.1:0\"]\ncluster = \"CL1\"\n",
+            dir.path().join("data2").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = bin();
+    cmd.args(["serve", "--config", settings.to_str().unwrap()]);
+    let server = Server::start(cmd);
+    // the receiver's first heartbeat shows it runs
+    let start = Instant::now();
+    loop {
+        let rows = common::sql(
+            &server.url,
+            "SELECT count(*) AS n FROM events WHERE kind = 'collector_heartbeat' AND source = 'syslog:CL1'",
+        );
+        if rows.to_string().contains("\"n\":1") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{rows}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(server.stop().success());
+}

@@ -7,17 +7,22 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The text of every Rust file under a `tests` folder of the workspace.
+/// The text of every Rust file under a `tests` folder of the workspace, and the unit-test
+/// modules (`#[cfg(test)]` onwards) of the others.
 fn test_sources(dir: &Path, out: &mut String) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy();
         if p.is_dir() && name != "target" && !name.starts_with('.') {
             test_sources(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs")
-            && p.components().any(|c| c.as_os_str() == "tests")
-        {
-            out.push_str(&std::fs::read_to_string(&p).unwrap());
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            if p.components().any(|c| c.as_os_str() == "tests") {
+                out.push_str(&text);
+            } else if let Some(i) = text.find("#[cfg(test)]") {
+                // unit tests inside a source file
+                out.push_str(&text[i..]);
+            }
         }
     }
 }

@@ -81,6 +81,14 @@ impl VirtualClock {
         }
     }
 
+    /// Moves the time forward to `t` (never back).
+    pub fn advance_to(&self, t: DateTime<Utc>) {
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        if t > *now {
+            *now = t;
+        }
+    }
+
     /// Moves the time forward by `d`.
     pub fn advance(&self, d: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());

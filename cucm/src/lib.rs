@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod cti;
 pub mod error;
+pub mod outbox;
 pub mod perfmon;
 pub mod poller;
 pub mod reasons;
@@ -19,6 +20,7 @@ pub mod risport;
 pub mod seq;
 pub mod soap;
 pub mod status;
+pub mod syslog;
 pub mod tracker;
 
 pub use clock::{Clock, VirtualClock, WallClock};

@@ -8,17 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use callstate_ingest::Appender;
-use callstate_ingest::frontend;
-use callstate_schemas::{Body, Event};
+use callstate_schemas::Body;
 
 use crate::client::Client;
 use crate::clock::Clock;
 use crate::config::{Inventory, PollerConfig};
 use crate::error::CucmError;
-use crate::seq::SeqFile;
+use crate::outbox::Outbox;
 use crate::status::{CtiManagerStatus, NodeGap, PollerStatus};
 use crate::tracker::{Pending, Tracker, Watched, type_of_product};
 use crate::{axl, cti, perfmon, risport};
@@ -29,7 +28,6 @@ pub struct Poller {
     client: Client,
     clock: Arc<dyn Clock>,
     out: Arc<dyn Appender>,
-    seq: SeqFile,
     tracker: Tracker,
     status: Arc<Mutex<PollerStatus>>,
     chunk: usize,
@@ -46,7 +44,7 @@ pub struct Poller {
     last_answer: Option<DateTime<Utc>>,
     last_heartbeat: Option<DateTime<Utc>>,
     last_cycle_start: Option<DateTime<Utc>>,
-    outbox: Vec<Event>,
+    outbox: Outbox,
     backoff: Duration,
 }
 
@@ -69,7 +67,7 @@ impl Poller {
         out: Arc<dyn Appender>,
     ) -> Result<Poller, CucmError> {
         let client = Client::new(&cfg.client)?;
-        let seq = SeqFile::open(&cfg.seq_file)?;
+        let outbox = Outbox::open(&cfg.source, &cfg.cluster, &cfg.seq_file)?;
         let mut tracker = Tracker::default();
         if let Inventory::Names(names) = &cfg.inventory {
             tracker.set_inventory(
@@ -87,7 +85,6 @@ impl Poller {
             client,
             clock,
             out,
-            seq,
             tracker,
             status: Arc::new(Mutex::new(PollerStatus {
                 chunk,
@@ -107,7 +104,7 @@ impl Poller {
             last_answer: None,
             last_heartbeat: None,
             last_cycle_start: None,
-            outbox: Vec::new(),
+            outbox,
             backoff: Duration::ZERO,
             cfg,
         })
@@ -533,23 +530,10 @@ impl Poller {
 
     fn emit(&mut self, events: Vec<Pending>) {
         for p in events {
-            let seq = match self.seq.take() {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "no sequence number: event dropped");
-                    self.with_status(|s| s.last_error = Some(e.to_string()));
-                    continue;
-                }
-            };
-            let extra = (!p.extra.is_empty()).then(|| Value::Object(p.extra).to_string());
-            self.outbox.push(Event {
-                source: self.cfg.source.clone(),
-                seq,
-                time: p.time,
-                cluster: self.cfg.cluster.clone(),
-                body: p.body,
-                extra,
-            });
+            if let Err(e) = self.outbox.push(p) {
+                tracing::error!(error = %e, "no sequence number: event dropped");
+                self.with_status(|s| s.last_error = Some(e.to_string()));
+            }
         }
     }
 
@@ -558,29 +542,17 @@ impl Poller {
         if self.outbox.is_empty() {
             return Ok(());
         }
-        let mut ndjson = Vec::new();
-        for e in &self.outbox {
-            ndjson.extend_from_slice(e.to_json().as_bytes());
-            ndjson.push(b'\n');
-        }
-        let origin = self.cfg.source.clone();
+        let batch = self.outbox.batch();
         let out = self.out.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let parsed = frontend::parse_lines(&origin, &ndjson, Utc::now());
-            for r in &parsed.rejects {
-                tracing::error!(reject = ?r, "the poller produced an invalid event");
-            }
-            out.append(&parsed.events)
-                .map(|r| (r.accepted + r.duplicates, parsed.rejects.len()))
-        })
-        .await
-        .map_err(|e| CucmError::Config(format!("append task: {e}")))?;
+        let result = tokio::task::spawn_blocking(move || batch(out.as_ref()))
+            .await
+            .map_err(|e| CucmError::Config(format!("append task: {e}")))?;
         match result {
-            Ok((stored, rejected)) => {
+            Ok(f) => {
                 self.outbox.clear();
                 self.with_status(|s| {
-                    s.events += stored as u64;
-                    s.rejected += rejected as u64;
+                    s.events += f.stored as u64;
+                    s.rejected += f.rejected as u64;
                     s.unsent = 0;
                 });
                 Ok(())
@@ -588,7 +560,7 @@ impl Poller {
             Err(e) => {
                 let n = self.outbox.len();
                 self.with_status(|s| s.unsent = n);
-                Err(CucmError::Append(e))
+                Err(e)
             }
         }
     }

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alarms;
 mod answers;
 pub mod model;
 pub mod server;

@@ -11,6 +11,20 @@ use callstate_sim::Scenario;
 use callstate_sim::SimError;
 use callstate_sim::Truth;
 
+/// The application user whose CTI provider the simulated JTAPI application opens.
+pub const APP_USER: &str = "jtapi-callstate";
+
+/// The `StatusReason`/`Reason` CUCM gives for a simulated cause (§0.1).
+pub fn reason_of(cause: Option<KnownCause>) -> u32 {
+    match cause {
+        Some(KnownCause::NodeFailure | KnownCause::Network) => 13,
+        Some(KnownCause::Admin) => 9,
+        Some(KnownCause::Unregistered | KnownCause::CtimanagerFailure) => 10,
+        Some(KnownCause::Rehome) => 28,
+        _ => 1,
+    }
+}
+
 /// One registration record: a device's status on a node from `at` (µs, scenario time).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rec {
@@ -72,18 +86,6 @@ pub struct CucmModel {
     pub start: i64,
     /// Scenario end, µs.
     pub end: i64,
-}
-
-/// The `StatusReason` CUCM would give for a simulated cause (`cucm-sources.md` §0.1).
-fn reason_of(cause: Option<KnownCause>) -> u32 {
-    match cause {
-        // a crashed node's devices and a site without WAN miss their keepalives
-        Some(KnownCause::NodeFailure | KnownCause::Network) => 13,
-        Some(KnownCause::Admin) => 9,
-        Some(KnownCause::Unregistered | KnownCause::CtimanagerFailure) => 10,
-        Some(KnownCause::Rehome) => 28,
-        _ => 1,
-    }
 }
 
 impl CucmModel {

@@ -19,8 +19,7 @@ use chrono::{DateTime, Utc};
 use crate::model::CucmModel;
 use crate::wire;
 
-/// The application user whose CTI provider the simulated JTAPI application opens.
-pub const APP_USER: &str = "jtapi-callstate";
+pub use crate::model::APP_USER;
 
 /// How the mock behaves.
 #[derive(Debug, Clone)]
