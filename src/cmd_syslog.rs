@@ -4,16 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use serde::Deserialize;
 
+use callstate_cucm::Clock;
 use callstate_cucm::syslog::{SyslogConfig, SyslogReceiver};
-use callstate_cucm::{Clock, WallClock};
-use callstate_ingest::Appender;
-use callstate_ingest::kafka::{CanonicalProducer, KafkaConfig};
-use callstate_log::{Log, LogOptions};
 
+use crate::collector::OutputArgs;
 use crate::out::outln;
 
 /// One cluster's receiver settings: flags of `ingest syslog`, or a `[[syslog]]` table of
@@ -69,14 +67,7 @@ impl SyslogSettings {
 
     /// The clock: the real one, or the demo's faster one.
     pub fn clock(&self) -> anyhow::Result<Arc<dyn Clock>> {
-        Ok(match (self.clock_speed, &self.clock_origin) {
-            (Some(speed), Some(origin)) => {
-                let origin = callstate_schemas::parse_time(origin)
-                    .map_err(|e| anyhow::anyhow!("--clock-origin: {e}"))?;
-                Arc::new(WallClock::scaled(origin, speed))
-            }
-            _ => Arc::new(WallClock::real()),
-        })
+        crate::collector::clock(self.clock_speed, self.clock_origin.as_deref())
     }
 }
 
@@ -85,40 +76,15 @@ impl SyslogSettings {
 pub struct IngestSyslogArgs {
     #[command(flatten)]
     pub settings: SyslogSettings,
-    /// Data directory of the embedded log.
-    #[arg(long, env = "CALLSTATE_DATA", default_value = "callstate-data")]
-    pub data: PathBuf,
-    /// Write to this canonical Kafka topic instead of the embedded log.
-    #[arg(long, requires = "brokers")]
-    pub canonical_topic: Option<String>,
-    /// Kafka bootstrap brokers (`host:port,...`), with --canonical-topic.
-    #[arg(long, env = "CALLSTATE_KAFKA_BROKERS")]
-    pub brokers: Option<String>,
-    /// A librdkafka property `key=value`; repeatable.
-    #[arg(short = 'X', long = "kafka-option", value_name = "KEY=VALUE")]
-    pub kafka_options: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `callstate ingest syslog`: receives until a signal, then prints its status.
 pub fn ingest(args: IngestSyslogArgs) -> anyhow::Result<()> {
-    let cfg = args.settings.config(&args.data)?;
+    let cfg = args.settings.config(&args.output.data)?;
     let clock = args.settings.clock()?;
-    let mut log = None;
-    let out: Arc<dyn Appender> = match &args.canonical_topic {
-        Some(t) => {
-            let brokers = args.brokers.clone().unwrap_or_default();
-            let kafka = KafkaConfig::new(brokers).with_options(&args.kafka_options)?;
-            Arc::new(CanonicalProducer::new(&kafka, t)?)
-        }
-        None => {
-            let l = Arc::new(
-                Log::open(&args.data, LogOptions::default())
-                    .with_context(|| format!("cannot open the log in {}", args.data.display()))?,
-            );
-            log = Some(l.clone());
-            l
-        }
-    };
+    let (out, log) = args.output.open()?;
     let rx = SyslogReceiver::start(cfg, clock, out)?;
     // one line on stdout for scripts to wait for: where it listens
     outln!("{}", serde_json::json!({"listening": rx.bound()}))?;

@@ -10,6 +10,7 @@ mod cmd_serve;
 mod cmd_sim;
 mod cmd_sla;
 mod cmd_syslog;
+mod collector;
 mod live_feed;
 mod out;
 mod signal;

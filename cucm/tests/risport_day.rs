@@ -15,27 +15,6 @@ use callstate_schemas::{Kind, Movement, ServiceState};
 
 mod common;
 
-const DAY: &str = r#"
-name = "risport-day"
-duration = "24h"
-[topology]
-devices = 600
-[[faults]]
-kind = "node_crash"
-at = "6h"
-node = "CL1-cucm1"
-down_for = "20m"
-[[faults]]
-kind = "ctimanager_crash"
-at = "12h"
-reconnect_after = "25s"
-[[faults]]
-kind = "site_outage"
-at = "16h"
-site = "CL1-S2"
-duration = "15m"
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_polled_day_matches_the_truth_within_the_sensing_limit() {
     // the mock caps answers at 250 records (the poller starts with 1000 names per request)
@@ -43,7 +22,7 @@ async fn a_polled_day_matches_the_truth_within_the_sensing_limit() {
         answer_cap: 250,
         ..MockOptions::default()
     };
-    let c = common::cluster(DAY, 7, opts);
+    let c = common::cluster(common::DAY, 7, opts);
     let url = common::serve(&c.mock, None).await;
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(Log::open(dir.path().join("data"), LogOptions::default()).unwrap());

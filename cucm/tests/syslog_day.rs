@@ -18,27 +18,6 @@ use callstate_sim::{Scenario, Truth};
 
 mod common;
 
-const DAY: &str = r#"
-name = "syslog-day"
-duration = "24h"
-[topology]
-devices = 600
-[[faults]]
-kind = "node_crash"
-at = "6h"
-node = "CL1-cucm1"
-down_for = "20m"
-[[faults]]
-kind = "ctimanager_crash"
-at = "12h"
-reconnect_after = "25s"
-[[faults]]
-kind = "site_outage"
-at = "16h"
-site = "CL1-S2"
-duration = "15m"
-"#;
-
 fn simulate(toml: &str, seed: u64) -> (Vec<Event>, Truth) {
     let sc = Scenario::from_toml(toml).unwrap();
     let mut events = Vec::new();
@@ -192,7 +171,7 @@ fn check_against_truth(run: &Run, truth: &Truth, min_seen: usize) {
 
 #[test]
 fn a_day_of_alarms_over_tcp_matches_the_truth() {
-    let (events, truth) = simulate(DAY, 11);
+    let (events, truth) = simulate(common::DAY, 11);
     let lines = render(&events, &AlarmOptions::default());
     let run = receive("tcp", &lines, truth.start, truth.end);
     let s = &run.status;

@@ -124,3 +124,26 @@ down_for = "10m"
 pub async fn serve_node(mock: &Arc<MockCucm>, node: &str) -> String {
     serve(mock, Some(node)).await
 }
+
+/// A day with a node failover (06:00, 20 min), a CTIManager failover (12:00) and a site
+/// outage (16:00, 15 min), 600 devices: the end-to-end tests' day.
+pub const DAY: &str = r#"
+name = "cucm-day"
+duration = "24h"
+[topology]
+devices = 600
+[[faults]]
+kind = "node_crash"
+at = "6h"
+node = "CL1-cucm1"
+down_for = "20m"
+[[faults]]
+kind = "ctimanager_crash"
+at = "12h"
+reconnect_after = "25s"
+[[faults]]
+kind = "site_outage"
+at = "16h"
+site = "CL1-S2"
+duration = "15m"
+"#;
