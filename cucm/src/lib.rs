@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod axl;
+pub mod cdr;
 pub mod client;
 pub mod clock;
 pub mod config;
