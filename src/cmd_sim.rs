@@ -64,6 +64,10 @@ pub struct SimArgs {
     /// With --syslog-to: share of alarms cut after their reason.
     #[arg(long, default_value_t = 0.02)]
     pub syslog_truncated: f64,
+    /// Write the run's CDR files (one per node per minute, as the billing server pushes
+    /// them) into this directory.
+    #[arg(long)]
+    pub cdr_dir: Option<PathBuf>,
 }
 
 /// Loads a scenario with the command-line overrides applied.
@@ -159,8 +163,8 @@ pub fn simulate(args: SimArgs) -> anyhow::Result<()> {
     if args.syslog_to.is_some() {
         return send_syslog(&args);
     }
-    if args.out.is_none() && args.data.is_none() && args.truth.is_none() {
-        bail!("nothing to write: give --out, --data and/or --truth");
+    if args.out.is_none() && args.data.is_none() && args.truth.is_none() && args.cdr_dir.is_none() {
+        bail!("nothing to write: give --out, --data, --truth and/or --cdr-dir");
     }
     let sc = scenario(&args.scenario, args.devices, args.duration.as_deref())?;
     let mut out: Option<Box<dyn Write>> = match args.out.as_deref() {
@@ -183,6 +187,7 @@ pub fn simulate(args: SimArgs) -> anyhow::Result<()> {
     };
     let mut writer = log.as_ref().map(LogWriter::new);
     let mut line = Vec::with_capacity(512);
+    let mut all: Vec<Event> = Vec::new();
     let truth = callstate_sim::run(&sc, args.seed, &mut |e: &Event| {
         if let Some(o) = out.as_mut() {
             line.clear();
@@ -193,8 +198,17 @@ pub fn simulate(args: SimArgs) -> anyhow::Result<()> {
         if let Some(w) = writer.as_mut() {
             w.push(e)?;
         }
+        if args.cdr_dir.is_some() {
+            all.push(e.clone());
+        }
         Ok(())
     })?;
+    let mut cdr = None;
+    if let Some(dir) = &args.cdr_dir {
+        let w = callstate_mockcucm::cdr::write(&all, dir)
+            .with_context(|| format!("cannot write CDR files into {}", dir.display()))?;
+        cdr = Some((w.files.len(), w.records));
+    }
     if let Some(o) = out.as_mut() {
         o.flush()?;
     }
@@ -211,6 +225,10 @@ pub fn simulate(args: SimArgs) -> anyhow::Result<()> {
         serde_json::to_writer(f, &truth)?;
     }
     let mut s = summary(&truth);
+    if let Some((files, records)) = cdr {
+        s["cdr_files"] = files.into();
+        s["cdr_records"] = records.into();
+    }
     if let Some(w) = &writer {
         s["log_accepted"] = w.accepted.into();
         s["log_duplicates"] = w.duplicates.into();

@@ -1,5 +1,6 @@
 //! `callstate`: CUCM CTI device and call events into an append-only log, and answers from it.
 
+mod cmd_cdr;
 mod cmd_demo;
 mod cmd_ingest;
 mod cmd_kafka;
@@ -134,6 +135,9 @@ enum IngestSource {
     /// Receive a CUCM cluster's remote-syslog alarms (UDP or TCP): registration, node,
     /// service and CTI provider alarms as v1 events. See docs/cucm.md.
     Syslog(Box<cmd_syslog::IngestSyslogArgs>),
+    /// Ingest the CDR files a CUCM billing server pushes into a directory: calls and
+    /// consultation transfers as v1 events. See docs/cucm.md.
+    Cdr(Box<cmd_cdr::IngestCdrArgs>),
 }
 
 #[derive(Subcommand)]
@@ -187,6 +191,9 @@ fn main() -> ExitCode {
         Command::Ingest {
             source: IngestSource::Syslog(args),
         } => cmd_syslog::ingest(*args),
+        Command::Ingest {
+            source: IngestSource::Cdr(args),
+        } => cmd_cdr::ingest(*args),
         Command::Kafka {
             action: KafkaAction::Produce(args),
         } => cmd_kafka::produce(args),

@@ -69,28 +69,14 @@ impl Outbox {
         Ok(())
     }
 
-    /// The waiting events as validated NDJSON, and a function that appends them (run it where
-    /// blocking is allowed); on success call [`Outbox::clear`].
+    /// A function that validates and appends the waiting events (run it where blocking is
+    /// allowed); on success call [`Outbox::clear`].
     pub fn batch(
         &self,
     ) -> impl FnOnce(&dyn Appender) -> Result<Flushed, CucmError> + Send + 'static {
-        let mut ndjson = Vec::new();
-        for e in &self.events {
-            ndjson.extend_from_slice(e.to_json().as_bytes());
-            ndjson.push(b'\n');
-        }
+        let events = self.events.clone();
         let origin = self.source.clone();
-        move |out: &dyn Appender| {
-            let parsed = frontend::parse_lines(&origin, &ndjson, Utc::now());
-            for r in &parsed.rejects {
-                tracing::error!(reject = ?r, "a collector produced an invalid event");
-            }
-            let r = out.append(&parsed.events)?;
-            Ok(Flushed {
-                stored: r.accepted + r.duplicates,
-                rejected: parsed.rejects.len(),
-            })
-        }
+        move |out: &dyn Appender| append_validated(&origin, &events, out)
     }
 
     /// Forgets the events a successful [`Outbox::batch`] stored.
@@ -107,4 +93,27 @@ impl Outbox {
         self.clear();
         Ok(f)
     }
+}
+
+/// Validates `events` as any collector's input (the ingest front end, as NDJSON) and appends
+/// those that pass; the others are logged (a collector bug) and counted.
+pub fn append_validated(
+    origin: &str,
+    events: &[Event],
+    out: &dyn Appender,
+) -> Result<Flushed, CucmError> {
+    let mut ndjson = Vec::new();
+    for e in events {
+        ndjson.extend_from_slice(e.to_json().as_bytes());
+        ndjson.push(b'\n');
+    }
+    let parsed = frontend::parse_lines(origin, &ndjson, Utc::now());
+    for r in &parsed.rejects {
+        tracing::error!(reject = ?r, "a collector produced an invalid event");
+    }
+    let r = out.append(&parsed.events)?;
+    Ok(Flushed {
+        stored: r.accepted + r.duplicates,
+        rejected: parsed.rejects.len(),
+    })
 }

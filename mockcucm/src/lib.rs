@@ -8,6 +8,7 @@
 
 pub mod alarms;
 mod answers;
+pub mod cdr;
 pub mod model;
 pub mod server;
 pub mod wire;

@@ -1,8 +1,10 @@
-//! CDR flat files (`cucm-sources.md` part 3): file names, the CSV layout, codes, and records
-//! to call and transfer events. The directory collector (`callstate ingest cdr`) is not
-//! written yet (docs/cucm.md).
+//! CDR flat files (`cucm-sources.md` part 3): file names, the CSV layout, codes, records to
+//! call and transfer events, and the directory collector (`callstate ingest cdr`).
 
 pub mod codes;
+pub mod collector;
 pub mod map;
 pub mod name;
 pub mod record;
+
+pub use collector::{CdrCollector, CdrConfig, CdrStatus};

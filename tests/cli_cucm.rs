@@ -1,5 +1,6 @@
-//! `callstate simulate --serve-cucm` and `callstate ingest risport` as a user runs them
-//! (docs/cucm.md), and the poller inside `callstate serve` from its settings file.
+//! The CUCM collectors as a user runs them (docs/cucm.md): `simulate --serve-cucm` with
+//! `ingest risport`, `simulate --syslog-to` with `ingest syslog`, `simulate --cdr-dir` with
+//! `ingest cdr`, and the poller and the receiver inside `callstate serve`.
 
 use std::time::{Duration, Instant};
 
@@ -249,4 +250,83 @@ fn simulated_alarms_reach_the_log_through_ingest_syslog_and_serve() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(server.stop().success());
+}
+
+/// `callstate simulate --cdr-dir` then `callstate ingest cdr --once`: calls and transfers in
+/// SQL, and a second run over the same files adds nothing.
+#[test]
+fn simulated_cdr_files_reach_the_calls_and_transfers_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let billing = dir.path().join("billing");
+    let data = dir.path().join("data");
+    let sim = bin()
+        .args([
+            "simulate",
+            "--scenario",
+            "quiet-day",
+            "--devices",
+            "80",
+            "--duration",
+            "4h",
+        ])
+        .args(["--cdr-dir", billing.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    let sim: Value = serde_json::from_slice(&sim.stdout).unwrap();
+    let run = || {
+        let out = bin()
+            .args([
+                "ingest",
+                "cdr",
+                "--dir",
+                billing.to_str().unwrap(),
+                "--cluster",
+                "CL1",
+                "--once",
+            ])
+            .args(["--data", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["files"], sim["cdr_files"], "{first}");
+    assert_eq!(first["records"], sim["cdr_records"]);
+    assert_eq!(first["rejected_rows"], 0);
+    let count = |q: &str| {
+        let out = bin()
+            .args([
+                "sql",
+                q,
+                "--data",
+                data.to_str().unwrap(),
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let calls = count("SELECT count(*) AS n FROM calls");
+    assert!(!calls.contains("\"n\":0"), "{calls}");
+    let before = count("SELECT count(*) AS n FROM events");
+    // every file is remembered: a second run takes nothing
+    let second = run();
+    assert_eq!(second["files"], 0, "{second}");
+    assert_eq!(count("SELECT count(*) AS n FROM events"), before);
 }
