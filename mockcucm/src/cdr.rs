@@ -178,7 +178,12 @@ pub fn write(events: &[Event], dir: &Path) -> std::io::Result<Written> {
             .int("destLegIdentifier", d_leg)
             .int("dateTimeOrigination", start.timestamp())
             .int("dateTimeConnect", connect.map_or(0, |c| c.timestamp()))
-            .int("dateTimeDisconnect", end.timestamp())
+            // CUCM tears a call down when it notices the end: never before it (a call dropped
+            // by an outage ends at or after the outage, as the incident reports count it)
+            .int(
+                "dateTimeDisconnect",
+                (end.timestamp_micros() + 999_999).div_euclid(1_000_000),
+            )
             .int("duration", duration)
             .int("origNodeId", node as i64 + 1)
             .int("destNodeId", node as i64 + 1)
