@@ -249,7 +249,11 @@ fn udp_socket(addr: &str, buffer: usize) -> std::io::Result<(UdpSocket, usize)> 
 
 fn udp_loop(sock: &UdpSocket, tx: &SyncSender<Msg>, stop: &AtomicBool) {
     let mut buf = vec![0u8; 65_536];
-    while !stop.load(Ordering::Relaxed) {
+    let mut drain = Drain::default();
+    loop {
+        if drain.over(stop) {
+            return;
+        }
         match sock.recv_from(&mut buf) {
             Ok((n, peer)) => {
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -264,11 +268,17 @@ fn udp_loop(sock: &UdpSocket, tx: &SyncSender<Msg>, stop: &AtomicBool) {
                     return;
                 }
             }
+            // stopping: only once what the socket holds has been taken
             Err(e)
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+                ) =>
+            {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "syslog UDP receive failed");
                 std::thread::sleep(Duration::from_millis(50));
@@ -306,10 +316,12 @@ fn tcp_conn(s: TcpStream, peer: SocketAddr, tx: &SyncSender<Msg>, stop: &AtomicB
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
     let mut r = BufReader::with_capacity(1 << 16, s);
     let mut pending: Vec<u8> = Vec::new();
+    let mut drain = Drain::default();
     loop {
-        if stop.load(Ordering::Relaxed) && r.buffer().is_empty() {
+        if drain.over(stop) {
             return;
         }
+        // stopping: once the sender is quiet (what the socket holds has been taken)
         let first = match r.fill_buf() {
             Ok([]) => return,
             Ok(b) => b[0],
@@ -319,6 +331,9 @@ fn tcp_conn(s: TcpStream, peer: SocketAddr, tx: &SyncSender<Msg>, stop: &AtomicB
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
                 continue;
             }
             Err(_) => return,
@@ -358,6 +373,20 @@ fn tcp_conn(s: TcpStream, peer: SocketAddr, tx: &SyncSender<Msg>, stop: &AtomicB
         if !complete {
             return;
         }
+    }
+}
+
+/// How long a listener goes on taking what its socket holds after the stop: a sender that
+/// never pauses cannot hold the shutdown.
+#[derive(Default)]
+struct Drain(Option<Instant>);
+
+impl Drain {
+    fn over(&mut self, stop: &AtomicBool) -> bool {
+        if !stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.0.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(2)
     }
 }
 
