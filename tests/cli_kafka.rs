@@ -388,8 +388,8 @@ fn the_risport_poller_writes_to_the_canonical_topic() {
     kafka.create_topic("callstate.events", 2, 1).unwrap();
     let brokers = kafka.bootstrap_servers();
     let (_mock, m) = mock_cucm("60", "120");
-    // two simulated minutes: every device has registered
-    std::thread::sleep(Duration::from_secs(1));
+    // six simulated minutes: every device has registered (phones take 15 s + ~15 s each)
+    std::thread::sleep(Duration::from_secs(3));
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
         .args([
