@@ -227,3 +227,30 @@ reconnect_after = "25s"
     );
     assert!(provider[2].0 && provider[2].1 != provider[0].1 && provider[2].2 >= provider[1].2);
 }
+
+/// `--device-class Cti` asks RisPort for that class only: only the route points (class `Cti`)
+/// get events.
+#[tokio::test]
+async fn the_device_class_filter_is_asked_of_risport() {
+    let s = setup();
+    let url = common::serve(&s.c.mock, None).await;
+    let mut cfg = common::config(vec![url], s._dir.path());
+    cfg.device_class = "Cti".into();
+    let mut p = Poller::new(cfg, s.c.clock.clone(), s.log.clone()).unwrap();
+    p.cycle().await.unwrap();
+    s.log.wait_idle().unwrap();
+    let rows = LogRows::load(&s.log.snapshot(), None).unwrap();
+    let route_points =
+        s.c.truth
+            .device_info
+            .values()
+            .filter(|d| d.device_type == "cti_route_point")
+            .count();
+    assert!(route_points > 0);
+    assert_eq!(rows.service.len(), route_points);
+    assert!(
+        rows.service
+            .iter()
+            .all(|r| r.device_type.as_deref() == Some("cti_route_point"))
+    );
+}
