@@ -180,10 +180,12 @@ pub async fn run(
     out: Arc<dyn Appender>,
     once: bool,
     stop: impl std::future::Future<Output = ()>,
+    started: impl FnOnce(Arc<std::sync::Mutex<callstate_cucm::PollerStatus>>),
 ) -> anyhow::Result<callstate_cucm::PollerStatus> {
     let cluster = cfg.cluster.clone();
     let mut poller = Poller::new(cfg, clock, out)?;
     let status = poller.status();
+    started(status.clone());
     if once {
         poller.cycle().await?;
     } else {
@@ -236,6 +238,7 @@ pub fn ingest(args: IngestRisportArgs) -> anyhow::Result<()> {
         out,
         args.once,
         crate::signal::shutdown_signal(),
+        |_| {},
     ));
     if let Some(l) = log {
         l.wait_idle()?;

@@ -384,8 +384,12 @@ pub fn run(
         for p in pollers {
             let out = poll_out.clone();
             let cluster = p.config.cluster.clone();
+            let app = app.clone();
             tokio::spawn(async move {
-                let r = crate::cmd_risport::run(p.config, p.clock, out, false, std::future::pending()).await;
+                let started = |status| {
+                    app.add_metrics_source(crate::collector_metrics::poller(cluster.clone(), status));
+                };
+                let r = crate::cmd_risport::run(p.config, p.clock, out, false, std::future::pending(), started).await;
                 if let Err(e) = r {
                     tracing::error!(cluster = %cluster, error = %format!("{e:#}"), "the RisPort poller stopped");
                 }
@@ -393,9 +397,14 @@ pub fn run(
         }
         let mut running = Vec::new();
         for r in receivers {
+            let r_cluster = r.config.cluster.clone();
             let bound = SyslogReceiver::start(r.config, r.clock, poll_out.clone())
                 .context("cannot start a syslog receiver")?;
             tracing::info!(listening = ?bound.bound(), "syslog receiver");
+            app.add_metrics_source(crate::collector_metrics::syslog(
+                r_cluster.clone(),
+                bound.status_handle(),
+            ));
             running.push(bound);
         }
         callstate_server::serve(listener, app, shutdown_signal()).await?;

@@ -12,6 +12,7 @@ mod cmd_sim;
 mod cmd_sla;
 mod cmd_syslog;
 mod collector;
+mod collector_metrics;
 mod live_feed;
 mod out;
 mod signal;

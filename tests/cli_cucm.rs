@@ -149,6 +149,22 @@ clock_origin = "{}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // the poller's status is in /metrics
+    let metrics = metric_lines(&server.url, "callstate_risport_");
+    let cycles = metrics
+        .iter()
+        .find(|l| l.starts_with("callstate_risport_cycles_total{cluster=\"CL1\"}"))
+        .unwrap_or_else(|| panic!("{metrics:?}"));
+    assert!(
+        cycles.rsplit(' ').next().unwrap().parse::<f64>().unwrap() >= 1.0,
+        "{cycles}"
+    );
+    assert!(
+        metrics
+            .iter()
+            .any(|l| l.starts_with("callstate_risport_devices_known{cluster=\"CL1\"} 80")),
+        "{metrics:?}"
+    );
     assert!(server.stop().success());
 }
 
@@ -249,6 +265,19 @@ fn simulated_alarms_reach_the_log_through_ingest_syslog_and_serve() {
         assert!(start.elapsed() < Duration::from_secs(30), "{rows}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let metrics = metric_lines(&server.url, "callstate_syslog_");
+    assert!(
+        metrics
+            .iter()
+            .any(|l| l.starts_with("callstate_syslog_events_total{cluster=\"CL1\"}")),
+        "{metrics:?}"
+    );
+    assert!(
+        metrics
+            .iter()
+            .any(|l| l.starts_with("callstate_syslog_udp_buffer_bytes{cluster=\"CL1\"}")),
+        "{metrics:?}"
+    );
     assert!(server.stop().success());
 }
 
@@ -329,4 +358,14 @@ fn simulated_cdr_files_reach_the_calls_and_transfers_tables() {
     let second = run();
     assert_eq!(second["files"], 0, "{second}");
     assert_eq!(count("SELECT count(*) AS n FROM events"), before);
+}
+
+/// The `/metrics` lines starting with `prefix`.
+fn metric_lines(url: &str, prefix: &str) -> Vec<String> {
+    let mut r = agent().get(&format!("{url}/metrics")).call().unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
 }

@@ -95,6 +95,11 @@ impl App {
         }))
     }
 
+    /// Adds samples to `/metrics`, asked at every scrape (collectors running beside the API).
+    pub fn add_metrics_source(&self, source: crate::metrics::SampleSource) {
+        self.metrics.add_source(source);
+    }
+
     /// The log.
     pub fn log(&self) -> &Arc<Log> {
         &self.log

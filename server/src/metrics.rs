@@ -2,8 +2,14 @@
 //! route, and, computed at scrape time from the log, devices by state and today's
 //! availability per device pool.
 
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -46,6 +52,66 @@ pub struct PoolLabel {
 
 pub(crate) type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
+/// One sample a component running beside the API reports (a collector's status).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name, without the `callstate_` prefix (a counter's without `_total`).
+    pub name: String,
+    /// Help text.
+    pub help: String,
+    /// A counter (else a gauge).
+    pub counter: bool,
+    /// Labels.
+    pub labels: Vec<(String, String)>,
+    /// Value.
+    pub value: f64,
+}
+
+/// Where such samples come from: asked at every scrape.
+pub type SampleSource = Arc<dyn Fn() -> Vec<Sample> + Send + Sync>;
+
+/// The registered sources, as a prometheus-client collector.
+#[derive(Default, Clone)]
+struct Sources(Arc<Mutex<Vec<SampleSource>>>);
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sources")
+    }
+}
+
+impl Collector for Sources {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // one family per name, in the order first seen
+        let mut families: Vec<(String, String, bool, Vec<(Vec<(String, String)>, f64)>)> =
+            Vec::new();
+        for s in sources.iter().flat_map(|f| f()) {
+            match families.iter_mut().find(|f| f.0 == s.name) {
+                Some(f) => f.3.push((s.labels, s.value)),
+                None => families.push((s.name, s.help, s.counter, vec![(s.labels, s.value)])),
+            }
+        }
+        for (name, help, counter, samples) in families {
+            let kind = if counter {
+                MetricType::Counter
+            } else {
+                MetricType::Gauge
+            };
+            let mut m = encoder.encode_descriptor(&name, &help, None, kind)?;
+            for (labels, value) in samples {
+                let e = m.encode_family(&labels)?;
+                if counter {
+                    ConstCounter::new(value.max(0.0)).encode(e)?;
+                } else {
+                    ConstGauge::new(value).encode(e)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +125,7 @@ pub struct Metrics {
     pub(crate) requests: HistogramFamily,
     devices: Family<StateLabel, Gauge>,
     availability: Family<PoolLabel, Gauge<f64, AtomicU64>>,
+    sources: Sources,
     scrape: Mutex<()>,
 }
 
@@ -101,7 +168,10 @@ impl Default for Metrics {
             "Availability of each device pool since 00:00 UTC today (null days are left out)",
             availability.clone(),
         );
+        let sources = Sources::default();
+        registry.register_collector(Box::new(sources.clone()));
         Metrics {
+            sources,
             registry,
             ingested,
             rejected,
@@ -115,6 +185,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds a source of samples asked at every scrape (the collectors run inside `serve`).
+    pub fn add_source(&self, source: SampleSource) {
+        self.sources
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
+    }
+
     /// Counts `n` events of `kind` in `family`.
     pub fn count(family: &Family<KindLabel, Counter>, kind: &str, n: u64) {
         if n > 0 {

@@ -210,6 +210,11 @@ impl SyslogReceiver {
         &self.bound
     }
 
+    /// A handle on the status, readable while it runs.
+    pub fn status_handle(&self) -> Arc<Mutex<SyslogStatus>> {
+        self.status.clone()
+    }
+
     /// The status now.
     pub fn status(&self) -> SyslogStatus {
         self.status
