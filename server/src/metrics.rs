@@ -84,27 +84,27 @@ impl Collector for Sources {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let sources = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         // one family per name, in the order first seen
-        let mut families: Vec<(String, String, bool, Vec<(Vec<(String, String)>, f64)>)> =
-            Vec::new();
+        let mut families: Vec<Vec<Sample>> = Vec::new();
         for s in sources.iter().flat_map(|f| f()) {
-            match families.iter_mut().find(|f| f.0 == s.name) {
-                Some(f) => f.3.push((s.labels, s.value)),
-                None => families.push((s.name, s.help, s.counter, vec![(s.labels, s.value)])),
+            match families.iter_mut().find(|f| f[0].name == s.name) {
+                Some(f) => f.push(s),
+                None => families.push(vec![s]),
             }
         }
-        for (name, help, counter, samples) in families {
+        for family in families {
+            let (name, help, counter) = (&family[0].name, &family[0].help, family[0].counter);
             let kind = if counter {
                 MetricType::Counter
             } else {
                 MetricType::Gauge
             };
-            let mut m = encoder.encode_descriptor(&name, &help, None, kind)?;
-            for (labels, value) in samples {
-                let e = m.encode_family(&labels)?;
+            let mut m = encoder.encode_descriptor(name, help, None, kind)?;
+            for s in &family {
+                let e = m.encode_family(&s.labels)?;
                 if counter {
-                    ConstCounter::new(value.max(0.0)).encode(e)?;
+                    ConstCounter::new(s.value.max(0.0)).encode(e)?;
                 } else {
-                    ConstGauge::new(value).encode(e)?;
+                    ConstGauge::new(s.value).encode(e)?;
                 }
             }
         }
