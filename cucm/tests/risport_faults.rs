@@ -254,3 +254,47 @@ async fn the_device_class_filter_is_asked_of_risport() {
             .all(|r| r.device_type.as_deref() == Some("cti_route_point"))
     );
 }
+
+/// A full disk under the log: the poller's events wait in its outbox (in order, with their
+/// sequence numbers) while the log refuses appends, and are all stored once there is room.
+#[tokio::test]
+async fn a_full_disk_keeps_the_events_until_they_are_stored() {
+    let Some(fs) = callstate_testkit::tmpfs::tmpfs_or_skip(16 << 20, "poller disk full") else {
+        return;
+    };
+    let c = common::cluster(common::HOUR, 3, MockOptions::default());
+    c.clock.advance(Duration::from_secs(600));
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(fs.path().join("data"), LogOptions::default()).unwrap());
+    let url = common::serve(&c.mock, None).await;
+    let mut p = Poller::new(
+        common::config(vec![url], dir.path()),
+        c.clock.clone(),
+        log.clone(),
+    )
+    .unwrap();
+    p.cycle().await.unwrap();
+    let stored_before = log.snapshot().len();
+    // the disk fills; the node crash at 20 min makes devices fail over
+    let filler = fs.fill();
+    c.clock.advance(Duration::from_secs(12 * 60));
+    let e = p.cycle().await.unwrap_err();
+    assert!(matches!(e, CucmError::Append(_)), "{e}");
+    let waiting = p.status().lock().unwrap().unsent;
+    assert!(waiting > 0, "the failovers wait in the outbox");
+    assert_eq!(log.snapshot().len(), stored_before, "nothing half-stored");
+    // room again: the log resumes, the next cycle stores what waited, then its own events
+    std::fs::remove_file(&filler).unwrap();
+    std::thread::sleep(Duration::from_millis(1_100));
+    c.clock.advance(Duration::from_secs(30));
+    p.cycle().await.unwrap();
+    log.wait_idle().unwrap();
+    let status = p.status().lock().unwrap().clone();
+    assert_eq!(status.unsent, 0);
+    assert_eq!(
+        log.snapshot().len() as u64,
+        status.events,
+        "every event the poller made is stored, once"
+    );
+    assert!(log.snapshot().len() >= stored_before + waiting as u64);
+}
