@@ -292,7 +292,7 @@ async fn a_full_disk_keeps_the_events_until_they_are_stored() {
     let status = p.status().lock().unwrap().clone();
     assert_eq!(status.unsent, 0);
     assert_eq!(
-        log.snapshot().len() as u64,
+        log.snapshot().len(),
         status.events,
         "every event the poller made is stored, once"
     );
