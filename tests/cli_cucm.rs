@@ -159,11 +159,9 @@ clock_origin = "{}"
         cycles.rsplit(' ').next().unwrap().parse::<f64>().unwrap() >= 1.0,
         "{cycles}"
     );
-    assert!(
-        metrics
-            .iter()
-            .any(|l| l.starts_with("callstate_risport_devices_known{cluster=\"CL1\"} 80")),
-        "{metrics:?}"
+    assert_metric(
+        &metrics,
+        "callstate_risport_devices_known{cluster=\"CL1\"} 80",
     );
     assert!(server.stop().success());
 }
@@ -266,17 +264,10 @@ fn simulated_alarms_reach_the_log_through_ingest_syslog_and_serve() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let metrics = metric_lines(&server.url, "callstate_syslog_");
-    assert!(
-        metrics
-            .iter()
-            .any(|l| l.starts_with("callstate_syslog_events_total{cluster=\"CL1\"}")),
-        "{metrics:?}"
-    );
-    assert!(
-        metrics
-            .iter()
-            .any(|l| l.starts_with("callstate_syslog_udp_buffer_bytes{cluster=\"CL1\"}")),
-        "{metrics:?}"
+    assert_metric(&metrics, "callstate_syslog_events_total{cluster=\"CL1\"}");
+    assert_metric(
+        &metrics,
+        "callstate_syslog_udp_buffer_bytes{cluster=\"CL1\"}",
     );
     assert!(server.stop().success());
 }
@@ -368,4 +359,12 @@ fn metric_lines(url: &str, prefix: &str) -> Vec<String> {
         .filter(|l| l.starts_with(prefix))
         .map(str::to_string)
         .collect()
+}
+
+/// Fails unless a line of `metrics` starts with `prefix`.
+fn assert_metric(metrics: &[String], prefix: &str) {
+    assert!(
+        metrics.iter().any(|l| l.starts_with(prefix)),
+        "no {prefix}: {metrics:?}"
+    );
 }
