@@ -254,11 +254,9 @@ fn serve_cucm(args: &SimArgs) -> anyhow::Result<()> {
     let (model, truth) = CucmModel::simulate(&sc, args.seed)?;
     let origin = Utc::now().trunc_subsecs(0);
     let speed = args.speed;
-    let now = std::sync::Arc::new(move || {
-        let real = Utc::now();
-        let us = (real - origin).num_microseconds().unwrap_or(0) as f64 * speed;
-        origin + chrono::Duration::microseconds(us as i64)
-    });
+    // the same function of the wall clock the poller's --clock-speed/--clock-origin compute
+    let clock = callstate_cucm::WallClock::scaled(origin, speed);
+    let now = std::sync::Arc::new(move || callstate_cucm::Clock::now(&clock));
     let opts = MockOptions {
         user: args.cucm_user.clone(),
         password: std::env::var(crate::cmd_risport::PASSWORD_ENV)

@@ -473,11 +473,12 @@ impl Poller {
         let pools = axl::parse_pools(&xml, &node)?;
         let before = self.tracker.names();
         self.tracker.set_inventory(watched);
-        if self.tracker.names() != before {
+        let after = self.tracker.names();
+        if after != before {
             self.full_needed = true;
             self.absent.clear();
         }
-        let n = self.tracker.names().len();
+        let n = after.len();
         self.with_status(|s| s.watched = n);
         if pools != self.pools {
             let now = self.clock.now();

@@ -4,7 +4,7 @@
 //! trunk, and a consultation transfer as its three records (original and consultation split
 //! off with cause 393216 on behalf of Transfer, the final record joined on behalf of Transfer).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -188,7 +188,7 @@ pub fn write(events: &[Event], dir: &Path) -> std::io::Result<Written> {
             .int("origNodeId", node as i64 + 1)
             .int("destNodeId", node as i64 + 1)
     };
-    let mut in_transfer: BTreeMap<(String, String), ()> = BTreeMap::new();
+    let mut in_transfer: BTreeSet<(String, String)> = BTreeSet::new();
     for (orig_id, consult_id, device, target, at) in &transfers {
         let (Some(o), Some(c)) = (
             legs.get(&(orig_id.clone(), device.clone())),
@@ -196,8 +196,8 @@ pub fn write(events: &[Event], dir: &Path) -> std::io::Result<Written> {
         ) else {
             continue;
         };
-        in_transfer.insert((orig_id.clone(), device.clone()), ());
-        in_transfer.insert((consult_id.clone(), device.clone()), ());
+        in_transfer.insert((orig_id.clone(), device.clone()));
+        in_transfer.insert((consult_id.clone(), device.clone()));
         let (l1, l2, l3, l4) = (leg_id(), leg_id(), leg_id(), leg_id());
         let node = o.node;
         let split = |r: Row| {
@@ -257,7 +257,7 @@ pub fn write(events: &[Event], dir: &Path) -> std::io::Result<Written> {
         put(node, end, final_);
     }
     for ((call_id, device), l) in &legs {
-        if in_transfer.contains_key(&(call_id.clone(), device.clone())) {
+        if in_transfer.contains(&(call_id.clone(), device.clone())) {
             continue;
         }
         let (Some(start), Some((end, cause))) = (l.start, l.end.clone()) else {

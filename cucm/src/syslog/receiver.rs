@@ -274,12 +274,7 @@ fn udp_loop(sock: &UdpSocket, tx: &SyncSender<Msg>, stop: &AtomicBool) {
                 }
             }
             // stopping: only once what the socket holds has been taken
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if is_timeout(&e) => {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
@@ -330,12 +325,7 @@ fn tcp_conn(s: TcpStream, peer: SocketAddr, tx: &SyncSender<Msg>, stop: &AtomicB
         let first = match r.fill_buf() {
             Ok([]) => return,
             Ok(b) => b[0],
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if is_timeout(&e) => {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
@@ -395,6 +385,14 @@ impl Drain {
     }
 }
 
+/// A read that timed out (the sockets' read timeout lets the loops look at the stop flag).
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
 fn read_until_retrying(
     r: &mut impl BufRead,
     delim: u8,
@@ -406,12 +404,7 @@ fn read_until_retrying(
             Ok(0) => return false,
             Ok(_) if out.last() == Some(&delim) => return true,
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if is_timeout(&e) => {
                 if stop.load(Ordering::Relaxed) {
                     return false;
                 }
@@ -427,12 +420,7 @@ fn read_exact_retrying(r: &mut impl Read, buf: &mut [u8], stop: &AtomicBool) -> 
         match r.read(&mut buf[got..]) {
             Ok(0) => return false,
             Ok(n) => got += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if is_timeout(&e) => {
                 if stop.load(Ordering::Relaxed) {
                     return false;
                 }
