@@ -215,3 +215,48 @@ fn an_hour_of_alarms_over_udp_matches_the_truth() {
     assert!(run.status.udp_buffer_bytes > 0);
     check_against_truth(&run, &truth, 1);
 }
+
+/// A newline-framed TCP line longer than any message (2 MiB, no newline) is cut at 1 MiB,
+/// passed on as a line (kept raw with its reason), and its connection closed; the receiver
+/// goes on taking other connections.
+#[test]
+fn an_endless_tcp_line_is_cut_and_the_receiver_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path().join("data"), LogOptions::default()).unwrap());
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-02T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let clock = Arc::new(VirtualClock::new(start));
+    let cfg = SyslogConfig::new(
+        "CL1",
+        vec!["tcp://127.0.0.1:0".into()],
+        &dir.path().join("collectors"),
+    );
+    let rx = SyslogReceiver::start(cfg, clock, log.clone()).unwrap();
+    let addr = rx.bound()[0].split_once("://").unwrap().1.to_string();
+    let mut hostile = std::net::TcpStream::connect(&addr).unwrap();
+    let big = format!("<190>1: ucm-a1: {}", "x".repeat(2 << 20));
+    // the receiver closes the connection after 1 MiB: the rest may not be taken
+    let _ = hostile.write_all(big.as_bytes());
+    drop(hostile);
+    let mut good = std::net::TcpStream::connect(&addr).unwrap();
+    good.write_all(b"<190>8810: ucm-a3: Nov 02 2026 09:14:09.004 UTC :  %UC_CALLMANAGER-6-EndPointRegistered: %[DeviceName=SEP1][DeviceType=592][NodeID=ucm-a3]: Endpoint registered.\n").unwrap();
+    drop(good);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while rx.status().messages < 2 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", rx.status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = rx.stop().unwrap();
+    assert_eq!(s.messages, 2, "{s:?}");
+    assert_eq!(s.not_alarms, 1);
+    log.wait_idle().unwrap();
+    let rows = LogRows::load(&log.snapshot(), None).unwrap();
+    assert_eq!(rows.service.len(), 1, "the good alarm is an event");
+    let raw = std::fs::read_to_string(dir.path().join("collectors/syslog-CL1.raw.ndjson")).unwrap();
+    assert!(
+        raw.len() > 1 << 20 && raw.len() < (1 << 20) + 4096,
+        "the cut line is kept raw: {} bytes",
+        raw.len()
+    );
+}

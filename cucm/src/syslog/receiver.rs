@@ -124,6 +124,10 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Events per append at most.
 const BATCH: usize = 8192;
+/// Dedupe keys remembered at most (a flood of 100,000 alarms a second still covers 10 s).
+const MAX_DEDUPE_KEYS: usize = 1 << 20;
+/// The longest message taken over TCP (CiscoLog's own limit is 800 octets).
+const MAX_MESSAGE: usize = 1 << 20;
 /// Messages waiting between the sockets and the processor.
 const QUEUE: usize = 1 << 17;
 
@@ -337,17 +341,19 @@ fn tcp_conn(s: TcpStream, peer: SocketAddr, tx: &SyncSender<Msg>, stop: &AtomicB
         let complete = if first.is_ascii_digit() && first != b'0' {
             // LEN SP MSG
             let mut len = Vec::new();
-            read_until_retrying(&mut r, b' ', &mut len, stop)
+            read_until_retrying(&mut r, b' ', &mut len, 8, stop)
                 && std::str::from_utf8(&len[..len.len().saturating_sub(1)])
                     .ok()
                     .and_then(|l| l.parse::<usize>().ok())
-                    .filter(|&n| n <= 1 << 20)
+                    .filter(|&n| n <= MAX_MESSAGE)
                     .is_some_and(|n| {
                         pending.resize(n, 0);
                         read_exact_retrying(&mut r, &mut pending, stop)
                     })
         } else {
-            read_until_retrying(&mut r, b'\n', &mut pending, stop)
+            // a line longer than any message: what came is passed on (it reads as truncated),
+            // the connection closed (its framing cannot be trusted)
+            read_until_retrying(&mut r, b'\n', &mut pending, MAX_MESSAGE, stop)
         };
         if !pending.is_empty() {
             let text = String::from_utf8_lossy(&pending)
@@ -393,14 +399,21 @@ fn is_timeout(e: &std::io::Error) -> bool {
     )
 }
 
+/// Reads up to `delim` (included), at most `max` bytes: `false` at the end of the stream, on
+/// an error, when stopping, or when `max` bytes came without `delim`.
 fn read_until_retrying(
     r: &mut impl BufRead,
     delim: u8,
     out: &mut Vec<u8>,
+    max: usize,
     stop: &AtomicBool,
 ) -> bool {
     loop {
-        match r.read_until(delim, out) {
+        let room = (max - out.len().min(max)) as u64;
+        if room == 0 {
+            return false;
+        }
+        match r.by_ref().take(room).read_until(delim, out) {
             Ok(0) => return false,
             Ok(_) if out.last() == Some(&delim) => return true,
             Ok(_) => {}
@@ -568,6 +581,12 @@ impl Processor {
         }
         self.seen.insert(key.clone(), m.at);
         self.expiry.push_back((m.at, key));
+        // a flood cannot make the window hold more than this many keys (the oldest go first;
+        // duplicate frames come seconds apart, not minutes)
+        while self.expiry.len() > MAX_DEDUPE_KEYS {
+            let (_, k) = self.expiry.pop_front().expect("non-empty");
+            self.seen.remove(&k);
+        }
         // SEQNUM gaps per (node, application): messages lost on the way (0 = a restart)
         let last = self.last_seq.insert((who, alarm.app.clone()), alarm.seqnum);
         if let Some(l) = last
