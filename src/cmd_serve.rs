@@ -211,11 +211,9 @@ pub struct KafkaMode {
     pub materializer: MaterializerOptions,
 }
 
-/// Reads a targets file.
+/// Reads a targets file (callstate TOML or OpenSLO YAML).
 pub fn load_targets(path: &Path) -> anyhow::Result<Targets> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Targets::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    Ok(crate::cmd_slo::load(path)?.0)
 }
 
 impl ServeArgs {

@@ -6,10 +6,12 @@ mod cmd_ingest;
 mod cmd_kafka;
 mod cmd_log;
 mod cmd_query;
+mod cmd_report;
 mod cmd_risport;
 mod cmd_serve;
 mod cmd_sim;
 mod cmd_sla;
+mod cmd_slo;
 mod cmd_syslog;
 mod collector;
 mod collector_metrics;
@@ -113,6 +115,13 @@ enum Command {
     Sla(cmd_sla::SlaArgs),
     /// Incidents: outages starting together on a node or CTIManager, with recovery, failovers, re-homes, calls.
     Incidents(cmd_sla::IncidentArgs),
+    /// The monthly SLA report: one self-contained HTML file (print it to PDF from a browser).
+    Report(cmd_report::ReportArgs),
+    /// SLO alerting: Prometheus rules and Grafana alert provisioning from the SLA targets.
+    Slo {
+        #[command(subcommand)]
+        action: cmd_slo::SloAction,
+    },
     /// Run the cluster simulator: v1 events plus the ground truth of what happened.
     Simulate(cmd_sim::SimArgs),
     /// Print the v1 event JSON Schema, or write the schema files to a directory.
@@ -226,6 +235,8 @@ fn main() -> ExitCode {
         Command::Availability(args) => cmd_sla::availability(args),
         Command::Sla(args) => cmd_sla::sla(args),
         Command::Incidents(args) => cmd_sla::incidents(args),
+        Command::Report(args) => cmd_report::report(args),
+        Command::Slo { action } => cmd_slo::slo(action),
         Command::Demo(args) => cmd_demo::demo(args),
         Command::Serve(args) => cmd_serve::serve(*args),
         Command::Simulate(args) => cmd_sim::simulate(args),

@@ -231,3 +231,22 @@ pub struct AnnotationBody {
     /// A line for people.
     text: String,
 }
+
+/// One group's error-budget burn over a window ending now.
+#[derive(Serialize, ToSchema)]
+pub struct BurnBody {
+    /// `device_pool`, `node` or `cluster`.
+    scope: String,
+    /// The group.
+    group: String,
+    /// Window length, seconds.
+    window_s: f64,
+    /// The group's target.
+    target: f64,
+    /// Availability over the window (null: nothing measured).
+    availability: Option<f64>,
+    /// 1 − availability.
+    error_ratio: Option<f64>,
+    /// error_ratio ÷ (1 − target); null when nothing was measured or the target is 1.
+    burn_rate: Option<f64>,
+}

@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format: ingest counters by kind, request latency by
-//! route, and, computed at scrape time from the log, devices by state and today's
-//! availability per device pool.
+//! route, and, computed at scrape time from the log, devices by state, today's
+//! availability per device pool and the SLI counters (device-seconds per state per device
+//! pool, node and cluster).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use callstate_report::slo::sli::{Monotonic, STATES, SliTotal};
 
 /// Label: an event kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -125,6 +128,9 @@ pub struct Metrics {
     pub(crate) requests: HistogramFamily,
     devices: Family<StateLabel, Gauge>,
     availability: Family<PoolLabel, Gauge<f64, AtomicU64>>,
+    /// The SLI counters of the last scrape (kept monotonic across scrapes).
+    sli: Arc<Mutex<Vec<Sample>>>,
+    sli_monotonic: Monotonic,
     sources: Sources,
     scrape: Mutex<()>,
 }
@@ -170,6 +176,11 @@ impl Default for Metrics {
         );
         let sources = Sources::default();
         registry.register_collector(Box::new(sources.clone()));
+        let sli: Arc<Mutex<Vec<Sample>>> = Arc::default();
+        let shown = sli.clone();
+        sources.0.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::new(move || {
+            shown.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        }));
         Metrics {
             sources,
             registry,
@@ -179,6 +190,8 @@ impl Default for Metrics {
             requests,
             devices,
             availability,
+            sli,
+            sli_monotonic: Monotonic::default(),
             scrape: Mutex::new(()),
         }
     }
@@ -210,8 +223,28 @@ impl Metrics {
         &self,
         by_state: &[(String, i64)],
         pools: &[(String, f64)],
+        sli: Vec<SliTotal>,
     ) -> Result<String, std::fmt::Error> {
         let _one_scrape_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        let samples = self
+            .sli_monotonic
+            .export(sli)
+            .into_iter()
+            .flat_map(|t| {
+                STATES.iter().zip(t.seconds).map(move |(state, v)| Sample {
+                    name: "sli_device_seconds".into(),
+                    help: "Device-seconds per service state since each device's first event, per device pool, home node and cluster (event time; maintenance windows count as excluded; see docs/slo.md)".into(),
+                    counter: true,
+                    labels: vec![
+                        ("scope".into(), t.scope.into()),
+                        ("group".into(), t.group.clone()),
+                        ("state".into(), (*state).into()),
+                    ],
+                    value: v,
+                })
+            })
+            .collect();
+        *self.sli.lock().unwrap_or_else(|p| p.into_inner()) = samples;
         self.devices.clear();
         for (state, n) in by_state {
             self.devices

@@ -24,7 +24,7 @@ use crate::health::{__path_healthz, __path_readyz, healthz, readyz};
 use crate::limits;
 use crate::metrics::RouteLabels;
 use crate::resources::metrics::{__path_metrics_endpoint, metrics_endpoint};
-use crate::resources::{devices, events, fleet, incidents, query, reports, series};
+use crate::resources::{devices, events, fleet, incidents, query, reports, series, slo};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -67,6 +67,8 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(series::annotations))
         .routes(routes!(reports::availability))
         .routes(routes!(reports::sla))
+        .routes(routes!(reports::sla_report))
+        .routes(routes!(slo::slo_burn))
         .routes(routes!(incidents::incidents))
         .routes(routes!(incidents::incident))
         .routes(routes!(query::post_query))

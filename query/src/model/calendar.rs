@@ -40,7 +40,8 @@ pub fn parse_tz(name: &str) -> crate::error::Result<Tz> {
     })
 }
 
-fn local_midnight(tz: Tz, d: NaiveDate) -> Us {
+/// The first instant of local day `d` in `tz` (midnight, or the first hour after a DST gap).
+pub fn local_midnight(tz: Tz, d: NaiveDate) -> Us {
     // Midnight may not exist (DST gap): take the first instant of the day that does.
     let mut t = d.and_hms_opt(0, 0, 0).expect("midnight");
     for _ in 0..4 {

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use callstate_query::model::sla::{GroupBy, availability_over};
+use callstate_report::slo::sli::totals;
 use callstate_schemas::{ServiceState, US_PER_S};
 
 use crate::app::AppState;
@@ -17,7 +18,7 @@ use crate::params::now;
 pub async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, ApiError> {
     let fleet = app.fleet(None).await?;
     let now = now();
-    let (by_state, pools) = app
+    let (by_state, pools, sli) = app
         .run(move |cancel| {
             let mut counts: std::collections::BTreeMap<&str, i64> =
                 ServiceState::NAMES.iter().map(|s| (*s, 0)).collect();
@@ -42,12 +43,13 @@ pub async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, A
                 .into_iter()
                 .map(|(s, n)| (s.to_string(), n))
                 .collect();
-            Ok((by_state, pools))
+            let sli = totals(&*fleet, now, cancel)?;
+            Ok((by_state, pools, sli))
         })
         .await?;
     let text = app
         .metrics
-        .render(&by_state, &pools)
+        .render(&by_state, &pools, sli)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut r = text.into_response();
     r.headers_mut().insert(

@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod query;
 pub mod reports;
 pub mod series;
+pub mod slo;

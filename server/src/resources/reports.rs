@@ -10,13 +10,14 @@ use callstate_query::model::calendar::report_windows;
 use callstate_query::model::fleet::{DeviceHistory, in_groups};
 use callstate_query::model::sla::{GroupBy, availability_over, sla_over};
 use callstate_query::tables;
+use callstate_report::{Month, ReportOptions, html};
 
 use crate::app::AppState;
 use crate::bodies::{AvailabilityBody, SlaBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Params;
 use crate::params;
-use crate::respond::{negotiate, rows};
+use crate::respond::{negotiate, rows, with_type};
 
 /// Which devices a report covers: one device, or those of a cluster and/or device pool
 /// (their latest), or all.
@@ -137,4 +138,48 @@ pub async fn sla(
         })
         .await?;
     rows(format, &[b])
+}
+
+/// Parameters of the monthly SLA report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SlaReportParams {
+    /// The month, `YYYY-MM` (default: the current month).
+    month: Option<String>,
+    /// IANA time zone of the month and its days (default UTC).
+    tz: Option<String>,
+    /// Groups inside each cluster: `device_pool` (default), `node` or `device_type`.
+    group_by: Option<String>,
+    /// Answer with only the events ingested by then.
+    known_at: Option<String>,
+}
+
+/// The monthly SLA report: one self-contained HTML page (inline SVG charts, print stylesheet
+/// for A4) per cluster and group: availability against target, error budget, daily chart,
+/// outages, incidents with recovery curves, worst devices, maintenance exclusions, and the
+/// change from the previous month.
+#[utoipa::path(get, path = "/api/v1/reports/sla", tag = "sla", params(SlaReportParams),
+    responses(
+        (status = 200, description = "The report", body = String, content_type = "text/html"),
+        (status = 400, description = "Bad parameter", body = ErrorBody)))]
+pub async fn sla_report(
+    State(app): State<AppState>,
+    Params(p): Params<SlaReportParams>,
+) -> Result<Response, ApiError> {
+    let tz = p.tz.as_deref().unwrap_or("UTC");
+    let now = params::now();
+    let month = match &p.month {
+        Some(m) => Month::parse(m, tz)?,
+        None => Month::containing(now, tz)?,
+    };
+    let by = params::group_by(&p.group_by, GroupBy::DevicePool)?;
+    let known_at = params::instant("known_at", &p.known_at)?;
+    let fleet = app.fleet(known_at).await?;
+    let page = app
+        .run(move |cancel| {
+            let o = ReportOptions::new(month, by, now);
+            Ok(html::render(&callstate_report::build(&*fleet, &o, cancel)?))
+        })
+        .await?;
+    Ok(with_type(page.into_bytes(), "text/html; charset=utf-8"))
 }
