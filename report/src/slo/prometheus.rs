@@ -156,7 +156,7 @@ fn alerts(o: &Objective, period: &str) -> Vec<Rule> {
             (
                 "description".to_string(),
                 format!(
-                    "Objective {} % over {period}: out-of-service device-time is spending the error budget at more than {} the sustainable rate. Maintenance windows are excluded.",
+                    "Objective {} % over {period}: out-of-service device-time spends the error budget faster than it can last: above {}. Maintenance windows are excluded.",
                     num(o.target * 100.0),
                     how.join(", or ")
                 ),
