@@ -59,12 +59,17 @@ pub fn report(a: ReportArgs) -> anyhow::Result<()> {
     let known_at = a.known_at.as_deref().map(parse_instant).transpose()?;
     let derived = Derived::load(Snapshot::load(&a.data.data)?, known_at, targets, true)?;
     let now = chrono::Utc::now().timestamp_micros();
-    let r = build(&derived, &ReportOptions::new(month, by, now), &Cancel::new())?;
+    let r = build(
+        &derived,
+        &ReportOptions::new(month, by, now),
+        &Cancel::new(),
+    )?;
     let page = html::render(&r);
     if a.out.as_os_str() == "-" {
         crate::out::outln!("{page}")?;
     } else {
-        std::fs::write(&a.out, page).with_context(|| format!("cannot write {}", a.out.display()))?;
+        std::fs::write(&a.out, page)
+            .with_context(|| format!("cannot write {}", a.out.display()))?;
         eprintln!(
             "report {} ({}): {} cluster(s) written to {}",
             r.month,

@@ -53,7 +53,8 @@ pub fn load(path: &Path) -> anyhow::Result<(Targets, Option<Us>)> {
         }
         Ok((o.targets, o.period))
     } else {
-        let t = Targets::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let t =
+            Targets::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok((t, None))
     }
 }
@@ -61,7 +62,9 @@ pub fn load(path: &Path) -> anyhow::Result<(Targets, Option<Us>)> {
 fn write(out: &OutArgs, text: &str) -> anyhow::Result<()> {
     match &out.out {
         None => crate::out::outln!("{}", text.trim_end())?,
-        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
+        }
     }
     Ok(())
 }
@@ -75,12 +78,16 @@ pub fn slo(action: SloAction) -> anyhow::Result<()> {
                 Some(p) => load(p)?,
             };
             let period = match &a.period {
-                Some(p) => parse_positive_duration(p).map_err(|e| anyhow::anyhow!("--period: {e}"))?,
+                Some(p) => {
+                    parse_positive_duration(p).map_err(|e| anyhow::anyhow!("--period: {e}"))?
+                }
                 None => from_file.unwrap_or(DEFAULT_PERIOD),
             };
             let o = Objectives::of(&targets, period);
             for n in &o.not_alertable {
-                eprintln!("targets.{n}: no SLI per device or device type; the report honours it, no alert rule can");
+                eprintln!(
+                    "targets.{n}: no SLI per device or device type; the report honours it, no alert rule can"
+                );
             }
             write(&a.out, &prometheus::to_yaml(&o))
         }

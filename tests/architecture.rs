@@ -91,6 +91,15 @@ fn crates_pull_in_only_what_their_layer_needs() {
                 "callstate-mockcucm",
             ],
         ),
+        // reports and SLO rules: model functions in, text out; no HTTP, no Kafka
+        (
+            "callstate-report",
+            [
+                &http_and_kafka[..],
+                &["callstate-server", "callstate-ingest"],
+            ]
+            .concat(),
+        ),
         // the mock cluster writes its wire format on its own: never the poller's code
         (
             "callstate-mockcucm",
@@ -327,7 +336,8 @@ fn module_cycles(src: &Path) -> Vec<Vec<String>> {
 }
 
 const CRATES: &[&str] = &[
-    "schemas", "log", "ingest", "query", "server", "sim", "cucm", "mockcucm", "bench", ".",
+    "schemas", "log", "ingest", "query", "server", "sim", "cucm", "mockcucm", "report", "bench",
+    ".",
 ];
 
 #[test]

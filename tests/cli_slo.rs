@@ -98,7 +98,11 @@ const SLOW: &str = "Objective {T} % over 30d: out-of-service device-time spends 
 
 fn alert(name: &str, group: &str, objective: &str, target: &str) -> String {
     let text = if name.ends_with("Fast") { FAST } else { SLOW };
-    let severity = if name.ends_with("Fast") { "page" } else { "ticket" };
+    let severity = if name.ends_with("Fast") {
+        "page"
+    } else {
+        "ticket"
+    };
     format!(
         r#"          - exp_labels:
               severity: {severity}
@@ -110,7 +114,10 @@ fn alert(name: &str, group: &str, objective: &str, target: &str) -> String {
               summary: "device_pool {group} is burning its availability error budget"
               description: "{}"
 "#,
-        text.replace("{T}", &format!("{}", target.parse::<f64>().unwrap() * 100.0))
+        text.replace(
+            "{T}",
+            &format!("{}", target.parse::<f64>().unwrap() * 100.0)
+        )
     )
 }
 
@@ -127,7 +134,12 @@ fn unit_tests(rules: &Path) -> String {
     };
     let mut input = String::new();
     for (g, inn, out, excl) in [
-        ("DP-A", "0+6000x59 360000+3000x60", "0x59 0+3000x60", "0x120"),
+        (
+            "DP-A",
+            "0+6000x59 360000+3000x60",
+            "0x59 0+3000x60",
+            "0x120",
+        ),
         ("DP-HQ", "0+6000x59 360000+5940x60", "0x59 0+60x60", "0x120"),
         ("DP-B", "0+6000x120", "0x120", "0x120"),
         ("DP-C", "0+6000x59 360000x60", "0x120", "0x59 0+6000x60"),
@@ -141,10 +153,15 @@ fn unit_tests(rules: &Path) -> String {
         ("DP-HQ", "device_pool:DP-HQ", "0.9995"),
     ];
     let mut alerts = String::new();
-    for name in ["CallstateErrorBudgetBurnFast", "CallstateErrorBudgetBurnSlow"] {
+    for name in [
+        "CallstateErrorBudgetBurnFast",
+        "CallstateErrorBudgetBurnSlow",
+    ] {
         // before the outage nothing fires
-        alerts += &format!("      - eval_time: 55m\n        alertname: {name}\n        exp_alerts: []\n");
-        alerts += &format!("      - eval_time: 100m\n        alertname: {name}\n        exp_alerts:\n");
+        alerts +=
+            &format!("      - eval_time: 55m\n        alertname: {name}\n        exp_alerts: []\n");
+        alerts +=
+            &format!("      - eval_time: 100m\n        alertname: {name}\n        exp_alerts:\n");
         for (g, o, t) in firing {
             alerts += &alert(name, g, o, t);
         }
@@ -180,12 +197,19 @@ tests:
 
 #[test]
 fn generated_rules_pass_promtool_check_and_unit_tests() {
-    let Some(promtool) = tool("promtool") else { return };
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let toml = tmp.path().join("targets.toml");
     std::fs::write(&toml, TARGETS).unwrap();
     let from_toml = rules(tmp.path(), &toml, &[]);
-    let checked = run_ok(Command::new(&promtool).arg("check").arg("rules").arg(&from_toml));
+    let checked = run_ok(
+        Command::new(&promtool)
+            .arg("check")
+            .arg("rules")
+            .arg(&from_toml),
+    );
     assert!(checked.contains("SUCCESS"), "{checked}");
     let tests = tmp.path().join("tests.yml");
     std::fs::write(&tests, unit_tests(&from_toml)).unwrap();
@@ -197,8 +221,16 @@ fn generated_rules_pass_promtool_check_and_unit_tests() {
     let plain_rules = rules(tmp.path(), &plain, &[]);
     let wrong = tmp.path().join("wrong.yml");
     std::fs::write(&wrong, unit_tests(&plain_rules)).unwrap();
-    let out = Command::new(&promtool).arg("test").arg("rules").arg(&wrong).output().unwrap();
-    assert!(!out.status.success(), "promtool passed rules without DP-HQ's objective");
+    let out = Command::new(&promtool)
+        .arg("test")
+        .arg("rules")
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "promtool passed rules without DP-HQ's objective"
+    );
 
     // OpenSLO documents meaning the same targets give the same rules
     let yaml = tmp.path().join("slos.yaml");
@@ -214,7 +246,11 @@ fn generated_rules_pass_promtool_check_and_unit_tests() {
 fn bad_targets_are_refused_naming_the_document_and_field() {
     let tmp = tempfile::tempdir().unwrap();
     let yaml = tmp.path().join("slos.yaml");
-    std::fs::write(&yaml, OPENSLO.replace("targetPercent: 99.95", "targetPercent: 199.5")).unwrap();
+    std::fs::write(
+        &yaml,
+        OPENSLO.replace("targetPercent: 99.95", "targetPercent: 199.5"),
+    )
+    .unwrap();
     let out = bin()
         .args(["slo", "rules", "--targets"])
         .arg(&yaml)
@@ -272,7 +308,10 @@ impl Feed {
                 &format!(r#"{dev},"device_type":"phone","device_pool":"CL9-DP-1","ctimanager":"CL9-cucm1""#),
             )
         } else {
-            self.event("device_out_of_service", &format!(r#"{dev},"cause":"node_failure""#))
+            self.event(
+                "device_out_of_service",
+                &format!(r#"{dev},"cause":"node_failure""#),
+            )
         }
     }
 }
@@ -291,12 +330,15 @@ fn prom_query(prom: &str, q: &str, at: f64) -> Value {
 
 #[test]
 fn a_real_prometheus_scrape_records_the_apis_availability() {
-    let Some(prometheus) = tool("prometheus") else { return };
+    let Some(prometheus) = tool("prometheus") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let serve = Server::start({
         let mut c = bin();
-        c.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(&data);
+        c.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data);
         c
     });
     // ten phones in service; the SLO period is one minute so the test sees whole windows
@@ -305,11 +347,15 @@ fn a_real_prometheus_scrape_records_the_apis_availability() {
     first.extend((0..10).map(|n| feed.device(n, true)));
     post(&serve.url, &first);
 
-    let rules_file = rules(tmp.path(), &{
-        let t = tmp.path().join("t.toml");
-        std::fs::write(&t, "default = 0.99\n").unwrap();
-        t
-    }, &["--period", "1m"]);
+    let rules_file = rules(
+        tmp.path(),
+        &{
+            let t = tmp.path().join("t.toml");
+            std::fs::write(&t, "default = 0.99\n").unwrap();
+            t
+        },
+        &["--period", "1m"],
+    );
     let port = free_port();
     let target = serve.url.trim_start_matches("http://");
     let config = tmp.path().join("prometheus.yml");
@@ -324,7 +370,10 @@ fn a_real_prometheus_scrape_records_the_apis_availability() {
     let _prom = Proc(
         Command::new(&prometheus)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", tmp.path().join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -340,13 +389,16 @@ fn a_real_prometheus_scrape_records_the_apis_availability() {
     while start.elapsed() < Duration::from_secs(80) {
         let s = start.elapsed().as_secs();
         if step == 0 && s >= 15 {
-            post(&serve.url, &(0..3).map(|n| feed.device(n, false)).collect::<Vec<_>>());
+            post(
+                &serve.url,
+                &(0..3).map(|n| feed.device(n, false)).collect::<Vec<_>>(),
+            );
             step = 1;
         } else if step == 1 && s >= 40 {
             post(&serve.url, &[feed.device(0, true)]);
             step = 2;
         }
-        if s % 20 == 0 {
+        if s.is_multiple_of(20) {
             post(&serve.url, &[feed.event("collector_heartbeat", "")]);
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -354,7 +406,11 @@ fn a_real_prometheus_scrape_records_the_apis_availability() {
     assert_eq!(step, 2);
 
     let at = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-    let got = prom_query(&prom, "callstate:sli_availability:ratio_rate1m{scope=\"cluster\"}", at);
+    let got = prom_query(
+        &prom,
+        "callstate:sli_availability:ratio_rate1m{scope=\"cluster\"}",
+        at,
+    );
     let series = got.as_array().unwrap();
     assert_eq!(series.len(), 1, "{got}");
     assert_eq!(series[0]["metric"]["group"], "CL9");
@@ -382,7 +438,11 @@ fn a_real_prometheus_scrape_records_the_apis_availability() {
         t - 60.0
     );
     // the counters never reset across scrapes
-    let resets = prom_query(&prom, "sum(resets(callstate_sli_device_seconds_total[2m]))", at);
+    let resets = prom_query(
+        &prom,
+        "sum(resets(callstate_sli_device_seconds_total[2m]))",
+        at,
+    );
     assert_eq!(resets[0]["value"][1], "0", "{resets}");
     // and the burn rate the API answers for the same window is the recording's error ratio
     // over the budget
@@ -397,7 +457,13 @@ fn a_real_prometheus_scrape_records_the_apis_availability() {
     let burn: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
     let b = burn[0]["burn_rate"].as_f64().unwrap();
     let budget = 1.0 - burn[0]["target"].as_f64().unwrap();
-    assert!((b - (1.0 - api_availability) / budget).abs() < 1e-6, "{burn}");
-    eprintln!("availability over [{}, {t}): Prometheus {prom_availability}, API {api_availability}", t - 60.0);
+    assert!(
+        (b - (1.0 - api_availability) / budget).abs() < 1e-6,
+        "{burn}"
+    );
+    eprintln!(
+        "availability over [{}, {t}): Prometheus {prom_availability}, API {api_availability}",
+        t - 60.0
+    );
     assert!(serve.stop().success());
 }

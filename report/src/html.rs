@@ -22,9 +22,9 @@ pub fn render(r: &SlaReport) -> String {
     let tz: Tz = r.tz.parse().unwrap_or(Tz::UTC);
     let mut s = String::with_capacity(64 * 1024);
     let title = format!("Availability report {}", r.month);
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n<meta name=\"generator\" content=\"callstate\"/>\n<title>{}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n",
+        "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n<meta name=\"generator\" content=\"callstate\"/>\n<title>{}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>",
         esc(&title)
     );
     cover(&mut s, r, tz, &title);
@@ -36,9 +36,9 @@ pub fn render(r: &SlaReport) -> String {
 }
 
 fn cover(s: &mut String, r: &SlaReport, tz: Tz, title: &str) {
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<header class=\"cover\" data-month=\"{}\" data-from=\"{}\" data-to=\"{}\" data-tz=\"{}\" data-group-by=\"{}\">\n<h1>{}</h1>\n<p class=\"lead\">{} to {} ({}), compared with {}. Groups: {}. Generated {} UTC.</p>\n",
+        "<header class=\"cover\" data-month=\"{}\" data-from=\"{}\" data-to=\"{}\" data-tz=\"{}\" data-group-by=\"{}\">\n<h1>{}</h1>\n<p class=\"lead\">{} to {} ({}), compared with {}. Groups: {}. Generated {} UTC.</p>",
         esc(&r.month),
         format_instant(r.from),
         format_instant(r.to),
@@ -50,7 +50,10 @@ fn cover(s: &mut String, r: &SlaReport, tz: Tz, title: &str) {
         esc(&r.tz),
         esc(&r.previous_month),
         r.group_by.replace('_', " "),
-        format_instant(r.generated_at).get(..19).unwrap_or_default().replace('T', " "),
+        format_instant(r.generated_at)
+            .get(..19)
+            .unwrap_or_default()
+            .replace('T', " "),
     );
     s.push_str("<table class=\"figures overview\">\n<thead>");
     head(s, "cluster");
@@ -97,18 +100,42 @@ fn figures_cells(s: &mut String, r: &SlaRow) {
     cell(s, "target", Some(r.target), &pct(Some(r.target)));
     met(s, r.met);
     let b = |v: f64| Some(v);
-    cell(s, "budget_allowed_s", b(r.budget_allowed_s), &dur(b(r.budget_allowed_s)));
-    cell(s, "budget_used_s", b(r.budget_used_s), &dur(b(r.budget_used_s)));
-    cell(s, "budget_remaining_s", b(r.budget_remaining_s), &dur(b(r.budget_remaining_s)));
+    cell(
+        s,
+        "budget_allowed_s",
+        b(r.budget_allowed_s),
+        &dur(b(r.budget_allowed_s)),
+    );
+    cell(
+        s,
+        "budget_used_s",
+        b(r.budget_used_s),
+        &dur(b(r.budget_used_s)),
+    );
+    cell(
+        s,
+        "budget_remaining_s",
+        b(r.budget_remaining_s),
+        &dur(b(r.budget_remaining_s)),
+    );
     cell(s, "outages", Some(r.outages as f64), &r.outages.to_string());
     cell(s, "mttr_s", r.mttr_s, &dur(r.mttr_s));
-    cell(s, "longest_outage_s", b(r.longest_outage_s), &dur(b(r.longest_outage_s)));
+    cell(
+        s,
+        "longest_outage_s",
+        b(r.longest_outage_s),
+        &dur(b(r.longest_outage_s)),
+    );
     cell(s, "excluded_s", b(r.excluded_s), &dur(b(r.excluded_s)));
 }
 
 fn row(s: &mut String, kind: &str, g: &GroupFigures) {
     let r = &g.month;
-    let breached = if r.met == Some(false) { " class=\"breached\"" } else { "" };
+    let breached = if r.met == Some(false) {
+        " class=\"breached\""
+    } else {
+        ""
+    };
     let _ = write!(
         s,
         "<tr data-row=\"{kind}\" data-group=\"{}\"{breached}><th scope=\"row\">{}</th>",
@@ -123,9 +150,9 @@ fn row(s: &mut String, kind: &str, g: &GroupFigures) {
 
 fn cluster(s: &mut String, r: &SlaReport, c: &ClusterReport, tz: Tz) {
     let m = &c.summary.month;
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<section class=\"cluster\" data-cluster=\"{}\">\n<h2>Cluster {}</h2>\n",
+        "<section class=\"cluster\" data-cluster=\"{}\">\n<h2>Cluster {}</h2>",
         esc(&c.cluster),
         esc(&c.cluster)
     );
@@ -134,9 +161,9 @@ fn cluster(s: &mut String, r: &SlaReport, c: &ClusterReport, tz: Tz) {
         Some(false) => "breached its target",
         None => "had no measured time",
     };
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<p class=\"lead\">{} {verdict}: {} against {}; {} of error budget used out of {} ({} left).</p>\n",
+        "<p class=\"lead\">{} {verdict}: {} against {}; {} of error budget used out of {} ({} left).</p>",
         esc(&c.cluster),
         pct(m.availability),
         pct(Some(m.target)),
@@ -149,16 +176,19 @@ fn cluster(s: &mut String, r: &SlaReport, c: &ClusterReport, tz: Tz) {
     s.push_str("</thead>\n<tbody>\n");
     row(s, "summary", &c.summary);
     s.push_str("</tbody>\n</table>\n");
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<figure class=\"daily\" data-group=\"{}\">{}<figcaption>Daily availability of {} ({}), target dashed.</figcaption></figure>\n",
+        "<figure class=\"daily\" data-group=\"{}\">{}<figcaption>Daily availability of {} ({}), target dashed.</figcaption></figure>",
         esc(&c.cluster),
         svg::daily(&c.summary.daily, m.target, tz),
         esc(&c.cluster),
         esc(&r.tz),
     );
     let by = r.group_by.replace('_', " ");
-    let _ = write!(s, "<h3>By {by}</h3>\n<table class=\"figures groups\">\n<thead>");
+    let _ = write!(
+        s,
+        "<h3>By {by}</h3>\n<table class=\"figures groups\">\n<thead>"
+    );
     head(s, &by);
     s.push_str("</thead>\n<tbody>\n");
     for g in &c.groups {
@@ -166,9 +196,9 @@ fn cluster(s: &mut String, r: &SlaReport, c: &ClusterReport, tz: Tz) {
     }
     s.push_str("</tbody>\n</table>\n<div class=\"small-multiples\">\n");
     for g in &c.groups {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<figure class=\"daily small\" data-group=\"{}\">{}<figcaption>{}</figcaption></figure>\n",
+            "<figure class=\"daily small\" data-group=\"{}\">{}<figcaption>{}</figcaption></figure>",
             esc(&g.month.group_key),
             svg::daily(&g.daily, g.month.target, tz),
             esc(&g.month.group_key),
@@ -182,15 +212,11 @@ fn cluster(s: &mut String, r: &SlaReport, c: &ClusterReport, tz: Tz) {
 }
 
 fn incidents(s: &mut String, list: &[IncidentFigures], r: &SlaReport, tz: Tz) {
-    let _ = write!(
-        s,
-        "<h3>Incidents ({})</h3>\n",
-        list.len()
-    );
+    let _ = writeln!(s, "<h3>Incidents ({})</h3>", list.len());
     if list.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<p class=\"none\">No incident (at least {} devices out of service together) started in {}.</p>\n",
+            "<p class=\"none\">No incident (at least {} devices out of service together) started in {}.</p>",
             r.incident_min_devices,
             esc(&r.month)
         );
@@ -212,27 +238,42 @@ fn incidents(s: &mut String, list: &[IncidentFigures], r: &SlaReport, tz: Tz) {
             esc(&i.cause),
             esc(&i.cause),
         );
-        cell(s, "devices_affected", Some(i.devices_affected as f64), &i.devices_affected.to_string());
+        cell(
+            s,
+            "devices_affected",
+            Some(i.devices_affected as f64),
+            &i.devices_affected.to_string(),
+        );
         cell(s, "recovery_50_s", i.recovery_50_s, &dur(i.recovery_50_s));
         cell(s, "recovery_90_s", i.recovery_90_s, &dur(i.recovery_90_s));
-        cell(s, "recovery_100_s", i.recovery_100_s, &dur(i.recovery_100_s));
+        cell(
+            s,
+            "recovery_100_s",
+            i.recovery_100_s,
+            &dur(i.recovery_100_s),
+        );
         let (fo, rh) = (i.failovers.len(), i.rehomes.len());
         cell(s, "failovers", Some(fo as f64), &fo.to_string());
         cell(s, "rehomes", Some(rh as f64), &rh.to_string());
-        cell(s, "calls_active", Some(i.calls_active as f64), &i.calls_active.to_string());
+        cell(
+            s,
+            "calls_active",
+            Some(i.calls_active as f64),
+            &i.calls_active.to_string(),
+        );
         let ended: Vec<String> = i
             .calls_ended
             .iter()
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
-        let _ = write!(s, "<td>{}</td></tr>\n", esc(&ended.join(", ")));
+        let _ = writeln!(s, "<td>{}</td></tr>", esc(&ended.join(", ")));
     }
     s.push_str("</tbody>\n</table>\n");
     for f in list {
         let i = &f.incident;
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<figure class=\"recovery\" data-incident=\"{}\">{}<figcaption>Recovery of {} ({}, {}): share of the {} affected devices back in service against time since {}.</figcaption></figure>\n",
+            "<figure class=\"recovery\" data-incident=\"{}\">{}<figcaption>Recovery of {} ({}, {}): share of the {} affected devices back in service against time since {}.</figcaption></figure>",
             esc(&i.id),
             svg::recovery(&f.recovered_after_s, i.devices_affected),
             esc(&i.target),
@@ -245,7 +286,7 @@ fn incidents(s: &mut String, list: &[IncidentFigures], r: &SlaReport, tz: Tz) {
 }
 
 fn worst(s: &mut String, rows: &[SlaRow]) {
-    let _ = write!(s, "<h3>Worst devices ({})</h3>\n", rows.len());
+    let _ = writeln!(s, "<h3>Worst devices ({})</h3>", rows.len());
     if rows.is_empty() {
         s.push_str("<p class=\"none\">Every device was fully available.</p>\n");
         return;
@@ -259,9 +300,19 @@ fn worst(s: &mut String, rows: &[SlaRow]) {
             esc(&r.group_key)
         );
         cell(s, "availability", r.availability, &pct(r.availability));
-        cell(s, "budget_used_s", Some(r.budget_used_s), &dur(Some(r.budget_used_s)));
+        cell(
+            s,
+            "budget_used_s",
+            Some(r.budget_used_s),
+            &dur(Some(r.budget_used_s)),
+        );
         cell(s, "outages", Some(r.outages as f64), &r.outages.to_string());
-        cell(s, "longest_outage_s", Some(r.longest_outage_s), &dur(Some(r.longest_outage_s)));
+        cell(
+            s,
+            "longest_outage_s",
+            Some(r.longest_outage_s),
+            &dur(Some(r.longest_outage_s)),
+        );
         cell(s, "unknown_s", Some(r.unknown_s), &dur(Some(r.unknown_s)));
         s.push_str("</tr>\n");
     }
@@ -269,7 +320,7 @@ fn worst(s: &mut String, rows: &[SlaRow]) {
 }
 
 fn exclusions(s: &mut String, list: &[Exclusion], tz: Tz) {
-    let _ = write!(s, "<h3>Maintenance exclusions ({})</h3>\n", list.len());
+    let _ = writeln!(s, "<h3>Maintenance exclusions ({})</h3>", list.len());
     if list.is_empty() {
         s.push_str("<p class=\"none\">No maintenance window excluded time.</p>\n");
         return;
@@ -292,10 +343,19 @@ fn exclusions(s: &mut String, list: &[Exclusion], tz: Tz) {
             format_instant(e.end),
             local(e.end, tz),
             esc(reason),
-            esc(if reason.is_empty() { "(none given)" } else { reason }),
+            esc(if reason.is_empty() {
+                "(none given)"
+            } else {
+                reason
+            }),
         );
         cell(s, "devices", Some(e.devices as f64), &e.devices.to_string());
-        cell(s, "excluded_s", Some(e.excluded_s), &dur(Some(e.excluded_s)));
+        cell(
+            s,
+            "excluded_s",
+            Some(e.excluded_s),
+            &dur(Some(e.excluded_s)),
+        );
         s.push_str("</tr>\n");
     }
     s.push_str("</tbody>\n</table>\n");

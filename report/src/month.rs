@@ -94,7 +94,9 @@ mod tests {
             let e = Month::parse(bad, "UTC").unwrap_err().to_string();
             assert!(e.starts_with("month:"), "{bad}: {e}");
         }
-        let e = Month::parse("2026-10", "Mars/Olympus").unwrap_err().to_string();
+        let e = Month::parse("2026-10", "Mars/Olympus")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("tz:"), "{e}");
     }
 }

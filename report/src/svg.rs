@@ -140,14 +140,20 @@ mod tests {
     fn the_axis_shows_the_target_and_the_worst_day() {
         assert_eq!(axis_floor([0.9995].into_iter(), 0.999), 0.998);
         let f = axis_floor([0.95].into_iter(), 0.999);
-        assert!(f <= 0.95 && f >= 0.9, "{f}");
+        assert!((0.9..=0.95).contains(&f), "{f}");
         assert_eq!(axis_floor(std::iter::empty(), 0.0), 0.0);
     }
 
     #[test]
     fn a_recovery_curve_steps_once_per_device() {
         let s = recovery(&[10.0, 20.0], 2);
-        let pts = s.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+        let pts = s
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         assert_eq!(pts.split(' ').count(), 5);
     }
 }

@@ -178,9 +178,13 @@ impl Default for Metrics {
         registry.register_collector(Box::new(sources.clone()));
         let sli: Arc<Mutex<Vec<Sample>>> = Arc::default();
         let shown = sli.clone();
-        sources.0.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::new(move || {
-            shown.lock().unwrap_or_else(|p| p.into_inner()).clone()
-        }));
+        sources
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(move || {
+                shown.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            }));
         Metrics {
             sources,
             registry,

@@ -289,5 +289,84 @@ fn provisioning_matches_the_dashboards() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), uids.len(), "dashboard uids are unique");
-    assert_eq!(uids.len(), 4);
+    assert_eq!(uids.len(), 5);
+}
+
+/// The Grafana alert rules (dashboards/provisioning/alerting) are what `callstate slo
+/// grafana-alerts` writes, their expressions name only their own queries, and every query
+/// answers a live server with the columns it declares.
+#[test]
+fn alert_provisioning_is_current_and_its_queries_answer() {
+    let path = dashboards_dir().join("provisioning/alerting/callstate-slo.yaml");
+    let committed = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        committed,
+        callstate_report::slo::grafana::to_yaml(),
+        "{} is stale: run `callstate slo grafana-alerts --out {}`",
+        path.display(),
+        path.display()
+    );
+    // devices reporting now: the burn over the last windows has measured time
+    let s = Server::start(ServerConfig::default());
+    let now = Utc::now();
+    let mut events = Vec::new();
+    for (k, d) in ["SEP0000000A0001", "SEP0000000A0002", "SEP0000000A0003"]
+        .iter()
+        .enumerate()
+    {
+        events.push(serde_json::json!({
+            "source": "alert-test", "seq": k + 1, "cluster": "CL1", "kind": "device_in_service",
+            "time": (now - chrono::Duration::seconds(30)).to_rfc3339(),
+            "device": d, "device_type": "phone", "node": "CL1-cucm1",
+            "device_pool": "CL1-DP-S1-01", "ctimanager": "CL1-cucm1"
+        }));
+    }
+    let body: Vec<u8> = events
+        .iter()
+        .flat_map(|e| format!("{e}\n").into_bytes())
+        .collect();
+    let a = common::server::post(
+        &s.url("/api/v1/events"),
+        "application/x-ndjson",
+        &body,
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    let doc = callstate_report::slo::grafana::provisioning();
+    let vars = BTreeMap::new();
+    let mut queries = 0;
+    for group in doc["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let title = rule["title"].as_str().unwrap();
+            let data = rule["data"].as_array().unwrap();
+            let refs: Vec<&str> = data.iter().map(|d| d["refId"].as_str().unwrap()).collect();
+            assert!(
+                refs.contains(&rule["condition"].as_str().unwrap()),
+                "{title}"
+            );
+            for d in data {
+                if d["datasourceUid"] == "__expr__" {
+                    let expr = d["model"]["expression"].as_str().unwrap();
+                    for word in expr.split(|c: char| !(c.is_alphanumeric() || c == '$')) {
+                        if let Some(r) = word.strip_prefix('$') {
+                            assert!(refs.contains(&r), "{title}: ${r} is no query");
+                        }
+                    }
+                    continue;
+                }
+                assert_eq!(d["datasourceUid"], "callstate", "{title}");
+                let rows = run(&s, &d["model"], &vars, title);
+                assert!(
+                    rows.iter().all(|r| r["burn_rate"] == 0.0),
+                    "{title}: {rows:?}"
+                );
+                queries += 1;
+            }
+        }
+    }
+    assert_eq!(
+        queries,
+        3 * 2 * 4,
+        "three scopes, two severities, two pairs of windows"
+    );
 }

@@ -81,7 +81,11 @@ fn report(s: &Server) -> String {
         TZ.replace('/', "%2F")
     )));
     assert_eq!(a.status, 200, "{}", a.text());
-    assert!(a.content_type.starts_with("text/html"), "{}", a.content_type);
+    assert!(
+        a.content_type.starts_with("text/html"),
+        "{}",
+        a.content_type
+    );
     a.text()
 }
 
@@ -120,9 +124,9 @@ fn parse(html: &str) -> Page {
     let mut row: Option<Row> = None;
     let mut in_cell: Option<(String, String)> = None;
     loop {
-        let ev = r.read_event().unwrap_or_else(|e| {
-            panic!("not well-formed at {}: {e}", r.buffer_position())
-        });
+        let ev = r
+            .read_event()
+            .unwrap_or_else(|e| panic!("not well-formed at {}: {e}", r.buffer_position()));
         let (start, empty) = match &ev {
             Event::Start(e) => (Some(e.clone()), false),
             Event::Empty(e) => (Some(e.clone()), true),
@@ -140,8 +144,10 @@ fn parse(html: &str) -> Page {
                     page.loaders.push(format!("<{name} {k}=\"{v}\">"));
                 }
             }
-            if ["script", "link", "img", "iframe", "object", "embed", "image", "use"]
-                .contains(&name.as_str())
+            if [
+                "script", "link", "img", "iframe", "object", "embed", "image", "use",
+            ]
+            .contains(&name.as_str())
             {
                 page.loaders.push(format!("<{name}>"));
             }
@@ -149,10 +155,11 @@ fn parse(html: &str) -> Page {
                 "section" => cluster = attr(&e, "data-cluster"),
                 "figure" if !empty => figure = attr(&e, "data-group"),
                 "tr" => {
-                    let (kind, key) = ["data-row", "data-incident", "data-device", "data-exclusion"]
-                        .iter()
-                        .find_map(|k| attr(&e, k).map(|v| (k.to_string(), v)))
-                        .unwrap_or_default();
+                    let (kind, key) =
+                        ["data-row", "data-incident", "data-device", "data-exclusion"]
+                            .iter()
+                            .find_map(|k| attr(&e, k).map(|v| (k.to_string(), v)))
+                            .unwrap_or_default();
                     let kind = if kind == "data-row" {
                         attr(&e, "data-row").unwrap()
                     } else {
@@ -181,7 +188,12 @@ fn parse(html: &str) -> Page {
                     if let (Some(day), Some(v)) = (attr(&e, "data-day"), attr(&e, "data-v")) {
                         let c = cluster.clone().expect("bars inside a section");
                         let g = figure.clone().expect("bars inside a figure");
-                        page.bars.entry(c).or_default().entry(g).or_default().push((day, v));
+                        page.bars
+                            .entry(c)
+                            .or_default()
+                            .entry(g)
+                            .or_default()
+                            .push((day, v));
                     }
                 }
                 _ => {}
@@ -240,7 +252,10 @@ fn api(s: &Server, query: &str) -> Vec<Rec> {
         .zip(raw)
         .map(|(v, r)| Rec {
             v,
-            raw: r.into_iter().map(|(k, x)| (k, x.get().to_string())).collect(),
+            raw: r
+                .into_iter()
+                .map(|(k, x)| (k, x.get().to_string()))
+                .collect(),
         })
         .collect()
 }
@@ -252,14 +267,19 @@ fn sla(s: &Server, from: &str, to: &str, rest: &str) -> Vec<Rec> {
 /// The page's exact value of a field equals the API's (numbers to the last bit, booleans,
 /// nulls).
 fn same(what: &str, page: &Row, field: &str, api: &Rec) {
-    let got = page.cells.get(field).unwrap_or_else(|| panic!("{what}: no {field} cell"));
+    let got = page
+        .cells
+        .get(field)
+        .unwrap_or_else(|| panic!("{what}: no {field} cell"));
     let raw = &api.raw[field];
     match &api[field] {
         Value::Null => assert_eq!(got, "", "{what} {field}"),
         Value::Bool(b) => assert_eq!(got, &b.to_string(), "{what} {field}"),
         Value::Number(_) => {
             let want: f64 = raw.parse().unwrap();
-            let have: f64 = got.parse().unwrap_or_else(|_| panic!("{what} {field}: {got}"));
+            let have: f64 = got
+                .parse()
+                .unwrap_or_else(|_| panic!("{what} {field}: {got}"));
             assert_eq!(have, want, "{what} {field}");
         }
         Value::String(s) => assert_eq!(got, s, "{what} {field}"),
@@ -283,7 +303,10 @@ const SLA_FIELDS: [&str; 11] = [
 
 fn check_rows(what: &str, rows: &[&Row], answer: &[Rec]) {
     let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
-    let want: Vec<&str> = answer.iter().map(|v| v["group_key"].as_str().unwrap()).collect();
+    let want: Vec<&str> = answer
+        .iter()
+        .map(|v| v["group_key"].as_str().unwrap())
+        .collect();
     assert_eq!(keys, want, "{what}: the groups");
     for (r, v) in rows.iter().zip(answer) {
         for f in SLA_FIELDS {
@@ -299,7 +322,10 @@ fn local_day(rfc3339: &str) -> String {
 }
 
 fn change_pp(now: &Rec, before: Option<&Rec>) -> Value {
-    match (now["availability"].as_f64(), before.and_then(|b| b["availability"].as_f64())) {
+    match (
+        now["availability"].as_f64(),
+        before.and_then(|b| b["availability"].as_f64()),
+    ) {
         (Some(a), Some(b)) => serde_json::json!((a - b) * 100.0),
         _ => Value::Null,
     }
@@ -310,8 +336,15 @@ fn every_figure_on_the_report_equals_the_apis_answer() {
     let s = loaded();
     let html = report(&s);
     let page = parse(&html);
-    assert!(page.loaders.is_empty(), "the page loads: {:?}", page.loaders);
-    assert!(!html.contains("@import") && !html.contains("url("), "CSS loads something");
+    assert!(
+        page.loaders.is_empty(),
+        "the page loads: {:?}",
+        page.loaders
+    );
+    assert!(
+        !html.contains("@import") && !html.contains("url("),
+        "CSS loads something"
+    );
 
     let clusters = sla(&s, FROM, TO, "group_by=cluster");
     let before = sla(&s, PREV_FROM, FROM, "group_by=cluster");
@@ -320,7 +353,12 @@ fn every_figure_on_the_report_equals_the_apis_answer() {
     check_rows("overview", &overview, &clusters);
     assert_eq!(page.sections.len(), 2);
 
-    let daily = sla(&s, FROM, TO, &format!("group_by=cluster&period=day&tz={TZ}"));
+    let daily = sla(
+        &s,
+        FROM,
+        TO,
+        &format!("group_by=cluster&period=day&tz={TZ}"),
+    );
     let mut compared = BTreeMap::<&str, usize>::new();
     for c in &clusters {
         let name = c["group_key"].as_str().unwrap();
@@ -334,14 +372,29 @@ fn every_figure_on_the_report_equals_the_apis_answer() {
         assert!(prev.is_some(), "{name} had October data");
         let change = change_pp(c, prev);
         let got: f64 = summary[0].cells["change_pp"].parse().unwrap();
-        assert!((got - change.as_f64().unwrap()).abs() < 1e-9, "{name} change");
+        assert!(
+            (got - change.as_f64().unwrap()).abs() < 1e-9,
+            "{name} change"
+        );
 
         // its device pools, with their own change from October
-        let groups = sla(&s, FROM, TO, &format!("group_by=device_pool&cluster={name}"));
-        let prev_groups = sla(&s, PREV_FROM, FROM, &format!("group_by=device_pool&cluster={name}"));
+        let groups = sla(
+            &s,
+            FROM,
+            TO,
+            &format!("group_by=device_pool&cluster={name}"),
+        );
+        let prev_groups = sla(
+            &s,
+            PREV_FROM,
+            FROM,
+            &format!("group_by=device_pool&cluster={name}"),
+        );
         check_rows(&format!("{name} pools"), &of("group"), &groups);
         for (r, g) in of("group").iter().zip(&groups) {
-            let p = prev_groups.iter().find(|b| b["group_key"] == g["group_key"]);
+            let p = prev_groups
+                .iter()
+                .find(|b| b["group_key"] == g["group_key"]);
             match change_pp(g, p) {
                 Value::Null => assert_eq!(r.cells["change_pp"], ""),
                 v => {
@@ -371,7 +424,10 @@ fn every_figure_on_the_report_equals_the_apis_answer() {
         assert_eq!(got.len(), 2, "1 and 2 November (Paris) hold data");
         for g in &groups {
             let key = g["group_key"].as_str().unwrap();
-            assert!(page.bars[name].contains_key(key), "{name}: no chart for {key}");
+            assert!(
+                page.bars[name].contains_key(key),
+                "{name}: no chart for {key}"
+            );
         }
 
         // its incidents
@@ -410,7 +466,12 @@ fn every_figure_on_the_report_equals_the_apis_answer() {
             let (x, y) = (a["availability"].as_f64(), b["availability"].as_f64());
             x.partial_cmp(&y)
                 .unwrap()
-                .then(b["budget_used_s"].as_f64().unwrap().total_cmp(&a["budget_used_s"].as_f64().unwrap()))
+                .then(
+                    b["budget_used_s"]
+                        .as_f64()
+                        .unwrap()
+                        .total_cmp(&a["budget_used_s"].as_f64().unwrap()),
+                )
                 .then(a["group_key"].as_str().cmp(&b["group_key"].as_str()))
         });
         devices.truncate(10);
@@ -418,7 +479,13 @@ fn every_figure_on_the_report_equals_the_apis_answer() {
         assert_eq!(worst.len(), devices.len(), "{name} worst devices");
         for (r, d) in worst.iter().zip(&devices) {
             assert_eq!(r.key, d["group_key"].as_str().unwrap());
-            for f in ["availability", "budget_used_s", "outages", "longest_outage_s", "unknown_s"] {
+            for f in [
+                "availability",
+                "budget_used_s",
+                "outages",
+                "longest_outage_s",
+                "unknown_s",
+            ] {
                 same(&format!("{name} worst {}", r.key), r, f, d);
             }
         }
@@ -426,8 +493,14 @@ fn every_figure_on_the_report_equals_the_apis_answer() {
 
         // the audit trail: the only window of the month excluded what the API excluded
         let excl = of("exclusion");
-        let total: f64 = excl.iter().map(|r| r.cells["excluded_s"].parse::<f64>().unwrap()).sum();
-        assert!((total - c["excluded_s"].as_f64().unwrap()).abs() < 1e-6, "{name} excluded");
+        let total: f64 = excl
+            .iter()
+            .map(|r| r.cells["excluded_s"].parse::<f64>().unwrap())
+            .sum();
+        assert!(
+            (total - c["excluded_s"].as_f64().unwrap()).abs() < 1e-6,
+            "{name} excluded"
+        );
         for r in &excl {
             assert_eq!(r.cells["reason"], "CHG0042 SU upgrade");
             assert_eq!(r.cells["scope"], "node");
@@ -490,7 +563,9 @@ fn recording_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
             let _ = r.read_line(&mut line);
             log.lock().unwrap().push(line.trim().to_string());
             let mut c = c;
-            let _ = c.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = c.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
         }
     });
     (addr, seen)
@@ -568,7 +643,10 @@ fn pdf_pages(pdf: &[u8]) -> Vec<(f64, f64)> {
         let bx = obj.find("/MediaBox [").map(|k| {
             let inner = &obj[k + 11..];
             let inner = &inner[..inner.find(']').unwrap()];
-            let v: Vec<f64> = inner.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            let v: Vec<f64> = inner
+                .split_whitespace()
+                .map(|x| x.parse().unwrap())
+                .collect();
             (v[2] - v[0], v[3] - v[1])
         });
         out.push(bx.expect("a page with its MediaBox"));
@@ -594,14 +672,20 @@ fn the_report_renders_in_chromium_to_png_and_a4_pdf_using_only_the_file() {
         &chrome,
         &page,
         &proxy,
-        &[format!("--screenshot={}", png.display()), "--window-size=1200,1600".into()],
+        &[
+            format!("--screenshot={}", png.display()),
+            "--window-size=1200,1600".into(),
+        ],
         &profile,
     );
     render(
         &chrome,
         &page,
         &proxy,
-        &[format!("--print-to-pdf={}", pdf.display()), "--no-pdf-header-footer".into()],
+        &[
+            format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer".into(),
+        ],
         &profile,
     );
 
@@ -610,7 +694,11 @@ fn the_report_renders_in_chromium_to_png_and_a4_pdf_using_only_the_file() {
     let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
     let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
     assert_eq!((width, height), (1200, 1600));
-    assert!(png.len() > 30_000, "a blank screenshot is small: {} bytes", png.len());
+    assert!(
+        png.len() > 30_000,
+        "a blank screenshot is small: {} bytes",
+        png.len()
+    );
 
     let pdf = std::fs::read(&pdf).unwrap();
     assert!(pdf.starts_with(b"%PDF-"), "a PDF");
@@ -622,7 +710,10 @@ fn the_report_renders_in_chromium_to_png_and_a4_pdf_using_only_the_file() {
         pages.len()
     );
     for (w, h) in &pages {
-        assert!((w - 595.3).abs() < 1.5 && (h - 841.9).abs() < 1.5, "not A4: {w} × {h}");
+        assert!(
+            (w - 595.3).abs() < 1.5 && (h - 841.9).abs() < 1.5,
+            "not A4: {w} × {h}"
+        );
     }
     let fetched = page_requests(&seen.lock().unwrap());
     assert!(fetched.is_empty(), "the report fetched: {fetched:?}");
@@ -631,7 +722,11 @@ fn the_report_renders_in_chromium_to_png_and_a4_pdf_using_only_the_file() {
     let leaky = dir.path().join("leaky.html");
     std::fs::write(
         &leaky,
-        html.replacen("<body>", "<body><img src=\"http://report-assets.invalid/logo.png\"/>", 1),
+        html.replacen(
+            "<body>",
+            "<body><img src=\"http://report-assets.invalid/logo.png\"/>",
+            1,
+        ),
     )
     .unwrap();
     let shot = dir.path().join("leaky.png");
@@ -639,12 +734,16 @@ fn the_report_renders_in_chromium_to_png_and_a4_pdf_using_only_the_file() {
         &chrome,
         &leaky,
         &proxy,
-        &[format!("--screenshot={}", shot.display()), "--window-size=800,600".into()],
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=800,600".into(),
+        ],
         &profile,
     );
     let seen = page_requests(&seen.lock().unwrap());
     assert!(
-        seen.iter().any(|l| l.contains("report-assets.invalid/logo.png")),
+        seen.iter()
+            .any(|l| l.contains("report-assets.invalid/logo.png")),
         "the proxy saw no request: {seen:?}"
     );
 }

@@ -38,7 +38,11 @@ pub fn burn(
     scopes: &[GroupBy],
     cancel: &Cancel,
 ) -> Result<Vec<BurnRow>> {
-    let scopes = if scopes.is_empty() { &SCOPES[..] } else { scopes };
+    let scopes = if scopes.is_empty() {
+        &SCOPES[..]
+    } else {
+        scopes
+    };
     let mut out = Vec::new();
     for &by in scopes {
         let rows = availability_over(

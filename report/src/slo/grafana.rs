@@ -48,7 +48,10 @@ pub fn provisioning() -> Value {
     for scope in SCOPES {
         let scope = scope.as_str();
         for (severity, pending) in [("page", "2m"), ("ticket", "15m")] {
-            let pairs: Vec<_> = BURN_ALERTS.iter().filter(|a| a.severity == severity).collect();
+            let pairs: Vec<_> = BURN_ALERTS
+                .iter()
+                .filter(|a| a.severity == severity)
+                .collect();
             let mut data = Vec::new();
             let mut terms = Vec::new();
             for (k, a) in pairs.iter().enumerate() {

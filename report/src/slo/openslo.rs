@@ -109,17 +109,22 @@ pub fn parse(text: &str) -> Result<OpenSlo> {
             }
         }
         if d.kind.as_deref() != Some("SLO") {
-            skipped.push(format!("{} {name}", d.kind.as_deref().unwrap_or("(no kind)")));
+            skipped.push(format!(
+                "{} {name}",
+                d.kind.as_deref().unwrap_or("(no kind)")
+            ));
             continue;
         }
-        let spec = d.spec.as_ref().ok_or_else(|| QueryError::bad(&at("spec"), "missing"))?;
+        let spec = d
+            .spec
+            .as_ref()
+            .ok_or_else(|| QueryError::bad(&at("spec"), "missing"))?;
         let label = |key: &str| -> Result<Option<&str>> {
             match d.metadata.labels.get(key) {
                 None => Ok(None),
-                Some(v) => v
-                    .one()
-                    .map(Some)
-                    .ok_or_else(|| QueryError::bad(&at(&format!("metadata.labels.{key}")), "one value expected")),
+                Some(v) => v.one().map(Some).ok_or_else(|| {
+                    QueryError::bad(&at(&format!("metadata.labels.{key}")), "one value expected")
+                }),
             }
         };
         let scope = label("callstate/scope")?.ok_or_else(|| {
@@ -142,7 +147,10 @@ pub fn parse(text: &str) -> Result<OpenSlo> {
             _ => {
                 return Err(QueryError::bad(
                     &at("spec.objectives"),
-                    format!("{} objectives; callstate takes exactly one per SLO", spec.objectives.len()),
+                    format!(
+                        "{} objectives; callstate takes exactly one per SLO",
+                        spec.objectives.len()
+                    ),
                 ));
             }
         };
@@ -153,7 +161,8 @@ pub fn parse(text: &str) -> Result<OpenSlo> {
             ));
         }
         if let Some(w) = spec.time_window.first().and_then(|w| w.duration.as_deref()) {
-            let p = parse_duration(w).map_err(|e| QueryError::bad(&at("spec.timeWindow[0].duration"), e))?;
+            let p = parse_duration(w)
+                .map_err(|e| QueryError::bad(&at("spec.timeWindow[0].duration"), e))?;
             if period.is_some_and(|q| q != p) {
                 return Err(QueryError::bad(
                     &at("spec.timeWindow[0].duration"),
@@ -165,15 +174,18 @@ pub fn parse(text: &str) -> Result<OpenSlo> {
         if scope == "default" {
             defaults += 1;
             if defaults > 1 {
-                return Err(QueryError::bad(&at("metadata.labels.callstate/scope"), "a second default"));
+                return Err(QueryError::bad(
+                    &at("metadata.labels.callstate/scope"),
+                    "a second default",
+                ));
             }
             targets.default = target;
             continue;
         }
-        GroupBy::from_str(scope).map_err(|e| QueryError::bad(&at("metadata.labels.callstate/scope"), e))?;
-        let group = label("callstate/group")?.ok_or_else(|| {
-            QueryError::bad(&at("metadata.labels"), "callstate/group is missing")
-        })?;
+        GroupBy::from_str(scope)
+            .map_err(|e| QueryError::bad(&at("metadata.labels.callstate/scope"), e))?;
+        let group = label("callstate/group")?
+            .ok_or_else(|| QueryError::bad(&at("metadata.labels"), "callstate/group is missing"))?;
         let slot = targets.targets.entry(scope.to_string()).or_default();
         if slot.insert(group.to_string(), target).is_some() {
             return Err(QueryError::bad(
@@ -247,13 +259,24 @@ spec:
 
     #[test]
     fn errors_name_the_document_and_field() {
-        let two = DOCS.replace("    - targetPercent: 99.95", "    - target: 0.9\n    - target: 0.8");
+        let two = DOCS.replace(
+            "    - targetPercent: 99.95",
+            "    - target: 0.9\n    - target: 0.8",
+        );
         let e = parse(&two).unwrap_err().to_string();
-        assert!(e.starts_with("document 2 (hq-phones): spec.objectives"), "{e}");
+        assert!(
+            e.starts_with("document 2 (hq-phones): spec.objectives"),
+            "{e}"
+        );
         let bad = DOCS.replace("callstate/scope: device_pool", "callstate/scope: building");
         let e = parse(&bad).unwrap_err().to_string();
-        assert!(e.contains("document 2 (hq-phones): metadata.labels.callstate/scope"), "{e}");
-        let e = parse("apiVersion: openslo/v1\nkind: SLO\nmetadata: [1\n").unwrap_err().to_string();
+        assert!(
+            e.contains("document 2 (hq-phones): metadata.labels.callstate/scope"),
+            "{e}"
+        );
+        let e = parse("apiVersion: openslo/v1\nkind: SLO\nmetadata: [1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("OpenSLO:"), "{e}");
     }
 }

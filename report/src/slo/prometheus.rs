@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use callstate_schemas::ServiceState;
+
 use super::objectives::{BURN_ALERTS, BurnAlert, Objective, Objectives, prom_duration, windows};
 
 /// The SLI counter family.
@@ -70,7 +72,11 @@ pub struct Rule {
 pub fn num(v: f64) -> String {
     let s = format!("{v:.12}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" { "0".into() } else { s.to_string() }
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
 }
 
 /// A PromQL double-quoted string.
@@ -132,7 +138,10 @@ fn alerts(o: &Objective, period: &str) -> Vec<Rule> {
     let m = matchers(o);
     let mut out = Vec::new();
     for (name, severity, pending) in [(PAGE_ALERT, "page", "2m"), (TICKET_ALERT, "ticket", "15m")] {
-        let pairs: Vec<&BurnAlert> = BURN_ALERTS.iter().filter(|a| a.severity == severity).collect();
+        let pairs: Vec<&BurnAlert> = BURN_ALERTS
+            .iter()
+            .filter(|a| a.severity == severity)
+            .collect();
         let expr = pairs
             .iter()
             .map(|a| pair(a, &m, o.budget()))
@@ -178,8 +187,12 @@ fn alerts(o: &Objective, period: &str) -> Vec<Rule> {
 pub fn rules(objectives: &Objectives) -> RuleFile {
     let period = prom_duration(objectives.period);
     let by = "sum by (scope, group)";
-    let counted = format!("{METRIC}{{state=~\"in_service|out_of_service\"}}");
-    let out = format!("{METRIC}{{state=\"out_of_service\"}}");
+    let (up, down) = (
+        ServiceState::InService.as_str(),
+        ServiceState::OutOfService.as_str(),
+    );
+    let counted = format!("{METRIC}{{state=~\"{up}|{down}\"}}");
+    let out = format!("{METRIC}{{state=\"{down}\"}}");
     let mut sli: Vec<Rule> = windows()
         .into_iter()
         .map(|w| {
@@ -251,8 +264,14 @@ mod tests {
         let t = Targets::from_toml("default = 0.999\n[targets.device_pool]\n\"DP.HQ\" = 0.9995\n")
             .unwrap();
         let o = Objectives::of(&t, DEFAULT_PERIOD);
-        assert_eq!(matchers(&o.list[0]), r#"{scope="device_pool",group!~"DP\\.HQ"}"#);
-        assert_eq!(matchers(&o.list[1]), r#"{scope="device_pool",group="DP.HQ"}"#);
+        assert_eq!(
+            matchers(&o.list[0]),
+            r#"{scope="device_pool",group!~"DP\\.HQ"}"#
+        );
+        assert_eq!(
+            matchers(&o.list[1]),
+            r#"{scope="device_pool",group="DP.HQ"}"#
+        );
         assert_eq!(num(14.4 * (1.0 - 0.999)), "0.0144");
         let y = to_yaml(&o);
         assert!(y.contains("callstate:sli_error_ratio:rate3d"), "{y}");

@@ -14,12 +14,17 @@ use std::sync::Mutex;
 use callstate_query::model::availability::{Seconds, device_seconds};
 use callstate_query::model::fleet::Fleet;
 use callstate_query::{Cancel, Result};
-use callstate_schemas::Us;
+use callstate_schemas::{ServiceState, Us};
 
 use super::objectives::SCOPES;
 
 /// The four states, as the `state` label.
-pub const STATES: [&str; 4] = ["in_service", "out_of_service", "unknown", "excluded"];
+pub const STATES: [&str; 4] = [
+    ServiceState::InService.as_str(),
+    ServiceState::OutOfService.as_str(),
+    ServiceState::Unknown.as_str(),
+    "excluded",
+];
 
 /// Device-seconds of one group up to an instant.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +38,12 @@ pub struct SliTotal {
 }
 
 fn by_state(s: &Seconds) -> [f64; 4] {
-    [s.in_service_s, s.out_of_service_s, s.unknown_s, s.excluded_s]
+    [
+        s.in_service_s,
+        s.out_of_service_s,
+        s.unknown_s,
+        s.excluded_s,
+    ]
 }
 
 /// Every group's device-seconds from each device's first event up to `now`.
@@ -75,9 +85,7 @@ impl Monotonic {
     pub fn export(&self, now: Vec<SliTotal>) -> Vec<SliTotal> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         for t in now {
-            let e = last
-                .entry((t.scope, t.group))
-                .or_insert([0.0; 4]);
+            let e = last.entry((t.scope, t.group)).or_insert([0.0; 4]);
             for (v, n) in e.iter_mut().zip(t.seconds) {
                 *v = v.max(n);
             }
