@@ -467,3 +467,93 @@ fn a_real_prometheus_scrape_records_the_apis_availability() {
     );
     assert!(serve.stop().success());
 }
+
+/// The page without its "Generated …" instant.
+fn undated(html: &str) -> String {
+    let i = html.find(" Generated ").expect("a generation time");
+    let j = i + html[i..].find(" UTC.").unwrap();
+    format!("{}{}", &html[..i], &html[j..])
+}
+
+#[test]
+fn the_report_command_writes_the_page_the_server_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let sim = bin()
+        .args([
+            "simulate",
+            "--scenario",
+            "demo",
+            "--devices",
+            "300",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    let out = tmp.path().join("report.html");
+    let args = [
+        "--month",
+        "2026-11",
+        "--tz",
+        "America/New_York",
+        "--group-by",
+        "node",
+    ];
+    let r = bin()
+        .arg("report")
+        .args(args)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("1 cluster(s) written"));
+    let file = std::fs::read_to_string(&out).unwrap();
+    assert!(file.contains("<section class=\"cluster\" data-cluster=\"CL1\">"));
+    assert!(
+        file.contains("CHG0042 CUCM SU upgrade"),
+        "the maintenance window's reason"
+    );
+
+    let serve = Server::start({
+        let mut c = bin();
+        c.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data);
+        c
+    });
+    let mut a = agent()
+        .get(&format!(
+            "{}/api/v1/reports/sla?month=2026-11&tz=America%2FNew_York&group_by=node",
+            serve.url
+        ))
+        .call()
+        .unwrap();
+    assert_eq!(a.status().as_u16(), 200);
+    let page = a
+        .body_mut()
+        .with_config()
+        .limit(1 << 26)
+        .read_to_string()
+        .unwrap();
+    assert_eq!(undated(&page), undated(&file));
+    assert!(serve.stop().success());
+
+    // bad arguments are named
+    let e = bin()
+        .args([
+            "report", "--month", "2026-11", "--period", "week", "--out", "-", "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("--period"));
+}
