@@ -12,21 +12,9 @@ use std::time::{Duration, Instant};
 use common::{Proc, Server, agent, bin};
 use serde_json::Value;
 
-/// Debian's `prometheus` package tool `name` (promtool, prometheus). Missing: the test says
-/// so and passes, unless `CALLSTATE_REQUIRE_TOOLS` is set (as `.ci/run` does).
+/// A program of Debian's `prometheus` package (promtool, prometheus).
 fn tool(name: &str) -> Option<PathBuf> {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    assert!(
-        std::env::var_os("CALLSTATE_REQUIRE_TOOLS").is_none(),
-        "{name} is required (CALLSTATE_REQUIRE_TOOLS is set) but not found"
-    );
-    eprintln!("SKIPPED: no {name} on PATH (Debian: apt-get install prometheus)");
-    None
+    callstate_testkit::tools::tool_or_skip(&[name], "Debian: apt-get install prometheus")
 }
 
 fn run_ok(cmd: &mut Command) -> String {

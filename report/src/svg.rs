@@ -16,6 +16,17 @@ const RIGHT: f64 = 10.0;
 const TOP: f64 = 10.0;
 const BOTTOM: f64 = 24.0;
 
+/// A horizontal grid line at `y` across a chart `width` wide, labelled on the left.
+fn grid(s: &mut String, width: f64, y: f64, label: &str) {
+    let _ = write!(
+        s,
+        r#"<line class="grid" x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{}" y="{:.1}" text-anchor="end">{label}</text>"#,
+        width - RIGHT,
+        LEFT - 4.0,
+        y + 3.0,
+    );
+}
+
 /// The lowest availability the axis shows: below the target and the worst day, rounded
 /// down to a readable step.
 fn axis_floor(values: impl Iterator<Item = f64>, target: f64) -> f64 {
@@ -39,14 +50,7 @@ pub fn daily(rows: &[SlaRow], target: f64, tz: Tz) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="daily availability">"#
     );
     for (v, label) in [(1.0, pct(Some(1.0))), (floor, pct(Some(floor)))] {
-        let _ = write!(
-            s,
-            r#"<line class="grid" x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{}" y="{:.1}" text-anchor="end">{label}</text>"#,
-            W - RIGHT,
-            LEFT - 4.0,
-            y(v) + 3.0,
-            y = y(v),
-        );
+        grid(&mut s, W, y(v), &label);
     }
     for (k, r) in rows.iter().enumerate() {
         let x = LEFT + slot * k as f64;
@@ -112,14 +116,7 @@ pub fn recovery(recovered_after_s: &[f64], affected: usize) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart recovery" viewBox="0 0 {w} {h}" role="img" aria-label="recovery curve">"#
     );
     for (f, label) in [(1.0, "100 %"), (0.5, "50 %"), (0.0, "0 %")] {
-        let _ = write!(
-            s,
-            r#"<line class="grid" x1="{LEFT}" x2="{}" y1="{yy:.1}" y2="{yy:.1}"/><text class="axis" x="{}" y="{:.1}" text-anchor="end">{label}</text>"#,
-            w - RIGHT,
-            LEFT - 4.0,
-            y(f) + 3.0,
-            yy = y(f),
-        );
+        grid(&mut s, w, y(f), label);
     }
     let _ = write!(
         s,

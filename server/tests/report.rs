@@ -527,26 +527,12 @@ fn bad_report_parameters_are_named() {
     }
 }
 
-/// Debian's Chromium (`chromium`), or `CALLSTATE_CHROMIUM`. Missing: the test says so and
-/// passes, unless `CALLSTATE_REQUIRE_TOOLS` is set (as `.ci/run` does) — then it fails.
+/// Debian's Chromium.
 fn chromium() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("CALLSTATE_CHROMIUM") {
-        return Some(p.into());
-    }
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-            let p = Path::new(dir).join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    assert!(
-        std::env::var_os("CALLSTATE_REQUIRE_TOOLS").is_none(),
-        "chromium is required (CALLSTATE_REQUIRE_TOOLS is set) but not found"
-    );
-    eprintln!("SKIPPED: no chromium on PATH (Debian: apt-get install chromium)");
-    None
+    callstate_testkit::tools::tool_or_skip(
+        &["chromium", "chromium-browser", "google-chrome"],
+        "Debian: apt-get install chromium",
+    )
 }
 
 /// A proxy that records every request line sent to it and answers 404: with Chromium's
