@@ -408,7 +408,7 @@ fn a_real_prometheus_scrape_records_the_apis_availability() {
     let ms = |x: f64| ((x * 1000.0).round() as i64).to_string();
     let mut r = agent()
         .get(&format!(
-            "{}/api/v1/availability?from={}&to={}&group_by=cluster",
+            "{}/api/v1/sla?from={}&to={}&group_by=cluster",
             serve.url,
             ms(t - 60.0),
             ms(t)
@@ -421,7 +421,7 @@ fn a_real_prometheus_scrape_records_the_apis_availability() {
     assert!(api_availability < 0.9, "{api}");
     // one scrape (1 s of 60) either side is the resolution of the recording
     assert!(
-        (prom_availability - api_availability).abs() < 0.02,
+        (prom_availability - api_availability).abs() < 0.01,
         "Prometheus {prom_availability} vs API {api_availability} over [{}, {t})",
         t - 60.0
     );
