@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use callstate_log::Snapshot;
-use callstate_query::model::sla::{GroupBy, Targets};
+use callstate_query::model::sla::GroupBy;
 use callstate_query::{Cancel, Derived};
 use callstate_report::{Month, ReportOptions, build, html};
 
@@ -52,10 +52,7 @@ pub fn report(a: ReportArgs) -> anyhow::Result<()> {
         .group_by
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--group-by: {e}"))?;
-    let targets = match &a.targets {
-        None => Targets::default(),
-        Some(p) => crate::cmd_slo::load(p)?.0,
-    };
+    let targets = crate::targets::load(a.targets.as_deref())?;
     let known_at = a.known_at.as_deref().map(parse_instant).transpose()?;
     let derived = Derived::load(Snapshot::load(&a.data.data)?, known_at, targets, true)?;
     let now = chrono::Utc::now().timestamp_micros();

@@ -4,7 +4,7 @@
 //! defaults; docs/api.md lists them.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,6 @@ use callstate_cucm::{Clock, PollerConfig};
 use callstate_ingest::Appender;
 use callstate_ingest::kafka::{CanonicalProducer, KafkaConfig, Materializer, MaterializerOptions};
 use callstate_log::{DEFAULT_SEGMENT_ROWS, Log, LogOptions};
-use callstate_query::model::sla::Targets;
 use callstate_server::{App, ReadAuth, ServerConfig};
 
 use crate::cmd_risport::RisportSettings;
@@ -211,11 +210,6 @@ pub struct KafkaMode {
     pub materializer: MaterializerOptions,
 }
 
-/// Reads a targets file (callstate TOML or OpenSLO YAML).
-pub fn load_targets(path: &Path) -> anyhow::Result<Targets> {
-    Ok(crate::cmd_slo::load(path)?.0)
-}
-
 impl ServeArgs {
     /// Flags and environment over the file over the defaults.
     pub fn resolve(self) -> anyhow::Result<Settings> {
@@ -263,10 +257,7 @@ impl ServeArgs {
             Some(0) => Err(anyhow::anyhow!("{name} must be at least 1")),
             v => Ok(v.unwrap_or(default)),
         };
-        let targets = match g.targets {
-            None => Targets::default(),
-            Some(p) => load_targets(&p)?,
-        };
+        let targets = crate::targets::load(g.targets.as_deref())?;
         let token = g.token.filter(|t| !t.is_empty());
         let read_auth = g.read_auth.unwrap_or_default();
         if read_auth == ReadAuth::Token && token.is_none() {

@@ -100,10 +100,7 @@ pub fn availability(w: WindowArgs) -> anyhow::Result<()> {
 
 /// `callstate sla`.
 pub fn sla(args: SlaArgs) -> anyhow::Result<()> {
-    let targets = match &args.targets {
-        None => Targets::default(),
-        Some(path) => crate::cmd_serve::load_targets(path)?,
-    };
+    let targets = crate::targets::load(args.targets.as_deref())?;
     let w = &args.window;
     let p = prepare(w, &w.data.data)?;
     let d = &p.derived;

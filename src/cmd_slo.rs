@@ -1,14 +1,14 @@
 //! `callstate slo`: SLO alerting rules from the SLA targets (callstate TOML or OpenSLO YAML).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use callstate_query::model::sla::Targets;
 use callstate_report::slo::objectives::DEFAULT_PERIOD;
-use callstate_report::slo::{Objectives, grafana, openslo, prometheus};
-use callstate_schemas::{Us, parse_positive_duration};
+use callstate_report::slo::{Objectives, grafana, prometheus};
+use callstate_schemas::parse_positive_duration;
 
 /// `callstate slo` actions.
 #[derive(Subcommand)]
@@ -41,24 +41,6 @@ pub struct RulesArgs {
     pub out: OutArgs,
 }
 
-/// Reads a targets file: OpenSLO YAML when it says `apiVersion: openslo/v1`, else TOML.
-/// Returns the targets and the SLO period the file sets, if any.
-pub fn load(path: &Path) -> anyhow::Result<(Targets, Option<Us>)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if openslo::looks_like_openslo(&text) {
-        let o = openslo::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        for s in &o.skipped {
-            eprintln!("{}: not an SLO, not used: {s}", path.display());
-        }
-        Ok((o.targets, o.period))
-    } else {
-        let t =
-            Targets::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok((t, None))
-    }
-}
-
 fn write(out: &OutArgs, text: &str) -> anyhow::Result<()> {
     match &out.out {
         None => crate::out::outln!("{}", text.trim_end())?,
@@ -75,7 +57,7 @@ pub fn slo(action: SloAction) -> anyhow::Result<()> {
         SloAction::Rules(a) => {
             let (targets, from_file) = match &a.targets {
                 None => (Targets::default(), None),
-                Some(p) => load(p)?,
+                Some(p) => crate::targets::load_with_period(p)?,
             };
             let period = match &a.period {
                 Some(p) => {

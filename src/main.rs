@@ -18,6 +18,7 @@ mod collector_metrics;
 mod live_feed;
 mod out;
 mod signal;
+mod targets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
