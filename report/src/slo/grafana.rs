@@ -6,8 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::objectives::{BURN_ALERTS, SCOPES};
-use super::prometheus::num;
+use super::objectives::{SCOPES, SEVERITIES, num};
 
 /// The datasource uid the provisioning addresses (dashboards/provisioning/datasources).
 pub const DATASOURCE_UID: &str = "callstate";
@@ -47,14 +46,10 @@ pub fn provisioning() -> Value {
     let mut rules = Vec::new();
     for scope in SCOPES {
         let scope = scope.as_str();
-        for (severity, pending) in [("page", "2m"), ("ticket", "15m")] {
-            let pairs: Vec<_> = BURN_ALERTS
-                .iter()
-                .filter(|a| a.severity == severity)
-                .collect();
+        for severity in SEVERITIES {
             let mut data = Vec::new();
             let mut terms = Vec::new();
-            for (k, a) in pairs.iter().enumerate() {
+            for (k, a) in severity.pairs().enumerate() {
                 let (l, s) = (format!("L{k}"), format!("S{k}"));
                 data.push(infinity(&l, a.long, scope));
                 data.push(infinity(&s, a.short, scope));
@@ -66,22 +61,19 @@ pub fn provisioning() -> Value {
                 "datasourceUid": "__expr__",
                 "model": {"refId": "BURN", "type": "math", "expression": terms.join(" || ")}
             }));
-            let how: Vec<String> = pairs
-                .iter()
-                .map(|a| format!("{}× over {} and {}", num(a.factor), a.long, a.short))
-                .collect();
+            let (name, pending) = (severity.name, severity.pending);
             rules.push(json!({
-                "uid": format!("callstate-burn-{severity}-{}", scope.replace('_', "-")),
-                "title": format!("callstate error budget burn ({severity}): {scope}"),
+                "uid": format!("callstate-burn-{name}-{}", scope.replace('_', "-")),
+                "title": format!("callstate error budget burn ({name}): {scope}"),
                 "condition": "BURN",
                 "data": data,
                 "noDataState": "OK",
                 "execErrState": "Error",
                 "for": pending,
-                "labels": {"severity": severity, "scope": scope},
+                "labels": {"severity": name, "scope": scope},
                 "annotations": {
                     "summary": format!("{scope} {{{{ $labels.group }}}} is burning its availability error budget"),
-                    "description": format!("Burn rate above {} (callstate /api/v1/slo/burn; maintenance windows excluded).", how.join(", or "))
+                    "description": format!("Burn rate above {} (callstate /api/v1/slo/burn; maintenance windows excluded).", severity.condition())
                 }
             }));
         }

@@ -9,4 +9,4 @@ pub mod openslo;
 pub mod prometheus;
 pub mod sli;
 
-pub use objectives::{BURN_ALERTS, BurnAlert, Objective, Objectives, SCOPES};
+pub use objectives::{BURN_ALERTS, BurnAlert, Objective, Objectives, SCOPES, SEVERITIES, Severity};

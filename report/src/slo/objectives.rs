@@ -135,6 +135,58 @@ pub const BURN_ALERTS: [BurnAlert; 4] = [
     },
 ];
 
+/// How urgently a group of burn-rate pairs alerts: its pairs, the Prometheus alert name and
+/// how long the condition must hold (the same for Prometheus and Grafana rules).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Severity {
+    /// `page` or `ticket` (the `severity` label; [`BurnAlert::severity`] of its pairs).
+    pub name: &'static str,
+    /// The Prometheus alert name.
+    pub alert: &'static str,
+    /// Pending time before firing.
+    pub pending: &'static str,
+}
+
+/// Page (the fast pairs) and ticket (the slow ones).
+pub const SEVERITIES: [Severity; 2] = [
+    Severity {
+        name: "page",
+        alert: "CallstateErrorBudgetBurnFast",
+        pending: "2m",
+    },
+    Severity {
+        name: "ticket",
+        alert: "CallstateErrorBudgetBurnSlow",
+        pending: "15m",
+    },
+];
+
+impl Severity {
+    /// Its pairs, in [`BURN_ALERTS`] order.
+    pub fn pairs(&self) -> impl Iterator<Item = &'static BurnAlert> + '_ {
+        BURN_ALERTS.iter().filter(|a| a.severity == self.name)
+    }
+
+    /// Its firing condition in words: `14.4× over 1h and 5m, or 6× over 6h and 30m`.
+    pub fn condition(&self) -> String {
+        self.pairs()
+            .map(|a| format!("{}× over {} and {}", num(a.factor), a.long, a.short))
+            .collect::<Vec<_>>()
+            .join(", or ")
+    }
+}
+
+/// A number without float noise (`0.001`, not `0.0010000000000000009`).
+pub fn num(v: f64) -> String {
+    let s = format!("{v:.12}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
 /// Every window the alerts read, shortest first.
 pub fn windows() -> Vec<&'static str> {
     let mut w: Vec<&'static str> = BURN_ALERTS.iter().flat_map(|a| [a.long, a.short]).collect();

@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use callstate_schemas::ServiceState;
 
-use super::objectives::{BURN_ALERTS, BurnAlert, Objective, Objectives, prom_duration, windows};
+use super::objectives::{
+    BurnAlert, Objective, Objectives, SEVERITIES, num, prom_duration, windows,
+};
 
 /// The SLI counter family.
 pub const METRIC: &str = "callstate_sli_device_seconds_total";
@@ -68,17 +70,6 @@ pub struct Rule {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// A number without float noise (`0.001`, not `0.0010000000000000009`).
-pub fn num(v: f64) -> String {
-    let s = format!("{v:.12}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" {
-        "0".into()
-    } else {
-        s.to_string()
-    }
-}
-
 /// A PromQL double-quoted string.
 fn quote(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
@@ -129,30 +120,17 @@ fn pair(a: &BurnAlert, m: &str, budget: f64) -> String {
     )
 }
 
-/// The alert names: the page pairs and the ticket pairs.
-pub const PAGE_ALERT: &str = "CallstateErrorBudgetBurnFast";
-/// See [`PAGE_ALERT`].
-pub const TICKET_ALERT: &str = "CallstateErrorBudgetBurnSlow";
-
 fn alerts(o: &Objective, period: &str) -> Vec<Rule> {
     let m = matchers(o);
     let mut out = Vec::new();
-    for (name, severity, pending) in [(PAGE_ALERT, "page", "2m"), (TICKET_ALERT, "ticket", "15m")] {
-        let pairs: Vec<&BurnAlert> = BURN_ALERTS
-            .iter()
-            .filter(|a| a.severity == severity)
-            .collect();
-        let expr = pairs
-            .iter()
+    for severity in SEVERITIES {
+        let expr = severity
+            .pairs()
             .map(|a| pair(a, &m, o.budget()))
             .collect::<Vec<_>>()
             .join("\nor\n");
-        let how: Vec<String> = pairs
-            .iter()
-            .map(|a| format!("{}× over {} and {}", num(a.factor), a.long, a.short))
-            .collect();
         let labels = BTreeMap::from([
-            ("severity".to_string(), severity.to_string()),
+            ("severity".to_string(), severity.name.to_string()),
             ("objective".to_string(), o.name()),
             ("slo_target".to_string(), num(o.target)),
         ]);
@@ -167,15 +145,15 @@ fn alerts(o: &Objective, period: &str) -> Vec<Rule> {
                 format!(
                     "Objective {} % over {period}: out-of-service device-time spends the error budget faster than it can last: above {}. Maintenance windows are excluded.",
                     num(o.target * 100.0),
-                    how.join(", or ")
+                    severity.condition()
                 ),
             ),
         ]);
         out.push(Rule {
             record: None,
-            alert: Some(name.to_string()),
+            alert: Some(severity.alert.to_string()),
             expr,
-            for_: Some(pending.to_string()),
+            for_: Some(severity.pending.to_string()),
             labels,
             annotations,
         });
