@@ -73,13 +73,29 @@ fn head(s: &mut String, first: &str) {
     );
 }
 
-fn cell(s: &mut String, field: &str, v: Option<f64>, text: &str) {
+/// A cell of text with its exact value for programs (`data-v`).
+fn text_cell(s: &mut String, field: &str, v: &str, text: &str) {
     let _ = write!(
         s,
         "<td data-field=\"{field}\" data-v=\"{}\">{}</td>",
-        exact(v),
+        esc(v),
         esc(text)
     );
+}
+
+/// A number cell: exact in `data-v` (empty for none), `text` shown.
+fn cell(s: &mut String, field: &str, v: Option<f64>, text: &str) {
+    text_cell(s, field, &exact(v), text);
+}
+
+/// A count.
+fn count(s: &mut String, field: &str, n: u64) {
+    cell(s, field, Some(n as f64), &n.to_string());
+}
+
+/// Seconds, shown as a duration.
+fn secs(s: &mut String, field: &str, v: f64) {
+    cell(s, field, Some(v), &dur(Some(v)));
 }
 
 fn met(s: &mut String, m: Option<bool>) {
@@ -95,38 +111,17 @@ fn met(s: &mut String, m: Option<bool>) {
 }
 
 fn figures_cells(s: &mut String, r: &SlaRow) {
-    cell(s, "devices", Some(r.devices as f64), &r.devices.to_string());
+    count(s, "devices", r.devices);
     cell(s, "availability", r.availability, &pct(r.availability));
     cell(s, "target", Some(r.target), &pct(Some(r.target)));
     met(s, r.met);
-    let b = |v: f64| Some(v);
-    cell(
-        s,
-        "budget_allowed_s",
-        b(r.budget_allowed_s),
-        &dur(b(r.budget_allowed_s)),
-    );
-    cell(
-        s,
-        "budget_used_s",
-        b(r.budget_used_s),
-        &dur(b(r.budget_used_s)),
-    );
-    cell(
-        s,
-        "budget_remaining_s",
-        b(r.budget_remaining_s),
-        &dur(b(r.budget_remaining_s)),
-    );
-    cell(s, "outages", Some(r.outages as f64), &r.outages.to_string());
+    secs(s, "budget_allowed_s", r.budget_allowed_s);
+    secs(s, "budget_used_s", r.budget_used_s);
+    secs(s, "budget_remaining_s", r.budget_remaining_s);
+    count(s, "outages", r.outages);
     cell(s, "mttr_s", r.mttr_s, &dur(r.mttr_s));
-    cell(
-        s,
-        "longest_outage_s",
-        b(r.longest_outage_s),
-        &dur(b(r.longest_outage_s)),
-    );
-    cell(s, "excluded_s", b(r.excluded_s), &dur(b(r.excluded_s)));
+    secs(s, "longest_outage_s", r.longest_outage_s);
+    secs(s, "excluded_s", r.excluded_s);
 }
 
 fn row(s: &mut String, kind: &str, g: &GroupFigures) {
@@ -225,25 +220,13 @@ fn incidents(s: &mut String, list: &[IncidentFigures], r: &SlaReport, tz: Tz) {
     s.push_str("<table class=\"incidents\">\n<thead><tr><th>started</th><th>scope</th><th>target</th><th>cause</th><th>devices</th><th>50 % back</th><th>90 % back</th><th>all back</th><th>failovers</th><th>re-homes</th><th>calls hit</th><th>calls ended</th></tr></thead>\n<tbody>\n");
     for f in list {
         let i = &f.incident;
-        let _ = write!(
-            s,
-            "<tr data-incident=\"{}\"><td data-field=\"started_at\" data-v=\"{}\">{}</td><td data-field=\"scope\" data-v=\"{}\">{}</td><td data-field=\"target\" data-v=\"{}\">{}</td><td data-field=\"cause\" data-v=\"{}\">{}</td>",
-            esc(&i.id),
-            format_instant(i.started_at),
-            local(i.started_at, tz),
-            esc(&i.scope),
-            esc(&i.scope),
-            esc(&i.target),
-            esc(&i.target),
-            esc(&i.cause),
-            esc(&i.cause),
-        );
-        cell(
-            s,
-            "devices_affected",
-            Some(i.devices_affected as f64),
-            &i.devices_affected.to_string(),
-        );
+        let _ = write!(s, "<tr data-incident=\"{}\">", esc(&i.id));
+        let start = format_instant(i.started_at);
+        text_cell(s, "started_at", &start, &local(i.started_at, tz));
+        text_cell(s, "scope", &i.scope, &i.scope);
+        text_cell(s, "target", &i.target, &i.target);
+        text_cell(s, "cause", &i.cause, &i.cause);
+        count(s, "devices_affected", i.devices_affected as u64);
         cell(s, "recovery_50_s", i.recovery_50_s, &dur(i.recovery_50_s));
         cell(s, "recovery_90_s", i.recovery_90_s, &dur(i.recovery_90_s));
         cell(
@@ -253,14 +236,9 @@ fn incidents(s: &mut String, list: &[IncidentFigures], r: &SlaReport, tz: Tz) {
             &dur(i.recovery_100_s),
         );
         let (fo, rh) = (i.failovers.len(), i.rehomes.len());
-        cell(s, "failovers", Some(fo as f64), &fo.to_string());
-        cell(s, "rehomes", Some(rh as f64), &rh.to_string());
-        cell(
-            s,
-            "calls_active",
-            Some(i.calls_active as f64),
-            &i.calls_active.to_string(),
-        );
+        count(s, "failovers", fo as u64);
+        count(s, "rehomes", rh as u64);
+        count(s, "calls_active", i.calls_active as u64);
         let ended: Vec<String> = i
             .calls_ended
             .iter()
@@ -300,20 +278,10 @@ fn worst(s: &mut String, rows: &[SlaRow]) {
             esc(&r.group_key)
         );
         cell(s, "availability", r.availability, &pct(r.availability));
-        cell(
-            s,
-            "budget_used_s",
-            Some(r.budget_used_s),
-            &dur(Some(r.budget_used_s)),
-        );
-        cell(s, "outages", Some(r.outages as f64), &r.outages.to_string());
-        cell(
-            s,
-            "longest_outage_s",
-            Some(r.longest_outage_s),
-            &dur(Some(r.longest_outage_s)),
-        );
-        cell(s, "unknown_s", Some(r.unknown_s), &dur(Some(r.unknown_s)));
+        secs(s, "budget_used_s", r.budget_used_s);
+        count(s, "outages", r.outages);
+        secs(s, "longest_outage_s", r.longest_outage_s);
+        secs(s, "unknown_s", r.unknown_s);
         s.push_str("</tr>\n");
     }
     s.push_str("</tbody>\n</table>\n");
@@ -330,32 +298,23 @@ fn exclusions(s: &mut String, list: &[Exclusion], tz: Tz) {
         let reason = e.reason.as_deref().unwrap_or("");
         let _ = write!(
             s,
-            "<tr data-exclusion=\"{}/{}/{}\"><td data-field=\"scope\" data-v=\"{}\">{}</td><td data-field=\"target\" data-v=\"{}\">{}</td><td data-field=\"start\" data-v=\"{}\">{}</td><td data-field=\"end\" data-v=\"{}\">{}</td><td data-field=\"reason\" data-v=\"{}\">{}</td>",
+            "<tr data-exclusion=\"{}/{}/{}\">",
             esc(&e.scope),
             esc(&e.target),
-            format_instant(e.start),
-            esc(&e.scope),
-            esc(&e.scope),
-            esc(&e.target),
-            esc(&e.target),
-            format_instant(e.start),
-            local(e.start, tz),
-            format_instant(e.end),
-            local(e.end, tz),
-            esc(reason),
-            esc(if reason.is_empty() {
-                "(none given)"
-            } else {
-                reason
-            }),
+            format_instant(e.start)
         );
-        cell(s, "devices", Some(e.devices as f64), &e.devices.to_string());
-        cell(
-            s,
-            "excluded_s",
-            Some(e.excluded_s),
-            &dur(Some(e.excluded_s)),
-        );
+        text_cell(s, "scope", &e.scope, &e.scope);
+        text_cell(s, "target", &e.target, &e.target);
+        text_cell(s, "start", &format_instant(e.start), &local(e.start, tz));
+        text_cell(s, "end", &format_instant(e.end), &local(e.end, tz));
+        let shown = if reason.is_empty() {
+            "(none given)"
+        } else {
+            reason
+        };
+        text_cell(s, "reason", reason, shown);
+        count(s, "devices", e.devices);
+        secs(s, "excluded_s", e.excluded_s);
         s.push_str("</tr>\n");
     }
     s.push_str("</tbody>\n</table>\n");
