@@ -212,7 +212,7 @@ pub fn build(fleet: &dyn Fleet, o: &ReportOptions, cancel: &Cancel) -> Result<Sl
         });
     }
     Ok(SlaReport {
-        month: m.label.clone(),
+        month: m.label(),
         tz: m.tz.name().to_string(),
         from: m.from,
         to: m.to,

@@ -10,8 +10,8 @@ use callstate_schemas::Us;
 /// A calendar month in a time zone: [from, to) and the previous month's window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Month {
-    /// `YYYY-MM`.
-    pub label: String,
+    /// Its first day.
+    pub first: NaiveDate,
     /// IANA zone the month's midnights are in.
     pub tz: Tz,
     /// First instant of the month.
@@ -45,7 +45,7 @@ impl Month {
         let next = shift(first, 1).ok_or_else(bad)?;
         let prev = shift(first, -1).ok_or_else(bad)?;
         Ok(Month {
-            label: format!("{y:04}-{m:02}"),
+            first,
             tz,
             from: local_midnight(tz, first),
             to: local_midnight(tz, next),
@@ -62,11 +62,14 @@ impl Month {
         Month::parse(&format!("{:04}-{:02}", d.year(), d.month()), tz)
     }
 
-    /// The previous month's label.
+    /// `YYYY-MM`.
+    pub fn label(&self) -> String {
+        self.first.format("%Y-%m").to_string()
+    }
+
+    /// The previous month's `YYYY-MM`.
     pub fn prev_label(&self) -> String {
-        let (y, m) = self.label.split_once('-').expect("parsed");
-        let n = y.parse::<i32>().expect("parsed") * 12 + m.parse::<i32>().expect("parsed") - 2;
-        format!("{:04}-{:02}", n.div_euclid(12), n.rem_euclid(12) + 1)
+        shift(self.first, -1).map_or_else(String::new, |d| d.format("%Y-%m").to_string())
     }
 }
 
@@ -82,7 +85,10 @@ mod tests {
         // the clocks go back on 25 October: November starts at 23:00 UTC
         assert_eq!(m.to, parse_instant("2026-10-31T23:00:00Z").unwrap());
         assert_eq!(m.prev_from, parse_instant("2026-08-31T22:00:00Z").unwrap());
-        assert_eq!(m.prev_label(), "2026-09");
+        assert_eq!(
+            (m.label(), m.prev_label()),
+            ("2026-10".into(), "2026-09".into())
+        );
         let j = Month::parse("2027-01", "UTC").unwrap();
         assert_eq!(j.prev_label(), "2026-12");
         assert_eq!(j.prev_from, parse_instant("2026-12-01T00:00:00Z").unwrap());
