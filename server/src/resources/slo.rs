@@ -7,6 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use callstate_query::model::sla::GroupBy;
+use callstate_report::slo::SCOPES;
 use callstate_report::slo::burn::burn;
 use callstate_schemas::parse_positive_duration;
 
@@ -45,7 +46,7 @@ pub async fn slo_burn(
     let scopes: Vec<GroupBy> = match p.scope.as_deref() {
         None => Vec::new(),
         Some(s) => match s.parse::<GroupBy>() {
-            Ok(g @ (GroupBy::DevicePool | GroupBy::Node | GroupBy::Cluster)) => vec![g],
+            Ok(g) if SCOPES.contains(&g) => vec![g],
             _ => {
                 return Err(ApiError::param(
                     "scope",
