@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{Server, agent, bin, mock_cucm as mock};
+use common::{Server, agent, assert_ok, bin, mock_cucm as mock, succeed};
 
 #[test]
 fn the_documented_poll_of_a_simulated_cluster_fills_the_log() {
@@ -41,11 +41,7 @@ fn the_documented_poll_of_a_simulated_cluster_fills_the_log() {
     // four simulated minutes: every device has registered
     std::thread::sleep(Duration::from_secs(4));
     let out = run(&[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["watched"], 120);
     assert_eq!(status["known"], 120, "{status}");
@@ -60,11 +56,7 @@ fn the_documented_poll_of_a_simulated_cluster_fills_the_log() {
     assert!(stats["per_kind"]["collector_heartbeat"].as_u64().unwrap() >= 1);
     // a second run continues the sequence: nothing is a conflict, nothing is lost
     let again = run(&[]);
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    assert_ok(&again);
 
     // a wrong password: a clear error naming the roles, the password never printed
     std::fs::write(&pw, "wrong-pw\n").unwrap();
@@ -200,23 +192,18 @@ fn simulated_alarms_reach_the_log_through_ingest_syslog_and_serve() {
     let listening: Value = serde_json::from_str(&first).unwrap();
     let tcp = listening["listening"][1].as_str().unwrap().to_string();
     assert!(tcp.starts_with("tcp://"), "{listening}");
-    let sent = bin()
-        .args([
-            "simulate",
-            "--scenario",
-            "node-failover",
-            "--devices",
-            "60",
-            "--duration",
-            "12h",
-        ])
-        .args(["--syslog-to", &tcp, "--speed", "100000"])
-        .output()
-        .unwrap();
-    assert!(
-        sent.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sent.stderr)
+    let sent = succeed(
+        bin()
+            .args([
+                "simulate",
+                "--scenario",
+                "node-failover",
+                "--devices",
+                "60",
+                "--duration",
+                "12h",
+            ])
+            .args(["--syslog-to", &tcp, "--speed", "100000"]),
     );
     let sim: Value = serde_json::from_slice(&sent.stdout).unwrap();
     let lines = sim["lines"].as_u64().unwrap();
@@ -279,43 +266,33 @@ fn simulated_cdr_files_reach_the_calls_and_transfers_tables() {
     let dir = tempfile::tempdir().unwrap();
     let billing = dir.path().join("billing");
     let data = dir.path().join("data");
-    let sim = bin()
-        .args([
-            "simulate",
-            "--scenario",
-            "quiet-day",
-            "--devices",
-            "80",
-            "--duration",
-            "4h",
-        ])
-        .args(["--cdr-dir", billing.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        sim.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sim.stderr)
+    let sim = succeed(
+        bin()
+            .args([
+                "simulate",
+                "--scenario",
+                "quiet-day",
+                "--devices",
+                "80",
+                "--duration",
+                "4h",
+            ])
+            .args(["--cdr-dir", billing.to_str().unwrap()]),
     );
     let sim: Value = serde_json::from_slice(&sim.stdout).unwrap();
     let run = || {
-        let out = bin()
-            .args([
-                "ingest",
-                "cdr",
-                "--dir",
-                billing.to_str().unwrap(),
-                "--cluster",
-                "CL1",
-                "--once",
-            ])
-            .args(["--data", data.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeed(
+            bin()
+                .args([
+                    "ingest",
+                    "cdr",
+                    "--dir",
+                    billing.to_str().unwrap(),
+                    "--cluster",
+                    "CL1",
+                    "--once",
+                ])
+                .args(["--data", data.to_str().unwrap()]),
         );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
@@ -324,22 +301,14 @@ fn simulated_cdr_files_reach_the_calls_and_transfers_tables() {
     assert_eq!(first["records"], sim["cdr_records"]);
     assert_eq!(first["rejected_rows"], 0);
     let count = |q: &str| {
-        let out = bin()
-            .args([
-                "sql",
-                q,
-                "--data",
-                data.to_str().unwrap(),
-                "--format",
-                "json",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = succeed(bin().args([
+            "sql",
+            q,
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "json",
+        ]));
         String::from_utf8(out.stdout).unwrap()
     };
     let calls = count("SELECT count(*) AS n FROM calls");

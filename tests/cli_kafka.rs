@@ -14,7 +14,7 @@ mod common;
 use callstate_ingest::kafka::{KafkaConfig, read_to_end};
 use callstate_schemas::Event;
 use callstate_sim::Truth;
-use common::{Proc, Server, agent, bin, mock_cucm, sql};
+use common::{Proc, Server, agent, bin, mock_cucm, sql, succeed};
 use rdkafka::Message;
 use rdkafka::message::Headers;
 use serde_json::Value;
@@ -109,13 +109,7 @@ fn broker(topics: &[(&str, u32)]) -> (Proc, String) {
 }
 
 fn run_ok(args: &[&str]) -> String {
-    let out = bin().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "callstate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(succeed(bin().args(args)).stdout).unwrap()
 }
 
 /// `callstate serve` in Kafka mode.
@@ -391,34 +385,29 @@ fn the_risport_poller_writes_to_the_canonical_topic() {
     // six simulated minutes: every device has registered (phones take 15 s + ~15 s each)
     std::thread::sleep(Duration::from_secs(3));
     let dir = tempfile::tempdir().unwrap();
-    let out = bin()
-        .args([
-            "ingest",
-            "risport",
-            "--cucm",
-            m["mock_cucm"].as_str().unwrap(),
-        ])
-        .args(["--cluster", "CL1", "--user", "callstate-ris", "--once"])
-        .args([
-            "--clock-speed",
-            "120",
-            "--clock-origin",
-            m["clock_origin"].as_str().unwrap(),
-        ])
-        .args([
-            "--canonical-topic",
-            "callstate.events",
-            "--brokers",
-            &brokers,
-        ])
-        .args(["--state-dir", dir.path().to_str().unwrap()])
-        .env("CALLSTATE_CUCM_PASSWORD", "s3cr3t-pw")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        bin()
+            .args([
+                "ingest",
+                "risport",
+                "--cucm",
+                m["mock_cucm"].as_str().unwrap(),
+            ])
+            .args(["--cluster", "CL1", "--user", "callstate-ris", "--once"])
+            .args([
+                "--clock-speed",
+                "120",
+                "--clock-origin",
+                m["clock_origin"].as_str().unwrap(),
+            ])
+            .args([
+                "--canonical-topic",
+                "callstate.events",
+                "--brokers",
+                &brokers,
+            ])
+            .args(["--state-dir", dir.path().to_str().unwrap()])
+            .env("CALLSTATE_CUCM_PASSWORD", "s3cr3t-pw"),
     );
     let msgs = read_to_end(&KafkaConfig::new(brokers), "callstate.events").unwrap();
     let devices: BTreeSet<String> = msgs

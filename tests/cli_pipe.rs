@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 mod common;
 
-use common::bin;
+use common::{bin, succeed};
 
 /// Runs `callstate args` with stdout a pipe whose reading end is already closed: any write
 /// fails with EPIPE. Returns (exit code, stderr).
@@ -29,23 +29,15 @@ fn every_command_ends_quietly_on_a_closed_pipe() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("d");
     let d = d.to_str().unwrap();
-    let sim = bin()
-        .args([
-            "simulate",
-            "--scenario",
-            "node-failover",
-            "--devices",
-            "30",
-            "--data",
-            d,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        sim.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sim.stderr)
-    );
+    succeed(bin().args([
+        "simulate",
+        "--scenario",
+        "node-failover",
+        "--devices",
+        "30",
+        "--data",
+        d,
+    ]));
     let day = [
         "--from",
         "2026-11-24T00:00:00Z",

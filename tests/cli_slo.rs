@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, Server, agent, bin};
+use common::{Proc, Server, agent, bin, succeed};
 use serde_json::Value;
 
 /// A program of Debian's `prometheus` package (promtool, prometheus).
@@ -18,14 +18,12 @@ fn tool(name: &str) -> Option<PathBuf> {
 }
 
 fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let text = format!(
+    let out = succeed(cmd);
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?}: {text}");
-    text
+    )
 }
 
 fn rules(dir: &Path, targets: &Path, extra: &[&str]) -> PathBuf {
@@ -467,22 +465,17 @@ fn undated(html: &str) -> String {
 fn the_report_command_writes_the_page_the_server_answers() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let sim = bin()
-        .args([
-            "simulate",
-            "--scenario",
-            "demo",
-            "--devices",
-            "300",
-            "--data",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        sim.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sim.stderr)
+    succeed(
+        bin()
+            .args([
+                "simulate",
+                "--scenario",
+                "demo",
+                "--devices",
+                "300",
+                "--data",
+            ])
+            .arg(&data),
     );
     let out = tmp.path().join("report.html");
     let args = [
@@ -493,16 +486,15 @@ fn the_report_command_writes_the_page_the_server_answers() {
         "--group-by",
         "node",
     ];
-    let r = bin()
-        .arg("report")
-        .args(args)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = succeed(
+        bin()
+            .arg("report")
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out),
+    );
     assert!(String::from_utf8_lossy(&r.stderr).contains("1 cluster(s) written"));
     let file = std::fs::read_to_string(&out).unwrap();
     assert!(file.contains("<section class=\"cluster\" data-cluster=\"CL1\">"));

@@ -5,12 +5,34 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// `callstate`.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_callstate"))
+}
+
+/// Fails the test, with the process's stderr, unless it exited successfully.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `cmd` to its end and fails the test, with its stderr, unless it succeeded.
+pub fn succeed(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// A child process, killed when dropped (a failed test leaves nothing behind).
