@@ -178,14 +178,7 @@ impl Default for Metrics {
         registry.register_collector(Box::new(sources.clone()));
         let sli: Arc<Mutex<Vec<Sample>>> = Arc::default();
         let shown = sli.clone();
-        sources
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::new(move || {
-                shown.lock().unwrap_or_else(|p| p.into_inner()).clone()
-            }));
-        Metrics {
+        let m = Metrics {
             sources,
             registry,
             ingested,
@@ -197,7 +190,11 @@ impl Default for Metrics {
             sli,
             sli_monotonic: Monotonic::default(),
             scrape: Mutex::new(()),
-        }
+        };
+        m.add_source(Arc::new(move || {
+            shown.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        }));
+        m
     }
 }
 
