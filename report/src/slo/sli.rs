@@ -48,7 +48,8 @@ fn by_state(s: &Seconds) -> [f64; 4] {
 
 /// Every group's device-seconds from each device's first event up to `now`.
 pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTotal>> {
-    let mut acc: BTreeMap<(&'static str, String), Seconds> = BTreeMap::new();
+    // groups borrow their names from the fleet: no allocation per device
+    let mut acc: BTreeMap<(&'static str, &str), Seconds> = BTreeMap::new();
     for (n, d) in fleet.devices().enumerate() {
         if n % 512 == 0 {
             cancel.check()?;
@@ -59,15 +60,16 @@ pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTota
         }
         let s = device_seconds(&d.window(first, now), first, now, fleet.windows());
         for scope in SCOPES {
-            let key = (scope.as_str(), scope.key(d.intervals).to_string());
-            acc.entry(key).or_default().add(&s);
+            acc.entry((scope.as_str(), scope.key(d.intervals)))
+                .or_default()
+                .add(&s);
         }
     }
     Ok(acc
         .into_iter()
         .map(|((scope, group), s)| SliTotal {
             scope,
-            group,
+            group: group.to_string(),
             seconds: by_state(&s),
         })
         .collect())
