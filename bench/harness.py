@@ -111,50 +111,51 @@ def duckdb_side(args):
         ),
     )
 
-    # 1. Device state at T for each pair: the last service event at or before T, unless its
-    #    source had been silent for 90 s or more by then.
-    pairs = list(csv.reader(open(args.pairs)))[1:]
-    lat, states = [], []
-    q_last = f"""SELECT kind, node, source FROM ev WHERE device = $1 AND {SERVICE} AND t <= $2
-                 ORDER BY t DESC, s DESC LIMIT 1"""
-    q_src = "SELECT max(t) FROM ev WHERE source = $1 AND t <= $2"
-    for d, at in pairs:
-        tus = int(at)
-        t0 = time.perf_counter()
-        row = con.execute(q_last, [d, tus]).fetchone()
-        if row is None:
-            st, node = "unknown", ""
-        else:
-            last = con.execute(q_src, [row[2], tus]).fetchone()[0]
-            if tus - last >= SILENCE_US:
+    if not getattr(args, "windows", None):
+        # 1. Device state at T for each pair: the last service event at or before T, unless its
+        #    source had been silent for 90 s or more by then.
+        pairs = list(csv.reader(open(args.pairs)))[1:]
+        lat, states = [], []
+        q_last = f"""SELECT kind, node, source FROM ev WHERE device = $1 AND {SERVICE} AND t <= $2
+                     ORDER BY t DESC, s DESC LIMIT 1"""
+        q_src = "SELECT max(t) FROM ev WHERE source = $1 AND t <= $2"
+        for d, at in pairs:
+            tus = int(at)
+            t0 = time.perf_counter()
+            row = con.execute(q_last, [d, tus]).fetchone()
+            if row is None:
                 st, node = "unknown", ""
-            elif row[0] == "device_in_service":
-                st, node = "in_service", row[1] or ""
             else:
-                st, node = "out_of_service", ""
-        lat.append((time.perf_counter() - t0) * 1e3)
-        states.append((d, at, st, node))
-    times["state_p50_ms"] = pct(lat, 0.5)
-    times["state_p99_ms"] = pct(lat, 0.99)
-    write_csv(out / "state_pairs.csv", ["device", "at", "state", "node"], states)
+                last = con.execute(q_src, [row[2], tus]).fetchone()[0]
+                if tus - last >= SILENCE_US:
+                    st, node = "unknown", ""
+                elif row[0] == "device_in_service":
+                    st, node = "in_service", row[1] or ""
+                else:
+                    st, node = "out_of_service", ""
+            lat.append((time.perf_counter() - t0) * 1e3)
+            states.append((d, at, st, node))
+        times["state_p50_ms"] = pct(lat, 0.5)
+        times["state_p99_ms"] = pct(lat, 0.99)
+        write_csv(out / "state_pairs.csv", ["device", "at", "state", "node"], states)
 
-    # 2. Fleet at AT: every device with a service event, same rule.
-    fleet_sql = f"""
-        WITH devs AS (SELECT DISTINCT device FROM ev WHERE {SERVICE}),
-        last AS (
-            SELECT device, kind, node, source FROM ev WHERE {SERVICE} AND t <= {AT}
-            QUALIFY row_number() OVER (PARTITION BY device ORDER BY t DESC, s DESC) = 1),
-        src AS (SELECT source, max(t) AS lt FROM ev WHERE t <= {AT} GROUP BY source)
-        SELECT d.device,
-            CASE WHEN l.kind IS NULL OR {AT} - src.lt >= {SILENCE_US} THEN 'unknown'
-                 WHEN l.kind = 'device_in_service' THEN 'in_service'
-                 ELSE 'out_of_service' END AS state,
-            CASE WHEN l.kind = 'device_in_service' AND {AT} - src.lt < {SILENCE_US}
-                 THEN coalesce(l.node, '') ELSE '' END AS node
-        FROM devs d LEFT JOIN last l USING (device) LEFT JOIN src USING (source)
-        ORDER BY d.device"""
-    fleet = timed("fleet_s", lambda: con.execute(fleet_sql).fetchall())
-    write_csv(out / "fleet.csv", ["device", "state", "node"], fleet)
+        # 2. Fleet at AT: every device with a service event, same rule.
+        fleet_sql = f"""
+            WITH devs AS (SELECT DISTINCT device FROM ev WHERE {SERVICE}),
+            last AS (
+                SELECT device, kind, node, source FROM ev WHERE {SERVICE} AND t <= {AT}
+                QUALIFY row_number() OVER (PARTITION BY device ORDER BY t DESC, s DESC) = 1),
+            src AS (SELECT source, max(t) AS lt FROM ev WHERE t <= {AT} GROUP BY source)
+            SELECT d.device,
+                CASE WHEN l.kind IS NULL OR {AT} - src.lt >= {SILENCE_US} THEN 'unknown'
+                     WHEN l.kind = 'device_in_service' THEN 'in_service'
+                     ELSE 'out_of_service' END AS state,
+                CASE WHEN l.kind = 'device_in_service' AND {AT} - src.lt < {SILENCE_US}
+                     THEN coalesce(l.node, '') ELSE '' END AS node
+            FROM devs d LEFT JOIN last l USING (device) LEFT JOIN src USING (source)
+            ORDER BY d.device"""
+        fleet = timed("fleet_s", lambda: con.execute(fleet_sql).fetchall())
+        write_csv(out / "fleet.csv", ["device", "state", "node"], fleet)
 
     # 3. The state intervals of design.md §2-3, cut by the sources' silences and clipped to
     #    the window; then seconds per device and per pool, maintenance windows excluded.
@@ -239,7 +240,25 @@ def duckdb_side(args):
 
     timed("intervals_s", intervals)
 
-    def seconds():
+    if getattr(args, "windows", None):
+        # the history benchmark: SLA by pool for each calendar month, nothing else
+        months = [tuple(map(int, w.split(":"))) for w in args.windows.split(",")]
+        rows = []
+
+        def by_month():
+            for f, t in months:
+                seconds(f, t)
+                rows.extend((f, t, *r) for r in con.execute(
+                    """SELECT pool, count(*), sum(in_service_s), sum(oos_s)
+                       FROM per_device GROUP BY pool ORDER BY pool""").fetchall())
+
+        timed("sla_months_s", by_month)
+        times["sla_months_cold_s"] = times["load_s"] + times["intervals_s"] + times["sla_months_s"]
+        times["rows"] = len(rows)
+        print(json.dumps(times))
+        return
+
+    def seconds(F=F, T=T):
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE per_device AS
             WITH cl AS (
@@ -1024,6 +1043,7 @@ def main():
         dk.add_argument(a, required=True)
     for a in ("--from-us", "--to-us", "--at-us"):
         dk.add_argument(a, type=int, required=True)
+    dk.add_argument("--windows", help="from:to,... (µs): SLA by pool per window only")
     wr = sub.add_parser("writer", help="(internal) the live phase's writer")
     wr.add_argument("--port", type=int, required=True)
     wr.add_argument("--rate", type=int, required=True)
@@ -1035,7 +1055,8 @@ def main():
     wr.add_argument("--batch", type=int, default=5000,
                     help="events per POST when posting as fast as taken (--rate 0)")
     ap.add_argument("--datasets", default="1m,10m",
-                    help="comma-separated: 1m (5k devices), 10m (50k devices)")
+                    help="comma-separated: 1m (5k devices), 10m (50k devices) over 30 days; "
+                         "30d, 90d, year: cost against history length (bench/history.py)")
     ap.add_argument("--work", default=str(ROOT / "target/bench"),
                     help="datasets and logs (kept between runs; events are simulated once)")
     ap.add_argument("--bin-dir", default=str(ROOT / "target/release"))
@@ -1072,6 +1093,13 @@ def main():
     results = {"machine": machine(), "duckdb": duckdb.__version__, "datasets": {}}
     failed = False
     names = args.datasets.split(",")
+    import history
+    long = [n for n in names if n in history.HISTORY]
+    if long:
+        history.main(long, binary, work, args.seed, ROOT / "bench/RESULTS-history.md")
+        names = [n for n in names if n not in history.HISTORY]
+        if not names:
+            return
     for name in names:
         runs = args.ingest_runs if "static" in phases else 0
         d, data, lines, stats, ingest = dataset(

@@ -6,6 +6,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -234,6 +235,9 @@ fn static_demo(args: DemoArgs) -> anyhow::Result<()> {
         None,
         Vec::new(),
         Vec::new(),
+        Some(Duration::from_secs(
+            crate::cmd_serve::DEFAULT_COMPACT_EVERY_S,
+        )),
         |addr| {
             let u = format!("http://{addr}");
             let _ =
@@ -348,6 +352,9 @@ fn live_demo(args: DemoArgs) -> anyhow::Result<()> {
         None,
         Vec::new(),
         Vec::new(),
+        Some(Duration::from_secs(
+            crate::cmd_serve::DEFAULT_COMPACT_EVERY_S,
+        )),
         |addr| {
             feed.post_to(addr);
             let u = format!("http://{addr}");

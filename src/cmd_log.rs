@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use callstate_log::{Log, LogOptions, LogStats, Snapshot};
+use callstate_log::{CompactOptions, Log, LogOptions, LogStats, Snapshot};
 use callstate_schemas::json_schema::schema_files;
 
 use crate::out::{out, outln};
@@ -22,6 +22,31 @@ pub fn roll(data: &Path) -> anyhow::Result<()> {
     log.roll_now()?;
     let stats = LogStats::of(&log.snapshot())?;
     outln!("{}", serde_json::to_string_pretty(&stats)?)?;
+    Ok(())
+}
+
+/// `callstate log compact`: merges every run of small segments (the log's lock is needed:
+/// not beside a running server, which compacts by itself).
+pub fn compact(data: &Path) -> anyhow::Result<()> {
+    let log = Log::open(data, LogOptions::default())?;
+    let opts = CompactOptions {
+        // nobody else reads this log: the replaced files go at once
+        grace: std::time::Duration::ZERO,
+        ..log.compact_options()
+    };
+    let done = log.compact_all(&opts)?;
+    let merged: Vec<serde_json::Value> = done
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "merged": c.merged, "into": c.into, "events": c.rows,
+                "bytes_before": c.bytes_before, "bytes_after": c.bytes_after,
+            })
+        })
+        .collect();
+    let stats = LogStats::of(&log.snapshot())?;
+    let out = serde_json::json!({ "compactions": merged, "stats": stats });
+    outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(())
 }
 

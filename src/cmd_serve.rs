@@ -95,6 +95,10 @@ pub struct Given {
     #[arg(long, env = "CALLSTATE_SEGMENT_ROWS",
         help = format!("Events per Parquet segment [default: {DEFAULT_SEGMENT_ROWS}]"))]
     pub segment_rows: Option<usize>,
+    /// Seconds between background compactions of small segments; 0 turns them off
+    /// [default: 300].
+    #[arg(long, env = "CALLSTATE_COMPACT_EVERY_S")]
+    pub compact_every_s: Option<u64>,
     /// Kafka-backed log: bootstrap brokers. The HTTP collector then writes to the canonical
     /// topic and this instance materializes its share of it into DATA.
     #[arg(long, env = "CALLSTATE_KAFKA_BROKERS")]
@@ -146,6 +150,7 @@ impl Given {
             query_nice: self.query_nice.or(other.query_nice),
             targets: self.targets.or(other.targets),
             segment_rows: self.segment_rows.or(other.segment_rows),
+            compact_every_s: self.compact_every_s.or(other.compact_every_s),
             kafka_brokers: self.kafka_brokers.or(other.kafka_brokers),
             kafka_topic: self.kafka_topic.or(other.kafka_topic),
             kafka_group: self.kafka_group.or(other.kafka_group),
@@ -176,6 +181,8 @@ pub struct Settings {
     pub listen: String,
     /// Log options.
     pub log: LogOptions,
+    /// Time between background compactions (`None`: off).
+    pub compact_every: Option<Duration>,
     /// API settings.
     pub api: ServerConfig,
     /// The Kafka-backed log, when configured.
@@ -283,6 +290,10 @@ impl ServeArgs {
             log: LogOptions {
                 segment_rows: g.segment_rows.unwrap_or(DEFAULT_SEGMENT_ROWS),
             },
+            compact_every: match g.compact_every_s.unwrap_or(DEFAULT_COMPACT_EVERY_S) {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
             api: ServerConfig {
                 token,
                 read_auth,
@@ -330,8 +341,31 @@ impl ServeArgs {
     }
 }
 
+/// Default seconds between background compactions.
+pub const DEFAULT_COMPACT_EVERY_S: u64 = 300;
+
+/// Merges small segments every `every`, off the HTTP workers, until the runtime stops (a
+/// compaction cut off by the stop leaves nothing behind that the next open does not tidy).
+async fn compact_in_background(log: Arc<Log>, every: Duration) {
+    let opts = log.compact_options();
+    loop {
+        tokio::time::sleep(every).await;
+        let (log, opts) = (log.clone(), opts.clone());
+        match tokio::task::spawn_blocking(move || log.compact_all(&opts)).await {
+            Ok(Ok(done)) if !done.is_empty() => {
+                tracing::info!(compactions = done.len(), "small segments merged")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "a compaction failed; retried later"),
+            Err(e) => tracing::warn!(error = %e, "a compaction stopped"),
+        }
+    }
+}
+
 /// Serves `log` until a signal; `ready` is called with the bound address first. With
-/// `kafka`, the collector writes to the canonical topic and a materializer fills `log`.
+/// `kafka`, the collector writes to the canonical topic and a materializer fills `log`;
+/// with `compact_every`, small segments are merged in the background.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     log: Arc<Log>,
     listen: &str,
@@ -339,6 +373,7 @@ pub fn run(
     kafka: Option<KafkaMode>,
     pollers: Vec<Poll>,
     receivers: Vec<Receive>,
+    compact_every: Option<Duration>,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -370,6 +405,9 @@ pub fn run(
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         ready(listener.local_addr()?);
+        if let Some(every) = compact_every {
+            tokio::spawn(compact_in_background(log.clone(), every));
+        }
         for p in pollers {
             let out = poll_out.clone();
             let cluster = p.config.cluster.clone();
@@ -433,6 +471,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         s.kafka,
         s.pollers,
         s.receivers,
+        s.compact_every,
         |addr| {
             // One line on stdout for scripts and tests to wait for.
             let _ = outln!(

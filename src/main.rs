@@ -169,6 +169,12 @@ enum LogAction {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Merge adjacent small segments now (`serve` does it in the background); prints what
+    /// was merged and the stats after.
+    Compact {
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -214,6 +220,9 @@ fn main() -> ExitCode {
         Command::Log {
             action: LogAction::Roll { data },
         } => cmd_log::roll(&data.data),
+        Command::Log {
+            action: LogAction::Compact { data },
+        } => cmd_log::compact(&data.data),
         Command::Sql {
             query,
             data,

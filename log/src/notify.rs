@@ -23,6 +23,14 @@ pub enum Notice {
     /// A segment was committed: the events it covers (by `ingest_seq`) moved from the
     /// unrolled tail into it. What the log holds did not change.
     Rolled(SegmentMeta),
+    /// A compaction replaced adjacent segments (`merged`, by file name, oldest first) by one
+    /// holding the same events (`into`), at their place. What the log holds did not change.
+    Compacted {
+        /// The files replaced.
+        merged: Vec<String>,
+        /// The segment that holds their events now.
+        into: SegmentMeta,
+    },
 }
 
 /// The receiving end of a subscription. Dropping it unsubscribes.

@@ -22,6 +22,8 @@ pub struct LogStats {
     pub segment_events: u64,
     /// Bytes of the segment files.
     pub segment_bytes: u64,
+    /// Segments under half the default roll: what compaction merges.
+    pub small_segments: usize,
     /// Events not yet rolled into a segment (held in the WAL).
     pub tail_events: u64,
     /// Events per kind.
@@ -67,6 +69,11 @@ impl LogStats {
             segments: snap.segments.len(),
             segment_events,
             segment_bytes: snap.segments.iter().map(|s| s.bytes).sum(),
+            small_segments: snap
+                .segments
+                .iter()
+                .filter(|s| s.rows < crate::DEFAULT_SEGMENT_ROWS as u64 / 2)
+                .count(),
             tail_events: snap.len() - segment_events,
             per_kind,
             min_time: fmt(min_t),

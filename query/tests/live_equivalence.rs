@@ -1,4 +1,5 @@
-//! The live state equals a from-scratch derivation of the same log, after every batch.
+//! The live state equals a from-scratch derivation of the same log, after every batch
+//! (availability included: the live state answers it from daily rollups).
 //!
 //! Random event streams (late and out of order, re-sent, heartbeats missing for minutes,
 //! pool changes, maintenance windows, node events, calls whose ends arrive first) are
@@ -22,6 +23,7 @@ use callstate_log::{Log, LogOptions};
 use callstate_query::live::AsOfCache;
 use callstate_query::model::fleet::Fleet;
 use callstate_query::model::incidents::{IncidentOptions, detect};
+use callstate_query::model::sla::{GroupBy, availability_over};
 use callstate_query::{Cancel, Derived, Live};
 use callstate_schemas::{Body, Cause, DeviceType, Event, Scope};
 
@@ -112,16 +114,19 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// Two hours before midnight: a stream's days are cut by at least one.
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap()
+    Utc.with_ymd_and_hms(2026, 11, 2, 22, 0, 0).unwrap()
 }
 
 fn cause(i: usize) -> Cause {
     Cause::parse(["node_failure", "unregistered", "a cause of its own"][i])
 }
 
-fn event(source: usize, seq: u64, at: i64, what: &What) -> Event {
-    let time = t0() + chrono::Duration::seconds(at);
+/// `at` seconds after t0 stretched `scale` times (1: four hours; 30: five days, whole days
+/// of which the live state keeps daily rollups).
+fn event(source: usize, seq: u64, at: i64, scale: i64, what: &What) -> Event {
+    let time = t0() + chrono::Duration::seconds(at * scale);
     let s = |x: &str| x.to_string();
     let body = match *what {
         What::InService {
@@ -160,7 +165,7 @@ fn event(source: usize, seq: u64, at: i64, what: &What) -> Event {
             scope: Scope::Device,
             target: s(DEVICES[device]),
             start: time,
-            end: time + chrono::Duration::minutes(minutes),
+            end: time + chrono::Duration::minutes(minutes * scale),
             reason: s("patching"),
         },
         What::CallStarted { device, call } => Body::CallStarted {
@@ -199,14 +204,14 @@ fn event(source: usize, seq: u64, at: i64, what: &What) -> Event {
 }
 
 /// The events of a stream, in delivery order.
-fn events(steps: &[Step]) -> Vec<Event> {
+fn events(steps: &[Step], scale: i64) -> Vec<Event> {
     let mut seqs = [0u64; SOURCES.len()];
     let mut out: Vec<Event> = Vec::new();
     for s in steps {
         match s {
             Step::New { source, at, what } => {
                 seqs[*source] += 1;
-                out.push(event(*source, seqs[*source], *at, what));
+                out.push(event(*source, seqs[*source], *at, scale, what));
             }
             Step::Resend(k) if !out.is_empty() => {
                 let e = out[k % out.len()].clone();
@@ -257,6 +262,31 @@ fn summary(f: &dyn Fleet) -> Vec<String> {
         .collect();
     rest.sort();
     out.extend(rest);
+    // availability per device over whole days, a week, and windows cut mid-day (as a
+    // calendar month in a time zone is): the live state reads daily rollups, the derivation
+    // from scratch intervals alone; the answers are the same to the last bit
+    let day = 86_400_000_000i64;
+    let start = t0().timestamp_micros();
+    let first = start.div_euclid(day) * day - day;
+    let mut windows: Vec<(i64, i64)> = (0..8)
+        .map(|k| (first + k * day, first + (k + 1) * day))
+        .collect();
+    windows.push((first, first + 8 * day));
+    windows.push((
+        first + 23 * 3_600_000_000,
+        first + 5 * day + 23 * 3_600_000_000,
+    ));
+    windows.push((start + 5_820_000_000, start + 3 * day + 18_000_000_001));
+    windows.push((start + 600_000_000, start + 900_000_000));
+    let rows = availability_over(
+        f.devices(),
+        f.windows(),
+        &windows,
+        GroupBy::Device,
+        &Cancel::new(),
+    )
+    .unwrap();
+    out.extend(rows.iter().map(|r| format!("availability {r:?}")));
     let found = detect(
         f,
         i64::MIN,
@@ -293,11 +323,12 @@ type Spans = (Arc<str>, Vec<(i64, i64)>);
 /// `segment_rows`; the live state starts over from the log after batch `restart`.
 fn check(
     steps: Vec<Step>,
+    scale: i64,
     splits: Vec<usize>,
     segment_rows: usize,
     restart: usize,
 ) -> Result<(), TestCaseError> {
-    let events = events(&steps);
+    let events = events(&steps, scale);
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), LogOptions { segment_rows }).unwrap();
     let mut live = Live::start(&log, Default::default()).unwrap();
@@ -369,10 +400,11 @@ proptest! {
     #[test]
     fn live_state_equals_a_derivation_from_scratch(
         steps in proptest::collection::vec(step(), 1..120),
+        scale in prop_oneof![Just(1i64), Just(30i64)],
         splits in proptest::collection::vec(1..25usize, 1..8),
         segment_rows in 4..40usize,
         restart in 0..12usize,
     ) {
-        check(steps, splits, segment_rows, restart)?;
+        check(steps, scale, splits, segment_rows, restart)?;
     }
 }

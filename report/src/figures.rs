@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use callstate_query::model::availability::device_seconds;
 use callstate_query::model::calendar::{Period, calendar_windows};
 use callstate_query::model::fleet::{DeviceHistory, Fleet, in_groups};
 use callstate_query::model::incidents::{Incident, IncidentOptions, detect};
 use callstate_query::model::rows::MaintenanceRow;
 use callstate_query::model::sla::{GroupBy, SlaRow, sla_over};
+use callstate_query::model::tally::device_seconds;
 use callstate_query::{Cancel, Result};
 use callstate_schemas::{ServiceState, US_PER_S, Us};
 

@@ -11,11 +11,12 @@
 //! the segment that covers them, so a restart resumes exactly after the last durable append.
 //!
 //! This module holds the log's state; its operations live in the submodules, each of which
-//! depends only on this one: [`recover`] (open), [`append`], [`roll`], [`record`] (the WAL
-//! record codec) and [`snapshot`] (the read side). Subscribers ([`crate::notify`]) are told
+//! depends only on this one: [`recover`] (open), [`append`], [`roll`], [`compact`] (merging
+//! small segments), [`record`] (the WAL record codec) and [`snapshot`] (the read side). Subscribers ([`crate::notify`]) are told
 //! every durable append and every committed roll, in order.
 
 pub mod append;
+pub mod compact;
 pub mod record;
 pub mod recover;
 pub mod roll;
@@ -118,6 +119,18 @@ struct State {
     encode_buf: Vec<u8>,
     /// Who is told what became durable.
     notifier: Notifier,
+    /// Id of the next segment file (a roll's or a compaction's).
+    next_id: u64,
+    /// Files compactions replaced, not deleted yet.
+    obsolete: Vec<compact::Obsolete>,
+}
+
+impl State {
+    /// Takes the next segment id.
+    fn take_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
 }
 
 struct Shared {
@@ -127,6 +140,8 @@ struct Shared {
     /// The last `ingest_seq` acknowledged, readable without the lock.
     version: std::sync::atomic::AtomicU64,
     roll_done: Condvar,
+    /// Held by the one compaction running.
+    compacting: Mutex<()>,
     _lock: File,
 }
 

@@ -127,6 +127,7 @@ impl Log {
             }
         };
         let tail_rows = tail.iter().map(RecordBatch::num_rows).sum();
+        let manifest_next_id = manifest.next_segment_id;
         Ok(Log {
             shared: Arc::new(Shared {
                 dir,
@@ -145,8 +146,11 @@ impl Log {
                     failed: None,
                     encode_buf: Vec::new(),
                     notifier: Notifier::default(),
+                    next_id: manifest_next_id,
+                    obsolete: Vec::new(),
                 }),
                 roll_done: Condvar::new(),
+                compacting: Mutex::new(()),
                 version: std::sync::atomic::AtomicU64::new(next_ingest_seq - 1),
                 _lock: lock,
             }),

@@ -62,7 +62,7 @@ impl Log {
         st.tail_rows = 0;
         st.frozen = Some(Frozen {
             batches,
-            id: st.manifest.next_segment_id,
+            id: st.take_id(),
             wal_through: old,
             positions: st.positions.clone(),
             failed: false,
@@ -195,7 +195,7 @@ fn write_and_commit(
     let mut m = st.manifest.clone();
     m.segments.push(meta.clone());
     m.wal_checkpoint = wal_through;
-    m.next_segment_id = id + 1;
+    m.next_segment_id = m.next_segment_id.max(id + 1);
     m.positions = positions;
     m.store(dir)?;
     st.manifest = m;

@@ -192,6 +192,7 @@ impl AsOf {
         (!iv.is_empty()).then_some(DeviceHistory {
             intervals: iv,
             open: None,
+            days: None,
         })
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use callstate_schemas::Us;
 
 use crate::model::intervals::{PoolHistory, ServiceInterval, raw_intervals, split_by_silence};
+use crate::model::rollup::DayCache;
 use crate::model::rows::{CallRow, Leg, ServiceRow};
 
 use super::activity::Activity;
@@ -274,6 +275,8 @@ pub struct Device {
     pub intervals: Vec<ServiceInterval>,
     /// Its call legs.
     pub calls: Calls,
+    /// Its daily rollup, built when first read (a copy starts without).
+    pub days: DayCache,
 }
 
 impl Device {
@@ -294,6 +297,7 @@ impl Device {
         activity: impl Fn(&str) -> Option<Arc<Activity>>,
     ) {
         let events: Vec<&ServiceRow> = self.events.iter().collect();
+        self.days = DayCache::default();
         self.intervals = intervals(&events, pools, |source| {
             activity(source).map(|a| a.closed()).unwrap_or_default()
         });

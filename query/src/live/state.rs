@@ -176,6 +176,13 @@ impl State {
                 self.rolled(meta);
                 Ok(())
             }
+            Notice::Compacted { merged, into } => {
+                let segs = &mut self.snapshot.segments;
+                if let Some(at) = segs.iter().position(|s| merged.first() == Some(&s.file)) {
+                    segs.splice(at..(at + merged.len()).min(segs.len()), [into]);
+                }
+                Ok(())
+            }
         }
     }
 

@@ -58,6 +58,7 @@ impl View {
         (!d.intervals.is_empty()).then_some(DeviceHistory {
             intervals: &d.intervals,
             open: Some(self),
+            days: Some(&d.days),
         })
     }
 }

@@ -11,8 +11,13 @@ use std::sync::Arc;
 
 use callstate_schemas::Us;
 
+use super::availability::Seconds;
 use super::intervals::{ServiceInterval, split_by_silence};
+use super::rollup::{
+    DAY, DayCache, Days, Exclusions, day_from, day_of, settled_until, source_ends,
+};
 use super::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
+use super::tally::Tally;
 use super::targets::Targets;
 
 /// When each source fell silent for good (90 s after its last event), if it has events.
@@ -28,6 +33,8 @@ pub struct DeviceHistory<'a> {
     pub intervals: &'a [ServiceInterval],
     /// Open silences still to cut out when read; `None` when `intervals` are final.
     pub open: Option<&'a dyn OpenSilence>,
+    /// Where its daily rollup is kept, if it has one (the live state's devices do).
+    pub days: Option<&'a DayCache>,
 }
 
 impl<'a> DeviceHistory<'a> {
@@ -60,6 +67,61 @@ impl<'a> DeviceHistory<'a> {
         self.cut_open(self.intervals)
     }
 
+    /// Its time over [from, to): whole days from its rollup where it has one and no
+    /// maintenance window may touch them, the rest from its intervals; the same, to the
+    /// microsecond, as reading intervals alone.
+    pub fn tally(&self, from: Us, to: Us, ex: &Exclusions<'_>) -> Tally {
+        let direct = |a: Us, b: Us| Tally::of(&self.window(a, b), a, b, ex.rows);
+        let Some(days) = self.rollup() else {
+            return direct(from, to);
+        };
+        let (first, end) = days.covered();
+        let end = end.min(day_of(self.settled_until(days)));
+        let (d0, d1) = (day_from(from).max(first), day_of(to).min(end));
+        if d0 >= d1 {
+            return direct(from, to);
+        }
+        let mut t = direct(from, d0 * DAY);
+        for (a, b, touched) in ex.parts(self.name(), d0, d1) {
+            let piece = if touched {
+                direct(a * DAY, b * DAY)
+            } else {
+                days.tally(a, b)
+            };
+            t = t.then(piece);
+        }
+        t.then(direct(d1 * DAY, to))
+    }
+
+    /// Its seconds over [from, to) (see [`tally`](Self::tally)).
+    pub fn seconds(&self, from: Us, to: Us, ex: &Exclusions<'_>) -> Seconds {
+        self.tally(from, to, ex).seconds()
+    }
+
+    /// Its rollup, built now if it has a place for one and it was not built yet.
+    fn rollup(&self) -> Option<&'a Days> {
+        let cache = self.days?;
+        Some(cache.get_or_init(|| {
+            let until = settled_until(&source_ends(self.intervals), |s| self.open_from(s));
+            // nothing cuts in (no open silence known): settled up to its last change
+            let until = if until == Us::MAX {
+                self.last().valid_from
+            } else {
+                until
+            };
+            Days::build(self.intervals, until)
+        }))
+    }
+
+    /// Up to where no open silence cuts into its intervals (as this version knows them).
+    fn settled_until(&self, days: &Days) -> Us {
+        settled_until(days.sources(), |s| self.open_from(s))
+    }
+
+    fn open_from(&self, source: &str) -> Option<Us> {
+        self.open?.open_from(source)
+    }
+
     /// The interval holding `t` (open silences cut out); `None` before the first.
     pub fn at(&self, t: Us) -> Option<ServiceInterval> {
         let k = self.intervals.partition_point(|i| i.valid_from <= t);
@@ -73,7 +135,7 @@ impl<'a> DeviceHistory<'a> {
     }
 
     fn open_of(&self, i: &ServiceInterval) -> Option<Us> {
-        let o = self.open?.open_from(&i.source)?;
+        let o = self.open_from(&i.source)?;
         i.valid_to.is_none_or(|e| e > o).then_some(o)
     }
 

@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use callstate_schemas::Us;
 
-use super::availability::{Seconds, device_seconds};
+use super::availability::Seconds;
 use super::fleet::DeviceHistory;
 use super::intervals::{ServiceInterval, by_device};
+use super::rollup::Exclusions;
 use super::rows::MaintenanceRow;
 use super::ser;
 pub use super::targets::{GroupBy, Targets};
@@ -46,13 +47,14 @@ pub fn availability_over<'a>(
     cancel: &Cancel,
 ) -> Result<Vec<GroupAvailability>> {
     let mut groups: BTreeMap<(usize, &'a str), (u64, Seconds)> = BTreeMap::new();
+    let ex = Exclusions::new(maintenance);
     for (n, dev) in devices.enumerate() {
         if n % 512 == 0 {
             cancel.check()?;
         }
         let key = by.key(dev.intervals);
         for (w, &(from, to)) in windows.iter().enumerate() {
-            let s = device_seconds(&dev.window(from, to), from, to, maintenance);
+            let s = dev.seconds(from, to, &ex);
             let g = groups.entry((w, key)).or_default();
             g.0 += 1;
             g.1.add(&s);
@@ -95,6 +97,7 @@ pub fn histories(intervals: &[ServiceInterval]) -> impl Iterator<Item = DeviceHi
     by_device(intervals).map(|iv| DeviceHistory {
         intervals: iv,
         open: None,
+        days: None,
     })
 }
 

@@ -11,8 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use callstate_query::model::availability::{Seconds, device_seconds};
+use callstate_query::model::availability::Seconds;
 use callstate_query::model::fleet::Fleet;
+use callstate_query::model::rollup::Exclusions;
 use callstate_query::{Cancel, Result};
 use callstate_schemas::{ServiceState, Us};
 
@@ -50,6 +51,7 @@ fn by_state(s: &Seconds) -> [f64; 4] {
 pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTotal>> {
     // groups borrow their names from the fleet: no allocation per device
     let mut acc: BTreeMap<(&'static str, &str), Seconds> = BTreeMap::new();
+    let ex = Exclusions::new(fleet.windows());
     for (n, d) in fleet.devices().enumerate() {
         if n % 512 == 0 {
             cancel.check()?;
@@ -58,7 +60,7 @@ pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTota
         if first >= now {
             continue;
         }
-        let s = device_seconds(&d.window(first, now), first, now, fleet.windows());
+        let s = d.seconds(first, now, &ex);
         for scope in SCOPES {
             acc.entry((scope.as_str(), scope.key(d.intervals)))
                 .or_default()

@@ -1,0 +1,270 @@
+"""Cost against history length (issue 16): the benchmark scenario (two clusters, 50,000
+devices, its faults repeated every 30 days) simulated for 30 days, 90 days or a year straight
+into `callstate ingest file -` (no NDJSON file), then `callstate serve` over it, asked the
+reporting questions over HTTP; DuckDB answers the monthly SLA from the same Parquet.
+
+Run by `bench/run --datasets 30d,90d,year`; writes bench/RESULTS-history.md."""
+
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import harness as h
+
+HISTORY = {"30d": 30, "90d": 90, "year": 365}
+DEVICES_PER_CLUSTER, SCALE = 25000, 0.031
+START_US = h.iso_us(h.START)
+DAY_US = 86_400_000_000
+# Goals of issue 16 (2 cores, 365 days).
+GOALS = {
+    "rss_gb": 1.5, "sla_cold_s": 2.0, "sla_warm_ms": 200, "snapshot_ms": 300,
+    "state_p99_ms": 5, "startup_s": 5, "bytes_per_event": 25, "derived_ratio": 0.5,
+}
+
+
+def fmt_duration(us):
+    s = us // 1_000_000
+    d, s = divmod(s, 86400)
+    hh, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{d}d{hh}h{m}m{s}s"
+
+
+def scenario_text(days):
+    """The month scenario stretched to `days`, its faults repeated every 30 days."""
+    text = h.SCENARIO_FILE.read_text().replace("scale = 0.027", f"scale = {SCALE}")
+    text = re.sub(r'(?m)^duration = ".*"$', f'duration = "{days}d"', text)
+    extra = []
+    for m in range(1, (days + 29) // 30):
+        for f in h.SCENARIO.get("faults", []):
+            at = h.duration_us(f["at"]) + m * 30 * DAY_US
+            if at >= days * DAY_US:
+                continue
+            lines = ["[[faults]]"]
+            for k, v in f.items():
+                if k == "at":
+                    v = fmt_duration(at)
+                lines.append(f"{k} = {json.dumps(v)}")
+            extra.append("\n".join(lines))
+    return text + "\n\n" + "\n\n".join(extra) + "\n"
+
+
+def generate(name, days, binary, work, seed):
+    d = work / name
+    d.mkdir(parents=True, exist_ok=True)
+    scenario = d / "scenario.toml"
+    text = scenario_text(days)
+    data = d / "log"
+    done = d / "ingest.json"
+    if done.exists() and scenario.exists() and scenario.read_text() == text:
+        return d, data, json.loads(done.read_text())
+    scenario.write_text(text)
+    shutil.rmtree(data, ignore_errors=True)
+    h.log(f"[{name}] simulating {days} days of {2 * DEVICES_PER_CLUSTER} devices into ingest")
+    t = time.perf_counter()
+    sim = subprocess.Popen([binary, "simulate", "--scenario", str(scenario), "--devices",
+                            str(DEVICES_PER_CLUSTER), "--seed", str(seed), "--out", "-"],
+                           stdout=subprocess.PIPE)
+    ing = subprocess.Popen([binary, "ingest", "file", "-", "--data", str(data)],
+                           stdin=sim.stdout, stdout=subprocess.DEVNULL)
+    sim.stdout.close()
+    _, st_i, ru_i = os.wait4(ing.pid, 0)
+    _, st_s, ru_s = os.wait4(sim.pid, 0)
+    secs = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(st_i) or os.waitstatus_to_exitcode(st_s):
+        raise SystemExit(f"[{name}] simulate | ingest failed")
+    h.run([binary, "log", "roll", "--data", str(data)], stdout=subprocess.DEVNULL)
+    stats = json.loads(h.run([binary, "log", "stats", "--data", str(data)])[2])
+    info = {"seconds": secs, "events": stats["events"], "ingest_rss": ru_i.ru_maxrss * 1024,
+            "ingest_cpu_s": ru_i.ru_utime + ru_i.ru_stime,
+            "sim_cpu_s": ru_s.ru_utime + ru_s.ru_stime, "stats": stats}
+    done.write_text(json.dumps(info))
+    return d, data, info
+
+
+def disk(data):
+    seg = data / "segments"
+    raw = sum(p.stat().st_size for p in seg.glob("seg-????????.parquet"))
+    digests = sum(p.stat().st_size for p in seg.glob("*.digest.parquet"))
+    wal = sum(p.stat().st_size for p in (data / "wal").glob("*"))
+    return raw + wal, digests
+
+
+def rss(pid):
+    return h.vm_rss(pid)
+
+
+class Client:
+    def __init__(self, port):
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+
+    def get(self, path):
+        t = time.perf_counter()
+        self.c.request("GET", path)
+        r = self.c.getresponse()
+        body = r.read()
+        secs = time.perf_counter() - t
+        if r.status != 200:
+            raise SystemExit(f"GET {path}: {r.status} {body[:300]!r}")
+        return secs, body
+
+
+def months(days):
+    """Calendar months (UTC) inside the history, from START."""
+    out, y, m = [], 2026, 10
+    import datetime as dt
+    end = START_US + days * DAY_US
+    while True:
+        a = int(dt.datetime(y, m, 1, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000
+        y2, m2 = (y + 1, 1) if m == 12 else (y, m + 1)
+        b = int(dt.datetime(y2, m2, 1, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000
+        if a >= end:
+            break
+        out.append((a, min(b, end)))
+        y, m = y2, m2
+    return out
+
+
+def serve_round(name, days, binary, d, data, seed):
+    port = h.free_port()
+    copy = d / "serve-copy"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(data, copy)
+    t = time.perf_counter()
+    p = subprocess.Popen([binary, "serve", "--data", str(copy), "--listen", f"127.0.0.1:{port}",
+                          "--read-timeout-s", "600", "--compact-every-s", "0"],
+                         stdout=subprocess.DEVNULL)
+    try:
+        h.wait_ready(port, p)
+        startup = time.perf_counter() - t
+        time.sleep(1)
+        out = {"startup_s": startup, "rss_after_start": rss(p.pid)}
+        c = Client(port)
+        end = START_US + days * DAY_US
+        frm, to = h.us_to_rfc3339(START_US), h.us_to_rfc3339(end)
+        sla = f"/api/v1/sla?from={frm}&to={to}&group_by=device_pool&period=month&tz=UTC"
+        cold, body = c.get(sla)
+        rows = json.loads(body)
+        warm = sorted(c.get(sla)[0] for _ in range(5))
+        out |= {"sla_cold_s": cold, "sla_warm_s": warm[2], "sla_rows": len(rows),
+                "months": len(months(days))}
+        # fleet snapshot at random instants
+        rnd = random.Random(seed)
+        snaps = []
+        for _ in range(5):
+            at = h.us_to_rfc3339(rnd.randrange(START_US, end))
+            snaps.append(c.get(f"/api/v1/state?at={at}")[0])
+        _, body = c.get(f"/api/v1/state?at={h.us_to_rfc3339(end - DAY_US)}")
+        devices = sorted(r["device"] for r in json.loads(body)["rows"])
+        out |= {"snapshot_median_s": sorted(snaps)[2], "snapshot_max_s": max(snaps)}
+        # single-device state at random instants of the whole history
+        lat = []
+        for _ in range(1000):
+            dv = rnd.choice(devices)
+            at = h.us_to_rfc3339(rnd.randrange(START_US, end))
+            lat.append(c.get(f"/api/v1/devices/{dv}/state?at={at}")[0] * 1e3)
+        out |= {"state_p50_ms": h.pct(lat, 0.5), "state_p99_ms": h.pct(lat, 0.99)}
+        # incidents over the last calendar month
+        a, b = months(days)[-1]
+        inc = f"/api/v1/incidents?from={h.us_to_rfc3339(a)}&to={h.us_to_rfc3339(b)}"
+        inc_cold, body = c.get(inc)
+        inc_warm = sorted(c.get(inc)[0] for _ in range(3))[1]
+        out |= {"incidents_cold_s": inc_cold, "incidents_warm_s": inc_warm,
+                "incidents": len(json.loads(body))}
+        out |= {"rss_after_round": rss(p.pid), "rss_peak": h.vm_hwm(p.pid)}
+    finally:
+        p.terminate()
+        p.wait()
+        shutil.rmtree(copy, ignore_errors=True)
+    return out
+
+
+def duck(name, days, data):
+    w = ",".join(f"{a}:{b}" for a, b in months(days))
+    pairs = data.parent / "pairs_none.csv"
+    pairs.write_text("device,at\n")
+    secs, peak, out = h.run([sys.executable, str(Path(h.__file__)), "duckdb", "--data", str(data),
+                             "--pairs", str(pairs), "--out", str(data.parent / "answers-duckdb"),
+                             "--from-us", str(START_US), "--to-us",
+                             str(START_US + days * DAY_US), "--at-us", str(START_US),
+                             "--windows", w])
+    r = json.loads(out)
+    r["process_rss"] = peak
+    return r
+
+
+def main(names, binary, work, seed, results_path, with_duckdb=True):
+    res = {}
+    for name in names:
+        days = HISTORY[name]
+        d, data, ingest = generate(name, days, binary, work, seed)
+        raw, digests = disk(data)
+        r = {"days": days, "events": ingest["events"], "ingest_s": ingest["seconds"],
+             "ingest_rate": ingest["events"] / ingest["seconds"],
+             "bytes_per_event": raw / ingest["events"], "derived_ratio": digests / raw,
+             "segments": ingest["stats"]["segments"]}
+        h.log(f"[{name}] serve")
+        r |= serve_round(name, days, binary, d, data, seed)
+        if with_duckdb:
+            h.log(f"[{name}] DuckDB")
+            r["duckdb"] = duck(name, days, data)
+        res[name] = r
+        h.log(json.dumps(r, indent=1))
+        Path(results_path).write_text(report(res))
+    return res
+
+
+def report(res):
+    gb = lambda b: f"{b / 2**30:.2f} GB"
+    ms = lambda s: f"{s * 1e3:,.0f} ms"
+    rows = [
+        ("events", lambda r: f"{r['events']:,}", ""),
+        ("simulate → ingest file - (events/s)", lambda r: f"{r['ingest_rate']:,.0f}", ""),
+        ("disk, raw (segments + WAL), bytes per event", lambda r: f"{r['bytes_per_event']:.1f}",
+         f"≤ {GOALS['bytes_per_event']}"),
+        ("derived on disk (digests) / raw", lambda r: f"{r['derived_ratio']:.0%}",
+         f"≤ {GOALS['derived_ratio']:.0%}"),
+        ("server start-up (to /readyz)", lambda r: f"{r['startup_s']:.1f} s",
+         f"< {GOALS['startup_s']} s"),
+        ("RSS after start", lambda r: gb(r["rss_after_start"]), ""),
+        ("RSS after the round", lambda r: gb(r["rss_after_round"]),
+         f"≤ {GOALS['rss_gb']} GB"),
+        ("SLA by pool per calendar month, cold", lambda r: ms(r["sla_cold_s"]),
+         f"< {GOALS['sla_cold_s']} s"),
+        ("same, warm", lambda r: ms(r["sla_warm_s"]), f"< {GOALS['sla_warm_ms']} ms"),
+        ("fleet snapshot at a random instant (median / max)",
+         lambda r: f"{ms(r['snapshot_median_s'])} / {ms(r['snapshot_max_s'])}",
+         f"< {GOALS['snapshot_ms']} ms"),
+        ("device state p50 / p99 over HTTP",
+         lambda r: f"{r['state_p50_ms']:.2f} / {r['state_p99_ms']:.2f} ms",
+         f"p99 < {GOALS['state_p99_ms']} ms"),
+        ("incidents over the last month, cold / warm",
+         lambda r: f"{ms(r['incidents_cold_s'])} / {ms(r['incidents_warm_s'])}", ""),
+        ("DuckDB: SLA by pool per month, files → answer",
+         lambda r: f"{r['duckdb']['sla_months_cold_s']:.1f} s" if "duckdb" in r else "not run",
+         ""),
+        ("callstate cold / DuckDB", lambda r: (
+            f"{r['sla_cold_s'] / r['duckdb']['sla_months_cold_s']:.2f}"
+            if "duckdb" in r else "not run"), "≤ 0.10"),
+    ]
+    names = list(res)
+    out = ["# Cost against history length", "",
+           "`bench/run --datasets " + ",".join(names) + "` (release build, 2 cores). The "
+           "benchmark scenario at 50,000 devices, its faults repeated every 30 days, simulated "
+           "straight into `callstate ingest file -`; `callstate serve` over a copy of the log "
+           "(background compaction off), questions over one HTTP keep-alive connection. "
+           "Goals: issue 16, for 365 days.", "",
+           "| | " + " | ".join(f"{res[n]['days']} days" for n in names) + " | goal |",
+           "|---|" + "---|" * len(names) + "---|"]
+    for label, f, goal in rows:
+        out.append(f"| {label} | " + " | ".join(f(res[n]) for n in names) + f" | {goal} |")
+    out.append("")
+    return "\n".join(out)

@@ -1,0 +1,301 @@
+//! Daily rollups of one device: its [`Tally`] per UTC day, so that availability over a long
+//! window sums a few rollups instead of walking a year of intervals. Days spent wholly in one
+//! state are kept as one run; the rest one by one.
+//!
+//! A rollup is built without maintenance windows (they come and go with events of their
+//! own): the days a window may touch are read from intervals, with the windows, at each
+//! question ([`Exclusions`]). It covers the whole days from the device's first interval to
+//! where its sources' open silences could begin (a day after that is not settled yet), and is
+//! built once per version of the device ([`DayCache`]): a device that changes gets a new one.
+//!
+//! Answers are the same to the microsecond as reading intervals alone: the pieces join
+//! exactly ([`Tally::then`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use callstate_schemas::{Scope, ServiceState, Us};
+
+use super::intervals::ServiceInterval;
+use super::rows::MaintenanceRow;
+use super::tally::Tally;
+
+/// One day, µs.
+pub const DAY: Us = 86_400_000_000;
+
+/// The day holding `t` (days since 1970-01-01, UTC).
+pub fn day_of(t: Us) -> i64 {
+    t.div_euclid(DAY)
+}
+
+/// The first day starting at or after `t`.
+pub fn day_from(t: Us) -> i64 {
+    day_of(t) + i64::from(t.rem_euclid(DAY) != 0)
+}
+
+/// A device's sources and the latest end of the intervals each reported (`None`: one lasts).
+pub type SourceEnds = Vec<(Arc<str>, Option<Us>)>;
+
+/// One device's tallies per day over the days its history settled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Days {
+    /// (first day, days, their tally), contiguous and by day.
+    runs: Vec<(i64, i64, Tally)>,
+    /// Its sources: their open silences bound the days a question may read from here.
+    sources: SourceEnds,
+}
+
+impl Days {
+    /// The rollup of `intervals` (in time order, closed silences cut out) over whole days
+    /// before `until`.
+    pub fn build(intervals: &[ServiceInterval], until: Us) -> Days {
+        let mut days = Days {
+            runs: Vec::new(),
+            sources: source_ends(intervals),
+        };
+        let Some(first) = intervals.first() else {
+            return days;
+        };
+        let (mut d, end) = (day_of(first.valid_from), day_of(until));
+        let mut k = 0; // first interval that may overlap day `d`
+        while d < end {
+            let (a, b) = (d * DAY, (d + 1) * DAY);
+            while intervals
+                .get(k)
+                .is_some_and(|i| i.valid_to.is_some_and(|e| e <= a))
+            {
+                k += 1;
+            }
+            match intervals.get(k) {
+                // nothing more: unknown to the end
+                None => {
+                    days.push(
+                        d,
+                        end - d,
+                        Tally::pure(ServiceState::Unknown, (end - d) * DAY),
+                    );
+                    d = end;
+                }
+                // a gap before the next interval: unknown up to the day it starts
+                Some(i) if i.valid_from >= b => {
+                    let n = (day_of(i.valid_from) - d).min(end - d);
+                    days.push(d, n, Tally::pure(ServiceState::Unknown, n * DAY));
+                    d += n;
+                }
+                // one interval covers whole days
+                Some(i) if i.valid_from <= a && i.valid_to.is_none_or(|e| e >= b) => {
+                    let last = i.valid_to.map_or(end, day_of).min(end);
+                    let n = last - d;
+                    days.push(d, n, Tally::pure(i.state, n * DAY));
+                    d = last;
+                }
+                Some(_) => {
+                    let m = k + intervals[k..].partition_point(|i| i.valid_from < b);
+                    days.push(d, 1, Tally::of(&intervals[k..m], a, b, &[]));
+                    d += 1;
+                }
+            }
+        }
+        days
+    }
+
+    fn push(&mut self, day: i64, n: i64, t: Tally) {
+        if let Some((_, m, last)) = self.runs.last_mut() {
+            let same = last.is_pure().is_some() && last.is_pure() == t.is_pure();
+            if same {
+                *m += n;
+                *last = last.then(t);
+                return;
+            }
+        }
+        self.runs.push((day, n, t));
+    }
+
+    /// The days covered, [first, end).
+    pub fn covered(&self) -> (i64, i64) {
+        match (self.runs.first(), self.runs.last()) {
+            (Some(f), Some(l)) => (f.0, l.0 + l.1),
+            _ => (0, 0),
+        }
+    }
+
+    /// Its sources, with the latest end of the intervals each reported.
+    pub fn sources(&self) -> &SourceEnds {
+        &self.sources
+    }
+
+    /// Runs held (a measure of its size).
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Whether it covers no day.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// The tally of whole days [d0, d1), which must be covered.
+    pub fn tally(&self, d0: i64, d1: i64) -> Tally {
+        let mut t = Tally::default();
+        if d0 >= d1 {
+            return t;
+        }
+        let k = self.runs.partition_point(|r| r.0 + r.1 <= d0);
+        for &(first, n, run) in &self.runs[k..] {
+            if first >= d1 {
+                break;
+            }
+            let (a, b) = (first.max(d0), (first + n).min(d1));
+            let piece = if (a, b) == (first, first + n) {
+                run
+            } else {
+                let state = run.is_pure().expect("only runs of whole days span several");
+                Tally::pure(state, (b - a) * DAY)
+            };
+            t = t.then(piece);
+        }
+        t
+    }
+}
+
+/// Each source of `intervals` with the latest end of its intervals (`None` when one lasts).
+pub fn source_ends(intervals: &[ServiceInterval]) -> SourceEnds {
+    let mut out: SourceEnds = Vec::new();
+    for i in intervals {
+        match out.iter_mut().find(|(s, _)| *s == i.source) {
+            Some((_, end)) => {
+                *end = match (*end, i.valid_to) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                }
+            }
+            None => out.push((i.source.clone(), i.valid_to)),
+        }
+    }
+    out
+}
+
+/// The earliest instant an open silence could cut into intervals with these source ends:
+/// a source's open silence from `o` cuts only intervals lasting past `o`.
+pub fn settled_until(sources: &SourceEnds, open_from: impl Fn(&str) -> Option<Us>) -> Us {
+    sources
+        .iter()
+        .filter_map(|(s, end)| {
+            let o = open_from(s)?;
+            end.is_none_or(|e| e > o).then_some(o)
+        })
+        .min()
+        .unwrap_or(Us::MAX)
+}
+
+/// A device's rollup, built when first asked for; a changed device starts with an empty one
+/// (cloning gives an empty cache).
+#[derive(Debug, Default)]
+pub struct DayCache(OnceLock<Days>);
+
+impl Clone for DayCache {
+    fn clone(&self) -> Self {
+        DayCache::default()
+    }
+}
+
+impl DayCache {
+    /// The rollup, built by `build` if not yet.
+    pub fn get_or_init(&self, build: impl FnOnce() -> Days) -> &Days {
+        self.0.get_or_init(build)
+    }
+
+    /// The rollup if built.
+    pub fn get(&self) -> Option<&Days> {
+        self.0.get()
+    }
+}
+
+/// Maintenance windows as availability reads them next to rollups: the windows themselves,
+/// and the days each may touch (read from intervals with the windows, never from a rollup).
+#[derive(Debug)]
+pub struct Exclusions<'a> {
+    /// The windows.
+    pub rows: &'a [MaintenanceRow],
+    /// Days [first, end) touched by windows of any scope but a device's, merged.
+    any: Vec<(i64, i64)>,
+    /// Days touched by windows on one device, per device, merged.
+    device: HashMap<&'a str, Vec<(i64, i64)>>,
+}
+
+impl<'a> Exclusions<'a> {
+    /// Indexes `rows`.
+    pub fn new(rows: &'a [MaintenanceRow]) -> Exclusions<'a> {
+        let mut any = Vec::new();
+        let mut device: HashMap<&str, Vec<(i64, i64)>> = HashMap::new();
+        for w in rows.iter().filter(|w| w.start < w.end) {
+            let days = (day_of(w.start), day_of(w.end - 1) + 1);
+            match Scope::parse(&w.scope) {
+                Some(Scope::Device) => device.entry(&w.target).or_default().push(days),
+                _ => any.push(days),
+            }
+        }
+        merge(&mut any);
+        device.values_mut().for_each(merge);
+        Exclusions { rows, any, device }
+    }
+
+    /// The days of [d0, d1) a window may touch for `device`, as ranges in order.
+    fn touched(&self, device: &str, d0: i64, d1: i64) -> Vec<(i64, i64)> {
+        let mut out: Vec<(i64, i64)> = self
+            .any
+            .iter()
+            .chain(self.device.get(device).into_iter().flatten())
+            .filter(|&&(a, b)| a < d1 && b > d0)
+            .map(|&(a, b)| (a.max(d0), b.min(d1)))
+            .collect();
+        merge(&mut out);
+        out
+    }
+
+    /// The parts of [d0, d1) for `device`: `(first, end, touched)` in order, `touched` when a
+    /// window may cover some of it.
+    pub fn parts(&self, device: &str, d0: i64, d1: i64) -> Vec<(i64, i64, bool)> {
+        let mut out = Vec::new();
+        let mut d = d0;
+        for (a, b) in self.touched(device, d0, d1) {
+            if d < a {
+                out.push((d, a, false));
+            }
+            out.push((a, b, true));
+            d = b;
+        }
+        if d < d1 {
+            out.push((d, d1, false));
+        }
+        out
+    }
+}
+
+/// Sorts and merges overlapping or adjacent ranges.
+fn merge(v: &mut Vec<(i64, i64)>) {
+    v.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(v.len());
+    for &(a, b) in v.iter() {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    *v = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_from_and_of() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(-1), -1);
+        assert_eq!(day_from(0), 0);
+        assert_eq!(day_from(1), 1);
+        assert_eq!(day_from(-1), 0);
+        assert_eq!(day_from(DAY), 1);
+    }
+}

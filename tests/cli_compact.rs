@@ -1,0 +1,137 @@
+//! `callstate log compact` and crashes during a compaction: the process aborted right after
+//! writing the merged segment (before its commit), right after the commit (before the small
+//! files are removed), and SIGKILLed at a spread of instants; each time the log reopens with
+//! exactly the events it had, each once, and the segments directory holds exactly what the
+//! manifest names.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::time::Duration;
+
+use callstate_log::layout::segments_dir;
+use callstate_log::{Log, LogOptions, Snapshot};
+use common::{Proc, bin, succeed};
+
+/// A log of `segments` small segments (final rolls of short ingest runs).
+fn small_segments(dir: &Path, segments: usize) {
+    let events = callstate_sim::synthetic::events(
+        segments as u64 * 400,
+        60,
+        "2026-11-24T08:00:00Z".parse().unwrap(),
+    );
+    let log = Log::open(dir, LogOptions::default()).unwrap();
+    for chunk in events.chunks(400) {
+        log.append(chunk).unwrap();
+        log.roll_now().unwrap();
+    }
+}
+
+/// Every event (by ingest order, as text), opening the log as a restart would.
+fn reopened(dir: &Path) -> (Vec<String>, usize) {
+    let log = Log::open(dir, LogOptions::default()).unwrap();
+    let snap = log.snapshot();
+    let mut v = snap.stored_events().unwrap();
+    v.sort_by_key(|e| e.ingest_seq);
+    let files: BTreeSet<String> = std::fs::read_dir(segments_dir(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(files, named(&snap), "only the files the manifest names");
+    (
+        v.iter().map(|e| format!("{e:?}")).collect(),
+        snap.segments.len(),
+    )
+}
+
+fn named(snap: &Snapshot) -> BTreeSet<String> {
+    snap.segments
+        .iter()
+        .flat_map(|s| {
+            [
+                Some(s.file.clone()),
+                s.digest.as_ref().map(|d| d.file.clone()),
+            ]
+        })
+        .flatten()
+        .collect()
+}
+
+fn compact(dir: &Path) -> std::process::Command {
+    let mut c = bin();
+    c.args(["log", "compact", "--data"]).arg(dir);
+    c
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_compaction_loses_nothing() {
+    let template = tempfile::tempdir().unwrap();
+    small_segments(template.path(), 30);
+    let (want, n) = reopened(template.path());
+    assert_eq!((want.len(), n), (12_000, 30));
+    let fresh = |name: &str| {
+        let d = template.path().parent().unwrap().join(format!(
+            "{}-{name}",
+            template.path().file_name().unwrap().to_string_lossy()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(template.path())
+            .arg(&d)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = std::fs::remove_file(d.join("LOCK"));
+        d
+    };
+
+    // aborted at each step: the merged segment written, not committed; committed, small
+    // files still there
+    for (point, segments_after) in [("compact-written", 30), ("compact-committed", 1)] {
+        let d = fresh(point);
+        let out = compact(&d)
+            .env("CALLSTATE_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(6),
+            "{point}: aborted ({})",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(reopened(&d), (want.clone(), segments_after), "{point}");
+        // and the compaction goes through after the restart
+        succeed(&mut compact(&d));
+        assert_eq!(reopened(&d), (want.clone(), 1), "{point}, then compacted");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    // SIGKILLed at a spread of instants of a whole run
+    let mut outcomes = BTreeSet::new();
+    for k in 0..8u64 {
+        let d = fresh(&format!("kill-{k}"));
+        let mut p = Proc(compact(&d).spawn().unwrap());
+        std::thread::sleep(Duration::from_millis(40 + 60 * k));
+        let _ = p.0.kill(); // SIGKILL (harmless if it ended already)
+        let _ = p.0.wait();
+        let (got, segments) = reopened(&d);
+        assert_eq!(got, want, "killed after {} ms", 40 + 60 * k);
+        outcomes.insert(segments);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+    eprintln!("segments after the kills: {outcomes:?}");
+
+    // a whole run: one segment, the stats say so
+    let d = fresh("whole");
+    let out = succeed(&mut compact(&d));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["compactions"][0]["merged"].as_array().unwrap().len(), 30);
+    assert_eq!(v["compactions"][0]["events"], 12_000);
+    assert_eq!(v["stats"]["segments"], 1);
+    assert_eq!(v["stats"]["events"], 12_000);
+    assert_eq!(reopened(&d), (want, 1));
+    std::fs::remove_dir_all(&d).unwrap();
+}
