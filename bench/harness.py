@@ -86,6 +86,8 @@ def duckdb_side(args):
 
     con = duckdb.connect()
     con.execute(f"SET threads = {os.cpu_count()}")
+    # a year of events does not fit in memory: DuckDB spills beyond this
+    con.execute("SET memory_limit = '12GB'")
     seg = str(Path(args.data) / "segments" / "seg-????????.parquet")
     F, T, AT = args.from_us, args.to_us, args.at_us
     out = Path(args.out)
@@ -240,23 +242,6 @@ def duckdb_side(args):
 
     timed("intervals_s", intervals)
 
-    if getattr(args, "windows", None):
-        # the history benchmark: SLA by pool for each calendar month, nothing else
-        months = [tuple(map(int, w.split(":"))) for w in args.windows.split(",")]
-        rows = []
-
-        def by_month():
-            for f, t in months:
-                seconds(f, t)
-                rows.extend((f, t, *r) for r in con.execute(
-                    """SELECT pool, count(*), sum(in_service_s), sum(oos_s)
-                       FROM per_device GROUP BY pool ORDER BY pool""").fetchall())
-
-        timed("sla_months_s", by_month)
-        times["sla_months_cold_s"] = times["load_s"] + times["intervals_s"] + times["sla_months_s"]
-        times["rows"] = len(rows)
-        print(json.dumps(times))
-        return
 
     def seconds(F=F, T=T):
         con.execute(
@@ -280,10 +265,8 @@ def duckdb_side(args):
                     OVER (PARTITION BY pid ORDER BY xs, xe) AS g
                 FROM (SELECT *, max(xe) OVER (PARTITION BY pid ORDER BY xs, xe
                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm FROM ov)),
-            excl AS (
-                SELECT pid, sum(e - s) AS x FROM (
-                    SELECT pid, g, min(xs) AS s, max(xe) AS e FROM isl GROUP BY pid, g)
-                GROUP BY pid),
+            il AS (SELECT pid, g, min(xs) AS s, max(xe) AS e FROM isl GROUP BY pid, g),
+            excl AS (SELECT pid, sum(e - s) AS x FROM il GROUP BY pid),
             p AS (SELECT cl.*, coalesce(excl.x, 0) AS x FROM cl LEFT JOIN excl USING (pid)),
             devs AS (SELECT device, pool FROM final_pool),
             agg AS (
@@ -291,17 +274,56 @@ def duckdb_side(args):
                     sum(CASE WHEN state = 'in_service' THEN b - a - x ELSE 0 END) AS ins,
                     sum(CASE WHEN state = 'out_of_service' THEN b - a - x ELSE 0 END) AS oos,
                     sum(CASE WHEN state = 'unknown' THEN b - a - x ELSE 0 END) AS unk,
-                    sum(x) AS excl, sum(b - a) AS known,
-                    count(*) FILTER (state = 'out_of_service' AND x = 0) AS outages,
-                    max(b - a) FILTER (state = 'out_of_service' AND x = 0) AS longest
-                FROM p GROUP BY device)
+                    sum(x) AS excl, sum(b - a) AS known
+                FROM p GROUP BY device),
+            -- outages: maximal runs of out-of-service time outside the islands of excluded
+            -- time, joined across adjacent pieces
+            ob AS (
+                SELECT o.pid, o.device, o.a, o.b, il.s, il.e,
+                       lag(il.e) OVER (PARTITION BY o.pid ORDER BY il.s) AS pe
+                FROM (SELECT pid, device, a, b FROM cl WHERE state = 'out_of_service') o
+                LEFT JOIN il USING (pid)),
+            free AS (
+                SELECT device, coalesce(pe, a) AS fs, s AS fe FROM ob WHERE s IS NOT NULL
+                UNION ALL
+                SELECT device, coalesce(max(e), min(a)) AS fs, min(b) AS fe FROM ob
+                GROUP BY pid, device),
+            fr AS (
+                SELECT device, fs, fe, CASE WHEN lag(fe) OVER (PARTITION BY device ORDER BY fs)
+                    = fs THEN 0 ELSE 1 END AS new
+                FROM free WHERE fs < fe),
+            runs AS (
+                SELECT device, max(fe) - min(fs) AS len FROM (
+                    SELECT device, fs, fe,
+                           sum(new) OVER (PARTITION BY device ORDER BY fs) AS r FROM fr)
+                GROUP BY device, r),
+            outs AS (SELECT device, count(*) AS outages, max(len) AS longest FROM runs
+                     GROUP BY device)
             SELECT d.device, coalesce(d.pool, '(none)') AS pool,
                 coalesce(ins, 0) / 1e6 AS in_service_s, coalesce(oos, 0) / 1e6 AS oos_s,
                 (coalesce(unk, 0) + {T - F} - coalesce(known, 0)) / 1e6 AS unknown_s,
                 coalesce(excl, 0) / 1e6 AS excluded_s, coalesce(outages, 0) AS outages,
                 coalesce(longest, 0) / 1e6 AS longest_s
-            FROM devs d LEFT JOIN agg USING (device)"""
+            FROM devs d LEFT JOIN agg USING (device) LEFT JOIN outs USING (device)"""
         )
+
+    if getattr(args, "windows", None):
+        # the history benchmark: SLA by pool for each calendar month, nothing else
+        months = [tuple(map(int, w.split(":"))) for w in args.windows.split(",")]
+        rows = []
+
+        def by_month():
+            for f, t in months:
+                seconds(f, t)
+                rows.extend((f, t, *r) for r in con.execute(
+                    """SELECT pool, count(*), sum(in_service_s), sum(oos_s)
+                       FROM per_device GROUP BY pool ORDER BY pool""").fetchall())
+
+        timed("sla_months_s", by_month)
+        times["sla_months_cold_s"] = times["load_s"] + times["intervals_s"] + times["sla_months_s"]
+        times["rows"] = len(rows)
+        print(json.dumps(times))
+        return
 
     timed("availability_seconds_s", seconds)
     by_device = timed(
@@ -1173,6 +1195,8 @@ def report(r):
         "Data: `bench/scenarios/month.toml`, 30 days (2026-10-01 to 2026-10-31), two clusters,",
         "node crashes, a CTIManager failover, a site outage, a rolling upgrade in maintenance",
         "windows, device flaps, a silent collector, late/reordered/duplicated delivery.",
+        "Cost against history length (30 days, 90 days, a year): `bench/run --datasets",
+        "30d,90d,year`, written to [RESULTS-history.md](RESULTS-history.md).",
         "Questions: state of one device at T (1,000 random device/instant pairs), fleet at T,",
         "30-day availability by device and by device pool, incidents over the 30 days.",
         "",

@@ -21,7 +21,9 @@ import harness as h
 
 HISTORY = {"30d": 30, "90d": 90, "year": 365}
 DEVICES_PER_CLUSTER, SCALE = 25000, 0.031
-START_US = h.iso_us(h.START)
+# Every history ends in the past: the log refuses events more than 24 h ahead of the clock.
+START = "2025-11-01T00:00:00Z"
+START_US = h.iso_us(START)
 DAY_US = 86_400_000_000
 # Goals of issue 16 (2 cores, 365 days).
 GOALS = {
@@ -42,6 +44,7 @@ def scenario_text(days):
     """The month scenario stretched to `days`, its faults repeated every 30 days."""
     text = h.SCENARIO_FILE.read_text().replace("scale = 0.027", f"scale = {SCALE}")
     text = re.sub(r'(?m)^duration = ".*"$', f'duration = "{days}d"', text)
+    text = re.sub(r'(?m)^start = ".*"$', f'start = "{START}"', text)
     extra = []
     for m in range(1, (days + 29) // 30):
         for f in h.SCENARIO.get("faults", []):
@@ -119,7 +122,7 @@ class Client:
 
 def months(days):
     """Calendar months (UTC) inside the history, from START."""
-    out, y, m = [], 2026, 10
+    out, y, m = [], int(START[:4]), int(START[5:7])
     import datetime as dt
     end = START_US + days * DAY_US
     while True:
@@ -163,7 +166,7 @@ def serve_round(name, days, binary, d, data, seed):
             at = h.us_to_rfc3339(rnd.randrange(START_US, end))
             snaps.append(c.get(f"/api/v1/state?at={at}")[0])
         _, body = c.get(f"/api/v1/state?at={h.us_to_rfc3339(end - DAY_US)}")
-        devices = sorted(r["device"] for r in json.loads(body)["rows"])
+        devices = sorted(r["device"] for r in json.loads(body)["devices"])
         out |= {"snapshot_median_s": sorted(snaps)[2], "snapshot_max_s": max(snaps)}
         # single-device state at random instants of the whole history
         lat = []
@@ -213,10 +216,14 @@ def main(names, binary, work, seed, results_path, with_duckdb=True):
              "segments": ingest["stats"]["segments"]}
         h.log(f"[{name}] serve")
         r |= serve_round(name, days, binary, d, data, seed)
+        res[name] = r
+        Path(results_path).write_text(report(res))
         if with_duckdb:
             h.log(f"[{name}] DuckDB")
-            r["duckdb"] = duck(name, days, data)
-        res[name] = r
+            try:
+                r["duckdb"] = duck(name, days, data)
+            except SystemExit as e:
+                r["duckdb_failed"] = str(e)[:200]
         h.log(json.dumps(r, indent=1))
         Path(results_path).write_text(report(res))
     return res
@@ -237,6 +244,7 @@ def report(res):
         ("RSS after start", lambda r: gb(r["rss_after_start"]), ""),
         ("RSS after the round", lambda r: gb(r["rss_after_round"]),
          f"≤ {GOALS['rss_gb']} GB"),
+        ("RSS peak (during start-up)", lambda r: gb(r["rss_peak"]), ""),
         ("SLA by pool per calendar month, cold", lambda r: ms(r["sla_cold_s"]),
          f"< {GOALS['sla_cold_s']} s"),
         ("same, warm", lambda r: ms(r["sla_warm_s"]), f"< {GOALS['sla_warm_ms']} ms"),
@@ -249,11 +257,14 @@ def report(res):
         ("incidents over the last month, cold / warm",
          lambda r: f"{ms(r['incidents_cold_s'])} / {ms(r['incidents_warm_s'])}", ""),
         ("DuckDB: SLA by pool per month, files → answer",
-         lambda r: f"{r['duckdb']['sla_months_cold_s']:.1f} s" if "duckdb" in r else "not run",
-         ""),
-        ("callstate cold / DuckDB", lambda r: (
-            f"{r['sla_cold_s'] / r['duckdb']['sla_months_cold_s']:.2f}"
+         lambda r: f"{r['duckdb']['sla_months_cold_s']:.1f} s" if "duckdb" in r else (
+             "failed (see below)" if "duckdb_failed" in r else "not run"), ""),
+        ("callstate cold (first question after start) / DuckDB", lambda r: (
+            f"{r['sla_cold_s'] / r['duckdb']['sla_months_cold_s']:.3f}"
             if "duckdb" in r else "not run"), "≤ 0.10"),
+        ("callstate start-up + first question / DuckDB", lambda r: (
+            f"{(r['startup_s'] + r['sla_cold_s']) / r['duckdb']['sla_months_cold_s']:.2f}"
+            if "duckdb" in r else "not run"), ""),
     ]
     names = list(res)
     out = ["# Cost against history length", "",

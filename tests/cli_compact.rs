@@ -49,13 +49,7 @@ fn reopened(dir: &Path) -> (Vec<String>, usize) {
 fn named(snap: &Snapshot) -> BTreeSet<String> {
     snap.segments
         .iter()
-        .flat_map(|s| {
-            [
-                Some(s.file.clone()),
-                s.digest.as_ref().map(|d| d.file.clone()),
-            ]
-        })
-        .flatten()
+        .flat_map(|s| s.files().map(str::to_string))
         .collect()
 }
 

@@ -65,6 +65,13 @@ pub struct SegmentMeta {
     pub digest: Option<Digest>,
 }
 
+impl SegmentMeta {
+    /// Its files under `segments/`: itself and its digest.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.file.as_str()).chain(self.digest.iter().map(|d| d.file.as_str()))
+    }
+}
+
 /// The manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {

@@ -58,13 +58,7 @@ fn files(dir: &std::path::Path) -> BTreeSet<String> {
 fn named(snap: &Snapshot) -> BTreeSet<String> {
     snap.segments
         .iter()
-        .flat_map(|s| {
-            [
-                Some(s.file.clone()),
-                s.digest.as_ref().map(|d| d.file.clone()),
-            ]
-        })
-        .flatten()
+        .flat_map(|s| s.files().map(str::to_string))
         .collect()
 }
 

@@ -10,7 +10,9 @@
 use callstate_log::{CompactOptions, Log, LogOptions};
 use callstate_query::model::calendar::{Period, calendar_windows, parse_tz};
 use callstate_query::model::fleet::Fleet;
-use callstate_query::model::sla::{GroupBy, SlaRow, sla_over};
+use callstate_query::model::sla::{
+    GroupBy, SlaRow, availability_over, availability_split, sla_over,
+};
 use callstate_query::{Cancel, Derived, Live};
 use callstate_sim::Scenario;
 
@@ -74,6 +76,24 @@ fn rollups_answer_as_intervals_on_every_scenario() {
         same(name, &*view, &scratch, &w);
         // asked again: the rollups built by the first round answer
         same(&format!("{name}, again"), &*view, &scratch, &w);
+        // split between threads (as on a large fleet): the same to the last bit
+        for threads in [2, 3, 7] {
+            for by in [GroupBy::Device, GroupBy::DevicePool, GroupBy::Node] {
+                let f: &dyn Fleet = &*view;
+                let split = availability_split(
+                    f.devices().collect(),
+                    f.windows(),
+                    &w,
+                    by,
+                    &Cancel::new(),
+                    threads,
+                )
+                .unwrap();
+                let one =
+                    availability_over(f.devices(), f.windows(), &w, by, &Cancel::new()).unwrap();
+                assert_eq!(split, one, "{name} {by:?} on {threads} threads");
+            }
+        }
         drop(log);
     }
 }

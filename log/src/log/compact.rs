@@ -96,11 +96,6 @@ fn pick(segments: &[SegmentMeta], opts: &CompactOptions) -> Option<std::ops::Ran
     None
 }
 
-/// Files of a segment: itself and its digest.
-fn files_of(s: &SegmentMeta) -> impl Iterator<Item = String> + '_ {
-    std::iter::once(s.file.clone()).chain(s.digest.iter().map(|d| d.file.clone()))
-}
-
 /// Test hook: with `CALLSTATE_FAILPOINT` set to `name`, the process aborts here (as a crash
 /// would: nothing is flushed or unwound).
 fn fail_point(name: &str) {
@@ -167,7 +162,11 @@ impl Log {
             }
             fail_point("compact-committed");
             st.obsolete.push(Obsolete {
-                files: run.iter().flat_map(files_of).collect(),
+                files: run
+                    .iter()
+                    .flat_map(SegmentMeta::files)
+                    .map(str::to_string)
+                    .collect(),
                 since: Instant::now(),
             });
         }
@@ -240,7 +239,7 @@ impl Log {
 
 /// Bytes of a segment's files.
 fn files_bytes(dir: &std::path::Path, s: &SegmentMeta) -> u64 {
-    files_of(s)
+    s.files()
         .filter_map(|f| fs::metadata(dir.join(f)).ok())
         .map(|m| m.len())
         .sum()

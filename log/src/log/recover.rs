@@ -38,7 +38,7 @@ fn remove_uncommitted(dir: &Path, manifest: &Manifest) -> Result<()> {
         let committed = manifest
             .segments
             .iter()
-            .any(|s| s.file == name || s.digest.as_ref().is_some_and(|d| d.file == name));
+            .any(|s| s.files().any(|f| f == name));
         if !committed {
             tracing::info!(file = %name, "removing uncommitted segment");
             fs::remove_file(entry.path()).ctx(|| format!("removing {name}"))?;

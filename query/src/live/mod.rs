@@ -9,7 +9,9 @@
 
 pub mod activity;
 pub mod asof;
+pub mod calls;
 pub mod device;
+mod packed;
 pub mod state;
 pub mod view;
 

@@ -28,7 +28,8 @@ use crate::model::rows::{
 use crate::model::sla::Targets;
 
 use super::activity::Activity;
-use super::device::{Device, KnownLeg, Seen};
+use super::calls::{Calls, KnownLeg, Paired, Seen};
+use super::device::Device;
 use super::view::View;
 
 /// Everything the live fleet is made of, owned by the applier.
@@ -135,12 +136,12 @@ impl State {
             st.index(&r.device, r.device_pool.as_ref(), &r.source);
             devices.entry(r.device.clone()).or_default().events.push(r);
         }
+        let mut pairs: HashMap<Arc<str>, Vec<Paired>> = HashMap::new();
         for ((device, id), (leg, revised)) in legs {
-            devices
-                .entry(device)
-                .or_default()
-                .calls
-                .insert(id, leg, revised);
+            pairs.entry(device).or_default().push((id, leg, revised));
+        }
+        for (device, p) in pairs {
+            devices.entry(device).or_default().calls = Calls::from_pairs(p);
         }
         for (name, mut d) in devices {
             d.events.sort_by_key(|e| (e.time, e.ingest_seq));

@@ -14,7 +14,7 @@ use callstate_schemas::Us;
 use super::availability::Seconds;
 use super::intervals::{ServiceInterval, split_by_silence};
 use super::rollup::{
-    DAY, DayCache, Days, Exclusions, day_from, day_of, settled_until, source_ends,
+    DAY, DayCache, Days, Exclusions, day_from, day_of, for_each_part, settled_until, source_ends,
 };
 use super::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
 use super::tally::Tally;
@@ -56,10 +56,16 @@ impl<'a> DeviceHistory<'a> {
 
     /// The intervals overlapping [from, to), open silences cut out.
     pub fn window(&self, from: Us, to: Us) -> Cow<'a, [ServiceInterval]> {
+        self.cut_open(self.stored(from, to))
+    }
+
+    /// The stored intervals overlapping [from, to) (open silences not cut out: final where
+    /// no open silence reaches).
+    fn stored(&self, from: Us, to: Us) -> &'a [ServiceInterval] {
         let iv = self.intervals;
         let a = iv.partition_point(|i| i.valid_to.is_some_and(|e| e <= from));
         let b = a + iv[a..].partition_point(|i| i.valid_from < to);
-        self.cut_open(&iv[a..b])
+        &iv[a..b]
     }
 
     /// Every interval, open silences cut out.
@@ -71,31 +77,31 @@ impl<'a> DeviceHistory<'a> {
     /// maintenance window may touch them, the rest from its intervals; the same, to the
     /// microsecond, as reading intervals alone.
     pub fn tally(&self, from: Us, to: Us, ex: &Exclusions<'_>) -> Tally {
-        let direct = |a: Us, b: Us| Tally::of(&self.window(a, b), a, b, ex.rows);
-        let Some(days) = self.rollup() else {
-            return direct(from, to);
-        };
-        let (first, end) = days.covered();
-        let end = end.min(day_of(self.settled_until(days)));
-        let (d0, d1) = (day_from(from).max(first), day_of(to).min(end));
-        if d0 >= d1 {
-            return direct(from, to);
-        }
-        let mut t = direct(from, d0 * DAY);
-        for (a, b, touched) in ex.parts(self.name(), d0, d1) {
-            let piece = if touched {
-                direct(a * DAY, b * DAY)
-            } else {
-                days.tally(a, b)
-            };
-            t = t.then(piece);
-        }
-        t.then(direct(d1 * DAY, to))
+        self.reader(ex).tally(from, to)
     }
 
     /// Its seconds over [from, to) (see [`tally`](Self::tally)).
     pub fn seconds(&self, from: Us, to: Us, ex: &Exclusions<'_>) -> Seconds {
         self.tally(from, to, ex).seconds()
+    }
+
+    /// What [`tally`](Self::tally) reads, looked up once for many windows.
+    pub fn reader<'e>(&self, ex: &'e Exclusions<'e>) -> Reader<'a, 'e> {
+        let days = self.rollup().map(|days| {
+            let (first, end) = days.covered();
+            (days, first, end.min(day_of(self.settled_until(days))))
+        });
+        let (touched, windows) = match days {
+            Some((d, _, _)) => ex.touched(self.name(), d.names()),
+            None => Default::default(),
+        };
+        Reader {
+            dev: *self,
+            days,
+            touched,
+            windows,
+            ex,
+        }
     }
 
     /// Its rollup, built now if it has a place for one and it was not built yet.
@@ -159,6 +165,56 @@ impl<'a> DeviceHistory<'a> {
             self.cut_one(i, &mut out);
         }
         Cow::Owned(out)
+    }
+}
+
+/// A device's time over windows, from its rollup where it can (see
+/// [`DeviceHistory::tally`]).
+pub struct Reader<'a, 'e> {
+    dev: DeviceHistory<'a>,
+    /// The rollup and the days it may answer for, [first, end).
+    days: Option<(&'a Days, i64, i64)>,
+    /// Days a maintenance window may touch (read from intervals).
+    touched: Vec<(i64, i64)>,
+    /// The windows that may cover it there.
+    windows: Vec<&'e MaintenanceRow>,
+    ex: &'e Exclusions<'e>,
+}
+
+impl Reader<'_, '_> {
+    fn direct(&self, a: Us, b: Us) -> Tally {
+        if a >= b {
+            return Tally::default();
+        }
+        Tally::of(&self.dev.window(a, b), a, b, self.ex.rows)
+    }
+
+    /// The device's time over [from, to).
+    pub fn tally(&self, from: Us, to: Us) -> Tally {
+        let Some((days, first, end)) = self.days else {
+            return self.direct(from, to);
+        };
+        let (d0, d1) = (day_from(from).max(first), day_of(to).min(end));
+        if d0 >= d1 {
+            return self.direct(from, to);
+        }
+        let mut t = self.direct(from, d0 * DAY);
+        for_each_part(&self.touched, d0, d1, |a, b, touched| {
+            let piece = if touched {
+                // settled days: no open silence cuts in, the stored intervals are final
+                let (a, b) = (a * DAY, b * DAY);
+                Tally::of(self.dev.stored(a, b), a, b, &self.windows)
+            } else {
+                days.tally(a, b)
+            };
+            t = t.then(piece);
+        });
+        t.then(self.direct(d1 * DAY, to))
+    }
+
+    /// Its seconds over [from, to).
+    pub fn seconds(&self, from: Us, to: Us) -> Seconds {
+        self.tally(from, to).seconds()
     }
 }
 

@@ -11,10 +11,10 @@
 //! Answers are the same to the microsecond as reading intervals alone: the pieces join
 //! exactly ([`Tally::then`]).
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use callstate_schemas::{Scope, ServiceState, Us};
+use callstate_schemas::{ServiceState, Us};
 
 use super::intervals::ServiceInterval;
 use super::rows::MaintenanceRow;
@@ -43,15 +43,29 @@ pub struct Days {
     runs: Vec<(i64, i64, Tally)>,
     /// Its sources: their open silences bound the days a question may read from here.
     sources: SourceEnds,
+    /// The clusters, pools, nodes and homes its intervals mention (what maintenance windows
+    /// target), sorted.
+    names: Vec<Arc<str>>,
 }
 
 impl Days {
     /// The rollup of `intervals` (in time order, closed silences cut out) over whole days
     /// before `until`.
     pub fn build(intervals: &[ServiceInterval], until: Us) -> Days {
+        let mut names: Vec<Arc<str>> = Vec::new();
+        for i in intervals {
+            let mentioned = [&i.node, &i.last_node, &i.home_node, &i.device_pool];
+            for n in std::iter::once(&i.cluster).chain(mentioned.into_iter().flatten()) {
+                if !names.iter().any(|x| Arc::ptr_eq(x, n) || x == n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+        names.sort();
         let mut days = Days {
             runs: Vec::new(),
             sources: source_ends(intervals),
+            names,
         };
         let Some(first) = intervals.first() else {
             return days;
@@ -91,7 +105,8 @@ impl Days {
                 }
                 Some(_) => {
                     let m = k + intervals[k..].partition_point(|i| i.valid_from < b);
-                    days.push(d, 1, Tally::of(&intervals[k..m], a, b, &[]));
+                    let none: &[MaintenanceRow] = &[];
+                    days.push(d, 1, Tally::of(&intervals[k..m], a, b, none));
                     d += 1;
                 }
             }
@@ -122,6 +137,11 @@ impl Days {
     /// Its sources, with the latest end of the intervals each reported.
     pub fn sources(&self) -> &SourceEnds {
         &self.sources
+    }
+
+    /// The clusters, pools, nodes and homes its intervals mention.
+    pub fn names(&self) -> &[Arc<str>] {
+        &self.names
     }
 
     /// Runs held (a measure of its size).
@@ -212,63 +232,75 @@ impl DayCache {
 }
 
 /// Maintenance windows as availability reads them next to rollups: the windows themselves,
-/// and the days each may touch (read from intervals with the windows, never from a rollup).
+/// and the days each may touch, by the name it targets (read from intervals with the
+/// windows, never from a rollup).
 #[derive(Debug)]
 pub struct Exclusions<'a> {
     /// The windows.
     pub rows: &'a [MaintenanceRow],
-    /// Days [first, end) touched by windows of any scope but a device's, merged.
-    any: Vec<(i64, i64)>,
-    /// Days touched by windows on one device, per device, merged.
-    device: HashMap<&'a str, Vec<(i64, i64)>>,
+    /// The windows on each target (device, pool, node or cluster name), and the days
+    /// [first, end) they touch.
+    by_target: HashMap<&'a str, Vec<Targeting<'a>>>,
 }
+
+/// A window and the days [first, end) it touches.
+type Targeting<'a> = (&'a MaintenanceRow, (i64, i64));
 
 impl<'a> Exclusions<'a> {
     /// Indexes `rows`.
     pub fn new(rows: &'a [MaintenanceRow]) -> Exclusions<'a> {
-        let mut any = Vec::new();
-        let mut device: HashMap<&str, Vec<(i64, i64)>> = HashMap::new();
+        let mut by_target: HashMap<&str, Vec<_>> = HashMap::new();
         for w in rows.iter().filter(|w| w.start < w.end) {
             let days = (day_of(w.start), day_of(w.end - 1) + 1);
-            match Scope::parse(&w.scope) {
-                Some(Scope::Device) => device.entry(&w.target).or_default().push(days),
-                _ => any.push(days),
-            }
+            by_target.entry(&w.target).or_default().push((w, days));
         }
-        merge(&mut any);
-        device.values_mut().for_each(merge);
-        Exclusions { rows, any, device }
+        Exclusions { rows, by_target }
     }
 
-    /// The days of [d0, d1) a window may touch for `device`, as ranges in order.
-    fn touched(&self, device: &str, d0: i64, d1: i64) -> Vec<(i64, i64)> {
-        let mut out: Vec<(i64, i64)> = self
-            .any
-            .iter()
-            .chain(self.device.get(device).into_iter().flatten())
-            .filter(|&&(a, b)| a < d1 && b > d0)
-            .map(|&(a, b)| (a.max(d0), b.min(d1)))
-            .collect();
-        merge(&mut out);
-        out
+    /// The days a window may touch for a device named `device` whose intervals mention
+    /// `names` (its clusters, pools, nodes and homes): those of the windows targeting any of
+    /// them, whatever their scope (a superset of what covers it), merged.
+    /// With the days, the windows themselves (the only ones that may cover the device).
+    pub fn touched(
+        &self,
+        device: &str,
+        names: &[Arc<str>],
+    ) -> (Vec<(i64, i64)>, Vec<&'a MaintenanceRow>) {
+        if self.by_target.is_empty() {
+            return Default::default();
+        }
+        let (mut days, mut windows) = (Vec::new(), Vec::new());
+        for (w, d) in std::iter::once(device)
+            .chain(names.iter().map(|n| &**n))
+            .filter_map(|n| self.by_target.get(n))
+            .flatten()
+        {
+            days.push(*d);
+            windows.push(*w);
+        }
+        merge(&mut days);
+        (days, windows)
     }
+}
 
-    /// The parts of [d0, d1) for `device`: `(first, end, touched)` in order, `touched` when a
-    /// window may cover some of it.
-    pub fn parts(&self, device: &str, d0: i64, d1: i64) -> Vec<(i64, i64, bool)> {
-        let mut out = Vec::new();
-        let mut d = d0;
-        for (a, b) in self.touched(device, d0, d1) {
-            if d < a {
-                out.push((d, a, false));
-            }
-            out.push((a, b, true));
-            d = b;
+/// The parts of [d0, d1) in order, `f(first, end, touched)`, `touched` when it is in one of
+/// the ranges of `touched` (sorted, merged). Allocates nothing: it runs per device and window.
+pub fn for_each_part(touched: &[(i64, i64)], d0: i64, d1: i64, mut f: impl FnMut(i64, i64, bool)) {
+    let mut d = d0;
+    let first = touched.partition_point(|r| r.1 <= d0);
+    for &(a, b) in &touched[first..] {
+        if a >= d1 {
+            break;
         }
-        if d < d1 {
-            out.push((d, d1, false));
+        let (a, b) = (a.max(d0), b.min(d1));
+        if d < a {
+            f(d, a, false);
         }
-        out
+        f(a, b, true);
+        d = b;
+    }
+    if d < d1 {
+        f(d, d1, false);
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use callstate_schemas::Us;
+use callstate_schemas::{US_PER_S, Us};
 
 use super::availability::Seconds;
 use super::fleet::DeviceHistory;
@@ -13,6 +13,7 @@ use super::intervals::{ServiceInterval, by_device};
 use super::rollup::Exclusions;
 use super::rows::MaintenanceRow;
 use super::ser;
+use super::tally::Tally;
 pub use super::targets::{GroupBy, Targets};
 use crate::error::Result;
 use crate::exec::Cancel;
@@ -37,8 +38,87 @@ pub struct GroupAvailability {
     pub availability: Option<f64>,
 }
 
+/// A group's time over one window, summed exactly (µs) whatever the order.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sum {
+    devices: u64,
+    in_service: Us,
+    out_of_service: Us,
+    unknown: Us,
+    excluded: Us,
+    outages: u64,
+    outage_total: Us,
+    longest: Us,
+}
+
+impl Sum {
+    fn add(&mut self, t: &Tally) {
+        let (n, total, longest) = t.outages();
+        self.devices += 1;
+        self.in_service += t.in_service;
+        self.out_of_service += t.out_of_service;
+        self.unknown += t.unknown();
+        self.excluded += t.excluded;
+        self.outages += n;
+        self.outage_total += total;
+        self.longest = self.longest.max(longest);
+    }
+
+    fn merge(&mut self, o: &Sum) {
+        self.devices += o.devices;
+        self.in_service += o.in_service;
+        self.out_of_service += o.out_of_service;
+        self.unknown += o.unknown;
+        self.excluded += o.excluded;
+        self.outages += o.outages;
+        self.outage_total += o.outage_total;
+        self.longest = self.longest.max(o.longest);
+    }
+
+    fn seconds(&self) -> Seconds {
+        let s = |us: Us| us as f64 / US_PER_S as f64;
+        Seconds {
+            in_service_s: s(self.in_service),
+            out_of_service_s: s(self.out_of_service),
+            unknown_s: s(self.unknown),
+            excluded_s: s(self.excluded),
+            outages: self.outages,
+            longest_outage_s: s(self.longest),
+            outage_total_s: s(self.outage_total),
+        }
+    }
+}
+
+/// Each group's sums over each window, for a share of the devices.
+fn sums_of<'a>(
+    devices: &[DeviceHistory<'a>],
+    ex: &Exclusions<'_>,
+    windows: &[(Us, Us)],
+    by: GroupBy,
+    cancel: &Cancel,
+) -> Result<hashbrown::HashMap<&'a str, Vec<Sum>>> {
+    let mut groups: hashbrown::HashMap<&'a str, Vec<Sum>> = hashbrown::HashMap::new();
+    for (n, dev) in devices.iter().enumerate() {
+        if n % 512 == 0 {
+            cancel.check()?;
+        }
+        let sums = groups
+            .entry(by.key(dev.intervals))
+            .or_insert_with(|| vec![Sum::default(); windows.len()]);
+        let reader = dev.reader(ex);
+        for (sum, &(from, to)) in sums.iter_mut().zip(windows) {
+            sum.add(&reader.tally(from, to));
+        }
+    }
+    Ok(groups)
+}
+
+/// Devices a thread of [`availability_over`] takes at least.
+const DEVICES_PER_THREAD: usize = 4096;
+
 /// Availability of every group over each of `windows` (window after window, groups by
-/// name), one pass over the devices.
+/// name), one pass over the devices, split between the cores. Sums are exact (integer
+/// microseconds), so the split does not change a bit of the answer.
 pub fn availability_over<'a>(
     devices: impl Iterator<Item = DeviceHistory<'a>>,
     maintenance: &[MaintenanceRow],
@@ -46,31 +126,71 @@ pub fn availability_over<'a>(
     by: GroupBy,
     cancel: &Cancel,
 ) -> Result<Vec<GroupAvailability>> {
-    let mut groups: BTreeMap<(usize, &'a str), (u64, Seconds)> = BTreeMap::new();
+    let devices: Vec<DeviceHistory<'a>> = devices.collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(devices.len() / DEVICES_PER_THREAD);
+    availability_split(devices, maintenance, windows, by, cancel, threads)
+}
+
+/// [`availability_over`] on `threads` threads (at least one), each with a share of the
+/// devices: the answer does not depend on it.
+pub fn availability_split<'a>(
+    devices: Vec<DeviceHistory<'a>>,
+    maintenance: &[MaintenanceRow],
+    windows: &[(Us, Us)],
+    by: GroupBy,
+    cancel: &Cancel,
+    threads: usize,
+) -> Result<Vec<GroupAvailability>> {
     let ex = Exclusions::new(maintenance);
-    for (n, dev) in devices.enumerate() {
-        if n % 512 == 0 {
-            cancel.check()?;
-        }
-        let key = by.key(dev.intervals);
-        for (w, &(from, to)) in windows.iter().enumerate() {
-            let s = dev.seconds(from, to, &ex);
-            let g = groups.entry((w, key)).or_default();
-            g.0 += 1;
-            g.1.add(&s);
+    let threads = threads.clamp(1, devices.len().max(1));
+    let parts: Vec<Result<_>> = if threads == 1 {
+        vec![sums_of(&devices, &ex, windows, by, cancel)]
+    } else {
+        let share = devices.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let running: Vec<_> = devices
+                .chunks(share)
+                .map(|c| s.spawn(|| sums_of(c, &ex, windows, by, cancel)))
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(crate::error::QueryError::Internal(
+                            "an availability thread panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut groups: BTreeMap<&'a str, Vec<Sum>> = BTreeMap::new();
+    for part in parts {
+        for (key, sums) in part? {
+            match groups.get_mut(key) {
+                Some(have) => have.iter_mut().zip(&sums).for_each(|(a, b)| a.merge(b)),
+                None => {
+                    groups.insert(key, sums);
+                }
+            }
         }
     }
-    Ok(groups
-        .into_iter()
-        .map(|((w, group_key), (devices, seconds))| GroupAvailability {
-            window_start: windows[w].0,
-            window_end: windows[w].1,
-            group_key: group_key.to_string(),
-            devices,
-            availability: seconds.availability(),
-            seconds,
-        })
-        .collect())
+    let mut out = Vec::with_capacity(groups.len() * windows.len());
+    for (w, &(window_start, window_end)) in windows.iter().enumerate() {
+        for (group_key, sums) in &groups {
+            let seconds = sums[w].seconds();
+            out.push(GroupAvailability {
+                window_start,
+                window_end,
+                group_key: group_key.to_string(),
+                devices: sums[w].devices,
+                availability: seconds.availability(),
+                seconds,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Availability of every group over [from, to), from every device's final intervals (as

@@ -6,6 +6,8 @@
 //! Everything is kept in integer microseconds, so the sum of pieces is exact; seconds as
 //! `f64` are made once, at the end ([`Tally::seconds`]).
 
+use std::borrow::Borrow;
+
 use callstate_schemas::{ServiceState, Us};
 
 use super::availability::{Seconds, covers};
@@ -150,11 +152,11 @@ impl Tally {
 
     /// The tally of one device's intervals (in time order) over [from, to), `windows` the
     /// maintenance windows that may cover it.
-    pub fn of(
+    pub fn of<W: Borrow<MaintenanceRow>>(
         intervals: &[ServiceInterval],
         from: Us,
         to: Us,
-        windows: &[MaintenanceRow],
+        windows: &[W],
     ) -> Tally {
         let mut t = Tally {
             span: (to - from).max(0),
@@ -173,6 +175,7 @@ impl Tally {
             }
             let mut spans: Vec<(Us, Us)> = windows
                 .iter()
+                .map(Borrow::borrow)
                 .filter(|w| w.start < b && w.end > a && covers(w, i))
                 .map(|w| (w.start, w.end))
                 .collect();
@@ -206,8 +209,8 @@ impl Tally {
         t
     }
 
-    /// Seconds, as the API answers them.
-    pub fn seconds(&self) -> Seconds {
+    /// Outages: count, summed length and longest, µs.
+    pub fn outages(&self) -> (u64, Us, Us) {
         let whole = self.whole();
         let edge_runs = [Some(self.lead), (!whole).then_some(self.trail)];
         let edges = edge_runs.into_iter().flatten().filter(|&d| d > 0);
@@ -217,6 +220,12 @@ impl Tally {
             total += d;
             longest = longest.max(d);
         }
+        (n, total, longest)
+    }
+
+    /// Seconds, as the API answers them.
+    pub fn seconds(&self) -> Seconds {
+        let (n, total, longest) = self.outages();
         Seconds {
             in_service_s: self.in_service as f64 / US,
             out_of_service_s: self.out_of_service as f64 / US,

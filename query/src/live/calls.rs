@@ -1,0 +1,544 @@
+//! A device's call legs, paired as their events arrive in any order, with what a `known_at`
+//! question needs (when each end became known). Legs complete when the state was built, or
+//! sealed since, are kept packed ([`Packed`](super::packed::Packed)); the rest in persistent
+//! maps that a version's copy shares until it changes.
+
+use std::sync::Arc;
+
+use callstate_schemas::Us;
+
+use crate::model::rows::{CallRow, Leg};
+
+use super::packed::{Complete, Packed};
+
+/// A leg as the live state keeps it: paired so far, and when what it says became known.
+#[derive(Debug, Clone, Default)]
+pub(super) struct KnownLeg {
+    leg: Leg,
+    /// Ingest time of the `call_started` that set the leg's start.
+    start_known: Us,
+    /// Ingest time of the `call_ended` that set its end.
+    end_known: Us,
+}
+
+/// A call event of a revised leg.
+#[derive(Debug, Clone)]
+pub(super) struct Seen {
+    started: bool,
+    time: Us,
+    ingest_time: Us,
+    cause: Option<Arc<str>>,
+}
+
+impl KnownLeg {
+    /// Adds a `call_started` (`started`) or `call_ended` at `t`, ingested at `ingest_time`;
+    /// `revised` holds the leg's events once it got a second start or end.
+    pub(super) fn add(
+        &mut self,
+        revised: &mut Option<Vec<Seen>>,
+        started: bool,
+        t: Us,
+        ingest_time: Us,
+        cause: Option<Arc<str>>,
+    ) {
+        let again = if started {
+            self.leg.start.is_some()
+        } else {
+            self.leg.end.is_some()
+        };
+        if again || revised.is_some() {
+            revised.get_or_insert_with(|| self.seen()).push(Seen {
+                started,
+                time: t,
+                ingest_time,
+                cause: cause.clone(),
+            });
+        }
+        let before = (self.leg.start, self.leg.end);
+        self.leg.add(started, t, || cause);
+        if self.leg.start != before.0 {
+            self.start_known = ingest_time;
+        }
+        if self.leg.end != before.1 {
+            self.end_known = ingest_time;
+        }
+    }
+
+    /// The events it was paired from (one start and one end at most: it was not revised).
+    fn seen(&self) -> Vec<Seen> {
+        let mut v = Vec::with_capacity(3);
+        if let Some(t) = self.leg.start {
+            v.push(Seen {
+                started: true,
+                time: t,
+                ingest_time: self.start_known,
+                cause: None,
+            });
+        }
+        if let Some(t) = self.leg.end {
+            v.push(Seen {
+                started: false,
+                time: t,
+                ingest_time: self.end_known,
+                cause: self.leg.end_cause.clone(),
+            });
+        }
+        v.sort_by_key(|e| e.ingest_time);
+        v
+    }
+
+    /// The leg as known at `known_at`.
+    fn known_at(&self, known_at: Us, revised: Option<&[Seen]>) -> Leg {
+        match revised {
+            None => {
+                let end = self.leg.end.filter(|_| self.end_known <= known_at);
+                Leg {
+                    start: self.leg.start.filter(|_| self.start_known <= known_at),
+                    end,
+                    end_cause: end.and(self.leg.end_cause.clone()),
+                }
+            }
+            Some(seen) => {
+                let mut leg = Leg::default();
+                for e in seen.iter().filter(|e| e.ingest_time <= known_at) {
+                    leg.add(e.started, e.time, || e.cause.clone());
+                }
+                leg
+            }
+        }
+    }
+}
+
+/// A device's call legs, paired as they arrive in any order.
+///
+/// Complete legs (started and ended, each once) are kept [`Packed`]: those complete when the
+/// state was built, and those sealed in since (once the maps below hold twice the legs they
+/// kept at the last seal). The rest — open legs, legs seen only ending, revised legs, and
+/// the latest complete ones — are in persistent maps, ordered by where each sorts (its start,
+/// or its end when seen only ending) then call id, with the call ids indexed, so that a
+/// version's copy costs nothing until it changes. An event for a packed leg takes it out of
+/// the pack (`moved`) into the maps.
+///
+/// For `known_at` questions a leg remembers when its start and its end became known; the
+/// rare leg that gets a second start or end (a call announced again) keeps its events.
+///
+/// Which legs were active at an instant is answered without walking the device's history:
+/// an ended leg active at `t` started within the longest leg's length before it, and the legs
+/// still open (started, not ended) are kept apart.
+#[derive(Debug, Clone, Default)]
+pub struct Calls {
+    legs: imbl::OrdMap<(Us, Arc<str>), KnownLeg>,
+    at: imbl::HashMap<Arc<str>, Us>,
+    revised: imbl::HashMap<Arc<str>, Arc<Vec<Seen>>>,
+    /// Legs started and not ended, by start.
+    open: imbl::OrdSet<(Us, Arc<str>)>,
+    /// The longest ended leg (end − start) of the maps.
+    longest: Us,
+    /// Complete legs, packed.
+    packed: Arc<Packed>,
+    /// Packed legs taken out since (they are in the maps now).
+    moved: imbl::HashSet<usize>,
+    /// Legs the maps kept at the last seal.
+    kept: usize,
+}
+
+/// A leg paired from scratch: its call id, what it says, and its events once revised.
+pub(super) type Paired = (Arc<str>, KnownLeg, Option<Vec<Seen>>);
+
+/// The maps are sealed into the pack when they hold this many legs and twice what they kept
+/// at the last seal.
+const SEAL_AT: usize = 64;
+
+impl KnownLeg {
+    /// The leg if complete and not revised (what can be packed).
+    fn complete(&self, id: &Arc<str>) -> Option<Complete> {
+        Some(Complete {
+            id: id.clone(),
+            start: self.leg.start?,
+            end: self.leg.end?,
+            start_known: self.start_known,
+            end_known: self.end_known,
+            cause: self.leg.end_cause.clone(),
+        })
+    }
+
+    fn of(c: Complete) -> KnownLeg {
+        KnownLeg {
+            leg: Leg {
+                start: Some(c.start),
+                end: Some(c.end),
+                end_cause: c.cause,
+            },
+            start_known: c.start_known,
+            end_known: c.end_known,
+        }
+    }
+}
+
+impl Calls {
+    /// A device's legs paired from scratch (the loader): the complete ones packed at once.
+    pub(super) fn from_pairs(pairs: Vec<Paired>) -> Calls {
+        let mut calls = Calls::default();
+        let mut complete = Vec::new();
+        for (id, leg, revised) in pairs {
+            match (&revised, leg.complete(&id)) {
+                (None, Some(c)) => complete.push(c),
+                _ => calls.insert(id, leg, revised),
+            }
+        }
+        let (packed, rest) = Packed::new(complete);
+        calls.packed = Arc::new(packed);
+        for c in rest {
+            calls.put(c.id.clone(), KnownLeg::of(c));
+        }
+        calls.kept = calls.legs.len();
+        calls
+    }
+
+    /// Adds a `call_started` (`started`) or a `call_ended` of `call_id` at `t`, ingested at
+    /// `ingest_time`.
+    pub fn add(
+        &mut self,
+        call_id: &Arc<str>,
+        started: bool,
+        t: Us,
+        ingest_time: Us,
+        cause: Option<Arc<str>>,
+    ) {
+        let mut k = match self.at.get(call_id) {
+            Some(&at) => self
+                .legs
+                .remove(&(at, call_id.clone()))
+                .expect("an indexed leg is stored"),
+            None => self.unpack(call_id).unwrap_or_default(),
+        };
+        self.open.remove(&(k.leg.at(), call_id.clone()));
+        let mut revised = self.revised.remove(call_id).map(Arc::unwrap_or_clone);
+        k.add(&mut revised, started, t, ingest_time, cause);
+        if let Some(r) = revised {
+            self.revised.insert(call_id.clone(), Arc::new(r));
+        }
+        self.put(call_id.clone(), k);
+        if self.legs.len() >= SEAL_AT.max(2 * self.kept) {
+            self.seal();
+        }
+    }
+
+    /// Takes a packed leg out of the pack.
+    fn unpack(&mut self, call_id: &str) -> Option<KnownLeg> {
+        let k = self.packed.find(call_id)?;
+        if self.moved.insert(k).is_some() {
+            return None; // taken out before: it is in the maps
+        }
+        Some(KnownLeg::of(self.packed.get(k)))
+    }
+
+    /// Packs the maps' complete, unrevised legs with the packed ones still in the pack.
+    fn seal(&mut self) {
+        let mut complete: Vec<Complete> = (0..self.packed.len())
+            .filter(|k| !self.moved.contains(k))
+            .map(|k| self.packed.get(k))
+            .collect();
+        for ((_, id), k) in &self.legs {
+            if !self.revised.contains_key(id)
+                && let Some(c) = k.complete(id)
+            {
+                complete.push(c);
+            }
+        }
+        for c in &complete {
+            if let Some(at) = self.at.remove(&c.id) {
+                self.legs.remove(&(at, c.id.clone()));
+            }
+        }
+        let (packed, rest) = Packed::new(complete);
+        self.packed = Arc::new(packed);
+        self.moved = imbl::HashSet::new();
+        for c in rest {
+            self.put(c.id.clone(), KnownLeg::of(c));
+        }
+        self.kept = self.legs.len();
+    }
+
+    /// Stores a leg under where it sorts, indexed.
+    fn put(&mut self, call_id: Arc<str>, k: KnownLeg) {
+        let at = k.leg.at();
+        match (k.leg.start, k.leg.end) {
+            (Some(s), Some(e)) => self.longest = self.longest.max(e - s),
+            (Some(_), None) => {
+                self.open.insert((at, call_id.clone()));
+            }
+            _ => {}
+        }
+        self.at.insert(call_id.clone(), at);
+        self.legs.insert((at, call_id), k);
+    }
+
+    /// Puts a leg paired elsewhere (the from-scratch loader), with its events if revised.
+    fn insert(&mut self, call_id: Arc<str>, leg: KnownLeg, revised: Option<Vec<Seen>>) {
+        if let Some(r) = revised {
+            self.revised.insert(call_id.clone(), Arc::new(r));
+        }
+        self.put(call_id, leg);
+    }
+
+    /// The packed legs still in the pack.
+    fn packed(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.packed.len()).filter(|k| !self.moved.contains(k))
+    }
+
+    /// A packed leg as a row of `device`.
+    fn packed_row(&self, k: usize, device: &Arc<str>) -> CallRow {
+        let (start, end) = self.packed.span(k);
+        CallRow {
+            call_id: Arc::from(self.packed.id(k)),
+            device: device.clone(),
+            start,
+            end: Some(end),
+            end_cause: self.packed.cause(k).cloned(),
+        }
+    }
+
+    /// The legs as rows of `device`, by start then call id.
+    pub fn rows(&self, device: &Arc<str>) -> Vec<CallRow> {
+        let mut out: Vec<CallRow> = self
+            .packed()
+            .map(|k| self.packed_row(k, device))
+            .chain(
+                self.legs
+                    .iter()
+                    .map(|((_, id), k)| k.leg.row(id.clone(), device.clone())),
+            )
+            .collect();
+        out.sort_by(|a, b| (a.start, &a.call_id).cmp(&(b.start, &b.call_id)));
+        out
+    }
+
+    /// The legs as known at `known_at`, as rows of `device`, by start then call id.
+    pub fn rows_known_at(&self, device: &Arc<str>, known_at: Us) -> Vec<CallRow> {
+        let packed = self.packed().filter_map(|k| {
+            let (start, end) = self.packed.span(k);
+            let (start_known, end_known) = self.packed.known(k);
+            let leg = KnownLeg {
+                leg: Leg {
+                    start: Some(start),
+                    end: Some(end),
+                    end_cause: self.packed.cause(k).cloned(),
+                },
+                start_known,
+                end_known,
+            }
+            .known_at(known_at, None);
+            (leg.start.is_some() || leg.end.is_some())
+                .then(|| leg.row(Arc::from(self.packed.id(k)), device.clone()))
+        });
+        let mut out: Vec<CallRow> = self
+            .legs
+            .iter()
+            .filter_map(|((_, id), k)| {
+                let leg = k.known_at(known_at, self.revised.get(id).map(|v| v.as_slice()));
+                (leg.start.is_some() || leg.end.is_some())
+                    .then(|| leg.row(id.clone(), device.clone()))
+            })
+            .chain(packed)
+            .collect();
+        out.sort_by(|a, b| (a.start, &a.call_id).cmp(&(b.start, &b.call_id)));
+        out
+    }
+
+    /// The packed legs that may hold `t` (started within the longest before it).
+    fn packed_around(&self, t: Us) -> impl Iterator<Item = usize> + '_ {
+        self.packed
+            .starting(t.saturating_sub(self.packed.longest), t)
+            .filter(|k| !self.moved.contains(k))
+    }
+
+    /// The ended legs of the maps that may hold `t` (started within the longest leg before
+    /// it), and the open ones started by then.
+    fn around(
+        &self,
+        t: Us,
+    ) -> (
+        impl Iterator<Item = &KnownLeg>,
+        impl Iterator<Item = ()> + '_,
+    ) {
+        let from = t.saturating_sub(self.longest);
+        let first = (from, Arc::<str>::from(""));
+        let past = (t.saturating_add(1), Arc::<str>::from(""));
+        let ended = self
+            .legs
+            .range(first..past.clone())
+            .map(|(_, k)| k)
+            .filter(|k| k.leg.end.is_some());
+        let open = self.open.range(..past).map(|_| ());
+        (ended, open)
+    }
+
+    /// Legs active at `t`: started by then, not ended by then.
+    pub fn active_at(&self, t: Us) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        let (ended, open) = self.around(t);
+        let ended = ended
+            .filter(|k| k.leg.start.is_some_and(|s| s <= t) && k.leg.end.is_some_and(|e| e > t))
+            .count();
+        let packed = self
+            .packed_around(t)
+            .filter(|&k| self.packed.span(k).1 > t)
+            .count();
+        (ended + open.count() + packed) as u64
+    }
+
+    /// Legs an outage at `t` hits (started by then, not ended before): how each ended, `None`
+    /// for those not ended.
+    pub fn hit_at(&self, t: Us) -> Vec<Option<Arc<str>>> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let (ended, open) = self.around(t);
+        // a leg seen only ending starts where it ends
+        let mut out: Vec<Option<Arc<str>>> = ended
+            .filter(|k| k.leg.at() <= t && k.leg.end.is_some_and(|e| e >= t))
+            .map(|k| k.leg.end_cause.clone())
+            .collect();
+        out.extend(
+            self.packed_around(t)
+                .filter(|&k| self.packed.span(k).1 >= t)
+                .map(|k| self.packed.cause(k).cloned()),
+        );
+        out.extend(open.map(|()| None));
+        out
+    }
+
+    /// Legs held.
+    pub fn len(&self) -> usize {
+        self.legs.len() + self.packed.len() - self.moved.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// (call, started, time, cause) in arrival order; ingest times follow the order.
+    type Ev = (usize, bool, Us, usize);
+
+    fn ev() -> impl Strategy<Value = Ev> {
+        (0..160usize, any::<bool>(), 0..20_000i64, 0..3usize)
+    }
+
+    fn cause(c: usize) -> Option<Arc<str>> {
+        Some(Arc::from(["normal", "node_failure", "dropped"][c]))
+    }
+
+    /// The legs as plain pairing gives them, from the events ingested by `known_at`.
+    fn reference(evs: &[Ev], known_at: Us) -> Vec<(Arc<str>, Leg)> {
+        let mut legs: HashMap<usize, Leg> = HashMap::new();
+        for (i, &(call, started, t, c)) in evs.iter().enumerate() {
+            if i as Us <= known_at {
+                legs.entry(call).or_default().add(started, t, || cause(c));
+            }
+        }
+        legs.into_iter()
+            .map(|(c, l)| (Arc::from(format!("call-{c}")), l))
+            .collect()
+    }
+
+    fn rows(legs: &[(Arc<str>, Leg)], device: &Arc<str>) -> Vec<CallRow> {
+        let mut out: Vec<CallRow> = legs
+            .iter()
+            .map(|(id, l)| l.row(id.clone(), device.clone()))
+            .collect();
+        out.sort_by(|a, b| (a.start, &a.call_id).cmp(&(b.start, &b.call_id)));
+        out
+    }
+
+    fn text(rows: Vec<CallRow>) -> Vec<String> {
+        rows.iter().map(|r| format!("{r:?}")).collect()
+    }
+
+    fn check(calls: &Calls, evs: &[Ev], probes: &[Us]) -> Result<(), TestCaseError> {
+        let device: Arc<str> = Arc::from("D1");
+        let all = reference(evs, Us::MAX);
+        prop_assert_eq!(text(calls.rows(&device)), text(rows(&all, &device)));
+        prop_assert_eq!(calls.len(), all.len());
+        for &t in probes {
+            let active = all
+                .iter()
+                .filter(|(_, l)| match (l.start, l.end) {
+                    (Some(s), Some(e)) => s <= t && e > t,
+                    (Some(s), None) => s <= t,
+                    _ => false,
+                })
+                .count() as u64;
+            prop_assert_eq!(calls.active_at(t), active, "active at {}", t);
+            let mut hit: Vec<Option<Arc<str>>> = all
+                .iter()
+                .filter(|(_, l)| match (l.start, l.end) {
+                    (_, Some(e)) => l.at() <= t && e >= t,
+                    (Some(s), None) => s <= t,
+                    _ => false,
+                })
+                .map(|(_, l)| l.end.and(l.end_cause.clone()))
+                .collect();
+            hit.sort();
+            let mut got = calls.hit_at(t);
+            got.sort();
+            prop_assert_eq!(got, hit, "hit at {}", t);
+        }
+        for k in [0, evs.len() as Us / 3, evs.len() as Us / 2, evs.len() as Us] {
+            prop_assert_eq!(
+                text(calls.rows_known_at(&device, k)),
+                text(rows(&reference(evs, k), &device)),
+                "known at {}",
+                k
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Packed, sealed and unpacked legs answer as plain pairing does: built event by
+        /// event (sealing as legs pile up), and built from pairs (the loader) then added to.
+        #[test]
+        fn packed_legs_answer_as_plain_pairing(
+            evs in proptest::collection::vec(ev(), 1..700),
+            split in 0.0..1.0f64,
+            probes in proptest::collection::vec(0..21_000i64, 1..12),
+        ) {
+            let id = |c: usize| -> Arc<str> { Arc::from(format!("call-{c}")) };
+            let mut calls = Calls::default();
+            for (i, &(c, started, t, k)) in evs.iter().enumerate() {
+                calls.add(&id(c), started, t, i as Us, cause(k));
+            }
+            check(&calls, &evs, &probes)?;
+
+            // the loader's way: pairs of the first part, packed; then the rest added
+            let n = (evs.len() as f64 * split) as usize;
+            let mut pairing: HashMap<usize, (KnownLeg, Option<Vec<Seen>>)> = HashMap::new();
+            for (i, &(c, started, t, k)) in evs[..n].iter().enumerate() {
+                let (leg, revised) = pairing.entry(c).or_default();
+                leg.add(revised, started, t, i as Us, cause(k));
+            }
+            let mut calls = Calls::from_pairs(
+                pairing.into_iter().map(|(c, (l, r))| (id(c), l, r)).collect(),
+            );
+            for (i, &(c, started, t, k)) in evs.iter().enumerate().skip(n) {
+                calls.add(&id(c), started, t, i as Us, cause(k));
+            }
+            check(&calls, &evs, &probes)?;
+        }
+    }
+}
