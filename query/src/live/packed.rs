@@ -1,6 +1,6 @@
 //! A device's complete call legs (started and ended, each once), packed: one fixed-size
 //! record per leg, the call ids back to back in one string, and a sorted index of their
-//! hashes. About 70 bytes a leg where the persistent maps of [`Calls`](super::calls::Calls)
+//! hashes. About 75 bytes a leg where the persistent maps of [`Calls`](super::calls::Calls)
 //! take several hundred; immutable, shared between versions, rebuilt when legs are sealed in.
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
