@@ -17,13 +17,14 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
+use callstate_log::segment::read_segment;
 use callstate_log::{Notice, SegmentMeta, Snapshot};
 use callstate_schemas::Us;
 
 use crate::error::Result;
 use crate::model::intervals::{PoolHistory, pool_history};
 use crate::model::rows::{
-    Interner, LegKey, LogRows, MaintenanceRow, NodeEvent, PoolConfig, for_each_call_event,
+    Interner, LogRows, MaintenanceRow, NodeEvent, PoolConfig, for_each_call_event,
 };
 use crate::model::sla::Targets;
 
@@ -71,24 +72,35 @@ fn last_seq(b: &RecordBatch) -> u64 {
 /// A leg being paired from scratch, and its events once revised.
 type Pairing = (KnownLeg, Option<Vec<Seen>>);
 
+/// Legs being paired, per device, then per call id.
+type Pairings = hashbrown::HashMap<Arc<str>, hashbrown::HashMap<Arc<str>, Pairing>>;
+
 /// The call legs of a snapshot, paired as the applier pairs them (in the segments' order,
-/// which sorts a device's events by time then ingest order), keyed by (device, call id).
-fn pair_calls(snap: &Snapshot, names: &mut Interner) -> Result<Vec<(LegKey, Pairing)>> {
+/// which sorts a device's events by time then ingest order), per device and call id. One
+/// segment's call columns are held at a time: only the legs stay.
+fn pair_calls(snap: &Snapshot, names: &mut Interner) -> Result<Pairings> {
     let columns = ["time", "kind", "device", "call_id", "cause", "ingest_time"];
-    let batches = snap.read_batches(Some(&columns))?;
-    // keyed by (device, call id) borrowed from the batches
-    let mut legs: hashbrown::HashMap<(&str, &str), Pairing> = hashbrown::HashMap::new();
-    for b in &batches {
+    let mut legs = Pairings::new();
+    let mut pair = |b: &RecordBatch| {
         for_each_call_event(b, None, |e| {
-            let (leg, revised) = legs.entry((e.device, e.call_id)).or_default();
+            if !legs.contains_key(e.device) {
+                legs.insert(names.get(e.device), Default::default());
+            }
+            let device = legs.get_mut(e.device).expect("inserted above");
+            let (leg, revised) = device.entry_ref(e.call_id).or_default();
             let cause = e.cause.map(|c| names.get(c));
             leg.add(revised, e.started, e.time, e.ingest_time, cause);
-        })?;
+        })
+    };
+    for seg in &snap.segments {
+        for b in read_segment(&snap.segment_path(seg), Some(&columns))? {
+            pair(&b)?;
+        }
     }
-    Ok(legs
-        .into_iter()
-        .map(|((d, id), p)| ((names.get(d), Arc::from(id)), p))
-        .collect())
+    for b in snap.tail_batches(Some(&columns))? {
+        pair(&b)?;
+    }
+    Ok(legs)
 }
 
 impl State {
@@ -136,12 +148,9 @@ impl State {
             st.index(&r.device, r.device_pool.as_ref(), &r.source);
             devices.entry(r.device.clone()).or_default().events.push(r);
         }
-        let mut pairs: HashMap<Arc<str>, Vec<Paired>> = HashMap::new();
-        for ((device, id), (leg, revised)) in legs {
-            pairs.entry(device).or_default().push((id, leg, revised));
-        }
-        for (device, p) in pairs {
-            devices.entry(device).or_default().calls = Calls::from_pairs(p);
+        for (device, legs) in legs {
+            let pairs: Vec<Paired> = legs.into_iter().map(|(id, (l, r))| (id, l, r)).collect();
+            devices.entry(device).or_default().calls = Calls::from_pairs(pairs);
         }
         for (name, mut d) in devices {
             d.events.sort_by_key(|e| (e.time, e.ingest_seq));
