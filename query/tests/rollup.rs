@@ -203,11 +203,12 @@ fn an_outage_across_midnight_is_one_outage_in_a_window_and_one_per_day() {
     assert_eq!((first.outages, first.longest_outage_s), (1, 3_600.0));
     assert_eq!((second.outages, second.longest_outage_s), (1, 7_200.0));
     // the rollup holds day 1 whole: the same answer through it
-    let days = Days::build(&iv, T0 + 3 * DAY);
+    // the source falls silent for good at T0 + 3 days
+    let days = Days::build(&iv, |_| Some(T0 + 3 * DAY));
     assert_eq!(days.covered(), (T0 / DAY, T0 / DAY + 3));
     assert_eq!(days.tally(T0 / DAY, T0 / DAY + 3).seconds(), s);
     // the two days of the outage one by one, then the days in service after it as one run
-    let days = Days::build(&iv, T0 + 10 * DAY);
+    let days = Days::build(&iv, |_| Some(T0 + 10 * DAY));
     assert_eq!(days.len(), 3);
     assert_eq!(
         days.tally(T0 / DAY + 2, T0 / DAY + 10),

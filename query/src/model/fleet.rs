@@ -14,7 +14,7 @@ use callstate_schemas::Us;
 use super::availability::Seconds;
 use super::intervals::{ServiceInterval, split_by_silence};
 use super::rollup::{
-    DAY, DayCache, Days, Exclusions, day_from, day_of, for_each_part, settled_until, source_ends,
+    DAY, DayCache, Days, Exclusions, day_from, day_of, for_each_part, settled_until,
 };
 use super::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
 use super::tally::Tally;
@@ -107,16 +107,7 @@ impl<'a> DeviceHistory<'a> {
     /// Its rollup, built now if it has a place for one and it was not built yet.
     fn rollup(&self) -> Option<&'a Days> {
         let cache = self.days?;
-        Some(cache.get_or_init(|| {
-            let until = settled_until(&source_ends(self.intervals), |s| self.open_from(s));
-            // nothing cuts in (no open silence known): settled up to its last change
-            let until = if until == Us::MAX {
-                self.last().valid_from
-            } else {
-                until
-            };
-            Days::build(self.intervals, until)
-        }))
+        Some(cache.get_or_init(|| Days::build(self.intervals, |s| self.open_from(s))))
     }
 
     /// Up to where no open silence cuts into its intervals (as this version knows them).

@@ -49,9 +49,10 @@ pub struct Days {
 }
 
 impl Days {
-    /// The rollup of `intervals` (in time order, closed silences cut out) over whole days
-    /// before `until`.
-    pub fn build(intervals: &[ServiceInterval], until: Us) -> Days {
+    /// The rollup of `intervals` (in time order, closed silences cut out) over the whole days
+    /// no open silence can reach (`open_from` gives where a source's begins; with none, the
+    /// days up to the last change).
+    pub fn build(intervals: &[ServiceInterval], open_from: impl Fn(&str) -> Option<Us>) -> Days {
         let mut names: Vec<Arc<str>> = Vec::new();
         for i in intervals {
             let mentioned = [&i.node, &i.last_node, &i.home_node, &i.device_pool];
@@ -67,8 +68,12 @@ impl Days {
             sources: source_ends(intervals),
             names,
         };
-        let Some(first) = intervals.first() else {
+        let (Some(first), Some(last)) = (intervals.first(), intervals.last()) else {
             return days;
+        };
+        let until = match settled_until(&days.sources, open_from) {
+            Us::MAX => last.valid_from,
+            until => until,
         };
         let (mut d, end) = (day_of(first.valid_from), day_of(until));
         let mut k = 0; // first interval that may overlap day `d`
@@ -179,7 +184,7 @@ impl Days {
 }
 
 /// Each source of `intervals` with the latest end of its intervals (`None` when one lasts).
-pub fn source_ends(intervals: &[ServiceInterval]) -> SourceEnds {
+fn source_ends(intervals: &[ServiceInterval]) -> SourceEnds {
     let mut out: SourceEnds = Vec::new();
     for i in intervals {
         match out.iter_mut().find(|(s, _)| *s == i.source) {
