@@ -38,16 +38,6 @@ impl Seconds {
     pub fn mttr_s(&self) -> Option<f64> {
         (self.outages > 0).then(|| self.outage_total_s / self.outages as f64)
     }
-    /// Adds another device's seconds (group roll-ups sum seconds).
-    pub fn add(&mut self, o: &Seconds) {
-        self.in_service_s += o.in_service_s;
-        self.out_of_service_s += o.out_of_service_s;
-        self.unknown_s += o.unknown_s;
-        self.excluded_s += o.excluded_s;
-        self.outages += o.outages;
-        self.outage_total_s += o.outage_total_s;
-        self.longest_outage_s = self.longest_outage_s.max(o.longest_outage_s);
-    }
 }
 
 /// Whether a maintenance window covers the device during this interval. A node window covers

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use callstate_schemas::{US_PER_S, Us};
+use callstate_schemas::Us;
 
 use super::availability::Seconds;
 use super::fleet::DeviceHistory;
@@ -13,7 +13,7 @@ use super::intervals::{ServiceInterval, by_device};
 use super::rollup::Exclusions;
 use super::rows::MaintenanceRow;
 use super::ser;
-use super::tally::Tally;
+use super::tally::Total;
 pub use super::targets::{GroupBy, Targets};
 use crate::error::Result;
 use crate::exec::Cancel;
@@ -38,57 +38,6 @@ pub struct GroupAvailability {
     pub availability: Option<f64>,
 }
 
-/// A group's time over one window, summed exactly (µs) whatever the order.
-#[derive(Debug, Clone, Copy, Default)]
-struct Sum {
-    devices: u64,
-    in_service: Us,
-    out_of_service: Us,
-    unknown: Us,
-    excluded: Us,
-    outages: u64,
-    outage_total: Us,
-    longest: Us,
-}
-
-impl Sum {
-    fn add(&mut self, t: &Tally) {
-        let (n, total, longest) = t.outages();
-        self.devices += 1;
-        self.in_service += t.in_service;
-        self.out_of_service += t.out_of_service;
-        self.unknown += t.unknown();
-        self.excluded += t.excluded;
-        self.outages += n;
-        self.outage_total += total;
-        self.longest = self.longest.max(longest);
-    }
-
-    fn merge(&mut self, o: &Sum) {
-        self.devices += o.devices;
-        self.in_service += o.in_service;
-        self.out_of_service += o.out_of_service;
-        self.unknown += o.unknown;
-        self.excluded += o.excluded;
-        self.outages += o.outages;
-        self.outage_total += o.outage_total;
-        self.longest = self.longest.max(o.longest);
-    }
-
-    fn seconds(&self) -> Seconds {
-        let s = |us: Us| us as f64 / US_PER_S as f64;
-        Seconds {
-            in_service_s: s(self.in_service),
-            out_of_service_s: s(self.out_of_service),
-            unknown_s: s(self.unknown),
-            excluded_s: s(self.excluded),
-            outages: self.outages,
-            longest_outage_s: s(self.longest),
-            outage_total_s: s(self.outage_total),
-        }
-    }
-}
-
 /// Each group's sums over each window, for a share of the devices.
 fn sums_of<'a>(
     devices: &[DeviceHistory<'a>],
@@ -96,15 +45,15 @@ fn sums_of<'a>(
     windows: &[(Us, Us)],
     by: GroupBy,
     cancel: &Cancel,
-) -> Result<hashbrown::HashMap<&'a str, Vec<Sum>>> {
-    let mut groups: hashbrown::HashMap<&'a str, Vec<Sum>> = hashbrown::HashMap::new();
+) -> Result<hashbrown::HashMap<&'a str, Vec<Total>>> {
+    let mut groups: hashbrown::HashMap<&'a str, Vec<Total>> = hashbrown::HashMap::new();
     for (n, dev) in devices.iter().enumerate() {
         if n % 512 == 0 {
             cancel.check()?;
         }
         let sums = groups
             .entry(by.key(dev.intervals))
-            .or_insert_with(|| vec![Sum::default(); windows.len()]);
+            .or_insert_with(|| vec![Total::default(); windows.len()]);
         let reader = dev.reader(ex);
         for (sum, &(from, to)) in sums.iter_mut().zip(windows) {
             sum.add(&reader.tally(from, to));
@@ -165,7 +114,7 @@ pub fn availability_split<'a>(
                 .collect()
         })
     };
-    let mut groups: BTreeMap<&'a str, Vec<Sum>> = BTreeMap::new();
+    let mut groups: BTreeMap<&'a str, Vec<Total>> = BTreeMap::new();
     for part in parts {
         for (key, sums) in part? {
             match groups.get_mut(key) {

@@ -225,15 +225,64 @@ impl Tally {
 
     /// Seconds, as the API answers them.
     pub fn seconds(&self) -> Seconds {
-        let (n, total, longest) = self.outages();
+        let mut t = Total::default();
+        t.add(self);
+        t.seconds()
+    }
+}
+
+/// The tallies of many devices over one window (a group's), summed exactly whatever the
+/// order; turned into seconds once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Total {
+    /// Devices added.
+    pub devices: u64,
+    in_service: Us,
+    out_of_service: Us,
+    unknown: Us,
+    excluded: Us,
+    outages: u64,
+    outage_total: Us,
+    longest: Us,
+}
+
+impl Total {
+    /// Adds one device's tally.
+    pub fn add(&mut self, t: &Tally) {
+        let (n, total, longest) = t.outages();
+        self.devices += 1;
+        self.in_service += t.in_service;
+        self.out_of_service += t.out_of_service;
+        self.unknown += t.unknown();
+        self.excluded += t.excluded;
+        self.outages += n;
+        self.outage_total += total;
+        self.longest = self.longest.max(longest);
+    }
+
+    /// Adds another total (of other devices).
+    pub fn merge(&mut self, o: &Total) {
+        self.devices += o.devices;
+        self.in_service += o.in_service;
+        self.out_of_service += o.out_of_service;
+        self.unknown += o.unknown;
+        self.excluded += o.excluded;
+        self.outages += o.outages;
+        self.outage_total += o.outage_total;
+        self.longest = self.longest.max(o.longest);
+    }
+
+    /// Seconds, as the API answers them.
+    pub fn seconds(&self) -> Seconds {
+        let s = |us: Us| us as f64 / US;
         Seconds {
-            in_service_s: self.in_service as f64 / US,
-            out_of_service_s: self.out_of_service as f64 / US,
-            unknown_s: self.unknown() as f64 / US,
-            excluded_s: self.excluded as f64 / US,
-            outages: n,
-            longest_outage_s: longest as f64 / US,
-            outage_total_s: total as f64 / US,
+            in_service_s: s(self.in_service),
+            out_of_service_s: s(self.out_of_service),
+            unknown_s: s(self.unknown),
+            excluded_s: s(self.excluded),
+            outages: self.outages,
+            longest_outage_s: s(self.longest),
+            outage_total_s: s(self.outage_total),
         }
     }
 }

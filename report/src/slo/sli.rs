@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use callstate_query::model::availability::Seconds;
 use callstate_query::model::fleet::Fleet;
 use callstate_query::model::rollup::Exclusions;
+use callstate_query::model::tally::Total;
 use callstate_query::{Cancel, Result};
 use callstate_schemas::{ServiceState, Us};
 
@@ -50,7 +51,7 @@ fn by_state(s: &Seconds) -> [f64; 4] {
 /// Every group's device-seconds from each device's first event up to `now`.
 pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTotal>> {
     // groups borrow their names from the fleet: no allocation per device
-    let mut acc: BTreeMap<(&'static str, &str), Seconds> = BTreeMap::new();
+    let mut acc: BTreeMap<(&'static str, &str), Total> = BTreeMap::new();
     let ex = Exclusions::new(fleet.windows());
     for (n, d) in fleet.devices().enumerate() {
         if n % 512 == 0 {
@@ -60,11 +61,11 @@ pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTota
         if first >= now {
             continue;
         }
-        let s = d.seconds(first, now, &ex);
+        let t = d.tally(first, now, &ex);
         for scope in SCOPES {
             acc.entry((scope.as_str(), scope.key(d.intervals)))
                 .or_default()
-                .add(&s);
+                .add(&t);
         }
     }
     Ok(acc
@@ -72,7 +73,7 @@ pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTota
         .map(|((scope, group), s)| SliTotal {
             scope,
             group: group.to_string(),
-            seconds: by_state(&s),
+            seconds: by_state(&s.seconds()),
         })
         .collect())
 }
