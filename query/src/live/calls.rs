@@ -287,23 +287,20 @@ impl Calls {
         (0..self.packed.len()).filter(|k| !self.moved.contains(k))
     }
 
-    /// A packed leg as a row of `device`.
-    fn packed_row(&self, k: usize, device: &Arc<str>) -> CallRow {
-        let (start, end) = self.packed.span(k);
-        CallRow {
-            call_id: Arc::from(self.packed.id(k)),
-            device: device.clone(),
-            start,
-            end: Some(end),
-            end_cause: self.packed.cause(k).cloned(),
-        }
+    /// A packed leg whole, with its call id.
+    fn unpacked(&self, k: usize) -> (Arc<str>, KnownLeg) {
+        let c = self.packed.get(k);
+        (c.id.clone(), KnownLeg::of(c))
     }
 
     /// The legs as rows of `device`, by start then call id.
     pub fn rows(&self, device: &Arc<str>) -> Vec<CallRow> {
         let mut out: Vec<CallRow> = self
             .packed()
-            .map(|k| self.packed_row(k, device))
+            .map(|k| {
+                let (id, k) = self.unpacked(k);
+                k.leg.row(id, device.clone())
+            })
             .chain(
                 self.legs
                     .iter()
@@ -317,20 +314,9 @@ impl Calls {
     /// The legs as known at `known_at`, as rows of `device`, by start then call id.
     pub fn rows_known_at(&self, device: &Arc<str>, known_at: Us) -> Vec<CallRow> {
         let packed = self.packed().filter_map(|k| {
-            let (start, end) = self.packed.span(k);
-            let (start_known, end_known) = self.packed.known(k);
-            let leg = KnownLeg {
-                leg: Leg {
-                    start: Some(start),
-                    end: Some(end),
-                    end_cause: self.packed.cause(k).cloned(),
-                },
-                start_known,
-                end_known,
-            }
-            .known_at(known_at, None);
-            (leg.start.is_some() || leg.end.is_some())
-                .then(|| leg.row(Arc::from(self.packed.id(k)), device.clone()))
+            let (id, k) = self.unpacked(k);
+            let leg = k.known_at(known_at, None);
+            (leg.start.is_some() || leg.end.is_some()).then(|| leg.row(id, device.clone()))
         });
         let mut out: Vec<CallRow> = self
             .legs

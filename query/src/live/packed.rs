@@ -114,11 +114,6 @@ impl Packed {
         (self.records[k].start, self.records[k].end)
     }
 
-    /// Ingest times of leg `k`'s start and end.
-    pub fn known(&self, k: usize) -> (Us, Us) {
-        (self.records[k].start_known, self.records[k].end_known)
-    }
-
     /// How leg `k` ended.
     pub fn cause(&self, k: usize) -> Option<&Arc<str>> {
         let c = self.records[k].cause as usize;
