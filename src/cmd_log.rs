@@ -35,17 +35,8 @@ pub fn compact(data: &Path) -> anyhow::Result<()> {
         ..log.compact_options()
     };
     let done = log.compact_all(&opts)?;
-    let merged: Vec<serde_json::Value> = done
-        .iter()
-        .map(|c| {
-            serde_json::json!({
-                "merged": c.merged, "into": c.into, "events": c.rows,
-                "bytes_before": c.bytes_before, "bytes_after": c.bytes_after,
-            })
-        })
-        .collect();
     let stats = LogStats::of(&log.snapshot())?;
-    let out = serde_json::json!({ "compactions": merged, "stats": stats });
+    let out = serde_json::json!({ "compactions": done, "stats": stats });
     outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(())
 }

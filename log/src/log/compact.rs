@@ -51,13 +51,14 @@ impl CompactOptions {
 }
 
 /// What one compaction did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Compacted {
     /// The segment files merged, oldest first.
     pub merged: Vec<String>,
     /// The segment that replaced them.
     pub into: String,
     /// Events in it.
+    #[serde(rename = "events")]
     pub rows: u64,
     /// Bytes of the merged files (segments and digests) before, and of the new ones.
     pub bytes_before: u64,
