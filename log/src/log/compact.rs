@@ -18,10 +18,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 
-use super::{Log, State};
-use crate::digest::write_digest;
-use crate::error::{IoContext, Result};
-use crate::fsutil::sync_dir;
+use super::{Log, State, write_segment_files};
+use crate::error::Result;
 use crate::layout::{digest_file, segment_file, segments_dir};
 use crate::manifest::SegmentMeta;
 use crate::notify::Notice;
@@ -143,7 +141,7 @@ impl Log {
                 let _ = fs::remove_file(dir.join(f));
             }
         };
-        let meta = match self.write_merged(&run, &name, &dname) {
+        let meta = match self.write_merged(&run, &name) {
             Ok(meta) => meta,
             Err(e) => {
                 discard();
@@ -192,24 +190,13 @@ impl Log {
     }
 
     /// Writes the merged segment and its digest durably under their final names.
-    fn write_merged(&self, run: &[SegmentMeta], name: &str, dname: &str) -> Result<SegmentMeta> {
+    fn write_merged(&self, run: &[SegmentMeta], name: &str) -> Result<SegmentMeta> {
         let dir = segments_dir(&self.shared.dir);
         let mut batches: Vec<RecordBatch> = Vec::new();
         for s in run {
             batches.extend(read_segment(&dir.join(&s.file), None)?);
         }
-        let (tmp, dtmp) = (
-            dir.join(format!("{name}.tmp")),
-            dir.join(format!("{dname}.tmp")),
-        );
-        let mut meta = crate::segment::write_segment(&tmp, &batches)?;
-        let digest = write_digest(&dtmp, dname, &batches)?;
-        fs::rename(&tmp, dir.join(name)).ctx(|| format!("renaming {name}"))?;
-        fs::rename(&dtmp, dir.join(dname)).ctx(|| format!("renaming {dname}"))?;
-        sync_dir(&dir).ctx(|| format!("syncing {}", dir.display()))?;
-        meta.file = name.to_string();
-        meta.digest = Some(digest);
-        Ok(meta)
+        write_segment_files(&self.shared.dir, name, &batches)
     }
 
     /// Deletes replaced files older than `grace`.

@@ -22,17 +22,21 @@ pub mod recover;
 pub mod roll;
 pub mod snapshot;
 
-use std::fs::File;
-use std::path::PathBuf;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
 use crate::dedupe::DedupeIndex;
-use crate::error::Refusal;
-use crate::manifest::{Manifest, Positions};
+use crate::digest::write_digest;
+use crate::error::{IoContext, Refusal, Result};
+use crate::fsutil::sync_dir;
+use crate::layout::{digest_file, segments_dir};
+use crate::manifest::{Manifest, Positions, SegmentMeta};
 use crate::notify::Notifier;
+use crate::segment::write_segment;
 use crate::wal::WalWriter;
 
 /// Tuning of the log.
@@ -184,4 +188,24 @@ impl Log {
     pub fn distinct_keys(&self) -> usize {
         self.lock().dedupe.len()
     }
+}
+
+/// Writes `batches` as segment `name` of the log in `dir`, with its digest, durably and under
+/// their final names (written as `.tmp`, renamed, directory synced): ready for a manifest to
+/// commit (a roll's or a compaction's). What a failure leaves is the caller's to remove.
+fn write_segment_files(dir: &Path, name: &str, batches: &[RecordBatch]) -> Result<SegmentMeta> {
+    let seg_dir = segments_dir(dir);
+    let dname = digest_file(name);
+    let (tmp, dtmp) = (
+        seg_dir.join(format!("{name}.tmp")),
+        seg_dir.join(format!("{dname}.tmp")),
+    );
+    let mut meta = write_segment(&tmp, batches)?;
+    let digest = write_digest(&dtmp, &dname, batches)?;
+    fs::rename(&tmp, seg_dir.join(name)).ctx(|| format!("renaming {name}"))?;
+    fs::rename(&dtmp, seg_dir.join(&dname)).ctx(|| format!("renaming {dname}"))?;
+    sync_dir(&seg_dir).ctx(|| format!("syncing {}", seg_dir.display()))?;
+    meta.file = name.to_string();
+    meta.digest = Some(digest);
+    Ok(meta)
 }

@@ -12,14 +12,11 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 
 use super::append::probe_space;
-use super::{Failure, Frozen, Log, Shared, State};
-use crate::digest::write_digest;
+use super::{Failure, Frozen, Log, Shared, State, write_segment_files};
 use crate::error::{IoContext, Refusal, Result, is_disk_full};
-use crate::fsutil::sync_dir;
 use crate::layout::{digest_file, segment_file, segments_dir, wal_dir, wal_file};
 use crate::manifest::Positions;
 use crate::notify::Notice;
-use crate::segment::write_segment;
 use crate::wal::{self, WalWriter};
 
 impl Log {
@@ -178,18 +175,8 @@ fn write_and_commit(
     positions: Positions,
 ) -> Result<()> {
     let dir = &shared.dir;
-    let seg_dir = segments_dir(dir);
     let name = segment_file(id);
-    let tmp = seg_dir.join(format!("{name}.tmp"));
-    let dname = digest_file(&name);
-    let dtmp = seg_dir.join(format!("{dname}.tmp"));
-    let mut meta = write_segment(&tmp, batches)?;
-    let digest = write_digest(&dtmp, &dname, batches)?;
-    fs::rename(&tmp, seg_dir.join(&name)).ctx(|| format!("renaming {name}"))?;
-    fs::rename(&dtmp, seg_dir.join(&dname)).ctx(|| format!("renaming {dname}"))?;
-    sync_dir(&seg_dir).ctx(|| format!("syncing {}", seg_dir.display()))?;
-    meta.file = name.clone();
-    meta.digest = Some(digest);
+    let meta = write_segment_files(dir, &name, batches)?;
 
     let mut st = shared.lock();
     let mut m = st.manifest.clone();
