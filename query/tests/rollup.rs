@@ -142,7 +142,7 @@ proptest! {
             prop_assert_eq!(rolled.tally(from, to, &ex), want, "window {}..{}", from, to);
             prop_assert_eq!(plain.tally(from, to, &ex), want);
             prop_assert_eq!(
-                rolled.seconds(from, to, &ex),
+                rolled.tally(from, to, &ex).seconds(),
                 device_seconds(&plain.window(from, to), from, to, &rows)
             );
         }

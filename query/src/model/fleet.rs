@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use callstate_schemas::Us;
 
-use super::availability::Seconds;
 use super::intervals::{ServiceInterval, split_by_silence};
 use super::rollup::{
     DAY, DayCache, Days, Exclusions, day_from, day_of, for_each_part, settled_until,
@@ -78,11 +77,6 @@ impl<'a> DeviceHistory<'a> {
     /// microsecond, as reading intervals alone.
     pub fn tally(&self, from: Us, to: Us, ex: &Exclusions<'_>) -> Tally {
         self.reader(ex).tally(from, to)
-    }
-
-    /// Its seconds over [from, to) (see [`tally`](Self::tally)).
-    pub fn seconds(&self, from: Us, to: Us, ex: &Exclusions<'_>) -> Seconds {
-        self.tally(from, to, ex).seconds()
     }
 
     /// What [`tally`](Self::tally) reads, looked up once for many windows.
@@ -201,11 +195,6 @@ impl Reader<'_, '_> {
             t = t.then(piece);
         });
         t.then(self.direct(d1 * DAY, to))
-    }
-
-    /// Its seconds over [from, to).
-    pub fn seconds(&self, from: Us, to: Us) -> Seconds {
-        self.tally(from, to).seconds()
     }
 }
 
