@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import harness as h
@@ -101,10 +100,6 @@ def disk(data):
     return raw + wal, digests
 
 
-def rss(pid):
-    return h.vm_rss(pid)
-
-
 class Client:
     def __init__(self, port):
         self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
@@ -149,7 +144,7 @@ def serve_round(name, days, binary, d, data, seed):
         h.wait_ready(port, p)
         startup = time.perf_counter() - t
         time.sleep(1)
-        out = {"startup_s": startup, "rss_after_start": rss(p.pid)}
+        out = {"startup_s": startup, "rss_after_start": h.vm_rss(p.pid)}
         c = Client(port)
         end = START_US + days * DAY_US
         frm, to = h.us_to_rfc3339(START_US), h.us_to_rfc3339(end)
@@ -182,7 +177,7 @@ def serve_round(name, days, binary, d, data, seed):
         inc_warm = sorted(c.get(inc)[0] for _ in range(3))[1]
         out |= {"incidents_cold_s": inc_cold, "incidents_warm_s": inc_warm,
                 "incidents": len(json.loads(body))}
-        out |= {"rss_after_round": rss(p.pid), "rss_peak": h.vm_hwm(p.pid)}
+        out |= {"rss_after_round": h.vm_rss(p.pid), "rss_peak": h.vm_hwm(p.pid)}
     finally:
         p.terminate()
         p.wait()
