@@ -401,7 +401,7 @@ pub fn run(
         }
     };
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
+        let listener = callstate_server::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         ready(listener.local_addr()?);

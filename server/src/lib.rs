@@ -26,5 +26,5 @@ pub mod settings;
 pub use app::{App, AppState, Readiness};
 pub use error::{ApiError, ErrorBody, StartError};
 pub use router::router;
-pub use serve::{SHUTDOWN_GRACE, serve};
+pub use serve::{LISTEN_BACKLOG, SHUTDOWN_GRACE, bind, serve};
 pub use settings::{ReadAuth, ServerConfig};

@@ -6,6 +6,10 @@
 //! end of the stream; when the client is gone the connection is dropped, and with it the
 //! request's work (cancelled like a timeout). Shutting down stops accepting, ends the reads
 //! still running at once (503), and lets writes finish for at most [`SHUTDOWN_GRACE`].
+//!
+//! The listening socket ([`bind`]) queues up to [`LISTEN_BACKLOG`] connections not yet
+//! accepted: Rust's and tokio's default of 128 drops the SYNs of a larger storm of
+//! reconnecting clients, each of which then waits a one-second retransmission.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +21,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, lookup_host};
 use tower::ServiceExt;
 
 use crate::app::AppState;
@@ -26,6 +30,30 @@ use crate::router::router;
 /// How long in-flight requests may take to finish once a shutdown begins; then they are
 /// dropped (their work cancelled), so that a stop takes a bounded time whatever runs.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Connections the kernel queues for the API before they are accepted (it caps the figure
+/// at `net.core.somaxconn`, 4096 by default since Linux 5.4).
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Listens on `addr` (`host:port`; the first address it resolves to) with a backlog of
+/// [`LISTEN_BACKLOG`].
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let addr = lookup_host(addr).await?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{addr} resolves to no address"),
+        )
+    })?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // as tokio's own `TcpListener::bind`: a restarted server binds again at once
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// How often a connection with a request in flight and unread bytes is checked again.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
