@@ -175,6 +175,12 @@ enum LogAction {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Derive the live state and write the checkpoint of its call legs now (`serve` writes
+    /// one every million call events); the next start reads the legs back from it.
+    Checkpoint {
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -223,6 +229,9 @@ fn main() -> ExitCode {
         Command::Log {
             action: LogAction::Compact { data },
         } => cmd_log::compact(&data.data),
+        Command::Log {
+            action: LogAction::Checkpoint { data },
+        } => cmd_log::checkpoint(&data.data),
         Command::Sql {
             query,
             data,

@@ -129,3 +129,38 @@ fn a_crash_at_any_step_of_a_compaction_loses_nothing() {
     assert_eq!(reopened(&d), (want, 1));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `callstate log checkpoint` writes the checkpoint of the call legs: every leg the log
+/// holds is in it, and the next start reads the legs from it.
+#[test]
+fn log_checkpoint_writes_the_legs_and_the_next_start_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    small_segments(dir.path(), 6);
+    let checkpoint = || -> serde_json::Value {
+        let mut c = bin();
+        c.args(["log", "checkpoint", "--data"]).arg(dir.path());
+        serde_json::from_slice(&succeed(&mut c).stdout).unwrap()
+    };
+    let first = checkpoint();
+    assert_eq!(first["legs_from"], serde_json::Value::Null, "{first}");
+    let mut sql = bin();
+    sql.args([
+        "sql",
+        "SELECT count(*) AS n FROM calls",
+        "--format",
+        "json",
+        "--data",
+    ])
+    .arg(dir.path());
+    let calls: serde_json::Value = serde_json::from_slice(&succeed(&mut sql).stdout).unwrap();
+    let legs = first["legs"].as_u64().unwrap() + first["loose_legs"].as_u64().unwrap();
+    assert!(legs > 100, "{first}");
+    assert_eq!(calls[0]["n"].as_u64(), Some(legs));
+    assert!(dir.path().join("derived/legs.bin").exists());
+    let second = checkpoint();
+    assert_eq!(second["legs_from"], first["version"], "{second}");
+    assert_eq!(
+        (&second["legs"], &second["loose_legs"]),
+        (&first["legs"], &first["loose_legs"])
+    );
+}

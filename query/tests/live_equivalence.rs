@@ -9,7 +9,8 @@
 //! activity, call legs, pool configurations, maintenance windows, node events and incidents.
 //! The same comparison is made for what was known at earlier ingest times (`known_at`), and
 //! the live state starts over from the log (segments, digests, tail) at a random batch, as
-//! after a restart.
+//! after a restart — from a checkpoint of its call legs when one was written at an earlier
+//! batch (the legs of the checkpoint mapped, the call events after it paired on top).
 //!
 //! A longer run: `PROPTEST_CASES=2000 cargo test -p callstate-query --test live_equivalence`.
 
@@ -320,13 +321,14 @@ fn same(what: &str, live: &dyn Fleet, scratch: &dyn Fleet) -> Result<(), TestCas
 type Spans = (Arc<str>, Vec<(i64, i64)>);
 
 /// Appends `steps` in batches of `splits` sizes (cycled) to a log rolling every
-/// `segment_rows`; the live state starts over from the log after batch `restart`.
+/// `segment_rows`; a checkpoint of the legs is written before batch `checkpoint`; the live
+/// state starts over from the log before batch `restart`.
 fn check(
     steps: Vec<Step>,
     scale: i64,
     splits: Vec<usize>,
     segment_rows: usize,
-    restart: usize,
+    (checkpoint, restart): (usize, usize),
 ) -> Result<(), TestCaseError> {
     let events = events(&steps, scale);
     let dir = tempfile::tempdir().unwrap();
@@ -337,6 +339,10 @@ fn check(
     for batch in 0.. {
         if rest.is_empty() {
             break;
+        }
+        if batch == checkpoint {
+            let written = live.checkpoint().unwrap();
+            prop_assert_eq!(written.version, log.version());
         }
         if batch == restart {
             // derived from the snapshot (segments, digests and tail) rather than followed
@@ -403,8 +409,9 @@ proptest! {
         scale in prop_oneof![Just(1i64), Just(30i64)],
         splits in proptest::collection::vec(1..25usize, 1..8),
         segment_rows in 4..40usize,
+        checkpoint in 0..12usize,
         restart in 0..12usize,
     ) {
-        check(steps, scale, splits, segment_rows, restart)?;
+        check(steps, scale, splits, segment_rows, (checkpoint, restart))?;
     }
 }

@@ -11,6 +11,73 @@ use crate::model::rows::{CallRow, Leg};
 
 use super::packed::{Complete, Packed};
 
+/// A call event of a revised leg as a checkpoint stores it: (started, time, ingest time,
+/// cause).
+type WireSeen = (bool, Us, Us, Option<String>);
+
+/// A leg that is not packed (open, seen only ending, revised) as a checkpoint stores it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct WireLeg {
+    id: String,
+    start: Option<Us>,
+    end: Option<Us>,
+    cause: Option<String>,
+    start_known: Us,
+    end_known: Us,
+    /// (started, time, ingest time, cause) of each event, once revised.
+    revised: Option<Vec<WireSeen>>,
+}
+
+impl WireLeg {
+    pub(super) fn of((id, k, revised): &Paired) -> WireLeg {
+        WireLeg {
+            id: id.to_string(),
+            start: k.leg.start,
+            end: k.leg.end,
+            cause: k.leg.end_cause.as_deref().map(str::to_string),
+            start_known: k.start_known,
+            end_known: k.end_known,
+            revised: revised.as_ref().map(|v| {
+                v.iter()
+                    .map(|e| {
+                        (
+                            e.started,
+                            e.time,
+                            e.ingest_time,
+                            e.cause.as_deref().map(str::to_string),
+                        )
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    /// The leg again, its causes shared through `name`.
+    pub(super) fn paired(self, mut name: impl FnMut(&str) -> Arc<str>) -> Paired {
+        let mut cause = |c: Option<String>| c.map(|c| name(&c));
+        let leg = KnownLeg {
+            leg: Leg {
+                start: self.start,
+                end: self.end,
+                end_cause: cause(self.cause),
+            },
+            start_known: self.start_known,
+            end_known: self.end_known,
+        };
+        let revised = self.revised.map(|v| {
+            v.into_iter()
+                .map(|(started, time, ingest_time, c)| Seen {
+                    started,
+                    time,
+                    ingest_time,
+                    cause: cause(c),
+                })
+                .collect()
+        });
+        (Arc::from(self.id), leg, revised)
+    }
+}
+
 /// A leg as the live state keeps it: paired so far, and when what it says became known.
 #[derive(Debug, Clone, Default)]
 pub(super) struct KnownLeg {
@@ -109,11 +176,46 @@ impl KnownLeg {
     }
 }
 
+/// Packed legs, and those taken out since (they are in the maps now).
+#[derive(Debug, Clone, Default)]
+struct Pack {
+    packed: Arc<Packed>,
+    moved: imbl::HashSet<usize>,
+}
+
+impl Pack {
+    /// The legs still in the pack.
+    fn legs(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.packed.len()).filter(|k| !self.moved.contains(k))
+    }
+
+    /// Takes the leg of `call_id` out, if in the pack.
+    fn take(&mut self, call_id: &str) -> Option<KnownLeg> {
+        let k = self.packed.find(call_id)?;
+        if self.moved.insert(k).is_some() {
+            return None; // taken out before: it is in the maps
+        }
+        Some(KnownLeg::of(self.packed.get(k)))
+    }
+
+    /// The legs in the pack that may hold `t` (started within the longest before it).
+    fn around(&self, t: Us) -> impl Iterator<Item = usize> + '_ {
+        self.packed
+            .starting(t.saturating_sub(self.packed.longest), t)
+            .filter(|k| !self.moved.contains(k))
+    }
+
+    fn len(&self) -> usize {
+        self.packed.len() - self.moved.len()
+    }
+}
+
 /// A device's call legs, paired as they arrive in any order.
 ///
-/// Complete legs (started and ended, each once) are kept [`Packed`]: those complete when the
-/// state was built, and those sealed in since (once the maps below hold twice the legs they
-/// kept at the last seal). The rest — open legs, legs seen only ending, revised legs, and
+/// Complete legs (started and ended, each once) are kept [`Packed`], in two packs: the base
+/// (those complete when the state was built, read from a checkpoint file or paired from the
+/// log) and those sealed in since (once the maps below hold twice the legs they kept at the
+/// last seal; a seal repacks only this second pack, so the base stays where it is). The rest — open legs, legs seen only ending, revised legs, and
 /// the latest complete ones — are in persistent maps, ordered by where each sorts (its start,
 /// or its end when seen only ending) then call id, with the call ids indexed, so that a
 /// version's copy costs nothing until it changes. An event for a packed leg takes it out of
@@ -134,16 +236,24 @@ pub struct Calls {
     open: imbl::OrdSet<(Us, Arc<str>)>,
     /// The longest ended leg (end − start) of the maps.
     longest: Us,
-    /// Complete legs, packed.
-    packed: Arc<Packed>,
-    /// Packed legs taken out since (they are in the maps now).
-    moved: imbl::HashSet<usize>,
+    /// Complete legs when the state was built.
+    base: Pack,
+    /// Complete legs sealed in since.
+    sealed: Pack,
     /// Legs the maps kept at the last seal.
     kept: usize,
 }
 
 /// A leg paired from scratch: its call id, what it says, and its events once revised.
 pub(super) type Paired = (Arc<str>, KnownLeg, Option<Vec<Seen>>);
+
+/// A complete leg as a checkpoint writes it: its call id, its record (times; where its id
+/// goes is the writer's), how it ended.
+pub(super) struct CompleteRef<'a> {
+    pub id: &'a str,
+    pub record: super::packed::Record,
+    pub cause: Option<&'a Arc<str>>,
+}
 
 /// The maps are sealed into the pack when they hold this many legs and twice what they kept
 /// at the last seal.
@@ -187,12 +297,66 @@ impl Calls {
             }
         }
         let (packed, rest) = Packed::new(complete);
-        calls.packed = Arc::new(packed);
+        calls.base.packed = Arc::new(packed);
         for c in rest {
             calls.put(c.id.clone(), KnownLeg::of(c));
         }
         calls.kept = calls.legs.len();
         calls
+    }
+
+    /// A device's legs from a checkpoint: the complete ones in `base`, the others (`loose`:
+    /// open, seen only ending, revised) as they were paired.
+    pub(super) fn from_checkpoint(base: Packed, loose: Vec<Paired>) -> Calls {
+        let mut calls = Calls {
+            base: Pack {
+                packed: Arc::new(base),
+                moved: imbl::HashSet::new(),
+            },
+            ..Calls::default()
+        };
+        for (id, leg, revised) in loose {
+            calls.insert(id, leg, revised);
+        }
+        calls.kept = calls.legs.len();
+        calls
+    }
+
+    /// What a checkpoint keeps of the legs: the complete ones (each pack's still packed, and
+    /// the maps' complete and unrevised), and the rest as paired.
+    pub(super) fn checkpoint_parts(&self) -> (Vec<CompleteRef<'_>>, Vec<Paired>) {
+        let mut complete = Vec::with_capacity(self.len());
+        for pack in [&self.base, &self.sealed] {
+            let (records, _, _) = pack.packed.parts();
+            complete.extend(pack.legs().map(|k| CompleteRef {
+                id: pack.packed.id(k),
+                record: records[k],
+                cause: pack.packed.cause(k),
+            }));
+        }
+        let mut loose = Vec::new();
+        for ((_, id), k) in &self.legs {
+            let revised = self.revised.get(id);
+            match (revised, k.leg.start, k.leg.end) {
+                (None, Some(start), Some(end)) => complete.push(CompleteRef {
+                    id,
+                    record: super::packed::Record {
+                        start,
+                        end,
+                        start_known: k.start_known,
+                        end_known: k.end_known,
+                        id_at: 0,
+                        id_len: 0,
+                        cause: 0,
+                        pad: 0,
+                    },
+                    cause: k.leg.end_cause.as_ref(),
+                }),
+                _ => loose.push((id.clone(), k.clone(), revised.map(|r| r.to_vec()))),
+            }
+        }
+        complete.sort_by(|a, b| (a.record.start, a.id).cmp(&(b.record.start, b.id)));
+        (complete, loose)
     }
 
     /// Adds a `call_started` (`started`) or a `call_ended` of `call_id` at `t`, ingested at
@@ -224,20 +388,19 @@ impl Calls {
         }
     }
 
-    /// Takes a packed leg out of the pack.
+    /// Takes a packed leg out of its pack.
     fn unpack(&mut self, call_id: &str) -> Option<KnownLeg> {
-        let k = self.packed.find(call_id)?;
-        if self.moved.insert(k).is_some() {
-            return None; // taken out before: it is in the maps
-        }
-        Some(KnownLeg::of(self.packed.get(k)))
+        self.sealed
+            .take(call_id)
+            .or_else(|| self.base.take(call_id))
     }
 
-    /// Packs the maps' complete, unrevised legs with the packed ones still in the pack.
+    /// Packs the maps' complete, unrevised legs with those still in the second pack.
     fn seal(&mut self) {
-        let mut complete: Vec<Complete> = (0..self.packed.len())
-            .filter(|k| !self.moved.contains(k))
-            .map(|k| self.packed.get(k))
+        let mut complete: Vec<Complete> = self
+            .sealed
+            .legs()
+            .map(|k| self.sealed.packed.get(k))
             .collect();
         for ((_, id), k) in &self.legs {
             if !self.revised.contains_key(id)
@@ -252,8 +415,10 @@ impl Calls {
             }
         }
         let (packed, rest) = Packed::new(complete);
-        self.packed = Arc::new(packed);
-        self.moved = imbl::HashSet::new();
+        self.sealed = Pack {
+            packed: Arc::new(packed),
+            moved: imbl::HashSet::new(),
+        };
         for c in rest {
             self.put(c.id.clone(), KnownLeg::of(c));
         }
@@ -282,25 +447,21 @@ impl Calls {
         self.put(call_id, leg);
     }
 
-    /// The packed legs still in the pack.
-    fn packed(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.packed.len()).filter(|k| !self.moved.contains(k))
-    }
-
-    /// A packed leg whole, with its call id.
-    fn unpacked(&self, k: usize) -> (Arc<str>, KnownLeg) {
-        let c = self.packed.get(k);
-        (c.id.clone(), KnownLeg::of(c))
+    /// The packed legs still in their packs, whole, with their call ids.
+    fn unpacked(&self) -> impl Iterator<Item = (Arc<str>, KnownLeg)> + '_ {
+        [&self.base, &self.sealed].into_iter().flat_map(|p| {
+            p.legs().map(|k| {
+                let c = p.packed.get(k);
+                (c.id.clone(), KnownLeg::of(c))
+            })
+        })
     }
 
     /// The legs as rows of `device`, by start then call id.
     pub fn rows(&self, device: &Arc<str>) -> Vec<CallRow> {
         let mut out: Vec<CallRow> = self
-            .packed()
-            .map(|k| {
-                let (id, k) = self.unpacked(k);
-                k.leg.row(id, device.clone())
-            })
+            .unpacked()
+            .map(|(id, k)| k.leg.row(id, device.clone()))
             .chain(
                 self.legs
                     .iter()
@@ -313,8 +474,7 @@ impl Calls {
 
     /// The legs as known at `known_at`, as rows of `device`, by start then call id.
     pub fn rows_known_at(&self, device: &Arc<str>, known_at: Us) -> Vec<CallRow> {
-        let packed = self.packed().filter_map(|k| {
-            let (id, k) = self.unpacked(k);
+        let packed = self.unpacked().filter_map(|(id, k)| {
             let leg = k.known_at(known_at, None);
             (leg.start.is_some() || leg.end.is_some()).then(|| leg.row(id, device.clone()))
         });
@@ -332,11 +492,11 @@ impl Calls {
         out
     }
 
-    /// The packed legs that may hold `t` (started within the longest before it).
-    fn packed_around(&self, t: Us) -> impl Iterator<Item = usize> + '_ {
-        self.packed
-            .starting(t.saturating_sub(self.packed.longest), t)
-            .filter(|k| !self.moved.contains(k))
+    /// The packed legs that may hold `t`: (span, how it ended).
+    fn packed_around(&self, t: Us) -> impl Iterator<Item = ((Us, Us), Option<&Arc<str>>)> {
+        [&self.base, &self.sealed]
+            .into_iter()
+            .flat_map(move |p| p.around(t).map(|k| (p.packed.span(k), p.packed.cause(k))))
     }
 
     /// The ended legs of the maps that may hold `t` (started within the longest leg before
@@ -369,10 +529,7 @@ impl Calls {
         let ended = ended
             .filter(|k| k.leg.start.is_some_and(|s| s <= t) && k.leg.end.is_some_and(|e| e > t))
             .count();
-        let packed = self
-            .packed_around(t)
-            .filter(|&k| self.packed.span(k).1 > t)
-            .count();
+        let packed = self.packed_around(t).filter(|(s, _)| s.1 > t).count();
         (ended + open.count() + packed) as u64
     }
 
@@ -390,8 +547,8 @@ impl Calls {
             .collect();
         out.extend(
             self.packed_around(t)
-                .filter(|&k| self.packed.span(k).1 >= t)
-                .map(|k| self.packed.cause(k).cloned()),
+                .filter(|(s, _)| s.1 >= t)
+                .map(|(_, c)| c.cloned()),
         );
         out.extend(open.map(|()| None));
         out
@@ -399,7 +556,7 @@ impl Calls {
 
     /// Legs held.
     pub fn len(&self) -> usize {
-        self.legs.len() + self.packed.len() - self.moved.len()
+        self.legs.len() + self.base.len() + self.sealed.len()
     }
 
     /// Whether none is held.

@@ -10,12 +10,15 @@
 pub mod activity;
 pub mod asof;
 pub mod calls;
+pub mod checkpoint;
 pub mod device;
+mod mapped;
 mod packed;
 pub mod state;
 pub mod view;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,6 +38,10 @@ pub use view::View;
 /// publishes every so often).
 const ROUND: usize = 256;
 
+/// Call events paired since the last checkpoint of the legs (or at a start without one)
+/// after which the applier writes a new one, in the background.
+pub const CHECKPOINT_EVERY: u64 = 1_000_000;
+
 struct Shared {
     current: ArcSwap<View>,
     /// The version published last, for those waiting for a newer one (re-sent when the
@@ -42,6 +49,14 @@ struct Shared {
     published: tokio::sync::watch::Sender<u64>,
     failed: Mutex<Option<String>>,
     stop: AtomicBool,
+    /// The log's directory (where checkpoints of the legs go).
+    dir: PathBuf,
+    /// Held while a checkpoint is written.
+    writing: Mutex<()>,
+    /// `View::calls_applied` of the last checkpoint written.
+    checkpointed: AtomicU64,
+    /// The version of the checkpoint of the legs the start read, if it did.
+    legs_from: Option<u64>,
 }
 
 /// The live state of one log.
@@ -55,6 +70,7 @@ impl Live {
     /// Derives the state of everything `log` holds, then follows it on a thread of its own.
     pub fn start(log: &Log, targets: Targets) -> Result<Live> {
         let (snap, sub) = log.subscribe();
+        checkpoint::remove_leftovers(log.dir());
         let state = State::from_snapshot(snap, targets)?;
         let view = Arc::new(state.view());
         let version = view.version;
@@ -63,6 +79,10 @@ impl Live {
             current: ArcSwap::new(view),
             failed: Mutex::new(None),
             stop: AtomicBool::new(false),
+            dir: log.dir().to_path_buf(),
+            writing: Mutex::new(()),
+            checkpointed: AtomicU64::new(0),
+            legs_from: state.legs_from(),
         });
         let s = shared.clone();
         let applier = std::thread::Builder::new()
@@ -95,6 +115,23 @@ impl Live {
         self.view()
     }
 
+    /// The version of the checkpoint of the call legs the start read them from (`None`:
+    /// derived from the log).
+    pub fn legs_from(&self) -> Option<u64> {
+        self.shared.legs_from
+    }
+
+    /// Writes a checkpoint of the legs of the current version under the log's directory
+    /// (waiting for one being written in the background to finish first).
+    pub fn checkpoint(&self) -> Result<checkpoint::Written> {
+        let _writing = self
+            .shared
+            .writing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        write_checkpoint(&self.shared, &self.view())
+    }
+
     /// The as-of views kept for `known_at` questions.
     pub fn as_of(&self) -> &Arc<AsOfCache> {
         &self.as_of
@@ -124,9 +161,54 @@ impl Drop for Live {
     }
 }
 
-/// The applier: applies notices in rounds and publishes a version after each.
-fn follow(mut state: State, sub: Subscription, shared: &Shared) {
+/// Writes the checkpoint of `view` (the caller holds `shared.writing`).
+fn write_checkpoint(shared: &Shared, view: &View) -> Result<checkpoint::Written> {
+    let written = checkpoint::write(&shared.dir, view)?;
+    shared
+        .checkpointed
+        .fetch_max(view.calls_applied, Ordering::Relaxed);
+    tracing::info!(
+        version = written.version,
+        legs = written.legs,
+        bytes = written.bytes,
+        "call legs checkpointed"
+    );
+    Ok(written)
+}
+
+/// Starts writing a checkpoint of the current version in the background, unless one is
+/// being written.
+fn checkpoint_in_background(shared: &Arc<Shared>) {
+    let s = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("callstate-checkpoint".into())
+        .spawn(move || {
+            let Ok(_writing) = s.writing.try_lock() else {
+                return;
+            };
+            let view = s.current.load_full();
+            if let Err(e) = write_checkpoint(&s, &view) {
+                tracing::warn!(error = %e, "writing the checkpoint of the call legs failed");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start writing a checkpoint of the call legs");
+    }
+}
+
+/// The applier: applies notices in rounds and publishes a version after each; writes a
+/// checkpoint of the legs in the background every [`CHECKPOINT_EVERY`] call events.
+fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
+    let mut asked = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
+        state.checkpointed(shared.checkpointed.load(Ordering::Relaxed));
+        if state.calls_since_checkpoint() >= CHECKPOINT_EVERY
+            && state.calls_applied() >= asked.saturating_add(CHECKPOINT_EVERY)
+        {
+            // asked again only once as many more have come, should a write fail
+            asked = state.calls_applied();
+            checkpoint_in_background(shared);
+        }
         let first = match sub.recv_timeout(Duration::from_millis(100)) {
             Ok(Some(n)) => n,
             Ok(None) => continue,

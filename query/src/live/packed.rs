@@ -2,12 +2,16 @@
 //! record per leg, the call ids back to back in one string, and a sorted index of their
 //! hashes. About 75 bytes a leg where the persistent maps of [`Calls`](super::calls::Calls)
 //! take several hundred; immutable, shared between versions, rebuilt when legs are sealed in.
+//! A pack lives on the heap, or in a mapped checkpoint file (written in the same layout), where
+//! its pages are read when asked for and are the kernel's to drop again.
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::ops::Range;
 use std::sync::Arc;
 
 use callstate_schemas::Us;
+
+use super::mapped::Mapped;
 
 /// A complete leg, to pack or unpacked.
 #[derive(Debug, Clone)]
@@ -21,31 +25,76 @@ pub(super) struct Complete {
     pub cause: Option<Arc<str>>,
 }
 
+/// A packed leg: fixed size, no padding, stored as is in the checkpoint file
+/// ([`checkpoint`](super::checkpoint)).
+#[repr(C)]
 #[derive(Debug, Clone, Copy)]
-struct Record {
-    start: Us,
-    end: Us,
-    start_known: Us,
-    end_known: Us,
-    id_at: u32,
-    id_len: u32,
-    /// Index in `causes` plus one; 0 for none.
-    cause: u32,
+pub(super) struct Record {
+    pub start: Us,
+    pub end: Us,
+    pub start_known: Us,
+    pub end_known: Us,
+    /// Where its call id starts among the pack's ids, and its length.
+    pub id_at: u32,
+    pub id_len: u32,
+    /// Index in the causes plus one; 0 for none.
+    pub cause: u32,
+    pub pad: u32,
+}
+
+/// (hash of a call id, its record), sorted by hash.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct IdEntry {
+    pub hash: u64,
+    pub record: u32,
+    pub pad: u32,
+}
+
+// SAFETY: plain integers, `repr(C)`, no padding (4 × 8 + 4 × 4 and 8 + 2 × 4 bytes).
+unsafe impl bytemuck::Zeroable for Record {}
+unsafe impl bytemuck::Pod for Record {}
+unsafe impl bytemuck::Zeroable for IdEntry {}
+unsafe impl bytemuck::Pod for IdEntry {}
+
+/// Where a pack's records, index and ids are.
+#[derive(Debug)]
+enum Store {
+    Heap {
+        records: Vec<Record>,
+        ids: String,
+        by_id: Vec<IdEntry>,
+    },
+    /// In a mapped checkpoint file, at these byte ranges.
+    Mapped {
+        file: Arc<Mapped>,
+        records: Range<usize>,
+        by_id: Range<usize>,
+        ids: Range<usize>,
+    },
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Heap {
+            records: Vec::new(),
+            ids: String::new(),
+            by_id: Vec::new(),
+        }
+    }
 }
 
 /// Complete legs by (start, call id).
 #[derive(Debug, Default)]
 pub(super) struct Packed {
-    records: Vec<Record>,
-    ids: String,
-    /// (hash of the call id, record) by hash.
-    by_id: Vec<(u64, u32)>,
-    causes: Vec<Arc<str>>,
+    store: Store,
+    /// The causes the records index (those of the pack, or of the whole checkpoint).
+    causes: Arc<Vec<Arc<str>>>,
     /// The longest leg (end − start).
     pub longest: Us,
 }
 
-fn hash(id: &str) -> u64 {
+pub(super) fn hash(id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
 }
 
@@ -53,36 +102,40 @@ impl Packed {
     /// Packs `legs`; those it cannot (a call id or a cause list beyond `u32`) are returned.
     pub fn new(mut legs: Vec<Complete>) -> (Packed, Vec<Complete>) {
         legs.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
-        let mut p = Packed {
-            records: Vec::with_capacity(legs.len()),
-            ids: String::with_capacity(legs.iter().map(|l| l.id.len()).sum()),
-            ..Packed::default()
-        };
+        let mut records = Vec::with_capacity(legs.len());
+        let mut ids = String::with_capacity(legs.iter().map(|l| l.id.len()).sum());
+        let mut by_id = Vec::with_capacity(legs.len());
+        let mut causes: Vec<Arc<str>> = Vec::new();
+        let mut longest = 0;
         let mut rest = Vec::new();
         for l in legs {
-            let (Ok(id_at), Ok(id_len)) = (u32::try_from(p.ids.len()), u32::try_from(l.id.len()))
+            let (Ok(id_at), Ok(id_len)) = (u32::try_from(ids.len()), u32::try_from(l.id.len()))
             else {
                 rest.push(l);
                 continue;
             };
             let cause = match &l.cause {
                 None => 0,
-                Some(c) => match p.causes.iter().position(|x| x == c) {
+                Some(c) => match causes.iter().position(|x| x == c) {
                     Some(k) => k + 1,
                     None => {
-                        p.causes.push(c.clone());
-                        p.causes.len()
+                        causes.push(c.clone());
+                        causes.len()
                     }
                 },
             };
-            let (Ok(cause), Ok(k)) = (u32::try_from(cause), u32::try_from(p.records.len())) else {
+            let (Ok(cause), Ok(k)) = (u32::try_from(cause), u32::try_from(records.len())) else {
                 rest.push(l);
                 continue;
             };
-            p.ids.push_str(&l.id);
-            p.by_id.push((hash(&l.id), k));
-            p.longest = p.longest.max(l.end - l.start);
-            p.records.push(Record {
+            ids.push_str(&l.id);
+            by_id.push(IdEntry {
+                hash: hash(&l.id),
+                record: k,
+                pad: 0,
+            });
+            longest = l.end.saturating_sub(l.start).max(longest);
+            records.push(Record {
                 start: l.start,
                 end: l.end,
                 start_known: l.start_known,
@@ -90,39 +143,120 @@ impl Packed {
                 id_at,
                 id_len,
                 cause,
+                pad: 0,
             });
         }
-        p.by_id.sort_unstable();
-        p.records.shrink_to_fit();
-        p.by_id.shrink_to_fit();
+        by_id.sort_unstable();
+        records.shrink_to_fit();
+        by_id.shrink_to_fit();
+        let p = Packed {
+            store: Store::Heap {
+                records,
+                ids,
+                by_id,
+            },
+            causes: Arc::new(causes),
+            longest,
+        };
         (p, rest)
+    }
+
+    /// A pack kept in `file`: its records, index and ids at these byte ranges (checked to be
+    /// in the file and aligned, else `None`), its causes indexing `causes`.
+    pub fn mapped(
+        file: Arc<Mapped>,
+        records: Range<usize>,
+        by_id: Range<usize>,
+        ids: Range<usize>,
+        causes: Arc<Vec<Arc<str>>>,
+        longest: Us,
+    ) -> Option<Packed> {
+        let bytes = file.bytes();
+        let fits = |r: &Range<usize>, size: usize| {
+            r.start <= r.end && r.end <= bytes.len() && (r.end - r.start).is_multiple_of(size)
+        };
+        if !fits(&records, size_of::<Record>())
+            || !fits(&by_id, size_of::<IdEntry>())
+            || !fits(&ids, 1)
+            || (records.end - records.start) / size_of::<Record>()
+                != (by_id.end - by_id.start) / size_of::<IdEntry>()
+        {
+            return None;
+        }
+        bytemuck::try_cast_slice::<u8, Record>(&bytes[records.clone()]).ok()?;
+        bytemuck::try_cast_slice::<u8, IdEntry>(&bytes[by_id.clone()]).ok()?;
+        Some(Packed {
+            store: Store::Mapped {
+                file,
+                records,
+                by_id,
+                ids,
+            },
+            causes,
+            longest,
+        })
+    }
+
+    /// Its records, index and call ids.
+    pub fn parts(&self) -> (&[Record], &[IdEntry], &[u8]) {
+        match &self.store {
+            Store::Heap {
+                records,
+                ids,
+                by_id,
+            } => (records, by_id, ids.as_bytes()),
+            Store::Mapped {
+                file,
+                records,
+                by_id,
+                ids,
+            } => {
+                let b = file.bytes();
+                // checked in `mapped`: in the file, whole records, aligned (a page-aligned
+                // map, 8-aligned offsets)
+                (
+                    bytemuck::cast_slice(&b[records.clone()]),
+                    bytemuck::cast_slice(&b[by_id.clone()]),
+                    &b[ids.clone()],
+                )
+            }
+        }
+    }
+
+    fn records(&self) -> &[Record] {
+        self.parts().0
     }
 
     /// Legs held.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.records().len()
     }
 
-    /// The call id of leg `k`.
+    /// The call id of leg `k` (empty if a damaged file puts it out of place).
     pub fn id(&self, k: usize) -> &str {
-        let r = &self.records[k];
-        &self.ids[r.id_at as usize..(r.id_at + r.id_len) as usize]
+        let (records, _, ids) = self.parts();
+        let r = &records[k];
+        let at = r.id_at as usize;
+        ids.get(at..at + r.id_len as usize)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 
     /// Leg `k`: (start, end).
     pub fn span(&self, k: usize) -> (Us, Us) {
-        (self.records[k].start, self.records[k].end)
+        let r = &self.records()[k];
+        (r.start, r.end)
     }
 
     /// How leg `k` ended.
     pub fn cause(&self, k: usize) -> Option<&Arc<str>> {
-        let c = self.records[k].cause as usize;
-        c.checked_sub(1).map(|c| &self.causes[c])
+        let c = self.records()[k].cause as usize;
+        c.checked_sub(1).and_then(|c| self.causes.get(c))
     }
 
     /// Leg `k` whole.
     pub fn get(&self, k: usize) -> Complete {
-        let r = &self.records[k];
+        let r = &self.records()[k];
         Complete {
             id: Arc::from(self.id(k)),
             start: r.start,
@@ -136,18 +270,21 @@ impl Packed {
     /// The leg of `id`, if packed here.
     pub fn find(&self, id: &str) -> Option<usize> {
         let h = hash(id);
-        let first = self.by_id.partition_point(|x| x.0 < h);
-        self.by_id[first..]
+        let (records, by_id, _) = self.parts();
+        let first = by_id.partition_point(|x| x.hash < h);
+        by_id[first..]
             .iter()
-            .take_while(|x| x.0 == h)
-            .map(|x| x.1 as usize)
+            .take_while(|x| x.hash == h)
+            .map(|x| x.record as usize)
+            .filter(|&k| k < records.len())
             .find(|&k| self.id(k) == id)
     }
 
     /// The legs starting in [from, to].
     pub fn starting(&self, from: Us, to: Us) -> Range<usize> {
-        let a = self.records.partition_point(|r| r.start < from);
-        let b = self.records.partition_point(|r| r.start <= to);
+        let records = self.records();
+        let a = records.partition_point(|r| r.start < from);
+        let b = records.partition_point(|r| r.start <= to);
         a..b.max(a)
     }
 }

@@ -14,22 +14,23 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch, UInt64Array};
 use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
 use callstate_log::segment::read_segment;
 use callstate_log::{Notice, SegmentMeta, Snapshot};
 use callstate_schemas::Us;
 
-use crate::error::Result;
+use crate::error::{QueryError, Result};
 use crate::model::intervals::{PoolHistory, pool_history};
 use crate::model::rows::{
-    Interner, LogRows, MaintenanceRow, NodeEvent, PoolConfig, for_each_call_event,
+    CallEvent, Interner, LogRows, MaintenanceRow, NodeEvent, PoolConfig, for_each_call_event,
 };
 use crate::model::sla::Targets;
 
 use super::activity::Activity;
 use super::calls::{Calls, KnownLeg, Paired, Seen};
+use super::checkpoint;
 use super::device::Device;
 use super::view::View;
 
@@ -51,6 +52,13 @@ pub struct State {
     by_pool: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// Source → devices it reported (whose silences it decides).
     by_source: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// Call events paired since the checkpoint of the legs it started from (since the start
+    /// of the log without one).
+    calls_applied: u64,
+    /// `calls_applied` as of the last checkpoint written.
+    calls_at_checkpoint: u64,
+    /// The version of the checkpoint of the legs it started from, if it did.
+    legs_from: Option<u64>,
 }
 
 /// The latest `ingest_time` of a batch.
@@ -75,41 +83,136 @@ type Pairing = (KnownLeg, Option<Vec<Seen>>);
 /// Legs being paired, per device, then per call id.
 type Pairings = hashbrown::HashMap<Arc<str>, hashbrown::HashMap<Arc<str>, Pairing>>;
 
-/// The call legs of a snapshot, paired as the applier pairs them (in the segments' order,
-/// which sorts a device's events by time then ingest order), per device and call id. One
-/// segment's call columns are held at a time: only the legs stay.
-fn pair_calls(snap: &Snapshot, names: &mut Interner) -> Result<Pairings> {
-    let columns = ["time", "kind", "device", "call_id", "cause", "ingest_time"];
-    let mut legs = Pairings::new();
-    let mut pair = |b: &RecordBatch| {
-        for_each_call_event(b, None, |e| {
-            if !legs.contains_key(e.device) {
-                legs.insert(names.get(e.device), Default::default());
-            }
-            let device = legs.get_mut(e.device).expect("inserted above");
-            let (leg, revised) = device.entry_ref(e.call_id).or_default();
-            let cause = e.cause.map(|c| names.get(c));
-            leg.add(revised, e.started, e.time, e.ingest_time, cause);
-        })
+/// Calls `f` with every call event of `snap` of `ingest_seq` above `after`, in the
+/// segments' order (which sorts a device's events by time then ingest order), then the
+/// tail's. One segment's call columns are held at a time; segments wholly at or below
+/// `after` are not read.
+fn for_each_call_after(snap: &Snapshot, after: u64, mut f: impl FnMut(CallEvent)) -> Result<()> {
+    let columns = [
+        "time",
+        "kind",
+        "device",
+        "call_id",
+        "cause",
+        "ingest_time",
+        "ingest_seq",
+    ];
+    let mut each = |b: &RecordBatch| -> Result<()> {
+        if after == 0 {
+            return for_each_call_event(b, None, &mut f);
+        }
+        let seq = b
+            .column_by_name("ingest_seq")
+            .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+            .ok_or_else(|| QueryError::Data("column ingest_seq missing".into()))?;
+        let later = arrow::compute::kernels::cmp::gt(seq, &UInt64Array::new_scalar(after))?;
+        let b = arrow::compute::filter_record_batch(b, &later)?;
+        for_each_call_event(&b, None, &mut f)
     };
-    for seg in &snap.segments {
+    for seg in snap.segments.iter().filter(|s| s.max_ingest_seq > after) {
         for b in read_segment(&snap.segment_path(seg), Some(&columns))? {
-            pair(&b)?;
+            each(&b)?;
         }
     }
     for b in snap.tail_batches(Some(&columns))? {
-        pair(&b)?;
+        each(&b)?;
     }
-    Ok(legs)
+    Ok(())
+}
+
+/// The call legs of a snapshot, paired as the applier pairs them, per device and call id,
+/// and the call events they were paired from.
+fn pair_calls(snap: &Snapshot, names: &mut Interner) -> Result<(Pairings, u64)> {
+    let mut legs = Pairings::new();
+    let mut n = 0u64;
+    for_each_call_after(snap, 0, |e| {
+        n += 1;
+        if !legs.contains_key(e.device) {
+            legs.insert(names.get(e.device), Default::default());
+        }
+        let device = legs.get_mut(e.device).expect("inserted above");
+        let (leg, revised) = device.entry_ref(e.call_id).or_default();
+        let cause = e.cause.map(|c| names.get(c));
+        leg.add(revised, e.started, e.time, e.ingest_time, cause);
+    })?;
+    Ok((legs, n))
+}
+
+/// The latest ingest time among the events of `ingest_seq` up to `version`, if `snap` holds
+/// that version.
+fn ingest_time_through(snap: &Snapshot, version: u64) -> Result<Option<Us>> {
+    let mut latest = None::<Us>;
+    let mut holds = false;
+    let columns = ["ingest_seq", "ingest_time"];
+    let mut batches = Vec::new();
+    for seg in &snap.segments {
+        if seg.max_ingest_seq <= version {
+            holds |= seg.max_ingest_seq == version;
+            latest = latest.max(Some(seg.max_ingest_time_us));
+        } else if seg.min_ingest_seq <= version {
+            batches.extend(read_segment(&snap.segment_path(seg), Some(&columns))?);
+        }
+    }
+    batches.extend(snap.tail_batches(Some(&columns))?);
+    for b in &batches {
+        let col = |n: &str| {
+            b.column_by_name(n)
+                .ok_or_else(|| QueryError::Data(format!("column {n} missing")))
+        };
+        let seq = col("ingest_seq")?.as_primitive::<UInt64Type>();
+        let time = col("ingest_time")?.as_primitive::<TimestampMicrosecondType>();
+        for i in 0..b.num_rows() {
+            if seq.value(i) <= version {
+                holds |= seq.value(i) == version;
+                latest = latest.max(Some(time.value(i)));
+            }
+        }
+    }
+    Ok(latest.filter(|_| holds))
+}
+
+/// The checkpoint of the legs under the log's directory, if there is one the log matches;
+/// one it does not (another log's, a damaged file) is reported and left out.
+fn checkpoint(snap: &Snapshot, names: &mut Interner) -> Option<checkpoint::Checkpoint> {
+    let found = checkpoint::open(&snap.dir, |s| names.get(s));
+    let c = match found {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "call legs derived from the log instead");
+            return None;
+        }
+    };
+    match ingest_time_through(snap, c.version) {
+        Ok(Some(t)) if t == c.last_ingest_time => Some(c),
+        Ok(_) => {
+            tracing::warn!(
+                version = c.version,
+                "the legs checkpoint is not of this log (it does not hold that version with the \
+                 same ingest time): call legs derived from the log instead"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "call legs derived from the log instead");
+            None
+        }
+    }
 }
 
 impl State {
     /// Derives the state of `snap` from scratch (the same rows the reference derivation
     /// reads), call legs included.
+    /// With a checkpoint of the legs under the log's directory that matches the log, the
+    /// legs come from it (mapped) and only the call events after it are paired.
     pub fn from_snapshot(snap: Snapshot, targets: Targets) -> Result<State> {
         let rows = LogRows::load_with(&snap, None, false)?;
         let mut names = Interner::default();
-        let legs = pair_calls(&snap, &mut names)?;
+        let saved = checkpoint(&snap, &mut names);
+        let (legs, paired) = match saved {
+            None => pair_calls(&snap, &mut names)?,
+            Some(_) => (Pairings::new(), 0),
+        };
         let version = snap
             .segments
             .iter()
@@ -142,6 +245,9 @@ impl State {
             names,
             by_pool: HashMap::new(),
             by_source: HashMap::new(),
+            calls_applied: 0,
+            calls_at_checkpoint: 0,
+            legs_from: None,
         };
         let mut devices: HashMap<Arc<str>, Device> = HashMap::new();
         for r in rows.service {
@@ -151,6 +257,30 @@ impl State {
         for (device, legs) in legs {
             let pairs: Vec<Paired> = legs.into_iter().map(|(id, (l, r))| (id, l, r)).collect();
             devices.entry(device).or_default().calls = Calls::from_pairs(pairs);
+        }
+        if let Some(c) = saved {
+            for (device, packed, loose) in c.devices {
+                let name = st.names.get(&device);
+                devices.entry(name).or_default().calls = Calls::from_checkpoint(packed, loose);
+            }
+            let names = &mut st.names;
+            let mut after = 0u64;
+            for_each_call_after(&st.snapshot, c.version, |e| {
+                after += 1;
+                let id: Arc<str> = Arc::from(e.call_id);
+                let cause = e.cause.map(|c| names.get(c));
+                devices.entry(names.get(e.device)).or_default().calls.add(
+                    &id,
+                    e.started,
+                    e.time,
+                    e.ingest_time,
+                    cause,
+                );
+            })?;
+            st.calls_applied = after;
+            st.legs_from = Some(c.version);
+        } else {
+            st.calls_applied = paired;
         }
         for (name, mut d) in devices {
             d.events.sort_by_key(|e| (e.time, e.ingest_seq));
@@ -253,7 +383,9 @@ impl State {
         // call legs
         let names = &mut self.names;
         let devices = &mut self.devices;
+        let calls = &mut self.calls_applied;
         for_each_call_event(&batch, None, |e| {
+            *calls += 1;
             let dev = names.get(e.device);
             // call ids are unique per call: sharing them would only cost
             let id: Arc<str> = Arc::from(e.call_id);
@@ -269,6 +401,28 @@ impl State {
         Ok(())
     }
 
+    /// Call events paired since the last checkpoint of the legs (or since the log began,
+    /// without one).
+    pub fn calls_since_checkpoint(&self) -> u64 {
+        self.calls_applied - self.calls_at_checkpoint
+    }
+
+    /// The version of the checkpoint of the legs it started from, if it did.
+    pub fn legs_from(&self) -> Option<u64> {
+        self.legs_from
+    }
+
+    /// Call events paired since its start's checkpoint of the legs (since the log began,
+    /// without one).
+    pub fn calls_applied(&self) -> u64 {
+        self.calls_applied
+    }
+
+    /// Notes a checkpoint of the legs written from a view of this state (`View::calls_applied`).
+    pub fn checkpointed(&mut self, calls_applied: u64) {
+        self.calls_at_checkpoint = self.calls_at_checkpoint.max(calls_applied);
+    }
+
     /// The published form of this state.
     pub fn view(&self) -> View {
         View {
@@ -281,6 +435,7 @@ impl State {
             node_events: self.node_events.clone(),
             snapshot: self.snapshot.clone(),
             targets: self.targets.clone(),
+            calls_applied: self.calls_applied,
         }
     }
 }

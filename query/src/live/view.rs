@@ -27,6 +27,8 @@ pub struct View {
     pub(super) node_events: Arc<Vec<NodeEvent>>,
     pub(super) snapshot: Snapshot,
     pub(super) targets: Targets,
+    /// Call events its state had paired since its start's checkpoint of the legs.
+    pub(super) calls_applied: u64,
 }
 
 impl std::fmt::Debug for View {

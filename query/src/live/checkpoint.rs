@@ -1,0 +1,440 @@
+//! Checkpoints of the call legs, beside the log (`<log>/derived/legs.bin`): every device's
+//! legs as of one version of the live state, so that a start reads them back mapped instead
+//! of pairing every call event of the history again, and holds them in the kernel's page
+//! cache instead of its own heap.
+//!
+//! The file: a header; every complete leg as a [`Record`] (by device, then start and call
+//! id), then each device's index of call-id hashes ([`IdEntry`]), the call ids, the device
+//! names, a table of devices ([`DeviceEntry`]: where its records, index and ids are); last, a
+//! JSON tail with the causes the records index and the legs that are not complete (open,
+//! seen only ending, revised) as paired. Numbers are little-endian, sections 8-byte aligned;
+//! the records and index are read in place, as the heap packs hold them.
+//!
+//! A checkpoint covers the events of `ingest_seq` up to its version. It is written to a new
+//! name, synced and renamed over the last one; a start checks that the log still holds
+//! that version with the same latest ingest time (the log it was made from) before it uses it.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use callstate_schemas::Us;
+
+use crate::error::{QueryError, Result};
+
+use super::calls::{Paired, WireLeg};
+use super::mapped::Mapped;
+use super::packed::{IdEntry, Packed, Record, hash};
+use super::view::View;
+
+/// The checkpoint's place under the log's directory.
+pub const FILE: &str = "derived/legs.bin";
+
+const MAGIC: [u8; 8] = *b"CSLEGS01";
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct Header {
+    magic: [u8; 8],
+    /// The last `ingest_seq` covered (every event at or below it).
+    version: u64,
+    /// The latest ingest time among those events.
+    last_ingest_time: i64,
+    devices: u64,
+    devices_at: u64,
+    records: u64,
+    records_at: u64,
+    by_id_at: u64,
+    ids_at: u64,
+    ids_len: u64,
+    names_at: u64,
+    names_len: u64,
+    tail_at: u64,
+    tail_len: u64,
+    /// CRC-32C of this header (with this field 0), the names, the device table and the tail:
+    /// what says where everything is. (The records, index and ids are not read whole at a
+    /// start; like the segments, they rely on the filesystem.)
+    checksum: u64,
+}
+
+impl Header {
+    fn checksum(&self, names: &[u8], table: &[u8], tail: &[u8]) -> u64 {
+        let h = Header {
+            checksum: 0,
+            ..*self
+        };
+        let mut crc = crc32c::crc32c(bytemuck::bytes_of(&h));
+        for part in [names, table, tail] {
+            crc = crc32c::crc32c_append(crc, part);
+        }
+        u64::from(crc)
+    }
+}
+
+/// Where one device's legs are in the file.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct DeviceEntry {
+    /// Its name among the names.
+    name_at: u64,
+    name_len: u64,
+    /// Its records (and index entries), by number.
+    records_from: u64,
+    records_to: u64,
+    /// Its call ids among the ids (a record's `id_at` counts from here).
+    ids_at: u64,
+    ids_len: u64,
+    /// Its longest complete leg.
+    longest: i64,
+}
+
+// SAFETY: `repr(C)`, integers and a byte array only, no padding (8-byte fields throughout).
+unsafe impl bytemuck::Zeroable for Header {}
+unsafe impl bytemuck::Pod for Header {}
+unsafe impl bytemuck::Zeroable for DeviceEntry {}
+unsafe impl bytemuck::Pod for DeviceEntry {}
+
+/// The JSON tail.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Tail {
+    causes: Vec<String>,
+    /// (device number, its legs that are not packed).
+    loose: Vec<(u64, Vec<WireLeg>)>,
+}
+
+/// What a written checkpoint holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The last `ingest_seq` it covers.
+    pub version: u64,
+    /// Devices with legs.
+    pub devices: u64,
+    /// Complete legs (packed).
+    pub legs: u64,
+    /// Other legs (open, seen only ending, revised).
+    pub loose: u64,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// A checkpoint read back.
+pub(super) struct Checkpoint {
+    /// The last `ingest_seq` it covers.
+    pub version: u64,
+    /// The latest ingest time among those events.
+    pub last_ingest_time: Us,
+    /// Per device: its packed legs (mapped) and the rest.
+    pub devices: Vec<(String, Packed, Vec<Paired>)>,
+}
+
+fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> QueryError {
+    let at = format!("{what} {}", path.display());
+    move |e| QueryError::Internal(format!("{at}: {e}"))
+}
+
+fn pad_to_8(w: &mut impl Write, at: &mut u64) -> std::io::Result<()> {
+    let pad = (8 - *at % 8) % 8;
+    w.write_all(&[0u8; 8][..pad as usize])?;
+    *at += pad;
+    Ok(())
+}
+
+/// Removes what an interrupted write left (`legs.bin.tmp-*` of any process).
+pub(super) fn remove_leftovers(log_dir: &Path) {
+    let Some(dir) = Path::new(FILE).parent().map(|p| log_dir.join(p)) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().contains(".tmp-") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Writes the checkpoint of `view` under `log_dir`, replacing the last one.
+pub(super) fn write(log_dir: &Path, view: &View) -> Result<Written> {
+    let path = log_dir.join(FILE);
+    let dir = path.parent().expect("FILE has a parent").to_path_buf();
+    fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+    // one name per write (a process may hold more than one log's live state)
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = |part: &str| -> PathBuf {
+        dir.join(format!("legs.bin.tmp-{}-{n}{part}", std::process::id()))
+    };
+    let (main, index, ids) = (tmp(""), tmp(".index"), tmp(".ids"));
+    let r = write_parts(view, &main, &index, &ids);
+    let _ = fs::remove_file(&index);
+    let _ = fs::remove_file(&ids);
+    let written = match r {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = fs::remove_file(&main);
+            return Err(e);
+        }
+    };
+    fs::rename(&main, &path).map_err(io("renaming into", &path))?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", &dir))?;
+    Ok(written)
+}
+
+fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> Result<Written> {
+    // read back too: the index and the ids are copied in after the records
+    let create = |p: &Path| -> Result<BufWriter<File>> {
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(p)
+            .map_err(io("creating", p))?;
+        Ok(BufWriter::with_capacity(1 << 20, f))
+    };
+    let werr = io("writing", main);
+    let mut out = create(main)?;
+    let mut index = create(index_path)?;
+    let mut ids = create(ids_path)?;
+    let mut h = Header {
+        magic: MAGIC,
+        version: view.version,
+        last_ingest_time: view.last_ingest_time,
+        ..Header::default()
+    };
+    let mut at = size_of::<Header>() as u64;
+    out.write_all(bytemuck::bytes_of(&h)).map_err(&werr)?;
+    h.records_at = at;
+    let mut table: Vec<DeviceEntry> = Vec::new();
+    let mut names: Vec<u8> = Vec::new();
+    let mut causes: HashMap<&str, u32> = HashMap::new();
+    let mut cause_list: Vec<String> = Vec::new();
+    let mut tail = Tail::default();
+    let (mut records, mut ids_len) = (0u64, 0u64);
+    for (name, d) in view.devices.iter() {
+        let (complete, loose) = d.calls.checkpoint_parts();
+        if complete.is_empty() && loose.is_empty() {
+            continue;
+        }
+        let mut e = DeviceEntry {
+            name_at: names.len() as u64,
+            name_len: name.len() as u64,
+            records_from: records,
+            ids_at: ids_len,
+            ..DeviceEntry::default()
+        };
+        names.extend_from_slice(name.as_bytes());
+        let mut entries: Vec<IdEntry> = Vec::with_capacity(complete.len());
+        let mut id_at = 0u64;
+        for (k, c) in complete.iter().enumerate() {
+            let (Ok(at32), Ok(len32), Ok(k32)) = (
+                u32::try_from(id_at),
+                u32::try_from(c.id.len()),
+                u32::try_from(k),
+            ) else {
+                return Err(QueryError::Internal(format!(
+                    "device {name}: too many legs to checkpoint"
+                )));
+            };
+            let cause = match c.cause {
+                None => 0,
+                Some(c) => match causes.get(&**c) {
+                    Some(&n) => n,
+                    None => {
+                        cause_list.push(c.to_string());
+                        let n = cause_list.len() as u32;
+                        causes.insert(c, n);
+                        n
+                    }
+                },
+            };
+            let r = Record {
+                id_at: at32,
+                id_len: len32,
+                cause,
+                ..c.record
+            };
+            e.longest = e.longest.max(r.end.saturating_sub(r.start));
+            out.write_all(bytemuck::bytes_of(&r)).map_err(&werr)?;
+            ids.write_all(c.id.as_bytes()).map_err(&werr)?;
+            entries.push(IdEntry {
+                hash: hash(c.id),
+                record: k32,
+                pad: 0,
+            });
+            id_at += c.id.len() as u64;
+        }
+        entries.sort_unstable();
+        index
+            .write_all(bytemuck::cast_slice(&entries))
+            .map_err(&werr)?;
+        records += complete.len() as u64;
+        ids_len += id_at;
+        e.records_to = records;
+        e.ids_len = id_at;
+        if !loose.is_empty() {
+            tail.loose
+                .push((table.len() as u64, loose.iter().map(WireLeg::of).collect()));
+        }
+        table.push(e);
+    }
+    tail.causes = cause_list;
+    at += records * size_of::<Record>() as u64;
+    // the index, then the ids, after the records
+    h.by_id_at = at;
+    let mut index = index.into_inner().map_err(|e| werr(e.into_error()))?;
+    let mut ids = ids.into_inner().map_err(|e| werr(e.into_error()))?;
+    for (f, len) in [
+        (&mut index, records * size_of::<IdEntry>() as u64),
+        (&mut ids, ids_len),
+    ] {
+        f.seek(SeekFrom::Start(0)).map_err(&werr)?;
+        out.flush().map_err(&werr)?;
+        let copied = std::io::copy(f, out.get_mut()).map_err(&werr)?;
+        if copied != len {
+            return Err(QueryError::Internal(format!(
+                "writing {}: {copied} bytes copied of {len}",
+                main.display()
+            )));
+        }
+        at += len;
+    }
+    h.ids_at = h.by_id_at + records * size_of::<IdEntry>() as u64;
+    h.ids_len = ids_len;
+    h.names_at = at;
+    h.names_len = names.len() as u64;
+    out.write_all(&names).map_err(&werr)?;
+    at += names.len() as u64;
+    pad_to_8(&mut out, &mut at).map_err(&werr)?;
+    h.devices_at = at;
+    h.devices = table.len() as u64;
+    out.write_all(bytemuck::cast_slice(&table)).map_err(&werr)?;
+    at += (table.len() * size_of::<DeviceEntry>()) as u64;
+    let tail_bytes = serde_json::to_vec(&tail)
+        .map_err(|e| QueryError::Internal(format!("writing {}: {e}", main.display())))?;
+    h.tail_at = at;
+    h.tail_len = tail_bytes.len() as u64;
+    out.write_all(&tail_bytes).map_err(&werr)?;
+    at += tail_bytes.len() as u64;
+    h.records = records;
+    h.checksum = h.checksum(&names, bytemuck::cast_slice(&table), &tail_bytes);
+    let mut f = out.into_inner().map_err(|e| werr(e.into_error()))?;
+    f.seek(SeekFrom::Start(0)).map_err(&werr)?;
+    f.write_all(bytemuck::bytes_of(&h)).map_err(&werr)?;
+    f.sync_all().map_err(&werr)?;
+    Ok(Written {
+        version: h.version,
+        devices: h.devices,
+        legs: records,
+        loose: tail.loose.iter().map(|(_, l)| l.len() as u64).sum(),
+        bytes: at,
+    })
+}
+
+fn damaged(path: &Path, what: &str) -> QueryError {
+    QueryError::Data(format!("checkpoint {} is damaged: {what}", path.display()))
+}
+
+/// Reads the checkpoint under `log_dir`, if there is one; `name` shares the strings it holds.
+pub(super) fn open(
+    log_dir: &Path,
+    mut name: impl FnMut(&str) -> Arc<str>,
+) -> Result<Option<Checkpoint>> {
+    let path = log_dir.join(FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let file = Arc::new(Mapped::open(&path).map_err(io("mapping", &path))?);
+    let bytes = file.bytes();
+    let bad = |what: &str| damaged(&path, what);
+    let h: Header = bytes
+        .get(..size_of::<Header>())
+        .map(bytemuck::pod_read_unaligned)
+        .ok_or_else(|| bad("shorter than its header"))?;
+    if h.magic != MAGIC {
+        return Err(bad("not a legs checkpoint of this format"));
+    }
+    let len = bytes.len() as u64;
+    let section = |at: u64, n: u64, what: &str| -> Result<std::ops::Range<usize>> {
+        let end = at.checked_add(n).filter(|&e| e <= len);
+        match end {
+            Some(end) => Ok(at as usize..end as usize),
+            None => Err(bad(&format!("its {what} run past its end"))),
+        }
+    };
+    let records = section(
+        h.records_at,
+        h.records * size_of::<Record>() as u64,
+        "records",
+    )?;
+    let by_id = section(h.by_id_at, h.records * size_of::<IdEntry>() as u64, "index")?;
+    let ids = section(h.ids_at, h.ids_len, "call ids")?;
+    let names = section(h.names_at, h.names_len, "names")?;
+    let table = section(
+        h.devices_at,
+        h.devices * size_of::<DeviceEntry>() as u64,
+        "devices",
+    )?;
+    let tail = section(h.tail_at, h.tail_len, "tail")?;
+    if h.checksum(
+        &bytes[names.clone()],
+        &bytes[table.clone()],
+        &bytes[tail.clone()],
+    ) != h.checksum
+    {
+        return Err(bad("its checksum does not match"));
+    }
+    let table: &[DeviceEntry] =
+        bytemuck::try_cast_slice(&bytes[table]).map_err(|_| bad("devices misaligned"))?;
+    let tail: Tail =
+        serde_json::from_slice(&bytes[tail]).map_err(|e| bad(&format!("its tail: {e}")))?;
+    let causes: Arc<Vec<Arc<str>>> = Arc::new(tail.causes.iter().map(|c| name(c)).collect());
+    let mut loose: HashMap<u64, Vec<WireLeg>> = tail.loose.into_iter().collect();
+    let mut devices = Vec::with_capacity(table.len());
+    for (n, e) in table.iter().enumerate() {
+        let name_bytes = bytes
+            .get(names.start + e.name_at as usize..)
+            .and_then(|b| b.get(..e.name_len as usize))
+            .ok_or_else(|| bad("a device name out of place"))?;
+        let device = std::str::from_utf8(name_bytes)
+            .map_err(|_| bad("a device name is not UTF-8"))?
+            .to_string();
+        let (from, to) = (e.records_from as usize, e.records_to as usize);
+        let (rs, is) = (size_of::<Record>(), size_of::<IdEntry>());
+        let id_from = ids.start.checked_add(e.ids_at as usize);
+        let id_to = id_from.and_then(|a| a.checked_add(e.ids_len as usize));
+        let (Some(id_from), Some(id_to)) = (id_from, id_to) else {
+            return Err(bad("call ids out of place"));
+        };
+        if from > to || id_to > ids.end {
+            return Err(bad(&format!("device {device} out of place")));
+        }
+        let packed = Packed::mapped(
+            file.clone(),
+            records.start + from * rs..records.start + to * rs,
+            by_id.start + from * is..by_id.start + to * is,
+            id_from..id_to,
+            causes.clone(),
+            e.longest,
+        )
+        .ok_or_else(|| bad(&format!("device {device}'s legs out of place")))?;
+        let rest: Vec<Paired> = loose
+            .remove(&(n as u64))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| w.paired(&mut name))
+            .collect();
+        devices.push((device, packed, rest));
+    }
+    Ok(Some(Checkpoint {
+        version: h.version,
+        last_ingest_time: h.last_ingest_time,
+        devices,
+    }))
+}

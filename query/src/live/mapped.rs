@@ -1,0 +1,73 @@
+//! A file mapped read-only into memory: its pages are read from disk when first touched and
+//! stay the kernel's to drop under memory pressure (they count in RSS while mapped in, but
+//! as file pages, not the process's own). The files mapped here are written whole to a new
+//! name and renamed into place, never written in place, so a mapping never sees them change.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+/// A read-only mapping of a whole file.
+#[derive(Debug)]
+pub struct Mapped {
+    at: *const u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and lives until drop; `&[u8]` to it may be shared.
+unsafe impl Send for Mapped {}
+unsafe impl Sync for Mapped {}
+
+impl Mapped {
+    /// Maps `path`. Reads will be random: no read-ahead around what is touched.
+    pub fn open(path: &Path) -> std::io::Result<Mapped> {
+        let file = File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| std::io::Error::other("file too large to map"))?;
+        if len == 0 {
+            return Ok(Mapped {
+                at: std::ptr::null(),
+                len: 0,
+            });
+        }
+        // SAFETY: a fresh read-only private mapping of an open file descriptor; checked for
+        // failure below; the descriptor may close once mapped.
+        let at = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if at == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: advice on the range just mapped; failure only loses the hint
+        unsafe { libc::madvise(at, len, libc::MADV_RANDOM) };
+        Ok(Mapped {
+            at: at as *const u8,
+            len,
+        })
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `len` bytes mapped readable at `at` until drop
+        unsafe { std::slice::from_raw_parts(self.at, self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: unmaps exactly what `open` mapped; no borrow of `bytes` outlives self
+            unsafe { libc::munmap(self.at as *mut libc::c_void, self.len) };
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Checkpoints of the call legs (`<log>/derived/legs.bin`): a start from one answers every
+//! call question as the derivation from scratch does, with the legs read back mapped and
+//! only the later call events paired; a checkpoint of another log, a damaged one, or what
+//! an interrupted write left, is not used, and the start derives the legs from the log.
+
+use std::path::Path;
+use std::time::Duration;
+
+use callstate_log::{Log, LogOptions};
+use callstate_query::live::checkpoint::FILE;
+use callstate_query::model::fleet::Fleet;
+use callstate_query::{Derived, Live};
+use callstate_schemas::Event;
+
+mod common;
+
+/// Every call question of every device: legs, calls active and hit around each start and
+/// end, and the legs as known at a few ingest times.
+fn calls(f: &dyn Fleet) -> Vec<String> {
+    let mut out = Vec::new();
+    for legs in f.calls() {
+        let device = &legs[0].device;
+        for c in legs.iter() {
+            out.push(format!("call {c:?}"));
+            for t in [Some(c.start), c.end].into_iter().flatten() {
+                for t in [t - 1, t, t + 1] {
+                    out.push(format!("active {device} {t} {}", f.active_calls(device, t)));
+                    let mut hit = f.calls_hit(device, t);
+                    hit.sort();
+                    out.push(format!("hit {device} {t} {hit:?}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn scratch(log: &Log) -> Vec<String> {
+    calls(&Derived::load(log.snapshot(), None, Default::default(), true).unwrap())
+}
+
+/// The call questions of a live state started on `log`, and the version of the checkpoint
+/// it read the legs from.
+fn live_calls(log: &Log) -> (Vec<String>, Option<u64>) {
+    let live = Live::start(log, Default::default()).unwrap();
+    let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
+    (calls(&*view), live.legs_from())
+}
+
+/// A failover day with calls, in a log that rolls segments, in two parts.
+fn day() -> (Vec<Event>, usize) {
+    let (events, _) = common::simulate("node-failover", 40, 7);
+    let half = events.len() / 2;
+    (events, half)
+}
+
+fn open(dir: &Path) -> Log {
+    Log::open(
+        dir,
+        LogOptions {
+            segment_rows: 3_000,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_start_from_a_checkpoint_answers_as_the_log_does() {
+    let (events, half) = day();
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    for chunk in events[..half].chunks(4_096) {
+        log.append(chunk).unwrap();
+    }
+    log.wait_idle().unwrap();
+    let written = {
+        let live = Live::start(&log, Default::default()).unwrap();
+        live.checkpoint().unwrap()
+    };
+    assert_eq!(written.version, log.version());
+    assert!(written.legs > 100, "{written:?}");
+    assert!(dir.path().join(FILE).exists());
+    // the checkpoint alone
+    assert_eq!(live_calls(&log), (scratch(&log), Some(written.version)));
+    // the checkpoint and the call events after it, some of them ending legs it holds open,
+    // others sent again (duplicates of stored events are dropped by the log)
+    for chunk in events[half..].chunks(4_096) {
+        log.append(chunk).unwrap();
+    }
+    log.append(&events[half - 50..half + 50]).unwrap();
+    log.wait_idle().unwrap();
+    let expected = scratch(&log);
+    assert!(expected.len() > 1_000);
+    assert_eq!(live_calls(&log), (expected.clone(), Some(written.version)));
+    // followed live from the checkpoint: a second checkpoint, and a start from it
+    let live = Live::start(&log, Default::default()).unwrap();
+    let again = live.checkpoint().unwrap();
+    assert_eq!(again.version, log.version());
+    assert!(again.legs > written.legs);
+    drop(live);
+    assert_eq!(live_calls(&log), (expected, Some(again.version)));
+}
+
+#[test]
+fn a_checkpoint_of_another_log_is_not_used() {
+    let (events, half) = day();
+    // log A holds the first half; log B as many events, but of the second half
+    let a_dir = tempfile::tempdir().unwrap();
+    let a = open(a_dir.path());
+    a.append(&events[..half]).unwrap();
+    a.wait_idle().unwrap();
+    Live::start(&a, Default::default())
+        .unwrap()
+        .checkpoint()
+        .unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let b = open(b_dir.path());
+    b.append(&events[events.len() - half..]).unwrap();
+    b.wait_idle().unwrap();
+    assert_eq!(a.version(), b.version());
+    std::fs::create_dir_all(b_dir.path().join(FILE).parent().unwrap()).unwrap();
+    std::fs::copy(a_dir.path().join(FILE), b_dir.path().join(FILE)).unwrap();
+    assert_ne!(scratch(&a), scratch(&b));
+    assert_eq!(live_calls(&b), (scratch(&b), None));
+}
+
+#[test]
+fn a_damaged_checkpoint_or_a_half_written_one_is_not_used() {
+    let (events, half) = day();
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.append(&events[..half]).unwrap();
+    log.wait_idle().unwrap();
+    Live::start(&log, Default::default())
+        .unwrap()
+        .checkpoint()
+        .unwrap();
+    let path = dir.path().join(FILE);
+    let good = std::fs::read(&path).unwrap();
+    let expected = scratch(&log);
+    // cut anywhere, or a byte changed in the header, the device table or the tail
+    let len = good.len();
+    let mut cases: Vec<Vec<u8>> = [0, 7, 64, 111, len / 3, len / 2, len - 200, len - 1]
+        .into_iter()
+        .map(|n| good[..n].to_vec())
+        .collect();
+    for at in [0, 8, 16, 32, 40, 48, 96, len - 300, len - 100, len - 2] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x5a;
+        cases.push(bad);
+    }
+    for (k, bytes) in cases.iter().enumerate() {
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(live_calls(&log), (expected.clone(), None), "case {k}");
+    }
+    // a write interrupted: its pieces are removed at the next start, the last good
+    // checkpoint stays in use
+    std::fs::write(&path, &good).unwrap();
+    let parent = path.parent().unwrap();
+    for name in [
+        "legs.bin.tmp-1",
+        "legs.bin.tmp-1.index",
+        "legs.bin.tmp-1.ids",
+    ] {
+        std::fs::write(parent.join(name), &good[..len / 2]).unwrap();
+    }
+    let version = log.version();
+    log.append(&events[half..]).unwrap();
+    log.wait_idle().unwrap();
+    assert_eq!(live_calls(&log), (scratch(&log), Some(version)));
+    let left: Vec<String> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["legs.bin"]);
+}
