@@ -461,8 +461,14 @@ pub fn run(
 /// `callstate serve`.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let s = args.resolve()?;
+    let began = std::time::Instant::now();
     let log = Log::open(&s.data, s.log)
         .with_context(|| format!("cannot open the log in {}", s.data.display()))?;
+    tracing::info!(
+        events = log.snapshot().len(),
+        seconds = began.elapsed().as_secs_f64(),
+        "log opened"
+    );
     let data = s.data.clone();
     run(
         Arc::new(log),

@@ -7,36 +7,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use callstate_log::{Log, LogOptions};
-use callstate_query::live::checkpoint::FILE;
-use callstate_query::model::fleet::Fleet;
+use callstate_query::live::checkpoint::{FILE, Written};
 use callstate_query::{Derived, Live};
 use callstate_schemas::Event;
 
 mod common;
 
-/// Every call question of every device: legs, calls active and hit around each start and
-/// end, and the legs as known at a few ingest times.
-fn calls(f: &dyn Fleet) -> Vec<String> {
-    let mut out = Vec::new();
-    for legs in f.calls() {
-        let device = &legs[0].device;
-        for c in legs.iter() {
-            out.push(format!("call {c:?}"));
-            for t in [Some(c.start), c.end].into_iter().flatten() {
-                for t in [t - 1, t, t + 1] {
-                    out.push(format!("active {device} {t} {}", f.active_calls(device, t)));
-                    let mut hit = f.calls_hit(device, t);
-                    hit.sort();
-                    out.push(format!("hit {device} {t} {hit:?}"));
-                }
-            }
-        }
-    }
-    out
-}
-
 fn scratch(log: &Log) -> Vec<String> {
-    calls(&Derived::load(log.snapshot(), None, Default::default(), true).unwrap())
+    common::call_questions(&Derived::load(log.snapshot(), None, Default::default(), true).unwrap())
 }
 
 /// The call questions of a live state started on `log`, and the version of the checkpoint
@@ -44,7 +22,7 @@ fn scratch(log: &Log) -> Vec<String> {
 fn live_calls(log: &Log) -> (Vec<String>, Option<u64>) {
     let live = Live::start(log, Default::default()).unwrap();
     let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
-    (calls(&*view), live.legs_from())
+    (common::call_questions(&*view), live.legs_from())
 }
 
 /// A failover day with calls, in a log that rolls segments, in two parts.
@@ -64,19 +42,25 @@ fn open(dir: &Path) -> Log {
     .unwrap()
 }
 
+/// A log in `dir` holding `events`, and the checkpoint a start on it writes.
+fn checkpointed(dir: &Path, events: &[Event]) -> (Log, Written) {
+    let log = open(dir);
+    for chunk in events.chunks(4_096) {
+        log.append(chunk).unwrap();
+    }
+    log.wait_idle().unwrap();
+    let written = Live::start(&log, Default::default())
+        .unwrap()
+        .checkpoint()
+        .unwrap();
+    (log, written)
+}
+
 #[test]
 fn a_start_from_a_checkpoint_answers_as_the_log_does() {
     let (events, half) = day();
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
-    for chunk in events[..half].chunks(4_096) {
-        log.append(chunk).unwrap();
-    }
-    log.wait_idle().unwrap();
-    let written = {
-        let live = Live::start(&log, Default::default()).unwrap();
-        live.checkpoint().unwrap()
-    };
+    let (log, written) = checkpointed(dir.path(), &events[..half]);
     assert_eq!(written.version, log.version());
     assert!(written.legs > 100, "{written:?}");
     assert!(dir.path().join(FILE).exists());
@@ -92,7 +76,7 @@ fn a_start_from_a_checkpoint_answers_as_the_log_does() {
     let expected = scratch(&log);
     assert!(expected.len() > 1_000);
     assert_eq!(live_calls(&log), (expected.clone(), Some(written.version)));
-    // followed live from the checkpoint: a second checkpoint, and a start from it
+    // a start from the checkpoint writes a second one, and a start reads that
     let live = Live::start(&log, Default::default()).unwrap();
     let again = live.checkpoint().unwrap();
     assert_eq!(again.version, log.version());
@@ -106,13 +90,7 @@ fn a_checkpoint_of_another_log_is_not_used() {
     let (events, half) = day();
     // log A holds the first half; log B as many events, but of the second half
     let a_dir = tempfile::tempdir().unwrap();
-    let a = open(a_dir.path());
-    a.append(&events[..half]).unwrap();
-    a.wait_idle().unwrap();
-    Live::start(&a, Default::default())
-        .unwrap()
-        .checkpoint()
-        .unwrap();
+    let (a, _) = checkpointed(a_dir.path(), &events[..half]);
     let b_dir = tempfile::tempdir().unwrap();
     let b = open(b_dir.path());
     b.append(&events[events.len() - half..]).unwrap();
@@ -128,13 +106,7 @@ fn a_checkpoint_of_another_log_is_not_used() {
 fn a_damaged_checkpoint_or_a_half_written_one_is_not_used() {
     let (events, half) = day();
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
-    log.append(&events[..half]).unwrap();
-    log.wait_idle().unwrap();
-    Live::start(&log, Default::default())
-        .unwrap()
-        .checkpoint()
-        .unwrap();
+    let (log, _) = checkpointed(dir.path(), &events[..half]);
     let path = dir.path().join(FILE);
     let good = std::fs::read(&path).unwrap();
     let expected = scratch(&log);

@@ -232,23 +232,7 @@ fn summary(f: &dyn Fleet) -> Vec<String> {
             out.push(format!("interval {i:?}"));
         }
     }
-    for legs in f.calls() {
-        for c in legs.iter() {
-            out.push(format!("call {c:?}"));
-        }
-        // calls active around each start and end
-        let device = &legs[0].device;
-        for c in legs.iter() {
-            for t in [Some(c.start), c.end].into_iter().flatten() {
-                for t in [t - 1, t, t + 1] {
-                    out.push(format!("active {device} {t} {}", f.active_calls(device, t)));
-                    let mut hit = f.calls_hit(device, t);
-                    hit.sort();
-                    out.push(format!("hit {device} {t} {hit:?}"));
-                }
-            }
-        }
-    }
+    out.extend(common::call_questions(f));
     let mut rest: Vec<String> = f
         .pool_configs()
         .iter()

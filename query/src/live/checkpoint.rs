@@ -21,6 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arrow::array::AsArray;
+use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
+
+use callstate_log::Snapshot;
+use callstate_log::segment::read_segment;
 use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
@@ -437,4 +442,66 @@ pub(super) fn open(
         last_ingest_time: h.last_ingest_time,
         devices,
     }))
+}
+
+/// The latest ingest time among the events of `ingest_seq` up to `version`, if `snap` holds
+/// that version.
+fn ingest_time_through(snap: &Snapshot, version: u64) -> Result<Option<Us>> {
+    let mut latest = None::<Us>;
+    let mut holds = false;
+    let columns = ["ingest_seq", "ingest_time"];
+    let mut batches = Vec::new();
+    for seg in &snap.segments {
+        if seg.max_ingest_seq <= version {
+            holds |= seg.max_ingest_seq == version;
+            latest = latest.max(Some(seg.max_ingest_time_us));
+        } else if seg.min_ingest_seq <= version {
+            batches.extend(read_segment(&snap.segment_path(seg), Some(&columns))?);
+        }
+    }
+    batches.extend(snap.tail_batches(Some(&columns))?);
+    for b in &batches {
+        let col = |n: &str| {
+            b.column_by_name(n)
+                .ok_or_else(|| QueryError::Data(format!("column {n} missing")))
+        };
+        let seq = col("ingest_seq")?.as_primitive::<UInt64Type>();
+        let time = col("ingest_time")?.as_primitive::<TimestampMicrosecondType>();
+        for i in 0..b.num_rows() {
+            if seq.value(i) <= version {
+                holds |= seq.value(i) == version;
+                latest = latest.max(Some(time.value(i)));
+            }
+        }
+    }
+    Ok(latest.filter(|_| holds))
+}
+
+/// The checkpoint of the legs under the log's directory of `snap`, if there is one the log
+/// matches; one it does not (another log's, a damaged file) is reported and left out.
+pub(super) fn load(snap: &Snapshot, name: impl FnMut(&str) -> Arc<str>) -> Option<Checkpoint> {
+    let found = open(&snap.dir, name);
+    let c = match found {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "call legs derived from the log instead");
+            return None;
+        }
+    };
+    match ingest_time_through(snap, c.version) {
+        Ok(Some(t)) if t == c.last_ingest_time => Some(c),
+        Ok(_) => {
+            tracing::warn!(
+                version = c.version,
+                "the legs checkpoint is not of this log (it does not hold that version with the \
+                 same ingest time): call legs derived from the log instead"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "call legs derived from the log instead");
+            None
+        }
+    }
 }

@@ -71,7 +71,14 @@ impl Live {
     pub fn start(log: &Log, targets: Targets) -> Result<Live> {
         let (snap, sub) = log.subscribe();
         checkpoint::remove_leftovers(log.dir());
+        let began = std::time::Instant::now();
         let state = State::from_snapshot(snap, targets)?;
+        tracing::info!(
+            version = state.version(),
+            legs_from = state.legs_from(),
+            seconds = began.elapsed().as_secs_f64(),
+            "live state derived"
+        );
         let view = Arc::new(state.view());
         let version = view.version;
         let shared = Arc::new(Shared {

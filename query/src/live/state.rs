@@ -1,5 +1,6 @@
-//! The applier's state: built once from a snapshot, then advanced by every durable append
-//! the log notifies. A batch re-derives only what it touches:
+//! The applier's state: built once from a snapshot (its call legs read from the checkpoint
+//! under the log's directory when one matches the log, [`checkpoint`]), then advanced by
+//! every durable append the log notifies. A batch re-derives only what it touches:
 //! - a device's service event re-derives that device (a late one rewrites its history);
 //! - a source's event extends its activity; only when that changes a *closed* silence (a gap
 //!   appears or is filled) are the devices it reported re-derived — a heartbeat in time
@@ -138,68 +139,6 @@ fn pair_calls(snap: &Snapshot, names: &mut Interner) -> Result<(Pairings, u64)> 
     Ok((legs, n))
 }
 
-/// The latest ingest time among the events of `ingest_seq` up to `version`, if `snap` holds
-/// that version.
-fn ingest_time_through(snap: &Snapshot, version: u64) -> Result<Option<Us>> {
-    let mut latest = None::<Us>;
-    let mut holds = false;
-    let columns = ["ingest_seq", "ingest_time"];
-    let mut batches = Vec::new();
-    for seg in &snap.segments {
-        if seg.max_ingest_seq <= version {
-            holds |= seg.max_ingest_seq == version;
-            latest = latest.max(Some(seg.max_ingest_time_us));
-        } else if seg.min_ingest_seq <= version {
-            batches.extend(read_segment(&snap.segment_path(seg), Some(&columns))?);
-        }
-    }
-    batches.extend(snap.tail_batches(Some(&columns))?);
-    for b in &batches {
-        let col = |n: &str| {
-            b.column_by_name(n)
-                .ok_or_else(|| QueryError::Data(format!("column {n} missing")))
-        };
-        let seq = col("ingest_seq")?.as_primitive::<UInt64Type>();
-        let time = col("ingest_time")?.as_primitive::<TimestampMicrosecondType>();
-        for i in 0..b.num_rows() {
-            if seq.value(i) <= version {
-                holds |= seq.value(i) == version;
-                latest = latest.max(Some(time.value(i)));
-            }
-        }
-    }
-    Ok(latest.filter(|_| holds))
-}
-
-/// The checkpoint of the legs under the log's directory, if there is one the log matches;
-/// one it does not (another log's, a damaged file) is reported and left out.
-fn checkpoint(snap: &Snapshot, names: &mut Interner) -> Option<checkpoint::Checkpoint> {
-    let found = checkpoint::open(&snap.dir, |s| names.get(s));
-    let c = match found {
-        Ok(Some(c)) => c,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!(error = %e, "call legs derived from the log instead");
-            return None;
-        }
-    };
-    match ingest_time_through(snap, c.version) {
-        Ok(Some(t)) if t == c.last_ingest_time => Some(c),
-        Ok(_) => {
-            tracing::warn!(
-                version = c.version,
-                "the legs checkpoint is not of this log (it does not hold that version with the \
-                 same ingest time): call legs derived from the log instead"
-            );
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "call legs derived from the log instead");
-            None
-        }
-    }
-}
-
 impl State {
     /// Derives the state of `snap` from scratch (the same rows the reference derivation
     /// reads), call legs included.
@@ -208,7 +147,7 @@ impl State {
     pub fn from_snapshot(snap: Snapshot, targets: Targets) -> Result<State> {
         let rows = LogRows::load_with(&snap, None, false)?;
         let mut names = Interner::default();
-        let saved = checkpoint(&snap, &mut names);
+        let saved = checkpoint::load(&snap, |s| names.get(s));
         let (legs, paired) = match saved {
             None => pair_calls(&snap, &mut names)?,
             Some(_) => (Pairings::new(), 0),

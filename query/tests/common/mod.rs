@@ -99,3 +99,26 @@ pub fn strings(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<Option<String>>
     }
     out
 }
+
+/// Every call question of a fleet: each device's legs, then the calls active and hit around
+/// each leg's start and end.
+pub fn call_questions(f: &dyn callstate_query::model::fleet::Fleet) -> Vec<String> {
+    let mut out = Vec::new();
+    for legs in f.calls() {
+        for c in legs.iter() {
+            out.push(format!("call {c:?}"));
+        }
+        let device = &legs[0].device;
+        for c in legs.iter() {
+            for t in [Some(c.start), c.end].into_iter().flatten() {
+                for t in [t - 1, t, t + 1] {
+                    out.push(format!("active {device} {t} {}", f.active_calls(device, t)));
+                    let mut hit = f.calls_hit(device, t);
+                    hit.sort();
+                    out.push(format!("hit {device} {t} {hit:?}"));
+                }
+            }
+        }
+    }
+    out
+}
