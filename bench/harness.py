@@ -62,11 +62,16 @@ def run_cpu(cmd, stdout=None):
     return secs, ru.ru_maxrss * 1024, out, ru.ru_utime + ru.ru_stime
 
 
-def vm_hwm(pid):
+def proc_status_bytes(pid, field):
+    """A size field of /proc/<pid>/status (VmRSS, VmHWM, RssAnon, RssFile) in bytes; 0 if absent."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def vm_hwm(pid):
+    return proc_status_bytes(pid, "VmHWM")
 
 
 def pct(values, p):
@@ -722,10 +727,7 @@ def writer_main(args):
 
 
 def vm_rss(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return proc_status_bytes(pid, "VmRSS")
 
 
 LIVE_QUESTIONS = ["state", "state_known_at", "fleet", "sla_7d_pool", "incidents_30d"]

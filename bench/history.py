@@ -134,12 +134,7 @@ def months(days):
 def rss_parts(pid):
     """(anonymous, file-backed) resident bytes: the process's own memory, and the pages of
     mapped files (the legs checkpoint) it has touched, which the kernel may drop again."""
-    v = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        k, _, rest = line.partition(":")
-        if k in ("RssAnon", "RssFile"):
-            v[k] = int(rest.split()[0]) * 1024
-    return v.get("RssAnon", 0), v.get("RssFile", 0)
+    return h.proc_status_bytes(pid, "RssAnon"), h.proc_status_bytes(pid, "RssFile")
 
 
 def serve_round(name, days, binary, d, data, seed):

@@ -215,8 +215,9 @@ impl Pack {
 /// Complete legs (started and ended, each once) are kept [`Packed`], in two packs: the base
 /// (those complete when the state was built, read from a checkpoint file or paired from the
 /// log) and those sealed in since (once the maps below hold twice the legs they kept at the
-/// last seal; a seal repacks only this second pack, so the base stays where it is). The rest — open legs, legs seen only ending, revised legs, and
-/// the latest complete ones — are in persistent maps, ordered by where each sorts (its start,
+/// last seal; a seal repacks only this second pack, so the base stays where it is). The rest
+/// — open legs, legs seen only ending, revised legs, and the latest complete ones — are in
+/// persistent maps, ordered by where each sorts (its start,
 /// or its end when seen only ending) then call id, with the call ids indexed, so that a
 /// version's copy costs nothing until it changes. An event for a packed leg takes it out of
 /// the pack (`moved`) into the maps.
@@ -246,14 +247,6 @@ pub struct Calls {
 
 /// A leg paired from scratch: its call id, what it says, and its events once revised.
 pub(super) type Paired = (Arc<str>, KnownLeg, Option<Vec<Seen>>);
-
-/// A complete leg as a checkpoint writes it: its call id, its record (times; where its id
-/// goes is the writer's), how it ended.
-pub(super) struct CompleteRef<'a> {
-    pub id: &'a str,
-    pub record: super::packed::Record,
-    pub cause: Option<&'a Arc<str>>,
-}
 
 /// The maps are sealed into the pack when they hold this many legs and twice what they kept
 /// at the last seal.
@@ -324,38 +317,19 @@ impl Calls {
 
     /// What a checkpoint keeps of the legs: the complete ones (each pack's still packed, and
     /// the maps' complete and unrevised), and the rest as paired.
-    pub(super) fn checkpoint_parts(&self) -> (Vec<CompleteRef<'_>>, Vec<Paired>) {
-        let mut complete = Vec::with_capacity(self.len());
-        for pack in [&self.base, &self.sealed] {
-            let (records, _, _) = pack.packed.parts();
-            complete.extend(pack.legs().map(|k| CompleteRef {
-                id: pack.packed.id(k),
-                record: records[k],
-                cause: pack.packed.cause(k),
-            }));
-        }
+    pub(super) fn checkpoint_parts(&self) -> (Vec<Complete>, Vec<Paired>) {
+        let mut complete: Vec<Complete> = [&self.base, &self.sealed]
+            .into_iter()
+            .flat_map(|p| p.legs().map(|k| p.packed.get(k)))
+            .collect();
         let mut loose = Vec::new();
         for ((_, id), k) in &self.legs {
             let revised = self.revised.get(id);
-            match (revised, k.leg.start, k.leg.end) {
-                (None, Some(start), Some(end)) => complete.push(CompleteRef {
-                    id,
-                    record: super::packed::Record {
-                        start,
-                        end,
-                        start_known: k.start_known,
-                        end_known: k.end_known,
-                        id_at: 0,
-                        id_len: 0,
-                        cause: 0,
-                        pad: 0,
-                    },
-                    cause: k.leg.end_cause.as_ref(),
-                }),
-                _ => loose.push((id.clone(), k.clone(), revised.map(|r| r.to_vec()))),
+            match k.complete(id).filter(|_| revised.is_none()) {
+                Some(c) => complete.push(c),
+                None => loose.push((id.clone(), k.clone(), revised.map(|r| r.to_vec()))),
             }
         }
-        complete.sort_by(|a, b| (a.record.start, a.id).cmp(&(b.record.start, b.id)));
         (complete, loose)
     }
 
@@ -403,9 +377,7 @@ impl Calls {
             .map(|k| self.sealed.packed.get(k))
             .collect();
         for ((_, id), k) in &self.legs {
-            if !self.revised.contains_key(id)
-                && let Some(c) = k.complete(id)
-            {
+            if let Some(c) = k.complete(id).filter(|_| !self.revised.contains_key(id)) {
                 complete.push(c);
             }
         }

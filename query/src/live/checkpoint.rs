@@ -25,6 +25,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
 use callstate_log::Snapshot;
+use callstate_log::fsutil::sync_dir;
 use callstate_log::segment::read_segment;
 use callstate_schemas::Us;
 
@@ -32,7 +33,7 @@ use crate::error::{QueryError, Result};
 
 use super::calls::{Paired, WireLeg};
 use super::mapped::Mapped;
-use super::packed::{IdEntry, Packed, Record, hash};
+use super::packed::{IdEntry, Packed, Record};
 use super::view::View;
 
 /// The checkpoint's place under the log's directory.
@@ -185,9 +186,7 @@ pub(super) fn write(log_dir: &Path, view: &View) -> Result<Written> {
         }
     };
     fs::rename(&main, &path).map_err(io("renaming into", &path))?;
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("syncing", &dir))?;
+    sync_dir(&dir).map_err(io("syncing", &dir))?;
     Ok(written)
 }
 
@@ -218,7 +217,7 @@ fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> 
     h.records_at = at;
     let mut table: Vec<DeviceEntry> = Vec::new();
     let mut names: Vec<u8> = Vec::new();
-    let mut causes: HashMap<&str, u32> = HashMap::new();
+    let mut causes: HashMap<Arc<str>, u32> = HashMap::new();
     let mut cause_list: Vec<String> = Vec::new();
     let mut tail = Tail::default();
     let (mut records, mut ids_len) = (0u64, 0u64);
@@ -235,54 +234,39 @@ fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> 
             ..DeviceEntry::default()
         };
         names.extend_from_slice(name.as_bytes());
-        let mut entries: Vec<IdEntry> = Vec::with_capacity(complete.len());
-        let mut id_at = 0u64;
-        for (k, c) in complete.iter().enumerate() {
-            let (Ok(at32), Ok(len32), Ok(k32)) = (
-                u32::try_from(id_at),
-                u32::try_from(c.id.len()),
-                u32::try_from(k),
-            ) else {
-                return Err(QueryError::Internal(format!(
-                    "device {name}: too many legs to checkpoint"
-                )));
-            };
-            let cause = match c.cause {
+        // packed as the live state packs them; the causes renumbered into the file's list
+        let (packed, rest) = Packed::new(complete);
+        if !rest.is_empty() {
+            return Err(QueryError::Internal(format!(
+                "device {name}: too many legs to checkpoint"
+            )));
+        }
+        let (recs, entries, id_bytes) = packed.parts();
+        for (k, r) in recs.iter().enumerate() {
+            let cause = match packed.cause(k) {
                 None => 0,
                 Some(c) => match causes.get(&**c) {
                     Some(&n) => n,
                     None => {
                         cause_list.push(c.to_string());
                         let n = cause_list.len() as u32;
-                        causes.insert(c, n);
+                        causes.insert(c.clone(), n);
                         n
                     }
                 },
             };
-            let r = Record {
-                id_at: at32,
-                id_len: len32,
-                cause,
-                ..c.record
-            };
-            e.longest = e.longest.max(r.end.saturating_sub(r.start));
-            out.write_all(bytemuck::bytes_of(&r)).map_err(&werr)?;
-            ids.write_all(c.id.as_bytes()).map_err(&werr)?;
-            entries.push(IdEntry {
-                hash: hash(c.id),
-                record: k32,
-                pad: 0,
-            });
-            id_at += c.id.len() as u64;
+            out.write_all(bytemuck::bytes_of(&Record { cause, ..*r }))
+                .map_err(&werr)?;
         }
-        entries.sort_unstable();
         index
-            .write_all(bytemuck::cast_slice(&entries))
+            .write_all(bytemuck::cast_slice(entries))
             .map_err(&werr)?;
-        records += complete.len() as u64;
-        ids_len += id_at;
+        ids.write_all(id_bytes).map_err(&werr)?;
+        records += recs.len() as u64;
+        ids_len += id_bytes.len() as u64;
         e.records_to = records;
-        e.ids_len = id_at;
+        e.ids_len = id_bytes.len() as u64;
+        e.longest = packed.longest;
         if !loose.is_empty() {
             tail.loose
                 .push((table.len() as u64, loose.iter().map(WireLeg::of).collect()));

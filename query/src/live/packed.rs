@@ -94,7 +94,7 @@ pub(super) struct Packed {
     pub longest: Us,
 }
 
-pub(super) fn hash(id: &str) -> u64 {
+fn hash(id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
 }
 
