@@ -272,7 +272,7 @@ def report(res):
         ("RSS after the round (anonymous + mapped file pages)",
          lambda r: f"{gb(r['rss_after_round'])} ({parts(r['rss_parts_after_round'])})",
          f"≤ {GOALS['rss_gb']} GB"),
-        ("RSS peak (during start-up)", lambda r: gb(r["rss_peak"]), ""),
+        ("RSS peak (VmHWM: the most resident at once, mapped pages included)", lambda r: gb(r["rss_peak"]), ""),
         ("SLA by pool per calendar month, cold", lambda r: ms(r["sla_cold_s"]),
          f"< {GOALS['sla_cold_s']} s"),
         ("same, warm", lambda r: ms(r["sla_warm_s"]), f"< {GOALS['sla_warm_ms']} ms"),

@@ -1,17 +1,23 @@
 //! The `(source, seq)` idempotency index: tells new events from duplicates and conflicts.
 //!
-//! Kept in memory and rebuilt on open from the segments' `source`, `seq` and `content_hash`
-//! columns and the replayed WAL. A bridge numbers its events densely, so each source's
-//! sequence numbers are kept in chunks of [`CHUNK`] consecutive numbers: a dense chunk is an
-//! array of content hashes with a presence bitmap (about 8 bytes an event, and one probe per
-//! look-up); a chunk holding few numbers stays a small sorted list, so sparse numbering costs
-//! about 16 bytes an event instead of a whole chunk.
+//! Kept in memory. A bridge numbers its events densely, so each source's sequence numbers
+//! are kept in chunks of [`CHUNK`] consecutive numbers, in two kinds:
+//! - *settled* keys, those of segments, are only marked present (one bit an event): opening
+//!   sets them from the runs of sequence numbers the manifest records for each segment
+//!   ([`key_runs`]), without reading the files, and a roll moves its keys there. A re-sent
+//!   old event is answered [`Check::Settled`]: its content hash is in the segment, for the
+//!   log to read and compare ([`verdict`]).
+//! - *recent* keys (the WAL tail, and segments whose numbering is too scattered for a short
+//!   list of runs) keep their content hash: a dense chunk is an array of hashes with a
+//!   presence bitmap (about 8 bytes an event, one probe per look-up); a chunk holding few
+//!   numbers stays a small sorted list (about 16 bytes an event instead of a whole chunk).
 
 use arrow::array::{Array, AsArray, DictionaryArray, RecordBatch};
 use arrow::datatypes::{Int32Type, UInt64Type};
 use hashbrown::HashMap;
 
 use crate::error::{LogError, Result};
+use crate::manifest::SeqRuns;
 use crate::segment::dictionary;
 
 /// Sequence numbers per chunk.
@@ -19,6 +25,12 @@ pub const CHUNK: usize = 1024;
 const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
 /// A sparse chunk becomes dense beyond this many entries (where dense is no larger).
 const SPARSE_MAX: usize = CHUNK / 4;
+/// Most runs (of all sources) a segment's key list holds; a segment with more keeps its keys
+/// in the file only, and opening reads them (recent keys, with their hashes).
+pub const MAX_RUNS: usize = 256;
+
+/// Presence bits of one chunk.
+type Bits = [u64; CHUNK / 64];
 
 /// What the index says of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +41,13 @@ pub enum Check {
     Duplicate,
     /// Seen with different content: reject it.
     Conflict,
+    /// Held by a segment, whose content hash is not kept in memory: read it from the segment
+    /// and compare ([`verdict`]).
+    Settled,
 }
 
-fn verdict(stored: u64, hash: u64) -> Check {
+/// Whether an event with content hash `hash` is a duplicate of the stored one or a conflict.
+pub fn verdict(stored: u64, hash: u64) -> Check {
     if stored == hash {
         Check::Duplicate
     } else {
@@ -92,12 +108,60 @@ impl Chunk {
             }
         }
     }
+
+    /// Forgets the offsets `lo..=hi`; how many were held.
+    fn remove_range(&mut self, lo: usize, hi: usize) -> usize {
+        match self {
+            Chunk::Sparse(v) => {
+                let before = v.len();
+                v.retain(|&(o, _)| (o as usize) < lo || (o as usize) > hi);
+                before - v.len()
+            }
+            Chunk::Dense { present, .. } => {
+                let mut removed = 0;
+                for w in lo / 64..=hi / 64 {
+                    let mask = word_mask(w, lo, hi);
+                    removed += (present[w] & mask).count_ones() as usize;
+                    present[w] &= !mask;
+                }
+                removed
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Chunk::Sparse(v) => v.is_empty(),
+            Chunk::Dense { present, .. } => present.iter().all(|&w| w == 0),
+        }
+    }
+}
+
+/// The bits of word `w` of a chunk's bitmap that fall in offsets `lo..=hi`.
+fn word_mask(w: usize, lo: usize, hi: usize) -> u64 {
+    let (a, b) = (lo.max(w * 64) - w * 64, hi.min(w * 64 + 63) - w * 64);
+    (u64::MAX >> (63 - b)) & (u64::MAX << a)
+}
+
+fn has_bit(bits: &Bits, off: usize) -> bool {
+    bits[off / 64] & (1 << (off % 64)) != 0
 }
 
 /// The sequence numbers of one source.
 #[derive(Default)]
 struct SeqIndex {
+    /// Recent keys, with their content hashes.
     chunks: HashMap<u64, Chunk>,
+    /// Settled keys: present, hashes in the segments.
+    settled: HashMap<u64, Box<Bits>>,
+}
+
+impl SeqIndex {
+    fn is_settled(&self, seq: u64) -> bool {
+        self.settled
+            .get(&(seq >> CHUNK_BITS))
+            .is_some_and(|b| has_bit(b, seq as usize % CHUNK))
+    }
 }
 
 /// A source's place in the index (see [`DedupeIndex::source`]).
@@ -137,6 +201,9 @@ impl DedupeIndex {
         let Some(&i) = self.ids.get(source) else {
             return Check::New;
         };
+        if self.sources[i].is_settled(seq) {
+            return Check::Settled;
+        }
         let found = self.sources[i]
             .chunks
             .get(&(seq >> CHUNK_BITS))
@@ -147,9 +214,13 @@ impl DedupeIndex {
         }
     }
 
-    /// Looks an event up and records it when it is new (one probe).
+    /// Looks an event up and records it when it is new (as a recent key).
     pub fn check_insert(&mut self, source: SourceId, seq: u64, hash: u64) -> Check {
-        let check = self.sources[source.0]
+        let ix = &mut self.sources[source.0];
+        if ix.is_settled(seq) {
+            return Check::Settled;
+        }
+        let check = ix
             .chunks
             .entry(seq >> CHUNK_BITS)
             .or_insert_with(|| Chunk::Sparse(Vec::new()))
@@ -185,6 +256,52 @@ impl DedupeIndex {
         if removed {
             self.len -= 1;
         }
+    }
+
+    /// Marks the keys `runs` of `source` settled (held by a segment): their hashes, where
+    /// recent, are dropped.
+    pub fn settle(&mut self, source: SourceId, runs: &[[u64; 2]]) {
+        let ix = &mut self.sources[source.0];
+        for &[first, last] in runs {
+            let mut seq = first;
+            loop {
+                let c = seq >> CHUNK_BITS;
+                let end = last.min(seq | (CHUNK as u64 - 1));
+                let (lo, hi) = (seq as usize % CHUNK, end as usize % CHUNK);
+                let bits = ix
+                    .settled
+                    .entry(c)
+                    .or_insert_with(|| Box::new([0; CHUNK / 64]));
+                for w in lo / 64..=hi / 64 {
+                    let mask = word_mask(w, lo, hi);
+                    self.len += (mask & !bits[w]).count_ones() as usize;
+                    bits[w] |= mask;
+                }
+                if let Some(recent) = ix.chunks.get_mut(&c) {
+                    self.len -= recent.remove_range(lo, hi);
+                    if recent.is_empty() {
+                        ix.chunks.remove(&c);
+                    }
+                }
+                if end == last {
+                    break;
+                }
+                seq = end + 1;
+            }
+        }
+    }
+
+    /// Recent keys held (with their content hashes).
+    pub fn recent_len(&self) -> usize {
+        self.len - self.settled_len()
+    }
+
+    fn settled_len(&self) -> usize {
+        self.sources
+            .iter()
+            .flat_map(|s| s.settled.values())
+            .map(|b| b.iter().map(|w| w.count_ones() as usize).sum::<usize>())
+            .sum()
     }
 
     /// Keys held.
@@ -229,6 +346,13 @@ impl<'a> BatchKeys<'a> {
         })
     }
 
+    /// Row `row`'s source, sequence number and content hash.
+    pub fn key(&self, row: usize) -> (&'a str, u64, u64) {
+        let names = self.source.values().as_string::<i32>();
+        let k = self.source.keys().value(row) as usize;
+        (names.value(k), self.seq[row], self.hash[row])
+    }
+
     /// Checks every row in order against `index`, recording new keys; `f` gets each verdict.
     pub fn check_insert(&self, index: &mut DedupeIndex, mut f: impl FnMut(Check)) {
         self.each(index, |index, id, seq, hash| {
@@ -269,6 +393,61 @@ pub fn index_batch(index: &mut DedupeIndex, b: &RecordBatch) -> Result<()> {
     Ok(())
 }
 
+/// The keys of `batches` (with the key columns) as each source's runs of sequence numbers,
+/// by source; `None` beyond [`MAX_RUNS`] runs in all.
+pub fn key_runs(batches: &[RecordBatch]) -> Result<Option<Vec<SeqRuns>>> {
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut seqs: Vec<Vec<u64>> = Vec::new();
+    for b in batches {
+        let keys = BatchKeys::of(b)?;
+        let names = keys.source.values().as_string::<i32>();
+        let slot: Vec<usize> = (0..names.len())
+            .map(|k| {
+                *ids.entry_ref(names.value(k)).or_insert_with(|| {
+                    seqs.push(Vec::new());
+                    seqs.len() - 1
+                })
+            })
+            .collect();
+        for (row, k) in keys.source.keys().values().iter().enumerate() {
+            seqs[slot[*k as usize]].push(keys.seq[row]);
+        }
+    }
+    let mut out: Vec<SeqRuns> = Vec::with_capacity(ids.len());
+    let mut total = 0;
+    for (source, i) in ids {
+        let v = &mut seqs[i];
+        if v.is_empty() {
+            continue;
+        }
+        v.sort_unstable();
+        let mut runs: Vec<[u64; 2]> = Vec::new();
+        for &s in v.iter() {
+            match runs.last_mut() {
+                Some(r) if r[1] == s || r[1].checked_add(1) == Some(s) => r[1] = s,
+                _ => {
+                    total += 1;
+                    if total > MAX_RUNS {
+                        return Ok(None);
+                    }
+                    runs.push([s, s]);
+                }
+            }
+        }
+        out.push(SeqRuns { source, runs });
+    }
+    out.sort_by(|a, b| a.source.cmp(&b.source));
+    Ok(Some(out))
+}
+
+/// Whether `keys` (a segment's runs) hold `(source, seq)`.
+pub fn runs_hold(keys: &[SeqRuns], source: &str, seq: u64) -> bool {
+    keys.iter().filter(|k| k.source == source).any(|k| {
+        let i = k.runs.partition_point(|r| r[1] < seq);
+        k.runs.get(i).is_some_and(|r| r[0] <= seq)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +485,80 @@ mod tests {
         assert_eq!(ix.check("a", 5, 5 * 7 + 1), Check::New);
         assert_eq!(ix.check("b", 77_777, 77_777 ^ 3), Check::New);
         assert_eq!(ix.check_insert(a, 5, 1), Check::New);
+    }
+
+    #[test]
+    fn settled_keys_are_present_without_hashes_and_leave_recent_ones() {
+        let mut ix = DedupeIndex::default();
+        let a = ix.source("a");
+        for s in 0..3000u64 {
+            assert_eq!(ix.check_insert(a, s, s), Check::New);
+        }
+        let b = ix.source("b");
+        for s in [u64::MAX - 1, 7] {
+            ix.check_insert(b, s, 1);
+        }
+        // runs across chunk and word boundaries, one to the top of the numbering
+        ix.settle(a, &[[63, 64], [1000, 2100]]);
+        ix.settle(b, &[[u64::MAX - 2, u64::MAX]]);
+        assert_eq!(
+            ix.len(),
+            3000 + 4,
+            "settling recent keys keeps them; b gains two"
+        );
+        assert_eq!(ix.recent_len(), 3000 - 2 - 1101 + 1);
+        for s in [63, 64, 1000, 1023, 1024, 2100] {
+            assert_eq!(ix.check("a", s, s), Check::Settled, "{s}");
+            assert_eq!(ix.check_insert(a, s, 0), Check::Settled);
+        }
+        for s in [62, 65, 999, 2101] {
+            assert_eq!(ix.check("a", s, s), Check::Duplicate, "{s}");
+        }
+        assert_eq!(ix.check("b", u64::MAX, 0), Check::Settled);
+        assert_eq!(ix.check("b", 7, 1), Check::Duplicate);
+        assert_eq!(ix.check_insert(a, 5000, 1), Check::New);
+        // settling again changes nothing
+        ix.settle(a, &[[1000, 2100]]);
+        assert_eq!(ix.len(), 3000 + 5);
+    }
+
+    #[test]
+    fn key_runs_list_each_source_and_give_up_beyond_the_limit() {
+        use callstate_schemas::Event;
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
+            .unwrap()
+            .to_utc();
+        let event = |source: &str, seq: u64| Event {
+            source: source.into(),
+            seq,
+            time: t0,
+            cluster: "CL1".into(),
+            body: callstate_schemas::Body::CollectorHeartbeat,
+            extra: None,
+        };
+        let mut ev: Vec<Event> = (5..=9).chain(11..=11).map(|s| event("x", s)).collect();
+        ev.extend([event("a", u64::MAX), event("a", 0)]);
+        let b1 = crate::events_batch(&ev[..4]);
+        let b2 = crate::events_batch(&ev[4..]);
+        let runs = key_runs(&[b1, b2]).unwrap().unwrap();
+        let got: Vec<(&str, &[[u64; 2]])> = runs
+            .iter()
+            .map(|r| (r.source.as_str(), r.runs.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", &[[0, 0], [u64::MAX, u64::MAX]][..]),
+                ("x", &[[5, 9], [11, 11]][..])
+            ]
+        );
+        assert!(runs_hold(&runs, "x", 9) && runs_hold(&runs, "a", u64::MAX));
+        assert!(!runs_hold(&runs, "x", 10) && !runs_hold(&runs, "y", 5));
+        let scattered: Vec<Event> = (0..=MAX_RUNS as u64).map(|s| event("x", 2 * s)).collect();
+        assert!(
+            key_runs(&[crate::events_batch(&scattered)])
+                .unwrap()
+                .is_none()
+        );
     }
 }

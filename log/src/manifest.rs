@@ -38,6 +38,15 @@ pub struct Digest {
     pub spans: Vec<SourceSpan>,
 }
 
+/// The sequence numbers of one source held by a segment, as inclusive runs `[first, last]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeqRuns {
+    /// The source.
+    pub source: String,
+    /// Its runs of consecutive sequence numbers, ascending.
+    pub runs: Vec<[u64; 2]>,
+}
+
 /// File name of the manifest in the data directory.
 pub const FILE: &str = "MANIFEST.json";
 
@@ -63,6 +72,12 @@ pub struct SegmentMeta {
     /// The segment's digest (absent in logs written before digests existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// The idempotency keys it holds, as each source's runs of sequence numbers, by source:
+    /// opening the log builds its index from these without reading the file. Absent when the
+    /// numbering is too scattered for a short list (opening then reads the keys from the
+    /// file), and in logs written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<SeqRuns>>,
 }
 
 impl SegmentMeta {

@@ -17,7 +17,7 @@ use callstate_schemas::{Event, EventBatchBuilder};
 
 use super::record::encode;
 use super::{AppendResult, Failure, Log, Outcome, State};
-use crate::dedupe::{BatchKeys, Check};
+use crate::dedupe::{BatchKeys, Check, verdict};
 use crate::error::{LogError, Refusal, Result, is_disk_full};
 use crate::layout::wal_dir;
 use crate::manifest::Positions;
@@ -118,22 +118,48 @@ impl Log {
         };
         // A key enters the index before its record is durable; a failed write takes the
         // keys of this batch back.
+        let mut settled = Vec::new();
         keys.check_insert(&mut st.dedupe, |check| {
+            let row = res.outcomes.len();
             res.outcomes.push(match check {
                 Check::New => {
                     res.accepted += 1;
                     Outcome::Accepted(first_seq + res.accepted as u64 - 1)
                 }
-                Check::Duplicate => {
-                    res.duplicates += 1;
+                Check::Duplicate => Outcome::Duplicate,
+                Check::Conflict => Outcome::Conflict,
+                Check::Settled => {
+                    settled.push(row);
                     Outcome::Duplicate
-                }
-                Check::Conflict => {
-                    res.conflicts += 1;
-                    Outcome::Conflict
                 }
             })
         });
+        // Re-sent events of the segments: compare with the hash stored there.
+        for row in settled {
+            let (source, seq, hash) = keys.key(row);
+            let State {
+                settled, manifest, ..
+            } = &mut *st;
+            match settled.get(&self.shared.dir, manifest, source, seq) {
+                Ok(stored) if verdict(stored, hash) == Check::Conflict => {
+                    res.outcomes[row] = Outcome::Conflict
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    keys.remove(&mut st.dedupe, |row| {
+                        matches!(res.outcomes[row], Outcome::Accepted(_))
+                    });
+                    return Err(e);
+                }
+            }
+        }
+        for o in &res.outcomes {
+            match o {
+                Outcome::Duplicate => res.duplicates += 1,
+                Outcome::Conflict => res.conflicts += 1,
+                Outcome::Accepted(_) | Outcome::Queued => {}
+            }
+        }
         if res.accepted == 0 && positions.is_none() {
             return Ok(res);
         }

@@ -273,6 +273,7 @@ mod tests {
             max_ingest_seq: 0,
             max_ingest_time_us: 0,
             digest: None,
+            keys: None,
         }
     }
 

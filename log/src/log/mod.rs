@@ -12,7 +12,8 @@
 //!
 //! This module holds the log's state; its operations live in the submodules, each of which
 //! depends only on this one: [`recover`] (open), [`append`], [`roll`], [`compact`] (merging
-//! small segments), [`record`] (the WAL record codec) and [`snapshot`] (the read side). Subscribers ([`crate::notify`]) are told
+//! small segments), [`record`] (the WAL record codec), [`settled`] (content hashes of keys
+//! held by segments) and [`snapshot`] (the read side). Subscribers ([`crate::notify`]) are told
 //! every durable append and every committed roll, in order.
 
 pub mod append;
@@ -20,6 +21,7 @@ pub mod compact;
 pub mod record;
 pub mod recover;
 pub mod roll;
+mod settled;
 pub mod snapshot;
 
 use std::fs::{self, File};
@@ -29,7 +31,7 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
-use crate::dedupe::DedupeIndex;
+use crate::dedupe::{DedupeIndex, key_runs};
 use crate::digest::write_digest;
 use crate::error::{IoContext, Refusal, Result};
 use crate::fsutil::sync_dir;
@@ -113,6 +115,8 @@ struct State {
     frozen: Option<Frozen>,
     manifest: Manifest,
     dedupe: DedupeIndex,
+    /// Content hashes of settled keys, read from segments when an old event is re-sent.
+    settled: settled::SettledHashes,
     next_ingest_seq: u64,
     last_ingest_time_us: i64,
     /// Positions of everything durable (manifest, then WAL records in order).
@@ -188,6 +192,12 @@ impl Log {
     pub fn distinct_keys(&self) -> usize {
         self.lock().dedupe.len()
     }
+
+    /// Keys in the dedupe index with their content hash in memory (not yet in a segment, or
+    /// in one whose numbering is too scattered to list as runs).
+    pub fn recent_keys(&self) -> usize {
+        self.lock().dedupe.recent_len()
+    }
 }
 
 /// Writes `batches` as segment `name` of the log in `dir`, with its digest, durably and under
@@ -207,5 +217,6 @@ fn write_segment_files(dir: &Path, name: &str, batches: &[RecordBatch]) -> Resul
     sync_dir(&seg_dir).ctx(|| format!("syncing {}", seg_dir.display()))?;
     meta.file = name.to_string();
     meta.digest = Some(digest);
+    meta.keys = key_runs(batches)?;
     Ok(meta)
 }

@@ -10,7 +10,7 @@ use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
 use super::record::decode;
 use super::{Log, LogOptions, Shared, State};
-use crate::dedupe::{DedupeIndex, index_batch};
+use crate::dedupe::{DedupeIndex, index_batch, key_runs};
 use crate::error::{IoContext, LogError, Result};
 use crate::layout::{LOCK, segments_dir, wal_dir, wal_file};
 use crate::manifest::Manifest;
@@ -47,6 +47,36 @@ fn remove_uncommitted(dir: &Path, manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
+/// Builds the idempotency index of the segments: settled keys from each segment's runs; a
+/// segment without runs (written before they were recorded) has its keys read, and listed in
+/// the manifest when they are few runs (so the next open need not read it). Returns how many
+/// segments were listed.
+fn list_keys(dir: &Path, manifest: &mut Manifest, dedupe: &mut DedupeIndex) -> Result<usize> {
+    let mut listed = 0;
+    for seg in &mut manifest.segments {
+        if seg.keys.is_none() {
+            let path = segments_dir(dir).join(&seg.file);
+            let batches = read_segment(&path, Some(&["source", "seq", "content_hash"]))?;
+            match key_runs(&batches)? {
+                Some(runs) => {
+                    seg.keys = Some(runs);
+                    listed += 1;
+                }
+                None => {
+                    for b in &batches {
+                        index_batch(dedupe, b)?;
+                    }
+                }
+            }
+        }
+        for k in seg.keys.iter().flatten() {
+            let source = dedupe.source(&k.source);
+            dedupe.settle(source, &k.runs);
+        }
+    }
+    Ok(listed)
+}
+
 impl Log {
     /// Opens (creating if needed) the log in `dir` for writing, recovering from any crash.
     pub fn open(dir: impl AsRef<Path>, opts: LogOptions) -> Result<Log> {
@@ -57,20 +87,24 @@ impl Log {
         let lock =
             File::create(dir.join(LOCK)).ctx(|| format!("creating {}/LOCK", dir.display()))?;
         lock.try_lock().map_err(|_| LogError::Locked(dir.clone()))?;
-        let manifest = Manifest::load(&dir)?;
+        let mut manifest = Manifest::load(&dir)?;
         remove_uncommitted(&dir, &manifest)?;
 
         let mut dedupe = DedupeIndex::default();
+        let listed = list_keys(&dir, &mut manifest, &mut dedupe)?;
         let mut positions = manifest.positions.clone();
         let mut next_ingest_seq = 1;
         let mut last_ingest_time_us = 0;
         for seg in &manifest.segments {
-            let path = segments_dir(&dir).join(&seg.file);
-            for b in read_segment(&path, Some(&["source", "seq", "content_hash"]))? {
-                index_batch(&mut dedupe, &b)?;
-            }
             next_ingest_seq = next_ingest_seq.max(seg.max_ingest_seq + 1);
             last_ingest_time_us = last_ingest_time_us.max(seg.max_ingest_time_us);
+        }
+        if listed > 0 {
+            tracing::info!(
+                segments = listed,
+                "listed the idempotency keys of older segments"
+            );
+            manifest.store(&dir)?;
         }
 
         // WAL files at or below the checkpoint are in segments already.
@@ -140,6 +174,7 @@ impl Log {
                     frozen: None,
                     manifest,
                     dedupe,
+                    settled: Default::default(),
                     next_ingest_seq,
                     last_ingest_time_us,
                     positions,

@@ -187,6 +187,11 @@ fn write_and_commit(
     m.store(dir)?;
     st.manifest = m;
     st.frozen = None;
+    // Its keys are in the segment now: their hashes can leave memory.
+    for k in meta.keys.iter().flatten() {
+        let source = st.dedupe.source(&k.source);
+        st.dedupe.settle(source, &k.runs);
+    }
     st.notifier.send(&Notice::Rolled(meta));
     drop(st);
     match wal::list(&wal_dir(dir)) {

@@ -9,6 +9,7 @@ use callstate_schemas::Us;
 
 use crate::model::rows::{CallRow, Leg};
 
+use super::mapped::Mapped;
 use super::packed::{Complete, Packed};
 
 /// A call event of a revised leg as a checkpoint stores it: (started, time, ingest time,
@@ -313,6 +314,11 @@ impl Calls {
         }
         calls.kept = calls.legs.len();
         calls
+    }
+
+    /// The checkpoint file its base pack is kept in, if mapped.
+    pub(super) fn mapped_file(&self) -> Option<&Arc<Mapped>> {
+        self.base.packed.file()
     }
 
     /// What a checkpoint keeps of the legs: the complete ones (each pack's still packed, and

@@ -33,13 +33,13 @@ use crate::error::{QueryError, Result};
 
 use super::calls::{Paired, WireLeg};
 use super::mapped::Mapped;
-use super::packed::{IdEntry, Packed, Record};
+use super::packed::{self, IdEntry, Packed, Record};
 use super::view::View;
 
 /// The checkpoint's place under the log's directory.
 pub const FILE: &str = "derived/legs.bin";
 
-const MAGIC: [u8; 8] = *b"CSLEGS01";
+const MAGIC: [u8; 8] = *b"CSLEGS02";
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,20 +60,24 @@ struct Header {
     names_len: u64,
     tail_at: u64,
     tail_len: u64,
-    /// CRC-32C of this header (with this field 0), the names, the device table and the tail:
+    /// The fences of every device's records, back to back ([`packed::FENCE`]).
+    fences_at: u64,
+    fences: u64,
+    /// CRC-32C of this header (with this field 0), the names, the device table, the fences
+    /// and the tail:
     /// what says where everything is. (The records, index and ids are not read whole at a
     /// start; like the segments, they rely on the filesystem.)
     checksum: u64,
 }
 
 impl Header {
-    fn checksum(&self, names: &[u8], table: &[u8], tail: &[u8]) -> u64 {
+    fn checksum(&self, names: &[u8], table: &[u8], fences: &[u8], tail: &[u8]) -> u64 {
         let h = Header {
             checksum: 0,
             ..*self
         };
         let mut crc = crc32c::crc32c(bytemuck::bytes_of(&h));
-        for part in [names, table, tail] {
+        for part in [names, table, fences, tail] {
             crc = crc32c::crc32c_append(crc, part);
         }
         u64::from(crc)
@@ -95,6 +99,8 @@ struct DeviceEntry {
     ids_len: u64,
     /// Its longest complete leg.
     longest: i64,
+    /// Its first fence among the fences.
+    fences_from: u64,
 }
 
 // SAFETY: `repr(C)`, integers and a byte array only, no padding (8-byte fields throughout).
@@ -190,6 +196,22 @@ pub(super) fn write(log_dir: &Path, view: &View) -> Result<Written> {
     Ok(written)
 }
 
+/// A mapped checkpoint read in order while it lives (read at random again after).
+struct InOrder(Arc<Mapped>);
+
+impl InOrder {
+    fn new(file: Arc<Mapped>) -> InOrder {
+        file.read_in_order(true);
+        InOrder(file)
+    }
+}
+
+impl Drop for InOrder {
+    fn drop(&mut self) {
+        self.0.read_in_order(false);
+    }
+}
+
 fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> Result<Written> {
     // read back too: the index and the ids are copied in after the records
     let create = |p: &Path| -> Result<BufWriter<File>> {
@@ -220,7 +242,14 @@ fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> 
     let mut causes: HashMap<Arc<str>, u32> = HashMap::new();
     let mut cause_list: Vec<String> = Vec::new();
     let mut tail = Tail::default();
+    let mut fences: Vec<Us> = Vec::new();
     let (mut records, mut ids_len) = (0u64, 0u64);
+    // Legs kept in the last checkpoint are read in its order (devices by name): read ahead.
+    let _in_order = view
+        .devices
+        .values()
+        .find_map(|d| d.calls.mapped_file().cloned())
+        .map(InOrder::new);
     for (name, d) in view.devices.iter() {
         let (complete, loose) = d.calls.checkpoint_parts();
         if complete.is_empty() && loose.is_empty() {
@@ -231,6 +260,7 @@ fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> 
             name_len: name.len() as u64,
             records_from: records,
             ids_at: ids_len,
+            fences_from: fences.len() as u64,
             ..DeviceEntry::default()
         };
         names.extend_from_slice(name.as_bytes());
@@ -242,6 +272,7 @@ fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> 
             )));
         }
         let (recs, entries, id_bytes) = packed.parts();
+        fences.extend(packed::fences(recs));
         for (k, r) in recs.iter().enumerate() {
             let cause = match packed.cause(k) {
                 None => 0,
@@ -305,6 +336,11 @@ fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> 
     h.devices = table.len() as u64;
     out.write_all(bytemuck::cast_slice(&table)).map_err(&werr)?;
     at += (table.len() * size_of::<DeviceEntry>()) as u64;
+    h.fences_at = at;
+    h.fences = fences.len() as u64;
+    out.write_all(bytemuck::cast_slice(&fences))
+        .map_err(&werr)?;
+    at += (fences.len() * size_of::<Us>()) as u64;
     let tail_bytes = serde_json::to_vec(&tail)
         .map_err(|e| QueryError::Internal(format!("writing {}: {e}", main.display())))?;
     h.tail_at = at;
@@ -312,7 +348,12 @@ fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> 
     out.write_all(&tail_bytes).map_err(&werr)?;
     at += tail_bytes.len() as u64;
     h.records = records;
-    h.checksum = h.checksum(&names, bytemuck::cast_slice(&table), &tail_bytes);
+    h.checksum = h.checksum(
+        &names,
+        bytemuck::cast_slice(&table),
+        bytemuck::cast_slice(&fences),
+        &tail_bytes,
+    );
     let mut f = out.into_inner().map_err(|e| werr(e.into_error()))?;
     f.seek(SeekFrom::Start(0)).map_err(&werr)?;
     f.write_all(bytemuck::bytes_of(&h)).map_err(&werr)?;
@@ -370,10 +411,12 @@ pub(super) fn open(
         h.devices * size_of::<DeviceEntry>() as u64,
         "devices",
     )?;
+    let fences = section(h.fences_at, h.fences * size_of::<Us>() as u64, "fences")?;
     let tail = section(h.tail_at, h.tail_len, "tail")?;
     if h.checksum(
         &bytes[names.clone()],
         &bytes[table.clone()],
+        &bytes[fences.clone()],
         &bytes[tail.clone()],
     ) != h.checksum
     {
@@ -381,6 +424,8 @@ pub(super) fn open(
     }
     let table: &[DeviceEntry] =
         bytemuck::try_cast_slice(&bytes[table]).map_err(|_| bad("devices misaligned"))?;
+    let fences: &[Us] =
+        bytemuck::try_cast_slice(&bytes[fences]).map_err(|_| bad("fences misaligned"))?;
     let tail: Tail =
         serde_json::from_slice(&bytes[tail]).map_err(|e| bad(&format!("its tail: {e}")))?;
     let causes: Arc<Vec<Arc<str>>> = Arc::new(tail.causes.iter().map(|c| name(c)).collect());
@@ -404,11 +449,16 @@ pub(super) fn open(
         if from > to || id_to > ids.end {
             return Err(bad(&format!("device {device} out of place")));
         }
+        let its_fences = fences
+            .get(e.fences_from as usize..)
+            .and_then(|f| f.get(..(to - from).div_ceil(packed::FENCE)))
+            .ok_or_else(|| bad(&format!("device {device}'s fences out of place")))?;
         let packed = Packed::mapped(
             file.clone(),
             records.start + from * rs..records.start + to * rs,
             by_id.start + from * is..by_id.start + to * is,
             id_from..id_to,
+            its_fences.into(),
             causes.clone(),
             e.longest,
         )

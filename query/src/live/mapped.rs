@@ -53,6 +53,20 @@ impl Mapped {
         })
     }
 
+    /// Tells the kernel how the mapping is read from now on: `in_order` (a whole walk, as a
+    /// checkpoint write makes: read ahead) or at random (the default: no read-ahead).
+    pub fn read_in_order(&self, in_order: bool) {
+        if self.len > 0 {
+            let advice = if in_order {
+                libc::MADV_SEQUENTIAL
+            } else {
+                libc::MADV_RANDOM
+            };
+            // SAFETY: advice on the range `open` mapped; failure only loses the hint
+            unsafe { libc::madvise(self.at as *mut libc::c_void, self.len, advice) };
+        }
+    }
+
     /// The file's bytes.
     pub fn bytes(&self) -> &[u8] {
         if self.len == 0 {

@@ -65,13 +65,24 @@ enum Store {
         ids: String,
         by_id: Vec<IdEntry>,
     },
-    /// In a mapped checkpoint file, at these byte ranges.
+    /// In a mapped checkpoint file, at these byte ranges; `fences` (in memory) holds the
+    /// start of every [`FENCE`]th record, so that a search by time reads one or two pages of
+    /// the records instead of a binary search's walk across them.
     Mapped {
         file: Arc<Mapped>,
         records: Range<usize>,
         by_id: Range<usize>,
         ids: Range<usize>,
+        fences: Box<[Us]>,
     },
+}
+
+/// Records per fence of a mapped pack (64 records: 3 KiB, within a page or two).
+pub(super) const FENCE: usize = 64;
+
+/// The fences of `records`: the start of every [`FENCE`]th one.
+pub(super) fn fences(records: &[Record]) -> impl Iterator<Item = Us> + '_ {
+    records.iter().step_by(FENCE).map(|r| r.start)
 }
 
 impl Default for Store {
@@ -162,12 +173,14 @@ impl Packed {
     }
 
     /// A pack kept in `file`: its records, index and ids at these byte ranges (checked to be
-    /// in the file and aligned, else `None`), its causes indexing `causes`.
+    /// in the file and aligned, else `None`), its causes indexing `causes`, `fences` the start
+    /// of every [`FENCE`]th record (checked to be as many).
     pub fn mapped(
         file: Arc<Mapped>,
         records: Range<usize>,
         by_id: Range<usize>,
         ids: Range<usize>,
+        fences: Box<[Us]>,
         causes: Arc<Vec<Arc<str>>>,
         longest: Us,
     ) -> Option<Packed> {
@@ -180,6 +193,7 @@ impl Packed {
             || !fits(&ids, 1)
             || (records.end - records.start) / size_of::<Record>()
                 != (by_id.end - by_id.start) / size_of::<IdEntry>()
+            || fences.len() != ((records.end - records.start) / size_of::<Record>()).div_ceil(FENCE)
         {
             return None;
         }
@@ -191,10 +205,19 @@ impl Packed {
                 records,
                 by_id,
                 ids,
+                fences,
             },
             causes,
             longest,
         })
+    }
+
+    /// The file it is kept in, if mapped.
+    pub fn file(&self) -> Option<&Arc<Mapped>> {
+        match &self.store {
+            Store::Mapped { file, .. } => Some(file),
+            Store::Heap { .. } => None,
+        }
     }
 
     /// Its records, index and call ids.
@@ -210,6 +233,7 @@ impl Packed {
                 records,
                 by_id,
                 ids,
+                ..
             } => {
                 let b = file.bytes();
                 // checked in `mapped`: in the file, whole records, aligned (a page-aligned
@@ -282,9 +306,109 @@ impl Packed {
 
     /// The legs starting in [from, to].
     pub fn starting(&self, from: Us, to: Us) -> Range<usize> {
-        let records = self.records();
-        let a = records.partition_point(|r| r.start < from);
-        let b = records.partition_point(|r| r.start <= to);
+        let a = self.partition(|s| s < from);
+        let b = self.partition(|s| s <= to);
         a..b.max(a)
+    }
+
+    /// The first record whose start is not `before` (which holds for a prefix of them).
+    fn partition(&self, before: impl Fn(Us) -> bool) -> usize {
+        let records = self.records();
+        let (lo, hi) = match &self.store {
+            Store::Mapped { fences, .. } => {
+                // records up to fence j-1 are before, those from fence j are not
+                let j = fences.partition_point(|&f| before(f));
+                (j.saturating_sub(1) * FENCE, (j * FENCE).min(records.len()))
+            }
+            Store::Heap { .. } => (0, records.len()),
+        };
+        lo + records[lo..hi].partition_point(|r| before(r.start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Legs of one device: bursts of equal starts, then sparse ones.
+    fn legs(n: usize) -> Vec<Complete> {
+        let mut x: u64 = 7;
+        (0..n)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let start = if i % 5 == 0 { 1_000 } else { (x >> 40) as Us };
+                Complete {
+                    id: Arc::from(format!("call-{i}")),
+                    start,
+                    end: start + (x % 1_000) as Us,
+                    start_known: start,
+                    end_known: start + 1_000,
+                    cause: None,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_mapped_pack_finds_legs_by_time_through_its_fences_as_the_heap_one_does() {
+        for n in [0, 1, FENCE - 1, FENCE, FENCE + 1, 10 * FENCE + 3] {
+            let (heap, rest) = Packed::new(legs(n));
+            assert!(rest.is_empty());
+            let (recs, by_id, ids) = heap.parts();
+            // after 8 bytes, as in a file with a header
+            let mut bytes: Vec<u8> = vec![0; 8];
+            bytes.extend_from_slice(bytemuck::cast_slice(recs));
+            let r = 8..bytes.len();
+            bytes.extend_from_slice(bytemuck::cast_slice(by_id));
+            let b = r.end..bytes.len();
+            bytes.extend_from_slice(ids);
+            let i = b.end..bytes.len();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("pack");
+            std::fs::write(&path, &bytes).unwrap();
+            let file = Arc::new(Mapped::open(&path).unwrap());
+            let fences: Box<[Us]> = fences(recs).collect();
+            let too_few: Box<[Us]> = fences.iter().skip(1).copied().collect();
+            let mapped = |f: Box<[Us]>| {
+                Packed::mapped(
+                    file.clone(),
+                    r.clone(),
+                    b.clone(),
+                    i.clone(),
+                    f,
+                    Arc::default(),
+                    heap.longest,
+                )
+            };
+            assert!(
+                n == 0 || mapped(too_few).is_none(),
+                "fences must match the records"
+            );
+            let mapped = mapped(fences).expect("in place");
+            let mut probes: Vec<Us> = recs
+                .iter()
+                .flat_map(|r| [r.start - 1, r.start, r.start + 1])
+                .collect();
+            probes.extend([Us::MIN, 0, 999, 1_000, 1_001, Us::MAX]);
+            for &from in &probes {
+                for to in [
+                    from,
+                    from.saturating_add(1),
+                    from.saturating_add(5_000_000),
+                    Us::MAX,
+                ] {
+                    assert_eq!(
+                        mapped.starting(from, to),
+                        heap.starting(from, to),
+                        "n {n}: {from}..={to}"
+                    );
+                }
+            }
+            for k in 0..n {
+                assert_eq!(mapped.find(heap.id(k)), Some(k));
+            }
+        }
     }
 }
