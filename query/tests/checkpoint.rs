@@ -4,7 +4,7 @@
 //! an interrupted write left, is not used, and the start derives the legs from the log.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use callstate_log::{Log, LogOptions};
 use callstate_query::live::checkpoint::{FILE, Written};
@@ -54,6 +54,50 @@ fn checkpointed(dir: &Path, events: &[Event]) -> (Log, Written) {
         .checkpoint()
         .unwrap();
     (log, written)
+}
+
+#[test]
+fn a_checkpoint_written_while_running_keeps_its_legs_mapped_and_answers_the_same() {
+    let (events, half) = day();
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    for chunk in events[..half].chunks(4_096) {
+        log.append(chunk).unwrap();
+    }
+    log.wait_idle().unwrap();
+    let live = Live::start(&log, Default::default()).unwrap();
+    let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
+    assert_eq!(
+        view.devices_with_mapped_legs(),
+        0,
+        "derived from the log: on the heap"
+    );
+    let before = common::call_questions(&*view);
+    let written = live.checkpoint().unwrap();
+    assert!(written.devices > 10, "{written:?}");
+    // the applier takes the mapped legs in its next round: every device, none changed since
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let v = live.view();
+        if v.devices_with_mapped_legs() > 0 {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the checkpoint's legs were not taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(view.devices_with_mapped_legs() as u64, written.devices);
+    assert_eq!(common::call_questions(&*view), before);
+    // later events on top, some ending legs that are now mapped, others sent again
+    for chunk in events[half..].chunks(4_096) {
+        log.append(chunk).unwrap();
+    }
+    log.append(&events[half - 50..half + 50]).unwrap();
+    log.wait_idle().unwrap();
+    let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
+    assert_eq!(common::call_questions(&*view), scratch(&log));
 }
 
 #[test]

@@ -28,6 +28,7 @@ use arc_swap::ArcSwap;
 use callstate_log::{Log, Subscription};
 
 use crate::error::{QueryError, Result};
+use crate::model::rows::Interner;
 use crate::model::sla::Targets;
 
 pub use asof::{AsOf, AsOfCache};
@@ -57,6 +58,9 @@ struct Shared {
     checkpointed: AtomicU64,
     /// The version of the checkpoint of the legs the start read, if it did.
     legs_from: Option<u64>,
+    /// A checkpoint just written, and the version it was written from: the applier takes its
+    /// legs in place of those on the heap.
+    written: Mutex<Option<(Arc<View>, checkpoint::Checkpoint)>>,
 }
 
 /// The live state of one log.
@@ -90,6 +94,7 @@ impl Live {
             writing: Mutex::new(()),
             checkpointed: AtomicU64::new(0),
             legs_from: state.legs_from(),
+            written: Mutex::new(None),
         });
         let s = shared.clone();
         let applier = std::thread::Builder::new()
@@ -129,7 +134,8 @@ impl Live {
     }
 
     /// Writes a checkpoint of the legs of the current version under the log's directory
-    /// (waiting for one being written in the background to finish first).
+    /// (waiting for one being written in the background to finish first); the applier then
+    /// keeps the legs it holds in the mapped file instead of on the heap.
     pub fn checkpoint(&self) -> Result<checkpoint::Written> {
         let _writing = self
             .shared
@@ -168,8 +174,9 @@ impl Drop for Live {
     }
 }
 
-/// Writes the checkpoint of `view` (the caller holds `shared.writing`).
-fn write_checkpoint(shared: &Shared, view: &View) -> Result<checkpoint::Written> {
+/// Writes the checkpoint of `view` (the caller holds `shared.writing`), and hands it mapped
+/// to the applier.
+fn write_checkpoint(shared: &Shared, view: &Arc<View>) -> Result<checkpoint::Written> {
     let written = checkpoint::write(&shared.dir, view)?;
     shared
         .checkpointed
@@ -180,6 +187,14 @@ fn write_checkpoint(shared: &Shared, view: &View) -> Result<checkpoint::Written>
         bytes = written.bytes,
         "call legs checkpointed"
     );
+    let mut names = Interner::default();
+    match checkpoint::open(&shared.dir, |s| names.get(s)) {
+        Ok(Some(c)) if c.version == view.version => {
+            *shared.written.lock().unwrap_or_else(|p| p.into_inner()) = Some((view.clone(), c));
+        }
+        Ok(_) => tracing::warn!("the checkpoint just written was replaced before it was read"),
+        Err(e) => tracing::warn!(error = %e, "the checkpoint just written cannot be read back"),
+    }
     Ok(written)
 }
 
@@ -209,6 +224,16 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
     let mut asked = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
         state.checkpointed(shared.checkpointed.load(Ordering::Relaxed));
+        let written = shared
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((view, c)) = written {
+            let devices = state.adopt(&view, c);
+            shared.current.store(Arc::new(state.view()));
+            tracing::info!(devices, "call legs of the checkpoint kept mapped");
+        }
         if state.calls_since_checkpoint() >= CHECKPOINT_EVERY
             && state.calls_applied() >= asked.saturating_add(CHECKPOINT_EVERY)
         {

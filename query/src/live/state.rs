@@ -340,6 +340,34 @@ impl State {
         Ok(())
     }
 
+    /// Takes the legs of `checkpoint`, written from `view`, as every device's legs that have
+    /// not changed since `view`: their packs are then the mapped file's, and the heap's go
+    /// once no version holds them. Returns how many devices took them.
+    pub(super) fn adopt(&mut self, view: &View, checkpoint: checkpoint::Checkpoint) -> usize {
+        let mut adopted = 0;
+        for (name, packed, loose) in checkpoint.devices {
+            let (Some((key, now)), Some(then)) = (
+                self.devices.get_key_value(name.as_str()),
+                view.devices.get(name.as_str()),
+            ) else {
+                continue;
+            };
+            if !Arc::ptr_eq(now, then) {
+                continue;
+            }
+            let d = Device {
+                events: now.events.clone(),
+                intervals: now.intervals.clone(),
+                calls: Calls::from_checkpoint(packed, loose),
+                days: now.days.kept(),
+            };
+            let key = key.clone();
+            self.devices.insert(key, Arc::new(d));
+            adopted += 1;
+        }
+        adopted
+    }
+
     /// Call events paired since the last checkpoint of the legs (or since the log began,
     /// without one).
     pub fn calls_since_checkpoint(&self) -> u64 {

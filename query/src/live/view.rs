@@ -46,6 +46,15 @@ impl View {
         &self.snapshot
     }
 
+    /// Devices whose call legs are kept in a mapped checkpoint file (the rest are on the
+    /// heap).
+    pub fn devices_with_mapped_legs(&self) -> usize {
+        self.devices
+            .values()
+            .filter(|d| d.calls.mapped_file().is_some())
+            .count()
+    }
+
     /// A source's activity spans.
     pub fn activity(&self, source: &str) -> Option<&[(Us, Us)]> {
         self.sources.get(source).map(|a| a.spans())

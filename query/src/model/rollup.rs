@@ -234,6 +234,11 @@ impl DayCache {
     pub fn get(&self) -> Option<&Days> {
         self.0.get()
     }
+
+    /// A copy that keeps the rollup, for a copy of the device whose intervals are the same.
+    pub fn kept(&self) -> DayCache {
+        DayCache(self.get().cloned().map(OnceLock::from).unwrap_or_default())
+    }
 }
 
 /// Maintenance windows as availability reads them next to rollups: the windows themselves,
