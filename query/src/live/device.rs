@@ -36,6 +36,8 @@ impl Device {
         let at = self
             .events
             .partition_point(|x| (x.time, x.ingest_seq) <= key);
+        // a device is copied before it changes: room for this one only, not double
+        self.events.reserve_exact(1);
         self.events.insert(at, e);
     }
 
@@ -51,6 +53,7 @@ impl Device {
         self.intervals = intervals(&events, pools, |source| {
             activity(source).map(|a| a.closed()).unwrap_or_default()
         });
+        self.intervals.shrink_to_fit();
     }
 
     /// Its service events ingested by `known_at`.

@@ -223,6 +223,7 @@ impl State {
         }
         for (name, mut d) in devices {
             d.events.sort_by_key(|e| (e.time, e.ingest_seq));
+            d.events.shrink_to_fit();
             d.derive(&st.pools, |s| st.sources.get(s).cloned());
             st.devices.insert(name, Arc::new(d));
         }
