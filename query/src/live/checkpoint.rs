@@ -403,6 +403,8 @@ pub(super) fn open(
         h.records * size_of::<Record>() as u64,
         "records",
     )?;
+    // the records are read by time, every device in turn: with read-ahead
+    file.read_ahead(records.clone());
     let by_id = section(h.by_id_at, h.records * size_of::<IdEntry>() as u64, "index")?;
     let ids = section(h.ids_at, h.ids_len, "call ids")?;
     let names = section(h.names_at, h.names_len, "names")?;

@@ -4,14 +4,18 @@
 //! name and renamed into place, never written in place, so a mapping never sees them change.
 
 use std::fs::File;
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// A read-only mapping of a whole file.
 #[derive(Debug)]
 pub struct Mapped {
     at: *const u8,
     len: usize,
+    /// The part read with the kernel's read-ahead (the rest at random).
+    ahead: Mutex<Range<usize>>,
 }
 
 // SAFETY: the mapping is read-only and lives until drop; `&[u8]` to it may be shared.
@@ -19,7 +23,8 @@ unsafe impl Send for Mapped {}
 unsafe impl Sync for Mapped {}
 
 impl Mapped {
-    /// Maps `path`. Reads will be random: no read-ahead around what is touched.
+    /// Maps `path`. Reads will be random (no read-ahead around what is touched) but for a part
+    /// given to [`Mapped::read_ahead`].
     pub fn open(path: &Path) -> std::io::Result<Mapped> {
         let file = File::open(path)?;
         let len = usize::try_from(file.metadata()?.len())
@@ -28,6 +33,7 @@ impl Mapped {
             return Ok(Mapped {
                 at: std::ptr::null(),
                 len: 0,
+                ahead: Mutex::new(0..0),
             });
         }
         // SAFETY: a fresh read-only private mapping of an open file descriptor; checked for
@@ -50,20 +56,40 @@ impl Mapped {
         Ok(Mapped {
             at: at as *const u8,
             len,
+            ahead: Mutex::new(0..0),
         })
     }
 
+    fn advise(&self, range: Range<usize>, advice: libc::c_int) {
+        // whole pages: the mapping starts on one
+        let page = 4096;
+        let start = range.start / page * page;
+        let end = range.end.min(self.len);
+        if self.len == 0 || start >= end {
+            return;
+        }
+        // SAFETY: advice on pages inside the range `open` mapped; failure only loses the hint
+        unsafe { libc::madvise(self.at.add(start) as *mut libc::c_void, end - start, advice) };
+    }
+
+    /// Reads `range` with the kernel's read-ahead: a part walked in file order by most
+    /// questions (a fleet snapshot reads every device's legs in turn), where reading a page
+    /// at a time would make one disk read per device.
+    pub fn read_ahead(&self, range: Range<usize>) {
+        self.advise(range.clone(), libc::MADV_NORMAL);
+        *self.ahead.lock().unwrap_or_else(|p| p.into_inner()) = range;
+    }
+
     /// Tells the kernel how the mapping is read from now on: `in_order` (a whole walk, as a
-    /// checkpoint write makes: read ahead) or at random (the default: no read-ahead).
+    /// checkpoint write makes: read ahead) or as usual (at random but for the part given to
+    /// [`Mapped::read_ahead`]).
     pub fn read_in_order(&self, in_order: bool) {
-        if self.len > 0 {
-            let advice = if in_order {
-                libc::MADV_SEQUENTIAL
-            } else {
-                libc::MADV_RANDOM
-            };
-            // SAFETY: advice on the range `open` mapped; failure only loses the hint
-            unsafe { libc::madvise(self.at as *mut libc::c_void, self.len, advice) };
+        if in_order {
+            self.advise(0..self.len, libc::MADV_SEQUENTIAL);
+        } else {
+            self.advise(0..self.len, libc::MADV_RANDOM);
+            let ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            self.advise(ahead, libc::MADV_NORMAL);
         }
     }
 
