@@ -238,6 +238,7 @@ fn static_demo(args: DemoArgs) -> anyhow::Result<()> {
         Some(Duration::from_secs(
             crate::cmd_serve::DEFAULT_COMPACT_EVERY_S,
         )),
+        None,
         |addr| {
             let u = format!("http://{addr}");
             let _ =
@@ -355,6 +356,7 @@ fn live_demo(args: DemoArgs) -> anyhow::Result<()> {
         Some(Duration::from_secs(
             crate::cmd_serve::DEFAULT_COMPACT_EVERY_S,
         )),
+        None,
         |addr| {
             feed.post_to(addr);
             let u = format!("http://{addr}");

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use callstate_log::{CompactOptions, Log, LogOptions, LogStats, Snapshot};
+use callstate_query::live::checkpoint::covered_through;
 use callstate_schemas::json_schema::schema_files;
 
 use crate::out::{out, outln};
@@ -60,6 +61,37 @@ pub fn checkpoint(data: &Path) -> anyhow::Result<()> {
         "derive_s": derived.as_secs_f64(),
         "write_s": (began.elapsed() - derived).as_secs_f64(),
     });
+    outln!("{}", serde_json::to_string_pretty(&out)?)?;
+    Ok(())
+}
+
+/// `callstate log retire --before T`: removes the raw events of the segments wholly before
+/// `before` (their digests and key runs stay). Their call legs must be in the checkpoint of
+/// the legs: one covering the whole log is written first when the last does not.
+pub fn retire(data: &Path, before: &str) -> anyhow::Result<()> {
+    // an instant, or a duration back from now (`90d`)
+    let before_us = callstate_schemas::parse_instant(before)
+        .or_else(|e| {
+            callstate_schemas::parse_duration(before)
+                .map(|d| chrono::Utc::now().timestamp_micros() - d)
+                .map_err(|_| e)
+        })
+        .with_context(|| format!("--before {before}"))?;
+    let log = Log::open(data, LogOptions::default())?;
+    let through = match covered_through(&log.snapshot()) {
+        Some(v) if v == log.version() => v,
+        _ => {
+            let live = callstate_query::Live::start(
+                &log,
+                callstate_query::model::sla::Targets::default(),
+            )?;
+            live.checkpoint()?.version
+        }
+    };
+    // nobody else reads this log: the files go at once
+    let retired = log.retire(before_us, through, std::time::Duration::ZERO)?;
+    let stats = LogStats::of(&log.snapshot())?;
+    let out = serde_json::json!({ "retired": retired, "legs_checkpoint": through, "stats": stats });
     outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(())
 }

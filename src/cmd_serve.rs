@@ -17,6 +17,7 @@ use callstate_cucm::{Clock, PollerConfig};
 use callstate_ingest::Appender;
 use callstate_ingest::kafka::{CanonicalProducer, KafkaConfig, Materializer, MaterializerOptions};
 use callstate_log::{DEFAULT_SEGMENT_ROWS, Log, LogOptions};
+use callstate_query::live::checkpoint::covered_through;
 use callstate_server::{App, ReadAuth, ServerConfig};
 
 use crate::cmd_risport::RisportSettings;
@@ -99,6 +100,11 @@ pub struct Given {
     /// [default: 300].
     #[arg(long, env = "CALLSTATE_COMPACT_EVERY_S")]
     pub compact_every_s: Option<u64>,
+    /// Retention of raw events, in days: with each compaction pass, the segments wholly
+    /// older are removed once the checkpoint of the call legs covers them (their digests,
+    /// hence service state, intervals and SLA, stay) [default: kept forever].
+    #[arg(long, env = "CALLSTATE_RETAIN_RAW_DAYS")]
+    pub retain_raw_days: Option<u64>,
     /// Kafka-backed log: bootstrap brokers. The HTTP collector then writes to the canonical
     /// topic and this instance materializes its share of it into DATA.
     #[arg(long, env = "CALLSTATE_KAFKA_BROKERS")]
@@ -151,6 +157,7 @@ impl Given {
             targets: self.targets.or(other.targets),
             segment_rows: self.segment_rows.or(other.segment_rows),
             compact_every_s: self.compact_every_s.or(other.compact_every_s),
+            retain_raw_days: self.retain_raw_days.or(other.retain_raw_days),
             kafka_brokers: self.kafka_brokers.or(other.kafka_brokers),
             kafka_topic: self.kafka_topic.or(other.kafka_topic),
             kafka_group: self.kafka_group.or(other.kafka_group),
@@ -183,6 +190,8 @@ pub struct Settings {
     pub log: LogOptions,
     /// Time between background compactions (`None`: off).
     pub compact_every: Option<Duration>,
+    /// Age beyond which raw events are retired (`None`: kept forever).
+    pub retain_raw: Option<Duration>,
     /// API settings.
     pub api: ServerConfig,
     /// The Kafka-backed log, when configured.
@@ -294,6 +303,9 @@ impl ServeArgs {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
+            retain_raw: g
+                .retain_raw_days
+                .map(|d| Duration::from_secs(d.saturating_mul(86_400))),
             api: ServerConfig {
                 token,
                 read_auth,
@@ -345,18 +357,33 @@ impl ServeArgs {
 pub const DEFAULT_COMPACT_EVERY_S: u64 = 300;
 
 /// Merges small segments every `every`, off the HTTP workers, until the runtime stops (a
-/// compaction cut off by the stop leaves nothing behind that the next open does not tidy).
-async fn compact_in_background(log: Arc<Log>, every: Duration) {
+/// compaction cut off by the stop leaves nothing behind that the next open does not tidy);
+/// with `retain_raw`, then retires the raw events older than that whose call legs the
+/// checkpoint on disk holds.
+async fn compact_in_background(log: Arc<Log>, every: Duration, retain_raw: Option<Duration>) {
     let opts = log.compact_options();
     loop {
         tokio::time::sleep(every).await;
         let (log, opts) = (log.clone(), opts.clone());
-        match tokio::task::spawn_blocking(move || log.compact_all(&opts)).await {
-            Ok(Ok(done)) if !done.is_empty() => {
-                tracing::info!(compactions = done.len(), "small segments merged")
+        let pass = move || -> callstate_log::Result<()> {
+            let done = log.compact_all(&opts)?;
+            if !done.is_empty() {
+                tracing::info!(compactions = done.len(), "small segments merged");
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "a compaction failed; retried later"),
+            if let Some(age) = retain_raw {
+                let before = chrono::Utc::now().timestamp_micros()
+                    - i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
+                if let Some(through) = covered_through(&log.snapshot()) {
+                    log.retire(before, through, opts.grace)?;
+                }
+            }
+            Ok(())
+        };
+        match tokio::task::spawn_blocking(pass).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "a compaction or retirement failed; retried later")
+            }
             Err(e) => tracing::warn!(error = %e, "a compaction stopped"),
         }
     }
@@ -364,7 +391,8 @@ async fn compact_in_background(log: Arc<Log>, every: Duration) {
 
 /// Serves `log` until a signal; `ready` is called with the bound address first. With
 /// `kafka`, the collector writes to the canonical topic and a materializer fills `log`;
-/// with `compact_every`, small segments are merged in the background.
+/// with `compact_every`, small segments are merged in the background (and, with
+/// `retain_raw`, old raw events retired).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     log: Arc<Log>,
@@ -374,6 +402,7 @@ pub fn run(
     pollers: Vec<Poll>,
     receivers: Vec<Receive>,
     compact_every: Option<Duration>,
+    retain_raw: Option<Duration>,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -406,7 +435,7 @@ pub fn run(
             .with_context(|| format!("cannot listen on {listen}"))?;
         ready(listener.local_addr()?);
         if let Some(every) = compact_every {
-            tokio::spawn(compact_in_background(log.clone(), every));
+            tokio::spawn(compact_in_background(log.clone(), every, retain_raw));
         }
         for p in pollers {
             let out = poll_out.clone();
@@ -478,6 +507,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         s.pollers,
         s.receivers,
         s.compact_every,
+        s.retain_raw,
         |addr| {
             // One line on stdout for scripts and tests to wait for.
             let _ = outln!(

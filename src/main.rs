@@ -181,6 +181,16 @@ enum LogAction {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Retention of raw events: remove the Parquet files of the segments wholly before
+    /// BEFORE; their digests (service state, intervals, SLA) and the call legs (in the
+    /// checkpoint, written first if needed) stay. Prints what was removed.
+    Retire {
+        #[command(flatten)]
+        data: DataArgs,
+        /// RFC 3339 instant, or a duration back from now (`90d`).
+        #[arg(long)]
+        before: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -232,6 +242,9 @@ fn main() -> ExitCode {
         Command::Log {
             action: LogAction::Checkpoint { data },
         } => cmd_log::checkpoint(&data.data),
+        Command::Log {
+            action: LogAction::Retire { data, before },
+        } => cmd_log::retire(&data.data, &before),
         Command::Sql {
             query,
             data,

@@ -3,6 +3,9 @@
 //! files are removed), and SIGKILLed at a spread of instants; each time the log reopens with
 //! exactly the events it had, each once, and the segments directory holds exactly what the
 //! manifest names.
+//!
+//! Also the other maintenance commands: `log checkpoint`, and retention of raw events
+//! (`log retire`, a crash right after its commit, `serve --retain-raw-days`).
 
 mod common;
 
@@ -13,7 +16,7 @@ use std::time::Duration;
 
 use callstate_log::layout::segments_dir;
 use callstate_log::{Log, LogOptions, Snapshot};
-use common::{Proc, bin, succeed};
+use common::{Proc, Server, bin, succeed};
 
 /// A log of `segments` small segments (final rolls of short ingest runs).
 fn small_segments(dir: &Path, segments: usize) {
@@ -163,4 +166,120 @@ fn log_checkpoint_writes_the_legs_and_the_next_start_reads_them() {
         (&second["legs"], &second["loose_legs"]),
         (&first["legs"], &first["loose_legs"])
     );
+}
+
+fn retire(dir: &Path, before: &str) -> std::process::Command {
+    let mut c = bin();
+    c.args(["log", "retire", "--before", before, "--data"])
+        .arg(dir);
+    c
+}
+
+/// `callstate log retire`: the segments wholly before the horizon lose their files (the
+/// legs' checkpoint written first), `log stats` reports what went; aborted right after the
+/// commit, the next open removes the files and the log holds the rest of the events.
+#[test]
+fn log_retire_removes_old_raw_events_and_a_crash_after_its_commit_loses_nothing_else() {
+    let template = tempfile::tempdir().unwrap();
+    small_segments(template.path(), 10);
+    // the synthetic events are 1 ms apart: the first 4 segments end before 1.6 s
+    let before = "2026-11-24T08:00:01.600Z";
+    let (all, _) = reopened(template.path());
+    for crash in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("cp")
+            .args(["-rT"])
+            .arg(template.path())
+            .arg(d.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = std::fs::remove_file(d.path().join("LOCK"));
+        if crash {
+            let out = retire(d.path(), before)
+                .env("CALLSTATE_FAILPOINT", "retire-committed")
+                .output()
+                .unwrap();
+            assert_eq!(out.status.signal(), Some(6), "aborted");
+        } else {
+            let out = succeed(&mut retire(d.path(), before));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["retired"]["segments"].as_array().unwrap().len(), 4, "{v}");
+            assert_eq!(v["retired"]["events"], 1_600);
+            assert_eq!(v["stats"]["retired_events"], 1_600);
+            assert_eq!(v["stats"]["events"], 2_400);
+            assert!(d.path().join("derived/legs.bin").exists());
+        }
+        // reopened: the segments directory holds what the manifest keeps, the rest intact
+        let (held, segments) = reopened(d.path());
+        assert_eq!(
+            (held.as_slice(), segments),
+            (&all[1_600..], 10),
+            "crash: {crash}"
+        );
+        let mut stats = bin();
+        stats.args(["log", "stats", "--data"]).arg(d.path());
+        let v: serde_json::Value = serde_json::from_slice(&succeed(&mut stats).stdout).unwrap();
+        assert_eq!(
+            (&v["retired_segments"], &v["retired_events"], &v["segments"]),
+            (
+                &serde_json::json!(4),
+                &serde_json::json!(1_600),
+                &serde_json::json!(6)
+            ),
+            "{v}"
+        );
+        assert_eq!(v["retired_max_time"], "2026-11-24T08:00:01.599000Z", "{v}");
+    }
+}
+
+/// `callstate serve --retain-raw-days`: with each compaction pass, the segments older than
+/// that (events of 2026-11-24, days before the test runs) whose legs the checkpoint on disk
+/// holds lose their raw events; the server's `events` table then says so.
+#[test]
+fn serve_retires_old_raw_events_as_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    small_segments(dir.path(), 6);
+    let mut c = bin();
+    c.args(["log", "checkpoint", "--data"]).arg(dir.path());
+    succeed(&mut c);
+    let stats = || -> serde_json::Value {
+        let mut c = bin();
+        c.args(["log", "stats", "--data"]).arg(dir.path());
+        serde_json::from_slice(&succeed(&mut c).stdout).unwrap()
+    };
+    assert_eq!(stats()["retired_segments"], 0);
+    let mut cmd = bin();
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--compact-every-s",
+        "1",
+        "--retain-raw-days",
+        "1",
+        "--data",
+    ])
+    .arg(dir.path());
+    let server = Server::start(cmd);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // (the small segments are merged first, then retired)
+    while stats()["retired_events"] != 2_400 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not retired: {}",
+            stats()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(stats()["segments"], 0);
+    let mut r = common::agent()
+        .post(&format!("{}/api/v1/query", server.url))
+        .header("Content-Type", "text/plain")
+        .send("SELECT count(*) AS n FROM events")
+        .unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    assert!(r.status().is_client_error(), "{}: {text}", r.status());
+    assert!(text.contains("removed by retention"), "{text}");
+    assert!(server.stop().success());
 }

@@ -78,12 +78,20 @@ pub struct SegmentMeta {
     /// file), and in logs written before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<Vec<SeqRuns>>,
+    /// Its events were removed by retention ([`Log::retire`](crate::Log::retire)): the file
+    /// is gone; its digest (control events and activity spans, what service state,
+    /// intervals and SLA read) and its key runs stay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
 }
 
 impl SegmentMeta {
-    /// Its files under `segments/`: itself and its digest.
+    /// Its files under `segments/`: itself (unless retired) and its digest.
     pub fn files(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.file.as_str()).chain(self.digest.iter().map(|d| d.file.as_str()))
+        (!self.retired)
+            .then_some(self.file.as_str())
+            .into_iter()
+            .chain(self.digest.iter().map(|d| d.file.as_str()))
     }
 }
 

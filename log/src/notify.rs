@@ -31,6 +31,9 @@ pub enum Notice {
         /// The segment that holds their events now.
         into: SegmentMeta,
     },
+    /// Retention removed the raw events of these segments (by file name): their files are
+    /// going; their digests and key runs stay (see [`Log::retire`](crate::Log::retire)).
+    Retired(Vec<String>),
 }
 
 /// The receiving end of a subscription. Dropping it unsubscribes.

@@ -403,6 +403,7 @@ pub fn write_segment(path: &Path, batches: &[RecordBatch]) -> Result<SegmentMeta
         .unwrap_or(0),
         digest: None,
         keys: None,
+        retired: false,
     })
 }
 

@@ -14,9 +14,9 @@ use crate::log::snapshot::Snapshot;
 /// Summary of a log.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LogStats {
-    /// Events stored.
+    /// Events stored (raw events retention removed not counted).
     pub events: u64,
-    /// Parquet segments.
+    /// Parquet segments (retired ones not counted).
     pub segments: usize,
     /// Events in segments.
     pub segment_events: u64,
@@ -32,14 +32,25 @@ pub struct LogStats {
     pub min_time: Option<String>,
     /// Latest event time.
     pub max_time: Option<String>,
+    /// Segments whose raw events retention removed (their digests stay).
+    pub retired_segments: usize,
+    /// The events they held.
+    pub retired_events: u64,
+    /// The bytes their files held.
+    pub retired_bytes: u64,
+    /// The earliest and latest event time among them.
+    pub retired_min_time: Option<String>,
+    /// See `retired_min_time`.
+    pub retired_max_time: Option<String>,
 }
 
 impl LogStats {
     /// Computes the stats of a view (reads only the `kind` and `time` columns).
     pub fn of(snap: &Snapshot) -> Result<LogStats> {
         let mut per_kind = BTreeMap::new();
-        let mut min_t = snap.segments.iter().map(|s| s.min_time_us).min();
-        let mut max_t = snap.segments.iter().map(|s| s.max_time_us).max();
+        let mut min_t = snap.held_segments().map(|s| s.min_time_us).min();
+        let mut max_t = snap.held_segments().map(|s| s.max_time_us).max();
+        let retired: Vec<_> = snap.segments.iter().filter(|s| s.retired).collect();
         for b in snap.read_batches(Some(&["time", "kind"]))? {
             let kind =
                 arrow::compute::cast(b.column_by_name("kind").expect("kind"), &DataType::Utf8)?;
@@ -63,21 +74,27 @@ impl LogStats {
             t.and_then(chrono::DateTime::from_timestamp_micros)
                 .map(|t| format_time(&t))
         };
-        let segment_events = snap.segments.iter().map(|s| s.rows).sum();
+        let segment_events: u64 = snap.held_segments().map(|s| s.rows).sum();
+        let retired_events: u64 = retired.iter().map(|s| s.rows).sum();
+        let events = snap.len() - retired_events;
         Ok(LogStats {
-            events: snap.len(),
-            segments: snap.segments.len(),
+            events,
+            segments: snap.held_segments().count(),
             segment_events,
-            segment_bytes: snap.segments.iter().map(|s| s.bytes).sum(),
+            segment_bytes: snap.held_segments().map(|s| s.bytes).sum(),
             small_segments: snap
-                .segments
-                .iter()
+                .held_segments()
                 .filter(|s| s.rows < crate::DEFAULT_SEGMENT_ROWS as u64 / 2)
                 .count(),
-            tail_events: snap.len() - segment_events,
+            tail_events: events - segment_events,
             per_kind,
             min_time: fmt(min_t),
             max_time: fmt(max_t),
+            retired_segments: retired.len(),
+            retired_events,
+            retired_bytes: retired.iter().map(|s| s.bytes).sum(),
+            retired_min_time: fmt(retired.iter().map(|s| s.min_time_us).min()),
+            retired_max_time: fmt(retired.iter().map(|s| s.max_time_us).max()),
         })
     }
 }

@@ -43,6 +43,9 @@ pub enum QueryError {
     /// A bug or an impossible state.
     #[error("internal error: {0}")]
     Internal(String),
+    /// What the question needs was removed by retention (says what, and where to ask).
+    #[error("{0}")]
+    Retired(String),
     /// Stored data is not what the engine expects (a missing column…).
     #[error("unexpected data in the log: {0}")]
     Data(String),

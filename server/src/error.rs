@@ -123,6 +123,8 @@ impl From<QueryError> for ApiError {
                 ApiError::bad_request(e.cause().to_string())
             }
             QueryError::NotFound(m) => ApiError::not_found(m.clone()),
+            // removed by retention: a question to ask differently, not a server fault
+            QueryError::Retired(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m.clone()),
             QueryError::OverLimit { .. } => ApiError::over_limit(e.cause().to_string()),
             // the work was stopped under it: the server is stopping
             QueryError::Cancelled => ApiError::unavailable("the server is stopping; retry shortly"),

@@ -141,7 +141,7 @@ impl Log {
                 settled, manifest, ..
             } = &mut *st;
             match settled.get(&self.shared.dir, manifest, source, seq) {
-                Ok(stored) if verdict(stored, hash) == Check::Conflict => {
+                Ok(Some(stored)) if verdict(stored, hash) == Check::Conflict => {
                     res.outcomes[row] = Outcome::Conflict
                 }
                 Ok(_) => {}

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 
-use super::{Log, State, write_segment_files};
+use super::{Log, Obsolete, State, fail_point, write_segment_files};
 use crate::error::Result;
 use crate::layout::{digest_file, segment_file, segments_dir};
 use crate::manifest::SegmentMeta;
@@ -64,24 +64,20 @@ pub struct Compacted {
     pub bytes_after: u64,
 }
 
-/// Files replaced by a compaction, deleted once no reader needs them.
-pub(super) struct Obsolete {
-    files: Vec<String>,
-    since: Instant,
-}
-
 /// The first run of at least two adjacent small segments, cut so that their events stay
-/// within `max_rows`; as positions in `segments`.
+/// within `max_rows`; as positions in `segments`. Retired segments (no file) are never
+/// merged.
 fn pick(segments: &[SegmentMeta], opts: &CompactOptions) -> Option<std::ops::Range<usize>> {
+    let small = |s: &SegmentMeta| s.rows < opts.small_rows && !s.retired;
     let mut k = 0;
     while k < segments.len() {
-        if segments[k].rows >= opts.small_rows {
+        if !small(&segments[k]) {
             k += 1;
             continue;
         }
         let (mut end, mut rows) = (k, 0);
         while end < segments.len()
-            && segments[end].rows < opts.small_rows
+            && small(&segments[end])
             && rows + segments[end].rows <= opts.max_rows.max(segments[k].rows)
         {
             rows += segments[end].rows;
@@ -93,15 +89,6 @@ fn pick(segments: &[SegmentMeta], opts: &CompactOptions) -> Option<std::ops::Ran
         k = end.max(k + 1);
     }
     None
-}
-
-/// Test hook: with `CALLSTATE_FAILPOINT` set to `name`, the process aborts here (as a crash
-/// would: nothing is flushed or unwound).
-fn fail_point(name: &str) {
-    if std::env::var("CALLSTATE_FAILPOINT").is_ok_and(|v| v == name) {
-        eprintln!("failpoint {name}: aborting");
-        std::process::abort();
-    }
 }
 
 impl Log {
@@ -199,8 +186,8 @@ impl Log {
         write_segment_files(&self.shared.dir, name, &batches)
     }
 
-    /// Deletes replaced files older than `grace`.
-    fn remove_obsolete(&self, grace: Duration) {
+    /// Deletes replaced (or retired) files older than `grace`.
+    pub(super) fn remove_obsolete(&self, grace: Duration) {
         let due: Vec<Obsolete> = {
             let mut st = self.lock();
             let (due, keep) = std::mem::take(&mut st.obsolete)
@@ -274,6 +261,7 @@ mod tests {
             max_ingest_time_us: 0,
             digest: None,
             keys: None,
+            retired: false,
         }
     }
 
@@ -293,6 +281,9 @@ mod tests {
         assert_eq!(pick(&s(&[100, 5, 6, 100]), &o), Some(1..3));
         assert_eq!(pick(&s(&[9, 9, 9, 9]), &o), Some(0..2), "cut at max_rows");
         assert_eq!(pick(&s(&[9, 100, 9, 9]), &o), Some(2..4));
+        let mut r = s(&[9, 9, 9, 9]);
+        r[1].retired = true;
+        assert_eq!(pick(&r, &o), Some(2..4), "a retired one is not merged");
         assert_eq!(pick(&s(&[]), &o), None);
     }
 }

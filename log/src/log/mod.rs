@@ -12,14 +12,16 @@
 //!
 //! This module holds the log's state; its operations live in the submodules, each of which
 //! depends only on this one: [`recover`] (open), [`append`], [`roll`], [`compact`] (merging
-//! small segments), [`record`] (the WAL record codec), [`settled`] (content hashes of keys
-//! held by segments) and [`snapshot`] (the read side). Subscribers ([`crate::notify`]) are told
+//! small segments), [`retire`] (retention of raw events), [`record`] (the WAL record
+//! codec), [`settled`] (content hashes of keys held by segments) and [`snapshot`] (the read
+//! side). Subscribers ([`crate::notify`]) are told
 //! every durable append and every committed roll, in order.
 
 pub mod append;
 pub mod compact;
 pub mod record;
 pub mod recover;
+pub mod retire;
 pub mod roll;
 mod settled;
 pub mod snapshot;
@@ -130,7 +132,7 @@ struct State {
     /// Id of the next segment file (a roll's or a compaction's).
     next_id: u64,
     /// Files compactions replaced, not deleted yet.
-    obsolete: Vec<compact::Obsolete>,
+    obsolete: Vec<Obsolete>,
 }
 
 impl State {
@@ -138,6 +140,21 @@ impl State {
     fn take_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id - 1
+    }
+}
+
+/// Files replaced by a compaction (or retired), deleted once no reader needs them.
+struct Obsolete {
+    files: Vec<String>,
+    since: Instant,
+}
+
+/// Test hook: with `CALLSTATE_FAILPOINT` set to `name`, the process aborts here (as a crash
+/// would: nothing is flushed or unwound).
+fn fail_point(name: &str) {
+    if std::env::var("CALLSTATE_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
     }
 }
 

@@ -54,7 +54,10 @@ fn remove_uncommitted(dir: &Path, manifest: &Manifest) -> Result<()> {
 fn list_keys(dir: &Path, manifest: &mut Manifest, dedupe: &mut DedupeIndex) -> Result<usize> {
     let mut listed = 0;
     for seg in &mut manifest.segments {
-        if seg.keys.is_none() {
+        if seg.keys.is_none() && seg.retired {
+            tracing::warn!(segment = %seg.file,
+                "a retired segment without key runs: its events would be accepted again");
+        } else if seg.keys.is_none() {
             let path = segments_dir(dir).join(&seg.file);
             let batches = read_segment(&path, Some(&["source", "seq", "content_hash"]))?;
             match key_runs(&batches)? {

@@ -1,7 +1,8 @@
 //! Content hashes of settled keys (those the idempotency index holds only as present): a
 //! re-sent old event is told a duplicate or a conflict by reading the key columns of the
 //! segment holding it, found through the manifest's key runs. The last few segments read are
-//! kept, so a re-sent stretch of history reads each of its segments once.
+//! kept, so a re-sent stretch of history reads each of its segments once. A key of a retired
+//! segment has no stored content left to compare: a re-sent event is taken as a duplicate.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -12,7 +13,7 @@ use hashbrown::HashMap;
 use crate::dedupe::{BatchKeys, runs_hold};
 use crate::error::{LogError, Result};
 use crate::layout::segments_dir;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, SegmentMeta};
 use crate::segment::read_segment;
 
 /// Segments whose keys are kept.
@@ -32,28 +33,33 @@ fn lookup(keys: &SegmentKeys, source: &str, seq: u64) -> Option<u64> {
 }
 
 impl SettledHashes {
-    /// The content hash stored for `(source, seq)`, a settled key of the log in `dir`.
+    /// The content hash stored for `(source, seq)`, a settled key of the log in `dir`;
+    /// `None` when its segment was retired (its raw events, hashes included, are gone).
     pub(super) fn get(
         &mut self,
         dir: &Path,
         manifest: &Manifest,
         source: &str,
         seq: u64,
-    ) -> Result<u64> {
+    ) -> Result<Option<u64>> {
         if let Some(h) = self
             .segments
             .iter()
             .find_map(|(_, k)| lookup(k, source, seq))
         {
-            return Ok(h);
+            return Ok(Some(h));
+        }
+        let holds = |s: &SegmentMeta| s.keys.as_deref().is_some_and(|k| runs_hold(k, source, seq));
+        if manifest.segments.iter().any(|s| s.retired && holds(s)) {
+            return Ok(None);
         }
         // Segments whose runs hold it, then those without runs (a compaction may have merged
         // segments into one with too many runs to list).
-        let listed = manifest
+        let listed = manifest.segments.iter().filter(|s| holds(s));
+        let unlisted = manifest
             .segments
             .iter()
-            .filter(|s| s.keys.as_deref().is_some_and(|k| runs_hold(k, source, seq)));
-        let unlisted = manifest.segments.iter().filter(|s| s.keys.is_none());
+            .filter(|s| s.keys.is_none() && !s.retired);
         for s in listed.chain(unlisted) {
             if self.segments.iter().any(|(f, _)| *f == s.file) {
                 continue;
@@ -65,7 +71,7 @@ impl SettledHashes {
             }
             self.segments.push_back((s.file.clone(), keys));
             if let Some(h) = found {
-                return Ok(h);
+                return Ok(Some(h));
             }
         }
         Err(LogError::Internal(format!(

@@ -151,10 +151,16 @@ impl Snapshot {
             .collect()
     }
 
-    /// Every batch of the view (segments read from disk), limited to `columns` if given.
+    /// The segments whose raw events are kept (not retired), oldest first.
+    pub fn held_segments(&self) -> impl Iterator<Item = &SegmentMeta> {
+        self.segments.iter().filter(|s| !s.retired)
+    }
+
+    /// Every batch of the view (segments read from disk; retired ones have no events left),
+    /// limited to `columns` if given.
     pub fn read_batches(&self, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
-        for seg in &self.segments {
+        for seg in self.held_segments() {
             out.extend(read_segment(&self.segment_path(seg), columns)?);
         }
         out.extend(self.tail_batches(columns)?);
@@ -164,7 +170,9 @@ impl Snapshot {
     /// What the state engine reads, cheaply: the control events and activity spans of
     /// every digested segment whose events were all ingested by `known_at` (all of them
     /// without it), and every event of the other segments and of the tail (the caller
-    /// filters those by `known_at`). `columns` as in [`Snapshot::read_batches`].
+    /// filters those by `known_at`). `columns` as in [`Snapshot::read_batches`]. A retired
+    /// segment is read from its digest whatever `known_at` (its control events carry their
+    /// ingest times; its activity spans are taken as known).
     pub fn read_digests(
         &self,
         columns: Option<&[&str]>,
@@ -173,7 +181,8 @@ impl Snapshot {
         let mut view = DigestView::default();
         for seg in &self.segments {
             let usable = seg.digest.as_ref().filter(|d| {
-                d.span_gap_us == SPAN_GAP_US && known_at.is_none_or(|k| seg.max_ingest_time_us <= k)
+                d.span_gap_us == SPAN_GAP_US
+                    && (seg.retired || known_at.is_none_or(|k| seg.max_ingest_time_us <= k))
             });
             match usable {
                 Some(d) => {
@@ -207,7 +216,7 @@ impl Snapshot {
             match seg
                 .digest
                 .as_ref()
-                .filter(|d| whole && d.span_gap_us == SPAN_GAP_US)
+                .filter(|d| (whole || seg.retired) && d.span_gap_us == SPAN_GAP_US)
             {
                 Some(d) => {
                     view.spans.extend(d.spans.iter().cloned());

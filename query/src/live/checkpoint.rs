@@ -491,7 +491,7 @@ fn ingest_time_through(snap: &Snapshot, version: u64) -> Result<Option<Us>> {
         if seg.max_ingest_seq <= version {
             holds |= seg.max_ingest_seq == version;
             latest = latest.max(Some(seg.max_ingest_time_us));
-        } else if seg.min_ingest_seq <= version {
+        } else if seg.min_ingest_seq <= version && !seg.retired {
             batches.extend(read_segment(&snap.segment_path(seg), Some(&columns))?);
         }
     }
@@ -511,6 +511,13 @@ fn ingest_time_through(snap: &Snapshot, version: u64) -> Result<Option<Us>> {
         }
     }
     Ok(latest.filter(|_| holds))
+}
+
+/// Up to which `ingest_seq` the checkpoint of the legs under the log's directory of `snap`
+/// holds every call leg (`None`: no checkpoint the log matches): what retention of raw
+/// events may remove without losing a leg.
+pub fn covered_through(snap: &Snapshot) -> Option<u64> {
+    load(snap, |s: &str| Arc::from(s)).map(|c| c.version)
 }
 
 /// The checkpoint of the legs under the log's directory of `snap`, if there is one the log

@@ -110,7 +110,14 @@ fn for_each_call_after(snap: &Snapshot, after: u64, mut f: impl FnMut(CallEvent)
         let b = arrow::compute::filter_record_batch(b, &later)?;
         for_each_call_event(&b, None, &mut f)
     };
-    for seg in snap.segments.iter().filter(|s| s.max_ingest_seq > after) {
+    let later = |s: &&SegmentMeta| s.max_ingest_seq > after;
+    if snap.segments.iter().filter(later).any(|s| s.retired) {
+        tracing::warn!(
+            "call events of segments whose raw events were retired are gone: their legs come \
+             only from a checkpoint of the legs, and none covers them"
+        );
+    }
+    for seg in snap.held_segments().filter(later) {
         for b in read_segment(&snap.segment_path(seg), Some(&columns))? {
             each(&b)?;
         }
@@ -254,6 +261,12 @@ impl State {
             Notice::Appended(batch) => self.append(batch),
             Notice::Rolled(meta) => {
                 self.rolled(meta);
+                Ok(())
+            }
+            Notice::Retired(files) => {
+                for s in &mut self.snapshot.segments {
+                    s.retired |= files.contains(&s.file);
+                }
                 Ok(())
             }
             Notice::Compacted { merged, into } => {

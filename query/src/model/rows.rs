@@ -299,8 +299,21 @@ impl LogRows {
         Ok(calls)
     }
 
-    /// The call legs of a snapshot as paired, keyed by (device, call id), in no order.
+    /// The call legs of a snapshot as paired, keyed by (device, call id), in no order. A
+    /// snapshot some of whose raw events retention removed cannot give them all: an error
+    /// says so.
     pub fn load_legs(snap: &Snapshot, known_at: Option<Us>) -> Result<Vec<(LegKey, Leg)>> {
+        let retired: Vec<_> = snap.segments.iter().filter(|s| s.retired).collect();
+        if let Some(last) = retired.iter().map(|s| s.max_time_us).max() {
+            let until = chrono::DateTime::from_timestamp_micros(last)
+                .map_or_else(|| last.to_string(), |t| callstate_schemas::format_time(&t));
+            return Err(QueryError::Retired(format!(
+                "call legs cannot be derived from the raw events: retention removed those of \
+                 {} segments (events up to {until}); the live state of a running server \
+                 (callstate serve) reads their legs from the checkpoint of the legs",
+                retired.len()
+            )));
+        }
         let columns = ["time", "kind", "device", "call_id", "cause", "ingest_time"];
         let batches = snap.read_batches(Some(&columns))?;
         let mut names = Interner::default();

@@ -62,6 +62,32 @@ fn instant(e: &Expr) -> Option<Us> {
     }
 }
 
+/// The least time `filters` (a conjunction) let through on `time_column`, exactly: `> t`
+/// gives `t + 1` (where [`Selection::from`] widens it to `t`).
+pub fn exact_from(filters: &[Expr], time_column: &str) -> Option<Us> {
+    filters
+        .iter()
+        .filter_map(|f| match f {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (col, value, op) = match (column(left), column(right)) {
+                    (Some(c), None) => (c, right.as_ref(), *op),
+                    (None, Some(c)) => (c, left.as_ref(), op.swap()?),
+                    _ => return None,
+                };
+                if col.name != time_column {
+                    return None;
+                }
+                match op {
+                    Operator::GtEq => instant(value),
+                    Operator::Gt => instant(value)?.checked_add(1),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .max()
+}
+
 /// One filter's selection, when it is of a form the table can use.
 fn of(filter: &Expr, time_column: Option<&str>) -> Option<Selection> {
     let mut s = Selection::default();
