@@ -16,29 +16,30 @@ use super::calls::Calls;
 /// Unknown windows: (start, end; `None` = open-ended).
 pub type Silences = Vec<(Us, Option<Us>)>;
 
-/// One device.
+/// One device. A copy (the applier copies a device before a batch changes it) shares its
+/// service events, intervals and rollup until they change: a call event copies only the legs.
 #[derive(Debug, Clone, Default)]
 pub struct Device {
     /// `device_in_service` / `device_out_of_service` events, by (time, ingest_seq).
-    pub events: Vec<ServiceRow>,
+    pub events: Arc<Vec<ServiceRow>>,
     /// Its intervals, closed silences cut out (open ones are cut when read).
-    pub intervals: Vec<ServiceInterval>,
+    pub intervals: Arc<Vec<ServiceInterval>>,
     /// Its call legs.
     pub calls: Calls,
-    /// Its daily rollup, built when first read (a copy starts without).
-    pub days: DayCache,
+    /// Its daily rollup of these intervals, built when first read; a new one with every
+    /// derivation.
+    pub days: Arc<DayCache>,
 }
 
 impl Device {
-    /// Inserts a service event in order.
+    /// Inserts a service event in order (the caller derives the device again after).
     pub fn insert(&mut self, e: ServiceRow) {
         let key = (e.time, e.ingest_seq);
-        let at = self
-            .events
-            .partition_point(|x| (x.time, x.ingest_seq) <= key);
-        // a device is copied before it changes: room for this one only, not double
-        self.events.reserve_exact(1);
-        self.events.insert(at, e);
+        let events = Arc::make_mut(&mut self.events);
+        let at = events.partition_point(|x| (x.time, x.ingest_seq) <= key);
+        // a shared list is copied first: room for this one only, not double
+        events.reserve_exact(1);
+        events.insert(at, e);
     }
 
     /// Derives the intervals again from the events, the pools' history and the sources'
@@ -49,11 +50,12 @@ impl Device {
         activity: impl Fn(&str) -> Option<Arc<Activity>>,
     ) {
         let events: Vec<&ServiceRow> = self.events.iter().collect();
-        self.days = DayCache::default();
-        self.intervals = intervals(&events, pools, |source| {
+        self.days = Arc::default();
+        let mut derived = intervals(&events, pools, |source| {
             activity(source).map(|a| a.closed()).unwrap_or_default()
         });
-        self.intervals.shrink_to_fit();
+        derived.shrink_to_fit();
+        self.intervals = Arc::new(derived);
     }
 
     /// Its service events ingested by `known_at`.

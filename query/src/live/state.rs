@@ -198,7 +198,8 @@ impl State {
         let mut devices: HashMap<Arc<str>, Device> = HashMap::new();
         for r in rows.service {
             st.index(&r.device, r.device_pool.as_ref(), &r.source);
-            devices.entry(r.device.clone()).or_default().events.push(r);
+            let d = devices.entry(r.device.clone()).or_default();
+            Arc::make_mut(&mut d.events).push(r);
         }
         for (device, legs) in legs {
             let pairs: Vec<Paired> = legs.into_iter().map(|(id, (l, r))| (id, l, r)).collect();
@@ -229,8 +230,9 @@ impl State {
             st.calls_applied = paired;
         }
         for (name, mut d) in devices {
-            d.events.sort_by_key(|e| (e.time, e.ingest_seq));
-            d.events.shrink_to_fit();
+            let events = Arc::make_mut(&mut d.events);
+            events.sort_by_key(|e| (e.time, e.ingest_seq));
+            events.shrink_to_fit();
             d.derive(&st.pools, |s| st.sources.get(s).cloned());
             st.devices.insert(name, Arc::new(d));
         }
@@ -373,7 +375,7 @@ impl State {
                 events: now.events.clone(),
                 intervals: now.intervals.clone(),
                 calls: Calls::from_checkpoint(packed, loose),
-                days: now.days.kept(),
+                days: now.days.clone(),
             };
             let key = key.clone();
             self.devices.insert(key, Arc::new(d));

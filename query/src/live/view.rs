@@ -67,9 +67,9 @@ impl View {
 
     fn history<'a>(&'a self, d: &'a Device) -> Option<DeviceHistory<'a>> {
         (!d.intervals.is_empty()).then_some(DeviceHistory {
-            intervals: &d.intervals,
+            intervals: d.intervals.as_slice(),
             open: Some(self),
-            days: Some(&d.days),
+            days: Some(&*d.days),
         })
     }
 }

@@ -213,8 +213,9 @@ pub fn settled_until(sources: &SourceEnds, open_from: impl Fn(&str) -> Option<Us
         .unwrap_or(Us::MAX)
 }
 
-/// A device's rollup, built when first asked for; a changed device starts with an empty one
-/// (cloning gives an empty cache).
+/// A device's rollup, built when first asked for; a device derived again starts with an
+/// empty one (and cloning gives an empty cache: the live state shares one behind an `Arc`
+/// between copies of a device whose intervals did not change).
 #[derive(Debug, Default)]
 pub struct DayCache(OnceLock<Days>);
 
@@ -233,11 +234,6 @@ impl DayCache {
     /// The rollup if built.
     pub fn get(&self) -> Option<&Days> {
         self.0.get()
-    }
-
-    /// A copy that keeps the rollup, for a copy of the device whose intervals are the same.
-    pub fn kept(&self) -> DayCache {
-        DayCache(self.get().cloned().map(OnceLock::from).unwrap_or_default())
     }
 }
 
