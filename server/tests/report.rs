@@ -547,7 +547,11 @@ fn recording_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
             let mut r = BufReader::new(c.try_clone().unwrap());
             let mut line = String::new();
             let _ = r.read_line(&mut line);
-            log.lock().unwrap().push(line.trim().to_string());
+            // a connection closed before any request (Chromium opens spare ones to its proxy
+            // ahead of need) fetched nothing
+            if !line.trim().is_empty() {
+                log.lock().unwrap().push(line.trim().to_string());
+            }
             let mut c = c;
             let _ = c.write_all(
                 b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
