@@ -291,6 +291,14 @@ impl DedupeIndex {
         }
     }
 
+    /// Marks a segment's keys (its runs, by source) settled.
+    pub fn settle_segment(&mut self, keys: &[SeqRuns]) {
+        for k in keys {
+            let source = self.source(&k.source);
+            self.settle(source, &k.runs);
+        }
+    }
+
     /// Recent keys held (with their content hashes).
     pub fn recent_len(&self) -> usize {
         self.len - self.settled_len()

@@ -28,7 +28,7 @@ pub use error::{LogError, Refusal, Result};
 pub use log::append::events_batch;
 pub use log::compact::{CompactOptions, Compacted};
 pub use log::retire::Retired;
-pub use log::snapshot::{DigestView, Snapshot};
+pub use log::snapshot::{DigestView, RetiredSpan, Snapshot};
 pub use log::{AppendResult, DEFAULT_SEGMENT_ROWS, Log, LogOptions, Outcome};
 pub use manifest::{Positions, SegmentMeta, SourceSpan};
 pub use notify::{Notice, Subscription};

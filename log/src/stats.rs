@@ -50,7 +50,6 @@ impl LogStats {
         let mut per_kind = BTreeMap::new();
         let mut min_t = snap.held_segments().map(|s| s.min_time_us).min();
         let mut max_t = snap.held_segments().map(|s| s.max_time_us).max();
-        let retired: Vec<_> = snap.segments.iter().filter(|s| s.retired).collect();
         for b in snap.read_batches(Some(&["time", "kind"]))? {
             let kind =
                 arrow::compute::cast(b.column_by_name("kind").expect("kind"), &DataType::Utf8)?;
@@ -75,7 +74,8 @@ impl LogStats {
                 .map(|t| format_time(&t))
         };
         let segment_events: u64 = snap.held_segments().map(|s| s.rows).sum();
-        let retired_events: u64 = retired.iter().map(|s| s.rows).sum();
+        let retired = snap.retired();
+        let retired_events = retired.as_ref().map_or(0, |r| r.events);
         let events = snap.len() - retired_events;
         Ok(LogStats {
             events,
@@ -90,11 +90,11 @@ impl LogStats {
             per_kind,
             min_time: fmt(min_t),
             max_time: fmt(max_t),
-            retired_segments: retired.len(),
+            retired_segments: retired.as_ref().map_or(0, |r| r.segments),
             retired_events,
-            retired_bytes: retired.iter().map(|s| s.bytes).sum(),
-            retired_min_time: fmt(retired.iter().map(|s| s.min_time_us).min()),
-            retired_max_time: fmt(retired.iter().map(|s| s.max_time_us).max()),
+            retired_bytes: retired.as_ref().map_or(0, |r| r.bytes),
+            retired_min_time: fmt(retired.as_ref().map(|r| r.min_time_us)),
+            retired_max_time: fmt(retired.as_ref().map(|r| r.max_time_us)),
         })
     }
 }

@@ -72,9 +72,8 @@ fn list_keys(dir: &Path, manifest: &mut Manifest, dedupe: &mut DedupeIndex) -> R
                 }
             }
         }
-        for k in seg.keys.iter().flatten() {
-            let source = dedupe.source(&k.source);
-            dedupe.settle(source, &k.runs);
+        if let Some(keys) = &seg.keys {
+            dedupe.settle_segment(keys);
         }
     }
     Ok(listed)

@@ -188,9 +188,8 @@ fn write_and_commit(
     st.manifest = m;
     st.frozen = None;
     // Its keys are in the segment now: their hashes can leave memory.
-    for k in meta.keys.iter().flatten() {
-        let source = st.dedupe.source(&k.source);
-        st.dedupe.settle(source, &k.runs);
+    if let Some(keys) = &meta.keys {
+        st.dedupe.settle_segment(keys);
     }
     st.notifier.send(&Notice::Rolled(meta));
     drop(st);

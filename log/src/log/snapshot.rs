@@ -28,6 +28,21 @@ pub struct DigestView {
     pub digested_rows: u64,
 }
 
+/// What retention removed of a view's raw events ([`Log::retire`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredSpan {
+    /// Segments retired.
+    pub segments: usize,
+    /// The events they held.
+    pub events: u64,
+    /// The bytes their files held.
+    pub bytes: u64,
+    /// The earliest event time among them (microseconds since the epoch).
+    pub min_time_us: i64,
+    /// The latest.
+    pub max_time_us: i64,
+}
+
 /// A consistent, read-only view of the log: committed segments plus the unrolled tail.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -154,6 +169,18 @@ impl Snapshot {
     /// The segments whose raw events are kept (not retired), oldest first.
     pub fn held_segments(&self) -> impl Iterator<Item = &SegmentMeta> {
         self.segments.iter().filter(|s| !s.retired)
+    }
+
+    /// What retention removed, if it removed anything.
+    pub fn retired(&self) -> Option<RetiredSpan> {
+        let retired: Vec<&SegmentMeta> = self.segments.iter().filter(|s| s.retired).collect();
+        Some(RetiredSpan {
+            segments: retired.len(),
+            events: retired.iter().map(|s| s.rows).sum(),
+            bytes: retired.iter().map(|s| s.bytes).sum(),
+            min_time_us: retired.iter().map(|s| s.min_time_us).min()?,
+            max_time_us: retired.iter().map(|s| s.max_time_us).max()?,
+        })
     }
 
     /// Every batch of the view (segments read from disk; retired ones have no events left),

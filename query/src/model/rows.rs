@@ -303,15 +303,13 @@ impl LogRows {
     /// snapshot some of whose raw events retention removed cannot give them all: an error
     /// says so.
     pub fn load_legs(snap: &Snapshot, known_at: Option<Us>) -> Result<Vec<(LegKey, Leg)>> {
-        let retired: Vec<_> = snap.segments.iter().filter(|s| s.retired).collect();
-        if let Some(last) = retired.iter().map(|s| s.max_time_us).max() {
-            let until = chrono::DateTime::from_timestamp_micros(last)
-                .map_or_else(|| last.to_string(), |t| callstate_schemas::format_time(&t));
+        if let Some(r) = snap.retired() {
             return Err(QueryError::Retired(format!(
                 "call legs cannot be derived from the raw events: retention removed those of \
-                 {} segments (events up to {until}); the live state of a running server \
+                 {} segments (events up to {}); the live state of a running server \
                  (callstate serve) reads their legs from the checkpoint of the legs",
-                retired.len()
+                r.segments,
+                callstate_schemas::format_instant(r.max_time_us)
             )));
         }
         let columns = ["time", "kind", "device", "call_id", "cause", "ingest_time"];

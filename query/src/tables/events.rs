@@ -17,8 +17,8 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
-use callstate_log::Snapshot;
-use callstate_schemas::{Us, events_schema, format_time};
+use callstate_log::{RetiredSpan, Snapshot};
+use callstate_schemas::{events_schema, format_instant};
 
 use super::selection::{exact_from, pushdown};
 
@@ -30,8 +30,8 @@ pub async fn register(ctx: &SessionContext, snap: &Snapshot) -> Result<()> {
         events_schema(),
         vec![snap.batches.clone()],
     )?);
-    let retired = Retired::of(snap);
-    if snap.held_segments().next().is_none() && retired.is_none() {
+    let retired = snap.retired();
+    if snap.segments.is_empty() {
         ctx.register_table("events", tail)?;
     } else {
         let segments: Arc<dyn TableProvider> = match snap.held_segments().next() {
@@ -75,38 +75,12 @@ pub async fn register(ctx: &SessionContext, snap: &Snapshot) -> Result<()> {
     Ok(())
 }
 
-/// What retention removed of a log's raw events.
-#[derive(Debug, Clone)]
-struct Retired {
-    segments: usize,
-    events: u64,
-    /// The earliest and latest event time among them.
-    from: Us,
-    through: Us,
-}
-
-impl Retired {
-    fn of(snap: &Snapshot) -> Option<Retired> {
-        let retired: Vec<_> = snap.segments.iter().filter(|s| s.retired).collect();
-        Some(Retired {
-            segments: retired.len(),
-            events: retired.iter().map(|s| s.rows).sum(),
-            from: retired.iter().map(|s| s.min_time_us).min()?,
-            through: retired.iter().map(|s| s.max_time_us).max()?,
-        })
-    }
-}
-
 /// The segments of `events` when retention removed some: a scan must be bounded to after
 /// the latest retired event time (`time > …`), else it fails saying what was removed.
 #[derive(Debug)]
 struct Retained {
     inner: Arc<dyn TableProvider>,
-    retired: Retired,
-}
-
-fn rfc3339(t: Us) -> String {
-    chrono::DateTime::from_timestamp_micros(t).map_or_else(|| t.to_string(), |t| format_time(&t))
+    retired: RetiredSpan,
 }
 
 #[async_trait]
@@ -144,16 +118,16 @@ impl TableProvider for Retained {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let r = &self.retired;
         let from = exact_from(filters, "time");
-        if from.is_none_or(|f| f <= r.through) {
+        if from.is_none_or(|f| f <= r.max_time_us) {
             return Err(DataFusionError::Plan(format!(
                 "the raw events from {} to {} ({} events, {} segments) were removed by \
                  retention: bound the query to after them (time > '{}'); service state, \
                  intervals, availability, SLA, call legs and incidents keep that history",
-                rfc3339(r.from),
-                rfc3339(r.through),
+                format_instant(r.min_time_us),
+                format_instant(r.max_time_us),
                 r.events,
                 r.segments,
-                rfc3339(r.through),
+                format_instant(r.max_time_us),
             )));
         }
         self.inner.scan(state, projection, filters, limit).await
