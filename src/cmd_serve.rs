@@ -279,6 +279,12 @@ impl ServeArgs {
         if read_auth == ReadAuth::Token && token.is_none() {
             bail!("read_auth = token needs a token (--token or CALLSTATE_TOKEN)");
         }
+        if g.retain_raw_days.is_some() && g.compact_every_s == Some(0) {
+            bail!(
+                "retain_raw_days runs with the background compaction pass: it needs \
+                 compact_every_s above 0"
+            );
+        }
         let kafka = match g.kafka_brokers {
             None => None,
             Some(brokers) => {

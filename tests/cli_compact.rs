@@ -249,6 +249,19 @@ fn serve_retires_old_raw_events_as_it_runs() {
         serde_json::from_slice(&succeed(&mut c).stdout).unwrap()
     };
     assert_eq!(stats()["retired_segments"], 0);
+    // without the background pass it would never run: refused at start
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "0"])
+        .args(["--retain-raw-days", "1", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("retain_raw_days") && err.contains("compact_every_s"),
+        "{err}"
+    );
     let mut cmd = bin();
     cmd.args([
         "serve",
