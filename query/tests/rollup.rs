@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
+use callstate_query::model::Name;
 use callstate_query::model::fleet::{DeviceHistory, OpenSilence};
 use callstate_query::model::intervals::ServiceInterval;
 use callstate_query::model::rollup::{DAY, DayCache, Days, Exclusions};
@@ -56,7 +57,7 @@ fn piece() -> impl Strategy<Value = Piece> {
 }
 
 fn intervals(pieces: &[Piece], start: Us, open_ended: bool) -> Vec<ServiceInterval> {
-    let a = |s: &str| -> Arc<str> { Arc::from(s) };
+    let a = Name::new;
     let mut t = start;
     let mut out = Vec::new();
     for (k, p) in pieces.iter().enumerate() {
@@ -74,7 +75,7 @@ fn intervals(pieces: &[Piece], start: Us, open_ended: bool) -> Vec<ServiceInterv
             device_type: Some(a("phone")),
             device_pool: Some(a("DP-A")),
             state,
-            node: (state == ServiceState::InService).then(|| node.clone()),
+            node: (state == ServiceState::InService).then_some(node),
             last_node: Some(node),
             home_node: Some(a("cm1")),
             cause: None,
@@ -129,7 +130,7 @@ proptest! {
         open_ended in any::<bool>(),
         open in proptest::collection::vec(prop_oneof![Just(None), (0..30 * DAY).prop_map(Some)], 2),
         rows in proptest::collection::vec(window(), 0..4),
-        spans in proptest::collection::vec(span(), 1..6),
+        spans in proptest::collection::vec(span(), 1..8),
     ) {
         let iv = intervals(&pieces, T0 + start, open_ended);
         let open = Open([open[0].map(|o| T0 + o), open[1].map(|o| T0 + o)]);
@@ -137,6 +138,17 @@ proptest! {
         let rolled = DeviceHistory { intervals: &iv, open: Some(&open), days: Some(&cache) };
         let plain = DeviceHistory { intervals: &iv, open: Some(&open), days: None };
         let ex = Exclusions::new(&rows);
+        // one reader asked every window, in the order given and in time order (it walks on
+        // from where the last window's searches ended)
+        let mut sorted = spans.clone();
+        sorted.sort();
+        for order in [&spans, &sorted] {
+            let reader = rolled.reader(&ex);
+            for &(from, to) in order {
+                let want = Tally::of(&plain.window(from, to), from, to, &rows);
+                prop_assert_eq!(reader.tally(from, to), want, "reader, window {}..{}", from, to);
+            }
+        }
         for &(from, to) in &spans {
             let want = Tally::of(&plain.window(from, to), from, to, &rows);
             prop_assert_eq!(rolled.tally(from, to, &ex), want, "window {}..{}", from, to);

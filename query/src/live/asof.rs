@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use callstate_schemas::Us;
 
 use crate::error::Result;
+use crate::model::Name;
 use crate::model::fleet::{DeviceHistory, Fleet, SharedFleet};
 use crate::model::intervals::{PoolHistory, ServiceInterval, closed_silences, pool_history};
 use crate::model::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig, source_spans_known_at};
@@ -43,8 +44,8 @@ struct Known {
     windows: Vec<MaintenanceRow>,
     node_events: Vec<NodeEvent>,
     /// Devices then, by name (a later version holds their events known then).
-    names: Vec<Arc<str>>,
-    index: HashMap<Arc<str>, usize>,
+    names: Vec<Name>,
+    index: HashMap<Name, usize>,
 }
 
 impl Known {
@@ -67,7 +68,7 @@ impl Known {
             .filter(|p| known(p.ingest_time))
             .cloned()
             .collect();
-        let names: Vec<Arc<str>> = view.devices.keys().cloned().collect();
+        let names: Vec<Name> = view.devices.keys().copied().collect();
         Ok(Known {
             known_at,
             silences,
@@ -85,11 +86,7 @@ impl Known {
                 .filter(|e| known(e.ingest_time))
                 .cloned()
                 .collect(),
-            index: names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.clone(), i))
-                .collect(),
+            index: names.iter().enumerate().map(|(i, n)| (*n, i)).collect(),
             names,
         })
     }
@@ -164,8 +161,10 @@ impl AsOf {
         self.known.known_at
     }
 
-    fn device_of(&self, k: usize) -> Option<(&Arc<str>, &Arc<Device>)> {
-        self.view.devices.get_key_value(&self.known.names[k])
+    fn device_of(&self, k: usize) -> Option<(&Name, &Arc<Device>)> {
+        self.view
+            .devices
+            .get_key_value(self.known.names[k].as_str())
     }
 
     fn intervals_of(&self, k: usize) -> &[ServiceInterval] {

@@ -436,7 +436,8 @@ impl Calls {
     }
 
     /// The legs as rows of `device`, by start then call id.
-    pub fn rows(&self, device: &Arc<str>) -> Vec<CallRow> {
+    pub fn rows(&self, device: &str) -> Vec<CallRow> {
+        let device: Arc<str> = Arc::from(device);
         let mut out: Vec<CallRow> = self
             .unpacked()
             .map(|(id, k)| k.leg.row(id, device.clone()))
@@ -451,7 +452,8 @@ impl Calls {
     }
 
     /// The legs as known at `known_at`, as rows of `device`, by start then call id.
-    pub fn rows_known_at(&self, device: &Arc<str>, known_at: Us) -> Vec<CallRow> {
+    pub fn rows_known_at(&self, device: &str, known_at: Us) -> Vec<CallRow> {
+        let device: Arc<str> = Arc::from(device);
         let packed = self.unpacked().filter_map(|(id, k)| {
             let leg = k.known_at(known_at, None);
             (leg.start.is_some() || leg.end.is_some()).then(|| leg.row(id, device.clone()))

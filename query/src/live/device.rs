@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use callstate_schemas::Us;
 
+use crate::model::Name;
 use crate::model::intervals::{PoolHistory, ServiceInterval, raw_intervals, split_by_silence};
 use crate::model::rollup::DayCache;
 use crate::model::rows::ServiceRow;
@@ -77,10 +78,10 @@ pub fn intervals(
     let raw = raw_intervals(events, pools);
     let mut out = Vec::with_capacity(raw.len());
     // the silences of the source of the intervals at hand
-    let mut windows: Option<(Arc<str>, Silences)> = None;
+    let mut windows: Option<(Name, Silences)> = None;
     for i in raw {
         if windows.as_ref().is_none_or(|(s, _)| *s != i.source) {
-            windows = Some((i.source.clone(), silences(&i.source)));
+            windows = Some((i.source, silences(&i.source)));
         }
         let w = &windows.as_ref().expect("set above").1;
         split_by_silence(i, w, &mut out);

@@ -23,6 +23,7 @@ use callstate_log::{Notice, SegmentMeta, Snapshot};
 use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
+use crate::model::Name;
 use crate::model::intervals::{PoolHistory, pool_history};
 use crate::model::rows::{
     CallEvent, Interner, LogRows, MaintenanceRow, NodeEvent, PoolConfig, for_each_call_event,
@@ -40,7 +41,7 @@ pub struct State {
     version: u64,
     /// The latest ingest time applied.
     last_ingest_time: Us,
-    devices: imbl::OrdMap<Arc<str>, Arc<Device>>,
+    devices: imbl::OrdMap<Name, Arc<Device>>,
     sources: imbl::HashMap<Arc<str>, Arc<Activity>>,
     pools: Arc<PoolHistory>,
     pool_configs: Arc<Vec<PoolConfig>>,
@@ -50,9 +51,9 @@ pub struct State {
     targets: Targets,
     names: Interner,
     /// Pool → devices that reported it (whose homes a configuration of it changes).
-    by_pool: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    by_pool: HashMap<Name, HashSet<Name>>,
     /// Source → devices it reported (whose silences it decides).
-    by_source: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    by_source: HashMap<Name, HashSet<Name>>,
     /// Call events paired since the checkpoint of the legs it started from (since the start
     /// of the log without one).
     calls_applied: u64,
@@ -195,19 +196,19 @@ impl State {
             calls_at_checkpoint: 0,
             legs_from: None,
         };
-        let mut devices: HashMap<Arc<str>, Device> = HashMap::new();
+        let mut devices: HashMap<Name, Device> = HashMap::new();
         for r in rows.service {
-            st.index(&r.device, r.device_pool.as_ref(), &r.source);
-            let d = devices.entry(r.device.clone()).or_default();
+            st.index(r.device, r.device_pool, r.source);
+            let d = devices.entry(r.device).or_default();
             Arc::make_mut(&mut d.events).push(r);
         }
         for (device, legs) in legs {
             let pairs: Vec<Paired> = legs.into_iter().map(|(id, (l, r))| (id, l, r)).collect();
-            devices.entry(device).or_default().calls = Calls::from_pairs(pairs);
+            devices.entry(Name::from(&device)).or_default().calls = Calls::from_pairs(pairs);
         }
         if let Some(c) = saved {
             for (device, packed, loose) in c.devices {
-                let name = st.names.get(&device);
+                let name = st.names.name(&device);
                 devices.entry(name).or_default().calls = Calls::from_checkpoint(packed, loose);
             }
             let names = &mut st.names;
@@ -216,7 +217,7 @@ impl State {
                 after += 1;
                 let id: Arc<str> = Arc::from(e.call_id);
                 let cause = e.cause.map(|c| names.get(c));
-                devices.entry(names.get(e.device)).or_default().calls.add(
+                devices.entry(names.name(e.device)).or_default().calls.add(
                     &id,
                     e.started,
                     e.time,
@@ -239,17 +240,11 @@ impl State {
         Ok(st)
     }
 
-    fn index(&mut self, device: &Arc<str>, pool: Option<&Arc<str>>, source: &Arc<str>) {
+    fn index(&mut self, device: Name, pool: Option<Name>, source: Name) {
         if let Some(p) = pool {
-            self.by_pool
-                .entry(p.clone())
-                .or_default()
-                .insert(device.clone());
+            self.by_pool.entry(p).or_default().insert(device);
         }
-        self.by_source
-            .entry(source.clone())
-            .or_default()
-            .insert(device.clone());
+        self.by_source.entry(source).or_default().insert(device);
     }
 
     /// The last `ingest_seq` applied.
@@ -291,12 +286,12 @@ impl State {
     fn append(&mut self, batch: RecordBatch) -> Result<()> {
         let mut rows = LogRows::default();
         rows.add_batch(&batch, None, &mut self.names)?;
-        let mut dirty: HashSet<Arc<str>> = HashSet::new();
+        let mut dirty: HashSet<Name> = HashSet::new();
         // sources: a changed closed silence re-derives the devices they reported
         for (source, times) in std::mem::take(&mut rows.source_times) {
             let a = self.sources.entry(source.clone()).or_default();
             if Arc::make_mut(a).add(&times).is_some() {
-                dirty.extend(self.by_source.get(&source).into_iter().flatten().cloned());
+                dirty.extend(self.by_source.get(&*source).into_iter().flatten().copied());
             }
         }
         // pool configurations: new homes for the devices of the pool
@@ -307,10 +302,10 @@ impl State {
             for c in &rows.pool_configs {
                 dirty.extend(
                     self.by_pool
-                        .get(&c.device_pool)
+                        .get(&*c.device_pool)
                         .into_iter()
                         .flatten()
-                        .cloned(),
+                        .copied(),
                 );
             }
         }
@@ -324,9 +319,9 @@ impl State {
         }
         // service events
         for r in rows.service {
-            self.index(&r.device, r.device_pool.as_ref(), &r.source);
-            dirty.insert(r.device.clone());
-            let d = self.devices.entry(r.device.clone()).or_default();
+            self.index(r.device, r.device_pool, r.source);
+            dirty.insert(r.device);
+            let d = self.devices.entry(r.device).or_default();
             Arc::make_mut(d).insert(r);
         }
         for name in &dirty {
@@ -341,7 +336,7 @@ impl State {
         let calls = &mut self.calls_applied;
         for_each_call_event(&batch, None, |e| {
             *calls += 1;
-            let dev = names.get(e.device);
+            let dev = names.name(e.device);
             // call ids are unique per call: sharing them would only cost
             let id: Arc<str> = Arc::from(e.call_id);
             let cause = e.cause.map(|c| names.get(c));
@@ -377,7 +372,7 @@ impl State {
                 calls: Calls::from_checkpoint(packed, loose),
                 days: now.days.clone(),
             };
-            let key = key.clone();
+            let key = *key;
             self.devices.insert(key, Arc::new(d));
             adopted += 1;
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use callstate_log::Snapshot;
 use callstate_schemas::Us;
 
+use crate::model::Name;
 use crate::model::fleet::{DeviceHistory, Fleet, OpenSilence};
 use crate::model::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
 use crate::model::sla::Targets;
@@ -20,7 +21,7 @@ pub struct View {
     pub version: u64,
     /// The latest ingest time it holds (`Us::MIN` for none).
     pub last_ingest_time: Us,
-    pub(super) devices: imbl::OrdMap<Arc<str>, Arc<Device>>,
+    pub(super) devices: imbl::OrdMap<Name, Arc<Device>>,
     pub(super) sources: imbl::HashMap<Arc<str>, Arc<Activity>>,
     pub(super) pool_configs: Arc<Vec<PoolConfig>>,
     pub(super) windows: Arc<Vec<MaintenanceRow>>,

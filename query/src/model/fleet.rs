@@ -7,13 +7,14 @@
 //! number, not the history of every device its source reports.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::Arc;
 
 use callstate_schemas::Us;
 
 use super::intervals::{ServiceInterval, split_by_silence};
 use super::rollup::{
-    DAY, DayCache, Days, Exclusions, day_from, day_of, for_each_part, settled_until,
+    DAY, DayCache, Days, Exclusions, day_from, day_of, for_each_part, seek, settled_until,
 };
 use super::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
 use super::tally::Tally;
@@ -61,10 +62,16 @@ impl<'a> DeviceHistory<'a> {
     /// The stored intervals overlapping [from, to) (open silences not cut out: final where
     /// no open silence reaches).
     fn stored(&self, from: Us, to: Us) -> &'a [ServiceInterval] {
+        self.stored_from(0, from, to).0
+    }
+
+    /// [`stored`](Self::stored), searched from the interval `hint` (see [`seek`]); with where
+    /// the slice starts.
+    fn stored_from(&self, hint: usize, from: Us, to: Us) -> (&'a [ServiceInterval], usize) {
         let iv = self.intervals;
-        let a = iv.partition_point(|i| i.valid_to.is_some_and(|e| e <= from));
-        let b = a + iv[a..].partition_point(|i| i.valid_from < to);
-        &iv[a..b]
+        let a = seek(iv, hint, |i| i.valid_to.is_some_and(|e| e <= from));
+        let b = seek(iv, a, |i| i.valid_from < to);
+        (&iv[a..b], a)
     }
 
     /// Every interval, open silences cut out.
@@ -95,6 +102,7 @@ impl<'a> DeviceHistory<'a> {
             touched,
             windows,
             ex,
+            hints: Cell::new((0, 0)),
         }
     }
 
@@ -164,6 +172,9 @@ pub struct Reader<'a, 'e> {
     /// The windows that may cover it there.
     windows: Vec<&'e MaintenanceRow>,
     ex: &'e Exclusions<'e>,
+    /// Where the last window's searches of the rollup's runs and of the intervals started:
+    /// windows asked in time order walk on from there.
+    hints: Cell<(usize, usize)>,
 }
 
 impl Reader<'_, '_> {
@@ -184,16 +195,22 @@ impl Reader<'_, '_> {
             return self.direct(from, to);
         }
         let mut t = self.direct(from, d0 * DAY);
+        let (mut run, mut iv) = self.hints.get();
         for_each_part(&self.touched, d0, d1, |a, b, touched| {
             let piece = if touched {
                 // settled days: no open silence cuts in, the stored intervals are final
                 let (a, b) = (a * DAY, b * DAY);
-                Tally::of(self.dev.stored(a, b), a, b, &self.windows)
+                let (stored, at) = self.dev.stored_from(iv, a, b);
+                iv = at;
+                Tally::of(stored, a, b, &self.windows)
             } else {
-                days.tally(a, b)
+                let (piece, at) = days.tally_from(run, a, b);
+                run = at;
+                piece
             };
             t = t.then(piece);
         });
+        self.hints.set((run, iv));
         t.then(self.direct(d1 * DAY, to))
     }
 }

@@ -2,7 +2,6 @@
 //! CTIManager, with their recovery curve, failovers, re-homes and the calls they hit.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -10,6 +9,7 @@ use callstate_schemas::{Kind, KnownCause, Movement, ServiceState, Us, format_ins
 
 use super::fleet::Fleet;
 use super::intervals::ServiceInterval;
+use super::name::Name;
 use super::ser;
 use crate::error::Result;
 use crate::exec::Cancel;
@@ -93,14 +93,14 @@ pub struct Incident {
 /// intervals are at hand, so grouping needs nothing more of them).
 struct Outage {
     start: Us,
-    device: Arc<str>,
-    cluster: Arc<str>,
-    cause: Option<Arc<str>>,
+    device: Name,
+    cluster: Name,
+    cause: Option<Name>,
     /// Back in service: when, and (when on another node than before) where.
     recovery: Option<Us>,
-    failover: Option<(Us, Arc<str>)>,
+    failover: Option<(Us, Name)>,
     /// Of a failover: when and where it went home again.
-    rehome: Option<(Us, Arc<str>)>,
+    rehome: Option<(Us, Name)>,
 }
 
 /// Outage starts of one device (in time order), keyed by scope; re-home blips are planned
@@ -133,22 +133,19 @@ fn outages_of(iv: &[ServiceInterval], out: &mut BTreeMap<(String, String, String
         if let Some((b, back)) = back
             && back.movement == Some(Movement::Failover)
         {
-            failover = Some((
-                back.valid_from,
-                back.node.clone().unwrap_or_else(|| "".into()),
-            ));
+            failover = Some((back.valid_from, back.node.unwrap_or_else(|| "".into())));
             rehome = iv[b + 1..]
                 .iter()
                 .find(|i| i.movement == Some(Movement::Rehome))
-                .map(|h| (h.valid_from, h.node.clone().unwrap_or_else(|| "".into())));
+                .map(|h| (h.valid_from, h.node.unwrap_or_else(|| "".into())));
         }
         out.entry((i.cluster.to_string(), scope, target))
             .or_default()
             .push(Outage {
                 start: i.valid_from,
-                device: i.device.clone(),
-                cluster: i.cluster.clone(),
-                cause: i.cause.clone(),
+                device: i.device,
+                cluster: i.cluster,
+                cause: i.cause,
                 recovery: back.map(|(_, b)| b.valid_from),
                 failover,
                 rehome,
@@ -178,7 +175,7 @@ pub fn detect(
         let mut group: Vec<Outage> = Vec::new();
         let flush = |group: &mut Vec<Outage>, out: &mut Vec<Incident>| {
             let mut seen = std::collections::HashSet::new();
-            group.retain(|o| seen.insert(o.device.clone()));
+            group.retain(|o| seen.insert(o.device));
             if group.len() >= opts.min_devices && group[0].start >= from && group[0].start < to {
                 out.push(build(fleet, &scope, &target, group));
             }

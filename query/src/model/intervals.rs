@@ -13,29 +13,30 @@ use std::sync::Arc;
 
 use callstate_schemas::{Movement, SILENCE_US, ServiceState, Us};
 
+use super::name::Name;
 use super::rows::{LogRows, PoolConfig, ServiceRow};
 
 /// One interval of a device's service state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceInterval {
     /// Device.
-    pub device: Arc<str>,
+    pub device: Name,
     /// Cluster.
-    pub cluster: Arc<str>,
+    pub cluster: Name,
     /// Device type (last reported).
-    pub device_type: Option<Arc<str>>,
+    pub device_type: Option<Name>,
     /// Device pool (last reported).
-    pub device_pool: Option<Arc<str>>,
+    pub device_pool: Option<Name>,
     /// State.
     pub state: ServiceState,
     /// Node handling the device (in service only).
-    pub node: Option<Arc<str>>,
+    pub node: Option<Name>,
     /// Node it was last in service on (for out-of-service and unknown intervals too).
-    pub last_node: Option<Arc<str>>,
+    pub last_node: Option<Name>,
     /// Home node at `valid_from`.
-    pub home_node: Option<Arc<str>>,
+    pub home_node: Option<Name>,
     /// Cause of an out-of-service interval.
-    pub cause: Option<Arc<str>>,
+    pub cause: Option<Name>,
     /// For in-service intervals that moved the device.
     pub movement: Option<Movement>,
     /// Start (inclusive), µs.
@@ -43,7 +44,7 @@ pub struct ServiceInterval {
     /// End (exclusive), µs; `None` while it lasts.
     pub valid_to: Option<Us>,
     /// Source that reported the state.
-    pub source: Arc<str>,
+    pub source: Name,
     /// Ingest time of the event that opened it (for `known_at` questions).
     pub known_from: Us,
 }
@@ -92,7 +93,7 @@ pub fn silence_windows(rows: &LogRows) -> SilenceWindows {
 }
 
 /// Per pool: (time, ingest_seq, home node) of each configuration, in time order.
-pub type PoolHistory = HashMap<Arc<str>, Vec<(Us, u64, Arc<str>)>>;
+pub type PoolHistory = HashMap<Arc<str>, Vec<(Us, u64, Name)>>;
 /// Per source: its unknown windows (start, end; `None` = open-ended).
 pub type SilenceWindows = HashMap<Arc<str>, Vec<(Us, Option<Us>)>>;
 
@@ -104,7 +105,7 @@ pub fn pool_history(configs: &[PoolConfig]) -> PoolHistory {
             out.entry(c.device_pool.clone()).or_default().push((
                 c.time,
                 c.ingest_seq,
-                first.clone(),
+                Name::from(first),
             ));
         }
     }
@@ -115,11 +116,11 @@ pub fn pool_history(configs: &[PoolConfig]) -> PoolHistory {
 }
 
 /// The home node of `pool` at `t`: the first node of its latest configuration by then.
-pub fn home_at(history: &PoolHistory, pool: &Option<Arc<str>>, t: Us) -> Option<Arc<str>> {
-    let h = history.get(pool.as_ref()?)?;
+pub fn home_at(history: &PoolHistory, pool: &Option<Name>, t: Us) -> Option<Name> {
+    let h = history.get(pool.as_ref()?.as_str())?;
     let i = h.partition_point(|x| x.0 <= t);
     // Before the first configuration, the earliest one is the best knowledge there is.
-    Some(h[i.saturating_sub(1)].2.clone())
+    Some(h[i.saturating_sub(1)].2)
 }
 
 /// All devices' intervals, grouped by device (devices sorted by name, intervals by time).
@@ -149,7 +150,10 @@ pub fn derive_device(
     out: &mut Vec<ServiceInterval>,
 ) {
     for i in raw_intervals(events, pools) {
-        let windows = silences.get(&i.source).map(Vec::as_slice).unwrap_or(&[]);
+        let windows = silences
+            .get(i.source.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         split_by_silence(i, windows, out);
     }
 }
@@ -159,22 +163,22 @@ pub fn derive_device(
 pub fn raw_intervals(events: &[&ServiceRow], pools: &PoolHistory) -> Vec<ServiceInterval> {
     // Raw intervals: one per change of (state, node).
     let mut raw: Vec<ServiceInterval> = Vec::new();
-    let mut pool: Option<Arc<str>> = None;
-    let mut dtype: Option<Arc<str>> = None;
-    let mut last_node: Option<Arc<str>> = None;
+    let mut pool: Option<Name> = None;
+    let mut dtype: Option<Name> = None;
+    let mut last_node: Option<Name> = None;
     for e in events {
         if e.device_pool.is_some() {
-            pool = e.device_pool.clone();
+            pool = e.device_pool;
         }
         if e.device_type.is_some() {
-            dtype = e.device_type.clone();
+            dtype = e.device_type;
         }
         let state = if e.in_service {
             ServiceState::InService
         } else {
             ServiceState::OutOfService
         };
-        let node = if e.in_service { e.node.clone() } else { None };
+        let node = if e.in_service { e.node } else { None };
         if let Some(cur) = raw.last()
             && cur.state == state
             && cur.node == node
@@ -194,22 +198,22 @@ pub fn raw_intervals(events: &[&ServiceRow], pools: &PoolHistory) -> Vec<Service
             _ => None,
         };
         if !e.in_service && last_node.is_none() {
-            last_node = e.node.clone();
+            last_node = e.node;
         }
         raw.push(ServiceInterval {
-            device: e.device.clone(),
-            cluster: e.cluster.clone(),
-            device_type: dtype.clone(),
-            device_pool: pool.clone(),
+            device: e.device,
+            cluster: e.cluster,
+            device_type: dtype,
+            device_pool: pool,
             state,
-            node: node.clone(),
-            last_node: node.clone().or_else(|| last_node.clone()),
+            node,
+            last_node: node.or(last_node),
             home_node: home,
-            cause: if e.in_service { None } else { e.cause.clone() },
+            cause: if e.in_service { None } else { e.cause },
             movement,
             valid_from: e.time,
             valid_to: None,
-            source: e.source.clone(),
+            source: e.source,
             known_from: e.ingest_time,
         });
         if node.is_some() {
@@ -219,10 +223,10 @@ pub fn raw_intervals(events: &[&ServiceRow], pools: &PoolHistory) -> Vec<Service
     // Device type and pool are device attributes: the latest report applies to every interval.
     for i in &mut raw {
         if dtype.is_some() {
-            i.device_type = dtype.clone();
+            i.device_type = dtype;
         }
         if i.device_pool.is_none() {
-            i.device_pool = pool.clone();
+            i.device_pool = pool;
         }
     }
     raw
@@ -334,7 +338,11 @@ impl<'a> DeviceIndex<'a> {
 }
 
 /// The run of `device` in rows sorted by device.
-pub fn device_slice<'a, T>(rows: &'a [T], device: &str, key: impl Fn(&T) -> &Arc<str>) -> &'a [T] {
+pub fn device_slice<'a, T, K: std::ops::Deref<Target = str>>(
+    rows: &'a [T],
+    device: &str,
+    key: impl Fn(&T) -> &K,
+) -> &'a [T] {
     let a = rows.partition_point(|r| &**key(r) < device);
     let b = a + rows[a..].partition_point(|r| &**key(r) == device);
     &rows[a..b]

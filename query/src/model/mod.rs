@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod fleet;
 pub mod incidents;
 pub mod intervals;
+pub mod name;
 pub mod rollup;
 pub mod rows;
 pub mod ser;
@@ -18,3 +19,5 @@ pub mod sla;
 pub mod state;
 pub mod tally;
 pub mod targets;
+
+pub use name::Name;

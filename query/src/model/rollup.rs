@@ -12,11 +12,12 @@
 //! exactly ([`Tally::then`]).
 
 use hashbrown::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use callstate_schemas::{ServiceState, Us};
 
 use super::intervals::ServiceInterval;
+use super::name::Name;
 use super::rows::MaintenanceRow;
 use super::tally::Tally;
 
@@ -34,7 +35,7 @@ pub fn day_from(t: Us) -> i64 {
 }
 
 /// A device's sources and the latest end of the intervals each reported (`None`: one lasts).
-pub type SourceEnds = Vec<(Arc<str>, Option<Us>)>;
+pub type SourceEnds = Vec<(Name, Option<Us>)>;
 
 /// One device's tallies per day over the days its history settled.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,7 +46,7 @@ pub struct Days {
     sources: SourceEnds,
     /// The clusters, pools, nodes and homes its intervals mention (what maintenance windows
     /// target), sorted.
-    names: Vec<Arc<str>>,
+    names: Vec<Name>,
 }
 
 impl Days {
@@ -53,12 +54,12 @@ impl Days {
     /// no open silence can reach (`open_from` gives where a source's begins; with none, the
     /// days up to the last change).
     pub fn build(intervals: &[ServiceInterval], open_from: impl Fn(&str) -> Option<Us>) -> Days {
-        let mut names: Vec<Arc<str>> = Vec::new();
+        let mut names: Vec<Name> = Vec::new();
         for i in intervals {
             let mentioned = [&i.node, &i.last_node, &i.home_node, &i.device_pool];
             for n in std::iter::once(&i.cluster).chain(mentioned.into_iter().flatten()) {
-                if !names.iter().any(|x| Arc::ptr_eq(x, n) || x == n) {
-                    names.push(n.clone());
+                if !names.contains(n) {
+                    names.push(*n);
                 }
             }
         }
@@ -145,7 +146,7 @@ impl Days {
     }
 
     /// The clusters, pools, nodes and homes its intervals mention.
-    pub fn names(&self) -> &[Arc<str>] {
+    pub fn names(&self) -> &[Name] {
         &self.names
     }
 
@@ -161,11 +162,18 @@ impl Days {
 
     /// The tally of whole days [d0, d1), which must be covered.
     pub fn tally(&self, d0: i64, d1: i64) -> Tally {
+        self.tally_from(0, d0, d1).0
+    }
+
+    /// [`tally`](Self::tally), the search for the first run starting at `hint` when every
+    /// run before it ends by `d0` (windows asked in time order walk on instead of searching
+    /// the whole rollup again); with the run it started from, the next window's hint.
+    pub fn tally_from(&self, hint: usize, d0: i64, d1: i64) -> (Tally, usize) {
         let mut t = Tally::default();
         if d0 >= d1 {
-            return t;
+            return (t, hint);
         }
-        let k = self.runs.partition_point(|r| r.0 + r.1 <= d0);
+        let k = seek(&self.runs, hint, |r| r.0 + r.1 <= d0);
         for &(first, n, run) in &self.runs[k..] {
             if first >= d1 {
                 break;
@@ -179,7 +187,7 @@ impl Days {
             };
             t = t.then(piece);
         }
-        t
+        (t, k)
     }
 }
 
@@ -194,7 +202,7 @@ fn source_ends(intervals: &[ServiceInterval]) -> SourceEnds {
                     _ => None,
                 }
             }
-            None => out.push((i.source.clone(), i.valid_to)),
+            None => out.push((i.source, i.valid_to)),
         }
     }
     out
@@ -270,7 +278,7 @@ impl<'a> Exclusions<'a> {
     pub fn touched(
         &self,
         device: &str,
-        names: &[Arc<str>],
+        names: &[Name],
     ) -> (Vec<(i64, i64)>, Vec<&'a MaintenanceRow>) {
         if self.by_target.is_empty() {
             return Default::default();
@@ -287,6 +295,23 @@ impl<'a> Exclusions<'a> {
         merge(&mut days);
         (days, windows)
     }
+}
+
+/// The first element of `v` not `before` (a predicate true of a prefix of `v`), searched from
+/// `hint` when every element before it is `before`, else from the start: a few steps
+/// forward, then a binary search of the rest. Questions that walk windows in time order read
+/// a device's rollup and intervals once, in order, instead of searching them from the start
+/// for every window (a binary search of a year misses the cache at every step).
+pub fn seek<T>(v: &[T], hint: usize, before: impl Fn(&T) -> bool) -> usize {
+    let usable = hint <= v.len() && (hint == 0 || before(&v[hint - 1]));
+    let mut k = if usable { hint } else { 0 };
+    for _ in 0..8 {
+        match v.get(k) {
+            Some(x) if before(x) => k += 1,
+            _ => return k,
+        }
+    }
+    k + v[k..].partition_point(before)
 }
 
 /// The parts of [d0, d1) in order, `f(first, end, touched)`, `touched` when it is in one of
@@ -326,6 +351,20 @@ fn merge(v: &mut Vec<(i64, i64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn seek_finds_what_a_binary_search_finds_from_any_hint(
+            mut v in proptest::collection::vec(0..100i64, 0..60),
+            x in -1..101i64,
+            hint in 0..70usize,
+        ) {
+            v.sort();
+            let want = v.partition_point(|&y| y < x);
+            prop_assert_eq!(seek(&v, hint, |&y| y < x), want);
+        }
+    }
 
     #[test]
     fn days_from_and_of() {

@@ -10,6 +10,7 @@ use arrow::datatypes::{DataType, TimestampMicrosecondType, UInt64Type};
 use callstate_log::Snapshot;
 use callstate_schemas::{Kind, SILENCE_US, Us};
 
+use super::name::Name;
 use crate::error::{QueryError, Result};
 
 /// A `device_in_service` / `device_out_of_service` event.
@@ -22,21 +23,21 @@ pub struct ServiceRow {
     /// When the log accepted it.
     pub ingest_time: Us,
     /// Reporting source.
-    pub source: Arc<str>,
+    pub source: Name,
     /// Cluster.
-    pub cluster: Arc<str>,
+    pub cluster: Name,
     /// Device.
-    pub device: Arc<str>,
+    pub device: Name,
     /// In service (true) or out of service.
     pub in_service: bool,
     /// Node (in service: handling node; out of service: the node it was on, if given).
-    pub node: Option<Arc<str>>,
+    pub node: Option<Name>,
     /// Device pool, when the event carries it.
-    pub device_pool: Option<Arc<str>>,
+    pub device_pool: Option<Name>,
     /// Device type, when the event carries it.
-    pub device_type: Option<Arc<str>>,
+    pub device_type: Option<Name>,
     /// Cause (out of service).
-    pub cause: Option<Arc<str>>,
+    pub cause: Option<Name>,
 }
 
 /// A `device_pool_config` event.
@@ -175,9 +176,22 @@ pub struct LogRows {
 /// Interns strings so that repeated names share one allocation (a fast hasher: this is
 /// called for most string cells of the log).
 #[derive(Default)]
-pub(crate) struct Interner(hashbrown::HashMap<Box<str>, Arc<str>>);
+pub(crate) struct Interner(
+    hashbrown::HashMap<Box<str>, Arc<str>>,
+    hashbrown::HashMap<Box<str>, Name>,
+);
 
 impl Interner {
+    /// The [`Name`] of `s` (found here before the global table of names).
+    pub(crate) fn name(&mut self, s: &str) -> Name {
+        if let Some(n) = self.1.get(s) {
+            return *n;
+        }
+        let n = Name::new(s);
+        self.1.insert(s.into(), n);
+        n
+    }
+
     /// The shared copy of `s`.
     pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
         if let Some(a) = self.0.get(s) {
@@ -379,7 +393,9 @@ impl LogRows {
             };
             match k {
                 Kind::DeviceInService | Kind::DeviceOutOfService => {
-                    let (Some(dev), Some(cl)) = (get(&device), get(&cluster)) else {
+                    let src = names.name(source.value(i));
+                    let mut name = |a: &StringArray| opt(a, i).map(|s| names.name(s));
+                    let (Some(dev), Some(cl)) = (name(&device), name(&cluster)) else {
                         continue;
                     };
                     self.service.push(ServiceRow {
@@ -390,10 +406,10 @@ impl LogRows {
                         cluster: cl,
                         device: dev,
                         in_service: k == Kind::DeviceInService,
-                        node: get(&node),
-                        device_pool: get(&pool),
-                        device_type: get(&device_type),
-                        cause: get(&cause),
+                        node: name(&node),
+                        device_pool: name(&pool),
+                        device_type: name(&device_type),
+                        cause: name(&cause),
                     });
                 }
                 Kind::DevicePoolConfig => {

@@ -2,11 +2,11 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use callstate_schemas::{ServiceState, Us};
 
 use super::intervals::ServiceInterval;
+use super::name::Name;
 
 /// Most points a series may have (steps × groups are bounded by it per group).
 pub const MAX_STEPS: i64 = 11_000;
@@ -52,8 +52,8 @@ pub fn state_series<'a>(
     by: SeriesBy,
 ) -> Vec<SeriesPoint> {
     let steps = ((to - from) + step - 1) / step;
-    let mut counts: Vec<BTreeMap<Arc<str>, u64>> = vec![BTreeMap::new(); steps as usize];
-    let states: Vec<Arc<str>> = ServiceState::NAMES.iter().map(|&s| Arc::from(s)).collect();
+    let mut counts: Vec<BTreeMap<Name, u64>> = vec![BTreeMap::new(); steps as usize];
+    let states: Vec<Name> = ServiceState::NAMES.iter().map(|&s| Name::new(s)).collect();
     let key_of = |s: ServiceState| {
         &states[ServiceState::ALL
             .iter()
@@ -78,13 +78,13 @@ pub fn state_series<'a>(
                 },
                 (SeriesBy::Node, _) => continue,
             };
-            *c.entry(key.clone()).or_default() += 1;
+            *c.entry(*key).or_default() += 1;
         }
     }
-    let all_groups: Vec<Arc<str>> = match by {
+    let all_groups: Vec<Name> = match by {
         SeriesBy::State => states.clone(),
         SeriesBy::Node => {
-            let mut g: Vec<Arc<str>> = counts.iter().flat_map(|c| c.keys().cloned()).collect();
+            let mut g: Vec<Name> = counts.iter().flat_map(|c| c.keys().cloned()).collect();
             g.sort();
             g.dedup();
             g

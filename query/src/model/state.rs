@@ -1,14 +1,13 @@
 //! A device's state at an instant (design.md §5 device state), from its intervals and
 //! call legs.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use callstate_schemas::{ServiceState, Us};
 
 use super::fleet::{DeviceHistory, Fleet};
 use super::intervals::ServiceInterval;
+use super::name::Name;
 use super::ser;
 use crate::error::Result;
 use crate::exec::Cancel;
@@ -53,7 +52,7 @@ pub fn state_at(dev: &DeviceHistory<'_>, active_calls: u64, t: Us) -> DeviceStat
     let last = dev.attributes_at(t);
     let cur = dev.at(t);
     let cur = cur.as_ref();
-    let o = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
+    let o = |v: &Option<Name>| v.map(|n| n.to_string());
     DeviceState {
         device: last.device.to_string(),
         at: t,

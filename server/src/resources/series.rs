@@ -103,7 +103,7 @@ pub async fn state_series(
                         && p.home_node.as_ref().is_none_or(|h| {
                             let home = d
                                 .at(to - 1)
-                                .map_or_else(|| d.last().home_node.clone(), |i| i.home_node);
+                                .map_or_else(|| d.last().home_node, |i| i.home_node);
                             Some(h.as_str()) == home.as_deref()
                         })
                 })
