@@ -9,6 +9,7 @@ use callstate_schemas::Us;
 
 use crate::model::rows::{CallRow, Leg};
 
+use super::hours::Listed;
 use super::mapped::Mapped;
 use super::packed::{Complete, Packed};
 
@@ -502,6 +503,17 @@ impl Calls {
 
     /// Legs active at `t`: started by then, not ended by then.
     pub fn active_at(&self, t: Us) -> u64 {
+        self.active_listed(t, None)
+    }
+
+    /// [`active_at`](Self::active_at) for one of many devices asked at the same instant
+    /// (`listed`, made for it): a mapped pack whose checkpoint has an hour index is counted
+    /// from it, without reading the pack (unless legs were taken out of it since).
+    pub(super) fn active_at_listed(&self, t: Us, listed: &mut Listed) -> u64 {
+        self.active_listed(t, Some(listed))
+    }
+
+    fn active_listed(&self, t: Us, mut listed: Option<&mut Listed>) -> u64 {
         if self.is_empty() {
             return 0;
         }
@@ -509,7 +521,17 @@ impl Calls {
         let ended = ended
             .filter(|k| k.leg.start.is_some_and(|s| s <= t) && k.leg.end.is_some_and(|e| e > t))
             .count();
-        let packed = self.packed_around(t).filter(|(s, _)| s.1 > t).count();
+        let mut packed = 0;
+        for p in [&self.base, &self.sealed] {
+            if let (Some(l), Some((hours, device))) = (listed.as_deref_mut(), p.packed.hours())
+                && p.moved.is_empty()
+                && let Some(n) = l.count(hours, device)
+            {
+                packed += n as usize;
+                continue;
+            }
+            packed += p.around(t).filter(|&k| p.packed.span(k).1 > t).count();
+        }
         (ended + open.count() + packed) as u64
     }
 

@@ -32,6 +32,7 @@ use callstate_schemas::Us;
 use crate::error::{QueryError, Result};
 
 use super::calls::{Paired, WireLeg};
+use super::hours::{self, Hours};
 use super::mapped::Mapped;
 use super::packed::{self, IdEntry, Packed, Record};
 use super::view::View;
@@ -115,6 +116,9 @@ struct Tail {
     causes: Vec<String>,
     /// (device number, its legs that are not packed).
     loose: Vec<(u64, Vec<WireLeg>)>,
+    /// The hour index, if written (a checkpoint of an earlier release has none).
+    #[serde(default)]
+    hours: Option<hours::Section>,
 }
 
 /// What a written checkpoint holds.
@@ -180,10 +184,11 @@ pub(super) fn write(log_dir: &Path, view: &View) -> Result<Written> {
     let tmp = |part: &str| -> PathBuf {
         dir.join(format!("legs.bin.tmp-{}-{n}{part}", std::process::id()))
     };
-    let (main, index, ids) = (tmp(""), tmp(".index"), tmp(".ids"));
-    let r = write_parts(view, &main, &index, &ids);
-    let _ = fs::remove_file(&index);
-    let _ = fs::remove_file(&ids);
+    let (main, index, ids, hours) = (tmp(""), tmp(".index"), tmp(".ids"), tmp(".hours"));
+    let r = write_parts(view, &main, [&index, &ids, &hours]);
+    for side in [&index, &ids, &hours] {
+        let _ = fs::remove_file(side);
+    }
     let written = match r {
         Ok(w) => w,
         Err(e) => {
@@ -212,7 +217,10 @@ impl Drop for InOrder {
     }
 }
 
-fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> Result<Written> {
+/// Writes the checkpoint of `view` to `main`, with side files for the parts laid out after
+/// the records (`[index, ids, hours]`).
+fn write_parts(view: &View, main: &Path, sides: [&Path; 3]) -> Result<Written> {
+    let [index_path, ids_path, hours_path] = sides;
     // read back too: the index and the ids are copied in after the records
     let create = |p: &Path| -> Result<BufWriter<File>> {
         let f = fs::OpenOptions::new()
@@ -228,6 +236,11 @@ fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> 
     let mut out = create(main)?;
     let mut index = create(index_path)?;
     let mut ids = create(ids_path)?;
+    let mut hours = hours::Writer::new(
+        create(hours_path)?
+            .into_inner()
+            .map_err(|e| werr(e.into_error()))?,
+    );
     let mut h = Header {
         magic: MAGIC,
         version: view.version,
@@ -273,6 +286,7 @@ fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> 
         }
         let (recs, entries, id_bytes) = packed.parts();
         fences.extend(packed::fences(recs));
+        hours.add(table.len() as u32, recs).map_err(&werr)?;
         for (k, r) in recs.iter().enumerate() {
             let cause = match packed.cause(k) {
                 None => 0,
@@ -341,6 +355,13 @@ fn write_parts(view: &View, main: &Path, index_path: &Path, ids_path: &Path) -> 
     out.write_all(bytemuck::cast_slice(&fences))
         .map_err(&werr)?;
     at += (fences.len() * size_of::<Us>()) as u64;
+    // the hour index (the tail says where)
+    out.flush().map_err(&werr)?;
+    if let Some((section, len)) = hours.finish(out.get_mut(), at).map_err(&werr)? {
+        tail.hours = Some(section);
+        at += len;
+    }
+    out.get_mut().seek(SeekFrom::Start(at)).map_err(&werr)?;
     let tail_bytes = serde_json::to_vec(&tail)
         .map_err(|e| QueryError::Internal(format!("writing {}: {e}", main.display())))?;
     h.tail_at = at;
@@ -431,6 +452,13 @@ pub(super) fn open(
     let tail: Tail =
         serde_json::from_slice(&bytes[tail]).map_err(|e| bad(&format!("its tail: {e}")))?;
     let causes: Arc<Vec<Arc<str>>> = Arc::new(tail.causes.iter().map(|c| name(c)).collect());
+    // without its hour index (or with a damaged one) every device's legs are read
+    let hour_index = tail.hours.as_ref().and_then(|s| {
+        Hours::open(file.clone(), s, table.len())
+            .inspect_err(|e| tracing::warn!(checkpoint = %path.display(), "{e}"))
+            .ok()
+            .map(Arc::new)
+    });
     let mut loose: HashMap<u64, Vec<WireLeg>> = tail.loose.into_iter().collect();
     let mut devices = Vec::with_capacity(table.len());
     for (n, e) in table.iter().enumerate() {
@@ -465,6 +493,10 @@ pub(super) fn open(
             e.longest,
         )
         .ok_or_else(|| bad(&format!("device {device}'s legs out of place")))?;
+        let packed = match &hour_index {
+            Some(h) => packed.with_hours(h.clone(), n as u32),
+            None => packed,
+        };
         let rest: Vec<Paired> = loose
             .remove(&(n as u64))
             .unwrap_or_default()

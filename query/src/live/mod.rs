@@ -12,6 +12,7 @@ pub mod asof;
 pub mod calls;
 pub mod checkpoint;
 pub mod device;
+mod hours;
 mod mapped;
 mod packed;
 pub mod state;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use callstate_schemas::Us;
 
+use super::hours::Hours;
 use super::mapped::Mapped;
 
 /// A complete leg, to pack or unpacked.
@@ -74,6 +75,8 @@ enum Store {
         by_id: Range<usize>,
         ids: Range<usize>,
         fences: Box<[Us]>,
+        /// The checkpoint's hour index and this device's number in it, if it has one.
+        hours: Option<(Arc<Hours>, u32)>,
     },
 }
 
@@ -206,10 +209,30 @@ impl Packed {
                 by_id,
                 ids,
                 fences,
+                hours: None,
             },
             causes,
             longest,
         })
+    }
+
+    /// A mapped pack listed in its checkpoint's hour index as device `device`.
+    pub fn with_hours(mut self, index: Arc<Hours>, device: u32) -> Packed {
+        if let Store::Mapped { hours, .. } = &mut self.store {
+            *hours = Some((index, device));
+        }
+        self
+    }
+
+    /// The hour index it is listed in, and its device number there.
+    pub fn hours(&self) -> Option<(&Arc<Hours>, u32)> {
+        match &self.store {
+            Store::Mapped {
+                hours: Some((h, k)),
+                ..
+            } => Some((h, *k)),
+            _ => None,
+        }
     }
 
     /// The file it is kept in, if mapped.

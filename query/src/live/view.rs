@@ -14,6 +14,7 @@ use crate::model::sla::Targets;
 
 use super::activity::Activity;
 use super::device::Device;
+use super::hours::Listed;
 
 /// A consistent version of the live state.
 pub struct View {
@@ -105,11 +106,10 @@ impl Fleet for View {
         &self,
         t: Us,
     ) -> Box<dyn Iterator<Item = (DeviceHistory<'_>, u64)> + '_> {
-        Box::new(
-            self.devices
-                .values()
-                .filter_map(move |d| Some((self.history(d)?, d.calls.active_at(t)))),
-        )
+        let mut listed = Listed::at(t);
+        Box::new(self.devices.values().filter_map(move |d| {
+            Some((self.history(d)?, d.calls.active_at_listed(t, &mut listed)))
+        }))
     }
 
     fn calls_hit(&self, device: &str, t: Us) -> Vec<Option<Arc<str>>> {

@@ -101,9 +101,32 @@ pub fn strings(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<Option<String>>
 }
 
 /// Every call question of a fleet: each device's legs, then the calls active and hit around
-/// each leg's start and end.
+/// each leg's start and end; then, at each of those instants and at every hour's start (±1
+/// µs), the calls active on every device as a fleet snapshot counts them (in one pass).
 pub fn call_questions(f: &dyn callstate_query::model::fleet::Fleet) -> Vec<String> {
     let mut out = Vec::new();
+    let mut instants = std::collections::BTreeSet::new();
+    for legs in f.calls() {
+        for c in legs.iter() {
+            for t in [Some(c.start), c.end].into_iter().flatten() {
+                instants.extend([t - 1, t, t + 1]);
+            }
+        }
+    }
+    const HOUR: i64 = 3_600_000_000;
+    if let (Some(&a), Some(&b)) = (instants.first(), instants.last()) {
+        for h in a.div_euclid(HOUR)..=b.div_euclid(HOUR) + 1 {
+            instants.extend([h * HOUR - 1, h * HOUR, h * HOUR + 1]);
+        }
+    }
+    for &t in &instants {
+        let active: Vec<(&str, u64)> = f
+            .devices_with_active_calls(t)
+            .filter(|(_, n)| *n > 0)
+            .map(|(d, n)| (d.name(), n))
+            .collect();
+        out.push(format!("fleet {t} {active:?}"));
+    }
     for legs in f.calls() {
         for c in legs.iter() {
             out.push(format!("call {c:?}"));
