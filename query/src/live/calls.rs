@@ -9,7 +9,7 @@ use callstate_schemas::Us;
 
 use crate::model::rows::{CallRow, Leg};
 
-use super::hours::Listed;
+use super::hours::{Hours, Listed};
 use super::mapped::Mapped;
 use super::packed::{Complete, Packed};
 
@@ -209,6 +209,12 @@ impl Pack {
 
     fn len(&self) -> usize {
         self.packed.len() - self.moved.len()
+    }
+
+    /// The hour index that answers for the pack (none once legs were taken out of it: the
+    /// index still holds them) and its device number there.
+    fn indexed(&self) -> Option<(&Arc<Hours>, u32)> {
+        self.packed.hours().filter(|_| self.moved.is_empty())
     }
 }
 
@@ -473,10 +479,13 @@ impl Calls {
         out
     }
 
-    /// The packed legs that may hold `t`: (span, how it ended).
-    fn packed_around(&self, t: Us) -> impl Iterator<Item = ((Us, Us), Option<&Arc<str>>)> {
+    /// The packed legs that may be hit at `t` (started within the longest leg before it),
+    /// with their spans and causes; a pack whose hour index says none of its legs is hit
+    /// then is not read.
+    fn packed_hit_around(&self, t: Us) -> impl Iterator<Item = ((Us, Us), Option<&Arc<str>>)> {
         [&self.base, &self.sealed]
             .into_iter()
+            .filter(move |p| p.indexed().is_none_or(|(h, device)| h.may_hit(device, t)))
             .flat_map(move |p| p.around(t).map(|k| (p.packed.span(k), p.packed.cause(k))))
     }
 
@@ -523,12 +532,15 @@ impl Calls {
             .count();
         let mut packed = 0;
         for p in [&self.base, &self.sealed] {
-            if let (Some(l), Some((hours, device))) = (listed.as_deref_mut(), p.packed.hours())
-                && p.moved.is_empty()
-                && let Some(n) = l.count(hours, device)
-            {
-                packed += n as usize;
-                continue;
+            if let Some((hours, device)) = p.indexed() {
+                let n = match listed.as_deref_mut() {
+                    Some(l) => l.count(hours, device),
+                    None => hours.active(device, t),
+                };
+                if let Some(n) = n {
+                    packed += n as usize;
+                    continue;
+                }
             }
             packed += p.around(t).filter(|&k| p.packed.span(k).1 > t).count();
         }
@@ -548,7 +560,7 @@ impl Calls {
             .map(|k| k.leg.end_cause.clone())
             .collect();
         out.extend(
-            self.packed_around(t)
+            self.packed_hit_around(t)
                 .filter(|(s, _)| s.1 >= t)
                 .map(|(_, c)| c.cloned()),
         );

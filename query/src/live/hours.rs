@@ -88,7 +88,8 @@ pub(super) struct Section {
     pub hours: u64,
     /// Entries.
     pub entries: u64,
-    /// Devices with a leg longer than [`LONG`] (not indexed: they read their legs).
+    /// Devices with a leg longer than [`LONG`] or of no length (not indexed: they read their
+    /// legs).
     pub always: Vec<u32>,
     /// CRC-32C of the directory.
     pub crc: u32,
@@ -119,10 +120,12 @@ impl Writer {
     pub fn add(&mut self, device: u32, records: &[Record]) -> std::io::Result<()> {
         self.legs.clear();
         for r in records {
-            if r.end <= r.start {
-                continue; // never active
+            if r.end < r.start {
+                continue; // never active, never hit
             }
-            if r.end - r.start > LONG {
+            // a leg of no length is never active but is hit at its instant: not indexed,
+            // as one longer than a day
+            if r.end == r.start || r.end - r.start > LONG {
                 self.always.push(device);
                 return Ok(());
             }
@@ -243,7 +246,7 @@ pub(super) struct Hours {
 }
 
 /// Per device of an index, at one instant: its packed legs active then, or `None` for a
-/// device that must read its legs (one with a leg longer than [`LONG`]).
+/// device that must read its legs (one in `always`).
 pub(super) type Counts = Vec<Option<u32>>;
 
 impl Hours {
@@ -280,21 +283,69 @@ impl Hours {
         })
     }
 
+    /// The entries of hour `h` (by device).
+    fn hour(&self, h: i64) -> &[Entry] {
+        let bytes = self.file.bytes();
+        let dir: &[u64] = bytemuck::cast_slice(&bytes[self.dir.clone()]);
+        let k = h - self.first;
+        if k < 0 || k as usize + 1 >= dir.len() {
+            return &[];
+        }
+        let (a, b) = (dir[k as usize] as usize, dir[k as usize + 1] as usize);
+        let entries: &[Entry] = bytemuck::cast_slice(&bytes[self.entries.clone()]);
+        entries.get(a..b).unwrap_or_default()
+    }
+
+    /// The entries of device `device` in hour `h`.
+    fn of_device(&self, h: i64, device: u32) -> &[Entry] {
+        let all = self.hour(h);
+        let a = all.partition_point(|e| e.device < device);
+        let b = a + all[a..].partition_point(|e| e.device == device);
+        &all[a..b]
+    }
+
+    /// Whether `device` must read its legs (a leg the index does not hold).
+    fn unindexed(&self, device: u32) -> bool {
+        self.always.contains(&device)
+    }
+
+    /// The packed legs of `device` active at `t`, if the index knows.
+    pub fn active(&self, device: u32, t: Us) -> Option<u32> {
+        if self.unindexed(device) {
+            return None;
+        }
+        let at = (t - hour_of(t) * HOUR) as u32;
+        let n = self
+            .of_device(hour_of(t), device)
+            .iter()
+            .filter(|e| e.active(at));
+        Some(n.count() as u32)
+    }
+
+    /// Whether an outage of `device` at `t` may hit a packed leg (one started by `t` and
+    /// not ended before it): false only when the index says none does.
+    pub fn may_hit(&self, device: u32, t: Us) -> bool {
+        if self.unindexed(device) {
+            return true;
+        }
+        let h = hour_of(t);
+        let at = (t - h * HOUR) as u32;
+        // active at t, or ending at t within the hour
+        let within = |e: &Entry| e.start <= at && at <= e.end;
+        // ending at t, where t starts the hour: the last hour's legs ending at its end
+        let before = |e: &Entry| e.end as Us == HOUR;
+        self.of_device(h, device).iter().any(within)
+            || (at == 0 && self.of_device(h - 1, device).iter().any(before))
+    }
+
     /// Every device's packed legs active at `t`.
     pub fn counts_at(&self, t: Us) -> Counts {
         let mut counts = vec![Some(0u32); self.devices];
-        let bytes = self.file.bytes();
-        let dir: &[u64] = bytemuck::cast_slice(&bytes[self.dir.clone()]);
-        let h = hour_of(t) - self.first;
-        if h >= 0 && (h as usize) + 1 < dir.len() {
-            let (a, b) = (dir[h as usize] as usize, dir[h as usize + 1] as usize);
-            let entries: &[Entry] = bytemuck::cast_slice(&bytes[self.entries.clone()]);
-            let at = (t - hour_of(t) * HOUR) as u32;
-            for e in entries[a..b].iter().filter(|e| e.active(at)) {
-                // an entry naming a device the checkpoint has not is ignored
-                if let Some(Some(c)) = counts.get_mut(e.device as usize) {
-                    *c += 1;
-                }
+        let at = (t - hour_of(t) * HOUR) as u32;
+        for e in self.hour(hour_of(t)).iter().filter(|e| e.active(at)) {
+            // an entry naming a device the checkpoint has not is ignored
+            if let Some(Some(c)) = counts.get_mut(e.device as usize) {
+                *c += 1;
             }
         }
         for &k in &self.always {
@@ -353,14 +404,16 @@ mod tests {
         }
     }
 
-    /// A leg: start within three days of hour 0 (some before it), length up to four hours,
-    /// now and then over a day, or ending before it starts.
+    /// A leg: start within three days of hour 0 (some before it, some on an hour's start),
+    /// length up to four hours, now and then none, an hour, over a day, or ending before it
+    /// starts.
     fn leg() -> impl Strategy<Value = (Us, Us)> {
         (
-            -HOUR..72 * HOUR,
+            prop_oneof![-HOUR..72 * HOUR, (-1..72i64).prop_map(|h| h * HOUR)],
             prop_oneof![
                 8 => 0..4 * HOUR,
                 1 => Just(0),
+                1 => Just(HOUR),
                 1 => LONG + 1..3 * LONG,
                 1 => -HOUR..0,
             ],
@@ -372,7 +425,9 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// Every device's count at `t` is that of its legs active at `t`, or none (read the
-        /// legs) for a device with a leg longer than a day.
+        /// legs) for a device with a leg longer than a day or of no length; one device's
+        /// count is the same, and it may be hit at `t` when one of its legs started by `t`
+        /// and did not end before it (always, for a device not indexed).
         #[test]
         fn the_index_counts_every_device_s_legs_active_at_any_instant(
             devices in proptest::collection::vec(proptest::collection::vec(leg(), 0..12), 1..9),
@@ -407,10 +462,17 @@ mod tests {
             for t in instants {
                 let counts = hours.counts_at(t);
                 for (k, legs) in devices.iter().enumerate() {
-                    let long = legs.iter().any(|&(s, e)| e - s > LONG);
+                    let unindexed = legs.iter().any(|&(s, e)| e == s || e - s > LONG);
                     let active = legs.iter().filter(|&&(s, e)| s <= t && t < e).count() as u32;
-                    let want = (!long).then_some(active);
+                    let want = (!unindexed).then_some(active);
                     prop_assert_eq!(counts[k], want, "device {} at {}", k, t);
+                    prop_assert_eq!(hours.active(k as u32, t), want, "device {} at {}", k, t);
+                    let hit = legs.iter().any(|&(s, e)| s <= t && t <= e);
+                    prop_assert_eq!(
+                        hours.may_hit(k as u32, t),
+                        unindexed || hit,
+                        "device {} hit at {}", k, t
+                    );
                 }
             }
         }

@@ -70,7 +70,8 @@ impl<'a> DeviceHistory<'a> {
     fn stored_from(&self, hint: usize, from: Us, to: Us) -> (&'a [ServiceInterval], usize) {
         let iv = self.intervals;
         let a = seek(iv, hint, |i| i.valid_to.is_some_and(|e| e <= from));
-        let b = seek(iv, a, |i| i.valid_from < to);
+        // from `a` on (an empty window may end before the interval before `a` starts)
+        let b = a + seek(&iv[a..], 0, |i| i.valid_from < to);
         (&iv[a..b], a)
     }
 
