@@ -286,7 +286,9 @@ fn write_parts(view: &View, main: &Path, sides: [&Path; 3]) -> Result<Written> {
         }
         let (recs, entries, id_bytes) = packed.parts();
         fences.extend(packed::fences(recs));
-        hours.add(table.len() as u32, recs).map_err(&werr)?;
+        hours
+            .add(table.len() as u32, recs.iter().map(|r| (r.start, r.end)))
+            .map_err(&werr)?;
         for (k, r) in recs.iter().enumerate() {
             let cause = match packed.cause(k) {
                 None => 0,

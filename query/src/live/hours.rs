@@ -26,7 +26,6 @@ use std::sync::Arc;
 use callstate_schemas::Us;
 
 use super::mapped::Mapped;
-use super::packed::Record;
 
 /// One hour, µs.
 pub(super) const HOUR: Us = 3_600_000_000;
@@ -116,21 +115,25 @@ impl Writer {
         }
     }
 
-    /// Indexes the packed legs `records` of device `device`.
-    pub fn add(&mut self, device: u32, records: &[Record]) -> std::io::Result<()> {
+    /// Indexes the packed legs of device `device`, given as their (start, end).
+    pub fn add(
+        &mut self,
+        device: u32,
+        legs: impl Iterator<Item = (Us, Us)>,
+    ) -> std::io::Result<()> {
         self.legs.clear();
-        for r in records {
-            if r.end < r.start {
+        for (start, end) in legs {
+            if end < start {
                 continue; // never active, never hit
             }
             // a leg of no length is never active but is hit at its instant: not indexed,
             // as one longer than a day
-            if r.end == r.start || r.end - r.start > LONG {
+            if end == start || end - start > LONG {
                 self.always.push(device);
                 return Ok(());
             }
-            for h in hour_of(r.start)..=hour_of(r.end - 1) {
-                self.legs.push((h, Entry::of(device, h, r.start, r.end)));
+            for h in hour_of(start)..=hour_of(end - 1) {
+                self.legs.push((h, Entry::of(device, h, start, end)));
             }
         }
         if self.legs.is_empty() {
@@ -391,19 +394,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn record(start: Us, end: Us) -> Record {
-        Record {
-            start,
-            end,
-            start_known: start,
-            end_known: end,
-            id_at: 0,
-            id_len: 0,
-            cause: 0,
-            pad: 0,
-        }
-    }
-
     /// A leg: start within three days of hour 0 (some before it, some on an hour's start),
     /// length up to four hours, now and then none, an hour, over a day, or ending before it
     /// starts.
@@ -441,9 +431,9 @@ mod tests {
                 .open(dir.path().join("out")).unwrap();
             let mut w = Writer::new(side);
             for (k, legs) in devices.iter().enumerate() {
-                let mut recs: Vec<Record> = legs.iter().map(|&(s, e)| record(s, e)).collect();
-                recs.sort_by_key(|r| r.start);
-                w.add(k as u32, &recs).unwrap();
+                let mut legs = legs.clone();
+                legs.sort();
+                w.add(k as u32, legs.into_iter()).unwrap();
             }
             let at = 8 * lead; // the index need not start the file
             out.write_all(&vec![7u8; at as usize]).unwrap();
@@ -497,7 +487,7 @@ mod tests {
             .open(&path)
             .unwrap();
         let mut w = Writer::new(side);
-        w.add(0, &[record(0, HOUR * 3)]).unwrap();
+        w.add(0, [(0, HOUR * 3)].into_iter()).unwrap();
         let (section, _) = w.finish(&mut out, 0).unwrap().unwrap();
         let open = |s: &Section| Hours::open(Arc::new(Mapped::open(&path).unwrap()), s, 1);
         assert!(open(&section).is_ok());
