@@ -6,14 +6,16 @@
 //! device's answer reads a page of its legs from the checkpoint (a fifth of a gigabyte of
 //! pages an instant at a year, most of a cold snapshot's time). With it, a snapshot reads the
 //! instant's hour (some thousand entries of 12 bytes) and counts every device's packed legs
-//! active then from it, reading no device's legs.
+//! active then from it, reading no device's legs; one device's question searches its entries
+//! in the hour (they are by device), and an outage reads a device's legs only when the index
+//! says one was going on (or ended) at its instant.
 //!
 //! In the file: the entries ([`Entry`], each hour's by device) and a directory of where each
 //! hour's entries start (`u64` per hour, one more at the end); the tail says where, with the
 //! directory's checksum. Offsets are µs from the hour's start, the start clamped to 0 (a leg
 //! begun before the hour) and the end to `u32::MAX` (one going on after it): an hour is
-//! 3.6e9 µs, so within the hour the comparisons are exact. A leg longer than [`LONG`] is not
-//! indexed: its device is listed in `always` and reads its legs. An index that would span
+//! 3.6e9 µs, so within the hour the comparisons are exact. A leg longer than [`LONG`] or of
+//! no length is not indexed: its device is listed in `always` and reads its legs. An index that would span
 //! more than [`MAX_HOURS`] (legs dated decades apart) is not written; a checkpoint without
 //! one (or written before it existed) reads every device's legs, as before.
 
