@@ -89,8 +89,8 @@ pub(super) struct Section {
     pub hours: u64,
     /// Entries.
     pub entries: u64,
-    /// Devices with a leg longer than [`LONG`] or of no length (not indexed: they read their
-    /// legs).
+    /// Devices with a leg longer than [`LONG`] or of no length, ascending (not indexed: they
+    /// read their legs).
     pub always: Vec<u32>,
     /// CRC-32C of the directory.
     pub crc: u32,
@@ -278,6 +278,10 @@ impl Hours {
         if s.always.iter().any(|&k| k as usize >= devices) {
             return Err("the hour index names a device the checkpoint has not".into());
         }
+        // written in device order: searched, not walked, per device asked
+        if s.always.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("the hour index's unindexed devices are out of order".into());
+        }
         Ok(Hours {
             file,
             first: s.first,
@@ -311,7 +315,7 @@ impl Hours {
 
     /// Whether `device` must read its legs (a leg the index does not hold).
     fn unindexed(&self, device: u32) -> bool {
-        self.always.contains(&device)
+        self.always.binary_search(&device).is_ok()
     }
 
     /// The packed legs of `device` active at `t`, if the index knows.
@@ -508,5 +512,10 @@ mod tests {
             ..section.clone()
         };
         assert!(open(&stranger).unwrap_err().contains("device"));
+        let unordered = Section {
+            always: vec![0, 0],
+            ..section.clone()
+        };
+        assert!(open(&unordered).unwrap_err().contains("out of order"));
     }
 }

@@ -68,12 +68,8 @@ pub fn exact_from(filters: &[Expr], time_column: &str) -> Option<Us> {
     filters
         .iter()
         .filter_map(|f| match f {
-            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-                let (col, value, op) = match (column(left), column(right)) {
-                    (Some(c), None) => (c, right.as_ref(), *op),
-                    (None, Some(c)) => (c, left.as_ref(), op.swap()?),
-                    _ => return None,
-                };
+            Expr::BinaryExpr(b) => {
+                let (col, value, op) = comparison(b)?;
                 if col.name != time_column {
                     return None;
                 }
@@ -86,6 +82,16 @@ pub fn exact_from(filters: &[Expr], time_column: &str) -> Option<Us> {
             _ => None,
         })
         .max()
+}
+
+/// A comparison of a column with a value, as `column op value` (the operator swapped when
+/// the column is on the right).
+fn comparison(b: &BinaryExpr) -> Option<(&Column, &Expr, Operator)> {
+    match (column(&b.left), column(&b.right)) {
+        (Some(c), None) => Some((c, b.right.as_ref(), b.op)),
+        (None, Some(c)) => Some((c, b.left.as_ref(), b.op.swap()?)),
+        _ => None,
+    }
 }
 
 /// One filter's selection, when it is of a form the table can use.
@@ -110,12 +116,8 @@ fn of(filter: &Expr, time_column: Option<&str>) -> Option<Selection> {
             let b = only_devices(of(right, time_column)?)?;
             s.devices = Some(a.union(&b).cloned().collect());
         }
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let (col, value, op) = match (column(left), column(right)) {
-                (Some(c), None) => (c, right.as_ref(), *op),
-                (None, Some(c)) => (c, left.as_ref(), op.swap()?),
-                _ => return None,
-            };
+        Expr::BinaryExpr(b) => {
+            let (col, value, op) = comparison(b)?;
             match (col.name.as_str(), op) {
                 ("device", Operator::Eq) => s.devices = Some([text(value)?].into()),
                 ("cluster", Operator::Eq) => s.cluster = Some(text(value)?),
