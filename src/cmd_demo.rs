@@ -238,7 +238,7 @@ fn static_demo(args: DemoArgs) -> anyhow::Result<()> {
         Some(Duration::from_secs(
             crate::cmd_serve::DEFAULT_COMPACT_EVERY_S,
         )),
-        None,
+        crate::cmd_serve::Retention::default(),
         |addr| {
             let u = format!("http://{addr}");
             let _ =
@@ -356,7 +356,7 @@ fn live_demo(args: DemoArgs) -> anyhow::Result<()> {
         Some(Duration::from_secs(
             crate::cmd_serve::DEFAULT_COMPACT_EVERY_S,
         )),
-        None,
+        crate::cmd_serve::Retention::default(),
         |addr| {
             feed.post_to(addr);
             let u = format!("http://{addr}");

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use callstate_log::{CompactOptions, Log, LogOptions, LogStats, Snapshot};
-use callstate_query::live::checkpoint::covered_through;
+use callstate_query::live::checkpoint::{covered_through, retention};
 use callstate_schemas::json_schema::schema_files;
 
 use crate::out::{out, outln};
@@ -12,9 +12,24 @@ use crate::out::{out, outln};
 /// `callstate log stats`: reads the log without locking it, so it works beside a writer.
 pub fn stats(data: &Path) -> anyhow::Result<()> {
     let snap = Snapshot::load(data)?;
-    let stats = LogStats::of(&snap)?;
-    outln!("{}", serde_json::to_string_pretty(&stats)?)?;
+    outln!("{}", serde_json::to_string_pretty(&stats_json(&snap)?)?)?;
     Ok(())
+}
+
+/// The log's stats, with what retention removed from the call legs (`retired_legs`,
+/// `legs_kept_from`: as the checkpoint of the legs says; 0 and null for none).
+fn stats_json(snap: &Snapshot) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(LogStats::of(snap)?)?;
+    let legs = retention(&snap.dir);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("retired_legs".into(), legs.map_or(0, |r| r.removed).into());
+        o.insert(
+            "legs_kept_from".into(),
+            legs.map(|r| callstate_schemas::format_instant(r.kept_from))
+                .into(),
+        );
+    }
+    Ok(v)
 }
 
 /// `callstate log roll`.
@@ -65,33 +80,56 @@ pub fn checkpoint(data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `callstate log retire --before T`: removes the raw events of the segments wholly before
-/// `before` (their digests and key runs stay). Their call legs must be in the checkpoint of
-/// the legs: one covering the whole log is written first when the last does not.
-pub fn retire(data: &Path, before: &str) -> anyhow::Result<()> {
-    // an instant, or a duration back from now (`90d`)
-    let before_us = callstate_schemas::parse_instant(before)
+/// An instant, or a duration back from now (`90d`), for `flag`.
+fn instant_or_age(flag: &str, v: &str) -> anyhow::Result<i64> {
+    callstate_schemas::parse_instant(v)
         .or_else(|e| {
-            callstate_schemas::parse_duration(before)
+            callstate_schemas::parse_duration(v)
                 .map(|d| chrono::Utc::now().timestamp_micros() - d)
                 .map_err(|_| e)
         })
-        .with_context(|| format!("--before {before}"))?;
+        .with_context(|| format!("{flag} {v}"))
+}
+
+/// `callstate log retire [--before T] [--legs-before T]`: with `before`, removes the raw
+/// events of the segments wholly before it (their digests and key runs stay; their call
+/// legs must be in the checkpoint of the legs: one covering the whole log is written first
+/// when the last does not); with `legs_before`, writes a checkpoint of the legs without the
+/// complete legs that started and ended before it (first, so that it is the one the raw
+/// events' retirement relies on).
+pub fn retire(data: &Path, before: Option<&str>, legs_before: Option<&str>) -> anyhow::Result<()> {
+    let before_us = before.map(|b| instant_or_age("--before", b)).transpose()?;
+    let legs_us = legs_before
+        .map(|b| instant_or_age("--legs-before", b))
+        .transpose()?;
     let log = Log::open(data, LogOptions::default())?;
-    let through = match covered_through(&log.snapshot()) {
-        Some(v) if v == log.version() => v,
-        _ => {
-            let live = callstate_query::Live::start(
-                &log,
-                callstate_query::model::sla::Targets::default(),
-            )?;
-            live.checkpoint()?.version
-        }
-    };
-    // nobody else reads this log: the files go at once
-    let retired = log.retire(before_us, through, std::time::Duration::ZERO)?;
-    let stats = LogStats::of(&log.snapshot())?;
-    let out = serde_json::json!({ "retired": retired, "legs_checkpoint": through, "stats": stats });
+    let start =
+        || callstate_query::Live::start(&log, callstate_query::model::sla::Targets::default());
+    let mut legs = None;
+    if let Some(h) = legs_us {
+        legs = start()?.retain_legs_from(h)?.retention;
+    }
+    let mut out = serde_json::Map::new();
+    if let Some(before_us) = before_us {
+        let through = match covered_through(&log.snapshot()) {
+            Some(v) if v == log.version() => v,
+            _ => start()?.checkpoint()?.version,
+        };
+        // nobody else reads this log: the files go at once
+        let retired = log.retire(before_us, through, std::time::Duration::ZERO)?;
+        out.insert("retired".into(), serde_json::to_value(retired)?);
+        out.insert("legs_checkpoint".into(), through.into());
+    }
+    if legs_us.is_some() {
+        let legs = legs.map(|r| {
+            serde_json::json!({
+                "kept_from": callstate_schemas::format_instant(r.kept_from),
+                "removed": r.removed,
+            })
+        });
+        out.insert("legs_retention".into(), legs.into());
+    }
+    out.insert("stats".into(), stats_json(&log.snapshot())?);
     outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(())
 }

@@ -105,6 +105,12 @@ pub struct Given {
     /// hence service state, intervals and SLA, stay) [default: kept forever].
     #[arg(long, env = "CALLSTATE_RETAIN_RAW_DAYS")]
     pub retain_raw_days: Option<u64>,
+    /// Retention of call legs, in days: with each compaction pass, once a day, the complete
+    /// legs that started and ended before the UTC midnight that many days back are left out
+    /// of a new checkpoint of the legs; questions about calls before it say so (device
+    /// states and incidents then give their calls as null) [default: kept forever].
+    #[arg(long, env = "CALLSTATE_RETAIN_LEGS_DAYS")]
+    pub retain_legs_days: Option<u64>,
     /// Kafka-backed log: bootstrap brokers. The HTTP collector then writes to the canonical
     /// topic and this instance materializes its share of it into DATA.
     #[arg(long, env = "CALLSTATE_KAFKA_BROKERS")]
@@ -158,6 +164,7 @@ impl Given {
             segment_rows: self.segment_rows.or(other.segment_rows),
             compact_every_s: self.compact_every_s.or(other.compact_every_s),
             retain_raw_days: self.retain_raw_days.or(other.retain_raw_days),
+            retain_legs_days: self.retain_legs_days.or(other.retain_legs_days),
             kafka_brokers: self.kafka_brokers.or(other.kafka_brokers),
             kafka_topic: self.kafka_topic.or(other.kafka_topic),
             kafka_group: self.kafka_group.or(other.kafka_group),
@@ -190,8 +197,8 @@ pub struct Settings {
     pub log: LogOptions,
     /// Time between background compactions (`None`: off).
     pub compact_every: Option<Duration>,
-    /// Age beyond which raw events are retired (`None`: kept forever).
-    pub retain_raw: Option<Duration>,
+    /// Retention of raw events and call legs.
+    pub retention: Retention,
     /// API settings.
     pub api: ServerConfig,
     /// The Kafka-backed log, when configured.
@@ -279,12 +286,18 @@ impl ServeArgs {
         if read_auth == ReadAuth::Token && token.is_none() {
             bail!("read_auth = token needs a token (--token or CALLSTATE_TOKEN)");
         }
-        if g.retain_raw_days.is_some() && g.compact_every_s == Some(0) {
-            bail!(
-                "retain_raw_days runs with the background compaction pass: it needs \
-                 compact_every_s above 0"
-            );
+        for (name, days) in [
+            ("retain_raw_days", g.retain_raw_days),
+            ("retain_legs_days", g.retain_legs_days),
+        ] {
+            if days.is_some() && g.compact_every_s == Some(0) {
+                bail!(
+                    "{name} runs with the background compaction pass: it needs \
+                     compact_every_s above 0"
+                );
+            }
         }
+        let days = |d: Option<u64>| d.map(|d| Duration::from_secs(d.saturating_mul(86_400)));
         let kafka = match g.kafka_brokers {
             None => None,
             Some(brokers) => {
@@ -309,9 +322,10 @@ impl ServeArgs {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
-            retain_raw: g
-                .retain_raw_days
-                .map(|d| Duration::from_secs(d.saturating_mul(86_400))),
+            retention: Retention {
+                raw: days(g.retain_raw_days),
+                legs: days(g.retain_legs_days),
+            },
             api: ServerConfig {
                 token,
                 read_auth,
@@ -362,23 +376,59 @@ impl ServeArgs {
 /// Default seconds between background compactions.
 pub const DEFAULT_COMPACT_EVERY_S: u64 = 300;
 
+/// How long raw events and call legs are kept (`None`: forever).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Retention {
+    /// Age beyond which raw events are retired.
+    pub raw: Option<Duration>,
+    /// Age beyond which complete call legs are removed (from the UTC midnight before).
+    pub legs: Option<Duration>,
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// The UTC midnight `age` before `now` (µs): the horizon of a retention of `age`.
+fn horizon(now: i64, age: Duration) -> i64 {
+    let back = now.saturating_sub(i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
+    back.div_euclid(DAY_US) * DAY_US
+}
+
 /// Merges small segments every `every`, off the HTTP workers, until the runtime stops (a
 /// compaction cut off by the stop leaves nothing behind that the next open does not tidy);
-/// with `retain_raw`, then retires the raw events older than that whose call legs the
-/// checkpoint on disk holds.
-async fn compact_in_background(log: Arc<Log>, every: Duration, retain_raw: Option<Duration>) {
+/// with `retention.legs`, then moves the horizon of the call legs when a day has passed
+/// (a new checkpoint of the legs); with `retention.raw`, then retires the raw events older
+/// than that whose call legs the checkpoint on disk holds.
+async fn compact_in_background(
+    log: Arc<Log>,
+    app: Arc<App>,
+    every: Duration,
+    retention: Retention,
+) {
     let opts = log.compact_options();
     loop {
         tokio::time::sleep(every).await;
-        let (log, opts) = (log.clone(), opts.clone());
-        let pass = move || -> callstate_log::Result<()> {
+        let (log, app, opts) = (log.clone(), app.clone(), opts.clone());
+        let pass = move || -> anyhow::Result<()> {
             let done = log.compact_all(&opts)?;
             if !done.is_empty() {
                 tracing::info!(compactions = done.len(), "small segments merged");
             }
-            if let Some(age) = retain_raw {
-                let before = chrono::Utc::now().timestamp_micros()
-                    - i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
+            let now = chrono::Utc::now().timestamp_micros();
+            if let Some(age) = retention.legs {
+                let h = horizon(now, age);
+                let live = app.live();
+                let at = live.view().legs_retention().map(|r| r.kept_from);
+                if at.is_none_or(|at| at < h) {
+                    let w = live.retain_legs_from(h)?;
+                    tracing::info!(
+                        kept_from = %callstate_schemas::format_instant(h),
+                        removed = w.retention.map_or(0, |r| r.removed),
+                        "call legs before the horizon removed"
+                    );
+                }
+            }
+            if let Some(age) = retention.raw {
+                let before = now - i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
                 if let Some(through) = covered_through(&log.snapshot()) {
                     log.retire(before, through, opts.grace)?;
                 }
@@ -388,7 +438,7 @@ async fn compact_in_background(log: Arc<Log>, every: Duration, retain_raw: Optio
         match tokio::task::spawn_blocking(pass).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "a compaction or retirement failed; retried later")
+                tracing::warn!(error = %format!("{e:#}"), "a compaction or retention failed; retried later")
             }
             Err(e) => tracing::warn!(error = %e, "a compaction stopped"),
         }
@@ -398,7 +448,7 @@ async fn compact_in_background(log: Arc<Log>, every: Duration, retain_raw: Optio
 /// Serves `log` until a signal; `ready` is called with the bound address first. With
 /// `kafka`, the collector writes to the canonical topic and a materializer fills `log`;
 /// with `compact_every`, small segments are merged in the background (and, with
-/// `retain_raw`, old raw events retired).
+/// `retention`, old raw events and call legs removed).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     log: Arc<Log>,
@@ -408,7 +458,7 @@ pub fn run(
     pollers: Vec<Poll>,
     receivers: Vec<Receive>,
     compact_every: Option<Duration>,
-    retain_raw: Option<Duration>,
+    retention: Retention,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -441,7 +491,12 @@ pub fn run(
             .with_context(|| format!("cannot listen on {listen}"))?;
         ready(listener.local_addr()?);
         if let Some(every) = compact_every {
-            tokio::spawn(compact_in_background(log.clone(), every, retain_raw));
+            tokio::spawn(compact_in_background(
+                log.clone(),
+                app.clone(),
+                every,
+                retention,
+            ));
         }
         for p in pollers {
             let out = poll_out.clone();
@@ -513,7 +568,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         s.pollers,
         s.receivers,
         s.compact_every,
-        s.retain_raw,
+        s.retention,
         |addr| {
             // One line on stdout for scripts and tests to wait for.
             let _ = outln!(
@@ -522,4 +577,27 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_horizon_is_the_utc_midnight_before() {
+        let day = Duration::from_secs(86_400);
+        let t = |s: &str| callstate_schemas::parse_instant(s).unwrap();
+        let now = t("2026-11-29T17:46:43Z");
+        assert_eq!(horizon(now, day * 90), t("2026-08-31T00:00:00Z"));
+        assert_eq!(
+            horizon(t("2026-11-29T00:00:00Z"), day),
+            t("2026-11-28T00:00:00Z")
+        );
+        assert_eq!(horizon(now, Duration::ZERO), t("2026-11-29T00:00:00Z"));
+        // before 1970 too
+        assert_eq!(
+            horizon(t("1969-12-31T12:00:00Z"), Duration::ZERO),
+            t("1969-12-31T00:00:00Z")
+        );
+    }
 }

@@ -181,15 +181,21 @@ enum LogAction {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// Retention of raw events: remove the Parquet files of the segments wholly before
-    /// BEFORE; their digests (service state, intervals, SLA) and the call legs (in the
-    /// checkpoint, written first if needed) stay. Prints what was removed.
+    /// Retention: with --before, remove the Parquet files of the raw events' segments wholly
+    /// before BEFORE (their digests, hence service state, intervals and SLA, stay, and the
+    /// call legs stay in the checkpoint of the legs, written first if needed); with
+    /// --legs-before, remove the complete call legs that started and ended before it (a
+    /// new checkpoint without them). Prints what was removed.
+    #[command(group(clap::ArgGroup::new("horizon").required(true).multiple(true).args(["before", "legs_before"])))]
     Retire {
         #[command(flatten)]
         data: DataArgs,
-        /// RFC 3339 instant, or a duration back from now (`90d`).
+        /// Raw events: an RFC 3339 instant, or a duration back from now (`90d`).
         #[arg(long)]
-        before: String,
+        before: Option<String>,
+        /// Call legs: an RFC 3339 instant, or a duration back from now (`90d`).
+        #[arg(long)]
+        legs_before: Option<String>,
     },
 }
 
@@ -243,8 +249,13 @@ fn main() -> ExitCode {
             action: LogAction::Checkpoint { data },
         } => cmd_log::checkpoint(&data.data),
         Command::Log {
-            action: LogAction::Retire { data, before },
-        } => cmd_log::retire(&data.data, &before),
+            action:
+                LogAction::Retire {
+                    data,
+                    before,
+                    legs_before,
+                },
+        } => cmd_log::retire(&data.data, before.as_deref(), legs_before.as_deref()),
         Command::Sql {
             query,
             data,

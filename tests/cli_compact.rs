@@ -296,3 +296,164 @@ fn serve_retires_old_raw_events_as_it_runs() {
     assert!(text.contains("removed by retention"), "{text}");
     assert!(server.stop().success());
 }
+
+/// A log of a simulated day (2026-11-24) of 40 devices per cluster with a node failover:
+/// call legs on every device.
+fn simulated(dir: &Path) {
+    let mut sc = callstate_sim::Scenario::load("node-failover").unwrap();
+    sc.topology.devices = 40;
+    let mut events = Vec::new();
+    callstate_sim::run(&sc, 3, &mut |e| {
+        events.push(e.clone());
+        Ok(())
+    })
+    .unwrap();
+    let log = Log::open(dir, LogOptions::default()).unwrap();
+    log.append(&events).unwrap();
+    log.roll_now().unwrap();
+}
+
+/// `callstate log retire --legs-before`: a checkpoint of the legs without those that started
+/// and ended before the horizon; the output and `log stats` say how many went and from when
+/// the legs are kept. Without either horizon the command is refused.
+#[test]
+fn log_retire_removes_old_call_legs_and_stats_report_them() {
+    let dir = tempfile::tempdir().unwrap();
+    simulated(dir.path());
+    let out = bin()
+        .args(["log", "retire", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--before") && err.contains("--legs-before"),
+        "{err}"
+    );
+    let mut c = bin();
+    c.args(["log", "checkpoint", "--data"]).arg(dir.path());
+    let all: serde_json::Value = serde_json::from_slice(&succeed(&mut c).stdout).unwrap();
+    let stats = || -> serde_json::Value {
+        let mut c = bin();
+        c.args(["log", "stats", "--data"]).arg(dir.path());
+        serde_json::from_slice(&succeed(&mut c).stdout).unwrap()
+    };
+    let v = stats();
+    assert_eq!(
+        (&v["retired_legs"], &v["legs_kept_from"]),
+        (&0.into(), &serde_json::Value::Null),
+        "{v}"
+    );
+    // the simulated day's noon
+    let h = "2026-11-24T12:00:00.000000Z";
+    let mut c = bin();
+    c.args(["log", "retire", "--legs-before", h, "--data"])
+        .arg(dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&succeed(&mut c).stdout).unwrap();
+    let removed = v["legs_retention"]["removed"].as_u64().unwrap();
+    assert_eq!(v["legs_retention"]["kept_from"], h, "{v}");
+    assert!(removed > 0, "{v}");
+    assert!(v.get("retired").is_none(), "raw events untouched: {v}");
+    assert_eq!(v["stats"]["retired_legs"], removed, "{v}");
+    assert_eq!(v["stats"]["retired_events"], 0, "{v}");
+    let v = stats();
+    assert_eq!(
+        (&v["retired_legs"], &v["legs_kept_from"]),
+        (&removed.into(), &h.into()),
+        "{v}"
+    );
+    // the next checkpoint holds the rest
+    let mut c = bin();
+    c.args(["log", "checkpoint", "--data"]).arg(dir.path());
+    let now: serde_json::Value = serde_json::from_slice(&succeed(&mut c).stdout).unwrap();
+    let legs =
+        |v: &serde_json::Value| v["legs"].as_u64().unwrap() + v["loose_legs"].as_u64().unwrap();
+    assert_eq!(legs(&now) + removed, legs(&all), "{now} {all}");
+}
+
+/// `callstate serve --retain-legs-days`: with each compaction pass, the legs before the UTC
+/// midnight that many days back (all of them: a simulated 2026-11-24) are removed; the server
+/// then refuses a calls question reaching before it and gives device states' calls as null.
+#[test]
+fn serve_removes_old_call_legs_as_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    simulated(dir.path());
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "0"])
+        .args(["--retain-legs-days", "1", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("retain_legs_days") && err.contains("compact_every_s"),
+        "{err}"
+    );
+    let mut cmd = bin();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "1"])
+        .args(["--retain-legs-days", "1", "--data"])
+        .arg(dir.path());
+    let server = Server::start(cmd);
+    let sql = |q: &str| {
+        let mut r = common::agent()
+            .post(&format!("{}/api/v1/query", server.url))
+            .header("Content-Type", "text/plain")
+            .send(q)
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let (status, text) = sql("SELECT count(*) AS n FROM calls");
+    assert_eq!(status, 200, "{text}");
+    assert!(!text.contains("\"n\":0"), "legs before the pass: {text}");
+    let stats = || -> serde_json::Value {
+        let mut c = bin();
+        c.args(["log", "stats", "--data"]).arg(dir.path());
+        serde_json::from_slice(&succeed(&mut c).stdout).unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stats()["retired_legs"] == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not removed: {}",
+            stats()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let v = stats();
+    let day = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+    let kept_from = format!("{day}T00:00:00.000000Z");
+    assert_eq!(v["legs_kept_from"], kept_from.as_str(), "{v}");
+    // the server answers from the horizon once it took the checkpoint in
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let (status, text) = sql("SELECT count(*) AS n FROM calls");
+        if status != 200 {
+            assert!((400..500).contains(&status), "{status}: {text}");
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still answered: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        text.contains("removed by retention") && text.contains(&kept_from),
+        "{text}"
+    );
+    let (status, text) = sql(&format!(
+        "SELECT count(*) AS n FROM calls WHERE started_at >= '{kept_from}'"
+    ));
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"n\":0"), "{text}");
+    let (status, text) = sql("SELECT count(*) AS n, count(active_calls) AS c \
+         FROM device_state_at(TIMESTAMP '2026-11-24T12:00:00Z')");
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("\"c\":0") && !text.contains("\"n\":0"),
+        "{text}"
+    );
+    assert!(server.stop().success());
+}

@@ -133,7 +133,7 @@ fn main() -> anyhow::Result<()> {
         let dev = shared
             .device(d)
             .context("a device of the pairs is not in the log")?;
-        let row = state_at(&dev, shared.active_calls(d, *t), *t);
+        let row = state_at(&dev, shared.active_calls_known(d, *t), *t);
         lat.push(t0.elapsed().as_secs_f64() * 1e3);
         writeln!(state_out, "{},{},{},{}", d, t, row.state, opt(&row.node))?;
     }

@@ -205,7 +205,10 @@ fn incident_calls_from_cdr_fed_calls_match_the_truth() {
             })
             .collect();
         assert!(!got.is_empty(), "{}: found", want.id);
-        let active: usize = got.iter().map(|f| f.calls_active).sum();
+        let active: usize = got
+            .iter()
+            .map(|f| f.calls_active.expect("no retention: calls known"))
+            .sum();
         // CDR times are whole seconds: a call within a second of the outage may count on
         // either side of it
         let diff = active.abs_diff(want.calls_active);
@@ -218,7 +221,10 @@ fn incident_calls_from_cdr_fed_calls_match_the_truth() {
         let dropped_cause = callstate_cucm::cdr::codes::cause_name(cause_value(&want.cause));
         let dropped: usize = got
             .iter()
-            .map(|f| f.calls_ended.get(&dropped_cause).copied().unwrap_or(0))
+            .map(|f| {
+                let ended = f.calls_ended.as_ref().expect("no retention: calls known");
+                ended.get(&dropped_cause).copied().unwrap_or(0)
+            })
             .sum();
         let diff = dropped.abs_diff(want.calls_dropped);
         assert!(

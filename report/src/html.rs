@@ -238,10 +238,16 @@ fn incidents(s: &mut String, list: &[IncidentFigures], r: &SlaReport, tz: Tz) {
         let (fo, rh) = (i.failovers.len(), i.rehomes.len());
         count(s, "failovers", fo as u64);
         count(s, "rehomes", rh as u64);
-        count(s, "calls_active", i.calls_active as u64);
+        // not known where retention removed the call legs of the time
+        let calls = i.calls_active.map(|n| n as f64);
+        let text = i
+            .calls_active
+            .map_or_else(|| "not kept".to_string(), |n| n.to_string());
+        cell(s, "calls_active", calls, &text);
         let ended: Vec<String> = i
             .calls_ended
             .iter()
+            .flatten()
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
         let _ = writeln!(s, "<td>{}</td></tr>", esc(&ended.join(", ")));

@@ -38,8 +38,9 @@ pub struct App {
     pub(crate) readiness: Option<Readiness>,
     pub(crate) config: ServerConfig,
     pub(crate) live: Live,
-    /// The SQL context of the latest version asked for.
-    context: Mutex<Option<(u64, SessionContext)>>,
+    /// The SQL context of the latest view asked for (a new view of the same version, one
+    /// that took in a checkpoint of the legs, gets a new one).
+    context: Mutex<Option<(Arc<View>, SessionContext)>>,
     pub(crate) metrics: Metrics,
     /// Where queries and derivations run, apart from the HTTP runtime.
     pub(crate) runtime: QueryRuntime,
@@ -103,6 +104,11 @@ impl App {
     /// The log.
     pub fn log(&self) -> &Arc<Log> {
         &self.log
+    }
+
+    /// The live state the API answers from.
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 
     /// Begins a shutdown: reads still running end at once (503).
@@ -169,23 +175,23 @@ impl App {
         }
     }
 
-    /// A SQL context over the current version (kept while the version lasts).
+    /// A SQL context over the current view (kept while the view lasts).
     pub(crate) async fn context(&self, known_at: Option<Us>) -> Result<SessionContext, ApiError> {
         let source = self.source();
-        let version = source.view.version;
+        let view = source.view.clone();
         if known_at.is_none()
             && let Some((v, ctx)) = self
                 .context
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .as_ref()
-            && *v == version
+            && Arc::ptr_eq(v, &view)
         {
             return Ok(ctx.clone());
         }
         let ctx = context_for(Arc::new(source), known_at).await?;
         if known_at.is_none() {
-            *self.context.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, ctx.clone()));
+            *self.context.lock().unwrap_or_else(|p| p.into_inner()) = Some((view, ctx.clone()));
         }
         Ok(ctx)
     }

@@ -36,8 +36,9 @@ pub struct DeviceStateBody {
     last_node: Option<String>,
     /// Cause of an outage.
     cause: Option<String>,
-    /// Call legs active on the device at that instant.
-    active_calls: u64,
+    /// Call legs active on the device at that instant; null when retention removed the call
+    /// legs of that time (`retain_legs_days`).
+    active_calls: Option<u64>,
 }
 
 /// A fleet snapshot.
@@ -148,8 +149,9 @@ pub struct IncidentRowBody {
     rehomes: u64,
     /// Longest re-home lag, seconds.
     rehome_lag_max_s: Option<f64>,
-    /// Calls active on affected devices when they went out of service.
-    calls_active: u64,
+    /// Calls active on affected devices when they went out of service; null when retention
+    /// removed the call legs of that time (`retain_legs_days`).
+    calls_active: Option<u64>,
 }
 
 /// A device that came back on another node, or went home again.
@@ -196,10 +198,11 @@ pub struct IncidentBody {
     rehomes: Vec<DeviceMoveBody>,
     /// Longest re-home lag, seconds.
     rehome_lag_max_s: Option<f64>,
-    /// Calls active on affected devices when they went out of service.
-    calls_active: u64,
-    /// How those calls ended (cause → count; `active` if not ended).
-    calls_ended: BTreeMap<String, u64>,
+    /// Calls active on affected devices when they went out of service; null when retention
+    /// removed the call legs of that time (`retain_legs_days`).
+    calls_active: Option<u64>,
+    /// How those calls ended (cause → count; `active` if not ended); null as above.
+    calls_ended: Option<BTreeMap<String, u64>>,
     /// The affected devices.
     devices: Vec<String>,
 }

@@ -212,6 +212,10 @@ impl Fleet for AsOf {
         }
     }
 
+    fn calls_kept_from(&self) -> Option<Us> {
+        self.view.calls_kept_from()
+    }
+
     fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_> {
         Box::new(
             (0..self.known.names.len())

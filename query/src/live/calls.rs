@@ -100,6 +100,11 @@ pub(super) struct Seen {
 }
 
 impl KnownLeg {
+    /// Its start and end, where known.
+    pub(super) fn span(&self) -> (Option<Us>, Option<Us>) {
+        (self.leg.start, self.leg.end)
+    }
+
     /// Adds a `call_started` (`started`) or `call_ended` at `t`, ingested at `ingest_time`;
     /// `revised` holds the leg's events once it got a second start or end.
     pub(super) fn add(

@@ -35,6 +35,7 @@ use super::calls::{Paired, WireLeg};
 use super::hours::{self, Hours};
 use super::mapped::Mapped;
 use super::packed::{self, IdEntry, Packed, Record};
+pub use super::retention::LegsRetention;
 use super::view::View;
 
 /// The checkpoint's place under the log's directory.
@@ -119,6 +120,9 @@ struct Tail {
     /// The hour index, if written (a checkpoint of an earlier release has none).
     #[serde(default)]
     hours: Option<hours::Section>,
+    /// What retention removed, if it did.
+    #[serde(default)]
+    retention: Option<LegsRetention>,
 }
 
 /// What a written checkpoint holds.
@@ -134,6 +138,8 @@ pub struct Written {
     pub loose: u64,
     /// Its size.
     pub bytes: u64,
+    /// What retention removed, counting earlier checkpoints.
+    pub retention: Option<LegsRetention>,
 }
 
 /// A checkpoint read back.
@@ -144,6 +150,8 @@ pub(super) struct Checkpoint {
     pub last_ingest_time: Us,
     /// Per device: its packed legs (mapped) and the rest.
     pub devices: Vec<(String, Packed, Vec<Paired>)>,
+    /// What retention removed.
+    pub retention: Option<LegsRetention>,
 }
 
 fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> QueryError {
@@ -173,8 +181,10 @@ pub(super) fn remove_leftovers(log_dir: &Path) {
     }
 }
 
-/// Writes the checkpoint of `view` under `log_dir`, replacing the last one.
-pub(super) fn write(log_dir: &Path, view: &View) -> Result<Written> {
+/// Writes the checkpoint of `view` under `log_dir`, replacing the last one; without the
+/// complete legs that started and ended before `kept_from` (or the view's own horizon, the
+/// later of the two).
+pub(super) fn write(log_dir: &Path, view: &View, kept_from: Option<Us>) -> Result<Written> {
     let path = log_dir.join(FILE);
     let dir = path.parent().expect("FILE has a parent").to_path_buf();
     fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
@@ -185,7 +195,7 @@ pub(super) fn write(log_dir: &Path, view: &View) -> Result<Written> {
         dir.join(format!("legs.bin.tmp-{}-{n}{part}", std::process::id()))
     };
     let (main, index, ids, hours) = (tmp(""), tmp(".index"), tmp(".ids"), tmp(".hours"));
-    let r = write_parts(view, &main, [&index, &ids, &hours]);
+    let r = write_parts(view, kept_from, &main, [&index, &ids, &hours]);
     for side in [&index, &ids, &hours] {
         let _ = fs::remove_file(side);
     }
@@ -219,7 +229,12 @@ impl Drop for InOrder {
 
 /// Writes the checkpoint of `view` to `main`, with side files for the parts laid out after
 /// the records (`[index, ids, hours]`).
-fn write_parts(view: &View, main: &Path, sides: [&Path; 3]) -> Result<Written> {
+fn write_parts(
+    view: &View,
+    kept_from: Option<Us>,
+    main: &Path,
+    sides: [&Path; 3],
+) -> Result<Written> {
     let [index_path, ids_path, hours_path] = sides;
     // read back too: the index and the ids are copied in after the records
     let create = |p: &Path| -> Result<BufWriter<File>> {
@@ -257,6 +272,10 @@ fn write_parts(view: &View, main: &Path, sides: [&Path; 3]) -> Result<Written> {
     let mut tail = Tail::default();
     let mut fences: Vec<Us> = Vec::new();
     let (mut records, mut ids_len) = (0u64, 0u64);
+    // retention: the earlier horizon's removals were counted when it was set
+    let prior = view.legs_retention;
+    let horizon = prior.map(|r| r.kept_from).max(kept_from);
+    let mut removed = prior.map_or(0, |r| r.removed);
     // Legs kept in the last checkpoint are read in its order (devices by name): read ahead.
     let _in_order = view
         .devices
@@ -264,9 +283,31 @@ fn write_parts(view: &View, main: &Path, sides: [&Path; 3]) -> Result<Written> {
         .find_map(|d| d.calls.mapped_file().cloned())
         .map(InOrder::new);
     for (name, d) in view.devices.iter() {
-        let (complete, loose) = d.calls.checkpoint_parts();
+        let (mut complete, mut loose) = d.calls.checkpoint_parts();
         if complete.is_empty() && loose.is_empty() {
             continue;
+        }
+        // a device whose legs retention removes is written without any (so that the live
+        // state, taking the checkpoint in, drops them too)
+        if let Some(h) = horizon {
+            let before = prior.map(|r| r.kept_from);
+            let mut gone = |start: Option<Us>, end: Option<Us>| {
+                let (Some(start), Some(end)) = (start, end) else {
+                    return false; // open: kept
+                };
+                let gone = LegsRetention::removes(h, start, end);
+                // not counted again: a leg an earlier horizon removed (still held by a
+                // device that changed before that checkpoint was taken in)
+                if gone && before.is_none_or(|b| !LegsRetention::removes(b, start, end)) {
+                    removed += 1;
+                }
+                gone
+            };
+            complete.retain(|c| !gone(Some(c.start), Some(c.end)));
+            loose.retain(|(_, k, _)| {
+                let (start, end) = k.span();
+                !gone(start, end)
+            });
         }
         let mut e = DeviceEntry {
             name_at: names.len() as u64,
@@ -321,6 +362,7 @@ fn write_parts(view: &View, main: &Path, sides: [&Path; 3]) -> Result<Written> {
         table.push(e);
     }
     tail.causes = cause_list;
+    tail.retention = horizon.map(|kept_from| LegsRetention { kept_from, removed });
     at += records * size_of::<Record>() as u64;
     // the index, then the ids, after the records
     h.by_id_at = at;
@@ -387,6 +429,7 @@ fn write_parts(view: &View, main: &Path, sides: [&Path; 3]) -> Result<Written> {
         legs: records,
         loose: tail.loose.iter().map(|(_, l)| l.len() as u64).sum(),
         bytes: at,
+        retention: tail.retention,
     })
 }
 
@@ -511,6 +554,7 @@ pub(super) fn open(
         version: h.version,
         last_ingest_time: h.last_ingest_time,
         devices,
+        retention: tail.retention,
     }))
 }
 
@@ -552,6 +596,15 @@ fn ingest_time_through(snap: &Snapshot, version: u64) -> Result<Option<Us>> {
 /// events may remove without losing a leg.
 pub fn covered_through(snap: &Snapshot) -> Option<u64> {
     load(snap, |s: &str| Arc::from(s)).map(|c| c.version)
+}
+
+/// What retention removed from the call legs, as the checkpoint of the legs under `log_dir`
+/// says (`None`: nothing, or no readable checkpoint).
+pub fn retention(log_dir: &Path) -> Option<LegsRetention> {
+    open(log_dir, |s: &str| Arc::from(s))
+        .ok()
+        .flatten()
+        .and_then(|c| c.retention)
 }
 
 /// The checkpoint of the legs under the log's directory of `snap`, if there is one the log

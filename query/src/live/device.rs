@@ -27,6 +27,10 @@ pub struct Device {
     pub intervals: Arc<Vec<ServiceInterval>>,
     /// Its call legs.
     pub calls: Calls,
+    /// The state's count of call events applied when one last changed its legs (0: none
+    /// since the start): a checkpoint written from a version that had applied as many holds
+    /// its legs as they are.
+    pub calls_changed: u64,
     /// Its daily rollup of these intervals, built when first read; a new one with every
     /// derivation.
     pub days: Arc<DayCache>,

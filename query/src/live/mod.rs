@@ -15,11 +15,12 @@ pub mod device;
 mod hours;
 mod mapped;
 mod packed;
+pub mod retention;
 pub mod state;
 pub mod view;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use callstate_log::{Log, Subscription};
+use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
 use crate::model::rows::Interner;
@@ -62,6 +64,9 @@ struct Shared {
     /// A checkpoint just written, and the version it was written from: the applier takes its
     /// legs in place of those on the heap.
     written: Mutex<Option<(Arc<View>, checkpoint::Checkpoint)>>,
+    /// The horizon of retention of the legs asked for last (`Us::MIN`: none); every
+    /// checkpoint written leaves out the legs before it.
+    retain_from: AtomicI64,
 }
 
 /// The live state of one log.
@@ -96,6 +101,7 @@ impl Live {
             checkpointed: AtomicU64::new(0),
             legs_from: state.legs_from(),
             written: Mutex::new(None),
+            retain_from: AtomicI64::new(Us::MIN),
         });
         let s = shared.clone();
         let applier = std::thread::Builder::new()
@@ -146,6 +152,18 @@ impl Live {
         write_checkpoint(&self.shared, &self.view())
     }
 
+    /// Removes the complete call legs that started and ended before `kept_from`: writes a
+    /// checkpoint without them (and every later checkpoint leaves them out), whose legs the
+    /// applier then keeps mapped. Questions about calls before the horizon say that the legs
+    /// were removed from then on ([`View::legs_retention`]); a horizon before the current one
+    /// changes nothing.
+    pub fn retain_legs_from(&self, kept_from: Us) -> Result<checkpoint::Written> {
+        self.shared
+            .retain_from
+            .fetch_max(kept_from, Ordering::Relaxed);
+        self.checkpoint()
+    }
+
     /// The as-of views kept for `known_at` questions.
     pub fn as_of(&self) -> &Arc<AsOfCache> {
         &self.as_of
@@ -178,7 +196,8 @@ impl Drop for Live {
 /// Writes the checkpoint of `view` (the caller holds `shared.writing`), and hands it mapped
 /// to the applier.
 fn write_checkpoint(shared: &Shared, view: &Arc<View>) -> Result<checkpoint::Written> {
-    let written = checkpoint::write(&shared.dir, view)?;
+    let kept_from = Some(shared.retain_from.load(Ordering::Relaxed)).filter(|&t| t > Us::MIN);
+    let written = checkpoint::write(&shared.dir, view, kept_from)?;
     shared
         .checkpointed
         .fetch_max(view.calls_applied, Ordering::Relaxed);
@@ -186,6 +205,8 @@ fn write_checkpoint(shared: &Shared, view: &Arc<View>) -> Result<checkpoint::Wri
         version = written.version,
         legs = written.legs,
         bytes = written.bytes,
+        legs_kept_from = ?written.retention.map(|r| r.kept_from),
+        legs_removed = written.retention.map_or(0, |r| r.removed),
         "call legs checkpointed"
     );
     let mut names = Interner::default();

@@ -61,6 +61,8 @@ pub struct State {
     calls_at_checkpoint: u64,
     /// The version of the checkpoint of the legs it started from, if it did.
     legs_from: Option<u64>,
+    /// What retention removed from the legs (as the checkpoint last read says).
+    legs_retention: Option<checkpoint::LegsRetention>,
 }
 
 /// The latest `ingest_time` of a batch.
@@ -195,6 +197,7 @@ impl State {
             calls_applied: 0,
             calls_at_checkpoint: 0,
             legs_from: None,
+            legs_retention: None,
         };
         let mut devices: HashMap<Name, Device> = HashMap::new();
         for r in rows.service {
@@ -227,6 +230,7 @@ impl State {
             })?;
             st.calls_applied = after;
             st.legs_from = Some(c.version);
+            st.legs_retention = c.retention;
         } else {
             st.calls_applied = paired;
         }
@@ -340,10 +344,9 @@ impl State {
             // call ids are unique per call: sharing them would only cost
             let id: Arc<str> = Arc::from(e.call_id);
             let cause = e.cause.map(|c| names.get(c));
-            let d = devices.entry(dev).or_default();
-            Arc::make_mut(d)
-                .calls
-                .add(&id, e.started, e.time, e.ingest_time, cause);
+            let d = Arc::make_mut(devices.entry(dev).or_default());
+            d.calls.add(&id, e.started, e.time, e.ingest_time, cause);
+            d.calls_changed = *calls;
         })?;
         self.version = self.version.max(last_seq(&batch));
         self.last_ingest_time = self.last_ingest_time.max(last_ingest_time(&batch));
@@ -352,24 +355,32 @@ impl State {
     }
 
     /// Takes the legs of `checkpoint`, written from `view`, as every device's legs that have
-    /// not changed since `view`: their packs are then the mapped file's, and the heap's go
-    /// once no version holds them. Returns how many devices took them.
+    /// not changed since `view` (no call event for it applied since; service events may
+    /// have changed the rest of it): their packs are then the mapped file's, and the heap's
+    /// go once no version holds them. Returns how many devices took them.
+    /// Its horizon of retention becomes the checkpoint's (one written later holds every
+    /// earlier one's).
     pub(super) fn adopt(&mut self, view: &View, checkpoint: checkpoint::Checkpoint) -> usize {
+        if let Some(r) = checkpoint.retention
+            && self
+                .legs_retention
+                .is_none_or(|now| now.kept_from <= r.kept_from)
+        {
+            self.legs_retention = Some(r);
+        }
         let mut adopted = 0;
         for (name, packed, loose) in checkpoint.devices {
-            let (Some((key, now)), Some(then)) = (
-                self.devices.get_key_value(name.as_str()),
-                view.devices.get(name.as_str()),
-            ) else {
+            let Some((key, now)) = self.devices.get_key_value(name.as_str()) else {
                 continue;
             };
-            if !Arc::ptr_eq(now, then) {
+            if now.calls_changed > view.calls_applied || !view.devices.contains_key(name.as_str()) {
                 continue;
             }
             let d = Device {
                 events: now.events.clone(),
                 intervals: now.intervals.clone(),
                 calls: Calls::from_checkpoint(packed, loose),
+                calls_changed: now.calls_changed,
                 days: now.days.clone(),
             };
             let key = *key;
@@ -414,6 +425,7 @@ impl State {
             snapshot: self.snapshot.clone(),
             targets: self.targets.clone(),
             calls_applied: self.calls_applied,
+            legs_retention: self.legs_retention,
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::model::sla::Targets;
 use super::activity::Activity;
 use super::device::Device;
 use super::hours::Listed;
+use super::retention::LegsRetention;
 
 /// A consistent version of the live state.
 pub struct View {
@@ -31,6 +32,8 @@ pub struct View {
     pub(super) targets: Targets,
     /// Call events its state had paired since its start's checkpoint of the legs.
     pub(super) calls_applied: u64,
+    /// What retention removed from the call legs.
+    pub(super) legs_retention: Option<LegsRetention>,
 }
 
 impl std::fmt::Debug for View {
@@ -55,6 +58,11 @@ impl View {
             .values()
             .filter(|d| d.calls.mapped_file().is_some())
             .count()
+    }
+
+    /// What retention removed from the call legs (`None`: nothing).
+    pub fn legs_retention(&self) -> Option<LegsRetention> {
+        self.legs_retention
     }
 
     /// A source's activity spans.
@@ -96,6 +104,10 @@ impl Fleet for View {
             Some((name, d)) if !d.calls.is_empty() => Cow::Owned(d.calls.rows(name)),
             _ => Cow::Borrowed(&[]),
         }
+    }
+
+    fn calls_kept_from(&self) -> Option<Us> {
+        self.legs_retention.map(|r| r.kept_from)
     }
 
     fn active_calls(&self, device: &str, t: Us) -> u64 {

@@ -224,6 +224,20 @@ pub trait Fleet: Send + Sync {
     fn device(&self, name: &str) -> Option<DeviceHistory<'_>>;
     /// A device's call legs, by start.
     fn calls_of(&self, device: &str) -> Cow<'_, [CallRow]>;
+    /// The instant before which retention removed call legs (the legs that started and
+    /// ended before it); `None`: every leg is kept.
+    fn calls_kept_from(&self) -> Option<Us> {
+        None
+    }
+    /// Whether the call legs active or hit at `t` are all kept (retention removed none
+    /// that could be).
+    fn calls_known_at(&self, t: Us) -> bool {
+        self.calls_kept_from().is_none_or(|h| t >= h)
+    }
+    /// A device's call legs active at `t`, `None` where retention removed legs that could be.
+    fn active_calls_known(&self, device: &str, t: Us) -> Option<u64> {
+        self.calls_known_at(t).then(|| self.active_calls(device, t))
+    }
     /// A device's call legs active at `t` (started by then, not ended).
     fn active_calls(&self, device: &str, t: Us) -> u64 {
         self.calls_of(device)

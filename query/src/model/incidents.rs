@@ -81,10 +81,11 @@ pub struct Incident {
     pub rehomes: Vec<DeviceMove>,
     /// Longest re-home lag (see [`DeviceMove::lag_s`]), seconds; null without re-homes.
     pub rehome_lag_max_s: Option<f64>,
-    /// Calls active on affected devices when they went out of service.
-    pub calls_active: usize,
-    /// How those calls ended (cause → count; `active` if not ended).
-    pub calls_ended: BTreeMap<String, usize>,
+    /// Calls active on affected devices when they went out of service; `None` when
+    /// retention removed call legs of that time.
+    pub calls_active: Option<usize>,
+    /// How those calls ended (cause → count; `active` if not ended); `None` as above.
+    pub calls_ended: Option<BTreeMap<String, usize>>,
     /// The affected devices.
     pub devices: Vec<String>,
 }
@@ -220,6 +221,8 @@ fn build(fleet: &dyn Fleet, scope: &str, target: &str, group: &[Outage]) -> Inci
     let mut rehome_times = Vec::new();
     let mut calls_active = 0;
     let mut calls_ended: BTreeMap<String, usize> = BTreeMap::new();
+    // retention may have removed legs an outage hit
+    let calls_known = group.iter().all(|o| fleet.calls_known_at(o.start));
     for o in group {
         let cause = o.cause.as_deref().unwrap_or(KnownCause::Unknown.as_str());
         *causes.entry(cause).or_default() += 1;
@@ -244,6 +247,9 @@ fn build(fleet: &dyn Fleet, scope: &str, target: &str, group: &[Outage]) -> Inci
             }
         }
         // A call dropped by the outage ends at the outage's own instant.
+        if !calls_known {
+            continue;
+        }
         for how in fleet.calls_hit(&o.device, o.start) {
             calls_active += 1;
             let how = how.as_deref().unwrap_or("active").to_string();
@@ -278,8 +284,8 @@ fn build(fleet: &dyn Fleet, scope: &str, target: &str, group: &[Outage]) -> Inci
         failovers,
         rehomes,
         rehome_lag_max_s,
-        calls_active,
-        calls_ended,
+        calls_active: calls_known.then_some(calls_active),
+        calls_ended: calls_known.then_some(calls_ended),
         devices: group.iter().map(|o| o.device.to_string()).collect(),
     }
 }

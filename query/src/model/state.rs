@@ -41,12 +41,14 @@ pub struct DeviceState {
     pub last_node: Option<String>,
     /// Cause of an outage.
     pub cause: Option<String>,
-    /// Call legs active on the device at that instant.
-    pub active_calls: u64,
+    /// Call legs active on the device at that instant; `None` when retention removed call
+    /// legs of that time.
+    pub active_calls: Option<u64>,
 }
 
-/// One device's state at `t` from its history and the number of its call legs active then.
-pub fn state_at(dev: &DeviceHistory<'_>, active_calls: u64, t: Us) -> DeviceState {
+/// One device's state at `t` from its history and the number of its call legs active then
+/// (`None`: not known).
+pub fn state_at(dev: &DeviceHistory<'_>, active_calls: Option<u64>, t: Us) -> DeviceState {
     // the last interval starting by t (else the first): the device's attributes; the piece
     // holding t, if any: its state
     let last = dev.attributes_at(t);
@@ -74,11 +76,12 @@ pub fn state_at(dev: &DeviceHistory<'_>, active_calls: u64, t: Us) -> DeviceStat
 /// holds), by device.
 pub fn states_at(fleet: &dyn Fleet, t: Us, cancel: &Cancel) -> Result<Vec<DeviceState>> {
     let mut out = Vec::new();
+    let known = fleet.calls_known_at(t);
     for (n, (dev, calls)) in fleet.devices_with_active_calls(t).enumerate() {
         if n % 1024 == 0 {
             cancel.check()?;
         }
-        out.push(state_at(&dev, calls, t));
+        out.push(state_at(&dev, known.then_some(calls), t));
     }
     Ok(out)
 }

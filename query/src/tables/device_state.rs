@@ -44,7 +44,7 @@ pub fn batch(rows: &[DeviceState]) -> RecordBatch {
             s(|r| Some(&r.cluster)),
             s(|r| r.last_node.as_deref()),
             s(|r| r.cause.as_deref()),
-            u64s(rows.iter().map(|r| Some(r.active_calls))),
+            u64s(rows.iter().map(|r| r.active_calls)),
         ],
     )
     .expect("columns match the schema")

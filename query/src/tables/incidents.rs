@@ -50,7 +50,7 @@ pub fn batch(found: &[Incident]) -> RecordBatch {
             n(|i| i.failovers.len()),
             n(|i| i.rehomes.len()),
             f(|i| i.rehome_lag_max_s),
-            n(|i| i.calls_active),
+            u64s(found.iter().map(|i| i.calls_active.map(|n| n as u64))),
         ],
     )
     .expect("columns match the schema")

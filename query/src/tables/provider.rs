@@ -213,6 +213,16 @@ impl PartitionStream for Partition {
     }
 }
 
+/// A question about call legs reaching before `h`, where retention removed them.
+pub fn legs_retired(h: Us) -> crate::error::QueryError {
+    let h = callstate_schemas::format_instant(h);
+    crate::error::QueryError::Retired(format!(
+        "call legs that started and ended before {h} were removed by retention \
+         (retain_legs_days): bound the question to calls started at or after it \
+         (WHERE started_at >= '{h}')"
+    ))
+}
+
 /// Computes the rows of `what` and hands them on in batches; stops once `cancel` is set.
 pub fn produce(
     fleet: &dyn Fleet,
@@ -249,6 +259,7 @@ pub fn produce(
         }
         What::StatesAt(t) => {
             // the whole fleet in one pass with its active legs; a device list by lookups
+            let known = fleet.calls_known_at(*t);
             let rows: Box<dyn Iterator<Item = _>> = match sel.devices {
                 Some(_) => Box::new(devices().map(|d| {
                     let n = fleet.active_calls(d.name(), *t);
@@ -263,7 +274,7 @@ pub fn produce(
             let mut chunk = Vec::with_capacity(BATCH_ROWS);
             for (d, calls) in rows {
                 cancel.check()?;
-                chunk.push(state_at(&d, calls, *t));
+                chunk.push(state_at(&d, known.then_some(calls), *t));
                 if chunk.len() >= BATCH_ROWS {
                     emit(device_state::batch(&std::mem::take(&mut chunk)));
                 }
@@ -286,6 +297,9 @@ pub fn produce(
             emit(sla::batch(&rows));
         }
         What::Calls => {
+            if let Some(h) = fleet.calls_kept_from().filter(|h| from < *h) {
+                return Err(legs_retired(h));
+            }
             let mut chunk = Vec::with_capacity(BATCH_ROWS);
             for legs in fleet.calls() {
                 cancel.check()?;

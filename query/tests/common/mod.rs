@@ -104,10 +104,23 @@ pub fn strings(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<Option<String>>
 /// each leg's start and end; then, at each of those instants and at every hour's start (±1
 /// µs), the calls active on every device as a fleet snapshot counts them (in one pass).
 pub fn call_questions(f: &dyn callstate_query::model::fleet::Fleet) -> Vec<String> {
+    call_questions_from(f, i64::MIN)
+}
+
+/// The call questions that retention of the legs that started and ended before `kept_from`
+/// leaves answerable: those of [`call_questions`] about the legs it keeps, at instants from
+/// `kept_from` on.
+pub fn call_questions_from(
+    f: &dyn callstate_query::model::fleet::Fleet,
+    kept_from: i64,
+) -> Vec<String> {
+    let kept = |c: &&callstate_query::model::rows::CallRow| {
+        !(c.start < kept_from && c.end.is_some_and(|e| e < kept_from))
+    };
     let mut out = Vec::new();
     let mut instants = std::collections::BTreeSet::new();
     for legs in f.calls() {
-        for c in legs.iter() {
+        for c in legs.iter().filter(kept) {
             for t in [Some(c.start), c.end].into_iter().flatten() {
                 instants.extend([t - 1, t, t + 1]);
             }
@@ -119,7 +132,7 @@ pub fn call_questions(f: &dyn callstate_query::model::fleet::Fleet) -> Vec<Strin
             instants.extend([h * HOUR - 1, h * HOUR, h * HOUR + 1]);
         }
     }
-    for &t in &instants {
+    for &t in instants.range(kept_from..) {
         let active: Vec<(&str, u64)> = f
             .devices_with_active_calls(t)
             .filter(|(_, n)| *n > 0)
@@ -128,13 +141,13 @@ pub fn call_questions(f: &dyn callstate_query::model::fleet::Fleet) -> Vec<Strin
         out.push(format!("fleet {t} {active:?}"));
     }
     for legs in f.calls() {
-        for c in legs.iter() {
+        for c in legs.iter().filter(kept) {
             out.push(format!("call {c:?}"));
         }
         let device = &legs[0].device;
-        for c in legs.iter() {
+        for c in legs.iter().filter(kept) {
             for t in [Some(c.start), c.end].into_iter().flatten() {
-                for t in [t - 1, t, t + 1] {
+                for t in [t - 1, t, t + 1].into_iter().filter(|&t| t >= kept_from) {
                     out.push(format!("active {device} {t} {}", f.active_calls(device, t)));
                     let mut hit = f.calls_hit(device, t);
                     hit.sort();

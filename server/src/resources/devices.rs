@@ -54,7 +54,7 @@ pub async fn device_state(
     // derived on the query runtime)
     let fleet = app.fleet(known_at).await?;
     let d = fleet.device(&device).ok_or_else(|| not_in_log(&device))?;
-    let state = state_at(&d, fleet.active_calls(&device, at), at);
+    let state = state_at(&d, fleet.active_calls_known(&device, at), at);
     let b = device_state::batch(std::slice::from_ref(&state));
     tabular(format, &[b], || to_json(&state))
 }
