@@ -147,6 +147,14 @@ fn rolls_into_sorted_segments_and_replays_the_tail() {
     assert_eq!(stats.events, 3_500);
     assert_eq!(stats.per_kind.values().sum::<u64>(), 3_500);
     assert_eq!(stats.per_kind["collector_heartbeat"], 500);
+    // every kind counted (segments by dictionary key, the tail by text)
+    let mut want = std::collections::BTreeMap::new();
+    for e in &events {
+        *want
+            .entry(e.body.kind().as_str().to_string())
+            .or_insert(0u64) += 1;
+    }
+    assert_eq!(stats.per_kind, want);
     assert_eq!(
         stats.min_time.as_deref(),
         Some("2026-11-24T08:00:00.000000Z")

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -433,22 +434,22 @@ fn write_parts(
     })
 }
 
-fn damaged(path: &Path, what: &str) -> QueryError {
-    QueryError::Data(format!("checkpoint {} is damaged: {what}", path.display()))
+/// Where a checkpoint's sections are (each within the file, the checksum matching), and its
+/// tail: all a start reads before it maps the legs.
+struct Frame {
+    h: Header,
+    records: Range<usize>,
+    by_id: Range<usize>,
+    ids: Range<usize>,
+    names: Range<usize>,
+    table: Range<usize>,
+    fences: Range<usize>,
+    tail: Tail,
 }
 
-/// Reads the checkpoint under `log_dir`, if there is one; `name` shares the strings it holds.
-pub(super) fn open(
-    log_dir: &Path,
-    mut name: impl FnMut(&str) -> Arc<str>,
-) -> Result<Option<Checkpoint>> {
-    let path = log_dir.join(FILE);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let file = Arc::new(Mapped::open(&path).map_err(io("mapping", &path))?);
-    let bytes = file.bytes();
-    let bad = |what: &str| damaged(&path, what);
+/// The frame of the checkpoint `bytes` (read from `path`).
+fn frame(path: &Path, bytes: &[u8]) -> Result<Frame> {
+    let bad = |what: &str| damaged(path, what);
     let h: Header = bytes
         .get(..size_of::<Header>())
         .map(bytemuck::pod_read_unaligned)
@@ -457,7 +458,7 @@ pub(super) fn open(
         return Err(bad("not a legs checkpoint of this format"));
     }
     let len = bytes.len() as u64;
-    let section = |at: u64, n: u64, what: &str| -> Result<std::ops::Range<usize>> {
+    let section = |at: u64, n: u64, what: &str| -> Result<Range<usize>> {
         let end = at.checked_add(n).filter(|&e| e <= len);
         match end {
             Some(end) => Ok(at as usize..end as usize),
@@ -469,8 +470,6 @@ pub(super) fn open(
         h.records * size_of::<Record>() as u64,
         "records",
     )?;
-    // the records are read by time, every device in turn: with read-ahead
-    file.read_ahead(records.clone());
     let by_id = section(h.by_id_at, h.records * size_of::<IdEntry>() as u64, "index")?;
     let ids = section(h.ids_at, h.ids_len, "call ids")?;
     let names = section(h.names_at, h.names_len, "names")?;
@@ -490,12 +489,52 @@ pub(super) fn open(
     {
         return Err(bad("its checksum does not match"));
     }
+    let tail: Tail =
+        serde_json::from_slice(&bytes[tail]).map_err(|e| bad(&format!("its tail: {e}")))?;
+    Ok(Frame {
+        h,
+        records,
+        by_id,
+        ids,
+        names,
+        table,
+        fences,
+        tail,
+    })
+}
+
+fn damaged(path: &Path, what: &str) -> QueryError {
+    QueryError::Data(format!("checkpoint {} is damaged: {what}", path.display()))
+}
+
+/// Reads the checkpoint under `log_dir`, if there is one; `name` shares the strings it holds.
+pub(super) fn open(
+    log_dir: &Path,
+    mut name: impl FnMut(&str) -> Arc<str>,
+) -> Result<Option<Checkpoint>> {
+    let path = log_dir.join(FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let file = Arc::new(Mapped::open(&path).map_err(io("mapping", &path))?);
+    let bytes = file.bytes();
+    let bad = |what: &str| damaged(&path, what);
+    let Frame {
+        h,
+        records,
+        by_id,
+        ids,
+        names,
+        table,
+        fences,
+        tail,
+    } = frame(&path, bytes)?;
+    // the records are read by time, every device in turn: with read-ahead
+    file.read_ahead(records.clone());
     let table: &[DeviceEntry] =
         bytemuck::try_cast_slice(&bytes[table]).map_err(|_| bad("devices misaligned"))?;
     let fences: &[Us] =
         bytemuck::try_cast_slice(&bytes[fences]).map_err(|_| bad("fences misaligned"))?;
-    let tail: Tail =
-        serde_json::from_slice(&bytes[tail]).map_err(|e| bad(&format!("its tail: {e}")))?;
     let causes: Arc<Vec<Arc<str>>> = Arc::new(tail.causes.iter().map(|c| name(c)).collect());
     // without its hour index (or with a damaged one) every device's legs are read
     let hour_index = tail.hours.as_ref().and_then(|s| {
@@ -600,11 +639,11 @@ pub fn covered_through(snap: &Snapshot) -> Option<u64> {
 
 /// What retention removed from the call legs, as the checkpoint of the legs under `log_dir`
 /// says (`None`: nothing, or no readable checkpoint).
+/// Reads its frame only (the header, the device table, the fences and the tail), not the legs.
 pub fn retention(log_dir: &Path) -> Option<LegsRetention> {
-    open(log_dir, |s: &str| Arc::from(s))
-        .ok()
-        .flatten()
-        .and_then(|c| c.retention)
+    let path = log_dir.join(FILE);
+    let file = Mapped::open(&path).ok()?;
+    frame(&path, file.bytes()).ok()?.tail.retention
 }
 
 /// The checkpoint of the legs under the log's directory of `snap`, if there is one the log
