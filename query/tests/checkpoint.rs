@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use callstate_log::{Log, LogOptions};
-use callstate_query::live::checkpoint::{FILE, Written};
+use callstate_query::live::checkpoint::{FILE, Written, covered_through};
 use callstate_query::{Derived, Live};
 use callstate_schemas::{Body, Event};
 
@@ -161,6 +161,9 @@ fn a_checkpoint_of_another_log_is_not_used() {
     std::fs::copy(a_dir.path().join(FILE), b_dir.path().join(FILE)).unwrap();
     assert_ne!(scratch(&a), scratch(&b));
     assert_eq!(live_calls(&b), (scratch(&b), None));
+    // nor does retention of raw events rely on it
+    assert_eq!(covered_through(&a.snapshot()), Some(a.version()));
+    assert_eq!(covered_through(&b.snapshot()), None);
 }
 
 #[test]
@@ -185,6 +188,7 @@ fn a_damaged_checkpoint_or_a_half_written_one_is_not_used() {
     for (k, bytes) in cases.iter().enumerate() {
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(live_calls(&log), (expected.clone(), None), "case {k}");
+        assert_eq!(covered_through(&log.snapshot()), None, "case {k}");
     }
     // a write interrupted: its pieces are removed at the next start, the last good
     // checkpoint stays in use

@@ -633,8 +633,16 @@ fn ingest_time_through(snap: &Snapshot, version: u64) -> Result<Option<Us>> {
 /// Up to which `ingest_seq` the checkpoint of the legs under the log's directory of `snap`
 /// holds every call leg (`None`: no checkpoint the log matches): what retention of raw
 /// events may remove without losing a leg.
+/// Reads the checkpoint's frame only (its header, device table, fences and tail), not the
+/// legs: the retention pass asks at every compaction.
 pub fn covered_through(snap: &Snapshot) -> Option<u64> {
-    load(snap, |s: &str| Arc::from(s)).map(|c| c.version)
+    let path = snap.dir.join(FILE);
+    let file = Mapped::open(&path).ok()?;
+    let h = frame(&path, file.bytes()).ok()?.h;
+    match ingest_time_through(snap, h.version) {
+        Ok(Some(t)) if t == h.last_ingest_time => Some(h.version),
+        _ => None,
+    }
 }
 
 /// What retention removed from the call legs, as the checkpoint of the legs under `log_dir`
