@@ -233,6 +233,23 @@ fn log_retire_removes_old_raw_events_and_a_crash_after_its_commit_loses_nothing_
     }
 }
 
+/// A retention `flag` without the background pass (which applies it) is refused at start,
+/// naming its `setting` and `compact_every_s`.
+fn refused_without_compaction(dir: &Path, flag: &str, setting: &str) {
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "0"])
+        .args([flag, "1", "--data"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(setting) && err.contains("compact_every_s"),
+        "{err}"
+    );
+}
+
 /// `callstate serve --retain-raw-days`: with each compaction pass, the segments older than
 /// that (events of 2026-11-24, days before the test runs) whose legs the checkpoint on disk
 /// holds lose their raw events; the server's `events` table then says so.
@@ -249,19 +266,7 @@ fn serve_retires_old_raw_events_as_it_runs() {
         serde_json::from_slice(&succeed(&mut c).stdout).unwrap()
     };
     assert_eq!(stats()["retired_segments"], 0);
-    // without the background pass it would never run: refused at start
-    let out = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "0"])
-        .args(["--retain-raw-days", "1", "--data"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("retain_raw_days") && err.contains("compact_every_s"),
-        "{err}"
-    );
+    refused_without_compaction(dir.path(), "--retain-raw-days", "retain_raw_days");
     let mut cmd = bin();
     cmd.args([
         "serve",
@@ -379,18 +384,7 @@ fn log_retire_removes_old_call_legs_and_stats_report_them() {
 fn serve_removes_old_call_legs_as_it_runs() {
     let dir = tempfile::tempdir().unwrap();
     simulated(dir.path());
-    let out = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "0"])
-        .args(["--retain-legs-days", "1", "--data"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("retain_legs_days") && err.contains("compact_every_s"),
-        "{err}"
-    );
+    refused_without_compaction(dir.path(), "--retain-legs-days", "retain_legs_days");
     let mut cmd = bin();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "1"])
         .args(["--retain-legs-days", "1", "--data"])

@@ -519,22 +519,15 @@ pub(super) fn open(
     let file = Arc::new(Mapped::open(&path).map_err(io("mapping", &path))?);
     let bytes = file.bytes();
     let bad = |what: &str| damaged(&path, what);
-    let Frame {
-        h,
-        records,
-        by_id,
-        ids,
-        names,
-        table,
-        fences,
-        tail,
-    } = frame(&path, bytes)?;
+    let f = frame(&path, bytes)?;
+    let (h, tail) = (f.h, f.tail);
+    let (records, by_id, ids, names) = (f.records, f.by_id, f.ids, f.names);
     // the records are read by time, every device in turn: with read-ahead
     file.read_ahead(records.clone());
     let table: &[DeviceEntry] =
-        bytemuck::try_cast_slice(&bytes[table]).map_err(|_| bad("devices misaligned"))?;
+        bytemuck::try_cast_slice(&bytes[f.table]).map_err(|_| bad("devices misaligned"))?;
     let fences: &[Us] =
-        bytemuck::try_cast_slice(&bytes[fences]).map_err(|_| bad("fences misaligned"))?;
+        bytemuck::try_cast_slice(&bytes[f.fences]).map_err(|_| bad("fences misaligned"))?;
     let causes: Arc<Vec<Arc<str>>> = Arc::new(tail.causes.iter().map(|c| name(c)).collect());
     // without its hour index (or with a damaged one) every device's legs are read
     let hour_index = tail.hours.as_ref().and_then(|s| {
