@@ -15,12 +15,13 @@ use proptest::prelude::*;
 use callstate_query::model::Name;
 use callstate_query::model::fleet::{DeviceHistory, OpenSilence};
 use callstate_query::model::intervals::ServiceInterval;
-use callstate_query::model::rollup::{DAY, DayCache, Days, Exclusions};
+use callstate_query::model::rollup::{Exclusions, Rollup, RollupCache, UNIT};
 use callstate_query::model::rows::MaintenanceRow;
 use callstate_query::model::tally::{Tally, device_seconds};
 
 use callstate_schemas::{ServiceState, Us};
 
+const DAY: Us = 86_400_000_000;
 const HOUR: Us = 3_600_000_000;
 const MIN: Us = 60_000_000;
 /// 2026-11-02T00:00:00Z.
@@ -134,7 +135,7 @@ proptest! {
     ) {
         let iv = intervals(&pieces, T0 + start, open_ended);
         let open = Open([open[0].map(|o| T0 + o), open[1].map(|o| T0 + o)]);
-        let cache = DayCache::default();
+        let cache = RollupCache::default();
         let rolled = DeviceHistory { intervals: &iv, open: Some(&open), days: Some(&cache) };
         let plain = DeviceHistory { intervals: &iv, open: Some(&open), days: None };
         let ex = Exclusions::new(&rows);
@@ -214,16 +215,18 @@ fn an_outage_across_midnight_is_one_outage_in_a_window_and_one_per_day() {
     let second = device_seconds(&iv, T0 + DAY, T0 + 2 * DAY, &[]);
     assert_eq!((first.outages, first.longest_outage_s), (1, 3_600.0));
     assert_eq!((second.outages, second.longest_outage_s), (1, 7_200.0));
-    // the rollup holds day 1 whole: the same answer through it
+    // the rollup holds the outage's hours whole: the same answer through it
     // the source falls silent for good at T0 + 3 days
-    let days = Days::build(&iv, |_| Some(T0 + 3 * DAY));
-    assert_eq!(days.covered(), (T0 / DAY, T0 / DAY + 3));
-    assert_eq!(days.tally(T0 / DAY, T0 / DAY + 3).seconds(), s);
-    // the two days of the outage one by one, then the days in service after it as one run
-    let days = Days::build(&iv, |_| Some(T0 + 10 * DAY));
+    let unit = |t: Us| t / UNIT;
+    let days = Rollup::build(&iv, |_| Some(T0 + 3 * DAY));
+    assert_eq!(days.covered(), (unit(T0), unit(T0 + 3 * DAY)));
+    assert_eq!(days.tally(unit(T0), unit(T0 + 3 * DAY)).seconds(), s);
+    // runs of whole hours in one state: in service, out of service (three hours), in
+    // service again however long
+    let days = Rollup::build(&iv, |_| Some(T0 + 10 * DAY));
     assert_eq!(days.len(), 3);
     assert_eq!(
-        days.tally(T0 / DAY + 2, T0 / DAY + 10),
+        days.tally(unit(T0 + 2 * DAY), unit(T0 + 10 * DAY)),
         Tally::pure(ServiceState::InService, 8 * DAY)
     );
 }

@@ -8,7 +8,7 @@ use callstate_schemas::Us;
 
 use crate::model::Name;
 use crate::model::intervals::{PoolHistory, ServiceInterval, raw_intervals, split_by_silence};
-use crate::model::rollup::DayCache;
+use crate::model::rollup::RollupCache;
 use crate::model::rows::ServiceRow;
 
 use super::activity::Activity;
@@ -31,9 +31,9 @@ pub struct Device {
     /// since the start): a checkpoint written from a version that had applied as many holds
     /// its legs as they are.
     pub calls_changed: u64,
-    /// Its daily rollup of these intervals, built when first read; a new one with every
+    /// Its hourly rollup of these intervals, built when first read; a new one with every
     /// derivation.
-    pub days: Arc<DayCache>,
+    pub days: Arc<RollupCache>,
 }
 
 impl Device {

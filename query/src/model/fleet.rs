@@ -14,7 +14,7 @@ use callstate_schemas::Us;
 
 use super::intervals::{ServiceInterval, split_by_silence};
 use super::rollup::{
-    DAY, DayCache, Days, Exclusions, day_from, day_of, for_each_part, seek, settled_until,
+    Exclusions, Rollup, RollupCache, UNIT, for_each_part, seek, settled_until, unit_from, unit_of,
 };
 use super::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
 use super::tally::Tally;
@@ -33,8 +33,8 @@ pub struct DeviceHistory<'a> {
     pub intervals: &'a [ServiceInterval],
     /// Open silences still to cut out when read; `None` when `intervals` are final.
     pub open: Option<&'a dyn OpenSilence>,
-    /// Where its daily rollup is kept, if it has one (the live state's devices do).
-    pub days: Option<&'a DayCache>,
+    /// Where its hourly rollup is kept, if it has one (the live state's devices do).
+    pub days: Option<&'a RollupCache>,
 }
 
 impl<'a> DeviceHistory<'a> {
@@ -80,7 +80,7 @@ impl<'a> DeviceHistory<'a> {
         self.cut_open(self.intervals)
     }
 
-    /// Its time over [from, to): whole days from its rollup where it has one and no
+    /// Its time over [from, to): whole units (hours) from its rollup where it has one and no
     /// maintenance window may touch them, the rest from its intervals; the same, to the
     /// microsecond, as reading intervals alone.
     pub fn tally(&self, from: Us, to: Us, ex: &Exclusions<'_>) -> Tally {
@@ -91,7 +91,7 @@ impl<'a> DeviceHistory<'a> {
     pub fn reader<'e>(&self, ex: &'e Exclusions<'e>) -> Reader<'a, 'e> {
         let days = self.rollup().map(|days| {
             let (first, end) = days.covered();
-            (days, first, end.min(day_of(self.settled_until(days))))
+            (days, first, end.min(unit_of(self.settled_until(days))))
         });
         let (touched, windows) = match days {
             Some((d, _, _)) => ex.touched(self.name(), d.names()),
@@ -108,13 +108,13 @@ impl<'a> DeviceHistory<'a> {
     }
 
     /// Its rollup, built now if it has a place for one and it was not built yet.
-    fn rollup(&self) -> Option<&'a Days> {
+    fn rollup(&self) -> Option<&'a Rollup> {
         let cache = self.days?;
-        Some(cache.get_or_init(|| Days::build(self.intervals, |s| self.open_from(s))))
+        Some(cache.get_or_init(|| Rollup::build(self.intervals, |s| self.open_from(s))))
     }
 
     /// Up to where no open silence cuts into its intervals (as this version knows them).
-    fn settled_until(&self, days: &Days) -> Us {
+    fn settled_until(&self, days: &Rollup) -> Us {
         settled_until(days.sources(), |s| self.open_from(s))
     }
 
@@ -166,9 +166,9 @@ impl<'a> DeviceHistory<'a> {
 /// [`DeviceHistory::tally`]).
 pub struct Reader<'a, 'e> {
     dev: DeviceHistory<'a>,
-    /// The rollup and the days it may answer for, [first, end).
-    days: Option<(&'a Days, i64, i64)>,
-    /// Days a maintenance window may touch (read from intervals).
+    /// The rollup and the units it may answer for, [first, end).
+    days: Option<(&'a Rollup, i64, i64)>,
+    /// Units a maintenance window may touch (read from intervals).
     touched: Vec<(i64, i64)>,
     /// The windows that may cover it there.
     windows: Vec<&'e MaintenanceRow>,
@@ -191,16 +191,16 @@ impl Reader<'_, '_> {
         let Some((days, first, end)) = self.days else {
             return self.direct(from, to);
         };
-        let (d0, d1) = (day_from(from).max(first), day_of(to).min(end));
+        let (d0, d1) = (unit_from(from).max(first), unit_of(to).min(end));
         if d0 >= d1 {
             return self.direct(from, to);
         }
-        let mut t = self.direct(from, d0 * DAY);
+        let mut t = self.direct(from, d0 * UNIT);
         let (mut run, mut iv) = self.hints.get();
         for_each_part(&self.touched, d0, d1, |a, b, touched| {
             let piece = if touched {
-                // settled days: no open silence cuts in, the stored intervals are final
-                let (a, b) = (a * DAY, b * DAY);
+                // settled units: no open silence cuts in, the stored intervals are final
+                let (a, b) = (a * UNIT, b * UNIT);
                 let (stored, at) = self.dev.stored_from(iv, a, b);
                 iv = at;
                 Tally::of(stored, a, b, &self.windows)
@@ -212,7 +212,7 @@ impl Reader<'_, '_> {
             t = t.then(piece);
         });
         self.hints.set((run, iv));
-        t.then(self.direct(d1 * DAY, to))
+        t.then(self.direct(d1 * UNIT, to))
     }
 }
 

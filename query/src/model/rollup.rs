@@ -1,12 +1,17 @@
-//! Daily rollups of one device: its [`Tally`] per UTC day, so that availability over a long
-//! window sums a few rollups instead of walking a year of intervals. Days spent wholly in one
-//! state are kept as one run; the rest one by one.
+//! Hourly rollups of one device: its [`Tally`] per UTC hour (the [`UNIT`]), so that
+//! availability over a long window sums a few rollups instead of walking a year of intervals.
+//! Hours spent wholly in one state are kept as one run however many they are (a quiet month
+//! is one entry); the rest one by one. Hours rather than days: a window aligned to a zone's
+//! midnight or month (Paris, New York) is then whole units, where daily rollups read its
+//! partial first and last days, and every local day of a daily SLA, from intervals; over a
+//! year of the benchmark fleet, answers identical, memory the same (docs/storage.md).
 //!
 //! A rollup is built without maintenance windows (they come and go with events of their
-//! own): the days a window may touch are read from intervals, with the windows, at each
-//! question ([`Exclusions`]). It covers the whole days from the device's first interval to
-//! where its sources' open silences could begin (a day after that is not settled yet), and is
-//! built once per version of the device ([`DayCache`]): a device that changes gets a new one.
+//! own): the units a window may touch are read from intervals, with the windows, at each
+//! question ([`Exclusions`]). It covers the whole units from the device's first interval to
+//! where its sources' open silences could begin (a unit after that is not settled yet), and
+//! is built once per version of the device ([`RollupCache`]): a device that changes gets a
+//! new one.
 //!
 //! Answers are the same to the microsecond as reading intervals alone: the pieces join
 //! exactly ([`Tally::then`]).
@@ -21,39 +26,39 @@ use super::name::Name;
 use super::rows::MaintenanceRow;
 use super::tally::Tally;
 
-/// One day, µs.
-pub const DAY: Us = 86_400_000_000;
+/// The rollup's unit: one UTC hour, µs.
+pub const UNIT: Us = 3_600_000_000;
 
-/// The day holding `t` (days since 1970-01-01, UTC).
-pub fn day_of(t: Us) -> i64 {
-    t.div_euclid(DAY)
+/// The unit holding `t` (units since 1970-01-01, UTC).
+pub fn unit_of(t: Us) -> i64 {
+    t.div_euclid(UNIT)
 }
 
-/// The first day starting at or after `t`.
-pub fn day_from(t: Us) -> i64 {
-    day_of(t) + i64::from(t.rem_euclid(DAY) != 0)
+/// The first unit starting at or after `t`.
+pub fn unit_from(t: Us) -> i64 {
+    unit_of(t) + i64::from(t.rem_euclid(UNIT) != 0)
 }
 
 /// A device's sources and the latest end of the intervals each reported (`None`: one lasts).
 pub type SourceEnds = Vec<(Name, Option<Us>)>;
 
-/// One device's tallies per day over the days its history settled.
+/// One device's tallies per unit over the units its history settled.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Days {
-    /// (first day, days, their tally), contiguous and by day.
+pub struct Rollup {
+    /// (first unit, units, their tally), contiguous and by unit.
     runs: Vec<(i64, i64, Tally)>,
-    /// Its sources: their open silences bound the days a question may read from here.
+    /// Its sources: their open silences bound the units a question may read from here.
     sources: SourceEnds,
     /// The clusters, pools, nodes and homes its intervals mention (what maintenance windows
     /// target), sorted.
     names: Vec<Name>,
 }
 
-impl Days {
-    /// The rollup of `intervals` (in time order, closed silences cut out) over the whole days
+impl Rollup {
+    /// The rollup of `intervals` (in time order, closed silences cut out) over the whole units
     /// no open silence can reach (`open_from` gives where a source's begins; with none, the
-    /// days up to the last change).
-    pub fn build(intervals: &[ServiceInterval], open_from: impl Fn(&str) -> Option<Us>) -> Days {
+    /// units up to the last change).
+    pub fn build(intervals: &[ServiceInterval], open_from: impl Fn(&str) -> Option<Us>) -> Rollup {
         let mut names: Vec<Name> = Vec::new();
         for i in intervals {
             let mentioned = [&i.node, &i.last_node, &i.home_node, &i.device_pool];
@@ -64,7 +69,7 @@ impl Days {
             }
         }
         names.sort();
-        let mut days = Days {
+        let mut days = Rollup {
             runs: Vec::new(),
             sources: source_ends(intervals),
             names,
@@ -76,10 +81,10 @@ impl Days {
             Us::MAX => last.valid_from,
             until => until,
         };
-        let (mut d, end) = (day_of(first.valid_from), day_of(until));
-        let mut k = 0; // first interval that may overlap day `d`
+        let (mut d, end) = (unit_of(first.valid_from), unit_of(until));
+        let mut k = 0; // first interval that may overlap unit `d`
         while d < end {
-            let (a, b) = (d * DAY, (d + 1) * DAY);
+            let (a, b) = (d * UNIT, (d + 1) * UNIT);
             while intervals
                 .get(k)
                 .is_some_and(|i| i.valid_to.is_some_and(|e| e <= a))
@@ -92,21 +97,21 @@ impl Days {
                     days.push(
                         d,
                         end - d,
-                        Tally::pure(ServiceState::Unknown, (end - d) * DAY),
+                        Tally::pure(ServiceState::Unknown, (end - d) * UNIT),
                     );
                     d = end;
                 }
-                // a gap before the next interval: unknown up to the day it starts
+                // a gap before the next interval: unknown up to the unit it starts
                 Some(i) if i.valid_from >= b => {
-                    let n = (day_of(i.valid_from) - d).min(end - d);
-                    days.push(d, n, Tally::pure(ServiceState::Unknown, n * DAY));
+                    let n = (unit_of(i.valid_from) - d).min(end - d);
+                    days.push(d, n, Tally::pure(ServiceState::Unknown, n * UNIT));
                     d += n;
                 }
-                // one interval covers whole days
+                // one interval covers whole units
                 Some(i) if i.valid_from <= a && i.valid_to.is_none_or(|e| e >= b) => {
-                    let last = i.valid_to.map_or(end, day_of).min(end);
+                    let last = i.valid_to.map_or(end, unit_of).min(end);
                     let n = last - d;
-                    days.push(d, n, Tally::pure(i.state, n * DAY));
+                    days.push(d, n, Tally::pure(i.state, n * UNIT));
                     d = last;
                 }
                 Some(_) => {
@@ -132,7 +137,7 @@ impl Days {
         self.runs.push((day, n, t));
     }
 
-    /// The days covered, [first, end).
+    /// The units covered, [first, end).
     pub fn covered(&self) -> (i64, i64) {
         match (self.runs.first(), self.runs.last()) {
             (Some(f), Some(l)) => (f.0, l.0 + l.1),
@@ -155,12 +160,12 @@ impl Days {
         self.runs.len()
     }
 
-    /// Whether it covers no day.
+    /// Whether it covers no unit.
     pub fn is_empty(&self) -> bool {
         self.runs.is_empty()
     }
 
-    /// The tally of whole days [d0, d1), which must be covered.
+    /// The tally of whole units [d0, d1), which must be covered.
     pub fn tally(&self, d0: i64, d1: i64) -> Tally {
         self.tally_from(0, d0, d1).0
     }
@@ -183,7 +188,7 @@ impl Days {
                 run
             } else {
                 let state = run.is_pure().expect("only runs of whole days span several");
-                Tally::pure(state, (b - a) * DAY)
+                Tally::pure(state, (b - a) * UNIT)
             };
             t = t.then(piece);
         }
@@ -225,39 +230,39 @@ pub fn settled_until(sources: &SourceEnds, open_from: impl Fn(&str) -> Option<Us
 /// empty one (and cloning gives an empty cache: the live state shares one behind an `Arc`
 /// between copies of a device whose intervals did not change).
 #[derive(Debug, Default)]
-pub struct DayCache(OnceLock<Days>);
+pub struct RollupCache(OnceLock<Rollup>);
 
-impl Clone for DayCache {
+impl Clone for RollupCache {
     fn clone(&self) -> Self {
-        DayCache::default()
+        RollupCache::default()
     }
 }
 
-impl DayCache {
+impl RollupCache {
     /// The rollup, built by `build` if not yet.
-    pub fn get_or_init(&self, build: impl FnOnce() -> Days) -> &Days {
+    pub fn get_or_init(&self, build: impl FnOnce() -> Rollup) -> &Rollup {
         self.0.get_or_init(build)
     }
 
     /// The rollup if built.
-    pub fn get(&self) -> Option<&Days> {
+    pub fn get(&self) -> Option<&Rollup> {
         self.0.get()
     }
 }
 
 /// Maintenance windows as availability reads them next to rollups: the windows themselves,
-/// and the days each may touch, by the name it targets (read from intervals with the
+/// and the units each may touch, by the name it targets (read from intervals with the
 /// windows, never from a rollup).
 #[derive(Debug)]
 pub struct Exclusions<'a> {
     /// The windows.
     pub rows: &'a [MaintenanceRow],
-    /// The windows on each target (device, pool, node or cluster name), and the days
+    /// The windows on each target (device, pool, node or cluster name), and the units
     /// [first, end) they touch.
     by_target: HashMap<&'a str, Vec<Targeting<'a>>>,
 }
 
-/// A window and the days [first, end) it touches.
+/// A window and the units [first, end) it touches.
 type Targeting<'a> = (&'a MaintenanceRow, (i64, i64));
 
 impl<'a> Exclusions<'a> {
@@ -265,16 +270,16 @@ impl<'a> Exclusions<'a> {
     pub fn new(rows: &'a [MaintenanceRow]) -> Exclusions<'a> {
         let mut by_target: HashMap<&str, Vec<_>> = HashMap::new();
         for w in rows.iter().filter(|w| w.start < w.end) {
-            let days = (day_of(w.start), day_of(w.end - 1) + 1);
+            let days = (unit_of(w.start), unit_of(w.end - 1) + 1);
             by_target.entry(&w.target).or_default().push((w, days));
         }
         Exclusions { rows, by_target }
     }
 
-    /// The days a window may touch for a device named `device` whose intervals mention
+    /// The units a window may touch for a device named `device` whose intervals mention
     /// `names` (its clusters, pools, nodes and homes): those of the windows targeting any of
     /// them, whatever their scope (a superset of what covers it), merged.
-    /// With the days, the windows themselves (the only ones that may cover the device).
+    /// With the units, the windows themselves (the only ones that may cover the device).
     pub fn touched(
         &self,
         device: &str,
@@ -367,12 +372,12 @@ mod tests {
     }
 
     #[test]
-    fn days_from_and_of() {
-        assert_eq!(day_of(0), 0);
-        assert_eq!(day_of(-1), -1);
-        assert_eq!(day_from(0), 0);
-        assert_eq!(day_from(1), 1);
-        assert_eq!(day_from(-1), 0);
-        assert_eq!(day_from(DAY), 1);
+    fn units_from_and_of() {
+        assert_eq!(unit_of(0), 0);
+        assert_eq!(unit_of(-1), -1);
+        assert_eq!(unit_from(0), 0);
+        assert_eq!(unit_from(1), 1);
+        assert_eq!(unit_from(-1), 0);
+        assert_eq!(unit_from(UNIT), 1);
     }
 }

@@ -1,7 +1,7 @@
 //! A device's time over a span in a form that adds up: the [`Tally`] of two adjacent spans,
 //! joined, is the tally of their union, an outage across the seam counted once. Whole-window
 //! availability is then the same whether it is read from intervals in one go or summed from
-//! daily rollups with the partial edges read from intervals ([`rollup`](super::rollup)).
+//! hourly rollups with the partial edges read from intervals ([`rollup`](super::rollup)).
 //!
 //! Everything is kept in integer microseconds, so the sum of pieces is exact; seconds as
 //! `f64` are made once, at the end ([`Tally::seconds`]).
