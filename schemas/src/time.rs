@@ -15,6 +15,9 @@ pub type Us = i64;
 /// Microseconds in a second.
 pub const US_PER_S: Us = 1_000_000;
 
+/// Microseconds in an hour.
+pub const US_PER_HOUR: Us = 3_600 * US_PER_S;
+
 /// A source silent (no event at all, heartbeat included) for longer than this makes the
 /// devices it reported `unknown` (design.md §2).
 pub const SILENCE_US: Us = 90 * US_PER_S;
@@ -256,7 +259,7 @@ impl fmt::Display for DisplayDuration {
         }
         for (unit, size) in [
             ("d", 86_400 * US_PER_S),
-            ("h", 3_600 * US_PER_S),
+            ("h", US_PER_HOUR),
             ("m", 60 * US_PER_S),
             ("s", US_PER_S),
             ("ms", 1_000),

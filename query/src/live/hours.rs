@@ -25,12 +25,12 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::sync::Arc;
 
-use callstate_schemas::Us;
+use callstate_schemas::{US_PER_HOUR, Us};
 
 use super::mapped::Mapped;
 
 /// One hour, µs.
-pub(super) const HOUR: Us = 3_600_000_000;
+pub(super) const HOUR: Us = US_PER_HOUR;
 
 /// Legs longer than this are not indexed (their device reads its legs).
 pub(super) const LONG: Us = 24 * HOUR;

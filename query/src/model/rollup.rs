@@ -19,7 +19,7 @@
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
-use callstate_schemas::{ServiceState, Us};
+use callstate_schemas::{ServiceState, US_PER_HOUR, Us};
 
 use super::intervals::ServiceInterval;
 use super::name::Name;
@@ -27,7 +27,7 @@ use super::rows::MaintenanceRow;
 use super::tally::Tally;
 
 /// The rollup's unit: one UTC hour, µs.
-pub const UNIT: Us = 3_600_000_000;
+pub const UNIT: Us = US_PER_HOUR;
 
 /// The unit holding `t` (units since 1970-01-01, UTC).
 pub fn unit_of(t: Us) -> i64 {
