@@ -277,6 +277,7 @@ fn write_parts(
     let prior = view.legs_retention;
     let horizon = prior.map(|r| r.kept_from).max(kept_from);
     let mut removed = prior.map_or(0, |r| r.removed);
+    let before = prior.map(|r| r.kept_from);
     // Legs kept in the last checkpoint are read in its order (devices by name): read ahead.
     let _in_order = view
         .devices
@@ -291,7 +292,6 @@ fn write_parts(
         // a device whose legs retention removes is written without any (so that the live
         // state, taking the checkpoint in, drops them too)
         if let Some(h) = horizon {
-            let before = prior.map(|r| r.kept_from);
             let mut gone = |start: Option<Us>, end: Option<Us>| {
                 let (Some(start), Some(end)) = (start, end) else {
                     return false; // open: kept
@@ -629,22 +629,30 @@ fn ingest_time_through(snap: &Snapshot, version: u64) -> Result<Option<Us>> {
 /// Reads the checkpoint's frame only (its header, device table, fences and tail), not the
 /// legs: the retention pass asks at every compaction.
 pub fn covered_through(snap: &Snapshot) -> Option<u64> {
-    let path = snap.dir.join(FILE);
-    let file = Mapped::open(&path).ok()?;
-    let h = frame(&path, file.bytes()).ok()?.h;
-    match ingest_time_through(snap, h.version) {
-        Ok(Some(t)) if t == h.last_ingest_time => Some(h.version),
-        _ => None,
-    }
+    let h = read_frame(&snap.dir)?.h;
+    of_this_log(snap, h.version, h.last_ingest_time)
+        .ok()?
+        .then_some(h.version)
 }
 
 /// What retention removed from the call legs, as the checkpoint of the legs under `log_dir`
 /// says (`None`: nothing, or no readable checkpoint).
 /// Reads its frame only (the header, the device table, the fences and the tail), not the legs.
 pub fn retention(log_dir: &Path) -> Option<LegsRetention> {
+    read_frame(log_dir)?.tail.retention
+}
+
+/// The frame of the checkpoint under `log_dir`, if there is one whose frame is whole.
+fn read_frame(log_dir: &Path) -> Option<Frame> {
     let path = log_dir.join(FILE);
     let file = Mapped::open(&path).ok()?;
-    frame(&path, file.bytes()).ok()?.tail.retention
+    frame(&path, file.bytes()).ok()
+}
+
+/// Whether `snap` holds `version` with `last_ingest_time` as its latest ingest time (a
+/// checkpoint of that version and time is of this log).
+fn of_this_log(snap: &Snapshot, version: u64, last_ingest_time: Us) -> Result<bool> {
+    Ok(ingest_time_through(snap, version)? == Some(last_ingest_time))
 }
 
 /// The checkpoint of the legs under the log's directory of `snap`, if there is one the log
@@ -659,9 +667,9 @@ pub(super) fn load(snap: &Snapshot, name: impl FnMut(&str) -> Arc<str>) -> Optio
             return None;
         }
     };
-    match ingest_time_through(snap, c.version) {
-        Ok(Some(t)) if t == c.last_ingest_time => Some(c),
-        Ok(_) => {
+    match of_this_log(snap, c.version, c.last_ingest_time) {
+        Ok(true) => Some(c),
+        Ok(false) => {
             tracing::warn!(
                 version = c.version,
                 "the legs checkpoint is not of this log (it does not hold that version with the \

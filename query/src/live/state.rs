@@ -373,7 +373,8 @@ impl State {
             let Some((key, now)) = self.devices.get_key_value(name.as_str()) else {
                 continue;
             };
-            if now.calls_changed > view.calls_applied || !view.devices.contains_key(name.as_str()) {
+            // (every device of the checkpoint is one of `view`'s)
+            if now.calls_changed > view.calls_applied {
                 continue;
             }
             let d = Device {
