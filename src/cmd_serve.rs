@@ -389,8 +389,12 @@ const DAY_US: i64 = 86_400_000_000;
 
 /// The UTC midnight `age` before `now` (µs): the horizon of a retention of `age`.
 fn horizon(now: i64, age: Duration) -> i64 {
-    let back = now.saturating_sub(i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
-    back.div_euclid(DAY_US) * DAY_US
+    back(now, age).div_euclid(DAY_US) * DAY_US
+}
+
+/// The instant `age` before `now` (µs), at the earliest representable one.
+fn back(now: i64, age: Duration) -> i64 {
+    now.saturating_sub(i64::try_from(age.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Merges small segments every `every`, off the HTTP workers, until the runtime stops (a
@@ -428,7 +432,7 @@ async fn compact_in_background(
                 }
             }
             if let Some(age) = retention.raw {
-                let before = now - i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
+                let before = back(now, age);
                 if let Some(through) = covered_through(&log.snapshot()) {
                     log.retire(before, through, opts.grace)?;
                 }

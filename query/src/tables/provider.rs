@@ -214,7 +214,7 @@ impl PartitionStream for Partition {
 }
 
 /// A question about call legs reaching before `h`, where retention removed them.
-pub fn legs_retired(h: Us) -> crate::error::QueryError {
+fn legs_retired(h: Us) -> crate::error::QueryError {
     let h = callstate_schemas::format_instant(h);
     crate::error::QueryError::Retired(format!(
         "call legs that started and ended before {h} were removed by retention \
