@@ -24,7 +24,9 @@ use crate::error::Result;
 use crate::model::Name;
 use crate::model::fleet::{DeviceHistory, Fleet, SharedFleet};
 use crate::model::intervals::{PoolHistory, ServiceInterval, closed_silences, pool_history};
-use crate::model::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig, source_spans_known_at};
+use crate::model::rows::{
+    CallRow, MaintenanceRow, NodeEvent, PoolConfig, ServiceRow, source_spans_known_at,
+};
 use crate::model::sla::Targets;
 
 use super::device::{Device, Silences, intervals};
@@ -172,7 +174,8 @@ impl AsOf {
             let Some((_, d)) = self.device_of(k) else {
                 return Vec::new();
             };
-            let events = d.events_known_at(self.known.known_at);
+            let rows = d.events_known_at(self.known.known_at);
+            let events: Vec<&ServiceRow> = rows.iter().collect();
             intervals(&events, &self.known.pools, |source| {
                 self.known.silences.get(source).cloned().unwrap_or_default()
             })

@@ -13,6 +13,7 @@ use crate::model::rows::ServiceRow;
 
 use super::activity::Activity;
 use super::calls::Calls;
+use super::service::ServiceEvents;
 
 /// Unknown windows: (start, end; `None` = open-ended).
 pub type Silences = Vec<(Us, Option<Us>)>;
@@ -21,8 +22,8 @@ pub type Silences = Vec<(Us, Option<Us>)>;
 /// service events, intervals and rollup until they change: a call event copies only the legs.
 #[derive(Debug, Clone, Default)]
 pub struct Device {
-    /// `device_in_service` / `device_out_of_service` events, by (time, ingest_seq).
-    pub events: Arc<Vec<ServiceRow>>,
+    /// `device_in_service` / `device_out_of_service` events, by (time, ingest_seq), packed.
+    pub events: Arc<ServiceEvents>,
     /// Its intervals, closed silences cut out (open ones are cut when read).
     pub intervals: Arc<Vec<ServiceInterval>>,
     /// Its call legs.
@@ -39,12 +40,7 @@ pub struct Device {
 impl Device {
     /// Inserts a service event in order (the caller derives the device again after).
     pub fn insert(&mut self, e: ServiceRow) {
-        let key = (e.time, e.ingest_seq);
-        let events = Arc::make_mut(&mut self.events);
-        let at = events.partition_point(|x| (x.time, x.ingest_seq) <= key);
-        // a shared list is copied first: room for this one only, not double
-        events.reserve_exact(1);
-        events.insert(at, e);
+        Arc::make_mut(&mut self.events).insert(e);
     }
 
     /// Derives the intervals again from the events, the pools' history and the sources'
@@ -54,9 +50,20 @@ impl Device {
         pools: &PoolHistory,
         activity: impl Fn(&str) -> Option<Arc<Activity>>,
     ) {
-        let events: Vec<&ServiceRow> = self.events.iter().collect();
+        let rows = self.events.rows();
+        let events: Vec<&ServiceRow> = rows.iter().collect();
+        self.derive_from(&events, pools, activity);
+    }
+
+    /// [`Device::derive`] from `events`, which are its events.
+    pub fn derive_from(
+        &mut self,
+        events: &[&ServiceRow],
+        pools: &PoolHistory,
+        activity: impl Fn(&str) -> Option<Arc<Activity>>,
+    ) {
         self.days = Arc::default();
-        let mut derived = intervals(&events, pools, |source| {
+        let mut derived = intervals(events, pools, |source| {
             activity(source).map(|a| a.closed()).unwrap_or_default()
         });
         derived.shrink_to_fit();
@@ -64,11 +71,8 @@ impl Device {
     }
 
     /// Its service events ingested by `known_at`.
-    pub fn events_known_at(&self, known_at: Us) -> Vec<&ServiceRow> {
-        self.events
-            .iter()
-            .filter(|e| e.ingest_time <= known_at)
-            .collect()
+    pub fn events_known_at(&self, known_at: Us) -> Vec<ServiceRow> {
+        self.events.known_at(known_at)
     }
 }
 

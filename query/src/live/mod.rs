@@ -16,6 +16,7 @@ mod hours;
 mod mapped;
 mod packed;
 pub mod retention;
+pub mod service;
 pub mod state;
 pub mod view;
 

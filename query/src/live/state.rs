@@ -26,7 +26,8 @@ use crate::error::{QueryError, Result};
 use crate::model::Name;
 use crate::model::intervals::{PoolHistory, pool_history};
 use crate::model::rows::{
-    CallEvent, Interner, LogRows, MaintenanceRow, NodeEvent, PoolConfig, for_each_call_event,
+    CallEvent, Interner, LogRows, MaintenanceRow, NodeEvent, PoolConfig, ServiceRow,
+    for_each_call_event,
 };
 use crate::model::sla::Targets;
 
@@ -34,6 +35,7 @@ use super::activity::Activity;
 use super::calls::{Calls, KnownLeg, Paired, Seen};
 use super::checkpoint;
 use super::device::Device;
+use super::service::ServiceEvents;
 use super::view::View;
 
 /// Everything the live fleet is made of, owned by the applier.
@@ -131,6 +133,28 @@ fn for_each_call_after(snap: &Snapshot, after: u64, mut f: impl FnMut(CallEvent)
     Ok(())
 }
 
+/// `rows` by device, each device's in (time, ingest_seq) order. One list of references a
+/// device, each allocated once at its size: many small lists grown one row at a time (and
+/// freed after the start) would leave the allocator's pages with holes the state's own
+/// allocations sit between.
+fn by_device(rows: &[ServiceRow]) -> HashMap<Name, Vec<&ServiceRow>> {
+    let mut counts: HashMap<Name, usize> = HashMap::new();
+    for r in rows {
+        *counts.entry(r.device).or_default() += 1;
+    }
+    let mut out: HashMap<Name, Vec<&ServiceRow>> = counts
+        .into_iter()
+        .map(|(d, n)| (d, Vec::with_capacity(n)))
+        .collect();
+    for r in rows {
+        out.get_mut(&r.device).expect("counted above").push(r);
+    }
+    for events in out.values_mut() {
+        events.sort_by_key(|e| (e.time, e.ingest_seq));
+    }
+    out
+}
+
 /// The call legs of a snapshot, paired as the applier pairs them, per device and call id,
 /// and the call events they were paired from.
 fn pair_calls(snap: &Snapshot, names: &mut Interner) -> Result<(Pairings, u64)> {
@@ -200,11 +224,11 @@ impl State {
             legs_retention: None,
         };
         let mut devices: HashMap<Name, Device> = HashMap::new();
-        for r in rows.service {
+        for r in &rows.service {
             st.index(r.device, r.device_pool, r.source);
-            let d = devices.entry(r.device).or_default();
-            Arc::make_mut(&mut d.events).push(r);
+            devices.entry(r.device).or_default();
         }
+        let service = by_device(&rows.service);
         for (device, legs) in legs {
             let pairs: Vec<Paired> = legs.into_iter().map(|(id, (l, r))| (id, l, r)).collect();
             devices.entry(Name::from(&device)).or_default().calls = Calls::from_pairs(pairs);
@@ -235,10 +259,9 @@ impl State {
             st.calls_applied = paired;
         }
         for (name, mut d) in devices {
-            let events = Arc::make_mut(&mut d.events);
-            events.sort_by_key(|e| (e.time, e.ingest_seq));
-            events.shrink_to_fit();
-            d.derive(&st.pools, |s| st.sources.get(s).cloned());
+            let events = service.get(&name).map_or(&[][..], Vec::as_slice);
+            d.events = Arc::new(ServiceEvents::from_sorted(events));
+            d.derive_from(events, &st.pools, |s| st.sources.get(s).cloned());
             st.devices.insert(name, Arc::new(d));
         }
         Ok(st)

@@ -2,40 +2,88 @@
 //! source in service events and intervals.
 //!
 //! A year of history holds millions of service events and intervals, each naming up to nine
-//! of these; as `Arc<str>` a name costs 16 bytes (a fat pointer), as a `Name` 8, and an
-//! absent one costs nothing more (`Option<Name>` is 8 bytes too). Names are never freed: their
-//! number is that of distinct names the log ever held, which the live state keeps anyway.
+//! of these; as `Arc<str>` a name costs 16 bytes (a fat pointer), as a `Name` 4 (its number
+//! in the process's table of names), and an absent one costs nothing more (`Option<Name>` is
+//! 4 bytes too). Names are never freed: their number is that of distinct names the log ever
+//! held, which the live state keeps anyway.
 
 use std::borrow::Borrow;
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::num::NonZeroU32;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use serde::{Serialize, Serializer};
-use ustr::Ustr;
 
-/// An interned string: copied freely, equal when the pointer is, hashed and ordered as the
+/// An interned string: copied freely, equal when the number is, hashed and ordered as the
 /// `str` it derefs to (so maps keyed by it are searched with a `&str`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Name(Ustr);
+pub struct Name(NonZeroU32);
+
+/// Names in the first chunk of the table; chunk `k` holds `FIRST << k`.
+const FIRST: usize = 64;
+/// Chunks enough for every `u32`.
+const CHUNKS: usize = 27;
+
+/// One chunk of the table: a name is written once, before its number is handed out.
+type Chunk = Box<[OnceLock<&'static str>]>;
+
+/// The process's names: read without a lock (a chunk, once there, never moves), added under
+/// one (interning is rare: callers keep their own map from the strings they meet).
+struct Table {
+    chunks: [OnceLock<Chunk>; CHUNKS],
+    numbers: LazyLock<Mutex<HashMap<&'static str, Name>>>,
+}
+
+static TABLE: Table = Table {
+    chunks: [const { OnceLock::new() }; CHUNKS],
+    numbers: LazyLock::new(Default::default),
+};
+
+/// The chunk and place of the name numbered `i` (from 0).
+fn place(i: usize) -> (usize, usize) {
+    let k = (i / FIRST + 1).ilog2() as usize;
+    (k, i - FIRST * ((1 << k) - 1))
+}
 
 impl Name {
     /// The name `s`, interned if it was not yet.
     pub fn new(s: &str) -> Name {
-        Name(Ustr::from(s))
+        let mut numbers = TABLE.numbers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = numbers.get(s) {
+            return *n;
+        }
+        let i = numbers.len();
+        let number = u32::try_from(i + 1)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .expect("fewer than 2^32 distinct names");
+        let s: &'static str = Box::leak(s.into());
+        let (k, at) = place(i);
+        let chunk =
+            TABLE.chunks[k].get_or_init(|| (0..FIRST << k).map(|_| OnceLock::new()).collect());
+        chunk[at].set(s).expect("a new number");
+        let n = Name(number);
+        numbers.insert(s, n);
+        n
     }
 
     /// The string.
     pub fn as_str(&self) -> &'static str {
-        self.0.as_str()
+        let (k, at) = place(self.0.get() as usize - 1);
+        TABLE.chunks[k]
+            .get()
+            .and_then(|c| c[at].get())
+            .expect("a name's string is written before its number is handed out")
     }
 }
 
 impl Deref for Name {
     type Target = str;
     fn deref(&self) -> &str {
-        self.0.as_str()
+        self.as_str()
     }
 }
 
@@ -139,15 +187,54 @@ mod tests {
     use std::collections::HashMap;
 
     #[test]
-    fn a_name_is_as_small_as_a_pointer_and_absent_costs_nothing() {
-        assert_eq!(std::mem::size_of::<Name>(), 8);
-        assert_eq!(std::mem::size_of::<Option<Name>>(), 8);
-        // what a year of history holds millions of (was 144 and 184 with `Arc<str>`)
-        assert_eq!(std::mem::size_of::<crate::model::rows::ServiceRow>(), 88);
+    fn a_name_is_four_bytes_and_absent_costs_nothing() {
+        assert_eq!(std::mem::size_of::<Name>(), 4);
+        assert_eq!(std::mem::size_of::<Option<Name>>(), 4);
+        // what a year of history holds millions of (was 144 and 184 with `Arc<str>`, 88 and
+        // 112 with pointers)
+        assert_eq!(std::mem::size_of::<crate::model::rows::ServiceRow>(), 56);
         assert_eq!(
             std::mem::size_of::<crate::model::intervals::ServiceInterval>(),
-            112
+            72
         );
+    }
+
+    #[test]
+    fn the_table_places_every_number_once() {
+        // chunk k holds FIRST << k numbers, back to back from 0
+        let mut next = 0;
+        for k in 0..CHUNKS {
+            assert_eq!(place(next), (k, 0));
+            let last = next + (FIRST << k) - 1;
+            assert_eq!(place(last), (k, (FIRST << k) - 1));
+            next = last + 1;
+        }
+        assert!(next > u32::MAX as usize);
+    }
+
+    #[test]
+    fn names_made_on_many_threads_are_one_each_and_read_back() {
+        let made: Vec<Vec<(String, Name)>> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    s.spawn(move || {
+                        (0..3000)
+                            .map(|i| {
+                                let s = format!("name-test-{}", (i * 7 + t) % 5000);
+                                let n = Name::new(&s);
+                                (s, n)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let mut seen: HashMap<String, Name> = HashMap::new();
+        for (s, n) in made.into_iter().flatten() {
+            assert_eq!(n.as_str(), s);
+            assert_eq!(*seen.entry(s).or_insert(n), n);
+        }
     }
 
     #[test]
@@ -156,6 +243,7 @@ mod tests {
         let b = Name::from(String::from("SEP0001"));
         assert_eq!(a, b);
         assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr());
+        assert_ne!(a, Name::new("SEP0002"));
         let mut m = HashMap::new();
         m.insert(a, 1);
         assert_eq!(m.get("SEP0001"), Some(&1));
