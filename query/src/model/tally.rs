@@ -223,6 +223,51 @@ impl Tally {
         (n, total, longest)
     }
 
+    /// Its fields packed in 32 bits each, if they fit (every one does for a span of at most
+    /// `u32::MAX` µs, e.g. an hour); the span is not kept ([`Tally::unpack`] is given it).
+    pub fn pack(&self) -> Option<[u32; 8]> {
+        let f = [
+            self.in_service,
+            self.out_of_service,
+            self.excluded,
+            self.lead,
+            self.trail,
+            Us::try_from(self.inner).ok()?,
+            self.inner_total,
+            self.inner_longest,
+        ];
+        let mut out = [0u32; 8];
+        for (o, v) in out.iter_mut().zip(f) {
+            *o = u32::try_from(v).ok()?;
+        }
+        Some(out)
+    }
+
+    /// The tally of a span of `span` µs that [`Tally::pack`] packed.
+    pub fn unpack(span: Us, p: [u32; 8]) -> Tally {
+        let [
+            in_service,
+            out_of_service,
+            excluded,
+            lead,
+            trail,
+            inner,
+            inner_total,
+            longest,
+        ] = p.map(Us::from);
+        Tally {
+            span,
+            in_service,
+            out_of_service,
+            excluded,
+            lead,
+            trail,
+            inner: inner as u64,
+            inner_total,
+            inner_longest: longest,
+        }
+    }
+
     /// Seconds, as the API answers them.
     pub fn seconds(&self) -> Seconds {
         let mut t = Total::default();
