@@ -134,18 +134,22 @@ impl ServiceEvents {
                 flags |= bit;
             }
         }
-        let names: Vec<u64> = [Some(e.device), Some(e.source), Some(e.cluster)]
+        let mut names = [0u64; 7];
+        let mut k = 0;
+        for n in [Some(e.device), Some(e.source), Some(e.cluster)]
             .into_iter()
             .chain(opt.map(|(_, n)| n))
             .flatten()
-            .map(|n| self.name(n))
-            .collect();
+        {
+            names[k] = self.name(n);
+            k += 1;
+        }
         let b = &mut self.bytes;
         b.push(flags);
         varint(b, zigzag(e.time.wrapping_sub(time)));
         varint(b, zigzag(e.ingest_seq.wrapping_sub(seq) as i64));
         varint(b, zigzag(e.ingest_time.wrapping_sub(ingest)));
-        for n in names {
+        for &n in &names[..k] {
             varint(b, n);
         }
         self.last = (e.time, e.ingest_seq, e.ingest_time);
