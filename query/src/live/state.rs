@@ -223,12 +223,12 @@ impl State {
             legs_from: None,
             legs_retention: None,
         };
-        let mut devices: HashMap<Name, Device> = HashMap::new();
         for r in &rows.service {
             st.index(r.device, r.device_pool, r.source);
-            devices.entry(r.device).or_default();
         }
         let service = by_device(&rows.service);
+        let mut devices: HashMap<Name, Device> =
+            service.keys().map(|d| (*d, Device::default())).collect();
         for (device, legs) in legs {
             let pairs: Vec<Paired> = legs.into_iter().map(|(id, (l, r))| (id, l, r)).collect();
             devices.entry(Name::from(&device)).or_default().calls = Calls::from_pairs(pairs);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, ListArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Int32Type, TimestampMicrosecondType, UInt64Type};
+use arrow::datatypes::{DataType, TimestampMicrosecondType, UInt64Type};
 
 use callstate_log::Snapshot;
 use callstate_schemas::{Kind, SILENCE_US, Us};
@@ -228,59 +228,42 @@ fn missing(name: &str) -> QueryError {
     QueryError::Data(format!("column {name} missing"))
 }
 
-fn strings(b: &RecordBatch, name: &str) -> Result<StringArray> {
-    let c = b.column_by_name(name).ok_or_else(|| missing(name))?;
-    let c = arrow::compute::cast(c, &DataType::Utf8)?;
-    Ok(c.as_string::<i32>().clone())
-}
-
-fn opt(a: &StringArray, i: usize) -> Option<&str> {
-    a.is_valid(i).then(|| a.value(i))
-}
-
 /// A string column read as [`Name`]s. Segments and digests keep these columns
-/// dictionary-encoded: each distinct value is then looked up once per batch, not once a row
-/// (a start reads 2.9 M service events of seven names each at a year).
-enum NameCol {
-    Dict {
-        keys: arrow::array::Int32Array,
-        values: StringArray,
-        names: Vec<Option<Name>>,
-    },
-    Plain(StringArray),
+/// dictionary-encoded: each distinct value then becomes a name once per batch, not once a
+/// row (a start reads 2.9 M service events of seven names each at a year).
+struct NameCol<'a> {
+    col: StrCol<'a>,
+    /// Per dictionary value, its name once made.
+    names: Vec<Option<Name>>,
 }
 
-impl NameCol {
-    fn new(b: &RecordBatch, name: &str) -> Result<NameCol> {
-        let c = b.column_by_name(name).ok_or_else(|| missing(name))?;
-        if let Some(d) = c.as_dictionary_opt::<Int32Type>() {
-            let values = arrow::compute::cast(d.values(), &DataType::Utf8)?;
-            let values = values.as_string::<i32>().clone();
-            return Ok(NameCol::Dict {
-                keys: d.keys().clone(),
-                names: vec![None; values.len()],
-                values,
-            });
-        }
-        Ok(NameCol::Plain(strings(b, name)?))
+impl<'a> NameCol<'a> {
+    fn of(col: &'a arrow::array::ArrayRef) -> Result<NameCol<'a>> {
+        let col = StrCol::of(col)?;
+        let n = match &col {
+            StrCol::Dict(_, values) => values.len(),
+            StrCol::Plain(_) => 0,
+        };
+        Ok(NameCol {
+            col,
+            names: vec![None; n],
+        })
     }
 
     /// The name of row `i`, if it has one.
-    fn get(&mut self, i: usize, interner: &mut Interner) -> Option<Name> {
-        match self {
-            NameCol::Plain(a) => opt(a, i).map(|s| interner.name(s)),
-            NameCol::Dict {
-                keys,
-                values,
-                names,
-            } => {
-                let k = usize::try_from(keys.is_valid(i).then(|| keys.value(i))?).ok()?;
-                if values.is_null(k) {
-                    return None;
-                }
-                Some(*names[k].get_or_insert_with(|| interner.name(values.value(k))))
+    fn name(&mut self, i: usize, interner: &mut Interner) -> Option<Name> {
+        match self.col {
+            StrCol::Plain(_) => self.col.get(i).map(|s| interner.name(s)),
+            StrCol::Dict(keys, values) => {
+                let k = keys.is_valid(i).then(|| keys.value(i) as usize)?;
+                Some(*self.names[k].get_or_insert_with(|| interner.name(values.value(k))))
             }
         }
+    }
+
+    /// The text of row `i`, if it has one.
+    fn str(&self, i: usize) -> Option<&'a str> {
+        self.col.get(i)
     }
 }
 
@@ -412,46 +395,46 @@ impl LogRows {
             .as_primitive::<TimestampMicrosecondType>()
             .clone();
         let nodes = col("nodes")?.as_any().downcast_ref::<ListArray>().cloned();
-        let kind = strings(b, "kind")?;
-        let source = strings(b, "source")?;
-        let cluster = strings(b, "cluster")?;
-        let node = strings(b, "node")?;
-        let pool = strings(b, "device_pool")?;
-        let cause = strings(b, "cause")?;
-        let scope = strings(b, "scope")?;
-        let target = strings(b, "target")?;
-        let reason = strings(b, "reason")?;
-        let ctimanager = strings(b, "ctimanager")?;
-        let col = |n: &str| NameCol::new(b, n);
-        let (mut source_n, mut device_n, mut cluster_n) =
-            (col("source")?, col("device")?, col("cluster")?);
-        let (mut node_n, mut pool_n, mut type_n, mut cause_n) = (
-            col("node")?,
-            col("device_pool")?,
-            col("device_type")?,
-            col("cause")?,
+        let text = |n: &str| StrCol::of(col(n)?);
+        let kind = text("kind")?;
+        let (scope, target, reason, ctimanager) = (
+            text("scope")?,
+            text("target")?,
+            text("reason")?,
+            text("ctimanager")?,
+        );
+        let names_of = |n: &str| NameCol::of(col(n)?);
+        let (mut source, mut device, mut cluster) = (
+            names_of("source")?,
+            names_of("device")?,
+            names_of("cluster")?,
+        );
+        let (mut node, mut pool, mut device_type, mut cause) = (
+            names_of("node")?,
+            names_of("device_pool")?,
+            names_of("device_type")?,
+            names_of("cause")?,
         );
         for i in 0..b.num_rows() {
             if known_at.is_some_and(|k| itime.value(i) > k) {
                 continue;
             }
-            let src = names.get(source.value(i));
+            // (a column the schema holds non-null)
+            let src = names.get(source.str(i).unwrap_or_default());
             self.source_times
                 .entry(src.clone())
                 .or_default()
                 .push(time.value(i));
-            let mut get = |a: &StringArray| opt(a, i).map(|s| names.get(s));
-            let Some(k) = Kind::parse(kind.value(i)) else {
+            let mut get = |s: Option<&str>| s.map(|s| names.get(s));
+            let Some(k) = kind.get(i).and_then(Kind::parse) else {
                 continue;
             };
             match k {
                 Kind::DeviceInService | Kind::DeviceOutOfService => {
-                    let mut name = |c: &mut NameCol| c.get(i, names);
-                    let (Some(src), Some(dev), Some(cl)) = (
-                        name(&mut source_n),
-                        name(&mut device_n),
-                        name(&mut cluster_n),
-                    ) else {
+                    let mut name = |c: &mut NameCol| c.name(i, names);
+                    let (Some(src), Some(dev), Some(cl)) =
+                        (name(&mut source), name(&mut device), name(&mut cluster))
+                    else {
                         continue;
                     };
                     self.service.push(ServiceRow {
@@ -462,14 +445,14 @@ impl LogRows {
                         cluster: cl,
                         device: dev,
                         in_service: k == Kind::DeviceInService,
-                        node: name(&mut node_n),
-                        device_pool: name(&mut pool_n),
-                        device_type: name(&mut type_n),
-                        cause: name(&mut cause_n),
+                        node: name(&mut node),
+                        device_pool: name(&mut pool),
+                        device_type: name(&mut device_type),
+                        cause: name(&mut cause),
                     });
                 }
                 Kind::DevicePoolConfig => {
-                    let (Some(p), Some(list)) = (get(&pool), nodes.as_ref()) else {
+                    let (Some(p), Some(list)) = (get(pool.str(i)), nodes.as_ref()) else {
                         continue;
                     };
                     if list.is_null(i) {
@@ -490,10 +473,10 @@ impl LogRows {
                 | Kind::ProviderOutOfService
                 | Kind::ProviderInService => {
                     let target = match k {
-                        Kind::NodeDown | Kind::NodeUp => &node,
-                        _ => &ctimanager,
+                        Kind::NodeDown | Kind::NodeUp => node.str(i),
+                        _ => ctimanager.get(i),
                     };
-                    let (Some(cl), Some(t)) = (get(&cluster), get(target)) else {
+                    let (Some(cl), Some(t)) = (get(cluster.str(i)), get(target)) else {
                         continue;
                     };
                     self.node_events.push(NodeEvent {
@@ -502,11 +485,12 @@ impl LogRows {
                         kind: k,
                         cluster: cl,
                         target: t,
-                        cause: get(&cause),
+                        cause: get(cause.str(i)),
                     });
                 }
                 Kind::MaintenanceWindow => {
-                    let (Some(sc), Some(tg), Some(cl)) = (get(&scope), get(&target), get(&cluster))
+                    let (Some(sc), Some(tg), Some(cl)) =
+                        (get(scope.get(i)), get(target.get(i)), get(cluster.str(i)))
                     else {
                         continue;
                     };
@@ -521,7 +505,7 @@ impl LogRows {
                         target: tg,
                         start: wstart.value(i),
                         end: wend.value(i),
-                        reason: get(&reason),
+                        reason: get(reason.get(i)),
                     });
                 }
                 _ => {}
