@@ -68,7 +68,7 @@ impl Fleet for Derived {
         Box::new(by_device(&self.intervals).map(|iv| DeviceHistory {
             intervals: iv,
             open: None,
-            days: None,
+            rollup: None,
         }))
     }
 
@@ -77,7 +77,7 @@ impl Fleet for Derived {
         (!iv.is_empty()).then_some(DeviceHistory {
             intervals: iv,
             open: None,
-            days: None,
+            rollup: None,
         })
     }
 

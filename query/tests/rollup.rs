@@ -136,8 +136,8 @@ proptest! {
         let iv = intervals(&pieces, T0 + start, open_ended);
         let open = Open([open[0].map(|o| T0 + o), open[1].map(|o| T0 + o)]);
         let cache = RollupCache::default();
-        let rolled = DeviceHistory { intervals: &iv, open: Some(&open), days: Some(&cache) };
-        let plain = DeviceHistory { intervals: &iv, open: Some(&open), days: None };
+        let rolled = DeviceHistory { intervals: &iv, open: Some(&open), rollup: Some(&cache) };
+        let plain = DeviceHistory { intervals: &iv, open: Some(&open), rollup: None };
         let ex = Exclusions::new(&rows);
         // one reader asked every window, in the order given and in time order (it walks on
         // from where the last window's searches ended)
@@ -218,15 +218,15 @@ fn an_outage_across_midnight_is_one_outage_in_a_window_and_one_per_day() {
     // the rollup holds the outage's hours whole: the same answer through it
     // the source falls silent for good at T0 + 3 days
     let unit = |t: Us| t / UNIT;
-    let days = Rollup::build(&iv, |_| Some(T0 + 3 * DAY));
-    assert_eq!(days.covered(), (unit(T0), unit(T0 + 3 * DAY)));
-    assert_eq!(days.tally(unit(T0), unit(T0 + 3 * DAY)).seconds(), s);
+    let rollup = Rollup::build(&iv, |_| Some(T0 + 3 * DAY));
+    assert_eq!(rollup.covered(), (unit(T0), unit(T0 + 3 * DAY)));
+    assert_eq!(rollup.tally(unit(T0), unit(T0 + 3 * DAY)).seconds(), s);
     // runs of whole hours in one state: in service, out of service (three hours), in
     // service again however long
-    let days = Rollup::build(&iv, |_| Some(T0 + 10 * DAY));
-    assert_eq!(days.len(), 3);
+    let rollup = Rollup::build(&iv, |_| Some(T0 + 10 * DAY));
+    assert_eq!(rollup.len(), 3);
     assert_eq!(
-        days.tally(unit(T0 + 2 * DAY), unit(T0 + 10 * DAY)),
+        rollup.tally(unit(T0 + 2 * DAY), unit(T0 + 10 * DAY)),
         Tally::pure(ServiceState::InService, 8 * DAY)
     );
 }

@@ -194,7 +194,7 @@ impl AsOf {
         (!iv.is_empty()).then_some(DeviceHistory {
             intervals: iv,
             open: None,
-            days: None,
+            rollup: None,
         })
     }
 }

@@ -34,7 +34,7 @@ pub struct Device {
     pub calls_changed: u64,
     /// Its hourly rollup of these intervals, built when first read; a new one with every
     /// derivation.
-    pub days: Arc<RollupCache>,
+    pub rollup: Arc<RollupCache>,
 }
 
 impl Device {
@@ -62,7 +62,7 @@ impl Device {
         pools: &PoolHistory,
         activity: impl Fn(&str) -> Option<Arc<Activity>>,
     ) {
-        self.days = Arc::default();
+        self.rollup = Arc::default();
         let mut derived = intervals(events, pools, |source| {
             activity(source).map(|a| a.closed()).unwrap_or_default()
         });

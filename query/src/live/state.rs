@@ -417,7 +417,7 @@ impl State {
                 intervals: now.intervals.clone(),
                 calls: Calls::from_checkpoint(packed, loose),
                 calls_changed: now.calls_changed,
-                days: now.days.clone(),
+                rollup: now.rollup.clone(),
             };
             let key = *key;
             self.devices.insert(key, Arc::new(d));

@@ -79,7 +79,7 @@ impl View {
         (!d.intervals.is_empty()).then_some(DeviceHistory {
             intervals: d.intervals.as_slice(),
             open: Some(self),
-            days: Some(&*d.days),
+            rollup: Some(&*d.rollup),
         })
     }
 }

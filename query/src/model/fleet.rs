@@ -34,7 +34,7 @@ pub struct DeviceHistory<'a> {
     /// Open silences still to cut out when read; `None` when `intervals` are final.
     pub open: Option<&'a dyn OpenSilence>,
     /// Where its hourly rollup is kept, if it has one (the live state's devices do).
-    pub days: Option<&'a RollupCache>,
+    pub rollup: Option<&'a RollupCache>,
 }
 
 impl<'a> DeviceHistory<'a> {
@@ -89,17 +89,17 @@ impl<'a> DeviceHistory<'a> {
 
     /// What [`tally`](Self::tally) reads, looked up once for many windows.
     pub fn reader<'e>(&self, ex: &'e Exclusions<'e>) -> Reader<'a, 'e> {
-        let days = self.rollup().map(|days| {
-            let (first, end) = days.covered();
-            (days, first, end.min(unit_of(self.settled_until(days))))
+        let rollup = self.built_rollup().map(|r| {
+            let (first, end) = r.covered();
+            (r, first, end.min(unit_of(self.settled_until(r))))
         });
-        let (touched, windows) = match days {
+        let (touched, windows) = match rollup {
             Some((d, _, _)) => ex.touched(self.name(), d.names()),
             None => Default::default(),
         };
         Reader {
             dev: *self,
-            days,
+            rollup,
             touched,
             windows,
             ex,
@@ -108,14 +108,14 @@ impl<'a> DeviceHistory<'a> {
     }
 
     /// Its rollup, built now if it has a place for one and it was not built yet.
-    fn rollup(&self) -> Option<&'a Rollup> {
-        let cache = self.days?;
+    fn built_rollup(&self) -> Option<&'a Rollup> {
+        let cache = self.rollup?;
         Some(cache.get_or_init(|| Rollup::build(self.intervals, |s| self.open_from(s))))
     }
 
     /// Up to where no open silence cuts into its intervals (as this version knows them).
-    fn settled_until(&self, days: &Rollup) -> Us {
-        settled_until(days.sources(), |s| self.open_from(s))
+    fn settled_until(&self, rollup: &Rollup) -> Us {
+        settled_until(rollup.sources(), |s| self.open_from(s))
     }
 
     fn open_from(&self, source: &str) -> Option<Us> {
@@ -167,7 +167,7 @@ impl<'a> DeviceHistory<'a> {
 pub struct Reader<'a, 'e> {
     dev: DeviceHistory<'a>,
     /// The rollup and the units it may answer for, [first, end).
-    days: Option<(&'a Rollup, i64, i64)>,
+    rollup: Option<(&'a Rollup, i64, i64)>,
     /// Units a maintenance window may touch (read from intervals).
     touched: Vec<(i64, i64)>,
     /// The windows that may cover it there.
@@ -188,7 +188,7 @@ impl Reader<'_, '_> {
 
     /// The device's time over [from, to).
     pub fn tally(&self, from: Us, to: Us) -> Tally {
-        let Some((days, first, end)) = self.days else {
+        let Some((rollup, first, end)) = self.rollup else {
             return self.direct(from, to);
         };
         let (d0, d1) = (unit_from(from).max(first), unit_of(to).min(end));
@@ -205,7 +205,7 @@ impl Reader<'_, '_> {
                 iv = at;
                 Tally::of(stored, a, b, &self.windows)
             } else {
-                let (piece, at) = days.tally_from(run, a, b);
+                let (piece, at) = rollup.tally_from(run, a, b);
                 run = at;
                 piece
             };

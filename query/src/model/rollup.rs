@@ -56,20 +56,14 @@ struct Run {
 /// [`Run::what`] of units in one state: this bit and the state's [`state_code`].
 const PURE: u32 = 1 << 31;
 
+/// The state's place in [`ServiceState::ALL`].
 fn state_code(s: ServiceState) -> u32 {
-    match s {
-        ServiceState::InService => 0,
-        ServiceState::OutOfService => 1,
-        ServiceState::Unknown => 2,
-    }
+    let at = ServiceState::ALL.iter().position(|x| *x == s);
+    at.expect("every state is in ALL") as u32
 }
 
 fn code_state(c: u32) -> ServiceState {
-    match c {
-        0 => ServiceState::InService,
-        1 => ServiceState::OutOfService,
-        _ => ServiceState::Unknown,
-    }
+    ServiceState::ALL[c as usize]
 }
 
 impl Run {
@@ -115,16 +109,16 @@ impl Rollup {
             }
         }
         names.sort();
-        let mut days = Rollup {
+        let mut out = Rollup {
             runs: Vec::new(),
             mixed: Vec::new(),
             sources: source_ends(intervals),
             names,
         };
         let (Some(first), Some(last)) = (intervals.first(), intervals.last()) else {
-            return days;
+            return out;
         };
-        let until = match settled_until(&days.sources, open_from) {
+        let until = match settled_until(&out.sources, open_from) {
             Us::MAX => last.valid_from,
             until => until,
         };
@@ -141,7 +135,7 @@ impl Rollup {
             match intervals.get(k) {
                 // nothing more: unknown to the end
                 None => {
-                    days.push(
+                    out.push(
                         d,
                         end - d,
                         Tally::pure(ServiceState::Unknown, (end - d) * UNIT),
@@ -151,27 +145,27 @@ impl Rollup {
                 // a gap before the next interval: unknown up to the unit it starts
                 Some(i) if i.valid_from >= b => {
                     let n = (unit_of(i.valid_from) - d).min(end - d);
-                    days.push(d, n, Tally::pure(ServiceState::Unknown, n * UNIT));
+                    out.push(d, n, Tally::pure(ServiceState::Unknown, n * UNIT));
                     d += n;
                 }
                 // one interval covers whole units
                 Some(i) if i.valid_from <= a && i.valid_to.is_none_or(|e| e >= b) => {
                     let last = i.valid_to.map_or(end, unit_of).min(end);
                     let n = last - d;
-                    days.push(d, n, Tally::pure(i.state, n * UNIT));
+                    out.push(d, n, Tally::pure(i.state, n * UNIT));
                     d = last;
                 }
                 Some(_) => {
                     let m = k + intervals[k..].partition_point(|i| i.valid_from < b);
                     let none: &[MaintenanceRow] = &[];
-                    days.push(d, 1, Tally::of(&intervals[k..m], a, b, none));
+                    out.push(d, 1, Tally::of(&intervals[k..m], a, b, none));
                     d += 1;
                 }
             }
         }
-        days.runs.shrink_to_fit();
-        days.mixed.shrink_to_fit();
-        days
+        out.runs.shrink_to_fit();
+        out.mixed.shrink_to_fit();
+        out
     }
 
     /// Adds the tally `t` of `n` units from `unit` (after the last run).
@@ -356,8 +350,8 @@ impl<'a> Exclusions<'a> {
     pub fn new(rows: &'a [MaintenanceRow]) -> Exclusions<'a> {
         let mut by_target: HashMap<&str, Vec<_>> = HashMap::new();
         for w in rows.iter().filter(|w| w.start < w.end) {
-            let days = (unit_of(w.start), unit_of(w.end - 1) + 1);
-            by_target.entry(&w.target).or_default().push((w, days));
+            let units = (unit_of(w.start), unit_of(w.end - 1) + 1);
+            by_target.entry(&w.target).or_default().push((w, units));
         }
         Exclusions { rows, by_target }
     }
@@ -374,17 +368,17 @@ impl<'a> Exclusions<'a> {
         if self.by_target.is_empty() {
             return Default::default();
         }
-        let (mut days, mut windows) = (Vec::new(), Vec::new());
+        let (mut units, mut windows) = (Vec::new(), Vec::new());
         for (w, d) in std::iter::once(device)
             .chain(names.iter().map(|n| &**n))
             .filter_map(|n| self.by_target.get(n))
             .flatten()
         {
-            days.push(*d);
+            units.push(*d);
             windows.push(*w);
         }
-        merge(&mut days);
-        (days, windows)
+        merge(&mut units);
+        (units, windows)
     }
 }
 

@@ -166,7 +166,7 @@ pub fn histories(intervals: &[ServiceInterval]) -> impl Iterator<Item = DeviceHi
     by_device(intervals).map(|iv| DeviceHistory {
         intervals: iv,
         open: None,
-        days: None,
+        rollup: None,
     })
 }
 
