@@ -18,6 +18,7 @@ use callstate_ingest::Appender;
 use callstate_ingest::kafka::{CanonicalProducer, KafkaConfig, Materializer, MaterializerOptions};
 use callstate_log::{DEFAULT_SEGMENT_ROWS, Log, LogOptions};
 use callstate_query::live::checkpoint::covered_through;
+use callstate_schemas::US_PER_DAY;
 use callstate_server::{App, ReadAuth, ServerConfig};
 
 use crate::cmd_risport::RisportSettings;
@@ -385,11 +386,9 @@ pub struct Retention {
     pub legs: Option<Duration>,
 }
 
-const DAY_US: i64 = 86_400_000_000;
-
 /// The UTC midnight `age` before `now` (µs): the horizon of a retention of `age`.
 fn horizon(now: i64, age: Duration) -> i64 {
-    back(now, age).div_euclid(DAY_US) * DAY_US
+    back(now, age).div_euclid(US_PER_DAY) * US_PER_DAY
 }
 
 /// The instant `age` before `now` (µs), at the earliest representable one.

@@ -23,6 +23,6 @@ pub use event::{
 pub use parse::{ParsedEvent, ValidationError};
 pub use state::{Movement, ServiceState};
 pub use time::{
-    SILENCE_US, TimeError, US_PER_HOUR, US_PER_S, Us, format_instant, format_time, parse_duration,
-    parse_instant, parse_positive_duration, parse_time, parse_time_us,
+    SILENCE_US, TimeError, US_PER_DAY, US_PER_HOUR, US_PER_S, Us, format_instant, format_time,
+    parse_duration, parse_instant, parse_positive_duration, parse_time, parse_time_us,
 };

@@ -18,6 +18,9 @@ pub const US_PER_S: Us = 1_000_000;
 /// Microseconds in an hour.
 pub const US_PER_HOUR: Us = 3_600 * US_PER_S;
 
+/// Microseconds in a (UTC) day.
+pub const US_PER_DAY: Us = 24 * US_PER_HOUR;
+
 /// A source silent (no event at all, heartbeat included) for longer than this makes the
 /// devices it reported `unknown` (design.md §2).
 pub const SILENCE_US: Us = 90 * US_PER_S;
@@ -258,7 +261,7 @@ impl fmt::Display for DisplayDuration {
             us = -us;
         }
         for (unit, size) in [
-            ("d", 86_400 * US_PER_S),
+            ("d", US_PER_DAY),
             ("h", US_PER_HOUR),
             ("m", 60 * US_PER_S),
             ("s", US_PER_S),

@@ -302,7 +302,7 @@ mod tests {
     fn a_typical_event_takes_about_twenty_bytes() {
         // a device's day: events minutes apart, ingested seconds after, seqs far apart
         let mut packed = ServiceEvents::default();
-        let day = 86_400_000_000i64;
+        let day = callstate_schemas::US_PER_DAY;
         for k in 0..100i64 {
             let t = 1_780_000_000_000_000 + k * day / 7;
             let up = k % 2 == 0;

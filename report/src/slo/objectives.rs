@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use callstate_query::model::sla::{GroupBy, Targets};
-use callstate_schemas::{US_PER_S, Us};
+use callstate_schemas::{US_PER_DAY, US_PER_S, Us};
 
 /// The groupings exported as SLIs (`scope` label of the SLI counters).
 pub const SCOPES: [GroupBy; 3] = [GroupBy::DevicePool, GroupBy::Node, GroupBy::Cluster];
@@ -51,7 +51,7 @@ pub struct Objectives {
 }
 
 /// The default SLO period: 30 days.
-pub const DEFAULT_PERIOD: Us = 30 * 86_400 * US_PER_S;
+pub const DEFAULT_PERIOD: Us = 30 * US_PER_DAY;
 
 impl Objectives {
     /// The objectives of `targets` over `period`.

@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use callstate_query::QueryError;
 use callstate_query::model::state::state_at;
 use callstate_query::tables::{device_intervals, device_state};
-use callstate_schemas::{decode_batch, format_instant};
+use callstate_schemas::{US_PER_DAY, decode_batch, format_instant};
 
 use crate::app::AppState;
 use crate::bodies::DeviceStateBody;
@@ -87,7 +87,7 @@ pub async fn device_timeline(
 ) -> Result<Response, ApiError> {
     let format = negotiate(p.format.as_deref(), &headers)?;
     let to = params::instant("to", &p.to)?.unwrap_or_else(now);
-    let from = params::instant("from", &p.from)?.unwrap_or(to - 86_400_000_000);
+    let from = params::instant("from", &p.from)?.unwrap_or(to - US_PER_DAY);
     if from >= to {
         return Err(ApiError::bad_request("from must be before to"));
     }

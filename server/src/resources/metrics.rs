@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use callstate_query::model::sla::{GroupBy, availability_over};
 use callstate_report::slo::sli::totals;
-use callstate_schemas::{ServiceState, US_PER_S};
+use callstate_schemas::{ServiceState, US_PER_DAY};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -26,8 +26,7 @@ pub async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, A
                 let state = d.at(now).map_or(ServiceState::Unknown, |i| i.state);
                 *counts.entry(state.as_str()).or_default() += 1;
             }
-            let day = 86_400 * US_PER_S;
-            let midnight = now - now.rem_euclid(day);
+            let midnight = now - now.rem_euclid(US_PER_DAY);
             let today = [(midnight, now.max(midnight + 1))];
             let pools: Vec<(String, f64)> = availability_over(
                 fleet.devices(),
