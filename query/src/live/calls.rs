@@ -9,9 +9,10 @@ use callstate_schemas::Us;
 
 use crate::model::rows::{CallRow, Leg};
 
-use super::hours::{Hours, Listed};
+use super::hours::Listed;
 use super::mapped::Mapped;
-use super::packed::{Complete, Packed};
+use super::packed::{Complete, hash};
+use super::runs::{self, Pack};
 
 /// A call event of a revised leg as a checkpoint stores it: (started, time, ingest time,
 /// cause).
@@ -183,52 +184,13 @@ impl KnownLeg {
     }
 }
 
-/// Packed legs, and those taken out since (they are in the maps now).
-#[derive(Debug, Clone, Default)]
-struct Pack {
-    packed: Arc<Packed>,
-    moved: imbl::HashSet<usize>,
-}
-
-impl Pack {
-    /// The legs still in the pack.
-    fn legs(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.packed.len()).filter(|k| !self.moved.contains(k))
-    }
-
-    /// Takes the leg of `call_id` out, if in the pack.
-    fn take(&mut self, call_id: &str) -> Option<KnownLeg> {
-        let k = self.packed.find(call_id)?;
-        if self.moved.insert(k).is_some() {
-            return None; // taken out before: it is in the maps
-        }
-        Some(KnownLeg::of(self.packed.get(k)))
-    }
-
-    /// The legs in the pack that may hold `t` (started within the longest before it).
-    fn around(&self, t: Us) -> impl Iterator<Item = usize> + '_ {
-        self.packed
-            .starting(t.saturating_sub(self.packed.longest), t)
-            .filter(|k| !self.moved.contains(k))
-    }
-
-    fn len(&self) -> usize {
-        self.packed.len() - self.moved.len()
-    }
-
-    /// The hour index that answers for the pack (none once legs were taken out of it: the
-    /// index still holds them) and its device number there.
-    fn indexed(&self) -> Option<(&Arc<Hours>, u32)> {
-        self.packed.hours().filter(|_| self.moved.is_empty())
-    }
-}
-
 /// A device's call legs, paired as they arrive in any order.
 ///
-/// Complete legs (started and ended, each once) are kept [`Packed`], in two packs: the base
-/// (those complete when the state was built, read from a checkpoint file or paired from the
-/// log) and those sealed in since (once the maps below hold twice the legs they kept at the
-/// last seal; a seal repacks only this second pack, so the base stays where it is). The rest
+/// Complete legs (started and ended, each once) are kept [`Packed`](super::packed::Packed): the base (those complete
+/// when the state was built, read from a checkpoint file or paired from the log) and those
+/// sealed in since (once the maps below hold twice the legs they kept at the last seal) as
+/// [`runs`](super::runs), so the base stays where it is and a seal repacks a few small runs,
+/// not everything sealed before. The rest
 /// — open legs, legs seen only ending, revised legs, and the latest complete ones — are in
 /// persistent maps, ordered by where each sorts (its start,
 /// or its end when seen only ending) then call id, with the call ids indexed, so that a
@@ -252,8 +214,8 @@ pub struct Calls {
     longest: Us,
     /// Complete legs when the state was built.
     base: Pack,
-    /// Complete legs sealed in since.
-    sealed: Pack,
+    /// Complete legs sealed in since, as runs (oldest first).
+    sealed: Vec<Pack>,
     /// Legs the maps kept at the last seal.
     kept: usize,
 }
@@ -266,8 +228,13 @@ pub(super) type Paired = (Arc<str>, KnownLeg, Option<Vec<Seen>>);
 const SEAL_AT: usize = 64;
 
 impl KnownLeg {
-    /// The leg if complete and not revised (what can be packed).
-    fn complete(&self, id: &Arc<str>) -> Option<Complete> {
+    /// Whether it started and ended.
+    pub(super) fn is_complete(&self) -> bool {
+        self.leg.start.is_some() && self.leg.end.is_some()
+    }
+
+    /// The leg if complete (what can be packed when not revised).
+    pub(super) fn complete(&self, id: &Arc<str>) -> Option<Complete> {
         Some(Complete {
             id: id.clone(),
             start: self.leg.start?,
@@ -278,7 +245,7 @@ impl KnownLeg {
         })
     }
 
-    fn of(c: Complete) -> KnownLeg {
+    pub(super) fn of(c: Complete) -> KnownLeg {
         KnownLeg {
             leg: Leg {
                 start: Some(c.start),
@@ -292,33 +259,13 @@ impl KnownLeg {
 }
 
 impl Calls {
-    /// A device's legs paired from scratch (the loader): the complete ones packed at once.
-    pub(super) fn from_pairs(pairs: Vec<Paired>) -> Calls {
-        let mut calls = Calls::default();
-        let mut complete = Vec::new();
-        for (id, leg, revised) in pairs {
-            match (&revised, leg.complete(&id)) {
-                (None, Some(c)) => complete.push(c),
-                _ => calls.insert(id, leg, revised),
-            }
-        }
-        let (packed, rest) = Packed::new(complete);
-        calls.base.packed = Arc::new(packed);
-        for c in rest {
-            calls.put(c.id.clone(), KnownLeg::of(c));
-        }
-        calls.kept = calls.legs.len();
-        calls
-    }
-
-    /// A device's legs from a checkpoint: the complete ones in `base`, the others (`loose`:
-    /// open, seen only ending, revised) as they were paired.
-    pub(super) fn from_checkpoint(base: Packed, loose: Vec<Paired>) -> Calls {
+    /// A device's legs from a checkpoint (its complete legs in `base`) or paired from
+    /// scratch ([`Pairer`](super::pairing::Pairer): its complete legs in `runs`), the others
+    /// (`loose`: open, seen only ending, revised) as they were paired.
+    pub(super) fn from_parts(base: Pack, runs: Vec<Pack>, loose: Vec<Paired>) -> Calls {
         let mut calls = Calls {
-            base: Pack {
-                packed: Arc::new(base),
-                moved: imbl::HashSet::new(),
-            },
+            base,
+            sealed: runs,
             ..Calls::default()
         };
         for (id, leg, revised) in loose {
@@ -336,8 +283,8 @@ impl Calls {
     /// What a checkpoint keeps of the legs: the complete ones (each pack's still packed, and
     /// the maps' complete and unrevised), and the rest as paired.
     pub(super) fn checkpoint_parts(&self) -> (Vec<Complete>, Vec<Paired>) {
-        let mut complete: Vec<Complete> = [&self.base, &self.sealed]
-            .into_iter()
+        let mut complete: Vec<Complete> = self
+            .packs()
             .flat_map(|p| p.legs().map(|k| p.packed.get(k)))
             .collect();
         let mut loose = Vec::new();
@@ -382,18 +329,15 @@ impl Calls {
 
     /// Takes a packed leg out of its pack.
     fn unpack(&mut self, call_id: &str) -> Option<KnownLeg> {
-        self.sealed
-            .take(call_id)
-            .or_else(|| self.base.take(call_id))
+        let h = hash(call_id);
+        runs::take(&mut self.sealed, h, call_id)
+            .or_else(|| self.base.take(h, call_id))
+            .map(KnownLeg::of)
     }
 
-    /// Packs the maps' complete, unrevised legs with those still in the second pack.
+    /// Packs the maps' complete, unrevised legs as a new run.
     fn seal(&mut self) {
-        let mut complete: Vec<Complete> = self
-            .sealed
-            .legs()
-            .map(|k| self.sealed.packed.get(k))
-            .collect();
+        let mut complete: Vec<Complete> = Vec::new();
         for ((_, id), k) in &self.legs {
             if let Some(c) = k.complete(id).filter(|_| !self.revised.contains_key(id)) {
                 complete.push(c);
@@ -404,15 +348,15 @@ impl Calls {
                 self.legs.remove(&(at, c.id.clone()));
             }
         }
-        let (packed, rest) = Packed::new(complete);
-        self.sealed = Pack {
-            packed: Arc::new(packed),
-            moved: imbl::HashSet::new(),
-        };
-        for c in rest {
+        for c in runs::push(&mut self.sealed, complete) {
             self.put(c.id.clone(), KnownLeg::of(c));
         }
         self.kept = self.legs.len();
+    }
+
+    /// The packs: the base, then the runs sealed since.
+    fn packs(&self) -> impl Iterator<Item = &Pack> {
+        std::iter::once(&self.base).chain(&self.sealed)
     }
 
     /// Stores a leg under where it sorts, indexed.
@@ -439,7 +383,7 @@ impl Calls {
 
     /// The packed legs still in their packs, whole, with their call ids.
     fn unpacked(&self) -> impl Iterator<Item = (Arc<str>, KnownLeg)> + '_ {
-        [&self.base, &self.sealed].into_iter().flat_map(|p| {
+        self.packs().flat_map(|p| {
             p.legs().map(|k| {
                 let c = p.packed.get(k);
                 (c.id.clone(), KnownLeg::of(c))
@@ -488,8 +432,7 @@ impl Calls {
     /// with their spans and causes; a pack whose hour index says none of its legs is hit
     /// then is not read.
     fn packed_hit_around(&self, t: Us) -> impl Iterator<Item = ((Us, Us), Option<&Arc<str>>)> {
-        [&self.base, &self.sealed]
-            .into_iter()
+        self.packs()
             .filter(move |p| p.indexed().is_none_or(|(h, device)| h.may_hit(device, t)))
             .flat_map(move |p| p.around(t).map(|k| (p.packed.span(k), p.packed.cause(k))))
     }
@@ -536,7 +479,7 @@ impl Calls {
             .filter(|k| k.leg.start.is_some_and(|s| s <= t) && k.leg.end.is_some_and(|e| e > t))
             .count();
         let mut packed = 0;
-        for p in [&self.base, &self.sealed] {
+        for p in self.packs() {
             if let Some((hours, device)) = p.indexed() {
                 let n = match listed.as_deref_mut() {
                     Some(l) => l.count(hours, device),
@@ -575,7 +518,7 @@ impl Calls {
 
     /// Legs held.
     pub fn len(&self) -> usize {
-        self.legs.len() + self.base.len() + self.sealed.len()
+        self.legs.len() + self.packs().map(Pack::len).sum::<usize>()
     }
 
     /// Whether none is held.
@@ -590,6 +533,7 @@ mod tests {
 
     use proptest::prelude::*;
 
+    use super::super::pairing::Pairer;
     use super::*;
 
     /// (call, started, time, cause) in arrival order; ingest times follow the order.
@@ -669,6 +613,15 @@ mod tests {
         Ok(())
     }
 
+    /// The legs of `evs` (all of them known) are those of plain pairing.
+    fn check_prefix(calls: &Calls, evs: &[Ev]) -> Result<(), TestCaseError> {
+        let device: Arc<str> = Arc::from("D1");
+        let all = reference(evs, Us::MAX);
+        prop_assert_eq!(text(calls.rows(&device)), text(rows(&all, &device)));
+        prop_assert_eq!(calls.len(), all.len());
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -678,6 +631,7 @@ mod tests {
         fn packed_legs_answer_as_plain_pairing(
             evs in proptest::collection::vec(ev(), 1..700),
             split in 0.0..1.0f64,
+            seal_at in 1..40usize,
             probes in proptest::collection::vec(0..21_000i64, 1..12),
         ) {
             let id = |c: usize| -> Arc<str> { Arc::from(format!("call-{c}")) };
@@ -687,16 +641,15 @@ mod tests {
             }
             check(&calls, &evs, &probes)?;
 
-            // the loader's way: pairs of the first part, packed; then the rest added
+            // the loader's way: the first part paired from scratch (sealing its map at
+            // `seal_at` legs, merging runs, taking legs out of them), then the rest added
             let n = (evs.len() as f64 * split) as usize;
-            let mut pairing: HashMap<usize, (KnownLeg, Option<Vec<Seen>>)> = HashMap::new();
+            let mut pairer = Pairer::new(seal_at);
             for (i, &(c, started, t, k)) in evs[..n].iter().enumerate() {
-                let (leg, revised) = pairing.entry(c).or_default();
-                leg.add(revised, started, t, i as Us, cause(k));
+                pairer.add(&id(c), started, t, i as Us, cause(k));
             }
-            let mut calls = Calls::from_pairs(
-                pairing.into_iter().map(|(c, (l, r))| (id(c), l, r)).collect(),
-            );
+            let mut calls = pairer.into_calls();
+            check_prefix(&calls, &evs[..n])?;
             for (i, &(c, started, t, k)) in evs.iter().enumerate().skip(n) {
                 calls.add(&id(c), started, t, i as Us, cause(k));
             }

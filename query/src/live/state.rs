@@ -32,9 +32,11 @@ use crate::model::rows::{
 use crate::model::sla::Targets;
 
 use super::activity::Activity;
-use super::calls::{Calls, KnownLeg, Paired, Seen};
+use super::calls::Calls;
 use super::checkpoint;
 use super::device::Device;
+use super::pairing::Pairer;
+use super::runs::Pack;
 use super::service::ServiceEvents;
 use super::view::View;
 
@@ -83,11 +85,8 @@ fn last_seq(b: &RecordBatch) -> u64 {
         .unwrap_or(0)
 }
 
-/// A leg being paired from scratch, and its events once revised.
-type Pairing = (KnownLeg, Option<Vec<Seen>>);
-
-/// Legs being paired, per device, then per call id.
-type Pairings = hashbrown::HashMap<Arc<str>, hashbrown::HashMap<Arc<str>, Pairing>>;
+/// Legs being paired, per device.
+type Pairings = hashbrown::HashMap<Arc<str>, Pairer>;
 
 /// Calls `f` with every call event of `snap` of `ingest_seq` above `after`, in the
 /// segments' order (which sorts a device's events by time then ingest order), then the
@@ -155,20 +154,19 @@ fn by_device(rows: &[ServiceRow]) -> HashMap<Name, Vec<&ServiceRow>> {
     out
 }
 
-/// The call legs of a snapshot, paired as the applier pairs them, per device and call id,
-/// and the call events they were paired from.
+/// The call legs of a snapshot, paired as the applier pairs them, per device (complete legs
+/// packed as they pile up: [`Pairer`]), and the call events they were paired from.
 fn pair_calls(snap: &Snapshot, names: &mut Interner) -> Result<(Pairings, u64)> {
     let mut legs = Pairings::new();
     let mut n = 0u64;
     for_each_call_after(snap, 0, |e| {
         n += 1;
         if !legs.contains_key(e.device) {
-            legs.insert(names.get(e.device), Default::default());
+            legs.insert(names.get(e.device), Pairer::new(Pairer::SEAL_AT));
         }
         let device = legs.get_mut(e.device).expect("inserted above");
-        let (leg, revised) = device.entry_ref(e.call_id).or_default();
         let cause = e.cause.map(|c| names.get(c));
-        leg.add(revised, e.started, e.time, e.ingest_time, cause);
+        device.add(e.call_id, e.started, e.time, e.ingest_time, cause);
     })?;
     Ok((legs, n))
 }
@@ -230,13 +228,13 @@ impl State {
         let mut devices: HashMap<Name, Device> =
             service.keys().map(|d| (*d, Device::default())).collect();
         for (device, legs) in legs {
-            let pairs: Vec<Paired> = legs.into_iter().map(|(id, (l, r))| (id, l, r)).collect();
-            devices.entry(Name::from(&device)).or_default().calls = Calls::from_pairs(pairs);
+            devices.entry(Name::from(&device)).or_default().calls = legs.into_calls();
         }
         if let Some(c) = saved {
             for (device, packed, loose) in c.devices {
                 let name = st.names.name(&device);
-                devices.entry(name).or_default().calls = Calls::from_checkpoint(packed, loose);
+                devices.entry(name).or_default().calls =
+                    Calls::from_parts(Pack::new(packed), Vec::new(), loose);
             }
             let names = &mut st.names;
             let mut after = 0u64;
@@ -415,7 +413,7 @@ impl State {
             let d = Device {
                 events: now.events.clone(),
                 intervals: now.intervals.clone(),
-                calls: Calls::from_checkpoint(packed, loose),
+                calls: Calls::from_parts(Pack::new(packed), Vec::new(), loose),
                 calls_changed: now.calls_changed,
                 rollup: now.rollup.clone(),
             };
