@@ -186,11 +186,11 @@ impl KnownLeg {
 
 /// A device's call legs, paired as they arrive in any order.
 ///
-/// Complete legs (started and ended, each once) are kept [`Packed`](super::packed::Packed): the base (those complete
-/// when the state was built, read from a checkpoint file or paired from the log) and those
-/// sealed in since (once the maps below hold twice the legs they kept at the last seal) as
-/// [`runs`](super::runs), so the base stays where it is and a seal repacks a few small runs,
-/// not everything sealed before. The rest
+/// Complete legs (started and ended, each once) are kept [`Packed`](super::packed::Packed):
+/// the base (those of a checkpoint, mapped) and those sealed in since (once the maps below
+/// hold twice the legs they kept at the last seal; a start without a checkpoint pairs the
+/// log's into the same runs) as [`runs`](super::runs), so the base stays where it is and a
+/// seal repacks a few small runs, not everything sealed before. The rest
 /// — open legs, legs seen only ending, revised legs, and the latest complete ones — are in
 /// persistent maps, ordered by where each sorts (its start,
 /// or its end when seen only ending) then call id, with the call ids indexed, so that a
@@ -212,7 +212,7 @@ pub struct Calls {
     open: imbl::OrdSet<(Us, Arc<str>)>,
     /// The longest ended leg (end − start) of the maps.
     longest: Us,
-    /// Complete legs when the state was built.
+    /// Complete legs of the checkpoint the state started from or took in.
     base: Pack,
     /// Complete legs sealed in since, as runs (oldest first).
     sealed: Vec<Pack>,
