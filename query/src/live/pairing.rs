@@ -56,20 +56,16 @@ impl Pairer {
         ingest_time: Us,
         cause: Option<Arc<str>>,
     ) {
-        if !self.loose.contains_key(call_id) {
-            let leg = runs::take(&mut self.runs, hash(call_id), call_id)
+        let runs = &mut self.runs;
+        let leg = self.loose.entry_ref(call_id).or_insert_with(|| {
+            runs::take(runs, hash(call_id), call_id)
                 .map(KnownLeg::of)
-                .unwrap_or_default();
-            self.loose.insert(Arc::from(call_id), leg);
-        }
-        let (id, leg) = self
-            .loose
-            .get_key_value_mut(call_id)
-            .expect("inserted above");
+                .unwrap_or_default()
+        });
         let mut revised = self.revised.remove(call_id);
         leg.add(&mut revised, started, t, ingest_time, cause);
         if let Some(r) = revised {
-            self.revised.insert(id.clone(), r);
+            self.revised.insert(Arc::from(call_id), r);
         }
         if self.loose.len() >= self.seal_at.max(2 * self.kept) {
             self.seal();

@@ -89,7 +89,7 @@ pub(super) fn push(runs: &mut Vec<Pack>, legs: Vec<Complete>) -> Vec<Complete> {
 }
 
 /// The legs `runs` still hold, in one pack, and those it cannot hold.
-pub(super) fn merged(runs: &[Pack]) -> (Pack, Vec<Complete>) {
+fn merged(runs: &[Pack]) -> (Pack, Vec<Complete>) {
     let packs: Vec<&Packed> = runs.iter().map(|r| &*r.packed).collect();
     let (packed, rest) = Packed::merge(&packs, |p, k| !runs[p].moved.contains(&k));
     (Pack::new(packed), rest)
