@@ -66,7 +66,7 @@ impl Derived {
 impl Fleet for Derived {
     fn devices(&self) -> Box<dyn Iterator<Item = DeviceHistory<'_>> + '_> {
         Box::new(by_device(&self.intervals).map(|iv| DeviceHistory {
-            intervals: iv,
+            intervals: iv.into(),
             open: None,
             rollup: None,
         }))
@@ -75,7 +75,7 @@ impl Fleet for Derived {
     fn device(&self, name: &str) -> Option<DeviceHistory<'_>> {
         let iv = self.device_intervals(name);
         (!iv.is_empty()).then_some(DeviceHistory {
-            intervals: iv,
+            intervals: iv.into(),
             open: None,
             rollup: None,
         })

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use callstate_log::{Log, LogOptions};
 use callstate_query::live::checkpoint::{FILE, Written, covered_through};
-use callstate_query::{Derived, Live};
+use callstate_query::model::fleet::Fleet;
+use callstate_query::model::sla::{GroupBy, availability_over};
+use callstate_query::{Cancel, Derived, Live};
 use callstate_schemas::{Body, Event};
 
 mod common;
@@ -73,6 +75,23 @@ fn a_checkpoint_written_while_running_keeps_its_legs_mapped_and_answers_the_same
         "derived from the log: on the heap"
     );
     let before = common::call_questions(&*view);
+    // what it holds on the heap: every part, no rollup until a question builds them
+    let heap = view.memory();
+    assert!(
+        heap.intervals > 0 && heap.service_events > 0 && heap.devices > 0,
+        "{heap:?}"
+    );
+    assert!(heap.call_legs_packed > 100 * 48, "{heap:?}");
+    assert_eq!(heap.rollups, 0);
+    availability_over(
+        view.devices(),
+        view.windows(),
+        &[(0, 4_000_000_000_000_000)],
+        GroupBy::DevicePool,
+        &Cancel::new(),
+    )
+    .unwrap();
+    assert!(view.memory().rollups > 0);
     let written = live.checkpoint().unwrap();
     assert!(written.devices > 10, "{written:?}");
     // the applier takes the mapped legs in its next round: every device, none changed since
@@ -90,6 +109,13 @@ fn a_checkpoint_written_while_running_keeps_its_legs_mapped_and_answers_the_same
     };
     assert_eq!(view.devices_with_mapped_legs() as u64, written.devices);
     assert_eq!(common::call_questions(&*view), before);
+    // the legs left the heap: a mapped pack keeps one fence of 8 bytes a 64 legs there
+    let mapped = view.memory();
+    assert!(
+        mapped.call_legs_packed * 20 < heap.call_legs_packed,
+        "{mapped:?} after {heap:?}"
+    );
+    assert_eq!(mapped.intervals, heap.intervals);
     // later events on top, some ending legs that are now mapped, others sent again
     for chunk in events[half..].chunks(4_096) {
         log.append(chunk).unwrap();

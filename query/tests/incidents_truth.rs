@@ -1,10 +1,11 @@
-//! Incidents detected from the log against the incidents the simulator injected.
+//! Incidents detected from the log against the incidents the simulator injected; the same
+//! from the live state, and with the devices read on any number of threads.
 
 use std::collections::BTreeSet;
 
 use callstate_query::Cancel;
 use callstate_query::model::fleet::Fleet;
-use callstate_query::model::incidents::{IncidentOptions, detect};
+use callstate_query::model::incidents::{IncidentOptions, detect, detect_split};
 
 mod common;
 
@@ -26,6 +27,18 @@ fn detected_incidents_match_the_injected_ones() {
             found, live_found,
             "{name}: the live state finds the same incidents"
         );
+        // the devices read on several threads (each with a share of them): the same
+        for threads in [2, 3, 7] {
+            let split = detect_split(
+                &*live as &dyn Fleet,
+                from,
+                to,
+                &opts,
+                &Cancel::new(),
+                Some(threads),
+            );
+            assert_eq!(split.unwrap(), live_found, "{name}: {threads} threads");
+        }
         let expected: Vec<_> = truth
             .incidents
             .iter()

@@ -30,6 +30,7 @@ fn answers(f: &dyn Fleet) -> Vec<String> {
         .devices()
         .flat_map(|d| {
             d.intervals
+                .all()
                 .iter()
                 .map(|i| format!("{i:?}"))
                 .collect::<Vec<_>>()

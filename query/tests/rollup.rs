@@ -4,7 +4,8 @@
 //! silences), random maintenance windows of every scope, and random windows (whole days,
 //! calendar months in a zone whose midnight is not UTC's, arbitrary microseconds): the tally
 //! read through a device's daily rollup equals the tally read from its intervals alone, field
-//! by field; and the tally of a window equals the tallies of any two halves joined.
+//! by field, the rollup built from the intervals packed as the live state holds them; and the
+//! tally of a window equals the tallies of any two halves joined.
 //!
 //! A longer run: `PROPTEST_CASES=20000 cargo test -p callstate-query --test rollup`.
 
@@ -15,6 +16,7 @@ use proptest::prelude::*;
 use callstate_query::model::Name;
 use callstate_query::model::fleet::{DeviceHistory, OpenSilence};
 use callstate_query::model::intervals::ServiceInterval;
+use callstate_query::model::pack::IntervalPack;
 use callstate_query::model::rollup::{Exclusions, Rollup, RollupCache, UNIT};
 use callstate_query::model::rows::MaintenanceRow;
 use callstate_query::model::tally::{Tally, device_seconds};
@@ -136,8 +138,10 @@ proptest! {
         let iv = intervals(&pieces, T0 + start, open_ended);
         let open = Open([open[0].map(|o| T0 + o), open[1].map(|o| T0 + o)]);
         let cache = RollupCache::default();
-        let rolled = DeviceHistory { intervals: &iv, open: Some(&open), rollup: Some(&cache) };
-        let plain = DeviceHistory { intervals: &iv, open: Some(&open), rollup: None };
+        // the rollup built from the live state's pack, read against the plain slice
+        let pack = IntervalPack::new(&iv);
+        let rolled = DeviceHistory { intervals: (&pack).into(), open: Some(&open), rollup: Some(&cache) };
+        let plain = DeviceHistory { intervals: (&iv).into(), open: Some(&open), rollup: None };
         let ex = Exclusions::new(&rows);
         // one reader asked every window, in the order given and in time order (it walks on
         // from where the last window's searches ended)

@@ -46,6 +46,13 @@ pub struct StateLabel {
     pub state: String,
 }
 
+/// Label: a part of the live state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartLabel {
+    /// `intervals`, `service_events`, `rollups`, ...
+    pub part: String,
+}
+
 /// Label: a device pool.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabel {
@@ -127,6 +134,7 @@ pub struct Metrics {
     /// Request latency by method, route template and status.
     pub(crate) requests: HistogramFamily,
     devices: Family<StateLabel, Gauge>,
+    live_bytes: Family<PartLabel, Gauge>,
     availability: Family<PoolLabel, Gauge<f64, AtomicU64>>,
     /// The SLI counters of the last scrape (kept monotonic across scrapes).
     sli: Arc<Mutex<Vec<Sample>>>,
@@ -147,6 +155,7 @@ impl Default for Metrics {
         let duplicates = Family::<KindLabel, Counter>::default();
         let requests: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let devices = Family::<StateLabel, Gauge>::default();
+        let live_bytes = Family::<PartLabel, Gauge>::default();
         let availability = Family::<PoolLabel, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "events_ingested",
@@ -170,6 +179,11 @@ impl Default for Metrics {
         );
         registry.register("devices", "Devices by service state now", devices.clone());
         registry.register(
+            "live_state_bytes",
+            "Heap bytes the live state holds, by part (the sizes of its structures)",
+            live_bytes.clone(),
+        );
+        registry.register(
             "device_pool_availability_today_ratio",
             "Availability of each device pool since 00:00 UTC today (null days are left out)",
             availability.clone(),
@@ -186,6 +200,7 @@ impl Default for Metrics {
             duplicates,
             requests,
             devices,
+            live_bytes,
             availability,
             sli,
             sli_monotonic: Monotonic::default(),
@@ -225,6 +240,7 @@ impl Metrics {
         by_state: &[(String, i64)],
         pools: &[(String, f64)],
         sli: Vec<SliTotal>,
+        live_bytes: &[(&str, u64)],
     ) -> Result<String, std::fmt::Error> {
         let _one_scrape_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
         let samples = self
@@ -253,6 +269,13 @@ impl Metrics {
                     state: state.clone(),
                 })
                 .set(*n);
+        }
+        for (part, n) in live_bytes {
+            self.live_bytes
+                .get_or_create(&PartLabel {
+                    part: part.to_string(),
+                })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
         self.availability.clear();
         for (pool, a) in pools {

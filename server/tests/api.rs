@@ -351,6 +351,11 @@ fn sql_metrics_health_and_openapi() {
         .map(|st| metric(&format!("callstate_devices{{state=\"{st}\"}}")))
         .sum();
     assert_eq!(devices, truth.device_info.len() as f64);
+    // what the live state holds: intervals and service events of every device, some legs
+    for part in ["devices", "service_events", "intervals", "call_legs_packed"] {
+        let bytes = metric(&format!("callstate_live_state_bytes{{part=\"{part}\"}}"));
+        assert!(bytes > 0.0, "{part}: {bytes}");
+    }
     assert!(text.contains("callstate_http_request_duration_seconds_bucket{"));
     assert!(text.contains("route=\"/api/v1/query\""));
 

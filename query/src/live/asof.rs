@@ -192,7 +192,7 @@ impl AsOf {
     fn history(&self, k: usize) -> Option<DeviceHistory<'_>> {
         let iv = self.intervals_of(k);
         (!iv.is_empty()).then_some(DeviceHistory {
-            intervals: iv,
+            intervals: iv.into(),
             open: None,
             rollup: None,
         })

@@ -280,6 +280,23 @@ impl Calls {
         self.base.packed.file()
     }
 
+    /// Bytes it holds on the heap: its packs', and its maps' (their entries and call ids;
+    /// the maps' own nodes are not counted).
+    pub fn heap_bytes(&self) -> (usize, usize) {
+        let packs = std::iter::once(&self.base).chain(&self.sealed);
+        let packed = packs.map(Pack::heap_bytes).sum();
+        let ids: usize = self.legs.keys().map(|(_, id)| id.len() + 16).sum();
+        let entry = size_of::<((Us, Arc<str>), KnownLeg)>() + size_of::<(Arc<str>, Us)>();
+        let revised: usize = self
+            .revised
+            .values()
+            .map(|s| size_of::<(Arc<str>, Arc<Vec<Seen>>)>() + s.len() * size_of::<Seen>())
+            .sum();
+        let maps =
+            self.legs.len() * entry + ids + revised + self.open.len() * size_of::<(Us, Arc<str>)>();
+        (packed, maps)
+    }
+
     /// What a checkpoint keeps of the legs: the complete ones (each pack's still packed, and
     /// the maps' complete and unrevised), and the rest as paired.
     pub(super) fn checkpoint_parts(&self) -> (Vec<Complete>, Vec<Paired>) {

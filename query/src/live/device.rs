@@ -8,6 +8,7 @@ use callstate_schemas::Us;
 
 use crate::model::Name;
 use crate::model::intervals::{PoolHistory, ServiceInterval, raw_intervals, split_by_silence};
+use crate::model::pack::IntervalPack;
 use crate::model::rollup::RollupCache;
 use crate::model::rows::ServiceRow;
 
@@ -25,7 +26,7 @@ pub struct Device {
     /// `device_in_service` / `device_out_of_service` events, by (time, ingest_seq), packed.
     pub events: Arc<ServiceEvents>,
     /// Its intervals, closed silences cut out (open ones are cut when read).
-    pub intervals: Arc<Vec<ServiceInterval>>,
+    pub intervals: Arc<IntervalPack>,
     /// Its call legs.
     pub calls: Calls,
     /// The state's count of call events applied when one last changed its legs (0: none
@@ -63,11 +64,10 @@ impl Device {
         activity: impl Fn(&str) -> Option<Arc<Activity>>,
     ) {
         self.rollup = Arc::default();
-        let mut derived = intervals(events, pools, |source| {
+        let derived = intervals(events, pools, |source| {
             activity(source).map(|a| a.closed()).unwrap_or_default()
         });
-        derived.shrink_to_fit();
-        self.intervals = Arc::new(derived);
+        self.intervals = Arc::new(IntervalPack::new(&derived));
     }
 
     /// Its service events ingested by `known_at`.

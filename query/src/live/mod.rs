@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod device;
 mod hours;
 mod mapped;
+mod memory;
 mod packed;
 mod pairing;
 pub mod retention;
@@ -38,6 +39,7 @@ use crate::model::rows::Interner;
 use crate::model::sla::Targets;
 
 pub use asof::{AsOf, AsOfCache};
+pub use memory::Memory;
 pub use state::State;
 pub use view::View;
 

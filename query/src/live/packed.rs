@@ -355,6 +355,25 @@ impl Packed {
         }
     }
 
+    /// Bytes it holds on the heap: a heap pack's records, index, ids and filter; a mapped
+    /// one's fences.
+    pub fn heap_bytes(&self) -> usize {
+        match &self.store {
+            Store::Heap {
+                records,
+                ids,
+                by_id,
+                filter,
+            } => {
+                records.capacity() * size_of::<Record>()
+                    + ids.capacity()
+                    + by_id.capacity() * size_of::<IdEntry>()
+                    + filter.words.len() * 8
+            }
+            Store::Mapped { fences, .. } => fences.len() * size_of::<Us>(),
+        }
+    }
+
     /// The file it is kept in, if mapped.
     pub fn file(&self) -> Option<&Arc<Mapped>> {
         match &self.store {

@@ -28,6 +28,11 @@ impl Pack {
         }
     }
 
+    /// Bytes it holds on the heap (the legs taken out counted as a set's entries).
+    pub fn heap_bytes(&self) -> usize {
+        self.packed.heap_bytes() + self.moved.len() * 2 * size_of::<usize>()
+    }
+
     /// The legs still in the pack.
     pub fn legs(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.packed.len()).filter(|k| !self.moved.contains(k))

@@ -13,6 +13,7 @@ use callstate_schemas::Us;
 
 use crate::model::Name;
 use crate::model::rows::ServiceRow;
+use crate::model::varint::{Reader, put as varint, unzigzag, zigzag};
 
 /// A device's service events in (time, ingest_seq) order.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +62,11 @@ impl ServiceEvents {
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes it holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.names.capacity() * size_of::<Name>()
     }
 
     /// Bytes its events take (names list excluded).
@@ -180,50 +186,6 @@ impl ServiceEvents {
             cause,
         }
     }
-}
-
-/// Reads what [`ServiceEvents::append`] wrote.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn byte(&mut self) -> u8 {
-        let b = self.bytes[self.at];
-        self.at += 1;
-        b
-    }
-
-    fn varint(&mut self) -> u64 {
-        let mut v = 0u64;
-        let mut shift = 0;
-        loop {
-            let b = self.byte();
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return v;
-            }
-            shift += 7;
-        }
-    }
-}
-
-/// Appends `v` as a LEB128 varint.
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ impl View {
 
     fn history<'a>(&'a self, d: &'a Device) -> Option<DeviceHistory<'a>> {
         (!d.intervals.is_empty()).then_some(DeviceHistory {
-            intervals: d.intervals.as_slice(),
+            intervals: (&*d.intervals).into(),
             open: Some(self),
             rollup: Some(&*d.rollup),
         })

@@ -7,14 +7,16 @@
 //! number, not the history of every device its source reports.
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::sync::Arc;
 
 use callstate_schemas::Us;
 
+use super::Name;
 use super::intervals::{ServiceInterval, split_by_silence};
+use super::pack::Stored;
 use super::rollup::{
-    Exclusions, Rollup, RollupCache, UNIT, for_each_part, seek, settled_until, unit_from, unit_of,
+    Exclusions, Rollup, RollupCache, UNIT, for_each_part, settled_until, unit_from, unit_of,
 };
 use super::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
 use super::tally::Tally;
@@ -30,7 +32,7 @@ pub trait OpenSilence: Sync {
 #[derive(Clone, Copy)]
 pub struct DeviceHistory<'a> {
     /// Its intervals, in time order, closed silences cut out (never empty).
-    pub intervals: &'a [ServiceInterval],
+    pub intervals: Stored<'a>,
     /// Open silences still to cut out when read; `None` when `intervals` are final.
     pub open: Option<&'a dyn OpenSilence>,
     /// Where its hourly rollup is kept, if it has one (the live state's devices do).
@@ -39,8 +41,8 @@ pub struct DeviceHistory<'a> {
 
 impl<'a> DeviceHistory<'a> {
     /// The device.
-    pub fn name(&self) -> &'a str {
-        &self.intervals[0].device
+    pub fn name(&self) -> &'static str {
+        self.last().device.as_str()
     }
 
     /// Its latest interval: the device's attributes (cluster, type, pool, home).
@@ -48,36 +50,31 @@ impl<'a> DeviceHistory<'a> {
         self.intervals.last().expect("a device has intervals")
     }
 
+    /// Its first interval's start.
+    pub fn first_from(&self) -> Us {
+        self.intervals.first_from().expect("a device has intervals")
+    }
+
+    /// The home node of its latest interval that has one.
+    pub fn last_home(&self) -> Option<Name> {
+        self.intervals.last_home()
+    }
+
     /// The interval whose attributes hold at `t`: the last one starting by then, or the first.
-    pub fn attributes_at(&self, t: Us) -> &'a ServiceInterval {
-        let k = self.intervals.partition_point(|i| i.valid_from <= t);
-        &self.intervals[k.saturating_sub(1)]
+    pub fn attributes_at(&self, t: Us) -> Cow<'a, ServiceInterval> {
+        self.intervals
+            .starting_by_or_first(t)
+            .expect("a device has intervals")
     }
 
     /// The intervals overlapping [from, to), open silences cut out.
     pub fn window(&self, from: Us, to: Us) -> Cow<'a, [ServiceInterval]> {
-        self.cut_open(self.stored(from, to))
-    }
-
-    /// The stored intervals overlapping [from, to) (open silences not cut out: final where
-    /// no open silence reaches).
-    fn stored(&self, from: Us, to: Us) -> &'a [ServiceInterval] {
-        self.stored_from(0, from, to).0
-    }
-
-    /// [`stored`](Self::stored), searched from the interval `hint` (see [`seek`]); with where
-    /// the slice starts.
-    fn stored_from(&self, hint: usize, from: Us, to: Us) -> (&'a [ServiceInterval], usize) {
-        let iv = self.intervals;
-        let a = seek(iv, hint, |i| i.valid_to.is_some_and(|e| e <= from));
-        // from `a` on (an empty window may end before the interval before `a` starts)
-        let b = a + seek(&iv[a..], 0, |i| i.valid_from < to);
-        (&iv[a..b], a)
+        self.cut_open(self.intervals.overlapping(0, from, to).0)
     }
 
     /// Every interval, open silences cut out.
     pub fn all(&self) -> Cow<'a, [ServiceInterval]> {
-        self.cut_open(self.intervals)
+        self.cut_open(self.intervals.all())
     }
 
     /// Its time over [from, to): whole units (hours) from its rollup where it has one and no
@@ -103,6 +100,7 @@ impl<'a> DeviceHistory<'a> {
             touched,
             windows,
             ex,
+            stored: OnceCell::new(),
             hints: Cell::new((0, 0)),
         }
     }
@@ -110,7 +108,7 @@ impl<'a> DeviceHistory<'a> {
     /// Its rollup, built now if it has a place for one and it was not built yet.
     fn built_rollup(&self) -> Option<&'a Rollup> {
         let cache = self.rollup?;
-        Some(cache.get_or_init(|| Rollup::build(self.intervals, |s| self.open_from(s))))
+        Some(cache.get_or_init(|| Rollup::build(&self.intervals.all(), |s| self.open_from(s))))
     }
 
     /// Up to where no open silence cuts into its intervals (as this version knows them).
@@ -124,13 +122,12 @@ impl<'a> DeviceHistory<'a> {
 
     /// The interval holding `t` (open silences cut out); `None` before the first.
     pub fn at(&self, t: Us) -> Option<ServiceInterval> {
-        let k = self.intervals.partition_point(|i| i.valid_from <= t);
-        let i = self.intervals.get(k.checked_sub(1)?)?;
+        let i = self.intervals.starting_by(t)?;
         if !i.contains(t) {
             return None;
         }
         let mut pieces = Vec::with_capacity(2);
-        self.cut_one(i, &mut pieces);
+        self.cut_one(&i, &mut pieces);
         pieces.into_iter().find(|p| p.contains(t))
     }
 
@@ -146,12 +143,12 @@ impl<'a> DeviceHistory<'a> {
         }
     }
 
-    fn cut_open(&self, iv: &'a [ServiceInterval]) -> Cow<'a, [ServiceInterval]> {
+    fn cut_open(&self, iv: Cow<'a, [ServiceInterval]>) -> Cow<'a, [ServiceInterval]> {
         if self.open.is_none() {
-            return Cow::Borrowed(iv);
+            return iv;
         }
         let Some(first) = iv.iter().position(|i| self.open_of(i).is_some()) else {
-            return Cow::Borrowed(iv);
+            return iv;
         };
         let mut out = Vec::with_capacity(iv.len() + 1);
         out.extend_from_slice(&iv[..first]);
@@ -173,6 +170,9 @@ pub struct Reader<'a, 'e> {
     /// The windows that may cover it there.
     windows: Vec<&'e MaintenanceRow>,
     ex: &'e Exclusions<'e>,
+    /// Its stored intervals, decoded once when a window first reads a touched unit (a pack
+    /// would decode from its mark before every piece otherwise).
+    stored: OnceCell<Cow<'a, [ServiceInterval]>>,
     /// Where the last window's searches of the rollup's runs and of the intervals started:
     /// windows asked in time order walk on from there.
     hints: Cell<(usize, usize)>,
@@ -201,9 +201,10 @@ impl Reader<'_, '_> {
             let piece = if touched {
                 // settled units: no open silence cuts in, the stored intervals are final
                 let (a, b) = (a * UNIT, b * UNIT);
-                let (stored, at) = self.dev.stored_from(iv, a, b);
+                let all = self.stored.get_or_init(|| self.dev.intervals.all());
+                let (stored, at) = Stored::Slice(all).overlapping(iv, a, b);
                 iv = at;
-                Tally::of(stored, a, b, &self.windows)
+                Tally::of(&stored, a, b, &self.windows)
             } else {
                 let (piece, at) = rollup.tally_from(run, a, b);
                 run = at;

@@ -11,6 +11,7 @@ use super::fleet::Fleet;
 use super::intervals::ServiceInterval;
 use super::name::Name;
 use super::ser;
+use super::shares::{in_shares, threads_for};
 use crate::error::Result;
 use crate::exec::Cancel;
 
@@ -104,9 +105,12 @@ struct Outage {
     rehome: Option<(Us, Name)>,
 }
 
+/// Outages by (cluster, scope, target).
+type Scoped = BTreeMap<(String, String, String), Vec<Outage>>;
+
 /// Outage starts of one device (in time order), keyed by scope; re-home blips are planned
 /// moves, not outages.
-fn outages_of(iv: &[ServiceInterval], out: &mut BTreeMap<(String, String, String), Vec<Outage>>) {
+fn outages_of(iv: &[ServiceInterval], out: &mut Scoped) {
     for (k, i) in iv.iter().enumerate() {
         let starts_outage = i.state == ServiceState::OutOfService
             && (k == 0
@@ -162,12 +166,36 @@ pub fn detect(
     opts: &IncidentOptions,
     cancel: &Cancel,
 ) -> Result<Vec<Incident>> {
-    let mut by_scope: BTreeMap<(String, String, String), Vec<Outage>> = BTreeMap::new();
-    for (n, dev) in fleet.devices().enumerate() {
-        if n % 512 == 0 {
-            cancel.check()?;
+    detect_split(fleet, from, to, opts, cancel, None)
+}
+
+/// [`detect`] reading the devices' outages on `threads` threads (`None`: one a core, as
+/// many devices as the fleet has warrant): the answer does not depend on it.
+pub fn detect_split(
+    fleet: &dyn Fleet,
+    from: Us,
+    to: Us,
+    opts: &IncidentOptions,
+    cancel: &Cancel,
+    threads: Option<usize>,
+) -> Result<Vec<Incident>> {
+    let devices: Vec<_> = fleet.devices().collect();
+    let threads = threads.unwrap_or_else(|| threads_for(devices.len()));
+    let shares = in_shares(&devices, threads, "incidents", |share| {
+        let mut by_scope: Scoped = BTreeMap::new();
+        for (n, dev) in share.iter().enumerate() {
+            if n % 512 == 0 {
+                cancel.check()?;
+            }
+            outages_of(&dev.all(), &mut by_scope);
         }
-        outages_of(&dev.all(), &mut by_scope);
+        Ok(by_scope)
+    })?;
+    let mut by_scope: Scoped = BTreeMap::new();
+    for share in shares {
+        for (key, outages) in share {
+            by_scope.entry(key).or_default().extend(outages);
+        }
     }
     let mut out = Vec::new();
     for ((_, scope, target), mut outages) in by_scope {

@@ -11,13 +11,16 @@ pub mod fleet;
 pub mod incidents;
 pub mod intervals;
 pub mod name;
+pub mod pack;
 pub mod rollup;
 pub mod rows;
 pub mod ser;
 pub mod series;
+pub mod shares;
 pub mod sla;
 pub mod state;
 pub mod tally;
 pub mod targets;
+pub(crate) mod varint;
 
 pub use name::Name;

@@ -95,6 +95,14 @@ pub struct Rollup {
 }
 
 impl Rollup {
+    /// Bytes it holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.runs.capacity() * size_of::<Run>()
+            + self.mixed.capacity() * size_of::<[u32; 8]>()
+            + self.sources.capacity() * size_of::<(Name, Option<Us>)>()
+            + self.names.capacity() * size_of::<Name>()
+    }
+
     /// The rollup of `intervals` (in time order, closed silences cut out) over the whole units
     /// no open silence can reach (`open_from` gives where a source's begins; with none, the
     /// units up to the last change).

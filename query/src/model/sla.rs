@@ -13,6 +13,7 @@ use super::intervals::{ServiceInterval, by_device};
 use super::rollup::Exclusions;
 use super::rows::MaintenanceRow;
 use super::ser;
+use super::shares::{in_shares, threads_for};
 use super::tally::Total;
 pub use super::targets::{GroupBy, Targets};
 use crate::error::Result;
@@ -52,7 +53,7 @@ fn sums_of<'a>(
             cancel.check()?;
         }
         let sums = groups
-            .entry(by.key(dev.intervals))
+            .entry(by.key(dev))
             .or_insert_with(|| vec![Total::default(); windows.len()]);
         let reader = dev.reader(ex);
         for (sum, &(from, to)) in sums.iter_mut().zip(windows) {
@@ -61,9 +62,6 @@ fn sums_of<'a>(
     }
     Ok(groups)
 }
-
-/// Devices a thread of [`availability_over`] takes at least.
-const DEVICES_PER_THREAD: usize = 4096;
 
 /// Availability of every group over each of `windows` (window after window, groups by
 /// name), one pass over the devices, split between the cores. Sums are exact (integer
@@ -76,8 +74,7 @@ pub fn availability_over<'a>(
     cancel: &Cancel,
 ) -> Result<Vec<GroupAvailability>> {
     let devices: Vec<DeviceHistory<'a>> = devices.collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(devices.len() / DEVICES_PER_THREAD);
+    let threads = threads_for(devices.len());
     availability_split(devices, maintenance, windows, by, cancel, threads)
 }
 
@@ -92,31 +89,12 @@ pub fn availability_split<'a>(
     threads: usize,
 ) -> Result<Vec<GroupAvailability>> {
     let ex = Exclusions::new(maintenance);
-    let threads = threads.clamp(1, devices.len().max(1));
-    let parts: Vec<Result<_>> = if threads == 1 {
-        vec![sums_of(&devices, &ex, windows, by, cancel)]
-    } else {
-        let share = devices.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let running: Vec<_> = devices
-                .chunks(share)
-                .map(|c| s.spawn(|| sums_of(c, &ex, windows, by, cancel)))
-                .collect();
-            running
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(crate::error::QueryError::Internal(
-                            "an availability thread panicked".into(),
-                        ))
-                    })
-                })
-                .collect()
-        })
-    };
+    let parts = in_shares(&devices, threads, "availability", |share| {
+        sums_of(share, &ex, windows, by, cancel)
+    })?;
     let mut groups: BTreeMap<&'a str, Vec<Total>> = BTreeMap::new();
     for part in parts {
-        for (key, sums) in part? {
+        for (key, sums) in part {
             match groups.get_mut(key) {
                 Some(have) => have.iter_mut().zip(&sums).for_each(|(a, b)| a.merge(b)),
                 None => {
@@ -164,7 +142,7 @@ pub fn availability(
 /// Every device's history, from final intervals grouped by device.
 pub fn histories(intervals: &[ServiceInterval]) -> impl Iterator<Item = DeviceHistory<'_>> {
     by_device(intervals).map(|iv| DeviceHistory {
-        intervals: iv,
+        intervals: iv.into(),
         open: None,
         rollup: None,
     })

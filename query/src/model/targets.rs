@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::intervals::ServiceInterval;
+use super::fleet::DeviceHistory;
 
 /// What availability is grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,17 +54,17 @@ impl GroupBy {
         }
     }
 
-    /// The group of a device (its intervals, in time order, non-empty), by its latest report.
-    pub fn key(self, iv: &[ServiceInterval]) -> &str {
-        let last = iv.last().expect("a device has intervals");
+    /// The group of a device, by its latest report.
+    pub fn key(self, d: &DeviceHistory<'_>) -> &'static str {
+        let last = d.last();
         let v = match self {
-            GroupBy::Device => Some(&last.device),
-            GroupBy::DevicePool => last.device_pool.as_ref(),
-            GroupBy::Node => iv.iter().rev().find_map(|i| i.home_node.as_ref()),
-            GroupBy::Cluster => Some(&last.cluster),
-            GroupBy::DeviceType => last.device_type.as_ref(),
+            GroupBy::Device => Some(last.device),
+            GroupBy::DevicePool => last.device_pool,
+            GroupBy::Node => d.last_home(),
+            GroupBy::Cluster => Some(last.cluster),
+            GroupBy::DeviceType => last.device_type,
         };
-        v.map_or("(none)", |s| s)
+        v.map_or("(none)", |s| s.as_str())
     }
 }
 

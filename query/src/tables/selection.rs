@@ -181,12 +181,11 @@ impl Selection {
             && self
                 .cluster
                 .as_deref()
-                .is_none_or(|c| d.intervals.iter().any(|i| &*i.cluster == c))
-            && self.device_pool.as_deref().is_none_or(|p| {
-                d.intervals
-                    .iter()
-                    .any(|i| i.device_pool.as_deref() == Some(p))
-            })
+                .is_none_or(|c| d.intervals.any(c, |i| &*i.cluster == c))
+            && self
+                .device_pool
+                .as_deref()
+                .is_none_or(|p| d.intervals.any(p, |i| i.device_pool.as_deref() == Some(p)))
     }
 
     /// Whether a device name may have rows (for tables without intervals: calls).

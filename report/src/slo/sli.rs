@@ -57,13 +57,13 @@ pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTota
         if n % 512 == 0 {
             cancel.check()?;
         }
-        let first = d.intervals[0].valid_from;
+        let first = d.first_from();
         if first >= now {
             continue;
         }
         let t = d.tally(first, now, &ex);
         for scope in SCOPES {
-            acc.entry((scope.as_str(), scope.key(d.intervals)))
+            acc.entry((scope.as_str(), scope.key(&d)))
                 .or_default()
                 .add(&t);
         }

@@ -46,9 +46,10 @@ pub async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, A
             Ok((by_state, pools, sli))
         })
         .await?;
+    let live_bytes = app.live().view().memory().parts();
     let text = app
         .metrics
-        .render(&by_state, &pools, sli)
+        .render(&by_state, &pools, sli, &live_bytes)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut r = text.into_response();
     r.headers_mut().insert(
