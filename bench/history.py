@@ -137,6 +137,16 @@ def rss_parts(pid):
     return h.proc_status_bytes(pid, "RssAnon"), h.proc_status_bytes(pid, "RssFile")
 
 
+def live_bytes(metrics_text):
+    """`callstate_live_state_bytes{part}` of a `/metrics` answer, by part."""
+    found = {}
+    for line in metrics_text.splitlines():
+        m = re.match(r'callstate_live_state_bytes\{part="([a-z_]+)"\} (\d+)', line)
+        if m:
+            found[m.group(1)] = int(m.group(2))
+    return found
+
+
 def serve_round(name, days, binary, d, data, seed):
     port = h.free_port()
     copy = d / "serve-copy"
@@ -188,6 +198,10 @@ def serve_round(name, days, binary, d, data, seed):
                 "incidents": len(json.loads(body))}
         out |= {"rss_after_round": h.vm_rss(p.pid), "rss_peak": h.vm_hwm(p.pid),
                 "rss_parts_after_round": rss_parts(p.pid)}
+        # what the live state holds on the heap, by part (after the RSS: the scrape itself
+        # computes the SLI counters)
+        _, text = c.get("/metrics")
+        out["live_bytes"] = live_bytes(text.decode())
     finally:
         p.terminate()
         p.wait()
@@ -280,6 +294,16 @@ def main(names, binary, work, seed, results_path, with_duckdb=True):
     return res
 
 
+def live_row(parts):
+    if not parts:
+        return "not measured"
+    mb = lambda b: f"{b / 1e6:,.0f}"
+    legs = parts.get("call_legs_packed", 0) + parts.get("call_legs_loose", 0)
+    return (f"{mb(sum(parts.values()))} MB = {mb(parts.get('service_events', 0))} + "
+            f"{mb(parts.get('intervals', 0))} + {mb(parts.get('rollups', 0))} + "
+            f"{mb(parts.get('devices', 0))} + {mb(legs)}")
+
+
 def report(res):
     gb = lambda b: f"{b / 2**30:.2f} GiB"
     parts = lambda p: f"{p[0] / 2**30:.2f} + {p[1] / 2**30:.2f}"
@@ -309,6 +333,9 @@ def report(res):
          lambda r: f"{gb(r['rss_after_round'])} ({parts(r['rss_parts_after_round'])})",
          f"≤ {GOALS['rss_gb']} GB ({GOALS['rss_gb'] * 1e9 / 2**30:.2f} GiB)"),
         ("RSS peak (VmHWM: the most resident at once, mapped pages included)", lambda r: gb(r["rss_peak"]), ""),
+        ("live state on the heap after the round (`callstate_live_state_bytes`): total = "
+         "service events + intervals + rollups + devices + call legs",
+         lambda r: live_row(r.get("live_bytes")), ""),
         ("SLA by pool per calendar month, cold", lambda r: ms(r["sla_cold_s"]),
          f"< {GOALS['sla_cold_s']} s"),
         ("same, warm", lambda r: ms(r["sla_warm_s"]), f"< {GOALS['sla_warm_ms']} ms"),

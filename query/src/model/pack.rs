@@ -389,8 +389,8 @@ impl<'a> Stored<'a> {
         }
     }
 
-    /// Whether one of them `holds` (`name`: a name it must mention to, which a pack tells
-    /// without decoding).
+    /// Whether one of them `holds`; `name` is a name an interval must mention to hold, which
+    /// a pack checks in its list of names before it decodes anything.
     pub fn any(self, name: &str, holds: impl Fn(&ServiceInterval) -> bool) -> bool {
         match self {
             Stored::Slice(s) => s.iter().any(holds),
