@@ -20,7 +20,7 @@ use super::rollup::{
 };
 use super::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
 use super::tally::Tally;
-use super::targets::Targets;
+use super::targets::{GroupBy, Targets};
 
 /// When each source fell silent for good (90 s after its last event), if it has events.
 pub trait OpenSilence: Sync {
@@ -58,6 +58,19 @@ impl<'a> DeviceHistory<'a> {
     /// The home node of its latest interval that has one.
     pub fn last_home(&self) -> Option<Name> {
         self.intervals.last_home()
+    }
+
+    /// Its group by `by`, by its latest report.
+    pub fn group(&self, by: GroupBy) -> &'static str {
+        let last = self.last();
+        let v = match by {
+            GroupBy::Device => Some(last.device),
+            GroupBy::DevicePool => last.device_pool,
+            GroupBy::Node => self.last_home(),
+            GroupBy::Cluster => Some(last.cluster),
+            GroupBy::DeviceType => last.device_type,
+        };
+        v.map_or("(none)", |s| s.as_str())
     }
 
     /// The interval whose attributes hold at `t`: the last one starting by then, or the first.

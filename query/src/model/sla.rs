@@ -53,7 +53,7 @@ fn sums_of<'a>(
             cancel.check()?;
         }
         let sums = groups
-            .entry(by.key(dev))
+            .entry(dev.group(by))
             .or_insert_with(|| vec![Total::default(); windows.len()]);
         let reader = dev.reader(ex);
         for (sum, &(from, to)) in sums.iter_mut().zip(windows) {

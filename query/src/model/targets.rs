@@ -6,8 +6,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::fleet::DeviceHistory;
-
 /// What availability is grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,19 +50,6 @@ impl GroupBy {
             GroupBy::Cluster => "cluster",
             GroupBy::DeviceType => "device_type",
         }
-    }
-
-    /// The group of a device, by its latest report.
-    pub fn key(self, d: &DeviceHistory<'_>) -> &'static str {
-        let last = d.last();
-        let v = match self {
-            GroupBy::Device => Some(last.device),
-            GroupBy::DevicePool => last.device_pool,
-            GroupBy::Node => d.last_home(),
-            GroupBy::Cluster => Some(last.cluster),
-            GroupBy::DeviceType => last.device_type,
-        };
-        v.map_or("(none)", |s| s.as_str())
     }
 }
 

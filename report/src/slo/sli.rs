@@ -63,7 +63,7 @@ pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTota
         }
         let t = d.tally(first, now, &ex);
         for scope in SCOPES {
-            acc.entry((scope.as_str(), scope.key(&d)))
+            acc.entry((scope.as_str(), d.group(scope)))
                 .or_default()
                 .add(&t);
         }
