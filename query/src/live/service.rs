@@ -12,6 +12,7 @@
 use callstate_schemas::Us;
 
 use crate::model::Name;
+use crate::model::name::index_in;
 use crate::model::rows::ServiceRow;
 use crate::model::varint::{Reader, put as varint, unzigzag, zigzag};
 
@@ -115,14 +116,7 @@ impl ServiceEvents {
     }
 
     fn name(&mut self, n: Name) -> u64 {
-        let at = match self.names.iter().position(|x| *x == n) {
-            Some(at) => at,
-            None => {
-                self.names.push(n);
-                self.names.len() - 1
-            }
-        };
-        at as u64
+        index_in(&mut self.names, n) as u64
     }
 
     /// Encodes `e` after the last event (which it must not precede).

@@ -76,7 +76,8 @@ impl<'a> DeviceHistory<'a> {
     /// The interval whose attributes hold at `t`: the last one starting by then, or the first.
     pub fn attributes_at(&self, t: Us) -> Cow<'a, ServiceInterval> {
         self.intervals
-            .starting_by_or_first(t)
+            .starting_by(t)
+            .or_else(|| self.intervals.first())
             .expect("a device has intervals")
     }
 
@@ -135,12 +136,19 @@ impl<'a> DeviceHistory<'a> {
 
     /// The interval holding `t` (open silences cut out); `None` before the first.
     pub fn at(&self, t: Us) -> Option<ServiceInterval> {
-        let i = self.intervals.starting_by(t)?;
-        if !i.contains(t) {
+        self.piece_at(&self.attributes_at(t), t)
+    }
+
+    /// The piece of `attributes` (what [`attributes_at`](Self::attributes_at) gave for `t`)
+    /// holding `t`, open silences cut out: the interval holding `t` without looking it up
+    /// again.
+    pub fn piece_at(&self, attributes: &ServiceInterval, t: Us) -> Option<ServiceInterval> {
+        // (the first interval, given when none starts by `t`, does not hold it)
+        if !attributes.contains(t) {
             return None;
         }
         let mut pieces = Vec::with_capacity(2);
-        self.cut_one(&i, &mut pieces);
+        self.cut_one(attributes, &mut pieces);
         pieces.into_iter().find(|p| p.contains(t))
     }
 

@@ -48,6 +48,19 @@ fn place(i: usize) -> (usize, usize) {
     (k, i - FIRST * ((1 << k) - 1))
 }
 
+/// Where `n` is in `list`, added at its end if it was not there: the list of the names a
+/// device's encoded events or intervals use, which their encodings index (a device uses a
+/// handful, so a linear search).
+pub(crate) fn index_in(list: &mut Vec<Name>, n: Name) -> usize {
+    match list.iter().position(|x| *x == n) {
+        Some(at) => at,
+        None => {
+            list.push(n);
+            list.len() - 1
+        }
+    }
+}
+
 impl Name {
     /// The name `s`, interned if it was not yet.
     pub fn new(s: &str) -> Name {

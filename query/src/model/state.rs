@@ -52,7 +52,7 @@ pub fn state_at(dev: &DeviceHistory<'_>, active_calls: Option<u64>, t: Us) -> De
     // the last interval starting by t (else the first): the device's attributes; the piece
     // holding t, if any: its state
     let last = dev.attributes_at(t);
-    let cur = dev.at(t);
+    let cur = dev.piece_at(&last, t);
     let cur = cur.as_ref();
     let o = |v: &Option<Name>| v.map(|n| n.to_string());
     DeviceState {
