@@ -1,10 +1,11 @@
-//! Daily rollups answer availability exactly as intervals do.
+//! Hourly rollups answer availability exactly as intervals do.
 //!
 //! Random device histories (states lasting minutes to days, gaps, two sources, open
 //! silences), random maintenance windows of every scope, and random windows (whole days,
 //! calendar months in a zone whose midnight is not UTC's, arbitrary microseconds): the tally
-//! read through a device's daily rollup equals the tally read from its intervals alone, field
-//! by field, the rollup built from the intervals packed as the live state holds them; and the
+//! read through a device's rollup equals the tally read from its intervals alone, field by
+//! field, the rollup built from the intervals packed as the live state holds them, and built
+//! again when the windows change; and the
 //! tally of a window equals the tallies of any two halves joined.
 //!
 //! A longer run: `PROPTEST_CASES=20000 cargo test -p callstate-query --test rollup`.
@@ -133,6 +134,7 @@ proptest! {
         open_ended in any::<bool>(),
         open in proptest::collection::vec(prop_oneof![Just(None), (0..30 * DAY).prop_map(Some)], 2),
         rows in proptest::collection::vec(window(), 0..4),
+        other_rows in proptest::collection::vec(window(), 0..4),
         spans in proptest::collection::vec(span(), 1..8),
     ) {
         let iv = intervals(&pieces, T0 + start, open_ended);
@@ -142,18 +144,22 @@ proptest! {
         let pack = IntervalPack::new(&iv);
         let rolled = DeviceHistory { intervals: (&pack).into(), open: Some(&open), rollup: Some(&cache) };
         let plain = DeviceHistory { intervals: (&iv).into(), open: Some(&open), rollup: None };
-        let ex = Exclusions::new(&rows);
         // one reader asked every window, in the order given and in time order (it walks on
-        // from where the last window's searches ended)
+        // from where the last window's searches ended); then with other windows (the rollup is
+        // built again with them) and the first ones again
         let mut sorted = spans.clone();
         sorted.sort();
-        for order in [&spans, &sorted] {
-            let reader = rolled.reader(&ex);
-            for &(from, to) in order {
-                let want = Tally::of(&plain.window(from, to), from, to, &rows);
-                prop_assert_eq!(reader.tally(from, to), want, "reader, window {}..{}", from, to);
+        for rows in [&rows, &other_rows, &rows] {
+            let ex = Exclusions::new(rows);
+            for order in [&spans, &sorted] {
+                let reader = rolled.reader(&ex);
+                for &(from, to) in order {
+                    let want = Tally::of(&plain.window(from, to), from, to, rows);
+                    prop_assert_eq!(reader.tally(from, to), want, "reader, window {}..{}", from, to);
+                }
             }
         }
+        let ex = Exclusions::new(&rows);
         for &(from, to) in &spans {
             let want = Tally::of(&plain.window(from, to), from, to, &rows);
             prop_assert_eq!(rolled.tally(from, to, &ex), want, "window {}..{}", from, to);
@@ -222,12 +228,13 @@ fn an_outage_across_midnight_is_one_outage_in_a_window_and_one_per_day() {
     // the rollup holds the outage's hours whole: the same answer through it
     // the source falls silent for good at T0 + 3 days
     let unit = |t: Us| t / UNIT;
-    let rollup = Rollup::build(&iv, |_| Some(T0 + 3 * DAY));
+    let none = Exclusions::new(&[]);
+    let rollup = Rollup::build("D1", &iv, |_| Some(T0 + 3 * DAY), &none);
     assert_eq!(rollup.covered(), (unit(T0), unit(T0 + 3 * DAY)));
     assert_eq!(rollup.tally(unit(T0), unit(T0 + 3 * DAY)).seconds(), s);
     // runs of whole hours in one state: in service, out of service (three hours), in
     // service again however long
-    let rollup = Rollup::build(&iv, |_| Some(T0 + 10 * DAY));
+    let rollup = Rollup::build("D1", &iv, |_| Some(T0 + 10 * DAY), &none);
     assert_eq!(rollup.len(), 3);
     assert_eq!(
         rollup.tally(unit(T0 + 2 * DAY), unit(T0 + 10 * DAY)),
@@ -259,4 +266,56 @@ fn maintenance_inside_an_outage_splits_it_and_only_the_time_outside_counts() {
         (s.outages, s.longest_outage_s, s.outage_total_s),
         (2, 7_200.0, 10_800.0)
     );
+}
+
+#[test]
+fn a_rollup_is_built_again_only_when_windows_touching_the_device_change() {
+    let pieces: Vec<Piece> = (0..6)
+        .map(|k| Piece {
+            state: (k % 2) as u8,
+            len: 5 * HOUR + 7 * MIN,
+            gap: 0,
+            source: 0,
+            node: (k % 2) as u8,
+        })
+        .collect();
+    let iv = intervals(&pieces, T0, false);
+    let pack = IntervalPack::new(&iv);
+    let cache = RollupCache::default();
+    let dev = DeviceHistory {
+        intervals: (&pack).into(),
+        open: None,
+        rollup: Some(&cache),
+    };
+    let row = |scope: &str, target: &str, at: Us| MaintenanceRow {
+        time: T0,
+        ingest_time: T0,
+        scope: Arc::from(scope),
+        target: Arc::from(target),
+        start: T0 + at,
+        end: T0 + at + 40 * MIN,
+        reason: None,
+        cluster: Arc::from("c1"),
+    };
+    let mut rows = vec![row("node", "cm2", 6 * HOUR)];
+    let (from, to) = (T0, T0 + DAY);
+    let built = |rows: &[MaintenanceRow]| {
+        let t = dev.tally(from, to, &Exclusions::new(rows));
+        assert_eq!(t, Tally::of(&iv, from, to, rows));
+        cache.get().expect("built")
+    };
+    let first = built(&rows);
+    assert!(first.len() > 1);
+    // a window on a node the device never was on, or on another device: the same rollup
+    rows.push(row("node", "cm9", 2 * HOUR));
+    rows.push(row("device", "D2", 3 * HOUR));
+    assert!(Arc::ptr_eq(&first, &built(&rows)), "kept");
+    // one on its pool: built again, and the excluded time is its
+    rows.push(row("device_pool", "DP-A", 13 * HOUR));
+    let second = built(&rows);
+    assert!(!Arc::ptr_eq(&first, &second), "built again");
+    let t = dev.tally(from, to, &Exclusions::new(&rows));
+    assert!(t.seconds().excluded_s > 0.0);
+    // the same windows again: kept
+    assert!(Arc::ptr_eq(&second, &built(&rows)));
 }

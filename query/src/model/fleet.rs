@@ -7,7 +7,7 @@
 //! number, not the history of every device its source reports.
 
 use std::borrow::Cow;
-use std::cell::{Cell, OnceCell};
+use std::cell::Cell;
 use std::sync::Arc;
 
 use callstate_schemas::Us;
@@ -15,9 +15,7 @@ use callstate_schemas::Us;
 use super::Name;
 use super::intervals::{ServiceInterval, split_by_silence};
 use super::pack::Stored;
-use super::rollup::{
-    Exclusions, Rollup, RollupCache, UNIT, for_each_part, settled_until, unit_from, unit_of,
-};
+use super::rollup::{Exclusions, Rollup, RollupCache, UNIT, settled_until, unit_from, unit_of};
 use super::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
 use super::tally::Tally;
 use super::targets::{GroupBy, Targets};
@@ -91,38 +89,37 @@ impl<'a> DeviceHistory<'a> {
         self.cut_open(self.intervals.all())
     }
 
-    /// Its time over [from, to): whole units (hours) from its rollup where it has one and no
-    /// maintenance window may touch them, the rest from its intervals; the same, to the
-    /// microsecond, as reading intervals alone.
+    /// Its time over [from, to): whole units (hours) from its rollup where it has one, the
+    /// partial ones at the edges from its intervals; the same, to the microsecond, as reading
+    /// intervals alone.
     pub fn tally(&self, from: Us, to: Us, ex: &Exclusions<'_>) -> Tally {
         self.reader(ex).tally(from, to)
     }
 
     /// What [`tally`](Self::tally) reads, looked up once for many windows.
     pub fn reader<'e>(&self, ex: &'e Exclusions<'e>) -> Reader<'a, 'e> {
-        let rollup = self.built_rollup().map(|r| {
+        let rollup = self.built_rollup(ex).map(|r| {
             let (first, end) = r.covered();
-            (r, first, end.min(unit_of(self.settled_until(r))))
+            let end = end.min(unit_of(self.settled_until(&r)));
+            (r, first, end)
         });
-        let (touched, windows) = match rollup {
-            Some((d, _, _)) => ex.touched(self.name(), d.names()),
-            None => Default::default(),
-        };
         Reader {
             dev: *self,
             rollup,
-            touched,
-            windows,
             ex,
-            stored: OnceCell::new(),
-            hints: Cell::new((0, 0)),
+            hint: Cell::new(0),
         }
     }
 
-    /// Its rollup, built now if it has a place for one and it was not built yet.
-    fn built_rollup(&self) -> Option<&'a Rollup> {
+    /// Its rollup with the windows of `ex`, built now if it has a place for one and it was
+    /// not built yet, or with other windows.
+    fn built_rollup(&self, ex: &Exclusions<'_>) -> Option<Arc<Rollup>> {
         let cache = self.rollup?;
-        Some(cache.get_or_init(|| Rollup::build(&self.intervals.all(), |s| self.open_from(s))))
+        let name = self.name();
+        Some(cache.get_or_build(
+            |r| r.built_with(name, ex),
+            || Rollup::build(name, &self.intervals.all(), |s| self.open_from(s), ex),
+        ))
     }
 
     /// Up to where no open silence cuts into its intervals (as this version knows them).
@@ -185,18 +182,11 @@ impl<'a> DeviceHistory<'a> {
 pub struct Reader<'a, 'e> {
     dev: DeviceHistory<'a>,
     /// The rollup and the units it may answer for, [first, end).
-    rollup: Option<(&'a Rollup, i64, i64)>,
-    /// Units a maintenance window may touch (read from intervals).
-    touched: Vec<(i64, i64)>,
-    /// The windows that may cover it there.
-    windows: Vec<&'e MaintenanceRow>,
+    rollup: Option<(Arc<Rollup>, i64, i64)>,
     ex: &'e Exclusions<'e>,
-    /// Its stored intervals, decoded once when a window first reads a touched unit (a pack
-    /// would decode from its mark before every piece otherwise).
-    stored: OnceCell<Cow<'a, [ServiceInterval]>>,
-    /// Where the last window's searches of the rollup's runs and of the intervals started:
-    /// windows asked in time order walk on from there.
-    hints: Cell<(usize, usize)>,
+    /// Where the last window's search of the rollup's runs started: windows asked in time
+    /// order walk on from there.
+    hint: Cell<usize>,
 }
 
 impl Reader<'_, '_> {
@@ -209,32 +199,18 @@ impl Reader<'_, '_> {
 
     /// The device's time over [from, to).
     pub fn tally(&self, from: Us, to: Us) -> Tally {
-        let Some((rollup, first, end)) = self.rollup else {
+        let Some((rollup, first, end)) = &self.rollup else {
             return self.direct(from, to);
         };
-        let (d0, d1) = (unit_from(from).max(first), unit_of(to).min(end));
+        let (d0, d1) = (unit_from(from).max(*first), unit_of(to).min(*end));
         if d0 >= d1 {
             return self.direct(from, to);
         }
-        let mut t = self.direct(from, d0 * UNIT);
-        let (mut run, mut iv) = self.hints.get();
-        for_each_part(&self.touched, d0, d1, |a, b, touched| {
-            let piece = if touched {
-                // settled units: no open silence cuts in, the stored intervals are final
-                let (a, b) = (a * UNIT, b * UNIT);
-                let all = self.stored.get_or_init(|| self.dev.intervals.all());
-                let (stored, at) = Stored::Slice(all).overlapping(iv, a, b);
-                iv = at;
-                Tally::of(&stored, a, b, &self.windows)
-            } else {
-                let (piece, at) = rollup.tally_from(run, a, b);
-                run = at;
-                piece
-            };
-            t = t.then(piece);
-        });
-        self.hints.set((run, iv));
-        t.then(self.direct(d1 * UNIT, to))
+        let (whole, at) = rollup.tally_from(self.hint.get(), d0, d1);
+        self.hint.set(at);
+        self.direct(from, d0 * UNIT)
+            .then(whole)
+            .then(self.direct(d1 * UNIT, to))
     }
 }
 

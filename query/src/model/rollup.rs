@@ -6,18 +6,21 @@
 //! partial first and last days, and every local day of a daily SLA, from intervals; over a
 //! year of the benchmark fleet, answers identical, memory the same (docs/storage.md).
 //!
-//! A rollup is built without maintenance windows (they come and go with events of their
-//! own): the units a window may touch are read from intervals, with the windows, at each
-//! question ([`Exclusions`]). It covers the whole units from the device's first interval to
-//! where its sources' open silences could begin (a unit after that is not settled yet), and
-//! is built once per version of the device ([`RollupCache`]): a device that changes gets a
-//! new one.
+//! A rollup is built with the maintenance windows that may touch the device (those targeting
+//! it or a cluster, pool or node its intervals mention, [`Exclusions`]): the units they touch
+//! are tallied with them, so that a question sums rollups alone. It records which windows
+//! those were (a digest), and a question whose windows differ for the device builds it again
+//! (windows come and go with events of their own, rarely). It covers the whole units from
+//! the device's first interval to where its sources' open silences could begin (a unit after
+//! that is not settled yet), and is built once per version of the device and of its windows
+//! ([`RollupCache`]): a device that changes gets a new one.
 //!
 //! Answers are the same to the microsecond as reading intervals alone: the pieces join
 //! exactly ([`Tally::then`]).
 
 use hashbrown::HashMap;
-use std::sync::OnceLock;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use callstate_schemas::{ServiceState, US_PER_HOUR, Us};
 
@@ -92,6 +95,8 @@ pub struct Rollup {
     /// The clusters, pools, nodes and homes its intervals mention (what maintenance windows
     /// target), sorted.
     names: Vec<Name>,
+    /// The digest of the maintenance windows it was built with ([`Exclusions::digest`]).
+    windows: u64,
 }
 
 impl Rollup {
@@ -103,10 +108,16 @@ impl Rollup {
             + self.names.capacity() * size_of::<Name>()
     }
 
-    /// The rollup of `intervals` (in time order, closed silences cut out) over the whole units
-    /// no open silence can reach (`open_from` gives where a source's begins; with none, the
-    /// units up to the last change).
-    pub fn build(intervals: &[ServiceInterval], open_from: impl Fn(&str) -> Option<Us>) -> Rollup {
+    /// The rollup of the device `device`'s `intervals` (in time order, closed silences cut
+    /// out) over the whole units no open silence can reach (`open_from` gives where a source's
+    /// begins; with none, the units up to the last change), the units a window of `ex` may
+    /// touch tallied with those windows.
+    pub fn build(
+        device: &str,
+        intervals: &[ServiceInterval],
+        open_from: impl Fn(&str) -> Option<Us>,
+        ex: &Exclusions<'_>,
+    ) -> Rollup {
         let mut names: Vec<Name> = Vec::new();
         for i in intervals {
             let mentioned = [&i.node, &i.last_node, &i.home_node, &i.device_pool];
@@ -117,10 +128,12 @@ impl Rollup {
             }
         }
         names.sort();
+        let (touched, windows) = ex.touched(device, &names);
         let mut out = Rollup {
             runs: Vec::new(),
             mixed: Vec::new(),
             sources: source_ends(intervals),
+            windows: ex.digest(device, &names),
             names,
         };
         let (Some(first), Some(last)) = (intervals.first(), intervals.last()) else {
@@ -132,6 +145,7 @@ impl Rollup {
         };
         let (mut d, end) = (unit_of(first.valid_from), unit_of(until));
         let mut k = 0; // first interval that may overlap unit `d`
+        let mut w = 0; // first touched range not ending by unit `d`
         while d < end {
             let (a, b) = (d * UNIT, (d + 1) * UNIT);
             while intervals
@@ -140,25 +154,37 @@ impl Rollup {
             {
                 k += 1;
             }
+            while touched.get(w).is_some_and(|r| r.1 <= d) {
+                w += 1;
+            }
+            // a unit a window may touch: tallied with the windows
+            if touched.get(w).is_some_and(|r| r.0 <= d) {
+                let m = k + intervals[k..].partition_point(|i| i.valid_from < b);
+                out.push(d, 1, Tally::of(&intervals[k..m], a, b, &windows));
+                d += 1;
+                continue;
+            }
+            // runs stop where the next touched range starts
+            let lim = touched.get(w).map_or(end, |r| r.0.min(end));
             match intervals.get(k) {
-                // nothing more: unknown to the end
+                // nothing more: unknown up to the limit
                 None => {
                     out.push(
                         d,
-                        end - d,
-                        Tally::pure(ServiceState::Unknown, (end - d) * UNIT),
+                        lim - d,
+                        Tally::pure(ServiceState::Unknown, (lim - d) * UNIT),
                     );
-                    d = end;
+                    d = lim;
                 }
                 // a gap before the next interval: unknown up to the unit it starts
                 Some(i) if i.valid_from >= b => {
-                    let n = (unit_of(i.valid_from) - d).min(end - d);
+                    let n = (unit_of(i.valid_from) - d).min(lim - d);
                     out.push(d, n, Tally::pure(ServiceState::Unknown, n * UNIT));
                     d += n;
                 }
                 // one interval covers whole units
                 Some(i) if i.valid_from <= a && i.valid_to.is_none_or(|e| e >= b) => {
-                    let last = i.valid_to.map_or(end, unit_of).min(end);
+                    let last = i.valid_to.map_or(end, unit_of).min(lim);
                     let n = last - d;
                     out.push(d, n, Tally::pure(i.state, n * UNIT));
                     d = last;
@@ -241,6 +267,11 @@ impl Rollup {
         &self.names
     }
 
+    /// Whether it was built with the windows `ex` has for the device `device`.
+    pub fn built_with(&self, device: &str, ex: &Exclusions<'_>) -> bool {
+        self.windows == ex.digest(device, &self.names)
+    }
+
     /// Runs held (a measure of its size).
     pub fn len(&self) -> usize {
         self.runs.len()
@@ -314,11 +345,12 @@ pub fn settled_until(sources: &SourceEnds, open_from: impl Fn(&str) -> Option<Us
         .unwrap_or(Us::MAX)
 }
 
-/// A device's rollup, built when first asked for; a device derived again starts with an
-/// empty one (and cloning gives an empty cache: the live state shares one behind an `Arc`
-/// between copies of a device whose intervals did not change).
+/// A device's rollup, built when first asked for and again when a question's maintenance
+/// windows for the device differ from those it was built with; a device derived again starts
+/// with an empty one (and cloning gives an empty cache: the live state shares one behind an
+/// `Arc` between copies of a device whose intervals did not change).
 #[derive(Debug, Default)]
-pub struct RollupCache(OnceLock<Rollup>);
+pub struct RollupCache(Mutex<Option<Arc<Rollup>>>);
 
 impl Clone for RollupCache {
     fn clone(&self) -> Self {
@@ -327,31 +359,43 @@ impl Clone for RollupCache {
 }
 
 impl RollupCache {
-    /// The rollup, built by `build` if not yet.
-    pub fn get_or_init(&self, build: impl FnOnce() -> Rollup) -> &Rollup {
-        self.0.get_or_init(build)
+    /// The rollup if `usable`, else the one `build` makes (kept for the next question).
+    pub fn get_or_build(
+        &self,
+        usable: impl FnOnce(&Rollup) -> bool,
+        build: impl FnOnce() -> Rollup,
+    ) -> Arc<Rollup> {
+        // (held while building: two questions do not build one device's rollup twice)
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*slot {
+            Some(r) if usable(r) => r.clone(),
+            _ => slot.insert(Arc::new(build())).clone(),
+        }
     }
 
     /// The rollup if built.
-    pub fn get(&self) -> Option<&Rollup> {
-        self.0.get()
+    pub fn get(&self) -> Option<Arc<Rollup>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
 /// Maintenance windows as availability reads them next to rollups: the windows themselves,
-/// and the units each may touch, by the name it targets (read from intervals with the
-/// windows, never from a rollup).
+/// and the units each may touch, by the name it targets.
 #[derive(Debug)]
 pub struct Exclusions<'a> {
     /// The windows.
     pub rows: &'a [MaintenanceRow],
-    /// The windows on each target (device, pool, node or cluster name), and the units
-    /// [first, end) they touch.
+    /// The windows on each target (device, pool, node or cluster name), the units
+    /// [first, end) they touch and their fingerprints.
     by_target: HashMap<&'a str, Vec<Targeting<'a>>>,
 }
 
-/// A window and the units [first, end) it touches.
-type Targeting<'a> = (&'a MaintenanceRow, (i64, i64));
+/// A window, the units [first, end) it touches and its fingerprint (a hash of its scope,
+/// target, start and end).
+type Targeting<'a> = (&'a MaintenanceRow, (i64, i64), u64);
 
 impl<'a> Exclusions<'a> {
     /// Indexes `rows`.
@@ -359,7 +403,12 @@ impl<'a> Exclusions<'a> {
         let mut by_target: HashMap<&str, Vec<_>> = HashMap::new();
         for w in rows.iter().filter(|w| w.start < w.end) {
             let units = (unit_of(w.start), unit_of(w.end - 1) + 1);
-            by_target.entry(&w.target).or_default().push((w, units));
+            let mut h = DefaultHasher::new();
+            (&*w.scope, &*w.target, w.start, w.end).hash(&mut h);
+            by_target
+                .entry(&w.target)
+                .or_default()
+                .push((w, units, h.finish()));
         }
         Exclusions { rows, by_target }
     }
@@ -377,16 +426,32 @@ impl<'a> Exclusions<'a> {
             return Default::default();
         }
         let (mut units, mut windows) = (Vec::new(), Vec::new());
-        for (w, d) in std::iter::once(device)
-            .chain(names.iter().map(|n| &**n))
-            .filter_map(|n| self.by_target.get(n))
-            .flatten()
-        {
+        for (w, d, _) in self.targeting(device, names) {
             units.push(*d);
             windows.push(*w);
         }
         merge(&mut units);
         (units, windows)
+    }
+
+    /// A digest of the windows [`touched`](Self::touched) gives, in order: what a rollup
+    /// records of the windows it was built with. (Two sets of windows share one only if
+    /// 64-bit fingerprints collide.)
+    pub fn digest(&self, device: &str, names: &[Name]) -> u64 {
+        self.targeting(device, names).fold(0, |d, (_, _, fp)| {
+            (d ^ fp).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+        })
+    }
+
+    fn targeting<'s>(
+        &'s self,
+        device: &'s str,
+        names: &'s [Name],
+    ) -> impl Iterator<Item = &'s Targeting<'a>> + 's {
+        std::iter::once(device)
+            .chain(names.iter().map(|n| &**n))
+            .filter_map(|n| self.by_target.get(n))
+            .flatten()
     }
 }
 
@@ -405,27 +470,6 @@ pub fn seek<T>(v: &[T], hint: usize, before: impl Fn(&T) -> bool) -> usize {
         }
     }
     k + v[k..].partition_point(before)
-}
-
-/// The parts of [d0, d1) in order, `f(first, end, touched)`, `touched` when it is in one of
-/// the ranges of `touched` (sorted, merged). Allocates nothing: it runs per device and window.
-pub fn for_each_part(touched: &[(i64, i64)], d0: i64, d1: i64, mut f: impl FnMut(i64, i64, bool)) {
-    let mut d = d0;
-    let first = touched.partition_point(|r| r.1 <= d0);
-    for &(a, b) in &touched[first..] {
-        if a >= d1 {
-            break;
-        }
-        let (a, b) = (a.max(d0), b.min(d1));
-        if d < a {
-            f(d, a, false);
-        }
-        f(a, b, true);
-        d = b;
-    }
-    if d < d1 {
-        f(d, d1, false);
-    }
 }
 
 /// Sorts and merges overlapping or adjacent ranges.
