@@ -19,6 +19,7 @@ use super::rollup::{Exclusions, Rollup, RollupCache, UNIT, settled_until, unit_f
 use super::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
 use super::tally::Tally;
 use super::targets::{GroupBy, Targets};
+use super::unit_runs::Cursor;
 
 /// When each source fell silent for good (90 s after its last event), if it has events.
 pub trait OpenSilence: Sync {
@@ -107,7 +108,7 @@ impl<'a> DeviceHistory<'a> {
             dev: *self,
             rollup,
             ex,
-            hint: Cell::new(0),
+            hint: Cell::new(None),
         }
     }
 
@@ -184,9 +185,9 @@ pub struct Reader<'a, 'e> {
     /// The rollup and the units it may answer for, [first, end).
     rollup: Option<(Arc<Rollup>, i64, i64)>,
     ex: &'e Exclusions<'e>,
-    /// Where the last window's search of the rollup's runs started: windows asked in time
+    /// Where the last window's reading of the rollup's runs started: windows asked in time
     /// order walk on from there.
-    hint: Cell<usize>,
+    hint: Cell<Option<Cursor>>,
 }
 
 impl Reader<'_, '_> {

@@ -21,6 +21,7 @@ pub mod sla;
 pub mod state;
 pub mod tally;
 pub mod targets;
+pub mod unit_runs;
 pub(crate) mod varint;
 
 pub use name::Name;

@@ -28,6 +28,7 @@ use super::intervals::ServiceInterval;
 use super::name::Name;
 use super::rows::MaintenanceRow;
 use super::tally::Tally;
+use super::unit_runs::{Cursor, Kind, UnitRuns};
 
 /// The rollup's unit: one UTC hour, µs.
 pub const UNIT: Us = US_PER_HOUR;
@@ -45,51 +46,24 @@ pub fn unit_from(t: Us) -> i64 {
 /// A device's sources and the latest end of the intervals each reported (`None`: one lasts).
 pub type SourceEnds = Vec<(Name, Option<Us>)>;
 
-/// Units in a row spent wholly in one state, or one unit that was not ([`Rollup::runs`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Run {
-    /// Its first unit.
-    first: i64,
-    /// Units (1 for a mixed one).
-    n: u32,
-    /// `PURE | state` for units in one state, else where the unit's tally is in `mixed`.
-    what: u32,
-}
-
-/// [`Run::what`] of units in one state: this bit and the state's [`state_code`].
-const PURE: u32 = 1 << 31;
-
 /// The state's place in [`ServiceState::ALL`].
-fn state_code(s: ServiceState) -> u32 {
+fn state_code(s: ServiceState) -> u8 {
     let at = ServiceState::ALL.iter().position(|x| *x == s);
-    at.expect("every state is in ALL") as u32
+    at.expect("every state is in ALL") as u8
 }
 
-fn code_state(c: u32) -> ServiceState {
-    ServiceState::ALL[c as usize]
-}
-
-impl Run {
-    fn end(&self) -> i64 {
-        self.first + i64::from(self.n)
-    }
-
-    fn state(&self) -> Option<ServiceState> {
-        (self.what & PURE != 0).then(|| code_state(self.what & !PURE))
-    }
+fn code_state(c: u8) -> ServiceState {
+    ServiceState::ALL[usize::from(c)]
 }
 
 /// One device's tallies per unit over the units its history settled.
 ///
 /// Kept small, as every device has one once an SLA is asked (a year of the benchmark fleet:
-/// 2.5 M runs, half of them single mixed hours): a run is 16 bytes, and a mixed unit's tally
-/// 32 more, its fields as `u32` (an hour is 3.6e9 µs), where a run with its [`Tally`] took 88.
+/// 2.5 M runs, half of them single mixed hours): the runs are encoded ([`UnitRuns`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rollup {
     /// Contiguous and by unit.
-    runs: Vec<Run>,
-    /// The tallies of the mixed units ([`Tally::pack`]), in the order of their runs.
-    mixed: Vec<[u32; 8]>,
+    runs: UnitRuns,
     /// Its sources: their open silences bound the units a question may read from here.
     sources: SourceEnds,
     /// The clusters, pools, nodes and homes its intervals mention (what maintenance windows
@@ -102,8 +76,7 @@ pub struct Rollup {
 impl Rollup {
     /// Bytes it holds on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.runs.capacity() * size_of::<Run>()
-            + self.mixed.capacity() * size_of::<[u32; 8]>()
+        self.runs.heap_bytes()
             + self.sources.capacity() * size_of::<(Name, Option<Us>)>()
             + self.names.capacity() * size_of::<Name>()
     }
@@ -130,8 +103,7 @@ impl Rollup {
         names.sort();
         let (touched, windows) = ex.touched(device, &names);
         let mut out = Rollup {
-            runs: Vec::new(),
-            mixed: Vec::new(),
+            runs: UnitRuns::default(),
             sources: source_ends(intervals),
             windows: ex.digest(device, &names),
             names,
@@ -197,64 +169,24 @@ impl Rollup {
                 }
             }
         }
-        out.runs.shrink_to_fit();
-        out.mixed.shrink_to_fit();
+        out.runs.finish();
         out
     }
 
     /// Adds the tally `t` of `n` units from `unit` (after the last run).
     fn push(&mut self, unit: i64, n: i64, t: Tally) {
         let pure = t.is_pure().filter(|&s| t == Tally::pure(s, t.span));
-        let packed = if pure.is_some() { None } else { t.pack() };
-        match (pure, packed) {
-            (Some(state), _) => {
-                let what = PURE | state_code(state);
-                let (mut unit, mut n) = (unit, n);
-                if let Some(last) = self.runs.last_mut()
-                    && last.what == what
-                {
-                    let more = n.min(i64::from(u32::MAX - last.n));
-                    last.n += more as u32;
-                    (unit, n) = (unit + more, n - more);
-                }
-                while n > 0 {
-                    let m = n.min(i64::from(u32::MAX));
-                    self.runs.push(Run {
-                        first: unit,
-                        n: m as u32,
-                        what,
-                    });
-                    (unit, n) = (unit + m, n - m);
-                }
-            }
-            (None, Some(p)) if n == 1 => {
-                let what = u32::try_from(self.mixed.len()).expect("fewer than 2^31 mixed units");
-                self.runs.push(Run {
-                    first: unit,
-                    n: 1,
-                    what,
-                });
-                self.mixed.push(p);
-            }
+        let kind = match (pure, t.pack()) {
+            (Some(state), _) => Kind::Pure(state_code(state)),
+            (None, Some(fields)) if n == 1 => Kind::Mixed(fields),
             _ => unreachable!("a unit not in one state is one unit, and its fields fit 32 bits"),
-        }
-    }
-
-    /// The tally of the whole run `r`.
-    fn tally_of(&self, r: &Run) -> Tally {
-        let span = i64::from(r.n) * UNIT;
-        match r.state() {
-            Some(s) => Tally::pure(s, span),
-            None => Tally::unpack(span, self.mixed[r.what as usize]),
-        }
+        };
+        self.runs.push(unit, n, kind);
     }
 
     /// The units covered, [first, end).
     pub fn covered(&self) -> (i64, i64) {
-        match (self.runs.first(), self.runs.last()) {
-            (Some(f), Some(l)) => (f.first, l.end()),
-            _ => (0, 0),
-        }
+        self.runs.covered()
     }
 
     /// Its sources, with the latest end of the intervals each reported.
@@ -284,34 +216,42 @@ impl Rollup {
 
     /// The tally of whole units [d0, d1), which must be covered.
     pub fn tally(&self, d0: i64, d1: i64) -> Tally {
-        self.tally_from(0, d0, d1).0
+        self.tally_from(None, d0, d1).0
     }
 
-    /// [`tally`](Self::tally), the search for the first run starting at `hint` when every
-    /// run before it ends by `d0` (windows asked in time order walk on instead of searching
-    /// the whole rollup again); with the run it started from, the next window's hint.
-    pub fn tally_from(&self, hint: usize, d0: i64, d1: i64) -> (Tally, usize) {
+    /// [`tally`](Self::tally), read from the run at `hint` (a cursor an earlier question of
+    /// this rollup gave) when it starts by `d0` (windows asked in time order walk on instead
+    /// of reading the rollup from its start again), else from the first; with the run it
+    /// started from, the next window's hint.
+    pub fn tally_from(&self, hint: Option<Cursor>, d0: i64, d1: i64) -> (Tally, Option<Cursor>) {
         let mut t = Tally::default();
         if d0 >= d1 {
             return (t, hint);
         }
-        let k = seek(&self.runs, hint, |r| r.end() <= d0);
-        for run in &self.runs[k..] {
+        let mut c = hint
+            .filter(|h| h.unit() <= d0)
+            .unwrap_or_else(|| self.runs.start());
+        let mut from = None;
+        loop {
+            let at = c;
+            let Some(run) = self.runs.read(&mut c) else {
+                break;
+            };
+            if run.end() <= d0 {
+                continue;
+            }
+            from.get_or_insert(at);
             if run.first >= d1 {
                 break;
             }
             let (a, b) = (run.first.max(d0), run.end().min(d1));
-            let piece = if (a, b) == (run.first, run.end()) {
-                self.tally_of(run)
-            } else {
-                let state = run
-                    .state()
-                    .expect("only runs in one state span several units");
-                Tally::pure(state, (b - a) * UNIT)
+            let piece = match run.kind {
+                Kind::Pure(s) => Tally::pure(code_state(s), (b - a) * UNIT),
+                Kind::Mixed(fields) => Tally::unpack(UNIT, fields),
             };
             t = t.then(piece);
         }
-        (t, k)
+        (t, Some(from.unwrap_or(c)))
     }
 }
 
@@ -517,7 +457,7 @@ mod tests {
                     break;
                 }
                 left -= len;
-                t = t.then(Tally::pure(code_state(u32::from(s)), len));
+                t = t.then(Tally::pure(code_state(s), len));
             }
             let p = t.pack().expect("an hour's fields fit 32 bits");
             prop_assert_eq!(Tally::unpack(t.span, p), t);
@@ -533,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn runs_longer_than_32_bits_of_units_are_split_and_read_whole() {
+    fn runs_longer_than_32_bits_of_units_are_read_whole() {
         let mut r = Rollup::default();
         let long = i64::from(u32::MAX) + 10;
         r.push(7, 3, Tally::pure(ServiceState::InService, 3 * UNIT));
@@ -543,7 +483,8 @@ mod tests {
         let half = Tally::pure(ServiceState::InService, UNIT / 2);
         let mixed = half.then(Tally::pure(ServiceState::OutOfService, UNIT / 2));
         r.push(10 + long, 1, mixed);
-        assert_eq!(r.len(), 3, "{r:?}");
+        r.runs.finish();
+        assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!(r.covered(), (7, 11 + long));
         let edge = 7 + i64::from(u32::MAX);
         for (d0, d1) in [(7, 20), (edge - 5, edge + 5), (edge, edge + 1), (8, 9)] {
@@ -554,6 +495,11 @@ mod tests {
         let want = Tally::pure(ServiceState::InService, 2 * UNIT).then(mixed);
         assert_eq!(r.tally(last - 2, last + 1), want);
         assert_eq!(r.tally(last, last + 1), mixed);
+        // from a hint left by an earlier window, or from one after the window
+        let (_, hint) = r.tally_from(None, edge, edge + 1);
+        assert_eq!(r.tally_from(hint, last, last + 1).0, mixed);
+        let (_, late) = r.tally_from(None, last, last + 1);
+        assert_eq!(r.tally_from(late, 8, 9).0, r.tally(8, 9));
     }
 
     #[test]
