@@ -35,9 +35,27 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Freed memory goes back to the OS after a second unused instead of mimalloc's 10 ms, so
 /// that one batch's buffers are reused by the next instead of being faulted in again.
+///
+/// mimalloc purges only from inside its own calls, so a process that stops allocating (a
+/// server idle after its start or after a heavy question) kept what it had freed: at a year
+/// of the benchmark fleet, about 200 MB more resident after a start until some later request
+/// happened to purge it. A thread asks it every second to purge what has been unused long
+/// enough.
 fn tune_allocator() {
     // SAFETY: sets a plain integer option of the allocator in use.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    let purge = || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            // SAFETY: a plain call into the allocator in use; purges expired free memory
+            // (program-wide) and what this thread holds.
+            unsafe { libmimalloc_sys::mi_collect(false) };
+        }
+    };
+    // (without it memory is still returned, later)
+    let _ = std::thread::Builder::new()
+        .name("allocator-purge".into())
+        .spawn(purge);
 }
 
 #[derive(Parser)]
