@@ -2,9 +2,11 @@
 //!
 //! Kept in memory. A bridge numbers its events densely, so each source's sequence numbers
 //! are kept in chunks of [`CHUNK`] consecutive numbers, in two kinds:
-//! - *settled* keys, those of segments, are only marked present (one bit an event): opening
-//!   sets them from the runs of sequence numbers the manifest records for each segment
-//!   ([`key_runs`]), without reading the files, and a roll moves its keys there. A re-sent
+//! - *settled* keys, those of segments, are only marked present (one bit an event, and
+//!   nothing for a chunk whose every number is settled: those are kept as ranges of chunks,
+//!   so that a year of densely numbered events holds a few ranges instead of 15 MB of bits):
+//!   opening sets them from the runs of sequence numbers the manifest records for each
+//!   segment ([`key_runs`]), without reading the files, and a roll moves its keys there. A re-sent
 //!   old event is answered [`Check::Settled`]: its content hash is in the segment, for the
 //!   log to read and compare ([`verdict`]).
 //! - *recent* keys (the WAL tail, and segments whose numbering is too scattered for a short
@@ -152,15 +154,42 @@ fn has_bit(bits: &Bits, off: usize) -> bool {
 struct SeqIndex {
     /// Recent keys, with their content hashes.
     chunks: HashMap<u64, Chunk>,
-    /// Settled keys: present, hashes in the segments.
+    /// Settled keys of chunks not wholly settled: present, hashes in the segments.
     settled: HashMap<u64, Box<Bits>>,
+    /// Chunks wholly settled, as ranges [first, end) of chunk numbers: sorted, apart.
+    full: Vec<(u64, u64)>,
 }
 
 impl SeqIndex {
     fn is_settled(&self, seq: u64) -> bool {
-        self.settled
-            .get(&(seq >> CHUNK_BITS))
-            .is_some_and(|b| has_bit(b, seq as usize % CHUNK))
+        let c = seq >> CHUNK_BITS;
+        self.is_full(c)
+            || self
+                .settled
+                .get(&c)
+                .is_some_and(|b| has_bit(b, seq as usize % CHUNK))
+    }
+
+    fn is_full(&self, c: u64) -> bool {
+        let at = self.full.partition_point(|r| r.1 <= c);
+        self.full.get(at).is_some_and(|r| r.0 <= c)
+    }
+
+    /// Records chunk `c` (not yet) wholly settled, joining the ranges it touches.
+    fn add_full(&mut self, c: u64) {
+        let at = self.full.partition_point(|r| r.1 < c);
+        let joins_before = at < self.full.len() && self.full[at].1 == c;
+        let after = if joins_before { at + 1 } else { at };
+        let joins_after = after < self.full.len() && self.full[after].0 == c + 1;
+        match (joins_before, joins_after) {
+            (true, true) => {
+                self.full[at].1 = self.full[after].1;
+                self.full.remove(after);
+            }
+            (true, false) => self.full[at].1 = c + 1,
+            (false, true) => self.full[after].0 = c,
+            (false, false) => self.full.insert(at, (c, c + 1)),
+        }
     }
 }
 
@@ -268,14 +297,20 @@ impl DedupeIndex {
                 let c = seq >> CHUNK_BITS;
                 let end = last.min(seq | (CHUNK as u64 - 1));
                 let (lo, hi) = (seq as usize % CHUNK, end as usize % CHUNK);
-                let bits = ix
-                    .settled
-                    .entry(c)
-                    .or_insert_with(|| Box::new([0; CHUNK / 64]));
-                for w in lo / 64..=hi / 64 {
-                    let mask = word_mask(w, lo, hi);
-                    self.len += (mask & !bits[w]).count_ones() as usize;
-                    bits[w] |= mask;
+                if !ix.is_full(c) {
+                    let bits = ix
+                        .settled
+                        .entry(c)
+                        .or_insert_with(|| Box::new([0; CHUNK / 64]));
+                    for w in lo / 64..=hi / 64 {
+                        let mask = word_mask(w, lo, hi);
+                        self.len += (mask & !bits[w]).count_ones() as usize;
+                        bits[w] |= mask;
+                    }
+                    if bits.iter().all(|&w| w == u64::MAX) {
+                        ix.settled.remove(&c);
+                        ix.add_full(c);
+                    }
                 }
                 if let Some(recent) = ix.chunks.get_mut(&c) {
                     self.len -= recent.remove_range(lo, hi);
@@ -305,11 +340,19 @@ impl DedupeIndex {
     }
 
     fn settled_len(&self) -> usize {
-        self.sources
+        let bits: usize = self
+            .sources
             .iter()
             .flat_map(|s| s.settled.values())
             .map(|b| b.iter().map(|w| w.count_ones() as usize).sum::<usize>())
-            .sum()
+            .sum();
+        let full: u64 = self
+            .sources
+            .iter()
+            .flat_map(|s| &s.full)
+            .map(|r| r.1 - r.0)
+            .sum();
+        bits + full as usize * CHUNK
     }
 
     /// Keys held.
@@ -528,6 +571,48 @@ mod tests {
         // settling again changes nothing
         ix.settle(a, &[[1000, 2100]]);
         assert_eq!(ix.len(), 3000 + 5);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn settled_keys_are_those_of_the_runs_whole_chunks_kept_as_ranges(
+            runs in proptest::collection::vec((0..6 * CHUNK as u64, 0..3 * CHUNK as u64), 0..12),
+            recent in proptest::collection::vec(0..7 * CHUNK as u64, 0..20),
+        ) {
+            let mut ix = DedupeIndex::default();
+            let a = ix.source("a");
+            let mut want = std::collections::BTreeSet::new();
+            for &s in &recent {
+                ix.check_insert(a, s, s);
+                want.insert(s);
+            }
+            let mut settled = std::collections::BTreeSet::new();
+            for &(first, n) in &runs {
+                ix.settle(a, &[[first, first + n]]);
+                settled.extend(first..=first + n);
+            }
+            want.extend(&settled);
+            proptest::prop_assert_eq!(ix.len(), want.len());
+            proptest::prop_assert_eq!(ix.recent_len(), want.len() - settled.len());
+            for s in 0..8 * CHUNK as u64 {
+                let got = ix.check("a", s, s);
+                let expected = if settled.contains(&s) {
+                    Check::Settled
+                } else if want.contains(&s) {
+                    Check::Duplicate
+                } else {
+                    Check::New
+                };
+                proptest::prop_assert_eq!(got, expected, "{}", s);
+            }
+            let sx = &ix.sources[a.0];
+            for c in 0..8u64 {
+                let whole = (c * CHUNK as u64..(c + 1) * CHUNK as u64).all(|s| settled.contains(&s));
+                proptest::prop_assert_eq!(sx.is_full(c), whole, "chunk {}", c);
+                proptest::prop_assert!(!(whole && sx.settled.contains_key(&c)));
+            }
+            proptest::prop_assert!(sx.full.windows(2).all(|w| w[0].1 < w[1].0), "{:?}", sx.full);
+        }
     }
 
     #[test]
