@@ -140,6 +140,29 @@ fn serve_takes_settings_from_file_and_environment_and_restarts_with_all_data() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("read_auth"));
 }
 
+/// The server runs without transparent huge pages (src/main.rs, `tune_allocator`): the
+/// kernel says so of the process, where it reports it.
+#[test]
+fn serve_runs_without_transparent_huge_pages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = start(
+        &[
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.proc.0.id())).unwrap();
+    match status.lines().find_map(|l| l.strip_prefix("THP_enabled:")) {
+        Some(v) => assert_eq!(v.trim(), "0", "{status}"),
+        None => eprintln!("this kernel does not report THP_enabled: not checked"),
+    }
+}
+
 #[test]
 fn static_demo_ingests_then_serves_the_api() {
     let tmp = tempfile::tempdir().unwrap();
