@@ -37,6 +37,9 @@ const POOL: u8 = 4;
 const TYPE: u8 = 8;
 const CAUSE: u8 = 16;
 
+/// The most bytes an event takes: its flags, three varints of 64 bits and seven names.
+const MAX_EVENT_BYTES: usize = 1 + 3 * 10 + 7 * 10;
+
 impl ServiceEvents {
     /// The events of `rows`, in (time, ingest_seq) order whatever their order in `rows`.
     pub fn from_rows(mut rows: Vec<ServiceRow>) -> ServiceEvents {
@@ -79,10 +82,12 @@ impl ServiceEvents {
     /// ingest_seq). An event in order is appended; a late one re-encodes the events.
     pub fn insert(&mut self, e: ServiceRow) {
         if self.len == 0 || (e.time, e.ingest_seq) >= (self.last.0, self.last.1) {
-            // room for this one only: devices gain a few events a day
-            self.bytes.reserve_exact(32);
-            self.append(&e);
-            self.bytes.shrink_to_fit();
+            // room for this one only (devices gain a few events a day): encoded aside, then
+            // the bytes grown once to fit it
+            let mut one = Vec::with_capacity(MAX_EVENT_BYTES);
+            self.encode(&e, &mut one);
+            self.bytes.reserve_exact(one.len());
+            self.bytes.extend_from_slice(&one);
             return;
         }
         let mut rows = self.rows();
@@ -121,6 +126,13 @@ impl ServiceEvents {
 
     /// Encodes `e` after the last event (which it must not precede).
     fn append(&mut self, e: &ServiceRow) {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        self.encode(e, &mut bytes);
+        self.bytes = bytes;
+    }
+
+    /// Counts `e` as the last event and writes its encoding to `b`.
+    fn encode(&mut self, e: &ServiceRow, b: &mut Vec<u8>) {
         let (time, seq, ingest) = self.last;
         let opt = [
             (NODE, e.node),
@@ -144,7 +156,6 @@ impl ServiceEvents {
             names[k] = self.name(n);
             k += 1;
         }
-        let b = &mut self.bytes;
         b.push(flags);
         varint(b, zigzag(e.time.wrapping_sub(time)));
         varint(b, zigzag(e.ingest_seq.wrapping_sub(seq) as i64));
@@ -278,6 +289,7 @@ mod tests {
             ));
         }
         assert_eq!(packed.len(), 100);
+        assert_eq!(packed.bytes.capacity(), packed.bytes.len(), "no room kept");
         let per_event = packed.encoded_bytes() / 100;
         assert!((14..=24).contains(&per_event), "{per_event} bytes an event");
     }
