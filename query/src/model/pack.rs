@@ -29,6 +29,15 @@ const ENDS: u8 = 1 << 4;
 /// The names of an interval, in the order they are encoded.
 type Names = [Option<Name>; 9];
 
+/// A field of an interval holding a name, numbered in the order they are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// Its cluster.
+    Cluster = 1,
+    /// Its device pool.
+    DevicePool = 4,
+}
+
 fn names_of(i: &ServiceInterval) -> Names {
     [
         Some(i.device),
@@ -55,6 +64,8 @@ struct Mark {
 pub struct IntervalPack {
     /// The names its intervals use, each once.
     names: Box<[Name]>,
+    /// For each name, the fields it was in (bit `f` for the `f`th of [`names_of`]).
+    fields: Box<[u16]>,
     bytes: Box<[u8]>,
     /// One every [`STRIDE`] intervals, from the first.
     marks: Box<[Mark]>,
@@ -72,9 +83,16 @@ impl IntervalPack {
             w[0].valid_from <= w[1].valid_from
                 && w[0].valid_to.is_some_and(|e| e <= w[1].valid_from)
         }));
-        let mut names: Vec<Name> = Vec::new();
-        // a name's index in the list plus one; 0 for none
-        let mut number = |n: Option<Name>| n.map_or(0, |n| index_in(&mut names, n) as u64 + 1);
+        let (mut names, mut fields): (Vec<Name>, Vec<u16>) = Default::default();
+        // a name's index in the list plus one; 0 for none (and the field it was in, noted)
+        let mut number = |f: usize, n: Option<Name>| {
+            n.map_or(0, |n| {
+                let k = index_in(&mut names, n);
+                fields.resize(names.len(), 0);
+                fields[k] |= 1 << f;
+                k as u64 + 1
+            })
+        };
         let mut bytes = Vec::with_capacity(intervals.len() * 14);
         let mut marks = Vec::with_capacity(intervals.len().div_ceil(STRIDE));
         let (mut prev, mut prev_end): (Names, Us) = ([None; 9], 0);
@@ -100,7 +118,7 @@ impl IntervalPack {
             let changed = (0..9).filter(|&f| now[f] != prev[f]);
             put(&mut bytes, changed.clone().fold(0, |m, f| m | 1 << f));
             for f in changed {
-                put(&mut bytes, number(now[f]));
+                put(&mut bytes, number(f, now[f]));
             }
             put(&mut bytes, zigzag(i.valid_from.wrapping_sub(prev_end)));
             if let Some(e) = i.valid_to {
@@ -112,6 +130,7 @@ impl IntervalPack {
         }
         IntervalPack {
             names: names.into(),
+            fields: fields.into(),
             bytes: bytes.into(),
             marks: marks.into(),
             len: intervals.len(),
@@ -138,7 +157,7 @@ impl IntervalPack {
     /// Bytes it holds on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.bytes.len()
-            + self.names.len() * size_of::<Name>()
+            + self.names.len() * (size_of::<Name>() + size_of::<u16>())
             + self.marks.len() * size_of::<Mark>()
     }
 
@@ -157,9 +176,10 @@ impl IntervalPack {
         self.marks.first().map(|m| m.valid_from)
     }
 
-    /// Whether some interval names `name` (in any of its fields).
-    pub fn mentions(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n.as_str() == name)
+    /// Whether some interval has `name` in its field `field`, read from its list of names.
+    pub fn has(&self, field: Field, name: &str) -> bool {
+        let k = self.names.iter().position(|n| n.as_str() == name);
+        k.is_some_and(|k| self.fields[k] & (1 << field as u16) != 0)
     }
 
     /// Every interval, decoded.
@@ -380,12 +400,13 @@ impl<'a> Stored<'a> {
         }
     }
 
-    /// Whether one of them `holds`; `name` is a name an interval must mention to hold, which
-    /// a pack checks in its list of names before it decodes anything.
-    pub fn any(self, name: &str, holds: impl Fn(&ServiceInterval) -> bool) -> bool {
+    /// Whether one of them has `name` in its field `field` (a pack tells without decoding).
+    pub fn has(self, field: Field, name: &str) -> bool {
         match self {
-            Stored::Slice(s) => s.iter().any(holds),
-            Stored::Packed(p) => p.mentions(name) && p.to_vec().iter().any(holds),
+            Stored::Slice(s) => s
+                .iter()
+                .any(|i| names_of(i)[field as usize].is_some_and(|n| n.as_str() == name)),
+            Stored::Packed(p) => p.has(field, name),
         }
     }
 
@@ -514,11 +535,18 @@ mod tests {
                 let hint = (hint as usize).min(iv.len());
                 prop_assert_eq!(p.overlapping(hint, from, to), s.overlapping(hint, from, to));
                 prop_assert_eq!(p.overlapping(0, from, from), s.overlapping(0, from, from));
-                let c = iv.first().map_or("CL1", |i| i.cluster.as_str());
-                prop_assert_eq!(
-                    p.any(c, |i| &*i.cluster == c),
-                    s.any(c, |i| &*i.cluster == c)
-                );
+                // every name of the intervals (and one of none) in the two fields asked
+                let named = iv.iter().flat_map(|i| names_of(i).into_iter().flatten());
+                for n in named.map(|n| n.as_str()).chain(["nowhere"]).take(12) {
+                    for f in [Field::Cluster, Field::DevicePool] {
+                        let want = iv.iter().any(|i| match f {
+                            Field::Cluster => &*i.cluster == n,
+                            Field::DevicePool => i.device_pool.as_deref() == Some(n),
+                        });
+                        prop_assert_eq!(p.has(f, n), want, "{:?} {}", f, n);
+                        prop_assert_eq!(s.has(f, n), want);
+                    }
+                }
             }
         }
     }

@@ -11,6 +11,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use callstate_schemas::Us;
 
 use crate::model::fleet::DeviceHistory;
+use crate::model::pack::Field;
 
 /// What the pushed filters select.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -181,11 +182,11 @@ impl Selection {
             && self
                 .cluster
                 .as_deref()
-                .is_none_or(|c| d.intervals.any(c, |i| &*i.cluster == c))
+                .is_none_or(|c| d.intervals.has(Field::Cluster, c))
             && self
                 .device_pool
                 .as_deref()
-                .is_none_or(|p| d.intervals.any(p, |i| i.device_pool.as_deref() == Some(p)))
+                .is_none_or(|p| d.intervals.has(Field::DevicePool, p))
     }
 
     /// Whether a device name may have rows (for tables without intervals: calls).
