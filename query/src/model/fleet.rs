@@ -82,7 +82,7 @@ impl<'a> DeviceHistory<'a> {
 
     /// The intervals overlapping [from, to), open silences cut out.
     pub fn window(&self, from: Us, to: Us) -> Cow<'a, [ServiceInterval]> {
-        self.cut_open(self.intervals.overlapping(0, from, to).0)
+        self.cut_open(self.intervals.overlapping(from, to))
     }
 
     /// Every interval, open silences cut out.

@@ -213,12 +213,12 @@ impl IntervalPack {
             .saturating_sub(1)
     }
 
-    /// The last interval starting by `t`, with its number; `None` when none does.
-    pub fn starting_by(&self, t: Us) -> Option<(usize, ServiceInterval)> {
+    /// The last interval starting by `t`; `None` when none does.
+    pub fn starting_by(&self, t: Us) -> Option<ServiceInterval> {
         let mut dec = self.decode_from(self.mark_before(t));
         let mut found = None;
         while let Some(i) = dec.next_if(|i| i.valid_from <= t) {
-            found = Some((dec.k - 1, i));
+            found = Some(i);
         }
         found
     }
@@ -228,20 +228,18 @@ impl IntervalPack {
         self.decode_from(0).next()
     }
 
-    /// The intervals that do not end by `from` and start before `to`, and the number of the
-    /// first of them (as a slice's `partition_point` would find it).
-    pub fn overlapping(&self, from: Us, to: Us) -> (Vec<ServiceInterval>, usize) {
+    /// The intervals that do not end by `from` and start before `to`.
+    pub fn overlapping(&self, from: Us, to: Us) -> Vec<ServiceInterval> {
         let mut dec = self.decode_from(self.mark_before(from));
         while dec
             .next_if(|i| i.valid_to.is_some_and(|e| e <= from))
             .is_some()
         {}
-        let first = dec.k;
         let mut out = Vec::new();
         while let Some(i) = dec.next_if(|i| i.valid_from < to) {
             out.push(i);
         }
-        (out, first)
+        out
     }
 }
 
@@ -425,25 +423,20 @@ impl<'a> Stored<'a> {
                 let k = s.partition_point(|i| i.valid_from <= t);
                 s.get(k.checked_sub(1)?).map(Cow::Borrowed)
             }
-            Stored::Packed(p) => p.starting_by(t).map(|(_, i)| Cow::Owned(i)),
+            Stored::Packed(p) => p.starting_by(t).map(Cow::Owned),
         }
     }
 
-    /// Those that do not end by `from` and start before `to`, searched from the one
-    /// numbered `hint` (see [`seek`](super::rollup::seek)); with the number of the first.
-    pub fn overlapping(self, hint: usize, from: Us, to: Us) -> (Cow<'a, [ServiceInterval]>, usize) {
-        use super::rollup::seek;
+    /// Those that do not end by `from` and start before `to`.
+    pub fn overlapping(self, from: Us, to: Us) -> Cow<'a, [ServiceInterval]> {
         match self {
             Stored::Slice(iv) => {
-                let a = seek(iv, hint, |i| i.valid_to.is_some_and(|e| e <= from));
+                let a = iv.partition_point(|i| i.valid_to.is_some_and(|e| e <= from));
                 // from `a` on (an empty window may end before the interval before `a` starts)
-                let b = a + seek(&iv[a..], 0, |i| i.valid_from < to);
-                (Cow::Borrowed(&iv[a..b]), a)
+                let b = a + iv[a..].partition_point(|i| i.valid_from < to);
+                Cow::Borrowed(&iv[a..b])
             }
-            Stored::Packed(p) => {
-                let (v, a) = p.overlapping(from, to);
-                (Cow::Owned(v), a)
-            }
+            Stored::Packed(p) => Cow::Owned(p.overlapping(from, to)),
         }
     }
 }
@@ -508,7 +501,7 @@ mod tests {
         fn a_pack_answers_as_the_slice_it_was_packed_from(
             spans in proptest::collection::vec(span(), 0..60),
             open in any::<bool>(),
-            asks in proptest::collection::vec((any::<u16>(), any::<u16>(), 0i64..3_000), 1..12),
+            asks in proptest::collection::vec((any::<u16>(), any::<u16>()), 1..12),
         ) {
             let iv = intervals(&spans, open);
             let pack = IntervalPack::new(&iv);
@@ -524,7 +517,7 @@ mod tests {
                 let span = end.wrapping_add(3_000_000).wrapping_sub(-2_000_000).max(1);
                 -2_000_000 + (i64::from(x) * span / 65_536)
             };
-            for (a, b, hint) in asks {
+            for (a, b) in asks {
                 let (t, u) = (at(a), at(b));
                 prop_assert_eq!(p.starting_by(t), s.starting_by(t));
                 prop_assert_eq!(p.first(), s.first());
@@ -532,9 +525,8 @@ mod tests {
                     prop_assert_eq!(p.starting_by(t), s.starting_by(t));
                 }
                 let (from, to) = (t.min(u), t.max(u));
-                let hint = (hint as usize).min(iv.len());
-                prop_assert_eq!(p.overlapping(hint, from, to), s.overlapping(hint, from, to));
-                prop_assert_eq!(p.overlapping(0, from, from), s.overlapping(0, from, from));
+                prop_assert_eq!(p.overlapping(from, to), s.overlapping(from, to));
+                prop_assert_eq!(p.overlapping(from, from), s.overlapping(from, from));
                 // every name of the intervals (and one of none) in the two fields asked
                 let named = iv.iter().flat_map(|i| names_of(i).into_iter().flatten());
                 for n in named.map(|n| n.as_str()).chain(["nowhere"]).take(12) {

@@ -395,23 +395,6 @@ impl<'a> Exclusions<'a> {
     }
 }
 
-/// The first element of `v` not `before` (a predicate true of a prefix of `v`), searched from
-/// `hint` when every element before it is `before`, else from the start: a few steps
-/// forward, then a binary search of the rest. Questions that walk windows in time order read
-/// a device's rollup and intervals once, in order, instead of searching them from the start
-/// for every window (a binary search of a year misses the cache at every step).
-pub fn seek<T>(v: &[T], hint: usize, before: impl Fn(&T) -> bool) -> usize {
-    let usable = hint <= v.len() && (hint == 0 || before(&v[hint - 1]));
-    let mut k = if usable { hint } else { 0 };
-    for _ in 0..8 {
-        match v.get(k) {
-            Some(x) if before(x) => k += 1,
-            _ => return k,
-        }
-    }
-    k + v[k..].partition_point(before)
-}
-
 /// Sorts and merges overlapping or adjacent ranges.
 fn merge(v: &mut Vec<(i64, i64)>) {
     v.sort_unstable();
@@ -429,19 +412,6 @@ fn merge(v: &mut Vec<(i64, i64)>) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn seek_finds_what_a_binary_search_finds_from_any_hint(
-            mut v in proptest::collection::vec(0..100i64, 0..60),
-            x in -1..101i64,
-            hint in 0..70usize,
-        ) {
-            v.sort();
-            let want = v.partition_point(|&y| y < x);
-            prop_assert_eq!(seek(&v, hint, |&y| y < x), want);
-        }
-    }
 
     proptest! {
         #[test]
