@@ -12,6 +12,10 @@ macro_rules! str_enum {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
             /// Every wire name, in declaration order.
             pub const NAMES: &'static [&'static str] = &[$($wire),+];
+            /// Its place in [`ALL`](Self::ALL) (and in [`NAMES`](Self::NAMES)).
+            pub const fn index(self) -> usize {
+                self as usize
+            }
             /// The wire name.
             pub const fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $wire),+ }

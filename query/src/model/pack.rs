@@ -104,7 +104,7 @@ impl IntervalPack {
                 });
                 (prev, prev_end) = ([None; 9], 0);
             }
-            let mut flags = state_number(i.state);
+            let mut flags = i.state.index() as u8;
             flags |= match i.movement {
                 None => 0,
                 Some(Movement::Failover) => FAILOVER,
@@ -241,13 +241,6 @@ impl IntervalPack {
         }
         out
     }
-}
-
-fn state_number(s: ServiceState) -> u8 {
-    ServiceState::ALL
-        .iter()
-        .position(|x| *x == s)
-        .expect("every state is in ALL") as u8
 }
 
 /// Decodes a pack's intervals in order, from a mark.

@@ -46,12 +46,6 @@ pub fn unit_from(t: Us) -> i64 {
 /// A device's sources and the latest end of the intervals each reported (`None`: one lasts).
 pub type SourceEnds = Vec<(Name, Option<Us>)>;
 
-/// The state's place in [`ServiceState::ALL`].
-fn state_code(s: ServiceState) -> u8 {
-    let at = ServiceState::ALL.iter().position(|x| *x == s);
-    at.expect("every state is in ALL") as u8
-}
-
 fn code_state(c: u8) -> ServiceState {
     ServiceState::ALL[usize::from(c)]
 }
@@ -177,7 +171,7 @@ impl Rollup {
     fn push(&mut self, unit: i64, n: i64, t: Tally) {
         let pure = t.is_pure().filter(|&s| t == Tally::pure(s, t.span));
         let kind = match (pure, t.pack()) {
-            (Some(state), _) => Kind::Pure(state_code(state)),
+            (Some(state), _) => Kind::Pure(state.index() as u8),
             (None, Some(fields)) if n == 1 => Kind::Mixed(fields),
             _ => unreachable!("a unit not in one state is one unit, and its fields fit 32 bits"),
         };

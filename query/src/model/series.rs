@@ -54,12 +54,7 @@ pub fn state_series<'a>(
     let steps = ((to - from) + step - 1) / step;
     let mut counts: Vec<BTreeMap<Name, u64>> = vec![BTreeMap::new(); steps as usize];
     let states: Vec<Name> = ServiceState::NAMES.iter().map(|&s| Name::new(s)).collect();
-    let key_of = |s: ServiceState| {
-        &states[ServiceState::ALL
-            .iter()
-            .position(|x| *x == s)
-            .expect("a state")]
-    };
+    let key_of = |s: ServiceState| &states[s.index()];
     for iv in devices {
         // walk the steps and the device's intervals together
         let mut k = 0;
