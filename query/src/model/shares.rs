@@ -1,8 +1,7 @@
-//! Work over a fleet's devices split between threads: thread `t` of `n` takes every `n`th
-//! device from the `t`th, so that devices whose work costs more (in name order, a cluster's
-//! devices come together: those of the cluster maintenance windows touch read their
-//! intervals) are spread over every thread. The shares' results come back in thread order;
-//! answers are built from them so that they do not depend on how many threads there were.
+//! Work over a fleet's devices split between threads: each thread takes a share of the
+//! devices in order, and the shares' results come back in that order; answers are built from
+//! them so that they do not depend on how many threads there were. (Shares by stride, every
+//! `n`th device, measured the same on the year's SLA and were not kept.)
 
 use crate::error::{QueryError, Result};
 
@@ -18,8 +17,8 @@ pub fn threads_for(devices: usize) -> usize {
     cores.min(devices / DEVICES_PER_THREAD).max(1)
 }
 
-/// `work` on `threads` shares of `devices` (every `threads`th device each); `what` names the
-/// work if a thread panics.
+/// `work` on `threads` shares of `devices` (in order); `what` names the work if a thread
+/// panics.
 pub fn in_shares<'a, T: Send>(
     devices: &[DeviceHistory<'a>],
     threads: usize,
