@@ -17,8 +17,9 @@ use crate::params::now;
     responses((status = 200, description = "Prometheus text exposition format", body = String)))]
 pub async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, ApiError> {
     let fleet = app.fleet(None).await?;
+    let view = app.live().view();
     let now = now();
-    let (by_state, pools, sli) = app
+    let (by_state, pools, sli, live_bytes) = app
         .run(move |cancel| {
             let mut counts: std::collections::BTreeMap<&str, i64> =
                 ServiceState::NAMES.iter().map(|s| (*s, 0)).collect();
@@ -43,10 +44,10 @@ pub async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, A
                 .map(|(s, n)| (s.to_string(), n))
                 .collect();
             let sli = totals(&*fleet, now, cancel)?;
-            Ok((by_state, pools, sli))
+            // (after the availability above: the rollups it built are counted)
+            Ok((by_state, pools, sli, view.memory().parts()))
         })
         .await?;
-    let live_bytes = app.live().view().memory().parts();
     let text = app
         .metrics
         .render(&by_state, &pools, sli, &live_bytes)
