@@ -3,12 +3,14 @@
 //! of pairing every call event of the history again, and holds them in the kernel's page
 //! cache instead of its own heap.
 //!
-//! The file: a header; every complete leg as a [`Record`] (by device, then start and call
-//! id), then each device's index of call-id hashes ([`IdEntry`]), the call ids, the device
-//! names, a table of devices ([`DeviceEntry`]: where its records, index and ids are); last, a
-//! JSON tail with the causes the records index and the legs that are not complete (open,
-//! seen only ending, revised) as paired. Numbers are little-endian, sections 8-byte aligned;
-//! the records and index are read in place, as the heap packs hold them.
+//! The file: a header; every complete leg, by device, in blocks of [`FENCE`] legs
+//! ([`blocks`](super::blocks): by start, then call id, each leg encoded after the one
+//! before), then each device's index of call-id hashes ([`IdKey`]), the device names, a
+//! table of devices ([`DeviceEntry`]: where its blocks and index are), each block's first
+//! start (*fences*) and where it begins, the hour index ([`hours`]); last, a JSON tail with
+//! the causes the legs index and the legs that are not complete (open, seen only ending,
+//! revised) as paired. Numbers are little-endian, sections 8-byte aligned; the blocks and the
+//! index are read in place.
 //!
 //! A checkpoint covers the events of `ingest_seq` up to its version. It is written to a new
 //! name, synced and renamed over the last one; a start checks that the log still holds
@@ -32,17 +34,18 @@ use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
 
+use super::blocks::{FENCE, IdKey};
 use super::calls::{Paired, WireLeg};
 use super::hours::{self, Hours};
 use super::mapped::Mapped;
-use super::packed::{self, IdEntry, Packed, Record};
+use super::packed::Packed;
 pub use super::retention::LegsRetention;
 use super::view::View;
 
 /// The checkpoint's place under the log's directory.
 pub const FILE: &str = "derived/legs.bin";
 
-const MAGIC: [u8; 8] = *b"CSLEGS02";
+const MAGIC: [u8; 8] = *b"CSLEGS03";
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,33 +57,34 @@ struct Header {
     last_ingest_time: i64,
     devices: u64,
     devices_at: u64,
-    records: u64,
-    records_at: u64,
+    /// Complete legs.
+    legs: u64,
+    blocks_at: u64,
+    blocks_len: u64,
     by_id_at: u64,
-    ids_at: u64,
-    ids_len: u64,
     names_at: u64,
     names_len: u64,
     tail_at: u64,
     tail_len: u64,
-    /// The fences of every device's records, back to back ([`packed::FENCE`]).
+    /// Every device's blocks' first starts (`i64`), back to back, then as many offsets
+    /// (`u32`: where each block begins among its device's).
     fences_at: u64,
     fences: u64,
-    /// CRC-32C of this header (with this field 0), the names, the device table, the fences
-    /// and the tail:
-    /// what says where everything is. (The records, index and ids are not read whole at a
-    /// start; like the segments, they rely on the filesystem.)
+    offsets_at: u64,
+    /// CRC-32C of this header (with this field 0), the names, the device table, the fences,
+    /// the offsets and the tail: what says where everything is. (The blocks and the index are
+    /// not read whole at a start; like the segments, they rely on the filesystem.)
     checksum: u64,
 }
 
 impl Header {
-    fn checksum(&self, names: &[u8], table: &[u8], fences: &[u8], tail: &[u8]) -> u64 {
+    fn checksum(&self, parts: [&[u8]; 5]) -> u64 {
         let h = Header {
             checksum: 0,
             ..*self
         };
         let mut crc = crc32c::crc32c(bytemuck::bytes_of(&h));
-        for part in [names, table, fences, tail] {
+        for part in parts {
             crc = crc32c::crc32c_append(crc, part);
         }
         u64::from(crc)
@@ -94,15 +98,15 @@ struct DeviceEntry {
     /// Its name among the names.
     name_at: u64,
     name_len: u64,
-    /// Its records (and index entries), by number.
-    records_from: u64,
-    records_to: u64,
-    /// Its call ids among the ids (a record's `id_at` counts from here).
-    ids_at: u64,
-    ids_len: u64,
+    /// Its legs (and index entries), by number.
+    legs_from: u64,
+    legs_to: u64,
+    /// Its blocks among the blocks.
+    blocks_at: u64,
+    blocks_len: u64,
     /// Its longest complete leg.
     longest: i64,
-    /// Its first fence among the fences.
+    /// Its first block's fence (and offset) among the fences (and offsets).
     fences_from: u64,
 }
 
@@ -195,9 +199,9 @@ pub(super) fn write(log_dir: &Path, view: &View, kept_from: Option<Us>) -> Resul
     let tmp = |part: &str| -> PathBuf {
         dir.join(format!("legs.bin.tmp-{}-{n}{part}", std::process::id()))
     };
-    let (main, index, ids, hours) = (tmp(""), tmp(".index"), tmp(".ids"), tmp(".hours"));
-    let r = write_parts(view, kept_from, &main, [&index, &ids, &hours]);
-    for side in [&index, &ids, &hours] {
+    let (main, index, hours) = (tmp(""), tmp(".index"), tmp(".hours"));
+    let r = write_parts(view, kept_from, &main, [&index, &hours]);
+    for side in [&index, &hours] {
         let _ = fs::remove_file(side);
     }
     let written = match r {
@@ -229,15 +233,15 @@ impl Drop for InOrder {
 }
 
 /// Writes the checkpoint of `view` to `main`, with side files for the parts laid out after
-/// the records (`[index, ids, hours]`).
+/// the blocks (`[index, hours]`).
 fn write_parts(
     view: &View,
     kept_from: Option<Us>,
     main: &Path,
-    sides: [&Path; 3],
+    sides: [&Path; 2],
 ) -> Result<Written> {
-    let [index_path, ids_path, hours_path] = sides;
-    // read back too: the index and the ids are copied in after the records
+    let [index_path, hours_path] = sides;
+    // read back too: the index is copied in after the blocks
     let create = |p: &Path| -> Result<BufWriter<File>> {
         let f = fs::OpenOptions::new()
             .read(true)
@@ -251,7 +255,6 @@ fn write_parts(
     let werr = io("writing", main);
     let mut out = create(main)?;
     let mut index = create(index_path)?;
-    let mut ids = create(ids_path)?;
     let mut hours = hours::Writer::new(
         create(hours_path)?
             .into_inner()
@@ -265,14 +268,15 @@ fn write_parts(
     };
     let mut at = size_of::<Header>() as u64;
     out.write_all(bytemuck::bytes_of(&h)).map_err(&werr)?;
-    h.records_at = at;
+    h.blocks_at = at;
     let mut table: Vec<DeviceEntry> = Vec::new();
     let mut names: Vec<u8> = Vec::new();
     let mut causes: HashMap<Arc<str>, u32> = HashMap::new();
     let mut cause_list: Vec<String> = Vec::new();
     let mut tail = Tail::default();
     let mut fences: Vec<Us> = Vec::new();
-    let (mut records, mut ids_len) = (0u64, 0u64);
+    let mut offsets: Vec<u32> = Vec::new();
+    let (mut legs, mut blocks_len) = (0u64, 0u64);
     // retention: the earlier horizon's removals were counted when it was set
     let prior = view.legs_retention;
     let horizon = prior.map(|r| r.kept_from).max(kept_from);
@@ -313,48 +317,52 @@ fn write_parts(
         let mut e = DeviceEntry {
             name_at: names.len() as u64,
             name_len: name.len() as u64,
-            records_from: records,
-            ids_at: ids_len,
+            legs_from: legs,
+            blocks_at: blocks_len,
             fences_from: fences.len() as u64,
             ..DeviceEntry::default()
         };
         names.extend_from_slice(name.as_bytes());
-        // packed as the live state packs them; the causes renumbered into the file's list
+        // packed as the live state packs them; the causes numbered in the file's list
         let (packed, rest) = Packed::new(complete);
         if !rest.is_empty() {
             return Err(QueryError::Internal(format!(
                 "device {name}: too many legs to checkpoint"
             )));
         }
-        let (recs, entries, id_bytes) = packed.parts();
-        fences.extend(packed::fences(recs));
+        let mut cause_number = |c: Option<&Arc<str>>| match c {
+            None => 0,
+            Some(c) => match causes.get(&**c) {
+                Some(&n) => n,
+                None => {
+                    cause_list.push(c.to_string());
+                    let n = cause_list.len() as u32;
+                    causes.insert(c.clone(), n);
+                    n
+                }
+            },
+        };
+        let Some((encoded, keys)) = packed.encode(&mut cause_number) else {
+            return Err(QueryError::Internal(format!(
+                "device {name}: too many legs to checkpoint"
+            )));
+        };
         hours
-            .add(table.len() as u32, recs.iter().map(|r| (r.start, r.end)))
+            .add(
+                table.len() as u32,
+                (0..packed.len()).map(|k| packed.span(k)),
+            )
             .map_err(&werr)?;
-        for (k, r) in recs.iter().enumerate() {
-            let cause = match packed.cause(k) {
-                None => 0,
-                Some(c) => match causes.get(&**c) {
-                    Some(&n) => n,
-                    None => {
-                        cause_list.push(c.to_string());
-                        let n = cause_list.len() as u32;
-                        causes.insert(c.clone(), n);
-                        n
-                    }
-                },
-            };
-            out.write_all(bytemuck::bytes_of(&Record { cause, ..*r }))
-                .map_err(&werr)?;
-        }
+        out.write_all(&encoded.bytes).map_err(&werr)?;
         index
-            .write_all(bytemuck::cast_slice(entries))
+            .write_all(bytemuck::cast_slice(&keys))
             .map_err(&werr)?;
-        ids.write_all(id_bytes).map_err(&werr)?;
-        records += recs.len() as u64;
-        ids_len += id_bytes.len() as u64;
-        e.records_to = records;
-        e.ids_len = id_bytes.len() as u64;
+        fences.extend(&encoded.fences);
+        offsets.extend(&encoded.offsets);
+        legs += packed.len() as u64;
+        blocks_len += encoded.bytes.len() as u64;
+        e.legs_to = legs;
+        e.blocks_len = encoded.bytes.len() as u64;
         e.longest = packed.longest;
         if !loose.is_empty() {
             tail.loose
@@ -364,28 +372,23 @@ fn write_parts(
     }
     tail.causes = cause_list;
     tail.retention = horizon.map(|kept_from| LegsRetention { kept_from, removed });
-    at += records * size_of::<Record>() as u64;
-    // the index, then the ids, after the records
+    at += blocks_len;
+    h.blocks_len = blocks_len;
+    // the index after the blocks
+    pad_to_8(&mut out, &mut at).map_err(&werr)?;
     h.by_id_at = at;
     let mut index = index.into_inner().map_err(|e| werr(e.into_error()))?;
-    let mut ids = ids.into_inner().map_err(|e| werr(e.into_error()))?;
-    for (f, len) in [
-        (&mut index, records * size_of::<IdEntry>() as u64),
-        (&mut ids, ids_len),
-    ] {
-        f.seek(SeekFrom::Start(0)).map_err(&werr)?;
-        out.flush().map_err(&werr)?;
-        let copied = std::io::copy(f, out.get_mut()).map_err(&werr)?;
-        if copied != len {
-            return Err(QueryError::Internal(format!(
-                "writing {}: {copied} bytes copied of {len}",
-                main.display()
-            )));
-        }
-        at += len;
+    let len = legs * size_of::<IdKey>() as u64;
+    index.seek(SeekFrom::Start(0)).map_err(&werr)?;
+    out.flush().map_err(&werr)?;
+    let copied = std::io::copy(&mut index, out.get_mut()).map_err(&werr)?;
+    if copied != len {
+        return Err(QueryError::Internal(format!(
+            "writing {}: {copied} bytes copied of {len}",
+            main.display()
+        )));
     }
-    h.ids_at = h.by_id_at + records * size_of::<IdEntry>() as u64;
-    h.ids_len = ids_len;
+    at += len;
     h.names_at = at;
     h.names_len = names.len() as u64;
     out.write_all(&names).map_err(&werr)?;
@@ -400,6 +403,11 @@ fn write_parts(
     out.write_all(bytemuck::cast_slice(&fences))
         .map_err(&werr)?;
     at += (fences.len() * size_of::<Us>()) as u64;
+    h.offsets_at = at;
+    out.write_all(bytemuck::cast_slice(&offsets))
+        .map_err(&werr)?;
+    at += (offsets.len() * size_of::<u32>()) as u64;
+    pad_to_8(&mut out, &mut at).map_err(&werr)?;
     // the hour index (the tail says where)
     out.flush().map_err(&werr)?;
     if let Some((section, len)) = hours.finish(out.get_mut(), at).map_err(&werr)? {
@@ -413,13 +421,14 @@ fn write_parts(
     h.tail_len = tail_bytes.len() as u64;
     out.write_all(&tail_bytes).map_err(&werr)?;
     at += tail_bytes.len() as u64;
-    h.records = records;
-    h.checksum = h.checksum(
+    h.legs = legs;
+    h.checksum = h.checksum([
         &names,
         bytemuck::cast_slice(&table),
         bytemuck::cast_slice(&fences),
+        bytemuck::cast_slice(&offsets),
         &tail_bytes,
-    );
+    ]);
     let mut f = out.into_inner().map_err(|e| werr(e.into_error()))?;
     f.seek(SeekFrom::Start(0)).map_err(&werr)?;
     f.write_all(bytemuck::bytes_of(&h)).map_err(&werr)?;
@@ -427,7 +436,7 @@ fn write_parts(
     Ok(Written {
         version: h.version,
         devices: h.devices,
-        legs: records,
+        legs,
         loose: tail.loose.iter().map(|(_, l)| l.len() as u64).sum(),
         bytes: at,
         retention: tail.retention,
@@ -438,12 +447,12 @@ fn write_parts(
 /// tail: all a start reads before it maps the legs.
 struct Frame {
     h: Header,
-    records: Range<usize>,
+    blocks: Range<usize>,
     by_id: Range<usize>,
-    ids: Range<usize>,
     names: Range<usize>,
     table: Range<usize>,
     fences: Range<usize>,
+    offsets: Range<usize>,
     tail: Tail,
 }
 
@@ -465,13 +474,8 @@ fn frame(path: &Path, bytes: &[u8]) -> Result<Frame> {
             None => Err(bad(&format!("its {what} run past its end"))),
         }
     };
-    let records = section(
-        h.records_at,
-        h.records * size_of::<Record>() as u64,
-        "records",
-    )?;
-    let by_id = section(h.by_id_at, h.records * size_of::<IdEntry>() as u64, "index")?;
-    let ids = section(h.ids_at, h.ids_len, "call ids")?;
+    let blocks = section(h.blocks_at, h.blocks_len, "legs")?;
+    let by_id = section(h.by_id_at, h.legs * size_of::<IdKey>() as u64, "index")?;
     let names = section(h.names_at, h.names_len, "names")?;
     let table = section(
         h.devices_at,
@@ -479,13 +483,15 @@ fn frame(path: &Path, bytes: &[u8]) -> Result<Frame> {
         "devices",
     )?;
     let fences = section(h.fences_at, h.fences * size_of::<Us>() as u64, "fences")?;
+    let offsets = section(h.offsets_at, h.fences * size_of::<u32>() as u64, "offsets")?;
     let tail = section(h.tail_at, h.tail_len, "tail")?;
-    if h.checksum(
+    if h.checksum([
         &bytes[names.clone()],
         &bytes[table.clone()],
         &bytes[fences.clone()],
+        &bytes[offsets.clone()],
         &bytes[tail.clone()],
-    ) != h.checksum
+    ]) != h.checksum
     {
         return Err(bad("its checksum does not match"));
     }
@@ -493,12 +499,12 @@ fn frame(path: &Path, bytes: &[u8]) -> Result<Frame> {
         serde_json::from_slice(&bytes[tail]).map_err(|e| bad(&format!("its tail: {e}")))?;
     Ok(Frame {
         h,
-        records,
+        blocks,
         by_id,
-        ids,
         names,
         table,
         fences,
+        offsets,
         tail,
     })
 }
@@ -521,13 +527,15 @@ pub(super) fn open(
     let bad = |what: &str| damaged(&path, what);
     let f = frame(&path, bytes)?;
     let (h, tail) = (f.h, f.tail);
-    let (records, by_id, ids, names) = (f.records, f.by_id, f.ids, f.names);
-    // the records are read by time, every device in turn: with read-ahead
-    file.read_ahead(records.clone());
+    let (blocks, by_id, names) = (f.blocks, f.by_id, f.names);
+    // the blocks are read by time, every device in turn: with read-ahead
+    file.read_ahead(blocks.clone());
     let table: &[DeviceEntry] =
         bytemuck::try_cast_slice(&bytes[f.table]).map_err(|_| bad("devices misaligned"))?;
     let fences: &[Us] =
         bytemuck::try_cast_slice(&bytes[f.fences]).map_err(|_| bad("fences misaligned"))?;
+    let offsets: &[u32] =
+        bytemuck::try_cast_slice(&bytes[f.offsets]).map_err(|_| bad("offsets misaligned"))?;
     let causes: Arc<Vec<Arc<str>>> = Arc::new(tail.causes.iter().map(|c| name(c)).collect());
     // without its hour index (or with a damaged one) every device's legs are read
     let hour_index = tail.hours.as_ref().and_then(|s| {
@@ -546,30 +554,38 @@ pub(super) fn open(
         let device = std::str::from_utf8(name_bytes)
             .map_err(|_| bad("a device name is not UTF-8"))?
             .to_string();
-        let (from, to) = (e.records_from as usize, e.records_to as usize);
-        let (rs, is) = (size_of::<Record>(), size_of::<IdEntry>());
-        let id_from = ids.start.checked_add(e.ids_at as usize);
-        let id_to = id_from.and_then(|a| a.checked_add(e.ids_len as usize));
-        let (Some(id_from), Some(id_to)) = (id_from, id_to) else {
-            return Err(bad("call ids out of place"));
+        let (from, to) = (e.legs_from as usize, e.legs_to as usize);
+        let at = blocks.start.checked_add(e.blocks_at as usize);
+        let end = at.and_then(|a| a.checked_add(e.blocks_len as usize));
+        let (Some(at), Some(end)) = (at, end) else {
+            return Err(bad(&format!("device {device}'s legs out of place")));
         };
-        if from > to || id_to > ids.end {
+        if from > to || to as u64 > h.legs || end > blocks.end {
             return Err(bad(&format!("device {device} out of place")));
         }
+        let n_fences = (to - from).div_ceil(FENCE);
+        let its = |what: &str| bad(&format!("device {device}'s {what} out of place"));
+        let fences_from = e.fences_from as usize;
         let its_fences = fences
-            .get(e.fences_from as usize..)
-            .and_then(|f| f.get(..(to - from).div_ceil(packed::FENCE)))
-            .ok_or_else(|| bad(&format!("device {device}'s fences out of place")))?;
+            .get(fences_from..)
+            .and_then(|f| f.get(..n_fences))
+            .ok_or_else(|| its("fences"))?;
+        let its_offsets = offsets
+            .get(fences_from..)
+            .and_then(|f| f.get(..n_fences))
+            .ok_or_else(|| its("offsets"))?;
+        let key = size_of::<IdKey>();
         let packed = Packed::mapped(
             file.clone(),
-            records.start + from * rs..records.start + to * rs,
-            by_id.start + from * is..by_id.start + to * is,
-            id_from..id_to,
+            at..end,
+            by_id.start + from * key..by_id.start + to * key,
+            to - from,
             its_fences.into(),
+            its_offsets.into(),
             causes.clone(),
             e.longest,
         )
-        .ok_or_else(|| bad(&format!("device {device}'s legs out of place")))?;
+        .ok_or_else(|| its("legs"))?;
         let packed = match &hour_index {
             Some(h) => packed.with_hours(h.clone(), n as u32),
             None => packed,

@@ -10,15 +10,20 @@
 //! in the hour (they are by device), and an outage reads a device's legs only when the index
 //! says one was going on (or ended) at its instant.
 //!
-//! In the file: the entries ([`Entry`], each hour's by device) and a directory of where each
-//! hour's entries start (`u64` per hour, one more at the end); the tail says where, with the
-//! directory's checksum. Offsets are µs from the hour's start, the start clamped to 0 (a leg
-//! begun before the hour) and the end to `u32::MAX` (one going on after it): an hour is
-//! 3.6e9 µs, so within the hour the comparisons are exact. A leg longer than [`LONG`] or of
+//! In the file: a directory of where each hour's entries start (`u64` per hour, one more at
+//! the end), then the entries, each hour's by device, encoded: a byte saying whether the leg
+//! began before the hour and goes on after it, with the device's number after the entry
+//! before's (under 63, else a varint follows); the start unless it began before (4 bytes), the
+//! length unless it goes on (a varint). About 9 bytes where an [`Entry`] is 12; an hour's
+//! entries are decoded when first read (the last hour a thread read is kept). The tail says
+//! where, with the directory's checksum. Offsets are µs from the hour's start, the start
+//! clamped to 0 (a leg begun before the hour) and the end to `u32::MAX` (one going on after
+//! it): an hour is 3.6e9 µs, so within the hour the comparisons are exact. A leg longer than [`LONG`] or of
 //! no length is not indexed: its device is listed in `always` and reads its legs. An index that would span
 //! more than [`MAX_HOURS`] (legs dated decades apart) is not written; a checkpoint without
 //! one (or written before it existed) reads every device's legs, as before.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -89,6 +94,8 @@ pub(super) struct Section {
     pub hours: u64,
     /// Entries.
     pub entries: u64,
+    /// Bytes of the entries, encoded (after the directory).
+    pub bytes: u64,
     /// Devices with a leg longer than [`LONG`] or of no length, ascending (not indexed: they
     /// read their legs).
     pub always: Vec<u32>,
@@ -173,32 +180,36 @@ impl Writer {
         if hours > MAX_HOURS {
             return Ok(None);
         }
-        // the directory: where each hour's entries start
-        let mut dir = Vec::with_capacity(hours as usize + 1);
+        // how many entries each hour has (to gather them a chunk of hours at a time)
+        let mut counts = Vec::with_capacity(hours as usize + 1);
         let mut total = 0u64;
         for h in first..=last {
-            dir.push(total);
+            counts.push(total);
             total += self.counts.get(&h).copied().unwrap_or(0);
         }
-        dir.push(total);
-        out.seek(SeekFrom::Start(at))?;
+        counts.push(total);
+        // the directory (where each hour's encoded entries start) is written last, before them
+        let hours = hours as usize;
+        let dir_len = 8 * (hours as u64 + 1);
+        out.seek(SeekFrom::Start(at + dir_len))?;
+        let mut dir: Vec<u64> = Vec::with_capacity(hours + 1);
+        let mut bytes = 0u64;
         let mut w = BufWriter::with_capacity(1 << 20, &mut *out);
-        w.write_all(bytemuck::cast_slice(&dir))?;
         // the entries, a chunk of hours at a time, each gathered from the side file (by
         // device within an hour, as the devices were added)
         let mut side = self.side.into_inner().map_err(|e| e.into_error())?;
-        let hours = hours as usize;
         let mut h0 = 0usize; // the chunk's first hour, from `first`
         let mut chunk: Vec<Entry> = Vec::new();
+        let mut encoded: Vec<u8> = Vec::new();
         while h0 < hours {
             let mut h1 = h0 + 1;
-            while h1 < hours && (dir[h1 + 1] - dir[h0]) as usize <= chunk_len {
+            while h1 < hours && (counts[h1 + 1] - counts[h0]) as usize <= chunk_len {
                 h1 += 1;
             }
-            let base = dir[h0];
+            let base = counts[h0];
             chunk.clear();
-            chunk.resize((dir[h1] - base) as usize, Entry::default());
-            let mut next: Vec<u64> = dir[h0..h1].iter().map(|d| d - base).collect();
+            chunk.resize((counts[h1] - base) as usize, Entry::default());
+            let mut next: Vec<u64> = counts[h0..h1].iter().map(|d| d - base).collect();
             side.seek(SeekFrom::Start(0))?;
             let mut r = BufReader::with_capacity(1 << 20, &mut side);
             let mut count = [0u8; 4];
@@ -215,21 +226,122 @@ impl Writer {
                     }
                 }
             }
-            w.write_all(bytemuck::cast_slice(&chunk))?;
+            for k in h0..h1 {
+                dir.push(bytes);
+                encoded.clear();
+                let (a, b) = (counts[k] - base, counts[k + 1] - base);
+                encode(&chunk[a as usize..b as usize], &mut encoded);
+                w.write_all(&encoded)?;
+                bytes += encoded.len() as u64;
+            }
             h0 = h1;
         }
+        dir.push(bytes);
         w.flush()?;
+        drop(w);
+        out.seek(SeekFrom::Start(at))?;
+        out.write_all(bytemuck::cast_slice(&dir))?;
         let section = Section {
             at,
             first,
             hours: hours as u64,
             entries: total,
+            bytes,
             always: self.always,
             crc: crc_of(&dir),
         };
-        let len = 8 * dir.len() as u64 + total * size_of::<Entry>() as u64;
-        Ok(Some((section, len)))
+        Ok(Some((section, dir_len + bytes)))
     }
+}
+
+fn put(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Flag bits of an encoded entry: begun before the hour, going on after it; the rest is the
+/// device's number after the one before (`DEVICE_MORE`: a varint follows).
+const BEFORE: u8 = 1;
+const AFTER: u8 = 2;
+const DEVICE_MORE: u8 = 63;
+
+/// Appends an hour's entries (by device), encoded.
+fn encode(entries: &[Entry], out: &mut Vec<u8>) {
+    let mut device = 0u32;
+    for e in entries {
+        let step = e.device.wrapping_sub(device);
+        let small = step < u32::from(DEVICE_MORE);
+        let mut flag = if small { step as u8 } else { DEVICE_MORE } << 2;
+        flag |= if e.start == 0 { BEFORE } else { 0 };
+        flag |= if e.end == u32::MAX { AFTER } else { 0 };
+        out.push(flag);
+        if !small {
+            put(out, u64::from(step));
+        }
+        if e.start != 0 {
+            out.extend_from_slice(&e.start.to_le_bytes());
+        }
+        if e.end != u32::MAX {
+            put(out, u64::from(e.end.wrapping_sub(e.start)));
+        }
+        device = e.device;
+    }
+}
+
+/// Decodes an hour's entries into `into`; false if they are damaged (`into` holds those
+/// read whole before the damage).
+fn decode(bytes: &[u8], into: &mut Vec<Entry>) -> bool {
+    fn varint(bytes: &[u8], at: &mut usize) -> Option<u32> {
+        let mut v = 0u64;
+        for shift in (0..35).step_by(7) {
+            let b = *bytes.get(*at)?;
+            *at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return u32::try_from(v).ok();
+            }
+        }
+        None
+    }
+    fn entries(bytes: &[u8], into: &mut Vec<Entry>) -> Option<()> {
+        let (mut at, mut device) = (0usize, 0u32);
+        while let Some(&flag) = bytes.get(at) {
+            at += 1;
+            let step = match flag >> 2 {
+                DEVICE_MORE => varint(bytes, &mut at)?,
+                s => u32::from(s),
+            };
+            device = device.wrapping_add(step);
+            let start = if flag & BEFORE != 0 {
+                0
+            } else {
+                let b = bytes.get(at..at + 4)?;
+                at += 4;
+                u32::from_le_bytes(b.try_into().expect("4 bytes"))
+            };
+            let end = if flag & AFTER != 0 {
+                u32::MAX
+            } else {
+                start.wrapping_add(varint(bytes, &mut at)?)
+            };
+            into.push(Entry { device, start, end });
+        }
+        Some(())
+    }
+    into.clear();
+    entries(bytes, into).is_some()
+}
+
+/// An hour decoded: the mapping's number and the hour, and its entries.
+type Decoded = (Option<(u64, i64)>, Vec<Entry>);
+
+thread_local! {
+    /// The hour this thread decoded last: the questions of one instant ask one hour many
+    /// times.
+    static LAST: RefCell<Decoded> = const { RefCell::new((None, Vec::new())) };
 }
 
 fn crc_of(dir: &[u64]) -> u32 {
@@ -243,7 +355,7 @@ pub(super) struct Hours {
     first: i64,
     /// The directory's bytes in the file.
     dir: Range<usize>,
-    /// The entries' bytes in the file.
+    /// The encoded entries' bytes in the file.
     entries: Range<usize>,
     always: Box<[u32]>,
     /// Devices of the checkpoint.
@@ -260,10 +372,10 @@ impl Hours {
     pub fn open(file: Arc<Mapped>, s: &Section, devices: usize) -> Result<Hours, String> {
         let len = file.bytes().len();
         let hours = usize::try_from(s.hours).map_err(|_| "too many hours")?;
-        let n = usize::try_from(s.entries).map_err(|_| "too many entries")?;
+        let n = usize::try_from(s.bytes).map_err(|_| "too many entries")?;
         let at = usize::try_from(s.at).map_err(|_| "its place is out of range")?;
         let dir = at..at.saturating_add(hours.saturating_add(1).saturating_mul(8));
-        let entries = dir.end..dir.end.saturating_add(n.saturating_mul(size_of::<Entry>()));
+        let entries = dir.end..dir.end.saturating_add(n);
         if !at.is_multiple_of(8) || entries.end > len || s.hours as i64 > MAX_HOURS {
             return Err("the hour index runs past the end of the file".into());
         }
@@ -272,7 +384,7 @@ impl Hours {
         if crc_of(d) != s.crc {
             return Err("the hour index's checksum does not match".into());
         }
-        if d.windows(2).any(|w| w[0] > w[1]) || d.last() != Some(&s.entries) {
+        if d.windows(2).any(|w| w[0] > w[1]) || d.last() != Some(&s.bytes) {
             return Err("the hour index's directory is out of order".into());
         }
         if s.always.iter().any(|&k| k as usize >= devices) {
@@ -292,25 +404,37 @@ impl Hours {
         })
     }
 
-    /// The entries of hour `h` (by device).
-    fn hour(&self, h: i64) -> &[Entry] {
-        let bytes = self.file.bytes();
-        let dir: &[u64] = bytemuck::cast_slice(&bytes[self.dir.clone()]);
-        let k = h - self.first;
-        if k < 0 || k as usize + 1 >= dir.len() {
-            return &[];
-        }
-        let (a, b) = (dir[k as usize] as usize, dir[k as usize + 1] as usize);
-        let entries: &[Entry] = bytemuck::cast_slice(&bytes[self.entries.clone()]);
-        entries.get(a..b).unwrap_or_default()
+    /// Runs `f` on the entries of hour `h` (by device), decoded unless this thread decoded
+    /// them last. `f` must not ask for an hour itself.
+    fn with_hour<R>(&self, h: i64, f: impl FnOnce(&[Entry]) -> R) -> R {
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            let key = (self.file.number, h);
+            if last.0 != Some(key) {
+                let bytes = self.file.bytes();
+                let dir: &[u64] = bytemuck::cast_slice(&bytes[self.dir.clone()]);
+                let k = h - self.first;
+                let range = (k >= 0 && (k as usize) + 1 < dir.len())
+                    .then(|| (dir[k as usize] as usize, dir[k as usize + 1] as usize));
+                let encoded = range
+                    .and_then(|(a, b)| bytes.get(self.entries.clone())?.get(a..b))
+                    .unwrap_or_default();
+                if !decode(encoded, &mut last.1) {
+                    tracing::error!(hour = h, "the checkpoint's hour index is damaged there");
+                }
+                last.0 = Some(key);
+            }
+            f(&last.1)
+        })
     }
 
-    /// The entries of device `device` in hour `h`.
-    fn of_device(&self, h: i64, device: u32) -> &[Entry] {
-        let all = self.hour(h);
-        let a = all.partition_point(|e| e.device < device);
-        let b = a + all[a..].partition_point(|e| e.device == device);
-        &all[a..b]
+    /// Runs `f` on the entries of device `device` in hour `h`.
+    fn of_device<R>(&self, h: i64, device: u32, f: impl FnOnce(&[Entry]) -> R) -> R {
+        self.with_hour(h, |all| {
+            let a = all.partition_point(|e| e.device < device);
+            let b = a + all[a..].partition_point(|e| e.device == device);
+            f(&all[a..b])
+        })
     }
 
     /// Whether `device` must read its legs (a leg the index does not hold).
@@ -324,11 +448,10 @@ impl Hours {
             return None;
         }
         let at = (t - hour_of(t) * HOUR) as u32;
-        let n = self
-            .of_device(hour_of(t), device)
-            .iter()
-            .filter(|e| e.active(at));
-        Some(n.count() as u32)
+        let n = self.of_device(hour_of(t), device, |es| {
+            es.iter().filter(|e| e.active(at)).count()
+        });
+        Some(n as u32)
     }
 
     /// Whether an outage of `device` at `t` may hit a packed leg (one started by `t` and
@@ -343,20 +466,22 @@ impl Hours {
         let within = |e: &Entry| e.start <= at && at <= e.end;
         // ending at t, where t starts the hour: the last hour's legs ending at its end
         let before = |e: &Entry| e.end as Us == HOUR;
-        self.of_device(h, device).iter().any(within)
-            || (at == 0 && self.of_device(h - 1, device).iter().any(before))
+        self.of_device(h, device, |es| es.iter().any(within))
+            || (at == 0 && self.of_device(h - 1, device, |es| es.iter().any(before)))
     }
 
     /// Every device's packed legs active at `t`.
     pub fn counts_at(&self, t: Us) -> Counts {
         let mut counts = vec![Some(0u32); self.devices];
         let at = (t - hour_of(t) * HOUR) as u32;
-        for e in self.hour(hour_of(t)).iter().filter(|e| e.active(at)) {
-            // an entry naming a device the checkpoint has not is ignored
-            if let Some(Some(c)) = counts.get_mut(e.device as usize) {
-                *c += 1;
+        self.with_hour(hour_of(t), |es| {
+            for e in es.iter().filter(|e| e.active(at)) {
+                // an entry naming a device the checkpoint has not is ignored
+                if let Some(Some(c)) = counts.get_mut(e.device as usize) {
+                    *c += 1;
+                }
             }
-        }
+        });
         for &k in &self.always {
             counts[k as usize] = None;
         }
@@ -475,6 +600,32 @@ mod tests {
     }
 
     #[test]
+    fn an_hour_s_entries_read_back_as_written() {
+        let e = |device, start, end| Entry { device, start, end };
+        let entries = [
+            e(0, 0, u32::MAX),
+            e(0, 5, 7),
+            e(62, 1, 1),
+            e(125, 0, 9),
+            e(188, 3, 3),
+            e(1_000_000, 3_599_999_999, u32::MAX),
+            e(u32::MAX, u32::MAX - 1, u32::MAX - 1),
+        ];
+        let mut bytes = Vec::new();
+        encode(&entries, &mut bytes);
+        assert!(bytes.len() < entries.len() * size_of::<Entry>());
+        let mut back = Vec::new();
+        assert!(decode(&bytes, &mut back));
+        assert_eq!(back, entries);
+        // cut anywhere: what is read whole comes back, in order
+        for cut in 0..bytes.len() {
+            let whole = decode(&bytes[..cut], &mut back);
+            assert!(back.len() < entries.len() || whole);
+            assert_eq!(back[..], entries[..back.len()], "cut at {cut}");
+        }
+    }
+
+    #[test]
     fn a_damaged_index_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
@@ -503,7 +654,7 @@ mod tests {
         };
         assert!(open(&bad_crc).unwrap_err().contains("checksum"));
         let past_end = Section {
-            entries: section.entries + 100,
+            bytes: section.bytes + 100,
             ..section.clone()
         };
         assert!(open(&past_end).unwrap_err().contains("past the end"));

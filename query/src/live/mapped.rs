@@ -8,10 +8,16 @@ use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Numbers the mappings of this process (a mapping's address may be reused by a later one).
+static MAPPINGS: AtomicU64 = AtomicU64::new(0);
 
 /// A read-only mapping of a whole file.
 #[derive(Debug)]
 pub struct Mapped {
+    /// Its number in this process: what was read from it is told apart by it.
+    pub number: u64,
     at: *const u8,
     len: usize,
     /// The part read with the kernel's read-ahead (the rest at random).
@@ -31,6 +37,7 @@ impl Mapped {
             .map_err(|_| std::io::Error::other("file too large to map"))?;
         if len == 0 {
             return Ok(Mapped {
+                number: MAPPINGS.fetch_add(1, Ordering::Relaxed),
                 at: std::ptr::null(),
                 len: 0,
                 ahead: Mutex::new(0..0),
@@ -54,6 +61,7 @@ impl Mapped {
         // SAFETY: advice on the range just mapped; failure only loses the hint
         unsafe { libc::madvise(at, len, libc::MADV_RANDOM) };
         Ok(Mapped {
+            number: MAPPINGS.fetch_add(1, Ordering::Relaxed),
             at: at as *const u8,
             len,
             ahead: Mutex::new(0..0),

@@ -9,6 +9,7 @@
 
 pub mod activity;
 pub mod asof;
+mod blocks;
 pub mod calls;
 pub mod checkpoint;
 pub mod device;

@@ -2,15 +2,18 @@
 //! record per leg, the call ids back to back in one string, and a sorted index of their
 //! hashes. About 75 bytes a leg where the persistent maps of [`Calls`](super::calls::Calls)
 //! take several hundred; immutable, shared between versions, rebuilt when legs are sealed in.
-//! A pack lives on the heap, or in a mapped checkpoint file (written in the same layout), where
-//! its pages are read when asked for and are the kernel's to drop again.
+//! A pack lives on the heap, or in a mapped checkpoint file, encoded in blocks of legs
+//! ([`blocks`](super::blocks)), where its pages are read when asked for and are the kernel's
+//! to drop again.
 
+use std::borrow::Cow;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::ops::Range;
 use std::sync::Arc;
 
 use callstate_schemas::Us;
 
+use super::blocks::{self, Encoded, FENCE, IdKey};
 use super::hours::Hours;
 use super::mapped::Mapped;
 
@@ -28,7 +31,7 @@ pub(super) struct Complete {
 
 /// A complete leg to pack, borrowed from a [`Complete`] or a pack.
 struct LegRef<'a> {
-    id: &'a str,
+    id: Cow<'a, str>,
     start: Us,
     end: Us,
     start_known: Us,
@@ -39,7 +42,7 @@ struct LegRef<'a> {
 impl<'a> LegRef<'a> {
     fn of_complete(c: &'a Complete) -> LegRef<'a> {
         LegRef {
-            id: &c.id,
+            id: Cow::Borrowed(&c.id),
             start: c.start,
             end: c.end,
             start_known: c.start_known,
@@ -49,7 +52,7 @@ impl<'a> LegRef<'a> {
     }
 
     fn of_pack(p: &'a Packed, k: usize) -> LegRef<'a> {
-        let r = &p.records()[k];
+        let r = p.record(k);
         LegRef {
             id: p.id(k),
             start: r.start,
@@ -62,7 +65,7 @@ impl<'a> LegRef<'a> {
 
     fn to_complete(&self) -> Complete {
         Complete {
-            id: Arc::from(self.id),
+            id: Arc::from(&*self.id),
             start: self.start,
             end: self.end,
             start_known: self.start_known,
@@ -72,8 +75,8 @@ impl<'a> LegRef<'a> {
     }
 }
 
-/// A packed leg: fixed size, no padding, stored as is in the checkpoint file
-/// ([`checkpoint`](super::checkpoint)).
+/// A packed leg on the heap (and a leg of a mapped pack's block, decoded): fixed size, no
+/// padding.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Record {
@@ -113,26 +116,19 @@ enum Store {
         by_id: Vec<IdEntry>,
         filter: Filter,
     },
-    /// In a mapped checkpoint file, at these byte ranges; `fences` (in memory) holds the
-    /// start of every [`FENCE`]th record, so that a search by time reads one or two pages of
-    /// the records instead of a binary search's walk across them.
+    /// In a mapped checkpoint file: its blocks of legs and its index of call ids
+    /// ([`IdKey`]s) at these byte ranges. In memory, each block's first start (its *fence*)
+    /// and where it begins among the blocks, so that a search by time decodes one block.
     Mapped {
         file: Arc<Mapped>,
-        records: Range<usize>,
+        blocks: Range<usize>,
         by_id: Range<usize>,
-        ids: Range<usize>,
+        len: usize,
         fences: Box<[Us]>,
+        offsets: Box<[u32]>,
         /// The checkpoint's hour index and this device's number in it, if it has one.
         hours: Option<(Arc<Hours>, u32)>,
     },
-}
-
-/// Records per fence of a mapped pack (64 records: 3 KiB, within a page or two).
-pub(super) const FENCE: usize = 64;
-
-/// The fences of `records`: the start of every [`FENCE`]th one.
-pub(super) fn fences(records: &[Record]) -> impl Iterator<Item = Us> + '_ {
-    records.iter().step_by(FENCE).map(|r| r.start)
 }
 
 impl Default for Store {
@@ -233,7 +229,7 @@ impl Packed {
 
     /// Packs `legs`, returning those it cannot.
     fn of_refs(mut legs: Vec<LegRef<'_>>) -> (Packed, Vec<LegRef<'_>>) {
-        legs.sort_by(|a, b| (a.start, a.id).cmp(&(b.start, b.id)));
+        legs.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
         let mut records = Vec::with_capacity(legs.len());
         let mut ids = String::with_capacity(legs.iter().map(|l| l.id.len()).sum());
         let mut by_id = Vec::with_capacity(legs.len());
@@ -260,9 +256,9 @@ impl Packed {
                 rest.push(l);
                 continue;
             };
-            ids.push_str(l.id);
+            ids.push_str(&l.id);
             by_id.push(IdEntry {
-                hash: hash(l.id),
+                hash: hash(&l.id),
                 record: k,
                 pad: 0,
             });
@@ -295,45 +291,73 @@ impl Packed {
         (p, rest)
     }
 
-    /// A pack kept in `file`: its records, index and ids at these byte ranges (checked to be
-    /// in the file and aligned, else `None`), its causes indexing `causes`, `fences` the start
-    /// of every [`FENCE`]th record (checked to be as many).
+    /// A pack kept in `file`: its `len` legs' blocks and call-id index at these byte ranges
+    /// (checked to be in the file, the index whole and aligned, else `None`), each block's
+    /// first start and where it begins among the blocks (checked to be as many as the
+    /// blocks, in order, within them), its causes indexing `causes`.
+    #[allow(clippy::too_many_arguments)]
     pub fn mapped(
         file: Arc<Mapped>,
-        records: Range<usize>,
+        blocks: Range<usize>,
         by_id: Range<usize>,
-        ids: Range<usize>,
+        len: usize,
         fences: Box<[Us]>,
+        offsets: Box<[u32]>,
         causes: Arc<Vec<Arc<str>>>,
         longest: Us,
     ) -> Option<Packed> {
         let bytes = file.bytes();
-        let fits = |r: &Range<usize>, size: usize| {
-            r.start <= r.end && r.end <= bytes.len() && (r.end - r.start).is_multiple_of(size)
-        };
-        if !fits(&records, size_of::<Record>())
-            || !fits(&by_id, size_of::<IdEntry>())
-            || !fits(&ids, 1)
-            || (records.end - records.start) / size_of::<Record>()
-                != (by_id.end - by_id.start) / size_of::<IdEntry>()
-            || fences.len() != ((records.end - records.start) / size_of::<Record>()).div_ceil(FENCE)
+        let within = |r: &Range<usize>| r.start <= r.end && r.end <= bytes.len();
+        let blocks_len = blocks.end.checked_sub(blocks.start)?;
+        if !within(&blocks)
+            || !within(&by_id)
+            || by_id.end - by_id.start != len.checked_mul(size_of::<IdKey>())?
+            || fences.len() != len.div_ceil(FENCE)
+            || offsets.len() != fences.len()
+            || offsets.first().is_some_and(|&o| o != 0)
+            || offsets.windows(2).any(|w| w[0] > w[1])
+            || offsets.last().is_some_and(|&o| o as usize > blocks_len)
         {
             return None;
         }
-        bytemuck::try_cast_slice::<u8, Record>(&bytes[records.clone()]).ok()?;
-        bytemuck::try_cast_slice::<u8, IdEntry>(&bytes[by_id.clone()]).ok()?;
+        bytemuck::try_cast_slice::<u8, IdKey>(&bytes[by_id.clone()]).ok()?;
         Some(Packed {
             store: Store::Mapped {
                 file,
-                records,
+                blocks,
                 by_id,
-                ids,
+                len,
                 fences,
+                offsets,
                 hours: None,
             },
             causes,
             longest,
         })
+    }
+
+    /// A heap pack's legs in the checkpoint's layout: its blocks, and its call-id index sorted;
+    /// each leg's cause stored as `cause` numbers it. `None` for a mapped pack (it is laid out
+    /// already) or blocks past 4 GiB.
+    pub fn encode(
+        &self,
+        mut cause: impl FnMut(Option<&Arc<str>>) -> u32,
+    ) -> Option<(Encoded, Vec<IdKey>)> {
+        let (records, by_id, ids) = self.heap_parts()?;
+        let legs = records.iter().map(|r| {
+            let c = cause(self.cause_of(r));
+            (Record { cause: c, ..*r }, id_in(ids, r))
+        });
+        let encoded = blocks::encode(legs).ok()?;
+        let mut keys: Vec<IdKey> = by_id
+            .iter()
+            .map(|e| IdKey {
+                hash: IdKey::hash_of(e.hash),
+                leg: e.record,
+            })
+            .collect();
+        keys.sort_unstable();
+        Some((encoded, keys))
     }
 
     /// A mapped pack listed in its checkpoint's hour index as device `device`.
@@ -356,7 +380,7 @@ impl Packed {
     }
 
     /// Bytes it holds on the heap: a heap pack's records, index, ids and filter; a mapped
-    /// one's fences.
+    /// one's fences and block offsets.
     pub fn heap_bytes(&self) -> usize {
         match &self.store {
             Store::Heap {
@@ -370,7 +394,9 @@ impl Packed {
                     + by_id.capacity() * size_of::<IdEntry>()
                     + filter.words.len() * 8
             }
-            Store::Mapped { fences, .. } => fences.len() * size_of::<Us>(),
+            Store::Mapped {
+                fences, offsets, ..
+            } => fences.len() * size_of::<Us>() + offsets.len() * size_of::<u32>(),
         }
     }
 
@@ -382,76 +408,112 @@ impl Packed {
         }
     }
 
-    /// Its records, index and call ids.
-    pub fn parts(&self) -> (&[Record], &[IdEntry], &[u8]) {
+    /// A heap pack's records, index and call ids (`None` if mapped).
+    pub fn heap_parts(&self) -> Option<(&[Record], &[IdEntry], &[u8])> {
         match &self.store {
             Store::Heap {
                 records,
                 ids,
                 by_id,
                 ..
-            } => (records, by_id, ids.as_bytes()),
-            Store::Mapped {
-                file,
-                records,
-                by_id,
-                ids,
-                ..
-            } => {
-                let b = file.bytes();
-                // checked in `mapped`: in the file, whole records, aligned (a page-aligned
-                // map, 8-aligned offsets)
-                (
-                    bytemuck::cast_slice(&b[records.clone()]),
-                    bytemuck::cast_slice(&b[by_id.clone()]),
-                    &b[ids.clone()],
-                )
+            } => Some((records, by_id, ids.as_bytes())),
+            Store::Mapped { .. } => None,
+        }
+    }
+
+    /// Runs `f` on block `j` of a mapped pack, decoded (the last block this thread decoded
+    /// is kept); `None` for a heap pack.
+    fn with_block<R>(&self, j: usize, f: impl FnOnce(&blocks::Block) -> R) -> Option<R> {
+        let Store::Mapped {
+            file,
+            blocks,
+            len,
+            fences,
+            offsets,
+            ..
+        } = &self.store
+        else {
+            return None;
+        };
+        let from = blocks.start + offsets[j] as usize;
+        let to = offsets
+            .get(j + 1)
+            .map_or(blocks.end, |&o| blocks.start + o as usize);
+        let n = (len - j * FENCE).min(FENCE);
+        Some(blocks::with(
+            file.number,
+            from,
+            || (&file.bytes()[from..to], fences[j], n),
+            f,
+        ))
+    }
+
+    /// Runs `f` on leg `k`'s record and call id.
+    fn with_leg<R>(&self, k: usize, f: impl FnOnce(&Record, &str) -> R) -> R {
+        match &self.store {
+            Store::Heap { records, ids, .. } => {
+                let r = &records[k];
+                f(r, id_in(ids.as_bytes(), r))
+            }
+            Store::Mapped { .. } => {
+                let mut f = Some(f);
+                let r = self.with_block(k / FENCE, |b| {
+                    let r = &b.records[k % FENCE];
+                    (f.take().expect("run once"))(r, id_in(b.ids.as_bytes(), r))
+                });
+                r.expect("a mapped pack")
             }
         }
     }
 
-    fn records(&self) -> &[Record] {
-        self.parts().0
+    /// Leg `k`'s record (its id's place meaningful only for a heap pack).
+    fn record(&self, k: usize) -> Record {
+        self.with_leg(k, |r, _| *r)
+    }
+
+    fn cause_of(&self, r: &Record) -> Option<&Arc<str>> {
+        (r.cause as usize)
+            .checked_sub(1)
+            .and_then(|c| self.causes.get(c))
     }
 
     /// Legs held.
     pub fn len(&self) -> usize {
-        self.records().len()
+        match &self.store {
+            Store::Heap { records, .. } => records.len(),
+            Store::Mapped { len, .. } => *len,
+        }
     }
 
     /// The call id of leg `k` (empty if a damaged file puts it out of place).
-    pub fn id(&self, k: usize) -> &str {
-        let (records, _, ids) = self.parts();
-        let r = &records[k];
-        let at = r.id_at as usize;
-        ids.get(at..at + r.id_len as usize)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
+    pub fn id(&self, k: usize) -> Cow<'_, str> {
+        match &self.store {
+            Store::Heap { records, ids, .. } => Cow::Borrowed(id_in(ids.as_bytes(), &records[k])),
+            Store::Mapped { .. } => Cow::Owned(self.with_leg(k, |_, id| id.to_string())),
+        }
     }
 
     /// Leg `k`: (start, end).
     pub fn span(&self, k: usize) -> (Us, Us) {
-        let r = &self.records()[k];
-        (r.start, r.end)
+        self.with_leg(k, |r, _| (r.start, r.end))
     }
 
     /// How leg `k` ended.
     pub fn cause(&self, k: usize) -> Option<&Arc<str>> {
-        let c = self.records()[k].cause as usize;
+        let c = self.with_leg(k, |r, _| r.cause) as usize;
         c.checked_sub(1).and_then(|c| self.causes.get(c))
     }
 
     /// Leg `k` whole.
     pub fn get(&self, k: usize) -> Complete {
-        let r = &self.records()[k];
-        Complete {
-            id: Arc::from(self.id(k)),
+        self.with_leg(k, |r, id| Complete {
+            id: Arc::from(id),
             start: r.start,
             end: r.end,
             start_known: r.start_known,
             end_known: r.end_known,
-            cause: self.cause(k).cloned(),
-        }
+            cause: self.cause_of(r).cloned(),
+        })
     }
 
     /// The leg of `id`, if packed here.
@@ -462,19 +524,32 @@ impl Packed {
 
     /// [`find`](Self::find), `h` being `id`'s [`hash`].
     pub fn find_hashed(&self, h: u64, id: &str) -> Option<usize> {
-        if let Store::Heap { filter, .. } = &self.store
-            && !filter.may_hold(h)
-        {
-            return None;
+        let is = |k: usize| k < self.len() && self.with_leg(k, |_, i| i == id);
+        match &self.store {
+            Store::Heap { filter, by_id, .. } => {
+                if !filter.may_hold(h) {
+                    return None;
+                }
+                let first = by_id.partition_point(|x| x.hash < h);
+                by_id[first..]
+                    .iter()
+                    .take_while(|x| x.hash == h)
+                    .map(|x| x.record as usize)
+                    .find(|&k| is(k))
+            }
+            Store::Mapped { file, by_id, .. } => {
+                // checked in `mapped`: in the file, whole, aligned (a page-aligned map,
+                // 8-aligned offsets)
+                let keys: &[IdKey] = bytemuck::cast_slice(&file.bytes()[by_id.clone()]);
+                let key = IdKey::hash_of(h);
+                let first = keys.partition_point(|x| x.hash < key);
+                keys[first..]
+                    .iter()
+                    .take_while(|x| x.hash == key)
+                    .map(|x| x.leg as usize)
+                    .find(|&k| is(k))
+            }
         }
-        let (records, by_id, _) = self.parts();
-        let first = by_id.partition_point(|x| x.hash < h);
-        by_id[first..]
-            .iter()
-            .take_while(|x| x.hash == h)
-            .map(|x| x.record as usize)
-            .filter(|&k| k < records.len())
-            .find(|&k| self.id(k) == id)
     }
 
     /// The legs starting in [from, to].
@@ -484,19 +559,30 @@ impl Packed {
         a..b.max(a)
     }
 
-    /// The first record whose start is not `before` (which holds for a prefix of them).
+    /// The first leg whose start is not `before` (which holds for a prefix of them).
     fn partition(&self, before: impl Fn(Us) -> bool) -> usize {
-        let records = self.records();
-        let (lo, hi) = match &self.store {
+        match &self.store {
+            Store::Heap { records, .. } => records.partition_point(|r| before(r.start)),
             Store::Mapped { fences, .. } => {
-                // records up to fence j-1 are before, those from fence j are not
+                // legs up to block j-1 are before, those from block j are not
                 let j = fences.partition_point(|&f| before(f));
-                (j.saturating_sub(1) * FENCE, (j * FENCE).min(records.len()))
+                let Some(b) = j.checked_sub(1) else {
+                    return 0;
+                };
+                let within =
+                    self.with_block(b, |blk| blk.records.partition_point(|r| before(r.start)));
+                b * FENCE + within.unwrap_or(0)
             }
-            Store::Heap { .. } => (0, records.len()),
-        };
-        lo + records[lo..hi].partition_point(|r| before(r.start))
+        }
     }
+}
+
+/// The call id of record `r` among `ids` (empty if a damaged file puts it out of place).
+fn id_in<'a>(ids: &'a [u8], r: &Record) -> &'a str {
+    let at = r.id_at as usize;
+    ids.get(at..at.saturating_add(r.id_len as usize))
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("")
 }
 
 #[cfg(test)]
@@ -529,7 +615,7 @@ mod tests {
         for n in [0, 1, 5, 100, 10_000] {
             let (p, _) = Packed::new(legs(n));
             for k in 0..n {
-                assert_eq!(p.find(p.id(k)), Some(k));
+                assert_eq!(p.find(&p.id(k)), Some(k));
             }
             let Store::Heap { filter, .. } = &p.store else {
                 panic!("on the heap")
@@ -543,44 +629,58 @@ mod tests {
     }
 
     #[test]
-    fn a_mapped_pack_finds_legs_by_time_through_its_fences_as_the_heap_one_does() {
+    fn a_mapped_pack_answers_as_the_heap_one_does() {
         for n in [0, 1, FENCE - 1, FENCE, FENCE + 1, 10 * FENCE + 3] {
-            let (heap, rest) = Packed::new(legs(n));
+            let mut all = legs(n);
+            let causes: Vec<Arc<str>> = vec![Arc::from("normal"), Arc::from("network")];
+            for (i, c) in all.iter_mut().enumerate() {
+                c.cause = (i % 3 > 0).then(|| causes[i % 3 - 1].clone());
+            }
+            let (heap, rest) = Packed::new(all);
             assert!(rest.is_empty());
-            let (recs, by_id, ids) = heap.parts();
-            // after 8 bytes, as in a file with a header
+            let number = |c: Option<&Arc<str>>| {
+                c.map_or(0, |c| {
+                    causes.iter().position(|x| x == c).unwrap() as u32 + 1
+                })
+            };
+            let (encoded, keys) = heap.encode(number).expect("a heap pack");
+            // after 8 bytes, as in a file with a header; the index 8-aligned
             let mut bytes: Vec<u8> = vec![0; 8];
-            bytes.extend_from_slice(bytemuck::cast_slice(recs));
-            let r = 8..bytes.len();
-            bytes.extend_from_slice(bytemuck::cast_slice(by_id));
-            let b = r.end..bytes.len();
-            bytes.extend_from_slice(ids);
-            let i = b.end..bytes.len();
+            bytes.extend_from_slice(&encoded.bytes);
+            let b = 8..bytes.len();
+            bytes.resize(bytes.len().next_multiple_of(8), 0);
+            let i = bytes.len()..bytes.len() + keys.len() * size_of::<IdKey>();
+            bytes.extend_from_slice(bytemuck::cast_slice(&keys));
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("pack");
             std::fs::write(&path, &bytes).unwrap();
             let file = Arc::new(Mapped::open(&path).unwrap());
-            let fences: Box<[Us]> = fences(recs).collect();
-            let too_few: Box<[Us]> = fences.iter().skip(1).copied().collect();
-            let mapped = |f: Box<[Us]>| {
+            let mapped = |f: &[Us], o: &[u32]| {
                 Packed::mapped(
                     file.clone(),
-                    r.clone(),
                     b.clone(),
                     i.clone(),
-                    f,
-                    Arc::default(),
+                    n,
+                    f.into(),
+                    o.into(),
+                    Arc::new(causes.clone()),
                     heap.longest,
                 )
             };
-            assert!(
-                n == 0 || mapped(too_few).is_none(),
-                "fences must match the records"
-            );
-            let mapped = mapped(fences).expect("in place");
-            let mut probes: Vec<Us> = recs
-                .iter()
-                .flat_map(|r| [r.start - 1, r.start, r.start + 1])
+            let (f, o) = (&encoded.fences, &encoded.offsets);
+            if n > 0 {
+                assert!(mapped(&f[1..], &o[1..]).is_none(), "too few fences");
+                let mut late = o.clone();
+                late[0] = 1;
+                assert!(mapped(f, &late).is_none(), "a block out of place");
+            }
+            let mapped = mapped(f, o).expect("in place");
+            assert_eq!(mapped.len(), n);
+            let mut probes: Vec<Us> = (0..n)
+                .flat_map(|k| {
+                    let s = heap.span(k).0;
+                    [s - 1, s, s + 1]
+                })
                 .collect();
             probes.extend([Us::MIN, 0, 999, 1_000, 1_001, Us::MAX]);
             for &from in &probes {
@@ -597,9 +697,20 @@ mod tests {
                     );
                 }
             }
-            for k in 0..n {
-                assert_eq!(mapped.find(heap.id(k)), Some(k));
+            // legs asked in any order: each decodes its block
+            for k in (0..n).rev().chain(0..n) {
+                let (h, m) = (heap.get(k), mapped.get(k));
+                assert_eq!(
+                    (&h.id, h.start, h.end, h.start_known, h.end_known, &h.cause),
+                    (&m.id, m.start, m.end, m.start_known, m.end_known, &m.cause)
+                );
+                assert_eq!(mapped.find(&heap.id(k)), Some(k));
             }
+            assert_eq!(mapped.find("other-1"), None);
+            let (merged, rest) = Packed::merge(&[&mapped], |_, k| k % 2 == 0);
+            assert!(rest.is_empty());
+            assert_eq!(merged.len(), n.div_ceil(2));
+            assert!(mapped.encode(number).is_none(), "laid out already");
         }
     }
 }
