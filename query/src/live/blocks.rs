@@ -23,10 +23,22 @@ use std::cell::RefCell;
 
 use callstate_schemas::Us;
 
-use super::packed::Record;
-
 /// Legs per block: a fence and an offset in memory for each.
 pub(super) const FENCE: usize = 64;
+
+/// A leg of a block, decoded.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Record {
+    pub start: Us,
+    pub end: Us,
+    pub start_known: Us,
+    pub end_known: Us,
+    /// Where its call id starts among the block's ids, and its length.
+    pub id_at: u32,
+    pub id_len: u32,
+    /// Index in the causes plus one; 0 for none.
+    pub cause: u32,
+}
 
 /// A leg in the call-id index of a mapped pack: the high half of its id's hash, its number.
 #[repr(C)]
@@ -154,7 +166,7 @@ pub(super) fn encode<'a>(legs: impl Iterator<Item = (Record, &'a str)>) -> Resul
 /// A block decoded: its legs' records (`id_at`, `id_len` into `ids`) and call ids.
 #[derive(Debug, Default)]
 pub(super) struct Block {
-    /// What it was decoded from: a mapping's number and the block's offset in it.
+    /// What it was decoded from: its pack's number and its number in the pack.
     key: Option<(u64, usize)>,
     pub records: Vec<Record>,
     pub ids: String,
@@ -194,7 +206,6 @@ pub(super) fn decode(bytes: &[u8], fence: Us, n: usize, into: &mut Block) -> boo
             id_at: at as u32,
             id_len: (raw.len() - at) as u32,
             cause,
-            pad: 0,
         });
         (prev_start, prev_known, prev_id) = (start, start_known, at..raw.len());
     }
@@ -219,24 +230,25 @@ thread_local! {
     static LAST: RefCell<Block> = RefCell::new(Block::default());
 }
 
-/// Runs `f` on the block of mapping `mapping` at byte `at`, decoding it unless it is the one
-/// this thread decoded last. `f` must not ask for a block itself.
+/// Runs `f` on block `block` of pack `pack` (a number no other pack of the process has),
+/// decoding it unless it is the one this thread decoded last. `f` must not ask for a block
+/// itself.
 pub(super) fn with<'a, R>(
-    mapping: u64,
-    at: usize,
+    pack: u64,
+    block: usize,
     bytes: impl FnOnce() -> (&'a [u8], Us, usize),
     f: impl FnOnce(&Block) -> R,
 ) -> R {
     LAST.with(|b| {
         let mut b = b.borrow_mut();
-        if b.key != Some((mapping, at)) {
+        if b.key != Some((pack, block)) {
             let (bytes, fence, n) = bytes();
             if !decode(bytes, fence, n, &mut b) {
                 tracing::error!(
                     "a block of call legs in the checkpoint is damaged: its legs read as empty"
                 );
             }
-            b.key = Some((mapping, at));
+            b.key = Some((pack, block));
         }
         f(&b)
     })
@@ -272,7 +284,6 @@ mod tests {
                         id_at: 0,
                         id_len: 0,
                         cause,
-                        pad: 0,
                     },
                     id,
                 )
@@ -334,7 +345,6 @@ mod tests {
                     id_at: 0,
                     id_len: 0,
                     cause: 1,
-                    pad: 0,
                 };
                 (rec, format!("CL1-{}", 400_000 + i * 7))
             })

@@ -1,21 +1,25 @@
-//! A device's complete call legs (started and ended, each once), packed: one fixed-size
-//! record per leg, the call ids back to back in one string, and a sorted index of their
-//! hashes. About 75 bytes a leg where the persistent maps of [`Calls`](super::calls::Calls)
-//! take several hundred; immutable, shared between versions, rebuilt when legs are sealed in.
-//! A pack lives on the heap, or in a mapped checkpoint file, encoded in blocks of legs
-//! ([`blocks`](super::blocks)), where its pages are read when asked for and are the kernel's
-//! to drop again.
+//! A device's complete call legs (started and ended, each once), packed: in blocks of legs
+//! encoded back to back ([`blocks`](super::blocks): by start, then call id), each block's
+//! first start and where it begins, and a sorted index of the call ids' hashes. About 30
+//! bytes a leg on the heap (with a Bloom filter of the call ids) where the persistent maps of
+//! [`Calls`](super::calls::Calls) take several hundred; immutable, shared between versions,
+//! rebuilt when legs are sealed in. A pack lives on the heap, or in a mapped checkpoint file
+//! in the same layout, where its pages are read when asked for and are the kernel's to drop
+//! again.
 
-use std::borrow::Cow;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use callstate_schemas::Us;
 
-use super::blocks::{self, Encoded, FENCE, IdKey};
+use super::blocks::{self, Encoded, FENCE, IdKey, Record};
 use super::hours::Hours;
 use super::mapped::Mapped;
+
+/// Numbers the packs of this process: a decoded block is kept by its pack's number.
+static PACKS: AtomicU64 = AtomicU64::new(1);
 
 /// A complete leg, to pack or unpacked.
 #[derive(Debug, Clone)]
@@ -29,9 +33,9 @@ pub(super) struct Complete {
     pub cause: Option<Arc<str>>,
 }
 
-/// A complete leg to pack, borrowed from a [`Complete`] or a pack.
+/// A complete leg to pack, borrowed from a [`Complete`] or a decoded pack.
 struct LegRef<'a> {
-    id: Cow<'a, str>,
+    id: &'a str,
     start: Us,
     end: Us,
     start_known: Us,
@@ -42,7 +46,7 @@ struct LegRef<'a> {
 impl<'a> LegRef<'a> {
     fn of_complete(c: &'a Complete) -> LegRef<'a> {
         LegRef {
-            id: Cow::Borrowed(&c.id),
+            id: &c.id,
             start: c.start,
             end: c.end,
             start_known: c.start_known,
@@ -51,21 +55,9 @@ impl<'a> LegRef<'a> {
         }
     }
 
-    fn of_pack(p: &'a Packed, k: usize) -> LegRef<'a> {
-        let r = p.record(k);
-        LegRef {
-            id: p.id(k),
-            start: r.start,
-            end: r.end,
-            start_known: r.start_known,
-            end_known: r.end_known,
-            cause: p.cause(k),
-        }
-    }
-
     fn to_complete(&self) -> Complete {
         Complete {
-            id: Arc::from(&*self.id),
+            id: Arc::from(self.id),
             start: self.start,
             end: self.end,
             start_known: self.start_known,
@@ -75,57 +67,20 @@ impl<'a> LegRef<'a> {
     }
 }
 
-/// A packed leg on the heap (and a leg of a mapped pack's block, decoded): fixed size, no
-/// padding.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Record {
-    pub start: Us,
-    pub end: Us,
-    pub start_known: Us,
-    pub end_known: Us,
-    /// Where its call id starts among the pack's ids, and its length.
-    pub id_at: u32,
-    pub id_len: u32,
-    /// Index in the causes plus one; 0 for none.
-    pub cause: u32,
-    pub pad: u32,
-}
-
-/// (hash of a call id, its record), sorted by hash.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct IdEntry {
-    pub hash: u64,
-    pub record: u32,
-    pub pad: u32,
-}
-
-// SAFETY: plain integers, `repr(C)`, no padding (4 × 8 + 4 × 4 and 8 + 2 × 4 bytes).
-unsafe impl bytemuck::Zeroable for Record {}
-unsafe impl bytemuck::Pod for Record {}
-unsafe impl bytemuck::Zeroable for IdEntry {}
-unsafe impl bytemuck::Pod for IdEntry {}
-
-/// Where a pack's records, index and ids are.
+/// Where a pack's blocks and call-id index ([`IdKey`]s) are.
 #[derive(Debug)]
 enum Store {
+    /// On the heap, with a Bloom filter of the call ids.
     Heap {
-        records: Vec<Record>,
-        ids: String,
-        by_id: Vec<IdEntry>,
+        blocks: Vec<u8>,
+        by_id: Vec<IdKey>,
         filter: Filter,
     },
-    /// In a mapped checkpoint file: its blocks of legs and its index of call ids
-    /// ([`IdKey`]s) at these byte ranges. In memory, each block's first start (its *fence*)
-    /// and where it begins among the blocks, so that a search by time decodes one block.
+    /// In a mapped checkpoint file, at these byte ranges.
     Mapped {
         file: Arc<Mapped>,
         blocks: Range<usize>,
         by_id: Range<usize>,
-        len: usize,
-        fences: Box<[Us]>,
-        offsets: Box<[u32]>,
         /// The checkpoint's hour index and this device's number in it, if it has one.
         hours: Option<(Arc<Hours>, u32)>,
     },
@@ -134,8 +89,7 @@ enum Store {
 impl Default for Store {
     fn default() -> Self {
         Store::Heap {
-            records: Vec::new(),
-            ids: String::new(),
+            blocks: Vec::new(),
             by_id: Vec::new(),
             filter: Filter::default(),
         }
@@ -188,10 +142,23 @@ impl Filter {
 #[derive(Debug, Default)]
 pub(super) struct Packed {
     store: Store,
-    /// The causes the records index (those of the pack, or of the whole checkpoint).
+    /// Its number ([`PACKS`]; 0 for an empty one).
+    number: u64,
+    len: usize,
+    /// In memory: each block's first start (its *fence*) and where it begins among the
+    /// blocks, so that a search by time decodes one block.
+    fences: Box<[Us]>,
+    offsets: Box<[u32]>,
+    /// The causes the legs index (those of the pack, or of the whole checkpoint).
     causes: Arc<Vec<Arc<str>>>,
     /// The longest leg (end − start).
     pub longest: Us,
+}
+
+/// A pack's legs decoded whole: records whose `id_at` index `ids`.
+struct Decoded {
+    records: Vec<Record>,
+    ids: String,
 }
 
 /// The hash a pack indexes a call id by.
@@ -200,7 +167,7 @@ pub(super) fn hash(id: &str) -> u64 {
 }
 
 impl Packed {
-    /// Packs `legs`; those it cannot (a call id or a cause list beyond `u32`) are returned.
+    /// Packs `legs`; those it cannot (a device's legs past 4 GiB encoded) are returned.
     pub fn new(legs: Vec<Complete>) -> (Packed, Vec<Complete>) {
         let refs = legs.iter().map(LegRef::of_complete).collect();
         let (packed, rest) = Packed::of_refs(refs);
@@ -208,87 +175,105 @@ impl Packed {
     }
 
     /// Packs the legs of `packs` that `kept` keeps (a pack's number and a leg's): one pack of
-    /// them all, read in place (no leg copied out on the way); those it cannot are returned.
+    /// them all; those it cannot are returned.
     pub fn merge(
         packs: &[&Packed],
         kept: impl Fn(usize, usize) -> bool,
     ) -> (Packed, Vec<Complete>) {
-        let kept = &kept;
-        let refs = packs
+        let decoded: Vec<Decoded> = packs.iter().map(|p| p.decode_all()).collect();
+        let refs = decoded
             .iter()
+            .zip(packs)
             .enumerate()
-            .flat_map(|(p, pack)| {
-                (0..pack.len())
-                    .filter(move |&k| kept(p, k))
-                    .map(move |k| LegRef::of_pack(pack, k))
+            .flat_map(|(p, (d, pack))| {
+                let kept = &kept;
+                d.records
+                    .iter()
+                    .enumerate()
+                    .filter(move |&(k, _)| kept(p, k))
+                    .map(move |(_, r)| LegRef {
+                        id: id_in(d.ids.as_bytes(), r),
+                        start: r.start,
+                        end: r.end,
+                        start_known: r.start_known,
+                        end_known: r.end_known,
+                        cause: pack.cause_of(r),
+                    })
             })
             .collect();
         let (packed, rest) = Packed::of_refs(refs);
         (packed, rest.iter().map(LegRef::to_complete).collect())
     }
 
-    /// Packs `legs`, returning those it cannot.
+    /// Packs `legs`, returning those it cannot (all of them, if it cannot).
     fn of_refs(mut legs: Vec<LegRef<'_>>) -> (Packed, Vec<LegRef<'_>>) {
-        legs.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
-        let mut records = Vec::with_capacity(legs.len());
-        let mut ids = String::with_capacity(legs.iter().map(|l| l.id.len()).sum());
-        let mut by_id = Vec::with_capacity(legs.len());
+        legs.sort_by(|a, b| (a.start, a.id).cmp(&(b.start, b.id)));
         let mut causes: Vec<Arc<str>> = Vec::new();
-        let mut longest = 0;
-        let mut rest = Vec::new();
-        for l in legs {
-            let (Ok(id_at), Ok(id_len)) = (u32::try_from(ids.len()), u32::try_from(l.id.len()))
-            else {
-                rest.push(l);
-                continue;
+        let mut cause_number = |c: Option<&Arc<str>>| -> u32 {
+            let Some(c) = c else { return 0 };
+            let k = match causes.iter().position(|x| x == c) {
+                Some(k) => k,
+                None => {
+                    causes.push(c.clone());
+                    causes.len() - 1
+                }
             };
-            let cause = match l.cause {
-                None => 0,
-                Some(c) => match causes.iter().position(|x| x == c) {
-                    Some(k) => k + 1,
-                    None => {
-                        causes.push(c.clone());
-                        causes.len()
-                    }
-                },
-            };
-            let (Ok(cause), Ok(k)) = (u32::try_from(cause), u32::try_from(records.len())) else {
-                rest.push(l);
-                continue;
-            };
-            ids.push_str(&l.id);
-            by_id.push(IdEntry {
-                hash: hash(&l.id),
-                record: k,
-                pad: 0,
-            });
-            longest = l.end.saturating_sub(l.start).max(longest);
-            records.push(Record {
+            u32::try_from(k + 1).unwrap_or(0)
+        };
+        let records = legs.iter().map(|l| {
+            let rec = Record {
                 start: l.start,
                 end: l.end,
                 start_known: l.start_known,
                 end_known: l.end_known,
-                id_at,
-                id_len,
-                cause,
-                pad: 0,
-            });
-        }
+                id_at: 0,
+                id_len: 0,
+                cause: cause_number(l.cause),
+            };
+            (rec, l.id)
+        });
+        let encoded = blocks::encode(records);
+        let hashes: Vec<u64> = legs.iter().map(|l| hash(l.id)).collect();
+        let (Ok(e), Ok(_)) = (encoded, u32::try_from(legs.len())) else {
+            return (Packed::default(), legs);
+        };
+        let longest = legs
+            .iter()
+            .map(|l| l.end.saturating_sub(l.start))
+            .max()
+            .unwrap_or(0)
+            .max(0);
+        let p = Packed::of_encoded(e, &hashes, Arc::new(causes), longest);
+        (p, Vec::new())
+    }
+
+    /// A heap pack of legs encoded, `hashes` their call ids' hashes in order.
+    fn of_encoded(e: Encoded, hashes: &[u64], causes: Arc<Vec<Arc<str>>>, longest: Us) -> Packed {
+        let mut by_id: Vec<IdKey> = hashes
+            .iter()
+            .enumerate()
+            .map(|(k, &h)| IdKey {
+                hash: IdKey::hash_of(h),
+                leg: k as u32,
+            })
+            .collect();
         by_id.sort_unstable();
-        records.shrink_to_fit();
-        by_id.shrink_to_fit();
-        let filter = Filter::new(by_id.iter().map(|e| e.hash));
-        let p = Packed {
+        let filter = Filter::new(hashes.iter().copied());
+        let mut bytes = e.bytes;
+        bytes.shrink_to_fit();
+        Packed {
             store: Store::Heap {
-                records,
-                ids,
+                blocks: bytes,
                 by_id,
                 filter,
             },
-            causes: Arc::new(causes),
+            number: PACKS.fetch_add(1, Ordering::Relaxed),
+            len: hashes.len(),
+            fences: e.fences.into(),
+            offsets: e.offsets.into(),
+            causes,
             longest,
-        };
-        (p, rest)
+        }
     }
 
     /// A pack kept in `file`: its `len` legs' blocks and call-id index at these byte ranges
@@ -326,38 +311,59 @@ impl Packed {
                 file,
                 blocks,
                 by_id,
-                len,
-                fences,
-                offsets,
                 hours: None,
             },
+            number: PACKS.fetch_add(1, Ordering::Relaxed),
+            len,
+            fences,
+            offsets,
             causes,
             longest,
         })
     }
 
-    /// A heap pack's legs in the checkpoint's layout: its blocks, and its call-id index sorted;
-    /// each leg's cause stored as `cause` numbers it. `None` for a mapped pack (it is laid out
-    /// already) or blocks past 4 GiB.
+    /// Its legs in the checkpoint's layout: its blocks, and its call-id index sorted; each
+    /// leg's cause stored as `cause` numbers it. `None` for blocks past 4 GiB.
     pub fn encode(
         &self,
         mut cause: impl FnMut(Option<&Arc<str>>) -> u32,
     ) -> Option<(Encoded, Vec<IdKey>)> {
-        let (records, by_id, ids) = self.heap_parts()?;
-        let legs = records.iter().map(|r| {
+        let d = self.decode_all();
+        let legs = d.records.iter().map(|r| {
             let c = cause(self.cause_of(r));
-            (Record { cause: c, ..*r }, id_in(ids, r))
+            (Record { cause: c, ..*r }, id_in(d.ids.as_bytes(), r))
         });
         let encoded = blocks::encode(legs).ok()?;
-        let mut keys: Vec<IdKey> = by_id
+        let mut keys: Vec<IdKey> = d
+            .records
             .iter()
-            .map(|e| IdKey {
-                hash: IdKey::hash_of(e.hash),
-                leg: e.record,
+            .enumerate()
+            .map(|(k, r)| IdKey {
+                hash: IdKey::hash_of(hash(id_in(d.ids.as_bytes(), r))),
+                leg: k as u32,
             })
             .collect();
         keys.sort_unstable();
         Some((encoded, keys))
+    }
+
+    /// Every leg decoded, in order.
+    fn decode_all(&self) -> Decoded {
+        let mut d = Decoded {
+            records: Vec::with_capacity(self.len),
+            ids: String::new(),
+        };
+        for j in 0..self.fences.len() {
+            self.with_block(j, |b| {
+                let base = d.ids.len() as u32;
+                d.ids.push_str(&b.ids);
+                d.records.extend(b.records.iter().map(|r| Record {
+                    id_at: base + r.id_at,
+                    ..*r
+                }));
+            });
+        }
+        d
     }
 
     /// A mapped pack listed in its checkpoint's hour index as device `device`.
@@ -379,24 +385,22 @@ impl Packed {
         }
     }
 
-    /// Bytes it holds on the heap: a heap pack's records, index, ids and filter; a mapped
-    /// one's fences and block offsets.
+    /// Bytes it holds on the heap: its fences and block offsets, and a heap pack's blocks,
+    /// index and filter.
     pub fn heap_bytes(&self) -> usize {
+        let fences = self.fences.len() * size_of::<Us>() + self.offsets.len() * size_of::<u32>();
         match &self.store {
             Store::Heap {
-                records,
-                ids,
+                blocks,
                 by_id,
                 filter,
             } => {
-                records.capacity() * size_of::<Record>()
-                    + ids.capacity()
-                    + by_id.capacity() * size_of::<IdEntry>()
+                fences
+                    + blocks.capacity()
+                    + by_id.capacity() * size_of::<IdKey>()
                     + filter.words.len() * 8
             }
-            Store::Mapped {
-                fences, offsets, ..
-            } => fences.len() * size_of::<Us>() + offsets.len() * size_of::<u32>(),
+            Store::Mapped { .. } => fences,
         }
     }
 
@@ -408,67 +412,32 @@ impl Packed {
         }
     }
 
-    /// A heap pack's records, index and call ids (`None` if mapped).
-    pub fn heap_parts(&self) -> Option<(&[Record], &[IdEntry], &[u8])> {
-        match &self.store {
-            Store::Heap {
-                records,
-                ids,
-                by_id,
-                ..
-            } => Some((records, by_id, ids.as_bytes())),
-            Store::Mapped { .. } => None,
-        }
-    }
-
-    /// Runs `f` on block `j` of a mapped pack, decoded (the last block this thread decoded
-    /// is kept); `None` for a heap pack.
-    fn with_block<R>(&self, j: usize, f: impl FnOnce(&blocks::Block) -> R) -> Option<R> {
-        let Store::Mapped {
-            file,
-            blocks,
-            len,
-            fences,
-            offsets,
-            ..
-        } = &self.store
-        else {
-            return None;
+    /// Runs `f` on block `j`, decoded (the last block this thread decoded is kept).
+    fn with_block<R>(&self, j: usize, f: impl FnOnce(&blocks::Block) -> R) -> R {
+        let n = (self.len - j * FENCE).min(FENCE);
+        let fence = self.fences[j];
+        let (from, to) = (
+            self.offsets[j] as usize,
+            self.offsets.get(j + 1).map(|&o| o as usize),
+        );
+        let bytes = || -> &[u8] {
+            match &self.store {
+                Store::Heap { blocks, .. } => &blocks[from..to.unwrap_or(blocks.len())],
+                Store::Mapped { file, blocks, .. } => {
+                    let end = to.map_or(blocks.end, |t| blocks.start + t);
+                    &file.bytes()[blocks.start + from..end]
+                }
+            }
         };
-        let from = blocks.start + offsets[j] as usize;
-        let to = offsets
-            .get(j + 1)
-            .map_or(blocks.end, |&o| blocks.start + o as usize);
-        let n = (len - j * FENCE).min(FENCE);
-        Some(blocks::with(
-            file.number,
-            from,
-            || (&file.bytes()[from..to], fences[j], n),
-            f,
-        ))
+        blocks::with(self.number, j, || (bytes(), fence, n), f)
     }
 
     /// Runs `f` on leg `k`'s record and call id.
     fn with_leg<R>(&self, k: usize, f: impl FnOnce(&Record, &str) -> R) -> R {
-        match &self.store {
-            Store::Heap { records, ids, .. } => {
-                let r = &records[k];
-                f(r, id_in(ids.as_bytes(), r))
-            }
-            Store::Mapped { .. } => {
-                let mut f = Some(f);
-                let r = self.with_block(k / FENCE, |b| {
-                    let r = &b.records[k % FENCE];
-                    (f.take().expect("run once"))(r, id_in(b.ids.as_bytes(), r))
-                });
-                r.expect("a mapped pack")
-            }
-        }
-    }
-
-    /// Leg `k`'s record (its id's place meaningful only for a heap pack).
-    fn record(&self, k: usize) -> Record {
-        self.with_leg(k, |r, _| *r)
+        self.with_block(k / FENCE, |b| {
+            let r = &b.records[k % FENCE];
+            f(r, id_in(b.ids.as_bytes(), r))
+        })
     }
 
     fn cause_of(&self, r: &Record) -> Option<&Arc<str>> {
@@ -479,18 +448,13 @@ impl Packed {
 
     /// Legs held.
     pub fn len(&self) -> usize {
-        match &self.store {
-            Store::Heap { records, .. } => records.len(),
-            Store::Mapped { len, .. } => *len,
-        }
+        self.len
     }
 
     /// The call id of leg `k` (empty if a damaged file puts it out of place).
-    pub fn id(&self, k: usize) -> Cow<'_, str> {
-        match &self.store {
-            Store::Heap { records, ids, .. } => Cow::Borrowed(id_in(ids.as_bytes(), &records[k])),
-            Store::Mapped { .. } => Cow::Owned(self.with_leg(k, |_, id| id.to_string())),
-        }
+    #[cfg(test)]
+    pub fn id(&self, k: usize) -> String {
+        self.with_leg(k, |_, id| id.to_string())
     }
 
     /// Leg `k`: (start, end).
@@ -524,32 +488,24 @@ impl Packed {
 
     /// [`find`](Self::find), `h` being `id`'s [`hash`].
     pub fn find_hashed(&self, h: u64, id: &str) -> Option<usize> {
-        let is = |k: usize| k < self.len() && self.with_leg(k, |_, i| i == id);
-        match &self.store {
+        let keys: &[IdKey] = match &self.store {
             Store::Heap { filter, by_id, .. } => {
                 if !filter.may_hold(h) {
                     return None;
                 }
-                let first = by_id.partition_point(|x| x.hash < h);
-                by_id[first..]
-                    .iter()
-                    .take_while(|x| x.hash == h)
-                    .map(|x| x.record as usize)
-                    .find(|&k| is(k))
+                by_id
             }
-            Store::Mapped { file, by_id, .. } => {
-                // checked in `mapped`: in the file, whole, aligned (a page-aligned map,
-                // 8-aligned offsets)
-                let keys: &[IdKey] = bytemuck::cast_slice(&file.bytes()[by_id.clone()]);
-                let key = IdKey::hash_of(h);
-                let first = keys.partition_point(|x| x.hash < key);
-                keys[first..]
-                    .iter()
-                    .take_while(|x| x.hash == key)
-                    .map(|x| x.leg as usize)
-                    .find(|&k| is(k))
-            }
-        }
+            // checked in `mapped`: in the file, whole, aligned (a page-aligned map, 8-aligned
+            // offsets)
+            Store::Mapped { file, by_id, .. } => bytemuck::cast_slice(&file.bytes()[by_id.clone()]),
+        };
+        let key = IdKey::hash_of(h);
+        let first = keys.partition_point(|x| x.hash < key);
+        keys[first..]
+            .iter()
+            .take_while(|x| x.hash == key)
+            .map(|x| x.leg as usize)
+            .find(|&k| k < self.len && self.with_leg(k, |_, i| i == id))
     }
 
     /// The legs starting in [from, to].
@@ -561,19 +517,12 @@ impl Packed {
 
     /// The first leg whose start is not `before` (which holds for a prefix of them).
     fn partition(&self, before: impl Fn(Us) -> bool) -> usize {
-        match &self.store {
-            Store::Heap { records, .. } => records.partition_point(|r| before(r.start)),
-            Store::Mapped { fences, .. } => {
-                // legs up to block j-1 are before, those from block j are not
-                let j = fences.partition_point(|&f| before(f));
-                let Some(b) = j.checked_sub(1) else {
-                    return 0;
-                };
-                let within =
-                    self.with_block(b, |blk| blk.records.partition_point(|r| before(r.start)));
-                b * FENCE + within.unwrap_or(0)
-            }
-        }
+        // legs up to block j-1 are before, those from block j are not
+        let j = self.fences.partition_point(|&f| before(f));
+        let Some(b) = j.checked_sub(1) else {
+            return 0;
+        };
+        b * FENCE + self.with_block(b, |blk| blk.records.partition_point(|r| before(r.start)))
     }
 }
 
@@ -710,7 +659,14 @@ mod tests {
             let (merged, rest) = Packed::merge(&[&mapped], |_, k| k % 2 == 0);
             assert!(rest.is_empty());
             assert_eq!(merged.len(), n.div_ceil(2));
-            assert!(mapped.encode(number).is_none(), "laid out already");
+            // laid out again as it was
+            let (again, keys_again) = mapped.encode(number).expect("a mapped pack");
+            assert_eq!(again.bytes, encoded.bytes);
+            assert_eq!(
+                (again.fences, again.offsets),
+                (encoded.fences, encoded.offsets)
+            );
+            assert_eq!(keys_again, keys);
         }
     }
 }
