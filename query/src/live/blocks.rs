@@ -1,6 +1,6 @@
-//! The checkpoint's layout of a device's packed legs: blocks of [`FENCE`] legs in pack order
-//! (by start, then call id), each leg as the differences from the one before, and a sorted
-//! index of call-id hashes beside them.
+//! The layout of a device's packed legs, on the heap and in the checkpoint: blocks of
+//! [`FENCE`] legs in pack order (by start, then call id), each leg as the differences from the
+//! one before, and a sorted index of call-id hashes beside them.
 //!
 //! A leg in a block: its start after the one before (the first's is the block's *fence*, held
 //! in memory, so it costs a byte), its length, when its start became known after the later of
@@ -40,7 +40,7 @@ pub(super) struct Record {
     pub cause: u32,
 }
 
-/// A leg in the call-id index of a mapped pack: the high half of its id's hash, its number.
+/// A leg in the call-id index of a pack: the high half of its id's hash, its number.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct IdKey {
