@@ -445,15 +445,6 @@ impl Calls {
         out
     }
 
-    /// The packed legs that may be hit at `t` (started within the longest leg before it),
-    /// with their spans and causes; a pack whose hour index says none of its legs is hit
-    /// then is not read.
-    fn packed_hit_around(&self, t: Us) -> impl Iterator<Item = ((Us, Us), Option<&Arc<str>>)> {
-        self.packs()
-            .filter(move |p| p.indexed().is_none_or(|(h, device)| h.may_hit(device, t)))
-            .flat_map(move |p| p.around(t).map(|k| (p.packed.span(k), p.packed.cause(k))))
-    }
-
     /// The ended legs of the maps that may hold `t` (started within the longest leg before
     /// it), and the open ones started by then.
     fn around(
@@ -507,7 +498,7 @@ impl Calls {
                     continue;
                 }
             }
-            packed += p.around(t).filter(|&k| p.packed.span(k).1 > t).count();
+            p.each_around(t, |r| packed += usize::from(r.end > t));
         }
         (ended + open.count() + packed) as u64
     }
@@ -524,11 +515,18 @@ impl Calls {
             .filter(|k| k.leg.at() <= t && k.leg.end.is_some_and(|e| e >= t))
             .map(|k| k.leg.end_cause.clone())
             .collect();
-        out.extend(
-            self.packed_hit_around(t)
-                .filter(|(s, _)| s.1 >= t)
-                .map(|(_, c)| c.cloned()),
-        );
+        // the packed legs; a pack whose hour index says none of its legs is hit then is not
+        // read
+        let read = self
+            .packs()
+            .filter(|p| p.indexed().is_none_or(|(h, device)| h.may_hit(device, t)));
+        for p in read {
+            p.each_around(t, |r| {
+                if r.end >= t {
+                    out.push(p.packed.cause_of(r).cloned());
+                }
+            });
+        }
         out.extend(open.map(|()| None));
         out
     }

@@ -440,7 +440,8 @@ impl Packed {
         })
     }
 
-    fn cause_of(&self, r: &Record) -> Option<&Arc<str>> {
+    /// How the leg of record `r` (of this pack) ended.
+    pub fn cause_of(&self, r: &Record) -> Option<&Arc<str>> {
         (r.cause as usize)
             .checked_sub(1)
             .and_then(|c| self.causes.get(c))
@@ -460,12 +461,6 @@ impl Packed {
     /// Leg `k`: (start, end).
     pub fn span(&self, k: usize) -> (Us, Us) {
         self.with_leg(k, |r, _| (r.start, r.end))
-    }
-
-    /// How leg `k` ended.
-    pub fn cause(&self, k: usize) -> Option<&Arc<str>> {
-        let c = self.with_leg(k, |r, _| r.cause) as usize;
-        c.checked_sub(1).and_then(|c| self.causes.get(c))
     }
 
     /// Leg `k` whole.
@@ -508,21 +503,24 @@ impl Packed {
             .find(|&k| k < self.len && self.with_leg(k, |_, i| i == id))
     }
 
-    /// The legs starting in [from, to].
-    pub fn starting(&self, from: Us, to: Us) -> Range<usize> {
-        let a = self.partition(|s| s < from);
-        let b = self.partition(|s| s <= to);
-        a..b.max(a)
-    }
-
-    /// The first leg whose start is not `before` (which holds for a prefix of them).
-    fn partition(&self, before: impl Fn(Us) -> bool) -> usize {
-        // legs up to block j-1 are before, those from block j are not
-        let j = self.fences.partition_point(|&f| before(f));
-        let Some(b) = j.checked_sub(1) else {
-            return 0;
-        };
-        b * FENCE + self.with_block(b, |blk| blk.records.partition_point(|r| before(r.start)))
+    /// Runs `f` on every leg starting in [from, to] (its number and record), in order,
+    /// decoding each block that may hold one once. `f` must not read a pack itself.
+    pub fn each_starting(&self, from: Us, to: Us, mut f: impl FnMut(usize, &Record)) {
+        if from > to {
+            return;
+        }
+        // blocks from the last one starting before `from` to the last one starting by `to`
+        let first = self.fences.partition_point(|&s| s < from).saturating_sub(1);
+        let end = self.fences.partition_point(|&s| s <= to);
+        for j in first..end {
+            self.with_block(j, |b| {
+                for (i, r) in b.records.iter().enumerate() {
+                    if (from..=to).contains(&r.start) {
+                        f(j * FENCE + i, r);
+                    }
+                }
+            });
+        }
     }
 }
 
@@ -632,18 +630,25 @@ mod tests {
                 })
                 .collect();
             probes.extend([Us::MIN, 0, 999, 1_000, 1_001, Us::MAX]);
+            let starting = |p: &Packed, from: Us, to: Us| {
+                let mut got = Vec::new();
+                p.each_starting(from, to, |k, r| got.push((k, r.start, r.end)));
+                got
+            };
             for &from in &probes {
                 for to in [
+                    from.saturating_sub(1),
                     from,
                     from.saturating_add(1),
                     from.saturating_add(5_000_000),
                     Us::MAX,
                 ] {
-                    assert_eq!(
-                        mapped.starting(from, to),
-                        heap.starting(from, to),
-                        "n {n}: {from}..={to}"
-                    );
+                    let want: Vec<(usize, Us, Us)> = (0..n)
+                        .map(|k| (k, heap.span(k).0, heap.span(k).1))
+                        .filter(|&(_, s, _)| from <= s && s <= to)
+                        .collect();
+                    assert_eq!(starting(&mapped, from, to), want, "n {n}: {from}..={to}");
+                    assert_eq!(starting(&heap, from, to), want, "n {n}: {from}..={to}");
                 }
             }
             // legs asked in any order: each decodes its block

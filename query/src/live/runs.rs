@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use callstate_schemas::Us;
 
+use super::blocks::Record;
 use super::hours::Hours;
 use super::packed::{Complete, Packed};
 
@@ -47,11 +48,15 @@ impl Pack {
         Some(self.packed.get(k))
     }
 
-    /// The legs in the pack that may hold `t` (started within the longest before it).
-    pub fn around(&self, t: Us) -> impl Iterator<Item = usize> + '_ {
-        self.packed
-            .starting(t.saturating_sub(self.packed.longest), t)
-            .filter(|k| !self.moved.contains(k))
+    /// Runs `f` on the records of the legs in the pack that may hold `t` (started within the
+    /// longest before it). `f` must not read a pack itself.
+    pub fn each_around(&self, t: Us, mut f: impl FnMut(&Record)) {
+        let from = t.saturating_sub(self.packed.longest);
+        self.packed.each_starting(from, t, |k, r| {
+            if !self.moved.contains(&k) {
+                f(r);
+            }
+        });
     }
 
     /// Legs still in the pack.
