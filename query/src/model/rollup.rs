@@ -95,11 +95,11 @@ impl Rollup {
             }
         }
         names.sort();
-        let (touched, windows) = ex.touched(device, &names);
+        let (touched, windows, digest) = ex.touched(device, &names);
         let mut out = Rollup {
             runs: UnitRuns::default(),
             sources: source_ends(intervals),
-            windows: ex.digest(device, &names),
+            windows: digest,
             names,
         };
         let (Some(first), Some(last)) = (intervals.first(), intervals.last()) else {
@@ -350,31 +350,29 @@ impl<'a> Exclusions<'a> {
     /// The units a window may touch for a device named `device` whose intervals mention
     /// `names` (its clusters, pools, nodes and homes): those of the windows targeting any of
     /// them, whatever their scope (a superset of what covers it), merged.
-    /// With the units, the windows themselves (the only ones that may cover the device).
+    /// With the units, the windows themselves (the only ones that may cover the device) and
+    /// their [`digest`](Self::digest).
     pub fn touched(
         &self,
         device: &str,
         names: &[Name],
-    ) -> (Vec<(i64, i64)>, Vec<&'a MaintenanceRow>) {
-        if self.by_target.is_empty() {
-            return Default::default();
-        }
-        let (mut units, mut windows) = (Vec::new(), Vec::new());
-        for (w, d, _) in self.targeting(device, names) {
+    ) -> (Vec<(i64, i64)>, Vec<&'a MaintenanceRow>, u64) {
+        let (mut units, mut windows, mut digest) = (Vec::new(), Vec::new(), 0);
+        for (w, d, fp) in self.targeting(device, names) {
             units.push(*d);
             windows.push(*w);
+            digest = fold(digest, *fp);
         }
         merge(&mut units);
-        (units, windows)
+        (units, windows, digest)
     }
 
     /// A digest of the windows [`touched`](Self::touched) gives, in order: what a rollup
     /// records of the windows it was built with. (Two sets of windows share one only if
     /// 64-bit fingerprints collide.)
     pub fn digest(&self, device: &str, names: &[Name]) -> u64 {
-        self.targeting(device, names).fold(0, |d, (_, _, fp)| {
-            (d ^ fp).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
-        })
+        self.targeting(device, names)
+            .fold(0, |d, (_, _, fp)| fold(d, *fp))
     }
 
     fn targeting<'s>(
@@ -387,6 +385,13 @@ impl<'a> Exclusions<'a> {
             .filter_map(|n| self.by_target.get(n))
             .flatten()
     }
+}
+
+/// A digest of windows with the window of fingerprint `fp` folded in after them.
+fn fold(digest: u64, fp: u64) -> u64 {
+    (digest ^ fp)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .rotate_left(29)
 }
 
 /// Sorts and merges overlapping or adjacent ranges.
