@@ -88,7 +88,8 @@ impl Live {
         let (snap, sub) = log.subscribe();
         checkpoint::remove_leftovers(log.dir());
         let began = std::time::Instant::now();
-        let state = State::from_snapshot(snap, targets)?;
+        let mut state = State::from_snapshot(snap, targets)?;
+        state.compact_heap();
         tracing::info!(
             version = state.version(),
             legs_from = state.legs_from(),

@@ -277,6 +277,27 @@ impl State {
         Ok(st)
     }
 
+    /// Copies every device's service events and intervals into new allocations, freeing the
+    /// ones the derivation made. Made while the derivation's scratch (its rows, each device's
+    /// lists) was being allocated and freed around them, they sit in the allocator's pages
+    /// among its holes, which stay the process's memory while one block of a page is alive;
+    /// made in a row once that scratch is gone, they fill pages of their own, and the old
+    /// pages are freed whole. A year of the benchmark fleet: 299 → 248 MB anonymous memory
+    /// 3 s after a start, 348 → 296 after a round of questions (alternated with the build
+    /// before; the bytes held are the same).
+    pub fn compact_heap(&mut self) {
+        self.devices = self
+            .devices
+            .iter()
+            .map(|(name, d)| {
+                let mut d = (**d).clone();
+                d.events = Arc::new((*d.events).clone());
+                d.intervals = Arc::new((*d.intervals).clone());
+                (*name, Arc::new(d))
+            })
+            .collect();
+    }
+
     fn index(&mut self, device: Name, pool: Option<Name>, source: Name) {
         if let Some(p) = pool {
             self.by_pool.entry(p).or_default().insert(device);
