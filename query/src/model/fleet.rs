@@ -119,7 +119,13 @@ impl<'a> DeviceHistory<'a> {
         let name = self.name();
         Some(cache.get_or_build(
             |r| r.built_with(name, ex),
-            || Rollup::build(name, &self.intervals.all(), |s| self.open_from(s), ex),
+            || {
+                let built = Rollup::build(name, &self.intervals.all(), |s| self.open_from(s), ex);
+                // copied into new allocations once the decoded intervals are freed, so that it
+                // does not sit among their holes (as `State::compact_heap` does after a start):
+                // a year's memory after a round of questions 295-296 -> 286-288 MB
+                built.clone()
+            },
         ))
     }
 
