@@ -15,7 +15,7 @@
 //! the call id's hash and the leg's number), sorted, searched in place; a match is confirmed
 //! against the id.
 //!
-//! A damaged block decodes to what it can (the legs it cannot read are zero, with no id);
+//! A damaged block decodes to what it can (the legs past the damage are zero, with no id);
 //! like the segments, the blocks rely on the filesystem, and the checkpoint's checksum covers
 //! what says where they are (the fences and offsets).
 
@@ -23,11 +23,13 @@ use std::cell::RefCell;
 
 use callstate_schemas::Us;
 
+use crate::model::varint::{Reader, put};
+
 /// Legs per block: a fence and an offset in memory for each.
 pub(super) const FENCE: usize = 64;
 
 /// A leg of a block, decoded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Record {
     pub start: Us,
     pub end: Us,
@@ -66,57 +68,6 @@ pub(super) struct Encoded {
     pub bytes: Vec<u8>,
     pub fences: Vec<Us>,
     pub offsets: Vec<u32>,
-}
-
-fn put(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads bytes in order; past the end (a damaged block) it gives zeros and says so.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-    bad: bool,
-}
-
-impl Reader<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.bytes.get(self.at) {
-            Some(&b) => {
-                self.at += 1;
-                b
-            }
-            None => {
-                self.bad = true;
-                0
-            }
-        }
-    }
-
-    fn varint(&mut self) -> u64 {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte();
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return v;
-            }
-        }
-        self.bad = true;
-        v
-    }
-
-    fn take(&mut self, n: usize) -> &[u8] {
-        let end = self.at.saturating_add(n).min(self.bytes.len());
-        self.bad |= end - self.at < n;
-        let s = &self.bytes[self.at..end];
-        self.at = end;
-        s
-    }
 }
 
 /// Encodes legs in pack order, each given as its record (its `cause` the number to store) and
@@ -173,56 +124,71 @@ pub(super) struct Block {
 }
 
 /// Decodes the `n` legs of the block `bytes` whose first start is `fence` into `into`;
-/// whether it read them whole.
+/// whether it read them whole (those it could not read are zero, with no id).
 pub(super) fn decode(bytes: &[u8], fence: Us, n: usize, into: &mut Block) -> bool {
     into.records.clear();
-    into.ids.clear();
     let mut raw: Vec<u8> = std::mem::take(&mut into.ids).into_bytes();
-    let mut r = Reader {
-        bytes,
-        at: 0,
-        bad: false,
-    };
-    let (mut prev_start, mut prev_known, mut prev_id) = (fence, fence, 0..0);
-    for _ in 0..n {
-        let start = prev_start.wrapping_add(r.varint() as i64);
-        let end = start.wrapping_add(r.varint() as i64);
-        let start_known = start.max(prev_known).wrapping_add(r.varint() as i64);
-        let end_known = end.max(start_known).wrapping_add(r.varint() as i64);
-        let cause = u32::try_from(r.varint()).unwrap_or(0);
-        let (shared, rest) = match r.byte() {
-            0xff => (r.varint() as usize, r.varint() as usize),
-            b => (usize::from(b >> 4), usize::from(b & 15)),
-        };
-        let shared = shared.min(prev_id.end - prev_id.start);
-        let at = raw.len();
-        raw.extend_from_within(prev_id.start..prev_id.start + shared);
-        raw.extend_from_slice(r.take(rest));
-        into.records.push(Record {
-            start,
-            end,
-            start_known,
-            end_known,
-            id_at: at as u32,
-            id_len: (raw.len() - at) as u32,
-            cause,
-        });
-        (prev_start, prev_known, prev_id) = (start, start_known, at..raw.len());
-    }
+    raw.clear();
+    let mut r = Reader { bytes, at: 0 };
+    let read = legs(&mut r, fence, n, &mut into.records, &mut raw).is_some();
     // ids are written from `&str`: not UTF-8 only if damaged
-    let mut whole = !r.bad;
-    into.ids = String::from_utf8(raw).unwrap_or_else(|e| {
-        whole = false;
-        let mut b = e.into_bytes();
-        b.clear();
-        String::from_utf8(b).unwrap_or_default()
-    });
-    if !whole && into.ids.is_empty() {
+    let (ids, utf8) = match String::from_utf8(raw) {
+        Ok(s) => (s, true),
+        Err(e) => {
+            let mut b = e.into_bytes();
+            b.clear();
+            (String::from_utf8(b).unwrap_or_default(), false)
+        }
+    };
+    into.ids = ids;
+    if !utf8 {
         for rec in &mut into.records {
             (rec.id_at, rec.id_len) = (0, 0);
         }
     }
-    whole
+    into.records.resize(n, Record::default());
+    read && utf8
+}
+
+/// Reads up to `n` legs into `records`, their ids into `ids`; `None` at the first damage.
+fn legs(
+    r: &mut Reader<'_>,
+    fence: Us,
+    n: usize,
+    records: &mut Vec<Record>,
+    ids: &mut Vec<u8>,
+) -> Option<()> {
+    let (mut prev_start, mut prev_known, mut prev_id) = (fence, fence, 0..0);
+    for _ in 0..n {
+        let start = prev_start.wrapping_add(r.next_varint()? as i64);
+        let end = start.wrapping_add(r.next_varint()? as i64);
+        let start_known = start.max(prev_known).wrapping_add(r.next_varint()? as i64);
+        let end_known = end.max(start_known).wrapping_add(r.next_varint()? as i64);
+        let cause = u32::try_from(r.next_varint()?).ok()?;
+        let (shared, rest) = match r.next_byte()? {
+            0xff => (
+                usize::try_from(r.next_varint()?).ok()?,
+                usize::try_from(r.next_varint()?).ok()?,
+            ),
+            b => (usize::from(b >> 4), usize::from(b & 15)),
+        };
+        let rest = r.next_bytes(rest)?;
+        let shared = shared.min(prev_id.end - prev_id.start);
+        let at = ids.len();
+        ids.extend_from_within(prev_id.start..prev_id.start + shared);
+        ids.extend_from_slice(rest);
+        records.push(Record {
+            start,
+            end,
+            start_known,
+            end_known,
+            id_at: u32::try_from(at).ok()?,
+            id_len: u32::try_from(ids.len() - at).ok()?,
+            cause,
+        });
+        (prev_start, prev_known, prev_id) = (start, start_known, at..ids.len());
+    }
+    Some(())
 }
 
 thread_local! {
@@ -245,7 +211,8 @@ pub(super) fn with<'a, R>(
             let (bytes, fence, n) = bytes();
             if !decode(bytes, fence, n, &mut b) {
                 tracing::error!(
-                    "a block of call legs in the checkpoint is damaged: its legs read as empty"
+                    "a block of call legs in the checkpoint is damaged: its legs past the damage \
+                     read as empty"
                 );
             }
             b.key = Some((pack, block));

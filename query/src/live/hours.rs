@@ -33,6 +33,7 @@ use std::sync::Arc;
 use callstate_schemas::{US_PER_HOUR, Us};
 
 use super::mapped::Mapped;
+use crate::model::varint::{Reader, put};
 
 /// One hour, µs.
 pub(super) const HOUR: Us = US_PER_HOUR;
@@ -254,14 +255,6 @@ impl Writer {
     }
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// Flag bits of an encoded entry: begun before the hour, going on after it; the rest is the
 /// device's number after the one before (`DEVICE_MORE`: a varint follows).
 const BEFORE: u8 = 1;
@@ -294,45 +287,30 @@ fn encode(entries: &[Entry], out: &mut Vec<u8>) {
 /// Decodes an hour's entries into `into`; false if they are damaged (`into` holds those
 /// read whole before the damage).
 fn decode(bytes: &[u8], into: &mut Vec<Entry>) -> bool {
-    fn varint(bytes: &[u8], at: &mut usize) -> Option<u32> {
-        let mut v = 0u64;
-        for shift in (0..35).step_by(7) {
-            let b = *bytes.get(*at)?;
-            *at += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return u32::try_from(v).ok();
-            }
-        }
-        None
-    }
-    fn entries(bytes: &[u8], into: &mut Vec<Entry>) -> Option<()> {
-        let (mut at, mut device) = (0usize, 0u32);
-        while let Some(&flag) = bytes.get(at) {
-            at += 1;
+    fn entries(r: &mut Reader<'_>, into: &mut Vec<Entry>) -> Option<()> {
+        let mut device = 0u32;
+        while let Some(flag) = r.next_byte() {
             let step = match flag >> 2 {
-                DEVICE_MORE => varint(bytes, &mut at)?,
+                DEVICE_MORE => u32::try_from(r.next_varint()?).ok()?,
                 s => u32::from(s),
             };
             device = device.wrapping_add(step);
             let start = if flag & BEFORE != 0 {
                 0
             } else {
-                let b = bytes.get(at..at + 4)?;
-                at += 4;
-                u32::from_le_bytes(b.try_into().expect("4 bytes"))
+                u32::from_le_bytes(r.next_bytes(4)?.try_into().expect("4 bytes"))
             };
             let end = if flag & AFTER != 0 {
                 u32::MAX
             } else {
-                start.wrapping_add(varint(bytes, &mut at)?)
+                start.wrapping_add(u32::try_from(r.next_varint()?).ok()?)
             };
             into.push(Entry { device, start, end });
         }
         Some(())
     }
     into.clear();
-    entries(bytes, into).is_some()
+    entries(&mut Reader { bytes, at: 0 }, into).is_some()
 }
 
 /// An hour decoded: the mapping's number and the hour, and its entries.

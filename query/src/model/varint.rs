@@ -26,7 +26,7 @@ pub(crate) struct Reader<'a> {
     pub at: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     pub fn byte(&mut self) -> u8 {
         let b = self.bytes[self.at];
         self.at += 1;
@@ -44,6 +44,33 @@ impl Reader<'_> {
             }
             shift += 7;
         }
+    }
+
+    /// The next byte; `None` past the end (bytes that may be damaged: a file's).
+    pub fn next_byte(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    /// The next varint; `None` if it runs past the end or beyond 64 bits.
+    pub fn next_varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.next_byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// The next `n` bytes; `None` past the end.
+    pub fn next_bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
     }
 }
 
@@ -64,6 +91,40 @@ mod tests {
                 prop_assert_eq!(unzigzag(r.varint()), v);
             }
             prop_assert_eq!(r.at, out.len());
+            // read as possibly damaged: the same, then nothing past the end
+            let mut c = Reader { bytes: &out, at: 0 };
+            for &v in &values {
+                prop_assert_eq!(c.next_varint().map(unzigzag), Some(v));
+            }
+            prop_assert_eq!(c.next_varint(), None);
+            prop_assert_eq!(c.next_byte(), None);
+            prop_assert_eq!(c.next_bytes(1), None);
+            prop_assert_eq!(c.next_bytes(0), Some(&[][..]));
         }
+    }
+
+    #[test]
+    fn a_varint_cut_short_or_too_long_reads_as_none() {
+        let cut = Reader {
+            bytes: &[0x80, 0x80],
+            at: 0,
+        }
+        .next_varint();
+        assert_eq!(cut, None);
+        let long = [0xff; 11];
+        assert_eq!(
+            Reader {
+                bytes: &long,
+                at: 0
+            }
+            .next_varint(),
+            None
+        );
+        let max = {
+            let mut out = Vec::new();
+            put(&mut out, u64::MAX);
+            out
+        };
+        assert_eq!(Reader { bytes: &max, at: 0 }.next_varint(), Some(u64::MAX));
     }
 }
