@@ -38,7 +38,7 @@ use super::blocks::{FENCE, IdKey};
 use super::calls::{Paired, WireLeg};
 use super::hours::{self, Hours};
 use super::mapped::Mapped;
-use super::packed::Packed;
+use super::packed::{self, Packed};
 pub use super::retention::LegsRetention;
 use super::view::View;
 
@@ -323,14 +323,8 @@ fn write_parts(
             ..DeviceEntry::default()
         };
         names.extend_from_slice(name.as_bytes());
-        // packed as the live state packs them; the causes numbered in the file's list
-        let (packed, rest) = Packed::new(complete);
-        if !rest.is_empty() {
-            return Err(QueryError::Internal(format!(
-                "device {name}: too many legs to checkpoint"
-            )));
-        }
-        let mut cause_number = |c: Option<&Arc<str>>| match c {
+        // laid out as the live state packs them; the causes numbered in the file's list
+        let cause_number = |c: Option<&Arc<str>>| match c {
             None => 0,
             Some(c) => match causes.get(&**c) {
                 Some(&n) => n,
@@ -342,7 +336,8 @@ fn write_parts(
                 }
             },
         };
-        let Some((encoded, keys)) = packed.encode(&mut cause_number) else {
+        let Some((encoded, keys, longest)) = packed::lay_out_complete(&mut complete, cause_number)
+        else {
             return Err(QueryError::Internal(format!(
                 "device {name}: too many legs to checkpoint"
             )));
@@ -350,7 +345,7 @@ fn write_parts(
         hours
             .add(
                 table.len() as u32,
-                (0..packed.len()).map(|k| packed.span(k)),
+                complete.iter().map(|c| (c.start, c.end)),
             )
             .map_err(&werr)?;
         out.write_all(&encoded.bytes).map_err(&werr)?;
@@ -359,11 +354,11 @@ fn write_parts(
             .map_err(&werr)?;
         fences.extend(&encoded.fences);
         offsets.extend(&encoded.offsets);
-        legs += packed.len() as u64;
+        legs += complete.len() as u64;
         blocks_len += encoded.bytes.len() as u64;
         e.legs_to = legs;
         e.blocks_len = encoded.bytes.len() as u64;
-        e.longest = packed.longest;
+        e.longest = longest;
         if !loose.is_empty() {
             tail.loose
                 .push((table.len() as u64, loose.iter().map(WireLeg::of).collect()));

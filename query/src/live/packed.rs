@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use callstate_schemas::Us;
 
-use super::blocks::{self, Encoded, FENCE, IdKey, Record};
+use super::blocks::{self, Block, Encoded, FENCE, IdKey, Record};
 use super::hours::Hours;
 use super::mapped::Mapped;
 
@@ -155,12 +155,6 @@ pub(super) struct Packed {
     pub longest: Us,
 }
 
-/// A pack's legs decoded whole: records whose `id_at` index `ids`.
-struct Decoded {
-    records: Vec<Record>,
-    ids: String,
-}
-
 /// The hash a pack indexes a call id by.
 pub(super) fn hash(id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
@@ -180,7 +174,7 @@ impl Packed {
         packs: &[&Packed],
         kept: impl Fn(usize, usize) -> bool,
     ) -> (Packed, Vec<Complete>) {
-        let decoded: Vec<Decoded> = packs.iter().map(|p| p.decode_all()).collect();
+        let decoded: Vec<Block> = packs.iter().map(|p| p.decode_all()).collect();
         let refs = decoded
             .iter()
             .zip(packs)
@@ -207,9 +201,8 @@ impl Packed {
 
     /// Packs `legs`, returning those it cannot (all of them, if it cannot).
     fn of_refs(mut legs: Vec<LegRef<'_>>) -> (Packed, Vec<LegRef<'_>>) {
-        legs.sort_by(|a, b| (a.start, a.id).cmp(&(b.start, b.id)));
         let mut causes: Vec<Arc<str>> = Vec::new();
-        let mut cause_number = |c: Option<&Arc<str>>| -> u32 {
+        let cause_number = |c: Option<&Arc<str>>| -> u32 {
             let Some(c) = c else { return 0 };
             let k = match causes.iter().position(|x| x == c) {
                 Some(k) => k,
@@ -220,60 +213,25 @@ impl Packed {
             };
             u32::try_from(k + 1).unwrap_or(0)
         };
-        let records = legs.iter().map(|l| {
-            let rec = Record {
-                start: l.start,
-                end: l.end,
-                start_known: l.start_known,
-                end_known: l.end_known,
-                id_at: 0,
-                id_len: 0,
-                cause: cause_number(l.cause),
-            };
-            (rec, l.id)
-        });
-        let encoded = blocks::encode(records);
-        let hashes: Vec<u64> = legs.iter().map(|l| hash(l.id)).collect();
-        let (Ok(e), Ok(_)) = (encoded, u32::try_from(legs.len())) else {
+        let Some((e, hashes, longest)) = lay_out(&mut legs, cause_number) else {
             return (Packed::default(), legs);
         };
-        let longest = legs
-            .iter()
-            .map(|l| l.end.saturating_sub(l.start))
-            .max()
-            .unwrap_or(0)
-            .max(0);
-        let p = Packed::of_encoded(e, &hashes, Arc::new(causes), longest);
-        (p, Vec::new())
-    }
-
-    /// A heap pack of legs encoded, `hashes` their call ids' hashes in order.
-    fn of_encoded(e: Encoded, hashes: &[u64], causes: Arc<Vec<Arc<str>>>, longest: Us) -> Packed {
-        let mut by_id: Vec<IdKey> = hashes
-            .iter()
-            .enumerate()
-            .map(|(k, &h)| IdKey {
-                hash: IdKey::hash_of(h),
-                leg: k as u32,
-            })
-            .collect();
-        by_id.sort_unstable();
-        let filter = Filter::new(hashes.iter().copied());
         let mut bytes = e.bytes;
         bytes.shrink_to_fit();
-        Packed {
+        let p = Packed {
             store: Store::Heap {
                 blocks: bytes,
-                by_id,
-                filter,
+                by_id: id_keys(&hashes),
+                filter: Filter::new(hashes.iter().copied()),
             },
             number: PACKS.fetch_add(1, Ordering::Relaxed),
             len: hashes.len(),
             fences: e.fences.into(),
             offsets: e.offsets.into(),
-            causes,
+            causes: Arc::new(causes),
             longest,
-        }
+        };
+        (p, Vec::new())
     }
 
     /// A pack kept in `file`: its `len` legs' blocks and call-id index at these byte ranges
@@ -322,37 +280,10 @@ impl Packed {
         })
     }
 
-    /// Its legs in the checkpoint's layout: its blocks, and its call-id index sorted; each
-    /// leg's cause stored as `cause` numbers it. `None` for blocks past 4 GiB.
-    pub fn encode(
-        &self,
-        mut cause: impl FnMut(Option<&Arc<str>>) -> u32,
-    ) -> Option<(Encoded, Vec<IdKey>)> {
-        let d = self.decode_all();
-        let legs = d.records.iter().map(|r| {
-            let c = cause(self.cause_of(r));
-            (Record { cause: c, ..*r }, id_in(d.ids.as_bytes(), r))
-        });
-        let encoded = blocks::encode(legs).ok()?;
-        let mut keys: Vec<IdKey> = d
-            .records
-            .iter()
-            .enumerate()
-            .map(|(k, r)| IdKey {
-                hash: IdKey::hash_of(hash(id_in(d.ids.as_bytes(), r))),
-                leg: k as u32,
-            })
-            .collect();
-        keys.sort_unstable();
-        Some((encoded, keys))
-    }
-
     /// Every leg decoded, in order.
-    fn decode_all(&self) -> Decoded {
-        let mut d = Decoded {
-            records: Vec::with_capacity(self.len),
-            ids: String::new(),
-        };
+    fn decode_all(&self) -> Block {
+        let mut d = Block::default();
+        d.records.reserve_exact(self.len);
         for j in 0..self.fences.len() {
             self.with_block(j, |b| {
                 let base = d.ids.len() as u32;
@@ -459,6 +390,7 @@ impl Packed {
     }
 
     /// Leg `k`: (start, end).
+    #[cfg(test)]
     pub fn span(&self, k: usize) -> (Us, Us) {
         self.with_leg(k, |r, _| (r.start, r.end))
     }
@@ -524,6 +456,65 @@ impl Packed {
     }
 }
 
+/// Sorts `legs` by start and call id and encodes them, each leg's cause stored as `cause`
+/// numbers it; with their call ids' hashes in that order and the longest leg. `None` if the
+/// blocks would pass 4 GiB or the legs `u32`.
+fn lay_out(
+    legs: &mut [LegRef<'_>],
+    mut cause: impl FnMut(Option<&Arc<str>>) -> u32,
+) -> Option<(Encoded, Vec<u64>, Us)> {
+    legs.sort_by(|a, b| (a.start, a.id).cmp(&(b.start, b.id)));
+    u32::try_from(legs.len()).ok()?;
+    let records = legs.iter().map(|l| {
+        let rec = Record {
+            start: l.start,
+            end: l.end,
+            start_known: l.start_known,
+            end_known: l.end_known,
+            id_at: 0,
+            id_len: 0,
+            cause: cause(l.cause),
+        };
+        (rec, l.id)
+    });
+    let encoded = blocks::encode(records).ok()?;
+    let hashes = legs.iter().map(|l| hash(l.id)).collect();
+    let longest = legs
+        .iter()
+        .map(|l| l.end.saturating_sub(l.start))
+        .max()
+        .unwrap_or(0)
+        .max(0);
+    Some((encoded, hashes, longest))
+}
+
+/// Complete legs in the packs' layout, as a checkpoint writes them (sorted in place by start
+/// and call id): their blocks, their call-id index and the longest leg; each leg's cause
+/// stored as `cause` numbers it. `None` if the blocks would pass 4 GiB or the legs `u32`.
+pub(super) fn lay_out_complete(
+    legs: &mut [Complete],
+    cause: impl FnMut(Option<&Arc<str>>) -> u32,
+) -> Option<(Encoded, Vec<IdKey>, Us)> {
+    legs.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
+    let mut refs: Vec<LegRef<'_>> = legs.iter().map(LegRef::of_complete).collect();
+    let (encoded, hashes, longest) = lay_out(&mut refs, cause)?;
+    Some((encoded, id_keys(&hashes), longest))
+}
+
+/// The call-id index of legs whose ids have `hashes`, in order: sorted by hash.
+fn id_keys(hashes: &[u64]) -> Vec<IdKey> {
+    let mut keys: Vec<IdKey> = hashes
+        .iter()
+        .enumerate()
+        .map(|(k, &h)| IdKey {
+            hash: IdKey::hash_of(h),
+            leg: k as u32,
+        })
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
 /// The call id of record `r` among `ids` (empty if a damaged file puts it out of place).
 fn id_in<'a>(ids: &'a [u8], r: &Record) -> &'a str {
     let at = r.id_at as usize;
@@ -583,6 +574,7 @@ mod tests {
             for (i, c) in all.iter_mut().enumerate() {
                 c.cause = (i % 3 > 0).then(|| causes[i % 3 - 1].clone());
             }
+            let mut sorted = all.clone();
             let (heap, rest) = Packed::new(all);
             assert!(rest.is_empty());
             let number = |c: Option<&Arc<str>>| {
@@ -590,7 +582,9 @@ mod tests {
                     causes.iter().position(|x| x == c).unwrap() as u32 + 1
                 })
             };
-            let (encoded, keys) = heap.encode(number).expect("a heap pack");
+            let (encoded, keys, longest) =
+                lay_out_complete(&mut sorted, number).expect("within bounds");
+            assert_eq!(longest, heap.longest);
             // after 8 bytes, as in a file with a header; the index 8-aligned
             let mut bytes: Vec<u8> = vec![0; 8];
             bytes.extend_from_slice(&encoded.bytes);
@@ -665,7 +659,9 @@ mod tests {
             assert!(rest.is_empty());
             assert_eq!(merged.len(), n.div_ceil(2));
             // laid out again as it was
-            let (again, keys_again) = mapped.encode(number).expect("a mapped pack");
+            let mut legs_again: Vec<Complete> = (0..n).map(|k| mapped.get(k)).collect();
+            let (again, keys_again, _) =
+                lay_out_complete(&mut legs_again, number).expect("within bounds");
             assert_eq!(again.bytes, encoded.bytes);
             assert_eq!(
                 (again.fences, again.offsets),

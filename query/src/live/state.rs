@@ -282,7 +282,7 @@ impl State {
     /// lists) was being allocated and freed around them, they sit in the allocator's pages
     /// among its holes, which stay the process's memory while one block of a page is alive;
     /// made in a row once that scratch is gone, they fill pages of their own, and the old
-    /// pages are freed whole. A year of the benchmark fleet: 299 → 248 MB anonymous memory
+    /// pages are freed whole. A year of the benchmark fleet: 292 → 242 MB anonymous memory
     /// 3 s after a start, 348 → 296 after a round of questions (alternated with the build
     /// before; the bytes held are the same).
     pub fn compact_heap(&mut self) {
