@@ -74,10 +74,13 @@ impl App {
             .map_err(StartError::Runtime)?;
         let live = Live::start(&log, config.targets.clone())?;
         Ok(Arc::new(App {
-            gate: Gate::new(
+            // what the heavy reads touched of the mapped files is let go of once they are
+            // done (the page cache keeps it; the process's memory does not)
+            gate: Gate::with_on_quiet(
                 config.max_concurrent_queries,
                 config.max_concurrent_per_client,
                 ("max_concurrent_queries", "max_concurrent_per_client"),
+                callstate_query::live::release_mapped_pages,
             ),
             write_gate: Gate::new(
                 config.max_concurrent_writes,

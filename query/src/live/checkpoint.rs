@@ -517,7 +517,7 @@ pub(super) fn open(
     if !path.exists() {
         return Ok(None);
     }
-    let file = Arc::new(Mapped::open(&path).map_err(io("mapping", &path))?);
+    let file = Mapped::open_shared(&path).map_err(io("mapping", &path))?;
     let bytes = file.bytes();
     let bad = |what: &str| damaged(&path, what);
     let f = frame(&path, bytes)?;

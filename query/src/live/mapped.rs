@@ -7,11 +7,31 @@ use std::fs::File;
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Numbers the mappings of this process (a mapping's address may be reused by a later one).
 static MAPPINGS: AtomicU64 = AtomicU64::new(0);
+
+/// The mappings [`release`] lets go of.
+static OPEN: Mutex<Vec<Weak<Mapped>>> = Mutex::new(Vec::new());
+
+/// Lets go of the pages of every mapping opened with [`Mapped::open_shared`] that are mapped
+/// in: they stay in the kernel's page cache (reclaimable, outside the process's memory), and
+/// a later read maps them in again from there. What a question touched in the mapped state
+/// is thus not held past it: the process keeps its own memory and what the questions in
+/// flight read. Safe at any time: the files never change, so a page read again holds the same
+/// bytes; a reader at work meanwhile only faults its page in again.
+pub fn release() {
+    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    open.retain(|m| match m.upgrade() {
+        Some(m) => {
+            m.advise(0..m.len, libc::MADV_DONTNEED);
+            true
+        }
+        None => false,
+    });
+}
 
 /// A read-only mapping of a whole file.
 #[derive(Debug)]
@@ -68,6 +88,15 @@ impl Mapped {
         })
     }
 
+    /// [`Mapped::open`], shared, and let go of by [`release`].
+    pub fn open_shared(path: &Path) -> std::io::Result<Arc<Mapped>> {
+        let m = Arc::new(Mapped::open(path)?);
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|m| m.strong_count() > 0);
+        open.push(Arc::downgrade(&m));
+        Ok(m)
+    }
+
     fn advise(&self, range: Range<usize>, advice: libc::c_int) {
         // whole pages: the mapping starts on one
         let page = 4096;
@@ -117,5 +146,44 @@ impl Drop for Mapped {
             // SAFETY: unmaps exactly what `open` mapped; no borrow of `bytes` outlives self
             unsafe { libc::munmap(self.at as *mut libc::c_void, self.len) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kB of the process's memory resident in the mapping at `at` (from
+    /// `/proc/self/smaps`).
+    fn resident_kb(at: *const u8) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let start = format!("{:x}-", at as usize);
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+        lines.next().expect("the mapping is listed");
+        let rss = lines.find(|l| l.starts_with("Rss:")).unwrap();
+        rss.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn release_lets_go_of_the_pages_read_and_they_read_the_same_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let content: Vec<u8> = (0..4 << 20).map(|k: u32| (k * 7 % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let m = Mapped::open_shared(&path).unwrap();
+        let sum = |b: &[u8]| b.iter().map(|&x| u64::from(x)).sum::<u64>();
+        assert_eq!(sum(m.bytes()), sum(&content));
+        assert!(resident_kb(m.at) >= 4 << 10, "every page read is mapped in");
+        release();
+        assert_eq!(resident_kb(m.at), 0, "let go of");
+        assert_eq!(m.bytes(), &content[..], "read again, the same");
+        assert!(resident_kb(m.at) >= 4 << 10);
+        // a mapping dropped is forgotten; one opened alone is not let go of
+        drop(m);
+        let alone = Mapped::open(&path).unwrap();
+        assert_eq!(sum(alone.bytes()), sum(&content));
+        release();
+        assert!(resident_kb(alone.at) >= 4 << 10);
+        assert!(OPEN.lock().unwrap().iter().all(|w| w.strong_count() > 0));
     }
 }

@@ -75,6 +75,13 @@ struct Shared {
     retain_from: AtomicI64,
 }
 
+/// Lets go of the pages of the mapped checkpoint of the legs that questions read: they stay
+/// in the kernel's page cache, outside the process's memory, and are mapped in again from
+/// there when read. The server calls it once its heavy reads have been quiet for a second.
+pub fn release_mapped_pages() {
+    mapped::release();
+}
+
 /// The live state of one log.
 pub struct Live {
     shared: Arc<Shared>,
@@ -90,6 +97,8 @@ impl Live {
         let began = std::time::Instant::now();
         let mut state = State::from_snapshot(snap, targets)?;
         state.compact_heap();
+        // what the derivation read of the checkpoint is not held past it
+        mapped::release();
         tracing::info!(
             version = state.version(),
             legs_from = state.legs_from(),
@@ -262,6 +271,10 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
             let devices = state.adopt(&view, c);
             shared.current.store(Arc::new(state.view()));
             tracing::info!(devices, "call legs of the checkpoint kept mapped");
+            // dropped last, the old version's heap packs are freed; what the write and the
+            // taking in read of the new file is let go of
+            drop(view);
+            mapped::release();
         }
         if state.calls_since_checkpoint() >= CHECKPOINT_EVERY
             && state.calls_applied() >= asked.saturating_add(CHECKPOINT_EVERY)
