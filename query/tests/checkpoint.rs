@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use callstate_log::{Log, LogOptions};
+use callstate_query::live::State;
 use callstate_query::live::checkpoint::{FILE, Written, covered_through};
 use callstate_query::model::fleet::Fleet;
 use callstate_query::model::sla::{GroupBy, availability_over};
@@ -236,4 +237,82 @@ fn a_damaged_checkpoint_or_a_half_written_one_is_not_used() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, ["legs.bin"]);
+}
+
+#[test]
+fn a_start_without_a_checkpoint_that_spills_its_legs_answers_as_the_log_does() {
+    let (events, _) = day();
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    for chunk in events.chunks(4_096) {
+        log.append(chunk).unwrap();
+    }
+    // ends announced again, 20 minutes later, for legs complete long before: pairing takes
+    // them out of the packs spilled meanwhile
+    let again: Vec<Event> = events
+        .iter()
+        .filter(|e| matches!(e.body, Body::CallEnded { .. }))
+        .step_by(5)
+        .take(60)
+        .enumerate()
+        .map(|(k, e)| Event {
+            seq: u64::MAX / 2 + k as u64,
+            time: e.time + chrono::Duration::minutes(20),
+            ..e.clone()
+        })
+        .collect();
+    log.append(&again).unwrap();
+    log.wait_idle().unwrap();
+    let expected = scratch(&log);
+    assert!(expected.len() > 1_000);
+    let derived = dir.path().join(FILE);
+    let derived = derived.parent().unwrap();
+    let left = || -> Vec<String> {
+        std::fs::read_dir(derived)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains("spill"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // spilling at every look (every 100 call events) against not at all
+    let spilled = State::from_snapshot_spilling(log.snapshot(), Default::default(), 0, 100)
+        .unwrap()
+        .view();
+    let heap = State::from_snapshot(log.snapshot(), Default::default())
+        .unwrap()
+        .view();
+    assert_eq!(heap.devices_with_spilled_legs(), 0);
+    assert!(spilled.devices_with_spilled_legs() > 10, "{spilled:?}");
+    let (s, h) = (spilled.memory(), heap.memory());
+    assert!(
+        s.call_legs_packed * 2 < h.call_legs_packed,
+        "packs on the heap: spilled {s:?}, not {h:?}"
+    );
+    assert_eq!(common::call_questions(&spilled), expected);
+    assert!(
+        left().is_empty(),
+        "the spill files are unlinked once mapped: {:?}",
+        left()
+    );
+    drop((spilled, heap));
+    // a live state started so, then its checkpoint: taken in, every spilled leg in it
+    let live = Live::start_spilling(&log, Default::default(), 0, 100).unwrap();
+    let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
+    assert!(view.devices_with_spilled_legs() > 10);
+    assert_eq!(common::call_questions(&*view), expected);
+    let written = live.checkpoint().unwrap();
+    let began = Instant::now();
+    while live.view().devices_with_spilled_legs() > 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "checkpoint not taken in"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(common::call_questions(&*live.view()), expected);
+    drop((view, live));
+    assert_eq!(live_calls(&log), (expected, Some(written.version)));
 }

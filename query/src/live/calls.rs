@@ -275,6 +275,12 @@ impl Calls {
         calls
     }
 
+    /// Whether some of its packs were spilled to a file by a start pairing without a
+    /// checkpoint.
+    pub(super) fn has_spilled(&self) -> bool {
+        self.sealed.iter().any(|p| p.packed.is_mapped())
+    }
+
     /// The checkpoint file its base pack is kept in, if mapped.
     pub(super) fn mapped_file(&self) -> Option<&Arc<Mapped>> {
         self.base.packed.file()

@@ -47,6 +47,11 @@ pub const FILE: &str = "derived/legs.bin";
 
 const MAGIC: [u8; 8] = *b"CSLEGS03";
 
+/// Devices written between two lettings go of the mapped pages read ([`mapped::release`]).
+///
+/// [`mapped::release`]: super::mapped::release
+const RELEASE_EVERY: usize = 1024;
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 struct Header {
@@ -288,7 +293,12 @@ fn write_parts(
         .values()
         .find_map(|d| d.calls.mapped_file().cloned())
         .map(InOrder::new);
-    for (name, d) in view.devices.iter() {
+    for (k, (name, d)) in view.devices.iter().enumerate() {
+        // the pages read of mapped legs (the last checkpoint, or a start's spilled ones) let
+        // go of as the write goes: read once, in order
+        if k % RELEASE_EVERY == RELEASE_EVERY - 1 {
+            super::mapped::release();
+        }
         let (mut complete, mut loose) = d.calls.checkpoint_parts();
         if complete.is_empty() && loose.is_empty() {
             continue;

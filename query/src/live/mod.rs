@@ -21,6 +21,7 @@ mod pairing;
 pub mod retention;
 mod runs;
 pub mod service;
+mod spill;
 pub mod state;
 pub mod view;
 
@@ -92,10 +93,22 @@ pub struct Live {
 impl Live {
     /// Derives the state of everything `log` holds, then follows it on a thread of its own.
     pub fn start(log: &Log, targets: Targets) -> Result<Live> {
+        Live::start_spilling(log, targets, spill::SPILL_AT, spill::CHECK_EVERY)
+    }
+
+    /// [`Live::start`]; without a checkpoint of the legs, those being paired are spilled to
+    /// a file whenever their packs hold over `spill_at` heap bytes, looked at every
+    /// `check_every` call events ([`State::from_snapshot_spilling`]).
+    pub fn start_spilling(
+        log: &Log,
+        targets: Targets,
+        spill_at: usize,
+        check_every: u64,
+    ) -> Result<Live> {
         let (snap, sub) = log.subscribe();
         checkpoint::remove_leftovers(log.dir());
         let began = std::time::Instant::now();
-        let mut state = State::from_snapshot(snap, targets)?;
+        let mut state = State::from_snapshot_spilling(snap, targets, spill_at, check_every)?;
         state.compact_heap();
         // what the derivation read of the checkpoint is not held past it
         mapped::release();

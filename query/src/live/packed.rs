@@ -83,6 +83,12 @@ enum Store {
         by_id: Range<usize>,
         /// The checkpoint's hour index and this device's number in it, if it has one.
         hours: Option<(Arc<Hours>, u32)>,
+        /// For a pack spilled while pairing (asked about every new call id): each index
+        /// key's hash, in the index's order, on the heap (4 bytes a leg), so that an id it
+        /// does not hold is told apart without reading the file. A Bloom filter's false
+        /// positives (~2%), or 16 bits of the hashes, read the file's pages all over within
+        /// seconds (each fault maps 16 pages around). None for a checkpoint's.
+        hashes: Option<Box<[u32]>>,
     },
 }
 
@@ -158,6 +164,33 @@ pub(super) struct Packed {
 /// The hash a pack indexes a call id by.
 pub(super) fn hash(id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+}
+
+/// Whether `len` legs' blocks and call-id index are at `blocks` and `by_id` of `bytes` (in
+/// them, the index whole and aligned), with a fence and an offset per block (the offsets in
+/// order, within the blocks).
+fn laid_out_in(
+    bytes: &[u8],
+    blocks: &Range<usize>,
+    by_id: &Range<usize>,
+    len: usize,
+    fences: &[Us],
+    offsets: &[u32],
+) -> bool {
+    let within = |r: &Range<usize>| r.start <= r.end && r.end <= bytes.len();
+    within(blocks)
+        && within(by_id)
+        && len
+            .checked_mul(size_of::<IdKey>())
+            .is_some_and(|n| by_id.end - by_id.start == n)
+        && fences.len() == len.div_ceil(FENCE)
+        && offsets.len() == fences.len()
+        && offsets.first().is_none_or(|&o| o == 0)
+        && offsets.windows(2).all(|w| w[0] <= w[1])
+        && offsets
+            .last()
+            .is_none_or(|&o| o as usize <= blocks.end - blocks.start)
+        && bytemuck::try_cast_slice::<u8, IdKey>(&bytes[by_id.clone()]).is_ok()
 }
 
 impl Packed {
@@ -249,27 +282,16 @@ impl Packed {
         causes: Arc<Vec<Arc<str>>>,
         longest: Us,
     ) -> Option<Packed> {
-        let bytes = file.bytes();
-        let within = |r: &Range<usize>| r.start <= r.end && r.end <= bytes.len();
-        let blocks_len = blocks.end.checked_sub(blocks.start)?;
-        if !within(&blocks)
-            || !within(&by_id)
-            || by_id.end - by_id.start != len.checked_mul(size_of::<IdKey>())?
-            || fences.len() != len.div_ceil(FENCE)
-            || offsets.len() != fences.len()
-            || offsets.first().is_some_and(|&o| o != 0)
-            || offsets.windows(2).any(|w| w[0] > w[1])
-            || offsets.last().is_some_and(|&o| o as usize > blocks_len)
-        {
+        if !laid_out_in(file.bytes(), &blocks, &by_id, len, &fences, &offsets) {
             return None;
         }
-        bytemuck::try_cast_slice::<u8, IdKey>(&bytes[by_id.clone()]).ok()?;
         Some(Packed {
             store: Store::Mapped {
                 file,
                 blocks,
                 by_id,
                 hours: None,
+                hashes: None,
             },
             number: PACKS.fetch_add(1, Ordering::Relaxed),
             len,
@@ -331,8 +353,59 @@ impl Packed {
                     + by_id.capacity() * size_of::<IdKey>()
                     + filter.words.len() * 8
             }
-            Store::Mapped { .. } => fences,
+            Store::Mapped { hashes, .. } => {
+                fences + hashes.as_ref().map_or(0, |p| p.len() * size_of::<u32>())
+            }
         }
+    }
+
+    /// Whether it is kept in a mapped file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.store, Store::Mapped { .. })
+    }
+
+    /// A heap pack's blocks and call-id index, as a file holds them (`None` when mapped).
+    pub fn heap_layout(&self) -> Option<(&[u8], &[u8])> {
+        match &self.store {
+            Store::Heap { blocks, by_id, .. } => Some((blocks, bytemuck::cast_slice(by_id))),
+            Store::Mapped { .. } => None,
+        }
+    }
+
+    /// Reads this heap pack from `file` from now on, where its [`Packed::heap_layout`] was
+    /// written at `blocks` and `by_id` (an 8-aligned offset), with its index's hashes on the
+    /// heap in place of its Bloom filter. Returns whether it does: not if it is mapped
+    /// already or they are not in the file so.
+    pub fn spill_to(
+        &mut self,
+        file: Arc<Mapped>,
+        blocks: Range<usize>,
+        by_id: Range<usize>,
+    ) -> bool {
+        let fits = laid_out_in(
+            file.bytes(),
+            &blocks,
+            &by_id,
+            self.len,
+            &self.fences,
+            &self.offsets,
+        );
+        if !fits || self.is_mapped() {
+            return false;
+        }
+        let Store::Heap { by_id: keys, .. } = std::mem::take(&mut self.store) else {
+            unreachable!("a heap pack, checked above");
+        };
+        let hashes = keys.iter().map(|k| k.hash).collect();
+        self.store = Store::Mapped {
+            file,
+            blocks,
+            by_id,
+            hours: None,
+            hashes: Some(hashes),
+        };
+        self.number = PACKS.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// The file it is kept in, if mapped.
@@ -424,7 +497,26 @@ impl Packed {
             }
             // checked in `mapped`: in the file, whole, aligned (a page-aligned map, 8-aligned
             // offsets)
-            Store::Mapped { file, by_id, .. } => bytemuck::cast_slice(&file.bytes()[by_id.clone()]),
+            Store::Mapped {
+                file,
+                by_id,
+                hashes,
+                ..
+            } => {
+                let keys: &[IdKey] = bytemuck::cast_slice(&file.bytes()[by_id.clone()]);
+                match hashes {
+                    None => keys,
+                    Some(all) => {
+                        let key = IdKey::hash_of(h);
+                        let from = all.partition_point(|&x| x < key);
+                        let to = from + all[from..].partition_point(|&x| x == key);
+                        if from == to {
+                            return None;
+                        }
+                        keys.get(from..to).unwrap_or_default()
+                    }
+                }
+            }
         };
         let key = IdKey::hash_of(h);
         let first = keys.partition_point(|x| x.hash < key);

@@ -92,6 +92,21 @@ impl Pairer {
         }
     }
 
+    /// Bytes its runs hold on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.runs.iter().map(|r| r.heap_bytes()).sum()
+    }
+
+    /// Its runs of packed legs, oldest first (for [`spill`](super::spill)).
+    pub fn runs_mut(&mut self) -> &mut Vec<Pack> {
+        &mut self.runs
+    }
+
+    /// Legs a pack could not hold, back in its map (for [`spill`](super::spill)).
+    pub fn unpacked(&mut self, rest: Vec<Complete>) {
+        self.put_back(rest);
+    }
+
     /// The device's legs: the complete ones in its runs (not merged into one: that would
     /// hold every device's legs twice for a moment), the others as paired.
     pub fn into_calls(mut self) -> Calls {

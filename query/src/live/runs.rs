@@ -86,7 +86,8 @@ pub(super) fn push(runs: &mut Vec<Pack>, legs: Vec<Complete>) -> Vec<Complete> {
     let (packed, mut rest) = Packed::new(legs);
     runs.push(Pack::new(packed));
     while let [.., before, last] = &runs[..] {
-        if before.len() > 2 * last.len() {
+        // a run spilled to a file while pairing is not merged (back onto the heap)
+        if before.len() > 2 * last.len() || before.packed.is_mapped() {
             break;
         }
         let at = runs.len() - 2;
@@ -96,6 +97,24 @@ pub(super) fn push(runs: &mut Vec<Pack>, legs: Vec<Complete>) -> Vec<Complete> {
         rest.extend(more);
     }
     rest
+}
+
+/// Takes the runs not spilled to a file (the newest) out of `runs`: the legs they still hold
+/// in one heap pack (none if they hold none), and those a pack cannot hold.
+pub(super) fn take_heap(runs: &mut Vec<Pack>) -> (Option<Pack>, Vec<Complete>) {
+    let at = runs
+        .iter()
+        .rposition(|r| r.packed.is_mapped())
+        .map_or(0, |k| k + 1);
+    let heap = runs.split_off(at);
+    match &heap[..] {
+        [] => (None, Vec::new()),
+        [one] if one.moved.is_empty() => (heap.into_iter().next(), Vec::new()),
+        _ => {
+            let (pack, rest) = merged(&heap);
+            (Some(pack).filter(|p| p.len() > 0), rest)
+        }
+    }
 }
 
 /// The legs `runs` still hold, in one pack, and those it cannot hold.

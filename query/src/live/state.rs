@@ -38,6 +38,7 @@ use super::device::Device;
 use super::pairing::Pairer;
 use super::runs::Pack;
 use super::service::ServiceEvents;
+use super::spill::{CHECK_EVERY, SPILL_AT, Spiller};
 use super::view::View;
 
 /// Everything the live fleet is made of, owned by the applier.
@@ -155,8 +156,13 @@ fn by_device(rows: &[ServiceRow]) -> HashMap<Name, Vec<&ServiceRow>> {
 }
 
 /// The call legs of a snapshot, paired as the applier pairs them, per device (complete legs
-/// packed as they pile up: [`Pairer`]), and the call events they were paired from.
-fn pair_calls(snap: &Snapshot, names: &mut Interner) -> Result<(Pairings, u64)> {
+/// packed as they pile up: [`Pairer`]; spilled to a file by `spiller`), and the call events
+/// they were paired from.
+fn pair_calls(
+    snap: &Snapshot,
+    names: &mut Interner,
+    spiller: &mut Spiller,
+) -> Result<(Pairings, u64)> {
     let mut legs = Pairings::new();
     let mut n = 0u64;
     for_each_call_after(snap, 0, |e| {
@@ -167,6 +173,7 @@ fn pair_calls(snap: &Snapshot, names: &mut Interner) -> Result<(Pairings, u64)> 
         let device = legs.get_mut(e.device).expect("inserted above");
         let cause = e.cause.map(|c| names.get(c));
         device.add(e.call_id, e.started, e.time, e.ingest_time, cause);
+        spiller.paired(legs.iter_mut());
     })?;
     Ok((legs, n))
 }
@@ -177,11 +184,34 @@ impl State {
     /// With a checkpoint of the legs under the log's directory that matches the log, the
     /// legs come from it (mapped) and only the call events after it are paired.
     pub fn from_snapshot(snap: Snapshot, targets: Targets) -> Result<State> {
+        State::from_snapshot_spilling(snap, targets, SPILL_AT, CHECK_EVERY)
+    }
+
+    /// [`State::from_snapshot`]; without a checkpoint, the legs being paired are spilled to
+    /// a file whenever their packs hold over `spill_at` heap bytes, looked at every
+    /// `check_every` call events (`live/spill.rs`).
+    pub fn from_snapshot_spilling(
+        snap: Snapshot,
+        targets: Targets,
+        spill_at: usize,
+        check_every: u64,
+    ) -> Result<State> {
         let rows = LogRows::load_with(&snap, None, false)?;
         let mut names = Interner::default();
         let saved = checkpoint::load(&snap, |s| names.get(s));
         let (legs, paired) = match saved {
-            None => pair_calls(&snap, &mut names)?,
+            None => {
+                let mut spiller = Spiller::new(&snap.dir, spill_at, check_every);
+                let paired = pair_calls(&snap, &mut names, &mut spiller)?;
+                if spiller.spills > 0 {
+                    tracing::info!(
+                        spills = spiller.spills,
+                        bytes = spiller.bytes,
+                        "call legs paired with their packs spilled to files"
+                    );
+                }
+                paired
+            }
             Some(_) => (Pairings::new(), 0),
         };
         let version = snap

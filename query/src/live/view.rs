@@ -51,6 +51,15 @@ impl View {
         &self.snapshot
     }
 
+    /// Devices some of whose call legs a start without a checkpoint spilled to a file (read
+    /// from it, mapped, until a checkpoint is taken in).
+    pub fn devices_with_spilled_legs(&self) -> usize {
+        self.devices
+            .values()
+            .filter(|d| d.calls.has_spilled())
+            .count()
+    }
+
     /// Devices whose call legs are kept in a mapped checkpoint file (the rest are on the
     /// heap).
     pub fn devices_with_mapped_legs(&self) -> usize {
