@@ -133,26 +133,18 @@ fn for_each_call_after(snap: &Snapshot, after: u64, mut f: impl FnMut(CallEvent)
     Ok(())
 }
 
-/// `rows` by device, each device's in (time, ingest_seq) order. One list of references a
-/// device, each allocated once at its size: many small lists grown one row at a time (and
-/// freed after the start) would leave the allocator's pages with holes the state's own
-/// allocations sit between.
-fn by_device(rows: &[ServiceRow]) -> HashMap<Name, Vec<&ServiceRow>> {
-    let mut counts: HashMap<Name, usize> = HashMap::new();
-    for r in rows {
-        *counts.entry(r.device).or_default() += 1;
+/// Notes that `device` reported `pool` and `source` (whose changes re-derive it).
+fn index(
+    by_pool: &mut HashMap<Name, HashSet<Name>>,
+    by_source: &mut HashMap<Name, HashSet<Name>>,
+    device: Name,
+    pool: Option<Name>,
+    source: Name,
+) {
+    if let Some(p) = pool {
+        by_pool.entry(p).or_default().insert(device);
     }
-    let mut out: HashMap<Name, Vec<&ServiceRow>> = counts
-        .into_iter()
-        .map(|(d, n)| (d, Vec::with_capacity(n)))
-        .collect();
-    for r in rows {
-        out.get_mut(&r.device).expect("counted above").push(r);
-    }
-    for events in out.values_mut() {
-        events.sort_by_key(|e| (e.time, e.ingest_seq));
-    }
-    out
+    by_source.entry(source).or_default().insert(device);
 }
 
 /// The call legs of a snapshot, paired as the applier pairs them, per device (complete legs
@@ -196,7 +188,20 @@ impl State {
         spill_at: usize,
         check_every: u64,
     ) -> Result<State> {
-        let rows = LogRows::load_with(&snap, None, false)?;
+        // each device's service events kept encoded as they are read (~18 bytes an event
+        // where a row takes 88: a year's 2.9 M rows would take 255 MB at once)
+        let mut events: HashMap<Name, ServiceEvents> = HashMap::new();
+        let (mut by_pool, mut by_source) = (HashMap::new(), HashMap::new());
+        let rows = LogRows::load_handing_service(&snap, |r| {
+            index(
+                &mut by_pool,
+                &mut by_source,
+                r.device,
+                r.device_pool,
+                r.source,
+            );
+            events.entry(r.device).or_default().insert(r);
+        })?;
         let mut names = Interner::default();
         let saved = checkpoint::load(&snap, |s| names.get(s));
         let (legs, paired) = match saved {
@@ -244,19 +249,15 @@ impl State {
             snapshot: snap,
             targets,
             names,
-            by_pool: HashMap::new(),
-            by_source: HashMap::new(),
+            by_pool,
+            by_source,
             calls_applied: 0,
             calls_at_checkpoint: 0,
             legs_from: None,
             legs_retention: None,
         };
-        for r in &rows.service {
-            st.index(r.device, r.device_pool, r.source);
-        }
-        let service = by_device(&rows.service);
         let mut devices: HashMap<Name, Device> =
-            service.keys().map(|d| (*d, Device::default())).collect();
+            events.keys().map(|d| (*d, Device::default())).collect();
         for (device, legs) in legs {
             devices.entry(Name::from(&device)).or_default().calls = legs.into_calls();
         }
@@ -286,22 +287,12 @@ impl State {
         } else {
             st.calls_applied = paired;
         }
-        // each device's events copied next to each other first, in a loop that does nothing
-        // else: read where they lie among the whole log's (one cache miss each), they stalled
-        // the packing and derivation that read them
-        let mut near: Vec<ServiceRow> = Vec::new();
         for (name, mut d) in devices {
-            near.clear();
-            near.extend(
-                service
-                    .get(&name)
-                    .into_iter()
-                    .flatten()
-                    .map(|r| (*r).clone()),
-            );
-            let events: Vec<&ServiceRow> = near.iter().collect();
-            d.events = Arc::new(ServiceEvents::from_sorted(&events));
-            d.derive_from(&events, &st.pools, |s| st.sources.get(s).cloned());
+            let mine = events.remove(&name).unwrap_or_default();
+            let rows = mine.rows();
+            let refs: Vec<&ServiceRow> = rows.iter().collect();
+            d.derive_from(&refs, &st.pools, |s| st.sources.get(s).cloned());
+            d.events = Arc::new(mine);
             st.devices.insert(name, Arc::new(d));
         }
         Ok(st)
@@ -329,10 +320,7 @@ impl State {
     }
 
     fn index(&mut self, device: Name, pool: Option<Name>, source: Name) {
-        if let Some(p) = pool {
-            self.by_pool.entry(p).or_default().insert(device);
-        }
-        self.by_source.entry(source).or_default().insert(device);
+        index(&mut self.by_pool, &mut self.by_source, device, pool, source);
     }
 
     /// The last `ingest_seq` applied.

@@ -291,7 +291,24 @@ impl LogRows {
         Self::read(snap, known_at, false)
     }
 
+    /// Like `load_with(snap, None, false)`, but every service event is handed to `each` as
+    /// it is read (in the segments' order, then the tail's), none kept in `service`: a
+    /// caller keeping them in a smaller form does not hold them all as rows at once.
+    pub fn load_handing_service(snap: &Snapshot, each: impl FnMut(ServiceRow)) -> Result<LogRows> {
+        Self::read_with(snap, None, true, Some(Box::new(each)))
+    }
+
     fn read(snap: &Snapshot, known_at: Option<Us>, digests: bool) -> Result<LogRows> {
+        Self::read_with(snap, known_at, digests, None)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn read_with(
+        snap: &Snapshot,
+        known_at: Option<Us>,
+        digests: bool,
+        mut each: Option<Box<dyn FnMut(ServiceRow) + '_>>,
+    ) -> Result<LogRows> {
         let mut rows = LogRows::default();
         let mut names = Interner::default();
         let (batches, spans) = if digests {
@@ -300,10 +317,14 @@ impl LogRows {
         } else {
             (snap.read_batches(Some(COLUMNS))?, Vec::new())
         };
-        for b in &batches {
-            rows.add_batch(b, known_at, &mut names)?;
+        // each batch freed once read: the rows grow as the batches go, rather than all
+        // the rows next to all the batches
+        for b in batches {
+            rows.add_batch(&b, known_at, &mut names)?;
+            if let Some(f) = each.as_mut() {
+                rows.service.drain(..).for_each(&mut **f);
+            }
         }
-        drop(batches);
         for s in spans {
             let src = names.get(&s.source);
             rows.source_spans
