@@ -83,12 +83,13 @@ enum Store {
         by_id: Range<usize>,
         /// The checkpoint's hour index and this device's number in it, if it has one.
         hours: Option<(Arc<Hours>, u32)>,
-        /// For a pack spilled while pairing (asked about every new call id): each index
-        /// key's hash, in the index's order, on the heap (4 bytes a leg), so that an id it
-        /// does not hold is told apart without reading the file. A Bloom filter's false
-        /// positives (~2%), or 16 bits of the hashes, read the file's pages all over within
-        /// seconds (each fault maps 16 pages around). None for a checkpoint's.
-        hashes: Option<Box<[u32]>>,
+        /// For a pack spilled while pairing (asked about every new call id): its Bloom
+        /// filter, and each index key's hash in the index's order (4 bytes a leg), on the
+        /// heap, so that an id it does not hold is told apart without reading the file (the
+        /// filter's ~2% false positives alone, or 16 bits of the hashes, read the file's pages
+        /// all over within seconds: each fault maps 16 pages around). None for a
+        /// checkpoint's.
+        spilled: Option<(Filter, Box<[u32]>)>,
     },
 }
 
@@ -291,7 +292,7 @@ impl Packed {
                 blocks,
                 by_id,
                 hours: None,
-                hashes: None,
+                spilled: None,
             },
             number: PACKS.fetch_add(1, Ordering::Relaxed),
             len,
@@ -353,8 +354,11 @@ impl Packed {
                     + by_id.capacity() * size_of::<IdKey>()
                     + filter.words.len() * 8
             }
-            Store::Mapped { hashes, .. } => {
-                fences + hashes.as_ref().map_or(0, |p| p.len() * size_of::<u32>())
+            Store::Mapped { spilled, .. } => {
+                fences
+                    + spilled.as_ref().map_or(0, |(filter, hashes)| {
+                        filter.words.len() * 8 + hashes.len() * size_of::<u32>()
+                    })
             }
         }
     }
@@ -373,8 +377,8 @@ impl Packed {
     }
 
     /// Reads this heap pack from `file` from now on, where its [`Packed::heap_layout`] was
-    /// written at `blocks` and `by_id` (an 8-aligned offset), with its index's hashes on the
-    /// heap in place of its Bloom filter. Returns whether it does: not if it is mapped
+    /// written at `blocks` and `by_id` (an 8-aligned offset), its Bloom filter and its index's
+    /// hashes kept on the heap. Returns whether it does: not if it is mapped
     /// already or they are not in the file so.
     pub fn spill_to(
         &mut self,
@@ -393,7 +397,12 @@ impl Packed {
         if !fits || self.is_mapped() {
             return false;
         }
-        let Store::Heap { by_id: keys, .. } = std::mem::take(&mut self.store) else {
+        let Store::Heap {
+            by_id: keys,
+            filter,
+            ..
+        } = std::mem::take(&mut self.store)
+        else {
             unreachable!("a heap pack, checked above");
         };
         let hashes = keys.iter().map(|k| k.hash).collect();
@@ -402,7 +411,7 @@ impl Packed {
             blocks,
             by_id,
             hours: None,
-            hashes: Some(hashes),
+            spilled: Some((filter, hashes)),
         };
         self.number = PACKS.fetch_add(1, Ordering::Relaxed);
         true
@@ -500,13 +509,17 @@ impl Packed {
             Store::Mapped {
                 file,
                 by_id,
-                hashes,
+                spilled,
                 ..
             } => {
                 let keys: &[IdKey] = bytemuck::cast_slice(&file.bytes()[by_id.clone()]);
-                match hashes {
+                match spilled {
                     None => keys,
-                    Some(all) => {
+                    Some((filter, all)) => {
+                        // one word read for nearly every id, the hashes for ~2%
+                        if !filter.may_hold(h) {
+                            return None;
+                        }
                         let key = IdKey::hash_of(h);
                         let from = all.partition_point(|&x| x < key);
                         let to = from + all[from..].partition_point(|&x| x == key);

@@ -92,9 +92,13 @@ impl Pairer {
         }
     }
 
-    /// Bytes its runs hold on the heap.
-    pub fn heap_bytes(&self) -> usize {
-        self.runs.iter().map(|r| r.heap_bytes()).sum()
+    /// Bytes its runs not spilled to a file hold on the heap (what a spill would free).
+    pub fn unspilled_bytes(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| !r.packed.is_mapped())
+            .map(|r| r.heap_bytes())
+            .sum()
     }
 
     /// Its runs of packed legs, oldest first (for [`spill`](super::spill)).

@@ -7,9 +7,10 @@
 //! which is mapped and unlinked at once (it lives while mapped; nothing is left behind, even
 //! by a crash after the unlink; one before it is removed as a leftover by the next start).
 //! Each device then reads those legs in place, keeping on the heap the pack's fences and
-//! offsets and its call-id index's hashes, 4 bytes a leg where a heap pack takes ~28
-//! (pairing asks every run about every new call id: a Bloom filter's false positives would
-//! read the file's pages all over within seconds); the spilled run is never merged back
+//! offsets, its Bloom filter and its call-id index's hashes, ~5.5 bytes a leg where a heap
+//! pack takes ~28 (pairing asks every run about every new call id: the filter answers
+//! nearly all in one word, and the hashes the ~2% it lets through, whose lookups in the file
+//! would read its pages all over within seconds); the spilled run is never merged back
 //! ([`runs`](super::runs)). The checkpoint written once the start
 //! is done reads them back in order and replaces them; its write lets go of the pages it read
 //! as it goes.
@@ -28,8 +29,8 @@ use super::mapped::{self, Mapped};
 use super::pairing::Pairer;
 use super::runs::{self, Pack};
 
-/// Heap bytes of packed legs over which a start spills them (a year of the benchmark fleet
-/// packs ~0.8 GB).
+/// Heap bytes of packed legs not spilled yet over which a start spills them (a year of the
+/// benchmark fleet packs ~0.8 GB).
 pub const SPILL_AT: usize = 192 << 20;
 
 /// Call events paired between two looks at the heap bytes.
@@ -82,7 +83,8 @@ impl Spiller {
             mapped::release();
         }
         let mut pairers: Vec<(&Arc<str>, &mut Pairer)> = pairers.collect();
-        let held: usize = pairers.iter().map(|(_, p)| p.heap_bytes()).sum();
+        // (the spilled packs' filters, hashes and fences are not counted: they stay)
+        let held: usize = pairers.iter().map(|(_, p)| p.unspilled_bytes()).sum();
         if held <= self.at_bytes {
             return;
         }
@@ -132,8 +134,7 @@ impl Spiller {
             }
         };
         for ((p, pack), (blocks, by_id)) in pairers.iter_mut().zip(packs).zip(at) {
-            let Some(pack) = pack else { continue };
-            let mut pack = pack;
+            let Some(mut pack) = pack else { continue };
             // (not shared while pairing; one that were would stay on the heap)
             if let Some(packed) = Arc::get_mut(&mut pack.packed) {
                 packed.spill_to(file.clone(), blocks, by_id);
