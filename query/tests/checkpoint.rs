@@ -45,6 +45,23 @@ fn open(dir: &Path) -> Log {
     .unwrap()
 }
 
+/// Every `step`th call end of `events` (at most `n`) announced again 20 minutes later, as
+/// new events (a bridge resending them).
+fn ended_again(events: &[Event], step: usize, n: usize) -> Vec<Event> {
+    events
+        .iter()
+        .filter(|e| matches!(e.body, Body::CallEnded { .. }))
+        .step_by(step)
+        .take(n)
+        .enumerate()
+        .map(|(k, e)| Event {
+            seq: u64::MAX / 2 + k as u64,
+            time: e.time + chrono::Duration::minutes(20),
+            ..e.clone()
+        })
+        .collect()
+}
+
 /// A log in `dir` holding `events`, and the checkpoint a start on it writes.
 fn checkpointed(dir: &Path, events: &[Event]) -> (Log, Written) {
     let log = open(dir);
@@ -146,18 +163,7 @@ fn a_start_from_a_checkpoint_answers_as_the_log_does() {
     log.wait_idle().unwrap();
     // ends announced again, 20 minutes later, for legs the checkpoint holds complete: they
     // are taken out of its packs (a fleet snapshot must not count them from its hour index)
-    let again: Vec<Event> = events[..half]
-        .iter()
-        .filter(|e| matches!(e.body, Body::CallEnded { .. }))
-        .step_by(7)
-        .take(40)
-        .enumerate()
-        .map(|(k, e)| Event {
-            seq: u64::MAX / 2 + k as u64,
-            time: e.time + chrono::Duration::minutes(20),
-            ..e.clone()
-        })
-        .collect();
+    let again = ended_again(&events[..half], 7, 40);
     assert_eq!(again.len(), 40);
     log.append(&again).unwrap();
     log.wait_idle().unwrap();
@@ -249,18 +255,7 @@ fn a_start_without_a_checkpoint_that_spills_its_legs_answers_as_the_log_does() {
     }
     // ends announced again, 20 minutes later, for legs complete long before: pairing takes
     // them out of the packs spilled meanwhile
-    let again: Vec<Event> = events
-        .iter()
-        .filter(|e| matches!(e.body, Body::CallEnded { .. }))
-        .step_by(5)
-        .take(60)
-        .enumerate()
-        .map(|(k, e)| Event {
-            seq: u64::MAX / 2 + k as u64,
-            time: e.time + chrono::Duration::minutes(20),
-            ..e.clone()
-        })
-        .collect();
+    let again = ended_again(&events, 5, 60);
     log.append(&again).unwrap();
     log.wait_idle().unwrap();
     let expected = scratch(&log);
