@@ -41,12 +41,21 @@ impl Gate {
         per_client: usize,
         settings: (&'static str, &'static str),
     ) -> Arc<Gate> {
+        Gate::with(global, per_client, settings, None)
+    }
+
+    fn with(
+        global: usize,
+        per_client: usize,
+        settings: (&'static str, &'static str),
+        on_quiet: Option<Box<dyn Fn() + Send + Sync>>,
+    ) -> Arc<Gate> {
         Arc::new(Gate {
             global: global.max(1),
             per_client: per_client.max(1),
             settings,
             running: Mutex::default(),
-            on_quiet: None,
+            on_quiet,
         })
     }
 
@@ -61,9 +70,7 @@ impl Gate {
         settings: (&'static str, &'static str),
         on_quiet: impl Fn() + Send + Sync + 'static,
     ) -> Arc<Gate> {
-        let mut gate = Arc::into_inner(Gate::new(global, per_client, settings)).expect("new");
-        gate.on_quiet = Some(Box::new(on_quiet));
-        Arc::new(gate)
+        Gate::with(global, per_client, settings, Some(Box::new(on_quiet)))
     }
 
     /// Whether no request was let in since the `entered`th and none runs.
