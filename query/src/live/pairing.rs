@@ -85,8 +85,9 @@ impl Pairer {
         self.put_back(rest);
     }
 
-    /// Legs a pack could not hold (beyond its `u32` offsets), back in the map.
-    fn put_back(&mut self, rest: Vec<Complete>) {
+    /// Legs a pack could not hold (beyond its `u32` offsets), back in the map (also for
+    /// [`spill`](super::spill)).
+    pub fn put_back(&mut self, rest: Vec<Complete>) {
         for c in rest {
             self.loose.insert(c.id.clone(), KnownLeg::of(c));
         }
@@ -104,11 +105,6 @@ impl Pairer {
     /// Its runs of packed legs, oldest first (for [`spill`](super::spill)).
     pub fn runs_mut(&mut self) -> &mut Vec<Pack> {
         &mut self.runs
-    }
-
-    /// Legs a pack could not hold, back in its map (for [`spill`](super::spill)).
-    pub fn unpacked(&mut self, rest: Vec<Complete>) {
-        self.put_back(rest);
     }
 
     /// The device's legs: the complete ones in its runs (not merged into one: that would

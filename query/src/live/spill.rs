@@ -107,7 +107,7 @@ impl Spiller {
             .iter_mut()
             .map(|p| {
                 let (pack, rest) = runs::take_heap(p.runs_mut());
-                p.unpacked(rest);
+                p.put_back(rest);
                 pack
             })
             .collect();
