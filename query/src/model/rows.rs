@@ -294,20 +294,22 @@ impl LogRows {
     /// Like `load_with(snap, None, false)`, but every service event is handed to `each` as
     /// it is read (in the segments' order, then the tail's), none kept in `service`: a
     /// caller keeping them in a smaller form does not hold them all as rows at once.
-    pub fn load_handing_service(snap: &Snapshot, each: impl FnMut(ServiceRow)) -> Result<LogRows> {
-        Self::read_with(snap, None, true, Some(Box::new(each)))
+    pub fn load_handing_service(
+        snap: &Snapshot,
+        mut each: impl FnMut(ServiceRow),
+    ) -> Result<LogRows> {
+        Self::read_with(snap, None, true, Some(&mut each))
     }
 
     fn read(snap: &Snapshot, known_at: Option<Us>, digests: bool) -> Result<LogRows> {
         Self::read_with(snap, known_at, digests, None)
     }
 
-    #[allow(clippy::type_complexity)]
     fn read_with(
         snap: &Snapshot,
         known_at: Option<Us>,
         digests: bool,
-        mut each: Option<Box<dyn FnMut(ServiceRow) + '_>>,
+        mut each: Option<&mut dyn FnMut(ServiceRow)>,
     ) -> Result<LogRows> {
         let mut rows = LogRows::default();
         let mut names = Interner::default();
@@ -322,7 +324,7 @@ impl LogRows {
         for b in batches {
             rows.add_batch(&b, known_at, &mut names)?;
             if let Some(f) = each.as_mut() {
-                rows.service.drain(..).for_each(&mut **f);
+                rows.service.drain(..).for_each(f);
             }
         }
         for s in spans {
