@@ -9,10 +9,15 @@
 //!   segment ([`key_runs`]), without reading the files, and a roll moves its keys there. A re-sent
 //!   old event is answered [`Check::Settled`]: its content hash is in the segment, for the
 //!   log to read and compare ([`verdict`]).
-//! - *recent* keys (the WAL tail, and segments whose numbering is too scattered for a short
-//!   list of runs) keep their content hash: a dense chunk is an array of hashes with a
-//!   presence bitmap (about 8 bytes an event, one probe per look-up); a chunk holding few
-//!   numbers stays a small sorted list (about 16 bytes an event instead of a whole chunk).
+//!   A segment whose numbering is too scattered for a short list of runs is settled all the
+//!   same when its numbers are dense enough for bits to be smaller than hashes
+//!   ([`dense_key_runs`]: a roll has its keys, opening reads them from the file); its
+//!   re-sent events find it among the segments without a list.
+//! - *recent* keys (the WAL tail, and a segment too scattered to list whose numbers are
+//!   sparse) keep their content hash: a dense chunk is an array of
+//!   hashes with a presence bitmap (about 8 bytes an event, one probe per look-up); a chunk
+//!   holding few numbers stays a small sorted list (about 16 bytes an event instead of a
+//!   whole chunk).
 
 use arrow::array::{Array, AsArray, DictionaryArray, RecordBatch};
 use arrow::datatypes::{Int32Type, UInt64Type};
@@ -24,11 +29,14 @@ use crate::segment::dictionary;
 
 /// Sequence numbers per chunk.
 pub const CHUNK: usize = 1024;
+/// A segment too scattered to list settles its keys as bits when it holds at least one number
+/// in this many of each chunk it touches ([`dense_key_runs`]).
+pub const DENSE_ENOUGH: usize = 16;
 const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
 /// A sparse chunk becomes dense beyond this many entries (where dense is no larger).
 const SPARSE_MAX: usize = CHUNK / 4;
 /// Most runs (of all sources) a segment's key list holds; a segment with more keeps its keys
-/// in the file only, and opening reads them (recent keys, with their hashes).
+/// in the file only, and opening reads them ([`dense_key_runs`]).
 pub const MAX_RUNS: usize = 256;
 
 /// Presence bits of one chunk.
@@ -445,8 +453,34 @@ pub fn index_batch(index: &mut DedupeIndex, b: &RecordBatch) -> Result<()> {
 }
 
 /// The keys of `batches` (with the key columns) as each source's runs of sequence numbers,
-/// by source; `None` beyond [`MAX_RUNS`] runs in all.
+/// by source; `None` beyond [`MAX_RUNS`] runs in all (too many for the manifest).
 pub fn key_runs(batches: &[RecordBatch]) -> Result<Option<Vec<SeqRuns>>> {
+    runs_within(batches, MAX_RUNS)
+}
+
+/// The keys of `batches` as runs however many they are, when their numbers are dense enough
+/// to be settled as bits (one in [`DENSE_ENOUGH`] of the numbers of the chunks they touch, or
+/// more: the bits then take at most 8 bytes a key, where a recent key takes 8 to 16); `None`
+/// otherwise.
+/// What settles a segment's keys when they are too scattered to list in the manifest.
+pub fn dense_key_runs(batches: &[RecordBatch]) -> Result<Option<Vec<SeqRuns>>> {
+    let runs = runs_within(batches, usize::MAX)?.expect("no limit");
+    let (mut keys, mut chunks) = (0u128, 0u128);
+    for k in &runs {
+        let mut last_chunk = None;
+        for &[first, last] in &k.runs {
+            keys += u128::from(last - first) + 1;
+            let (a, b) = (first >> CHUNK_BITS, last >> CHUNK_BITS);
+            // runs are sorted: only the first chunk can be the previous run's last
+            chunks += u128::from(b - a) + 1 - u128::from(last_chunk == Some(a));
+            last_chunk = Some(b);
+        }
+    }
+    Ok((keys * DENSE_ENOUGH as u128 >= chunks * CHUNK as u128).then_some(runs))
+}
+
+/// The keys of `batches` as runs, `None` beyond `limit` runs in all.
+fn runs_within(batches: &[RecordBatch], limit: usize) -> Result<Option<Vec<SeqRuns>>> {
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut seqs: Vec<Vec<u64>> = Vec::new();
     for b in batches {
@@ -478,7 +512,7 @@ pub fn key_runs(batches: &[RecordBatch]) -> Result<Option<Vec<SeqRuns>>> {
                 Some(r) if r[1] == s || r[1].checked_add(1) == Some(s) => r[1] = s,
                 _ => {
                     total += 1;
-                    if total > MAX_RUNS {
+                    if total > limit {
                         return Ok(None);
                     }
                     runs.push([s, s]);
@@ -502,6 +536,7 @@ pub fn runs_hold(keys: &[SeqRuns], source: &str, seq: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callstate_schemas::Event;
 
     #[test]
     fn tells_new_duplicate_and_conflict_in_sparse_and_dense_chunks() {
@@ -615,20 +650,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn key_runs_list_each_source_and_give_up_beyond_the_limit() {
-        use callstate_schemas::Event;
-        let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
-            .unwrap()
-            .to_utc();
-        let event = |source: &str, seq: u64| Event {
+    /// A heartbeat of `source` numbered `seq`.
+    fn event(source: &str, seq: u64) -> Event {
+        Event {
             source: source.into(),
             seq,
-            time: t0,
+            time: chrono::DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
+                .unwrap()
+                .to_utc(),
             cluster: "CL1".into(),
             body: callstate_schemas::Body::CollectorHeartbeat,
             extra: None,
-        };
+        }
+    }
+
+    #[test]
+    fn key_runs_list_each_source_and_give_up_beyond_the_limit() {
         let mut ev: Vec<Event> = (5..=9).chain(11..=11).map(|s| event("x", s)).collect();
         ev.extend([event("a", u64::MAX), event("a", 0)]);
         let b1 = crate::events_batch(&ev[..4]);
@@ -653,5 +690,42 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// Keys `first + step * i` of sources "x" and "y", `n` of each.
+    fn spaced(first: u64, step: u64, n: u64) -> Vec<RecordBatch> {
+        let of =
+            |source| -> Vec<Event> { (0..n).map(|i| event(source, first + step * i)).collect() };
+        vec![crate::events_batch(&of("x")), crate::events_batch(&of("y"))]
+    }
+
+    #[test]
+    fn scattered_keys_are_settled_when_dense_enough_for_bits() {
+        let step = DENSE_ENOUGH as u64;
+        // one number in 16 of the chunks touched: as dense as needed
+        let runs = dense_key_runs(&spaced(0, step, 4 * CHUNK as u64 / step)).unwrap();
+        let runs = runs.expect("dense enough");
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].runs.len(), 4 * CHUNK / DENSE_ENOUGH);
+        // the same numbers reaching into a fifth chunk: too sparse
+        let spread = spaced(CHUNK as u64 - 1, step, 4 * CHUNK as u64 / step);
+        assert!(dense_key_runs(&spread).unwrap().is_none());
+        assert!(
+            dense_key_runs(&spaced(0, step + 1, 1000))
+                .unwrap()
+                .is_none()
+        );
+
+        // settled: each one answered as held by a segment, the others new
+        let mut ix = DedupeIndex::default();
+        ix.settle_segment(&runs);
+        assert_eq!(
+            (ix.len(), ix.recent_len()),
+            (2 * 4 * CHUNK / DENSE_ENOUGH, 0)
+        );
+        for s in 0..5 * CHUNK as u64 {
+            let held = s % step == 0 && s < 4 * CHUNK as u64;
+            assert_eq!(ix.check("x", s, 0) == Check::Settled, held, "{s}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use callstate_log::dedupe::MAX_RUNS;
+use callstate_log::dedupe::{DENSE_ENOUGH, MAX_RUNS};
 use callstate_log::manifest::Manifest;
 use callstate_log::{CompactOptions, Log, LogOptions, Outcome, Snapshot};
 use callstate_schemas::Event;
@@ -141,36 +141,51 @@ fn segments_written_before_key_runs_are_read_once_and_listed() {
     assert_told_apart(&log, &events);
 }
 
-/// Events numbered with gaps: every source's every other number.
-fn scattered(n: u64) -> Vec<Event> {
+/// Events numbered with gaps: every source's every `step`th number.
+fn scattered(n: u64, step: u64) -> Vec<Event> {
     let mut events = synthetic::events(n, 40, t0());
     for e in &mut events {
-        e.seq *= 2;
+        e.seq *= step;
     }
     events
 }
 
-#[test]
-fn scattered_numbering_keeps_hashes_in_memory_and_compaction_into_it_still_resolves() {
-    // too many runs for one segment's list: its keys stay in memory, with their hashes
+/// Rolls `events` into one segment too scattered to list; its keys held with their hashes
+/// (`recent`) or settled, after the roll and after a restart; re-sent, told apart.
+fn rolled_unlisted(events: &[Event], recent: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let events = scattered(2 * MAX_RUNS as u64 + 2);
     {
         let log = open(dir.path(), 1_000_000);
-        append_all(&log, &events);
+        append_all(&log, events);
         log.roll_now().unwrap();
-        assert_eq!(log.recent_keys(), events.len(), "not listed: kept");
+        assert_eq!(log.distinct_keys(), events.len());
+        assert_eq!(log.recent_keys(), recent);
+        assert_told_apart(&log, events);
     }
     let m = Manifest::load(dir.path()).unwrap();
     assert!(m.segments.iter().all(|s| s.keys.is_none()));
     let log = open(dir.path(), 1_000_000);
-    assert_eq!(log.recent_keys(), events.len());
-    assert_told_apart(&log, &events);
+    assert_eq!(
+        (log.distinct_keys(), log.recent_keys()),
+        (events.len(), recent)
+    );
+    assert_told_apart(&log, events);
     drop(log);
+    assert_eq!(stored_count(dir.path()), events.len());
+}
+
+#[test]
+fn scattered_numbering_is_settled_unlisted_when_dense_and_compaction_into_it_still_resolves() {
+    // too many runs for one segment's list, every other number: settled as bits all the same
+    let events = scattered(2 * MAX_RUNS as u64 + 2, 2);
+    rolled_unlisted(&events, 0);
+    // sparser than one number in DENSE_ENOUGH: bits would take more than the hashes
+    let events = scattered(2 * MAX_RUNS as u64 + 2, 2 * DENSE_ENOUGH as u64);
+    rolled_unlisted(&events, events.len());
 
     // segments listed one by one, merged into one with too many runs to list
     let dir = tempfile::tempdir().unwrap();
-    let events = scattered(3 * MAX_RUNS as u64);
+    let events = scattered(3 * MAX_RUNS as u64, 2);
     let log = open(dir.path(), 1_000_000);
     for part in events.chunks(MAX_RUNS) {
         append_all(&log, part);
@@ -196,7 +211,7 @@ fn scattered_numbering_keeps_hashes_in_memory_and_compaction_into_it_still_resol
     assert_told_apart(&log, &events);
     drop(log);
     let log = open(dir.path(), 1_000_000);
-    assert_eq!(log.recent_keys(), events.len());
+    assert_eq!((log.distinct_keys(), log.recent_keys()), (events.len(), 0));
     assert_told_apart(&log, &events);
     drop(log);
     assert_eq!(stored_count(dir.path()), events.len());

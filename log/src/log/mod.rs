@@ -211,7 +211,7 @@ impl Log {
     }
 
     /// Keys in the dedupe index with their content hash in memory (not yet in a segment, or
-    /// in one whose numbering is too scattered to list as runs).
+    /// in one whose numbers are too scattered to list as runs and sparse).
     pub fn recent_keys(&self) -> usize {
         self.lock().dedupe.recent_len()
     }

@@ -13,6 +13,7 @@ use arrow::array::RecordBatch;
 
 use super::append::probe_space;
 use super::{Failure, Frozen, Log, Shared, State, write_segment_files};
+use crate::dedupe::dense_key_runs;
 use crate::error::{IoContext, Refusal, Result, is_disk_full};
 use crate::layout::{digest_file, segment_file, segments_dir, wal_dir, wal_file};
 use crate::manifest::Positions;
@@ -177,6 +178,11 @@ fn write_and_commit(
     let dir = &shared.dir;
     let name = segment_file(id);
     let meta = write_segment_files(dir, &name, batches)?;
+    // keys too scattered to list are settled as bits all the same, when dense enough
+    let unlisted = match meta.keys {
+        Some(_) => None,
+        None => dense_key_runs(batches)?,
+    };
 
     let mut st = shared.lock();
     let mut m = st.manifest.clone();
@@ -188,7 +194,7 @@ fn write_and_commit(
     st.manifest = m;
     st.frozen = None;
     // Its keys are in the segment now: their hashes can leave memory.
-    if let Some(keys) = &meta.keys {
+    if let Some(keys) = meta.keys.as_ref().or(unlisted.as_ref()) {
         st.dedupe.settle_segment(keys);
     }
     st.notifier.send(&Notice::Rolled(meta));
