@@ -45,7 +45,7 @@ use super::view::View;
 /// The checkpoint's place under the log's directory.
 pub const FILE: &str = "derived/legs.bin";
 
-const MAGIC: [u8; 8] = *b"CSLEGS03";
+const MAGIC: [u8; 8] = *b"CSLEGS04";
 
 /// Devices written between two lettings go of the mapped pages read ([`mapped::release`]).
 ///

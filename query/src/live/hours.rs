@@ -5,7 +5,7 @@
 //! any instant a few hundred of 50,000 devices are in a call, but without this index each
 //! device's answer reads a page of its legs from the checkpoint (a fifth of a gigabyte of
 //! pages an instant at a year, most of a cold snapshot's time). With it, a snapshot reads the
-//! instant's hour (some thousand entries of 12 bytes) and counts every device's packed legs
+//! instant's hour (some thousand entries of 5 bytes) and counts every device's packed legs
 //! active then from it, reading no device's legs; one device's question searches its entries
 //! in the hour (they are by device), and an outage reads a device's legs only when the index
 //! says one was going on (or ended) at its instant.
@@ -13,13 +13,17 @@
 //! In the file: a directory of where each hour's entries start (`u64` per hour, one more at
 //! the end), then the entries, each hour's by device, encoded: a byte saying whether the leg
 //! began before the hour and goes on after it, with the device's number after the entry
-//! before's (under 63, else a varint follows); the start unless it began before (4 bytes), the
-//! length unless it goes on (a varint). About 9 bytes where an [`Entry`] is 12; an hour's
-//! entries are decoded when first read (the last hour a thread read is kept). The tail says
-//! where, with the directory's checksum. Offsets are µs from the hour's start, the start
-//! clamped to 0 (a leg begun before the hour) and the end to `u32::MAX` (one going on after
-//! it): an hour is 3.6e9 µs, so within the hour the comparisons are exact. A leg longer than [`LONG`] or of
-//! no length is not indexed: its device is listed in `always` and reads its legs. An index that would span
+//! before's (under 63, else a varint follows); unless it began before, the second of the hour
+//! it starts in (2 bytes); unless it goes on, the seconds from there to its end rounded up (a
+//! varint). About 5 bytes where an [`Entry`] is 12 (9 when the start was kept to the µs and
+//! the length in µs); an hour's entries are decoded when first read (the last hour a thread
+//! read is kept). The tail says where, with the directory's checksum. Offsets are µs from the
+//! hour's start, the start clamped to 0 (a leg begun before the hour) and the end to
+//! `u32::MAX` (one going on after it). Kept to the second, an entry tells whether its leg is
+//! active at an instant except in the second its start or end falls in ([`Coarse`]): at such
+//! an instant its device reads its legs (a device or two of a snapshot's thousands of
+//! entries), so answers stay exact to the µs. A leg longer than [`LONG`] or of no length is
+//! not indexed: its device is listed in `always` and reads its legs. An index that would span
 //! more than [`MAX_HOURS`] (legs dated decades apart) is not written; a checkpoint without
 //! one (or written before it existed) reads every device's legs, as before.
 
@@ -76,11 +80,6 @@ impl Entry {
             start: clamp(start),
             end: clamp(end),
         }
-    }
-
-    /// Whether the leg is active at `at` µs into the hour.
-    fn active(&self, at: u32) -> bool {
-        self.start <= at && at < self.end
     }
 }
 
@@ -261,7 +260,40 @@ const BEFORE: u8 = 1;
 const AFTER: u8 = 2;
 const DEVICE_MORE: u8 = 63;
 
-/// Appends an hour's entries (by device), encoded.
+/// What an entry's start and end are kept to: the second (µs), rounded outwards.
+const GRANULE: u32 = 1_000_000;
+
+/// An entry read back: its device and what its start and end are known within (the first
+/// and the last µs from the hour's start each may be; both exact when the leg began before
+/// the hour, 0, or goes on after it, `u32::MAX`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Coarse {
+    pub device: u32,
+    pub start: (u32, u32),
+    pub end: (u32, u32),
+}
+
+impl Coarse {
+    /// Whether the leg is active at `at` µs into the hour; `None` when `at` falls where its
+    /// start or end may be (the device then reads its legs).
+    fn active(&self, at: u32) -> Option<bool> {
+        if at < self.start.0 || at >= self.end.1 {
+            Some(false)
+        } else if self.start.1 <= at && at < self.end.0 {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// Whether it may have started by `at` and not ended before it.
+    fn may_span(&self, at: u32) -> bool {
+        self.start.0 <= at && at <= self.end.1
+    }
+}
+
+/// Appends an hour's entries (by device), encoded: the start as its second in the hour (2
+/// bytes), the end as the seconds from there to the end's second rounded up (a varint).
 fn encode(entries: &[Entry], out: &mut Vec<u8>) {
     let mut device = 0u32;
     for e in entries {
@@ -274,11 +306,16 @@ fn encode(entries: &[Entry], out: &mut Vec<u8>) {
         if !small {
             put(out, u64::from(step));
         }
+        // a start within the hour: under 3,600 seconds
+        let second = e.start / GRANULE;
         if e.start != 0 {
-            out.extend_from_slice(&e.start.to_le_bytes());
+            out.extend_from_slice(&(second as u16).to_le_bytes());
         }
         if e.end != u32::MAX {
-            put(out, u64::from(e.end.wrapping_sub(e.start)));
+            put(
+                out,
+                u64::from(e.end.div_ceil(GRANULE).saturating_sub(second)),
+            );
         }
         device = e.device;
     }
@@ -286,8 +323,8 @@ fn encode(entries: &[Entry], out: &mut Vec<u8>) {
 
 /// Decodes an hour's entries into `into`; false if they are damaged (`into` holds those
 /// read whole before the damage).
-fn decode(bytes: &[u8], into: &mut Vec<Entry>) -> bool {
-    fn entries(r: &mut Reader<'_>, into: &mut Vec<Entry>) -> Option<()> {
+fn decode(bytes: &[u8], into: &mut Vec<Coarse>) -> bool {
+    fn entries(r: &mut Reader<'_>, into: &mut Vec<Coarse>) -> Option<()> {
         let mut device = 0u32;
         while let Some(flag) = r.next_byte() {
             let step = match flag >> 2 {
@@ -295,17 +332,23 @@ fn decode(bytes: &[u8], into: &mut Vec<Entry>) -> bool {
                 s => u32::from(s),
             };
             device = device.wrapping_add(step);
-            let start = if flag & BEFORE != 0 {
-                0
+            let (second, start) = if flag & BEFORE != 0 {
+                (0, (0, 0))
             } else {
-                u32::from_le_bytes(r.next_bytes(4)?.try_into().expect("4 bytes"))
+                let s = u16::from_le_bytes(r.next_bytes(2)?.try_into().expect("2 bytes"));
+                let at = (u64::from(s) * u64::from(GRANULE)).min(u64::from(u32::MAX)) as u32;
+                (u64::from(s), (at, at.saturating_add(GRANULE - 1)))
             };
             let end = if flag & AFTER != 0 {
-                u32::MAX
+                (u32::MAX, u32::MAX)
             } else {
-                start.wrapping_add(u32::try_from(r.next_varint()?).ok()?)
+                // the end's second, rounded up: the end is past the second before it
+                let up = (second + r.next_varint()?) * u64::from(GRANULE);
+                let last = u64::from(u32::MAX - 1);
+                let lo = up.saturating_sub(u64::from(GRANULE) - 1).min(last);
+                (lo as u32, up.min(last) as u32)
             };
-            into.push(Entry { device, start, end });
+            into.push(Coarse { device, start, end });
         }
         Some(())
     }
@@ -314,7 +357,7 @@ fn decode(bytes: &[u8], into: &mut Vec<Entry>) -> bool {
 }
 
 /// An hour decoded: the mapping's number and the hour, and its entries.
-type Decoded = (Option<(u64, i64)>, Vec<Entry>);
+type Decoded = (Option<(u64, i64)>, Vec<Coarse>);
 
 thread_local! {
     /// The hour this thread decoded last: the questions of one instant ask one hour many
@@ -384,7 +427,7 @@ impl Hours {
 
     /// Runs `f` on the entries of hour `h` (by device), decoded unless this thread decoded
     /// them last. `f` must not ask for an hour itself.
-    fn with_hour<R>(&self, h: i64, f: impl FnOnce(&[Entry]) -> R) -> R {
+    fn with_hour<R>(&self, h: i64, f: impl FnOnce(&[Coarse]) -> R) -> R {
         LAST.with(|last| {
             let mut last = last.borrow_mut();
             let key = (self.file.number, h);
@@ -407,7 +450,7 @@ impl Hours {
     }
 
     /// Runs `f` on the entries of device `device` in hour `h`.
-    fn of_device<R>(&self, h: i64, device: u32, f: impl FnOnce(&[Entry]) -> R) -> R {
+    fn of_device<R>(&self, h: i64, device: u32, f: impl FnOnce(&[Coarse]) -> R) -> R {
         self.with_hour(h, |all| {
             let a = all.partition_point(|e| e.device < device);
             let b = a + all[a..].partition_point(|e| e.device == device);
@@ -420,16 +463,17 @@ impl Hours {
         self.always.binary_search(&device).is_ok()
     }
 
-    /// The packed legs of `device` active at `t`, if the index knows.
+    /// The packed legs of `device` active at `t`, if the index knows (not when `t` falls in
+    /// the second a leg of it starts or ends).
     pub fn active(&self, device: u32, t: Us) -> Option<u32> {
         if self.unindexed(device) {
             return None;
         }
         let at = (t - hour_of(t) * HOUR) as u32;
-        let n = self.of_device(hour_of(t), device, |es| {
-            es.iter().filter(|e| e.active(at)).count()
-        });
-        Some(n as u32)
+        self.of_device(hour_of(t), device, |es| {
+            es.iter()
+                .try_fold(0u32, |n, e| Some(n + u32::from(e.active(at)?)))
+        })
     }
 
     /// Whether an outage of `device` at `t` may hit a packed leg (one started by `t` and
@@ -441,22 +485,28 @@ impl Hours {
         let h = hour_of(t);
         let at = (t - h * HOUR) as u32;
         // active at t, or ending at t within the hour
-        let within = |e: &Entry| e.start <= at && at <= e.end;
+        let within = |e: &Coarse| e.may_span(at);
         // ending at t, where t starts the hour: the last hour's legs ending at its end
-        let before = |e: &Entry| e.end as Us == HOUR;
+        let before = |e: &Coarse| e.end.0 as Us <= HOUR && HOUR <= e.end.1 as Us;
         self.of_device(h, device, |es| es.iter().any(within))
             || (at == 0 && self.of_device(h - 1, device, |es| es.iter().any(before)))
     }
 
-    /// Every device's packed legs active at `t`.
+    /// Every device's packed legs active at `t` (`None` for a device that must read its
+    /// legs: one in `always`, or with a leg starting or ending in the second of `t`).
     pub fn counts_at(&self, t: Us) -> Counts {
         let mut counts = vec![Some(0u32); self.devices];
         let at = (t - hour_of(t) * HOUR) as u32;
         self.with_hour(hour_of(t), |es| {
-            for e in es.iter().filter(|e| e.active(at)) {
+            for e in es {
                 // an entry naming a device the checkpoint has not is ignored
-                if let Some(Some(c)) = counts.get_mut(e.device as usize) {
-                    *c += 1;
+                let Some(c) = counts.get_mut(e.device as usize) else {
+                    continue;
+                };
+                match e.active(at) {
+                    Some(false) => {}
+                    Some(true) => *c = c.map(|n| n + 1),
+                    None => *c = None,
                 }
             }
         });
@@ -508,7 +558,11 @@ mod tests {
     /// starts.
     fn leg() -> impl Strategy<Value = (Us, Us)> {
         (
-            prop_oneof![-HOUR..72 * HOUR, (-1..72i64).prop_map(|h| h * HOUR)],
+            prop_oneof![
+                -HOUR..72 * HOUR,
+                (-1..72i64).prop_map(|h| h * HOUR),
+                (-3600..72 * 3600i64).prop_map(|s| s * GRANULE as Us),
+            ],
             prop_oneof![
                 8 => 0..4 * HOUR,
                 1 => Just(0),
@@ -551,29 +605,67 @@ mod tests {
             prop_assert_eq!(out.metadata().unwrap().len(), at + len);
             let file = Arc::new(Mapped::open(&dir.path().join("out")).unwrap());
             let hours = Hours::open(file, &section, devices.len()).unwrap();
-            // every leg's start and end ±1, and the hours' edges
+            // every leg's start and end ±1 and a second and one µs away, and the hours' edges
+            let g = GRANULE as Us;
             let mut instants: Vec<Us> = devices
                 .iter()
                 .flatten()
-                .flat_map(|&(s, e)| [s - 1, s, s + 1, e - 1, e, e + 1])
+                .flat_map(|&(s, e)| [s - 1, s, s + 1, e - 1, e, e + 1, s - g, s + g, e - g, e + g])
                 .collect();
             instants.extend((-3..80).flat_map(|h| [h * HOUR - 1, h * HOUR, h * HOUR + HOUR / 2]));
             for t in instants {
                 let counts = hours.counts_at(t);
                 for (k, legs) in devices.iter().enumerate() {
                     let unindexed = legs.iter().any(|&(s, e)| e == s || e - s > LONG);
+                    // the index is unsure within a second of a start or an end
+                    let near = legs.iter().any(|&(s, e)| (s - t).abs() < g || (e - t).abs() < g);
                     let active = legs.iter().filter(|&&(s, e)| s <= t && t < e).count() as u32;
-                    let want = (!unindexed).then_some(active);
-                    prop_assert_eq!(counts[k], want, "device {} at {}", k, t);
-                    prop_assert_eq!(hours.active(k as u32, t), want, "device {} at {}", k, t);
+                    let got = counts[k];
+                    if unindexed || !near {
+                        prop_assert_eq!(got, (!unindexed).then_some(active), "device {} at {}", k, t);
+                    } else {
+                        prop_assert!(got.is_none() || got == Some(active), "device {} at {}", k, t);
+                    }
+                    prop_assert_eq!(hours.active(k as u32, t), got, "device {} at {}", k, t);
                     let hit = legs.iter().any(|&(s, e)| s <= t && t <= e);
-                    prop_assert_eq!(
-                        hours.may_hit(k as u32, t),
-                        unindexed || hit,
-                        "device {} hit at {}", k, t
-                    );
+                    let may = hours.may_hit(k as u32, t);
+                    prop_assert!(may || !(unindexed || hit), "device {} hit at {}", k, t);
+                    prop_assert!(!may || unindexed || hit || near, "device {} not hit at {}", k, t);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn an_instant_in_the_second_a_leg_starts_or_ends_reads_the_legs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| {
+            File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(dir.path().join(name))
+                .unwrap()
+        };
+        let mut out = file("out");
+        let mut w = Writer::new(file("side"));
+        let s = 10 * HOUR + 10_500_000;
+        w.add(0, [(s, s + 60_000_000)].into_iter()).unwrap();
+        w.add(1, [(s + 2_000_000, s + 3_000_000)].into_iter())
+            .unwrap();
+        let (section, _) = w.finish(&mut out, 0).unwrap().unwrap();
+        let mapped = Arc::new(Mapped::open(&dir.path().join("out")).unwrap());
+        let hours = Hours::open(mapped, &section, 2).unwrap();
+        for (t, want) in [
+            (s - 600_000, [Some(0), Some(0)]),
+            (s - 400_000, [None, Some(0)]), // the start's second
+            (s + 1_000_000, [Some(1), Some(0)]),
+            (s + 2_400_000, [Some(1), None]),
+            (s + 59_600_000, [None, Some(0)]), // the end's second
+            (s + 60_600_000, [Some(0), Some(0)]),
+        ] {
+            assert_eq!(hours.counts_at(t), want, "at {t}");
         }
     }
 
@@ -591,15 +683,24 @@ mod tests {
         ];
         let mut bytes = Vec::new();
         encode(&entries, &mut bytes);
-        assert!(bytes.len() < entries.len() * size_of::<Entry>());
+        assert!(bytes.len() < entries.len() * 6);
         let mut back = Vec::new();
         assert!(decode(&bytes, &mut back));
-        assert_eq!(back, entries);
+        // each start and end within what is read back, known to the second
+        let holds = |(lo, hi): (u32, u32), t: u32| lo <= t && t <= hi && hi - lo < GRANULE;
+        let read_as = |c: &Coarse, e: &Entry| {
+            c.device == e.device && holds(c.start, e.start) && holds(c.end, e.end)
+        };
+        assert_eq!(back.len(), entries.len());
+        for (c, e) in back.iter().zip(&entries) {
+            assert!(read_as(c, e), "{e:?} read as {c:?}");
+        }
+        let whole = back.clone();
         // cut anywhere: what is read whole comes back, in order
         for cut in 0..bytes.len() {
-            let whole = decode(&bytes[..cut], &mut back);
-            assert!(back.len() < entries.len() || whole);
-            assert_eq!(back[..], entries[..back.len()], "cut at {cut}");
+            let complete = decode(&bytes[..cut], &mut back);
+            assert!(back.len() < entries.len() || complete);
+            assert_eq!(back[..], whole[..back.len()], "cut at {cut}");
         }
     }
 
