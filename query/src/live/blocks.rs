@@ -11,15 +11,16 @@
 //! exactly, a negative one in 10 bytes). Then its call id: the length of the prefix it shares
 //! with the one before and the rest (both lengths in one byte when under 15). About 18 bytes a
 //! leg on the benchmark's year where the fixed records and their call ids took 60, and a block
-//! decodes in about a microsecond. The index is 8 bytes a leg ([`IdKey`]: the high half of
-//! the call id's hash and the leg's number), sorted, searched in place; a match is confirmed
-//! against the id.
+//! decodes in about a microsecond. The index is 6 bytes a leg ([`IdIndex`]: the high half of
+//! the call id's hash and the leg's number, 8 bytes in a pack of over 65,536 legs), sorted,
+//! searched in place; a match is confirmed against the id.
 //!
 //! A damaged block decodes to what it can (the legs past the damage are zero, with no id);
 //! like the segments, the blocks rely on the filesystem, and the checkpoint's checksum covers
 //! what says where they are (the fences and offsets).
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use callstate_schemas::Us;
 
@@ -42,22 +43,105 @@ pub(super) struct Record {
     pub cause: u32,
 }
 
-/// A leg in the call-id index of a pack: the high half of its id's hash, its number.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct IdKey {
-    pub hash: u32,
-    pub leg: u32,
+/// The most legs a pack may hold for its call-id index to take narrow keys.
+pub(super) const NARROW: usize = 1 << 16;
+
+/// The high half of a call id's [`hash`](super::packed::hash) `h`: what the index keeps.
+pub(super) fn key_of(h: u64) -> u32 {
+    (h >> 32) as u32
 }
 
-// SAFETY: two `u32`, `repr(C)`, no padding.
-unsafe impl bytemuck::Zeroable for IdKey {}
-unsafe impl bytemuck::Pod for IdKey {}
+/// A pack's call-id index, as the heap and a file hold it: a key per leg, sorted by the high
+/// half of its id's hash, then its number. A key is `u16` words: the hash's low and high
+/// halves, then the leg's number, in one word for a pack of at most [`NARROW`] legs (6 bytes
+/// a leg; most devices, even over a year) or two (8). Words, so that any pack's index follows
+/// another's in a file without padding.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum IdIndex<'a> {
+    Narrow(&'a [[u16; 3]]),
+    Wide(&'a [[u16; 4]]),
+}
 
-impl IdKey {
-    /// The key of a call id of [`hash`](super::packed::hash) `h`.
-    pub fn hash_of(h: u64) -> u32 {
-        (h >> 32) as u32
+impl<'a> IdIndex<'a> {
+    /// Bytes an index of a pack of `len` legs takes.
+    pub fn bytes_for(len: usize) -> Option<usize> {
+        len.checked_mul(if len <= NARROW { 6 } else { 8 })
+    }
+
+    /// The index of a pack of `len` legs in `words`; `None` unless it is whole.
+    pub fn of(words: &'a [u16], len: usize) -> Option<IdIndex<'a>> {
+        let index = if len <= NARROW {
+            IdIndex::Narrow(bytemuck::try_cast_slice(words).ok()?)
+        } else {
+            IdIndex::Wide(bytemuck::try_cast_slice(words).ok()?)
+        };
+        (index.len() == len).then_some(index)
+    }
+
+    /// [`IdIndex::of`] from bytes (2-aligned).
+    pub fn of_bytes(bytes: &'a [u8], len: usize) -> Option<IdIndex<'a>> {
+        IdIndex::of(bytemuck::try_cast_slice(bytes).ok()?, len)
+    }
+
+    /// Keys it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            IdIndex::Narrow(k) => k.len(),
+            IdIndex::Wide(k) => k.len(),
+        }
+    }
+
+    /// Key `i`'s hash.
+    pub fn hash(&self, i: usize) -> u32 {
+        let w = match self {
+            IdIndex::Narrow(k) => [k[i][0], k[i][1]],
+            IdIndex::Wide(k) => [k[i][0], k[i][1]],
+        };
+        u32::from(w[0]) | u32::from(w[1]) << 16
+    }
+
+    /// Key `i`'s leg.
+    pub fn leg(&self, i: usize) -> usize {
+        match self {
+            IdIndex::Narrow(k) => usize::from(k[i][2]),
+            IdIndex::Wide(k) => usize::from(k[i][2]) | usize::from(k[i][3]) << 16,
+        }
+    }
+
+    /// Where the keys of hash `key` are.
+    pub fn positions(&self, key: u32) -> Range<usize> {
+        let first = |pred: &dyn Fn(u32) -> bool| {
+            let (mut lo, mut hi) = (0, self.len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if pred(self.hash(mid)) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        first(&|h| h < key)..first(&|h| h <= key)
+    }
+
+    /// The index of legs whose call ids have `hashes` (leg `k` the `k`th), as words.
+    pub fn build(hashes: &[u64]) -> Vec<u16> {
+        let mut keys: Vec<(u32, u32)> = hashes
+            .iter()
+            .enumerate()
+            .map(|(k, &h)| (key_of(h), k as u32))
+            .collect();
+        keys.sort_unstable();
+        let narrow = hashes.len() <= NARROW;
+        let mut words = Vec::with_capacity(hashes.len() * if narrow { 3 } else { 4 });
+        for (h, leg) in keys {
+            words.extend([h as u16, (h >> 16) as u16, leg as u16]);
+            if !narrow {
+                words.push((leg >> 16) as u16);
+            }
+        }
+        words
     }
 }
 
@@ -225,6 +309,38 @@ pub(super) fn with<'a, R>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_id_index_finds_each_leg_in_narrow_or_wide_keys() {
+        for n in [0, 1, 7, NARROW, NARROW + 1] {
+            // spread hashes, every 1,000th leg's the same as the one before
+            let mut hashes: Vec<u64> = (0..n as u64)
+                .map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .collect();
+            for k in (1..n).step_by(1000) {
+                hashes[k] = hashes[k - 1];
+            }
+            let words = IdIndex::build(&hashes);
+            assert_eq!(Some(words.len() * 2), IdIndex::bytes_for(n));
+            assert_eq!(words.len(), n * if n <= NARROW { 3 } else { 4 });
+            assert!(
+                IdIndex::of(&words, n + 1).is_none(),
+                "{n} legs' index read as one more"
+            );
+            let ix = IdIndex::of(&words, n).unwrap();
+            assert!((1..n).all(|i| ix.hash(i - 1) <= ix.hash(i)), "sorted");
+            let mut legs_of: std::collections::HashMap<u32, usize> = Default::default();
+            for &h in &hashes {
+                *legs_of.entry(key_of(h)).or_default() += 1;
+            }
+            for (k, &h) in hashes.iter().enumerate() {
+                let at = ix.positions(key_of(h));
+                assert!(at.clone().all(|i| ix.hash(i) == key_of(h)));
+                assert!(at.clone().any(|i| ix.leg(i) == k), "{n} legs: leg {k}");
+                assert_eq!(at.len(), legs_of[&key_of(h)]);
+            }
+        }
+    }
 
     fn record() -> impl Strategy<Value = (Record, String)> {
         let t = prop_oneof![

@@ -5,7 +5,7 @@
 //!
 //! The file: a header; every complete leg, by device, in blocks of [`FENCE`] legs
 //! ([`blocks`](super::blocks): by start, then call id, each leg encoded after the one
-//! before), then each device's index of call-id hashes ([`IdKey`]), the device names, a
+//! before), then each device's index of call-id hashes ([`IdIndex`]), the device names, a
 //! table of devices ([`DeviceEntry`]: where its blocks and index are), each block's first
 //! start (*fences*) and where it begins, the hour index ([`hours`]); last, a JSON tail with
 //! the causes the legs index and the legs that are not complete (open, seen only ending,
@@ -34,7 +34,7 @@ use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
 
-use super::blocks::{FENCE, IdKey};
+use super::blocks::{FENCE, IdIndex};
 use super::calls::{Paired, WireLeg};
 use super::hours::{self, Hours};
 use super::mapped::Mapped;
@@ -67,6 +67,7 @@ struct Header {
     blocks_at: u64,
     blocks_len: u64,
     by_id_at: u64,
+    by_id_len: u64,
     names_at: u64,
     names_len: u64,
     tail_at: u64,
@@ -109,6 +110,8 @@ struct DeviceEntry {
     /// Its blocks among the blocks.
     blocks_at: u64,
     blocks_len: u64,
+    /// Its call-id index among the indexes (bytes; as long as its legs' [`IdIndex`]).
+    by_id_at: u64,
     /// Its longest complete leg.
     longest: i64,
     /// Its first block's fence (and offset) among the fences (and offsets).
@@ -281,7 +284,7 @@ fn write_parts(
     let mut tail = Tail::default();
     let mut fences: Vec<Us> = Vec::new();
     let mut offsets: Vec<u32> = Vec::new();
-    let (mut legs, mut blocks_len) = (0u64, 0u64);
+    let (mut legs, mut blocks_len, mut by_id_len) = (0u64, 0u64, 0u64);
     // retention: the earlier horizon's removals were counted when it was set
     let prior = view.legs_retention;
     let horizon = prior.map(|r| r.kept_from).max(kept_from);
@@ -329,6 +332,7 @@ fn write_parts(
             name_len: name.len() as u64,
             legs_from: legs,
             blocks_at: blocks_len,
+            by_id_at: by_id_len,
             fences_from: fences.len() as u64,
             ..DeviceEntry::default()
         };
@@ -362,6 +366,7 @@ fn write_parts(
         index
             .write_all(bytemuck::cast_slice(&keys))
             .map_err(&werr)?;
+        by_id_len += (keys.len() * size_of::<u16>()) as u64;
         fences.extend(&encoded.fences);
         offsets.extend(&encoded.offsets);
         legs += complete.len() as u64;
@@ -383,7 +388,8 @@ fn write_parts(
     pad_to_8(&mut out, &mut at).map_err(&werr)?;
     h.by_id_at = at;
     let mut index = index.into_inner().map_err(|e| werr(e.into_error()))?;
-    let len = legs * size_of::<IdKey>() as u64;
+    let len = by_id_len;
+    h.by_id_len = len;
     index.seek(SeekFrom::Start(0)).map_err(&werr)?;
     out.flush().map_err(&werr)?;
     let copied = std::io::copy(&mut index, out.get_mut()).map_err(&werr)?;
@@ -480,7 +486,7 @@ fn frame(path: &Path, bytes: &[u8]) -> Result<Frame> {
         }
     };
     let blocks = section(h.blocks_at, h.blocks_len, "legs")?;
-    let by_id = section(h.by_id_at, h.legs * size_of::<IdKey>() as u64, "index")?;
+    let by_id = section(h.by_id_at, h.by_id_len, "index")?;
     let names = section(h.names_at, h.names_len, "names")?;
     let table = section(
         h.devices_at,
@@ -579,11 +585,17 @@ pub(super) fn open(
             .get(fences_from..)
             .and_then(|f| f.get(..n_fences))
             .ok_or_else(|| its("offsets"))?;
-        let key = size_of::<IdKey>();
+        let its_by_id = IdIndex::bytes_for(to - from)
+            .and_then(|n| {
+                let a = by_id.start.checked_add(e.by_id_at as usize)?;
+                Some(a..a.checked_add(n)?)
+            })
+            .filter(|r| r.end <= by_id.end)
+            .ok_or_else(|| its("call-id index"))?;
         let packed = Packed::mapped(
             file.clone(),
             at..end,
-            by_id.start + from * key..by_id.start + to * key,
+            its_by_id,
             to - from,
             its_fences.into(),
             its_offsets.into(),

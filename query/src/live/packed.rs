@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use callstate_schemas::Us;
 
-use super::blocks::{self, Block, Encoded, FENCE, IdKey, Record};
+use super::blocks::{self, Block, Encoded, FENCE, IdIndex, Record, key_of};
 use super::hours::Hours;
 use super::mapped::Mapped;
 
@@ -67,13 +67,14 @@ impl<'a> LegRef<'a> {
     }
 }
 
-/// Where a pack's blocks and call-id index ([`IdKey`]s) are.
+/// Where a pack's blocks and call-id index ([`IdIndex`]) are.
 #[derive(Debug)]
 enum Store {
     /// On the heap, with a Bloom filter of the call ids.
     Heap {
         blocks: Vec<u8>,
-        by_id: Vec<IdKey>,
+        /// The index's words.
+        by_id: Vec<u16>,
         filter: Filter,
     },
     /// In a mapped checkpoint file, at these byte ranges.
@@ -181,9 +182,7 @@ fn laid_out_in(
     let within = |r: &Range<usize>| r.start <= r.end && r.end <= bytes.len();
     within(blocks)
         && within(by_id)
-        && len
-            .checked_mul(size_of::<IdKey>())
-            .is_some_and(|n| by_id.end - by_id.start == n)
+        && IdIndex::bytes_for(len).is_some_and(|n| by_id.end - by_id.start == n)
         && fences.len() == len.div_ceil(FENCE)
         && offsets.len() == fences.len()
         && offsets.first().is_none_or(|&o| o == 0)
@@ -191,7 +190,7 @@ fn laid_out_in(
         && offsets
             .last()
             .is_none_or(|&o| o as usize <= blocks.end - blocks.start)
-        && bytemuck::try_cast_slice::<u8, IdKey>(&bytes[by_id.clone()]).is_ok()
+        && IdIndex::of_bytes(&bytes[by_id.clone()], len).is_some()
 }
 
 impl Packed {
@@ -255,7 +254,7 @@ impl Packed {
         let p = Packed {
             store: Store::Heap {
                 blocks: bytes,
-                by_id: id_keys(&hashes),
+                by_id: IdIndex::build(&hashes),
                 filter: Filter::new(hashes.iter().copied()),
             },
             number: PACKS.fetch_add(1, Ordering::Relaxed),
@@ -351,7 +350,7 @@ impl Packed {
             } => {
                 fences
                     + blocks.capacity()
-                    + by_id.capacity() * size_of::<IdKey>()
+                    + by_id.capacity() * size_of::<u16>()
                     + filter.words.len() * 8
             }
             Store::Mapped { spilled, .. } => {
@@ -377,7 +376,7 @@ impl Packed {
     }
 
     /// Reads this heap pack from `file` from now on, where its [`Packed::heap_layout`] was
-    /// written at `blocks` and `by_id` (an 8-aligned offset), its Bloom filter and its index's
+    /// written at `blocks` and `by_id` (a 2-aligned offset), its Bloom filter and its index's
     /// hashes kept on the heap. Returns whether it does: not if it is mapped
     /// already or they are not in the file so.
     pub fn spill_to(
@@ -405,7 +404,9 @@ impl Packed {
         else {
             unreachable!("a heap pack, checked above");
         };
-        let hashes = keys.iter().map(|k| k.hash).collect();
+        let hashes = IdIndex::of(&keys, self.len)
+            .map(|ix| (0..ix.len()).map(|i| ix.hash(i)).collect())
+            .unwrap_or_default();
         self.store = Store::Mapped {
             file,
             blocks,
@@ -497,46 +498,45 @@ impl Packed {
 
     /// [`find`](Self::find), `h` being `id`'s [`hash`].
     pub fn find_hashed(&self, h: u64, id: &str) -> Option<usize> {
-        let keys: &[IdKey] = match &self.store {
+        let key = key_of(h);
+        // the index, and where in it the keys of `key` may be (all of it to search)
+        let (index, within) = match &self.store {
             Store::Heap { filter, by_id, .. } => {
                 if !filter.may_hold(h) {
                     return None;
                 }
-                by_id
+                (IdIndex::of(by_id, self.len), None)
             }
-            // checked in `mapped`: in the file, whole, aligned (a page-aligned map, 8-aligned
-            // offsets)
+            // checked in `mapped`: in the file, whole, aligned
             Store::Mapped {
                 file,
                 by_id,
                 spilled,
                 ..
             } => {
-                let keys: &[IdKey] = bytemuck::cast_slice(&file.bytes()[by_id.clone()]);
+                let index = IdIndex::of_bytes(&file.bytes()[by_id.clone()], self.len);
                 match spilled {
-                    None => keys,
+                    None => (index, None),
                     Some((filter, all)) => {
                         // one word read for nearly every id, the hashes for ~2%
                         if !filter.may_hold(h) {
                             return None;
                         }
-                        let key = IdKey::hash_of(h);
                         let from = all.partition_point(|&x| x < key);
                         let to = from + all[from..].partition_point(|&x| x == key);
                         if from == to {
                             return None;
                         }
-                        keys.get(from..to).unwrap_or_default()
+                        (index, Some(from..to))
                     }
                 }
             }
         };
-        let key = IdKey::hash_of(h);
-        let first = keys.partition_point(|x| x.hash < key);
-        keys[first..]
-            .iter()
-            .take_while(|x| x.hash == key)
-            .map(|x| x.leg as usize)
+        let index = index?;
+        let within = within.unwrap_or_else(|| index.positions(key));
+        within
+            .filter(|&i| i < index.len() && index.hash(i) == key)
+            .map(|i| index.leg(i))
             .find(|&k| k < self.len && self.with_leg(k, |_, i| i == id))
     }
 
@@ -599,25 +599,11 @@ fn lay_out(
 pub(super) fn lay_out_complete(
     legs: &mut [Complete],
     cause: impl FnMut(Option<&Arc<str>>) -> u32,
-) -> Option<(Encoded, Vec<IdKey>, Us)> {
+) -> Option<(Encoded, Vec<u16>, Us)> {
     legs.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
     let mut refs: Vec<LegRef<'_>> = legs.iter().map(LegRef::of_complete).collect();
     let (encoded, hashes, longest) = lay_out(&mut refs, cause)?;
-    Some((encoded, id_keys(&hashes), longest))
-}
-
-/// The call-id index of legs whose ids have `hashes`, in order: sorted by hash.
-fn id_keys(hashes: &[u64]) -> Vec<IdKey> {
-    let mut keys: Vec<IdKey> = hashes
-        .iter()
-        .enumerate()
-        .map(|(k, &h)| IdKey {
-            hash: IdKey::hash_of(h),
-            leg: k as u32,
-        })
-        .collect();
-    keys.sort_unstable();
-    keys
+    Some((encoded, IdIndex::build(&hashes), longest))
 }
 
 /// The call id of record `r` among `ids` (empty if a damaged file puts it out of place).
@@ -630,6 +616,8 @@ fn id_in<'a>(ids: &'a [u8], r: &Record) -> &'a str {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     /// Legs of one device: bursts of equal starts, then sparse ones.
@@ -651,6 +639,42 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// A file under `dir` holding a pack's blocks and index after 8 bytes (as a header), the
+    /// index 2-aligned: the file, where the blocks and the index are.
+    fn in_file(
+        dir: &Path,
+        encoded: &Encoded,
+        keys: &[u16],
+    ) -> (Arc<Mapped>, Range<usize>, Range<usize>) {
+        let mut bytes: Vec<u8> = vec![0; 8];
+        bytes.extend_from_slice(&encoded.bytes);
+        let b = 8..bytes.len();
+        bytes.resize(bytes.len().next_multiple_of(2), 0);
+        let i = bytes.len()..bytes.len() + std::mem::size_of_val(keys);
+        bytes.extend_from_slice(bytemuck::cast_slice(keys));
+        let path = dir.join("pack");
+        std::fs::write(&path, &bytes).unwrap();
+        (Arc::new(Mapped::open(&path).unwrap()), b, i)
+    }
+
+    #[test]
+    fn a_pack_of_more_legs_than_narrow_keys_number_finds_each() {
+        let n = blocks::NARROW + 3;
+        let mut all = legs(n);
+        let (heap, _) = Packed::new(all.clone());
+        let (encoded, keys, longest) = lay_out_complete(&mut all, |_| 0).unwrap();
+        assert_eq!(keys.len(), 4 * n, "two words a leg's number");
+        let dir = tempfile::tempdir().unwrap();
+        let (file, b, i) = in_file(dir.path(), &encoded, &keys);
+        let (f, o) = (encoded.fences.into(), encoded.offsets.into());
+        let mapped = Packed::mapped(file, b, i, n, f, o, Arc::default(), longest).unwrap();
+        for k in (0..n).step_by(97).chain(n - 3..n) {
+            let id = heap.id(k);
+            assert_eq!((heap.find(&id), mapped.find(&id)), (Some(k), Some(k)));
+        }
+        assert_eq!(mapped.find("other-1"), None);
     }
 
     #[test]
@@ -690,17 +714,8 @@ mod tests {
             let (encoded, keys, longest) =
                 lay_out_complete(&mut sorted, number).expect("within bounds");
             assert_eq!(longest, heap.longest);
-            // after 8 bytes, as in a file with a header; the index 8-aligned
-            let mut bytes: Vec<u8> = vec![0; 8];
-            bytes.extend_from_slice(&encoded.bytes);
-            let b = 8..bytes.len();
-            bytes.resize(bytes.len().next_multiple_of(8), 0);
-            let i = bytes.len()..bytes.len() + keys.len() * size_of::<IdKey>();
-            bytes.extend_from_slice(bytemuck::cast_slice(&keys));
             let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("pack");
-            std::fs::write(&path, &bytes).unwrap();
-            let file = Arc::new(Mapped::open(&path).unwrap());
+            let (file, b, i) = in_file(dir.path(), &encoded, &keys);
             let mapped = |f: &[Us], o: &[u32]| {
                 Packed::mapped(
                     file.clone(),

@@ -154,7 +154,7 @@ impl Spiller {
 }
 
 /// Writes the heap packs' blocks and call-id indexes to a new file at `path` (under `dir`),
-/// back to back (each index 8-aligned): where each pack's are.
+/// back to back (each index 2-aligned, as its words): where each pack's are.
 fn write(
     dir: &Path,
     path: &Path,
@@ -178,8 +178,8 @@ fn write(
         w.write_all(blocks).map_err(&err)?;
         let b = at..at + blocks.len();
         at = b.end;
-        let pad = (8 - at % 8) % 8;
-        w.write_all(&[0u8; 8][..pad]).map_err(&err)?;
+        let pad = at % 2;
+        w.write_all(&[0u8; 1][..pad]).map_err(&err)?;
         at += pad;
         w.write_all(by_id).map_err(&err)?;
         let i = at..at + by_id.len();
