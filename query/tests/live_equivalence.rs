@@ -23,9 +23,7 @@ use proptest::prelude::*;
 use callstate_log::{Log, LogOptions};
 use callstate_query::live::AsOfCache;
 use callstate_query::model::fleet::Fleet;
-use callstate_query::model::incidents::{IncidentOptions, detect};
-use callstate_query::model::sla::{GroupBy, availability_over};
-use callstate_query::{Cancel, Derived, Live};
+use callstate_query::{Derived, Live};
 use callstate_schemas::{Body, Cause, DeviceType, Event, Scope};
 
 mod common;
@@ -224,68 +222,12 @@ fn events(steps: &[Step], scale: i64) -> Vec<Event> {
     out
 }
 
-/// Everything the two fleets are compared on, in a form that prints a readable difference.
-fn summary(f: &dyn Fleet) -> Vec<String> {
-    let mut out = Vec::new();
-    for d in f.devices() {
-        for i in d.all().iter() {
-            out.push(format!("interval {i:?}"));
-        }
-    }
-    out.extend(common::call_questions(f));
-    let mut rest: Vec<String> = f
-        .pool_configs()
-        .iter()
-        .map(|p| {
-            format!(
-                "pool {} {} {} {:?}",
-                p.time, p.ingest_seq, p.device_pool, p.nodes
-            )
-        })
-        .chain(f.windows().iter().map(|w| format!("window {w:?}")))
-        .chain(f.node_events().iter().map(|n| format!("node {n:?}")))
-        .collect();
-    rest.sort();
-    out.extend(rest);
-    // availability per device over whole days, a week, and windows cut mid-day (as a
-    // calendar month in a time zone is): the live state reads daily rollups, the derivation
-    // from scratch intervals alone; the answers are the same to the last bit
-    let day = 86_400_000_000i64;
-    let start = t0().timestamp_micros();
-    let first = start.div_euclid(day) * day - day;
-    let mut windows: Vec<(i64, i64)> = (0..8)
-        .map(|k| (first + k * day, first + (k + 1) * day))
-        .collect();
-    windows.push((first, first + 8 * day));
-    windows.push((
-        first + 23 * 3_600_000_000,
-        first + 5 * day + 23 * 3_600_000_000,
-    ));
-    windows.push((start + 5_820_000_000, start + 3 * day + 18_000_000_001));
-    windows.push((start + 600_000_000, start + 900_000_000));
-    let rows = availability_over(
-        f.devices(),
-        f.windows(),
-        &windows,
-        GroupBy::Device,
-        &Cancel::new(),
-    )
-    .unwrap();
-    out.extend(rows.iter().map(|r| format!("availability {r:?}")));
-    let found = detect(
-        f,
-        i64::MIN,
-        i64::MAX,
-        &IncidentOptions::default(),
-        &Cancel::new(),
-    )
-    .unwrap();
-    out.extend(found.iter().map(|i| format!("incident {i:?}")));
-    out
-}
-
 fn same(what: &str, live: &dyn Fleet, scratch: &dyn Fleet) -> Result<(), TestCaseError> {
-    let (a, b) = (summary(live), summary(scratch));
+    let start = t0().timestamp_micros();
+    let (a, b) = (
+        common::fleet_questions(live, start),
+        common::fleet_questions(scratch, start),
+    );
     if a != b {
         let k = a
             .iter()

@@ -21,6 +21,7 @@ mod pairing;
 pub mod retention;
 mod runs;
 pub mod service;
+pub mod service_file;
 mod spill;
 pub mod state;
 pub mod view;
@@ -71,14 +72,18 @@ struct Shared {
     /// A checkpoint just written, and the version it was written from: the applier takes its
     /// legs in place of those on the heap.
     written: Mutex<Option<(Arc<View>, checkpoint::Checkpoint)>>,
+    /// A service file just written, and the version it was written from: the applier reads
+    /// the events and intervals of the devices unchanged since from it.
+    service_written: Mutex<Option<(Arc<View>, service_file::ServiceFile)>>,
     /// The horizon of retention of the legs asked for last (`Us::MIN`: none); every
     /// checkpoint written leaves out the legs before it.
     retain_from: AtomicI64,
 }
 
-/// Lets go of the pages of the mapped checkpoint of the legs that questions read: they stay
-/// in the kernel's page cache, outside the process's memory, and are mapped in again from
-/// there when read. The server calls it once its heavy reads have been quiet for a second.
+/// Lets go of the pages of the mapped files (checkpoint of the legs, service file) that
+/// questions read: they stay in the kernel's page cache, outside the process's memory,
+/// and are mapped in again from there when read. The server calls it once its heavy reads
+/// have been quiet for a second.
 pub fn release_mapped_pages() {
     mapped::release();
 }
@@ -109,12 +114,23 @@ impl Live {
         checkpoint::remove_leftovers(log.dir());
         let began = std::time::Instant::now();
         let mut state = State::from_snapshot_spilling(snap, targets, spill_at, check_every)?;
+        let service = service_file::ServiceFile::open(log.dir()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the service file is not used");
+            None
+        });
+        let shared_devices = service.as_ref().map_or(0, |f| state.share(f, None));
+        // written again from the version started at when it misses some of its changes
+        let stale = service
+            .as_ref()
+            .is_none_or(|f| f.version != state.version());
+        drop(service);
         state.compact_heap();
-        // what the derivation read of the checkpoint is not held past it
+        // what the derivation read of the checkpoint and the service file is not held past it
         mapped::release();
         tracing::info!(
             version = state.version(),
             legs_from = state.legs_from(),
+            devices_from_service_file = shared_devices,
             seconds = began.elapsed().as_secs_f64(),
             "live state derived"
         );
@@ -130,8 +146,12 @@ impl Live {
             checkpointed: AtomicU64::new(0),
             legs_from: state.legs_from(),
             written: Mutex::new(None),
+            service_written: Mutex::new(None),
             retain_from: AtomicI64::new(Us::MIN),
         });
+        if stale {
+            service_file_in_background(&shared);
+        }
         let s = shared.clone();
         let applier = std::thread::Builder::new()
             .name("callstate-live".into())
@@ -246,7 +266,55 @@ fn write_checkpoint(shared: &Shared, view: &Arc<View>) -> Result<checkpoint::Wri
         Ok(_) => tracing::warn!("the checkpoint just written was replaced before it was read"),
         Err(e) => tracing::warn!(error = %e, "the checkpoint just written cannot be read back"),
     }
+    // the service events and intervals of the same version beside it (a failure leaves the
+    // last file, which the applier uses where it still matches)
+    if let Err(e) = write_service_file(shared, view) {
+        tracing::warn!(error = %e, "writing the service file failed");
+    }
     Ok(written)
+}
+
+/// Writes the service file of `view` (the caller holds `shared.writing`) and hands it mapped
+/// to the applier.
+fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<service_file::Written> {
+    let written = service_file::write(&shared.dir, view)?;
+    tracing::info!(
+        version = written.version,
+        devices = written.devices,
+        bytes = written.bytes,
+        "service events and intervals written"
+    );
+    match service_file::ServiceFile::open(&shared.dir) {
+        Ok(Some(f)) if f.version == view.version => {
+            *shared
+                .service_written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some((view.clone(), f));
+        }
+        Ok(_) => tracing::warn!("the service file just written was replaced before it was read"),
+        Err(e) => tracing::warn!(error = %e, "the service file just written cannot be read back"),
+    }
+    Ok(written)
+}
+
+/// Starts writing the service file of the current version in the background, unless a
+/// checkpoint (which writes one too) is being written.
+fn service_file_in_background(shared: &Arc<Shared>) {
+    let s = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("callstate-service-file".into())
+        .spawn(move || {
+            let Ok(_writing) = s.writing.try_lock() else {
+                return;
+            };
+            let view = s.current.load_full();
+            if let Err(e) = write_service_file(&s, &view) {
+                tracing::warn!(error = %e, "writing the service file failed");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start writing the service file");
+    }
 }
 
 /// Starts writing a checkpoint of the current version in the background, unless one is
@@ -288,6 +356,21 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
             // taking in read of the new file is let go of
             drop(view);
             mapped::release();
+        }
+        let written = shared
+            .service_written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((view, f)) = written {
+            let devices = state.share(&f, Some(&view));
+            shared.current.store(Arc::new(state.view()));
+            drop(view);
+            mapped::release();
+            tracing::info!(
+                devices,
+                "service events and intervals read from the service file"
+            );
         }
         if state.calls_since_checkpoint() >= CHECKPOINT_EVERY
             && state.calls_applied() >= asked.saturating_add(CHECKPOINT_EVERY)

@@ -14,6 +14,7 @@ use callstate_schemas::Us;
 use crate::model::Name;
 use crate::model::name::index_in;
 use crate::model::rows::ServiceRow;
+use crate::model::shared_bytes::SharedBytes;
 use crate::model::varint::{Reader, put as varint, unzigzag, zigzag};
 
 /// A device's service events in (time, ingest_seq) order.
@@ -21,8 +22,9 @@ use crate::model::varint::{Reader, put as varint, unzigzag, zigzag};
 pub struct ServiceEvents {
     /// The names its events use, each once.
     names: Vec<Name>,
-    /// The events, each encoded against the one before ([`ServiceEvents::push`]).
-    bytes: Vec<u8>,
+    /// The events, each encoded against the one before ([`ServiceEvents::insert`]): on the
+    /// heap, or read in place from a mapped file.
+    bytes: SharedBytes,
     /// How many.
     len: usize,
     /// The last event's time, `ingest_seq` and `ingest_time` (the next one's deltas start
@@ -50,10 +52,11 @@ impl ServiceEvents {
     /// The events of `rows`, which are in (time, ingest_seq) order.
     pub fn from_sorted(rows: &[&ServiceRow]) -> ServiceEvents {
         let mut s = ServiceEvents::default();
+        let mut bytes = Vec::new();
         for r in rows {
-            s.append(r);
+            s.encode(r, &mut bytes);
         }
-        s.bytes.shrink_to_fit();
+        s.bytes = bytes.into();
         s.names.shrink_to_fit();
         s
     }
@@ -70,7 +73,7 @@ impl ServiceEvents {
 
     /// Bytes it holds on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + self.names.capacity() * size_of::<Name>()
+        self.bytes.heap_bytes() + self.names.capacity() * size_of::<Name>()
     }
 
     /// Bytes its events take (names list excluded).
@@ -86,8 +89,10 @@ impl ServiceEvents {
             // the bytes grown once to fit it
             let mut one = Vec::with_capacity(MAX_EVENT_BYTES);
             self.encode(&e, &mut one);
-            self.bytes.reserve_exact(one.len());
-            self.bytes.extend_from_slice(&one);
+            let mut bytes = std::mem::take(&mut self.bytes).into_vec();
+            bytes.reserve_exact(one.len());
+            bytes.extend_from_slice(&one);
+            self.bytes = bytes.into();
             return;
         }
         let mut rows = self.rows();
@@ -95,6 +100,33 @@ impl ServiceEvents {
         let at = rows.partition_point(|x| (x.time, x.ingest_seq) <= key);
         rows.insert(at, e);
         *self = ServiceEvents::from_rows(rows);
+    }
+
+    /// The names its bytes number, in order, and its bytes: what a file of them holds.
+    pub fn encoded(&self) -> (&[Name], &[u8]) {
+        (&self.names, &self.bytes)
+    }
+
+    /// A copy of it reading `bytes`, if they are the same as its own.
+    pub fn with_bytes(&self, bytes: SharedBytes) -> Option<ServiceEvents> {
+        (*bytes == *self.bytes).then(|| ServiceEvents {
+            bytes,
+            ..self.clone_without_bytes()
+        })
+    }
+
+    fn clone_without_bytes(&self) -> ServiceEvents {
+        ServiceEvents {
+            names: self.names.clone(),
+            bytes: SharedBytes::default(),
+            len: self.len,
+            last: self.last,
+        }
+    }
+
+    /// Whether its bytes are read from a shared buffer.
+    pub fn is_shared(&self) -> bool {
+        self.bytes.is_shared()
     }
 
     /// Its events, in order.
@@ -122,13 +154,6 @@ impl ServiceEvents {
 
     fn name(&mut self, n: Name) -> u64 {
         index_in(&mut self.names, n) as u64
-    }
-
-    /// Encodes `e` after the last event (which it must not precede).
-    fn append(&mut self, e: &ServiceRow) {
-        let mut bytes = std::mem::take(&mut self.bytes);
-        self.encode(e, &mut bytes);
-        self.bytes = bytes;
     }
 
     /// Counts `e` as the last event and writes its encoding to `b`.
@@ -289,7 +314,11 @@ mod tests {
             ));
         }
         assert_eq!(packed.len(), 100);
-        assert_eq!(packed.bytes.capacity(), packed.bytes.len(), "no room kept");
+        assert_eq!(
+            packed.heap_bytes(),
+            packed.bytes.len() + packed.names.capacity() * size_of::<Name>(),
+            "no room kept"
+        );
         let per_event = packed.encoded_bytes() / 100;
         assert!((14..=24).contains(&per_event), "{per_event} bytes an event");
     }

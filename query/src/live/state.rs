@@ -25,6 +25,7 @@ use callstate_schemas::Us;
 use crate::error::{QueryError, Result};
 use crate::model::Name;
 use crate::model::intervals::{PoolHistory, pool_history};
+use crate::model::pack::IntervalPack;
 use crate::model::rows::{
     CallEvent, Interner, LogRows, MaintenanceRow, NodeEvent, PoolConfig, ServiceRow,
     for_each_call_event,
@@ -38,6 +39,7 @@ use super::device::Device;
 use super::pairing::Pairer;
 use super::runs::Pack;
 use super::service::ServiceEvents;
+use super::service_file::{self, ServiceFile};
 use super::spill::{CHECK_EVERY, SPILL_AT, Spiller};
 use super::view::View;
 
@@ -461,6 +463,59 @@ impl State {
             adopted += 1;
         }
         adopted
+    }
+
+    /// Reads the service events and intervals of every device from `file` (in place) where
+    /// they are the same as its own (the same names numbered in the same order, the same
+    /// bytes), freeing its heap copies (or letting go of an older file's); with `view`, only
+    /// those of devices whose events and intervals have not changed since it. Returns how
+    /// many devices read both from it.
+    pub fn share(&mut self, file: &ServiceFile, view: Option<&View>) -> usize {
+        let mut shared = 0;
+        for entry in file.entries() {
+            let e = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the rest of the service file is not used");
+                    break;
+                }
+            };
+            let Some((key, now)) = self.devices.get_key_value(e.device) else {
+                continue;
+            };
+            let before = view.and_then(|v| v.devices.get(e.device));
+            let unchanged = |a: &Arc<ServiceEvents>, b: &Arc<IntervalPack>| {
+                before.is_none_or(|d| Arc::ptr_eq(&d.events, a) && Arc::ptr_eq(&d.intervals, b))
+            };
+            let (events, intervals) = (now.events.encoded(), now.intervals.encoded());
+            let takes = |(names, bytes): (&[Name], &[u8]), part: &service_file::Part| {
+                part.names_are(names) && part.range.len() == bytes.len()
+            };
+            let take_events = takes(events, &e.events);
+            let take_intervals = takes(intervals, &e.intervals);
+            if !unchanged(&now.events, &now.intervals) || !(take_events || take_intervals) {
+                continue;
+            }
+            let mut d = Device {
+                events: now.events.clone(),
+                intervals: now.intervals.clone(),
+                calls: now.calls.clone(),
+                calls_changed: now.calls_changed,
+                rollup: now.rollup.clone(),
+            };
+            if take_events && let Some(ev) = d.events.with_bytes(file.shared(e.events.range)) {
+                d.events = Arc::new(ev);
+            }
+            if take_intervals
+                && let Some(iv) = d.intervals.with_bytes(file.shared(e.intervals.range))
+            {
+                d.intervals = Arc::new(iv);
+            }
+            shared += usize::from(d.events.is_shared() && d.intervals.is_shared());
+            let key = *key;
+            self.devices.insert(key, Arc::new(d));
+        }
+        shared
     }
 
     /// Call events paired since the last checkpoint of the legs (or since the log began,

@@ -51,6 +51,15 @@ impl View {
         &self.snapshot
     }
 
+    /// Devices with service events whose events and intervals are read in place from the
+    /// service file (none of their bytes on the heap).
+    pub fn devices_reading_service_file(&self) -> usize {
+        self.devices
+            .values()
+            .filter(|d| !d.events.is_empty() && d.events.is_shared() && d.intervals.is_shared())
+            .count()
+    }
+
     /// Devices some of whose call legs a start without a checkpoint spilled to a file (read
     /// from it, mapped, until a checkpoint is taken in).
     pub fn devices_with_spilled_legs(&self) -> usize {

@@ -16,6 +16,7 @@ pub mod rollup;
 pub mod rows;
 pub mod ser;
 pub mod series;
+pub mod shared_bytes;
 pub mod shares;
 pub mod sla;
 pub mod state;

@@ -15,6 +15,7 @@ use callstate_schemas::{Movement, ServiceState, Us};
 
 use super::intervals::ServiceInterval;
 use super::name::{Name, index_in};
+use super::shared_bytes::SharedBytes;
 use super::varint::{Reader, put, unzigzag, zigzag};
 
 /// Intervals between marks.
@@ -66,7 +67,8 @@ pub struct IntervalPack {
     names: Box<[Name]>,
     /// For each name, the fields it was in (bit `f` for the `f`th of [`names_of`]).
     fields: Box<[u16]>,
-    bytes: Box<[u8]>,
+    /// Its intervals, encoded (on the heap, or read in place from a mapped file).
+    bytes: SharedBytes,
     /// One every [`STRIDE`] intervals, from the first.
     marks: Box<[Mark]>,
     len: usize,
@@ -156,9 +158,39 @@ impl IntervalPack {
 
     /// Bytes it holds on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.len()
+        self.bytes.heap_bytes()
             + self.names.len() * (size_of::<Name>() + size_of::<u16>())
             + self.marks.len() * size_of::<Mark>()
+    }
+
+    /// The names its bytes number, in order, and its bytes: what a file of them holds.
+    pub fn encoded(&self) -> (&[Name], &[u8]) {
+        (&self.names, &self.bytes)
+    }
+
+    /// A copy of it reading `bytes`, if they are the same as its own.
+    pub fn with_bytes(&self, bytes: SharedBytes) -> Option<IntervalPack> {
+        (*bytes == *self.bytes).then(|| IntervalPack {
+            bytes,
+            ..self.clone_without_bytes()
+        })
+    }
+
+    fn clone_without_bytes(&self) -> IntervalPack {
+        IntervalPack {
+            names: self.names.clone(),
+            fields: self.fields.clone(),
+            bytes: SharedBytes::default(),
+            marks: self.marks.clone(),
+            len: self.len,
+            last: self.last.clone(),
+            last_home: self.last_home,
+        }
+    }
+
+    /// Whether its bytes are read from a shared buffer.
+    pub fn is_shared(&self) -> bool {
+        self.bytes.is_shared()
     }
 
     /// The last interval.

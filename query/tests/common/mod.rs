@@ -158,3 +158,64 @@ pub fn call_questions_from(
     }
     out
 }
+
+/// Everything two fleets are compared on, in a form that prints a readable difference: every
+/// device's intervals, the call questions, the pools, windows and node events, availability
+/// per device over days from the one before `start` and windows cut mid-day, and incidents.
+pub fn fleet_questions(f: &dyn callstate_query::model::fleet::Fleet, start: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in f.devices() {
+        for i in d.all().iter() {
+            out.push(format!("interval {i:?}"));
+        }
+    }
+    out.extend(call_questions(f));
+    let mut rest: Vec<String> = f
+        .pool_configs()
+        .iter()
+        .map(|p| {
+            format!(
+                "pool {} {} {} {:?}",
+                p.time, p.ingest_seq, p.device_pool, p.nodes
+            )
+        })
+        .chain(f.windows().iter().map(|w| format!("window {w:?}")))
+        .chain(f.node_events().iter().map(|n| format!("node {n:?}")))
+        .collect();
+    rest.sort();
+    out.extend(rest);
+    // availability per device over whole days, a week, and windows cut mid-day (as a
+    // calendar month in a time zone is): the live state reads daily rollups, the derivation
+    // from scratch intervals alone; the answers are the same to the last bit
+    let day = 86_400_000_000i64;
+    let first = start.div_euclid(day) * day - day;
+    let mut windows: Vec<(i64, i64)> = (0..8)
+        .map(|k| (first + k * day, first + (k + 1) * day))
+        .collect();
+    windows.push((first, first + 8 * day));
+    windows.push((
+        first + 23 * 3_600_000_000,
+        first + 5 * day + 23 * 3_600_000_000,
+    ));
+    windows.push((start + 5_820_000_000, start + 3 * day + 18_000_000_001));
+    windows.push((start + 600_000_000, start + 900_000_000));
+    let rows = callstate_query::model::sla::availability_over(
+        f.devices(),
+        f.windows(),
+        &windows,
+        callstate_query::model::sla::GroupBy::Device,
+        &callstate_query::Cancel::new(),
+    )
+    .unwrap();
+    out.extend(rows.iter().map(|r| format!("availability {r:?}")));
+    let found = callstate_query::model::incidents::detect(
+        f,
+        i64::MIN,
+        i64::MAX,
+        &callstate_query::model::incidents::IncidentOptions::default(),
+        &callstate_query::Cancel::new(),
+    )
+    .unwrap();
+    out.extend(found.iter().map(|i| format!("incident {i:?}")));
+    out
+}

@@ -1,0 +1,197 @@
+//! The service file (`<log>/derived/service.bin`), written with every checkpoint of the legs:
+//! a start reads the service events and intervals of each device whose derivation comes out
+//! as the file holds them in place, none of their bytes on its heap, and answers every
+//! question as the derivation from scratch does; a device changed since (a later or a late
+//! event) holds its own again, and a file of another log or a damaged one only leaves more
+//! devices holding their own.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use callstate_log::Log;
+use callstate_query::live::service_file::FILE;
+use callstate_query::model::fleet::Fleet;
+use callstate_query::{Derived, Live, View};
+use callstate_schemas::{Body, Cause, Event};
+
+mod common;
+
+/// A failover day of 40 devices a cluster, with calls, run with `seed`.
+fn day(seed: u64) -> Vec<Event> {
+    common::simulate("node-failover", 40, seed).0
+}
+
+/// The first event's time, µs.
+fn start_of(events: &[Event]) -> i64 {
+    events
+        .iter()
+        .map(|e| e.time)
+        .min()
+        .unwrap()
+        .timestamp_micros()
+}
+
+/// The live state of `log`, started afresh and caught up.
+fn started(log: &Log) -> (Live, std::sync::Arc<View>) {
+    let live = Live::start(log, Default::default()).unwrap();
+    let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
+    assert_eq!(view.version, log.version());
+    (live, view)
+}
+
+/// `view`'s answers are those of the derivation of `log` from scratch.
+fn answers_as_the_log_does(log: &Log, view: &View, start: i64) {
+    let scratch = Derived::load(log.snapshot(), None, Default::default(), true).unwrap();
+    let (a, b) = (
+        common::fleet_questions(view, start),
+        common::fleet_questions(&scratch, start),
+    );
+    if let Some(k) = a.iter().zip(&b).position(|(x, y)| x != y) {
+        panic!(
+            "first difference at {k}:\n live:    {}\n scratch: {}",
+            a[k], b[k]
+        );
+    }
+    assert_eq!(a.len(), b.len());
+}
+
+/// Devices of `view` with service events.
+fn devices(view: &View) -> usize {
+    Fleet::devices(view).count()
+}
+
+/// A `device_out_of_service` event of `like`'s device at `at`, numbered after every event.
+fn late_outage(like: &Event, at: DateTime<Utc>) -> Event {
+    let mut e = like.clone();
+    e.seq += 1_000_000;
+    e.time = at;
+    let Body::DeviceInService { device, node, .. } = &like.body else {
+        panic!("an in-service event")
+    };
+    e.body = Body::DeviceOutOfService {
+        device: device.clone(),
+        cause: Cause::Other("late".into()),
+        node: Some(node.clone()),
+    };
+    e
+}
+
+#[test]
+fn a_start_reads_the_devices_unchanged_since_from_the_service_file() {
+    let events = day(7);
+    let start = start_of(&events);
+    // before the failover, then from its first outage on
+    let half = events
+        .iter()
+        .position(|e| matches!(e.body, Body::DeviceOutOfService { .. }))
+        .unwrap();
+    let (dir, log) = common::log_with(&events[..half], 1_000);
+    let (live, before) = started(&log);
+    assert_eq!(before.devices_reading_service_file(), 0, "no file yet");
+    live.checkpoint().unwrap();
+    assert!(dir.path().join(FILE).exists());
+    drop(live);
+
+    let (live, view) = started(&log);
+    let n = devices(&view);
+    assert!(n > 0);
+    assert_eq!(
+        view.devices_reading_service_file(),
+        n,
+        "every device unchanged"
+    );
+    let (heap, read) = (before.memory(), view.memory());
+    assert!(
+        read.service_events < heap.service_events && read.intervals < heap.intervals,
+        "their bytes off the heap: {heap:?} then {read:?}"
+    );
+    answers_as_the_log_does(&log, &view, start);
+
+    // the rest of the day: devices with new events hold their own again
+    for chunk in events[half..].chunks(4_096) {
+        log.append(chunk).unwrap();
+    }
+    log.wait_idle().unwrap();
+    let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
+    answers_as_the_log_does(&log, &view, start);
+    let changed: std::collections::HashSet<&str> = events[half..]
+        .iter()
+        .filter(|e| {
+            let b = &e.body;
+            matches!(
+                b,
+                Body::DeviceInService { .. } | Body::DeviceOutOfService { .. }
+            )
+        })
+        .filter_map(|e| e.body.device())
+        .collect();
+    let still = view.devices_reading_service_file();
+    assert!(!changed.is_empty());
+    assert!(
+        still + changed.len() <= devices(&view),
+        "{still} and {changed:?}"
+    );
+
+    // a late event: its device derived again, in order
+    let mid = events[..half].iter().map(|e| e.time).nth(half / 2).unwrap();
+    let like = events[..half]
+        .iter()
+        .find(|e| matches!(e.body, Body::DeviceInService { .. }))
+        .expect("an in-service event");
+    log.append(&[late_outage(like, mid)]).unwrap();
+    log.wait_idle().unwrap();
+    let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
+    answers_as_the_log_does(&log, &view, start);
+    assert!(view.devices_reading_service_file() <= still);
+
+    // a checkpoint now writes the file again: a start reads every device from it
+    live.checkpoint().unwrap();
+    drop(live);
+    let (_live, view) = started(&log);
+    assert_eq!(view.devices_reading_service_file(), devices(&view));
+    answers_as_the_log_does(&log, &view, start);
+}
+
+/// `log`'s service file damaged at byte `at` (counted from the end when negative).
+fn damage(dir: &Path, at: i64) {
+    let path = dir.join(FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let k = if at < 0 { bytes.len() as i64 + at } else { at } as usize;
+    bytes[k] ^= 0x5a;
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn a_service_file_of_another_log_or_a_damaged_one_is_not_trusted() {
+    let other = day(8);
+    let (other_dir, other_log) = common::log_with(&other, 1_000);
+    started(&other_log).0.checkpoint().unwrap();
+
+    let events = day(9);
+    let start = start_of(&events);
+    let (dir, log) = common::log_with(&events, 1_000);
+    std::fs::create_dir_all(dir.path().join("derived")).unwrap();
+    std::fs::copy(other_dir.path().join(FILE), dir.path().join(FILE)).unwrap();
+    let (live, view) = started(&log);
+    assert!(view.devices_reading_service_file() < devices(&view));
+    answers_as_the_log_does(&log, &view, start);
+
+    // its own file, a byte of a device's events changed: that device holds its own
+    live.checkpoint().unwrap();
+    drop(live);
+    damage(dir.path(), 60);
+    let (live, view) = started(&log);
+    let n = devices(&view);
+    assert_eq!(view.devices_reading_service_file(), n - 1);
+    answers_as_the_log_does(&log, &view, start);
+
+    // a byte of the table changed: the checksum refuses the file
+    live.checkpoint().unwrap();
+    drop(live);
+    damage(dir.path(), -3);
+    let (_live, view) = started(&log);
+    assert_eq!(view.devices_reading_service_file(), 0);
+    answers_as_the_log_does(&log, &view, start);
+}
