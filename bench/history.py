@@ -28,6 +28,7 @@ DAY_US = 86_400_000_000
 GOALS = {
     "rss_gb": 1.5, "sla_cold_s": 2.0, "sla_warm_ms": 200, "snapshot_ms": 300,
     "state_p99_ms": 5, "startup_s": 5, "bytes_per_event": 25, "derived_ratio": 0.5,
+    "rss_ratio_30d": 1.2,
 }
 
 
@@ -318,6 +319,12 @@ def live_row(parts):
             f"{mb(parts.get('devices', 0))} + {mb(legs)}")
 
 
+def ratio_to(res, base, r, key):
+    """`r[key]` ÷ the `base` dataset's, if it was measured."""
+    b = res.get(base, {}).get(key)
+    return f"{r[key] / b:.2f}" if b else "not measured"
+
+
 def report(res):
     gb = lambda b: f"{b / 2**30:.2f} GiB"
     parts = lambda p: f"{p[0] / 2**30:.2f} + {p[1] / 2**30:.2f}"
@@ -348,6 +355,8 @@ def report(res):
         ("RSS 3 s after the round (anonymous + mapped file pages)",
          lambda r: f"{gb(r['rss_after_round'])} ({parts(r['rss_parts_after_round'])})",
          f"≤ {GOALS['rss_gb']} GB ({GOALS['rss_gb'] * 1e9 / 2**30:.2f} GiB)"),
+        ("the same ÷ the 30-day figure", lambda r: ratio_to(res, "30d", r, "rss_after_round"),
+         f"≤ {GOALS['rss_ratio_30d']}"),
         ("RSS peak (VmHWM: the most resident at once, mapped pages included)", lambda r: gb(r["rss_peak"]), ""),
         ("live state on the heap after the round (`callstate_live_state_bytes`): total = "
          "service events + intervals + rollups + devices + call legs",

@@ -300,40 +300,47 @@ fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<service_file:
 /// Starts writing the service file of the current version in the background, unless a
 /// checkpoint (which writes one too) is being written.
 fn service_file_in_background(shared: &Arc<Shared>) {
-    let s = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("callstate-service-file".into())
-        .spawn(move || {
-            let Ok(_writing) = s.writing.try_lock() else {
-                return;
-            };
-            let view = s.current.load_full();
-            if let Err(e) = write_service_file(&s, &view) {
-                tracing::warn!(error = %e, "writing the service file failed");
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start writing the service file");
-    }
+    write_in_background(
+        shared,
+        "callstate-service-file",
+        "the service file",
+        write_service_file,
+    );
 }
 
 /// Starts writing a checkpoint of the current version in the background, unless one is
 /// being written.
 fn checkpoint_in_background(shared: &Arc<Shared>) {
+    write_in_background(
+        shared,
+        "callstate-checkpoint",
+        "the checkpoint of the call legs",
+        write_checkpoint,
+    );
+}
+
+/// Runs `write` on the current version on a thread named `name`, unless a write is under way;
+/// a failure is logged naming `what`.
+fn write_in_background<T: 'static>(
+    shared: &Arc<Shared>,
+    name: &str,
+    what: &'static str,
+    write: fn(&Shared, &Arc<View>) -> Result<T>,
+) {
     let s = shared.clone();
     let spawned = std::thread::Builder::new()
-        .name("callstate-checkpoint".into())
+        .name(name.into())
         .spawn(move || {
             let Ok(_writing) = s.writing.try_lock() else {
                 return;
             };
             let view = s.current.load_full();
-            if let Err(e) = write_checkpoint(&s, &view) {
-                tracing::warn!(error = %e, "writing the checkpoint of the call legs failed");
+            if let Err(e) = write(&s, &view) {
+                tracing::warn!(error = %e, "writing {what} failed");
             }
         });
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start writing a checkpoint of the call legs");
+        tracing::warn!(error = %e, "cannot start writing {what}");
     }
 }
 
