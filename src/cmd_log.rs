@@ -16,12 +16,30 @@ pub fn stats(data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Bytes of the derived file `file` under the log's directory (0 when there is none).
+fn derived_bytes(dir: &Path, file: &str) -> u64 {
+    std::fs::metadata(dir.join(file)).map_or(0, |m| m.len())
+}
+
 /// The log's stats, with what retention removed from the call legs (`retired_legs`,
-/// `legs_kept_from`: as the checkpoint of the legs says; 0 and null for none).
+/// `legs_kept_from`: as the checkpoint of the legs says; 0 and null for none) and the sizes
+/// of the derived files beside the segments (`legs_checkpoint_bytes`, `service_file_bytes`).
 fn stats_json(snap: &Snapshot) -> anyhow::Result<serde_json::Value> {
     let mut v = serde_json::to_value(LogStats::of(snap)?)?;
     let legs = retention(&snap.dir);
     if let Some(o) = v.as_object_mut() {
+        for (key, file) in [
+            (
+                "legs_checkpoint_bytes",
+                callstate_query::live::checkpoint::FILE,
+            ),
+            (
+                "service_file_bytes",
+                callstate_query::live::service_file::FILE,
+            ),
+        ] {
+            o.insert(key.into(), derived_bytes(&snap.dir, file).into());
+        }
         o.insert("retired_legs".into(), legs.map_or(0, |r| r.removed).into());
         o.insert(
             "legs_kept_from".into(),
@@ -58,8 +76,8 @@ pub fn compact(data: &Path) -> anyhow::Result<()> {
 }
 
 /// `callstate log checkpoint`: derives the live state (from the last checkpoint, if any:
-/// `legs_from` is its version) and writes the checkpoint of its call legs; prints what it
-/// holds and how long each step took.
+/// `legs_from` is its version) and writes the checkpoint of its call legs (and the service
+/// file beside it); prints what they hold and how long each step took.
 pub fn checkpoint(data: &Path) -> anyhow::Result<()> {
     let log = Log::open(data, LogOptions::default())?;
     let began = std::time::Instant::now();
@@ -73,6 +91,7 @@ pub fn checkpoint(data: &Path) -> anyhow::Result<()> {
         "legs": written.legs,
         "loose_legs": written.loose,
         "bytes": written.bytes,
+        "service_file_bytes": derived_bytes(data, callstate_query::live::service_file::FILE),
         "derive_s": derived.as_secs_f64(),
         "write_s": (began.elapsed() - derived).as_secs_f64(),
     });

@@ -134,7 +134,8 @@ fn a_crash_at_any_step_of_a_compaction_loses_nothing() {
 }
 
 /// `callstate log checkpoint` writes the checkpoint of the call legs: every leg the log
-/// holds is in it, and the next start reads the legs from it.
+/// holds is in it, and the next start reads the legs from it; the service file is written
+/// beside it, and `log stats` reports both files' sizes.
 #[test]
 fn log_checkpoint_writes_the_legs_and_the_next_start_reads_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,7 +160,18 @@ fn log_checkpoint_writes_the_legs_and_the_next_start_reads_them() {
     let legs = first["legs"].as_u64().unwrap() + first["loose_legs"].as_u64().unwrap();
     assert!(legs > 100, "{first}");
     assert_eq!(calls[0]["n"].as_u64(), Some(legs));
-    assert!(dir.path().join("derived/legs.bin").exists());
+    let size = |f: &str| std::fs::metadata(dir.path().join(f)).unwrap().len();
+    assert_eq!(first["bytes"].as_u64(), Some(size("derived/legs.bin")));
+    assert_eq!(
+        first["service_file_bytes"].as_u64(),
+        Some(size("derived/service.bin"))
+    );
+    // `log stats` reports both files
+    let mut stats = bin();
+    stats.args(["log", "stats", "--data"]).arg(dir.path());
+    let stats: serde_json::Value = serde_json::from_slice(&succeed(&mut stats).stdout).unwrap();
+    assert_eq!(stats["legs_checkpoint_bytes"], first["bytes"], "{stats}");
+    assert_eq!(stats["service_file_bytes"], first["service_file_bytes"]);
     let second = checkpoint();
     assert_eq!(second["legs_from"], first["version"], "{second}");
     assert_eq!(
