@@ -496,13 +496,7 @@ impl State {
             if !unchanged(&now.events, &now.intervals) || !(take_events || take_intervals) {
                 continue;
             }
-            let mut d = Device {
-                events: now.events.clone(),
-                intervals: now.intervals.clone(),
-                calls: now.calls.clone(),
-                calls_changed: now.calls_changed,
-                rollup: now.rollup.clone(),
-            };
+            let mut d = Device::clone(now);
             if take_events && let Some(ev) = d.events.with_bytes(file.shared(e.events.range)) {
                 d.events = Arc::new(ev);
             }
