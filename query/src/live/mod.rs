@@ -344,18 +344,18 @@ fn write_in_background<T: 'static>(
     }
 }
 
+/// What `slot` holds, taken out.
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
 /// The applier: applies notices in rounds and publishes a version after each; writes a
 /// checkpoint of the legs in the background every [`CHECKPOINT_EVERY`] call events.
 fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
     let mut asked = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
         state.checkpointed(shared.checkpointed.load(Ordering::Relaxed));
-        let written = shared
-            .written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some((view, c)) = written {
+        if let Some((view, c)) = take(&shared.written) {
             let devices = state.adopt(&view, c);
             shared.current.store(Arc::new(state.view()));
             tracing::info!(devices, "call legs of the checkpoint kept mapped");
@@ -364,12 +364,7 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
             drop(view);
             mapped::release();
         }
-        let written = shared
-            .service_written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some((view, f)) = written {
+        if let Some((view, f)) = take(&shared.service_written) {
             let devices = state.share(&f, Some(&view));
             shared.current.store(Arc::new(state.view()));
             drop(view);
