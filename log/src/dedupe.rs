@@ -11,7 +11,7 @@
 //!   log to read and compare ([`verdict`]).
 //!   A segment whose numbering is too scattered for a short list of runs is settled all the
 //!   same when its numbers are dense enough for bits to be smaller than hashes
-//!   ([`dense_key_runs`]: a roll has its keys, opening reads them from the file); its
+//!   ([`dense`]: a roll has its keys, opening reads them from the file); its
 //!   re-sent events find it among the segments without a list.
 //! - *recent* keys (the WAL tail, and a segment too scattered to list whose numbers are
 //!   sparse) keep their content hash: a dense chunk is an array of
@@ -30,13 +30,13 @@ use crate::segment::dictionary;
 /// Sequence numbers per chunk.
 pub const CHUNK: usize = 1024;
 /// A segment too scattered to list settles its keys as bits when it holds at least one number
-/// in this many of each chunk it touches ([`dense_key_runs`]).
+/// in this many of each chunk it touches ([`dense`]).
 pub const DENSE_ENOUGH: usize = 16;
 const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
 /// A sparse chunk becomes dense beyond this many entries (where dense is no larger).
 const SPARSE_MAX: usize = CHUNK / 4;
 /// Most runs (of all sources) a segment's key list holds; a segment with more keeps its keys
-/// in the file only, and opening reads them ([`dense_key_runs`]).
+/// in the file only, and opening reads them ([`dense`]).
 pub const MAX_RUNS: usize = 256;
 
 /// Presence bits of one chunk.
@@ -455,18 +455,21 @@ pub fn index_batch(index: &mut DedupeIndex, b: &RecordBatch) -> Result<()> {
 /// The keys of `batches` (with the key columns) as each source's runs of sequence numbers,
 /// by source; `None` beyond [`MAX_RUNS`] runs in all (too many for the manifest).
 pub fn key_runs(batches: &[RecordBatch]) -> Result<Option<Vec<SeqRuns>>> {
-    runs_within(batches, MAX_RUNS)
+    Ok(Some(all_key_runs(batches)?).filter(|r| listable(r)))
 }
 
-/// The keys of `batches` as runs however many they are, when their numbers are dense enough
-/// to be settled as bits (one in [`DENSE_ENOUGH`] of the numbers of the chunks they touch, or
-/// more: the bits then take at most 8 bytes a key, where a recent key takes 8 to 16); `None`
-/// otherwise.
-/// What settles a segment's keys when they are too scattered to list in the manifest.
-pub fn dense_key_runs(batches: &[RecordBatch]) -> Result<Option<Vec<SeqRuns>>> {
-    let runs = runs_within(batches, usize::MAX)?.expect("no limit");
+/// Whether `runs` (a segment's) are few enough for the manifest to list: [`MAX_RUNS`] in all.
+pub fn listable(runs: &[SeqRuns]) -> bool {
+    runs.iter().map(|k| k.runs.len()).sum::<usize>() <= MAX_RUNS
+}
+
+/// Whether the numbers of `runs` (a segment's) are dense enough to be settled as bits (one in
+/// [`DENSE_ENOUGH`] of the numbers of the chunks they touch, or more: the bits then take at
+/// most 8 bytes a key, where a recent key takes 8 to 16): what settles a segment's keys when
+/// they are too scattered to list in the manifest.
+pub fn dense(runs: &[SeqRuns]) -> bool {
     let (mut keys, mut chunks) = (0u128, 0u128);
-    for k in &runs {
+    for k in runs {
         let mut last_chunk = None;
         for &[first, last] in &k.runs {
             keys += u128::from(last - first) + 1;
@@ -476,11 +479,12 @@ pub fn dense_key_runs(batches: &[RecordBatch]) -> Result<Option<Vec<SeqRuns>>> {
             last_chunk = Some(b);
         }
     }
-    Ok((keys * DENSE_ENOUGH as u128 >= chunks * CHUNK as u128).then_some(runs))
+    keys * DENSE_ENOUGH as u128 >= chunks * CHUNK as u128
 }
 
-/// The keys of `batches` as runs, `None` beyond `limit` runs in all.
-fn runs_within(batches: &[RecordBatch], limit: usize) -> Result<Option<Vec<SeqRuns>>> {
+/// The keys of `batches` (with the key columns) as each source's runs of sequence numbers,
+/// by source, however many they are.
+pub fn all_key_runs(batches: &[RecordBatch]) -> Result<Vec<SeqRuns>> {
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut seqs: Vec<Vec<u64>> = Vec::new();
     for b in batches {
@@ -499,7 +503,6 @@ fn runs_within(batches: &[RecordBatch], limit: usize) -> Result<Option<Vec<SeqRu
         }
     }
     let mut out: Vec<SeqRuns> = Vec::with_capacity(ids.len());
-    let mut total = 0;
     for (source, i) in ids {
         let v = &mut seqs[i];
         if v.is_empty() {
@@ -510,19 +513,13 @@ fn runs_within(batches: &[RecordBatch], limit: usize) -> Result<Option<Vec<SeqRu
         for &s in v.iter() {
             match runs.last_mut() {
                 Some(r) if r[1] == s || r[1].checked_add(1) == Some(s) => r[1] = s,
-                _ => {
-                    total += 1;
-                    if total > limit {
-                        return Ok(None);
-                    }
-                    runs.push([s, s]);
-                }
+                _ => runs.push([s, s]),
             }
         }
         out.push(SeqRuns { source, runs });
     }
     out.sort_by(|a, b| a.source.cmp(&b.source));
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// Whether `keys` (a segment's runs) hold `(source, seq)`.
@@ -702,19 +699,17 @@ mod tests {
     #[test]
     fn scattered_keys_are_settled_when_dense_enough_for_bits() {
         let step = DENSE_ENOUGH as u64;
+        let runs_of = |batches: &[RecordBatch]| all_key_runs(batches).unwrap();
         // one number in 16 of the chunks touched: as dense as needed
-        let runs = dense_key_runs(&spaced(0, step, 4 * CHUNK as u64 / step)).unwrap();
-        let runs = runs.expect("dense enough");
+        let runs = runs_of(&spaced(0, step, 4 * CHUNK as u64 / step));
+        assert!(dense(&runs), "dense enough");
+        assert!(!listable(&runs), "too many runs to list");
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0].runs.len(), 4 * CHUNK / DENSE_ENOUGH);
         // the same numbers reaching into a fifth chunk: too sparse
         let spread = spaced(CHUNK as u64 - 1, step, 4 * CHUNK as u64 / step);
-        assert!(dense_key_runs(&spread).unwrap().is_none());
-        assert!(
-            dense_key_runs(&spaced(0, step + 1, 1000))
-                .unwrap()
-                .is_none()
-        );
+        assert!(!dense(&runs_of(&spread)));
+        assert!(!dense(&runs_of(&spaced(0, step + 1, 1000))));
 
         // settled: each one answered as held by a segment, the others new
         let mut ix = DedupeIndex::default();

@@ -75,7 +75,7 @@ pub struct SegmentMeta {
     /// The idempotency keys it holds, as each source's runs of sequence numbers, by source:
     /// opening the log builds its index from these without reading the file. Absent when the
     /// numbering is too scattered for a short list (opening then reads the keys from the
-    /// file to settle them, [`dense_key_runs`](crate::dedupe::dense_key_runs)), and in logs
+    /// file to settle them, [`dense`](crate::dedupe::dense)), and in logs
     /// written before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<Vec<SeqRuns>>,

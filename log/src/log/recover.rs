@@ -10,7 +10,7 @@ use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
 use super::record::decode;
 use super::{Log, LogOptions, Shared, State};
-use crate::dedupe::{DedupeIndex, dense_key_runs, index_batch, key_runs};
+use crate::dedupe::{DedupeIndex, all_key_runs, dense, index_batch, listable};
 use crate::error::{IoContext, LogError, Result};
 use crate::layout::{LOCK, segments_dir, wal_dir, wal_file};
 use crate::manifest::Manifest;
@@ -50,7 +50,7 @@ fn remove_uncommitted(dir: &Path, manifest: &Manifest) -> Result<()> {
 /// Builds the idempotency index of the segments: settled keys from each segment's runs; a
 /// segment without runs (written before they were recorded, or too scattered to list) has
 /// its keys read, and listed in the manifest when they are few runs (so the next open need
-/// not read it), else settled unlisted ([`dense_key_runs`]). Returns how many segments were
+/// not read it), else settled unlisted ([`dense`]). Returns how many segments were
 /// listed.
 fn list_keys(dir: &Path, manifest: &mut Manifest, dedupe: &mut DedupeIndex) -> Result<usize> {
     let mut listed = 0;
@@ -61,20 +61,18 @@ fn list_keys(dir: &Path, manifest: &mut Manifest, dedupe: &mut DedupeIndex) -> R
         } else if seg.keys.is_none() {
             let path = segments_dir(dir).join(&seg.file);
             let batches = read_segment(&path, Some(&["source", "seq", "content_hash"]))?;
-            match key_runs(&batches)? {
-                Some(runs) => {
-                    seg.keys = Some(runs);
-                    listed += 1;
+            let runs = all_key_runs(&batches)?;
+            if listable(&runs) {
+                seg.keys = Some(runs);
+                listed += 1;
+            } else if dense(&runs) {
+                // too scattered to list: settled as bits
+                dedupe.settle_segment(&runs);
+            } else {
+                // and sparse: held with hashes
+                for b in &batches {
+                    index_batch(dedupe, b)?;
                 }
-                // too scattered to list: settled as bits, or held with hashes when sparse
-                None => match dense_key_runs(&batches)? {
-                    Some(runs) => dedupe.settle_segment(&runs),
-                    None => {
-                        for b in &batches {
-                            index_batch(dedupe, b)?;
-                        }
-                    }
-                },
             }
         }
         if let Some(keys) = &seg.keys {

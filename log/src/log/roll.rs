@@ -13,7 +13,7 @@ use arrow::array::RecordBatch;
 
 use super::append::probe_space;
 use super::{Failure, Frozen, Log, Shared, State, write_segment_files};
-use crate::dedupe::dense_key_runs;
+use crate::dedupe::{all_key_runs, dense};
 use crate::error::{IoContext, Refusal, Result, is_disk_full};
 use crate::layout::{digest_file, segment_file, segments_dir, wal_dir, wal_file};
 use crate::manifest::Positions;
@@ -181,7 +181,7 @@ fn write_and_commit(
     // keys too scattered to list are settled as bits all the same, when dense enough
     let unlisted = match meta.keys {
         Some(_) => None,
-        None => dense_key_runs(batches)?,
+        None => Some(all_key_runs(batches)?).filter(|r| dense(r)),
     };
 
     let mut st = shared.lock();
