@@ -22,13 +22,11 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::AsArray;
 use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
 use callstate_log::Snapshot;
-use callstate_log::fsutil::sync_dir;
 use callstate_log::segment::read_segment;
 use callstate_schemas::Us;
 
@@ -36,6 +34,7 @@ use crate::error::{QueryError, Result};
 
 use super::blocks::{FENCE, IdIndex};
 use super::calls::{Paired, WireLeg};
+use super::derived_files::{self, io};
 use super::hours::{self, Hours};
 use super::mapped::Mapped;
 use super::packed::{self, Packed};
@@ -167,11 +166,6 @@ pub(super) struct Checkpoint {
     pub retention: Option<LegsRetention>,
 }
 
-fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> QueryError {
-    let at = format!("{what} {}", path.display());
-    move |e| QueryError::Internal(format!("{at}: {e}"))
-}
-
 fn pad_to_8(w: &mut impl Write, at: &mut u64) -> std::io::Result<()> {
     let pad = (8 - *at % 8) % 8;
     w.write_all(&[0u8; 8][..pad as usize])?;
@@ -179,49 +173,24 @@ fn pad_to_8(w: &mut impl Write, at: &mut u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Removes what an interrupted write left (`legs.bin.tmp-*` of any process).
-pub(super) fn remove_leftovers(log_dir: &Path) {
-    let Some(dir) = Path::new(FILE).parent().map(|p| log_dir.join(p)) else {
-        return;
-    };
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().contains(".tmp-") {
-            let _ = fs::remove_file(e.path());
-        }
-    }
-}
-
 /// Writes the checkpoint of `view` under `log_dir`, replacing the last one; without the
 /// complete legs that started and ended before `kept_from` (or the view's own horizon, the
 /// later of the two).
 pub(super) fn write(log_dir: &Path, view: &View, kept_from: Option<Us>) -> Result<Written> {
-    let path = log_dir.join(FILE);
-    let dir = path.parent().expect("FILE has a parent").to_path_buf();
-    fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-    // one name per write (a process may hold more than one log's live state)
-    static WRITES: AtomicU64 = AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, Ordering::Relaxed);
-    let tmp = |part: &str| -> PathBuf {
-        dir.join(format!("legs.bin.tmp-{}-{n}{part}", std::process::id()))
-    };
-    let (main, index, hours) = (tmp(""), tmp(".index"), tmp(".hours"));
-    let r = write_parts(view, kept_from, &main, [&index, &hours]);
-    for side in [&index, &hours] {
-        let _ = fs::remove_file(side);
-    }
-    let written = match r {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = fs::remove_file(&main);
-            return Err(e);
+    derived_files::replace(&log_dir.join(FILE), |main| {
+        // the parts laid out after the blocks, in files beside it while it is written
+        let side = |part: &str| {
+            let mut p = main.as_os_str().to_owned();
+            p.push(part);
+            PathBuf::from(p)
+        };
+        let (index, hours) = (side(".index"), side(".hours"));
+        let r = write_parts(view, kept_from, main, [&index, &hours]);
+        for side in [&index, &hours] {
+            let _ = fs::remove_file(side);
         }
-    };
-    fs::rename(&main, &path).map_err(io("renaming into", &path))?;
-    sync_dir(&dir).map_err(io("syncing", &dir))?;
-    Ok(written)
+        r
+    })
 }
 
 /// A mapped checkpoint read in order while it lives (read at random again after).

@@ -12,6 +12,7 @@ pub mod asof;
 mod blocks;
 pub mod calls;
 pub mod checkpoint;
+mod derived_files;
 pub mod device;
 mod hours;
 mod mapped;
@@ -111,7 +112,7 @@ impl Live {
         check_every: u64,
     ) -> Result<Live> {
         let (snap, sub) = log.subscribe();
-        checkpoint::remove_leftovers(log.dir());
+        derived_files::remove_leftovers(log.dir());
         let began = std::time::Instant::now();
         let mut state = State::from_snapshot_spilling(snap, targets, spill_at, check_every)?;
         let service = service_file::ServiceFile::open(log.dir()).unwrap_or_else(|e| {

@@ -16,14 +16,12 @@
 //! table are checksummed; the bytes are compared with the derived ones.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use callstate_log::fsutil::sync_dir;
 use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
@@ -31,6 +29,7 @@ use crate::model::Name;
 use crate::model::shared_bytes::{Buffer, SharedBytes};
 use crate::model::varint::{Reader, put};
 
+use super::derived_files::{self, io};
 use super::mapped::Mapped;
 use super::view::View;
 
@@ -106,11 +105,6 @@ pub struct Written {
     pub bytes: u64,
 }
 
-fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> QueryError {
-    let at = format!("{what} {}", path.display());
-    move |e| QueryError::Internal(format!("{at}: {e}"))
-}
-
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
@@ -161,23 +155,7 @@ fn put_part(table: &mut Vec<u8>, all: &Names, names: &[Name], len: usize) {
 /// Writes the service events and intervals of `view`'s devices under `log_dir`, replacing
 /// the file there (written to a new name, synced, renamed).
 pub(super) fn write(log_dir: &Path, view: &View) -> Result<Written> {
-    let path = log_dir.join(FILE);
-    let dir = path.parent().expect("FILE has a parent").to_path_buf();
-    fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-    static WRITES: AtomicU64 = AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!("service.bin.tmp-{}-{n}", std::process::id()));
-    let r = write_to(&tmp, view);
-    let written = match r {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    fs::rename(&tmp, &path).map_err(io("renaming into", &path))?;
-    sync_dir(&dir).map_err(io("syncing", &dir))?;
-    Ok(written)
+    derived_files::replace(&log_dir.join(FILE), |tmp| write_to(tmp, view))
 }
 
 fn write_to(path: &Path, view: &View) -> Result<Written> {

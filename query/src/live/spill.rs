@@ -20,11 +20,10 @@ use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{QueryError, Result};
+use crate::error::Result;
 
-use super::checkpoint;
+use super::derived_files::{self, io};
 use super::mapped::{self, Mapped};
 use super::pairing::Pairer;
 use super::runs::{self, Pack};
@@ -49,18 +48,12 @@ pub(super) struct Spiller {
     pub bytes: u64,
 }
 
-fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> QueryError {
-    let at = format!("{what} {}", path.display());
-    move |e| QueryError::Internal(format!("{at}: {e}"))
-}
-
 impl Spiller {
     /// Spills under `log_dir` once packs hold over `at_bytes`, looking every `check_every`
     /// call events.
     pub fn new(log_dir: &Path, at_bytes: usize, check_every: u64) -> Spiller {
-        let dir = log_dir.join(checkpoint::FILE);
         Spiller {
-            dir: dir.parent().map_or(dir.clone(), Path::to_path_buf),
+            dir: derived_files::dir(log_dir),
             at_bytes,
             check_every: check_every.max(1),
             events: 0,
@@ -111,11 +104,7 @@ impl Spiller {
                 pack
             })
             .collect();
-        static FILES: AtomicU64 = AtomicU64::new(0);
-        let n = FILES.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .dir
-            .join(format!("legs.bin.tmp-spill-{}-{n}", std::process::id()));
+        let path = derived_files::tmp_path(&self.dir.join("legs.bin"), "spill-");
         let mapped = write(&self.dir, &path, &packs).and_then(|at| {
             Ok((
                 Mapped::open_shared(&path).map_err(io("mapping", &path))?,
