@@ -330,14 +330,22 @@ fn read_str<'a>(r: &mut Reader<'a>) -> Option<&'a str> {
     std::str::from_utf8(r.next_bytes(n)?).ok()
 }
 
-/// The names table.
-fn read_names<'a>(r: &mut Reader<'a>) -> Option<Vec<&'a str>> {
+/// A count, then as many items read by `one`; `None` for a count past the table (every item
+/// takes a byte at least: damage) or an item that does not read.
+fn read_list<'a, T>(
+    r: &mut Reader<'a>,
+    mut one: impl FnMut(&mut Reader<'a>) -> Option<T>,
+) -> Option<Vec<T>> {
     let n = r.next_varint()?;
-    // every name takes a byte at least: a count past the table is damage
     if n > (r.bytes.len() - r.at) as u64 {
         return None;
     }
-    (0..n).map(|_| read_str(r)).collect()
+    (0..n).map(|_| one(r)).collect()
+}
+
+/// The names table.
+fn read_names<'a>(r: &mut Reader<'a>) -> Option<Vec<&'a str>> {
+    read_list(r, read_str)
 }
 
 fn read_name<'a>(r: &mut Reader<'_>, names: &[&'a str]) -> Option<&'a str> {
@@ -351,13 +359,7 @@ fn read_part<'a>(
     at: &mut usize,
     end: usize,
 ) -> Option<Part<'a>> {
-    let n = r.next_varint()?;
-    if n > (r.bytes.len() - r.at) as u64 {
-        return None;
-    }
-    let names = (0..n)
-        .map(|_| read_name(r, names))
-        .collect::<Option<Vec<_>>>()?;
+    let names = read_list(r, |r| read_name(r, names))?;
     let len = usize::try_from(r.next_varint()?).ok()?;
     let range = *at..at.checked_add(len).filter(|&e| e <= end)?;
     *at = range.end;
