@@ -26,7 +26,7 @@ use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
 use crate::model::Name;
-use crate::model::shared_bytes::{Buffer, SharedBytes};
+use crate::model::shared_bytes::SharedBytes;
 use crate::model::varint::{Reader, put};
 
 use super::derived_files::{self, io};
@@ -278,19 +278,9 @@ impl ServiceFile {
         }))
     }
 
-    /// The mapped bytes, for [`SharedBytes`] to read parts of.
-    pub fn buffer(&self) -> Buffer {
-        self.file.clone()
-    }
-
     /// `range` of the file, as bytes read in place.
     pub fn shared(&self, range: Range<usize>) -> SharedBytes {
-        SharedBytes::shared(self.buffer(), range)
-    }
-
-    /// The file's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        self.file.bytes()
+        SharedBytes::shared(self.file.clone(), range)
     }
 
     /// Every device's entry, in the file's order; a damaged entry (or names table) ends them
