@@ -1,9 +1,10 @@
 //! The service file (`<log>/derived/service.bin`), written with every checkpoint of the legs:
-//! a start reads the service events and intervals of each device whose derivation comes out
-//! as the file holds them in place, none of their bytes on its heap, and answers every
-//! question as the derivation from scratch does; a device changed since (a later or a late
-//! event) holds its own again, and a file of another log or a damaged one only leaves more
-//! devices holding their own.
+//! a start reads the service events, intervals and hourly rollup of each device whose
+//! derivation comes out as the file holds them in place, none of their bytes on its heap, and
+//! answers every question as the derivation from scratch does; a device changed since (a
+//! later or a late event) holds its own again, a maintenance window announced since builds
+//! the rollups it may touch again, and a file of another log or a damaged one only leaves
+//! more devices holding their own.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,10 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use callstate_log::Log;
-use callstate_query::live::service_file::FILE;
+use callstate_query::live::service_file::{FILE, ServiceFile};
 use callstate_query::model::fleet::Fleet;
 use callstate_query::{Derived, Live, View};
-use callstate_schemas::{Body, Cause, Event};
+use callstate_schemas::{Body, Cause, Event, Scope};
 
 mod common;
 
@@ -92,6 +93,21 @@ fn a_start_reads_the_devices_unchanged_since_from_the_service_file() {
     assert_eq!(before.devices_reading_service_file(), 0, "no file yet");
     live.checkpoint().unwrap();
     assert!(dir.path().join(FILE).exists());
+    // the checkpoint built every device's rollup to write it; the applier then reads them
+    // from the file (in its next round)
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let written = loop {
+        let v = live.view();
+        if v.rollups_reading_service_file() > 0 {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file was not taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(written.rollups_reading_service_file(), devices(&written));
     drop(live);
 
     let (live, view) = started(&log);
@@ -102,12 +118,20 @@ fn a_start_reads_the_devices_unchanged_since_from_the_service_file() {
         n,
         "every device unchanged"
     );
+    assert_eq!(view.rollups_reading_service_file(), n, "rollups read too");
     let (heap, read) = (before.memory(), view.memory());
     assert!(
         read.service_events < heap.service_events && read.intervals < heap.intervals,
         "their bytes off the heap: {heap:?} then {read:?}"
     );
     answers_as_the_log_does(&log, &view, start);
+    // the questions used the file's rollups (none built on the heap)
+    assert_eq!(view.rollups_reading_service_file(), n);
+    let after_questions = view.memory();
+    assert!(
+        after_questions.rollups < heap.rollups,
+        "their runs off the heap: {heap:?} then {after_questions:?}"
+    );
 
     // the rest of the day: devices with new events hold their own again
     for chunk in events[half..].chunks(4_096) {
@@ -149,9 +173,52 @@ fn a_start_reads_the_devices_unchanged_since_from_the_service_file() {
     // a checkpoint now writes the file again: a start reads every device from it
     live.checkpoint().unwrap();
     drop(live);
-    let (_live, view) = started(&log);
+    let (live, view) = started(&log);
     assert_eq!(view.devices_reading_service_file(), devices(&view));
+    assert_eq!(view.rollups_reading_service_file(), devices(&view));
     answers_as_the_log_does(&log, &view, start);
+
+    // a maintenance window announced for a pool: the rollups of its devices (those whose
+    // intervals mention it) were built without it and are built again, the rest still read
+    let (pool, pooled) = a_pool(&view);
+    let mut window = like.clone();
+    window.seq += 2_000_000;
+    window.body = Body::MaintenanceWindow {
+        scope: Scope::DevicePool,
+        target: pool.clone(),
+        start: DateTime::from_timestamp_micros(start + 7_200_000_000).unwrap(),
+        end: DateTime::from_timestamp_micros(start + 5 * 3_600_000_000 + 1).unwrap(),
+        reason: "patching".into(),
+    };
+    log.append(&[window]).unwrap();
+    log.wait_idle().unwrap();
+    let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
+    answers_as_the_log_does(&log, &view, start);
+    assert_eq!(
+        view.rollups_reading_service_file(),
+        devices(&view) - pooled,
+        "{pool}: {pooled} devices"
+    );
+}
+
+/// A device pool of `view`'s devices, and how many devices' intervals mention it.
+fn a_pool(view: &View) -> (String, usize) {
+    let mut pools: std::collections::BTreeMap<String, usize> = Default::default();
+    for d in Fleet::devices(view) {
+        let mut mine: Vec<String> = d
+            .all()
+            .iter()
+            .filter_map(|i| i.device_pool.map(|p| p.to_string()))
+            .collect();
+        mine.sort();
+        mine.dedup();
+        for p in mine {
+            *pools.entry(p).or_default() += 1;
+        }
+    }
+    let (pool, n) = pools.into_iter().next().expect("a device pool");
+    assert!(n > 0);
+    (pool, n)
 }
 
 /// `log`'s service file damaged at byte `at` (counted from the end when negative).
@@ -185,6 +252,25 @@ fn a_service_file_of_another_log_or_a_damaged_one_is_not_trusted() {
     let (live, view) = started(&log);
     let n = devices(&view);
     assert_eq!(view.devices_reading_service_file(), n - 1);
+    answers_as_the_log_does(&log, &view, start);
+
+    // a byte of a device's rollup changed: its CRC refuses that rollup alone (built again
+    // when asked), the device's events and intervals still read from the file
+    live.checkpoint().unwrap();
+    drop(live);
+    let rollup_at = {
+        let file = ServiceFile::open(dir.path()).unwrap().unwrap();
+        file.entries()
+            .map(Result::unwrap)
+            .find_map(|e| e.rollup.filter(|r| !r.range.is_empty()))
+            .expect("a rollup with runs")
+            .range
+            .start
+    };
+    damage(dir.path(), rollup_at as i64);
+    let (live, view) = started(&log);
+    assert_eq!(view.devices_reading_service_file(), n);
+    assert_eq!(view.rollups_reading_service_file(), n - 1);
     answers_as_the_log_does(&log, &view, start);
 
     // a byte of the table changed: the checksum refuses the file

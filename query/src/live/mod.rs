@@ -282,6 +282,7 @@ fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<service_file:
     tracing::info!(
         version = written.version,
         devices = written.devices,
+        rollups = written.rollups,
         bytes = written.bytes,
         "service events and intervals written"
     );

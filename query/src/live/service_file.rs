@@ -1,19 +1,27 @@
-//! Every device's service events and intervals as encoded, beside the log
+//! Every device's service events, intervals and hourly rollup as encoded, beside the log
 //! (`<log>/derived/service.bin`), so that the live state reads them in place from the mapped
 //! file (the kernel's page cache) instead of holding them on its heap.
 //!
-//! A start still derives every device from the log; a device whose events and intervals come
-//! out byte for byte as the file holds them (the same names in the same order, the same bytes)
-//! then reads the file's, and its heap copies are freed. The file is thus never trusted: an
-//! old, foreign or partly stale one only holds fewer devices that match. After a start that
-//! found it missing or stale, and with every checkpoint of the legs, it is written again from
-//! a published version, whose devices the applier then moves to it (those not changed since).
+//! A start still derives every device's events and intervals from the log; a device whose
+//! events and intervals come out byte for byte as the file holds them (the same names in the
+//! same order, the same bytes) then reads the file's, and its heap copies are freed. The file
+//! is thus never trusted: an old, foreign or partly stale one only holds fewer devices that
+//! match. A rollup is a function of the intervals it was built from and of the maintenance
+//! windows it records (a question whose windows differ builds it again): a device that
+//! reads its intervals from the file reads the rollup written with them, its bytes checked
+//! against their CRC-32C, instead of building it at the first question. After a start that
+//! found the file missing or stale, and with every checkpoint of the legs, it is written
+//! again from a published version (every device's rollup built first, with that version's
+//! windows), whose devices the applier then moves to it (those not changed since).
 //!
-//! The file: a header ([`Header`]); the devices' encoded events and intervals back to back;
-//! then the table: every name once (length-prefixed strings), then per device its name's
-//! number, and for its events and for its intervals the numbers of the names their bytes
-//! number and the bytes' length (they follow one another), all varints. The header and the
-//! table are checksummed; the bytes are compared with the derived ones.
+//! The file: a header ([`Header`]); per device its encoded events, intervals and rollup runs,
+//! back to back; then the table: every name once (length-prefixed strings), then per device
+//! its name's number, and for its events and for its intervals the numbers of the names their
+//! bytes number and the bytes' length (they follow one another), then whether it has a
+//! rollup and, if it has, the rollup's names, sources (with the latest end each reported),
+//! windows' digest, units covered, runs, CRC-32C and bytes' length; varints but for the
+//! digest and the CRC. The header and the table are checksummed; the events and intervals are
+//! compared with the derived ones.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,8 +34,10 @@ use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
 use crate::model::Name;
+use crate::model::rollup::{Exclusions, Rollup, RollupHead};
 use crate::model::shared_bytes::SharedBytes;
-use crate::model::varint::{Reader, put};
+use crate::model::unit_runs::Extent;
+use crate::model::varint::{Reader, put, unzigzag, zigzag};
 
 use super::derived_files::{self, io};
 use super::mapped::Mapped;
@@ -36,7 +46,7 @@ use super::view::View;
 /// The file's place under the log's directory.
 pub const FILE: &str = "derived/service.bin";
 
-const MAGIC: [u8; 8] = *b"CSSERV02";
+const MAGIC: [u8; 8] = *b"CSSERV03";
 
 /// The header's bytes.
 const HEADER: usize = 7 * 8;
@@ -101,6 +111,8 @@ pub struct Written {
     pub version: u64,
     /// Devices.
     pub devices: u64,
+    /// Devices with a rollup.
+    pub rollups: u64,
     /// The file's size.
     pub bytes: u64,
 }
@@ -118,12 +130,19 @@ struct Names {
 }
 
 impl Names {
-    /// The names of `view`'s devices and of their events and intervals, numbered.
-    fn of(view: &View) -> Names {
+    /// The names of `view`'s devices and of their events, intervals and `rollups`, numbered.
+    fn of(view: &View, rollups: &[Option<Arc<Rollup>>]) -> Names {
         let mut uses: HashMap<Name, u64> = HashMap::new();
-        for (name, d) in view.devices.iter() {
+        for ((name, d), r) in view.devices.iter().zip(rollups) {
             let parts = [d.events.encoded().0, d.intervals.encoded().0];
-            for &n in std::iter::once(name).chain(parts.into_iter().flatten()) {
+            let of_rollup = r.iter().flat_map(|r| {
+                let sources = r.sources().iter().map(|(s, _)| s);
+                r.names().iter().chain(sources)
+            });
+            for &n in std::iter::once(name)
+                .chain(parts.into_iter().flatten())
+                .chain(of_rollup)
+            {
                 *uses.entry(n).or_default() += 1;
             }
         }
@@ -152,8 +171,44 @@ fn put_part(table: &mut Vec<u8>, all: &Names, names: &[Name], len: usize) {
     put(table, len as u64);
 }
 
-/// Writes the service events and intervals of `view`'s devices under `log_dir`, replacing
-/// the file there (written to a new name, synced, renamed).
+/// A device's rollup in the table (after its events' and intervals' parts): 0 for none, or 1,
+/// then its names, its sources and their ends, the windows' digest, the units it covers,
+/// its runs, the CRC-32C and length of its bytes.
+fn put_rollup(table: &mut Vec<u8>, all: &Names, r: Option<&Rollup>) {
+    let Some(r) = r else {
+        put(table, 0);
+        return;
+    };
+    put(table, 1);
+    let head = r.head();
+    put(table, head.names.len() as u64);
+    for &n in &head.names {
+        put(table, all.number(n));
+    }
+    put(table, head.sources.len() as u64);
+    for &(s, end) in &head.sources {
+        put(table, all.number(s));
+        match end {
+            None => put(table, 0),
+            Some(e) => {
+                put(table, 1);
+                put(table, zigzag(e));
+            }
+        }
+    }
+    table.extend_from_slice(&head.windows.to_le_bytes());
+    let Extent { first, end, runs } = head.extent;
+    put(table, zigzag(first));
+    put(table, end.wrapping_sub(first) as u64);
+    put(table, u64::from(runs));
+    table.extend_from_slice(&crc32c::crc32c(r.bytes()).to_le_bytes());
+    put(table, r.bytes().len() as u64);
+}
+
+/// Writes the service events, intervals and rollups of `view`'s devices under `log_dir`,
+/// replacing the file there (written to a new name, synced, renamed). Every device's rollup
+/// is built first where no question built it with `view`'s windows (and kept, as a
+/// question's would be).
 pub(super) fn write(log_dir: &Path, view: &View) -> Result<Written> {
     derived_files::replace(&log_dir.join(FILE), |tmp| write_to(tmp, view))
 }
@@ -164,14 +219,24 @@ fn write_to(path: &Path, view: &View) -> Result<Written> {
     let err = io("writing", path);
     w.write_all(&[0u8; HEADER]).map_err(&err)?;
     let mut at = HEADER as u64;
-    let (mut table, names) = (Vec::new(), Names::of(view));
-    for (name, d) in view.devices.iter() {
+    let ex = Exclusions::new(&view.windows);
+    let rollups: Vec<Option<Arc<Rollup>>> = view
+        .devices
+        .values()
+        .map(|d| view.history(d).and_then(|h| h.built_rollup(&ex)))
+        .collect();
+    let (mut table, names) = (Vec::new(), Names::of(view, &rollups));
+    for ((name, d), rollup) in view.devices.iter().zip(&rollups) {
         put(&mut table, names.number(*name));
         for (part_names, bytes) in [d.events.encoded(), d.intervals.encoded()] {
             w.write_all(bytes).map_err(&err)?;
             put_part(&mut table, &names, part_names, bytes.len());
             at += bytes.len() as u64;
         }
+        let runs = rollup.as_ref().map_or(&[][..], |r| r.bytes());
+        w.write_all(runs).map_err(&err)?;
+        at += runs.len() as u64;
+        put_rollup(&mut table, &names, rollup.as_deref());
     }
     // the names, then the devices' parts
     let mut head = Vec::new();
@@ -196,6 +261,7 @@ fn write_to(path: &Path, view: &View) -> Result<Written> {
     Ok(Written {
         version: view.version,
         devices: header.devices,
+        rollups: rollups.iter().flatten().count() as u64,
         bytes: at + header.table_len,
     })
 }
@@ -232,6 +298,23 @@ impl Part<'_> {
     }
 }
 
+/// A device's rollup in the file: all but its runs' bytes, and where they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupPart<'a> {
+    /// The clusters, pools, nodes and homes its intervals mention, sorted.
+    pub names: Vec<&'a str>,
+    /// Its sources, with the latest end of the intervals each reported.
+    pub sources: Vec<(&'a str, Option<Us>)>,
+    /// The digest of the maintenance windows it was built with.
+    pub windows: u64,
+    /// Where its runs lie.
+    pub extent: Extent,
+    /// The CRC-32C of its runs' bytes.
+    pub crc: u32,
+    /// Their place in the file.
+    pub range: Range<usize>,
+}
+
 /// A device's entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<'a> {
@@ -241,6 +324,8 @@ pub struct Entry<'a> {
     pub events: Part<'a>,
     /// Its intervals.
     pub intervals: Part<'a>,
+    /// Its rollup, if it had one.
+    pub rollup: Option<RollupPart<'a>>,
 }
 
 impl ServiceFile {
@@ -281,6 +366,26 @@ impl ServiceFile {
     /// `range` of the file, as bytes read in place.
     pub fn shared(&self, range: Range<usize>) -> SharedBytes {
         SharedBytes::shared(self.file.clone(), range)
+    }
+
+    /// The rollup `part` describes, its runs read in place; `None` when its bytes fail
+    /// their CRC-32C.
+    pub fn rollup(&self, part: &RollupPart<'_>) -> Option<Rollup> {
+        let bytes = self.file.bytes().get(part.range.clone())?;
+        if crc32c::crc32c(bytes) != part.crc {
+            return None;
+        }
+        let head = RollupHead {
+            extent: part.extent,
+            sources: part
+                .sources
+                .iter()
+                .map(|&(s, end)| (Name::new(s), end))
+                .collect(),
+            names: part.names.iter().map(|&n| Name::new(n)).collect(),
+            windows: part.windows,
+        };
+        Some(Rollup::from_parts(head, self.shared(part.range.clone())))
     }
 
     /// Every device's entry, in the file's order; a damaged entry (or names table) ends them
@@ -356,6 +461,53 @@ fn read_part<'a>(
     Some(Part { names, range })
 }
 
+fn read_u64(r: &mut Reader<'_>) -> Option<u64> {
+    Some(u64::from_le_bytes(r.next_bytes(8)?.try_into().ok()?))
+}
+
+/// A rollup's part (as [`put_rollup`] wrote it), its bytes at `at` (moved past them).
+fn read_rollup<'a>(
+    r: &mut Reader<'_>,
+    names: &[&'a str],
+    at: &mut usize,
+    end: usize,
+) -> Option<Option<RollupPart<'a>>> {
+    match r.next_varint()? {
+        0 => return Some(None),
+        1 => {}
+        _ => return None,
+    }
+    let rollup_names = read_list(r, |r| read_name(r, names))?;
+    let sources = read_list(r, |r| {
+        let s = read_name(r, names)?;
+        let end = match r.next_varint()? {
+            0 => None,
+            1 => Some(unzigzag(r.next_varint()?)),
+            _ => return None,
+        };
+        Some((s, end))
+    })?;
+    let windows = read_u64(r)?;
+    let first = unzigzag(r.next_varint()?);
+    let extent = Extent {
+        first,
+        end: first.checked_add(i64::try_from(r.next_varint()?).ok()?)?,
+        runs: u32::try_from(r.next_varint()?).ok()?,
+    };
+    let crc = u32::from_le_bytes(r.next_bytes(4)?.try_into().ok()?);
+    let len = usize::try_from(r.next_varint()?).ok()?;
+    let range = *at..at.checked_add(len).filter(|&e| e <= end)?;
+    *at = range.end;
+    Some(Some(RollupPart {
+        names: rollup_names,
+        sources,
+        windows,
+        extent,
+        crc,
+        range,
+    }))
+}
+
 fn read_entry<'a>(
     r: &mut Reader<'_>,
     names: &[&'a str],
@@ -366,5 +518,6 @@ fn read_entry<'a>(
         device: read_name(r, names)?,
         events: read_part(r, names, at, end)?,
         intervals: read_part(r, names, at, end)?,
+        rollup: read_rollup(r, names, at, end)?,
     })
 }

@@ -26,6 +26,7 @@ use crate::error::{QueryError, Result};
 use crate::model::Name;
 use crate::model::intervals::{PoolHistory, pool_history};
 use crate::model::pack::IntervalPack;
+use crate::model::rollup::RollupCache;
 use crate::model::rows::{
     CallEvent, Interner, LogRows, MaintenanceRow, NodeEvent, PoolConfig, ServiceRow,
     for_each_call_event,
@@ -504,6 +505,14 @@ impl State {
                 && let Some(iv) = d.intervals.with_bytes(file.shared(e.intervals.range))
             {
                 d.intervals = Arc::new(iv);
+                // the rollup written with these intervals, unless the device's own was built
+                // with other windows since (or the file's fails its check)
+                if let Some(part) = &e.rollup
+                    && now.rollup.get().is_none_or(|r| r.windows() == part.windows)
+                    && let Some(r) = file.rollup(part)
+                {
+                    d.rollup = Arc::new(RollupCache::holding(Arc::new(r)));
+                }
             }
             shared += usize::from(d.events.is_shared() && d.intervals.is_shared());
             let key = *key;

@@ -60,6 +60,14 @@ impl View {
             .count()
     }
 
+    /// Devices whose hourly rollup is read in place from the service file.
+    pub fn rollups_reading_service_file(&self) -> usize {
+        self.devices
+            .values()
+            .filter(|d| d.rollup.get().is_some_and(|r| r.is_shared()))
+            .count()
+    }
+
     /// Devices some of whose call legs a start without a checkpoint spilled to a file (read
     /// from it, mapped, until a checkpoint is taken in).
     pub fn devices_with_spilled_legs(&self) -> usize {
@@ -93,7 +101,7 @@ impl View {
         self.sources.iter().map(|(s, a)| (s, a.spans()))
     }
 
-    fn history<'a>(&'a self, d: &'a Device) -> Option<DeviceHistory<'a>> {
+    pub(super) fn history<'a>(&'a self, d: &'a Device) -> Option<DeviceHistory<'a>> {
         (!d.intervals.is_empty()).then_some(DeviceHistory {
             intervals: (&*d.intervals).into(),
             open: Some(self),

@@ -114,7 +114,7 @@ impl<'a> DeviceHistory<'a> {
 
     /// Its rollup with the windows of `ex`, built now if it has a place for one and it was
     /// not built yet, or with other windows.
-    fn built_rollup(&self, ex: &Exclusions<'_>) -> Option<Arc<Rollup>> {
+    pub fn built_rollup(&self, ex: &Exclusions<'_>) -> Option<Arc<Rollup>> {
         let cache = self.rollup?;
         let name = self.name();
         Some(cache.get_or_build(

@@ -27,8 +27,9 @@ use callstate_schemas::{ServiceState, US_PER_HOUR, Us};
 use super::intervals::ServiceInterval;
 use super::name::Name;
 use super::rows::MaintenanceRow;
+use super::shared_bytes::SharedBytes;
 use super::tally::Tally;
-use super::unit_runs::{Cursor, Kind, UnitRuns};
+use super::unit_runs::{Cursor, Extent, Kind, UnitRuns};
 
 /// The rollup's unit: one UTC hour, µs.
 pub const UNIT: Us = US_PER_HOUR;
@@ -54,7 +55,7 @@ fn code_state(c: u8) -> ServiceState {
 ///
 /// Kept small, as every device has one once an SLA is asked (a year of the benchmark fleet:
 /// 2.5 M runs, half of them single mixed hours): the runs are encoded ([`UnitRuns`]).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Rollup {
     /// Contiguous and by unit.
     runs: UnitRuns,
@@ -67,7 +68,56 @@ pub struct Rollup {
     windows: u64,
 }
 
+/// A rollup but for its runs' bytes: what a file of derived state keeps of it beside them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RollupHead {
+    /// Where its runs lie.
+    pub extent: Extent,
+    /// Its sources, with the latest end of the intervals each reported.
+    pub sources: SourceEnds,
+    /// The clusters, pools, nodes and homes its intervals mention, sorted.
+    pub names: Vec<Name>,
+    /// The digest of the maintenance windows it was built with.
+    pub windows: u64,
+}
+
 impl Rollup {
+    /// All but its runs' bytes.
+    pub fn head(&self) -> RollupHead {
+        RollupHead {
+            extent: self.runs.parts().0,
+            sources: self.sources.clone(),
+            names: self.names.clone(),
+            windows: self.windows,
+        }
+    }
+
+    /// Its runs' bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.runs.parts().1
+    }
+
+    /// The rollup `head` describes, its runs' bytes `bytes` (as [`head`](Self::head) and
+    /// [`bytes`](Self::bytes) gave them).
+    pub fn from_parts(head: RollupHead, bytes: SharedBytes) -> Rollup {
+        Rollup {
+            runs: UnitRuns::from_parts(head.extent, bytes),
+            sources: head.sources,
+            names: head.names,
+            windows: head.windows,
+        }
+    }
+
+    /// Whether its runs are read in place from a shared buffer (a file of derived state).
+    pub fn is_shared(&self) -> bool {
+        self.runs.is_shared()
+    }
+
+    /// The digest of the maintenance windows it was built with.
+    pub fn windows(&self) -> u64 {
+        self.windows
+    }
+
     /// Bytes it holds on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.runs.heap_bytes()
@@ -293,6 +343,11 @@ impl Clone for RollupCache {
 }
 
 impl RollupCache {
+    /// A cache holding `rollup`.
+    pub fn holding(rollup: Arc<Rollup>) -> RollupCache {
+        RollupCache(Mutex::new(Some(rollup)))
+    }
+
     /// The rollup if `usable`, else the one `build` makes (kept for the next question).
     pub fn get_or_build(
         &self,

@@ -8,6 +8,7 @@
 //! Runs are contiguous, so a run's first unit is where the one before ended: questions read
 //! them in order, from the first or from a [`Cursor`] a question before left.
 
+use super::shared_bytes::SharedBytes;
 use super::varint::{Reader, put};
 
 /// What a run of units was.
@@ -53,15 +54,31 @@ impl Cursor {
     }
 }
 
-/// Contiguous runs of units, encoded.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Contiguous runs of units, encoded: built on the heap, then read from there or in place
+/// from a file of derived state ([`from_parts`](Self::from_parts)).
+#[derive(Debug, Clone, Default)]
 pub struct UnitRuns {
     first: i64,
     end: i64,
     runs: u32,
-    bytes: Vec<u8>,
+    /// The runs written by [`finish`](Self::finish).
+    bytes: SharedBytes,
+    /// The runs pushed since.
+    building: Vec<u8>,
     /// A run in one state not written yet (the next may continue it): its state and length.
     open: Option<(u8, i64)>,
+}
+
+/// Where [`UnitRuns`] lie: the units covered [first, end), and how many runs their bytes
+/// hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extent {
+    /// The first unit covered.
+    pub first: i64,
+    /// The unit after the last covered.
+    pub end: i64,
+    /// Runs.
+    pub runs: u32,
 }
 
 impl UnitRuns {
@@ -83,31 +100,67 @@ impl UnitRuns {
             Kind::Mixed(fields) => {
                 debug_assert_eq!(n, 1, "a mixed run is one unit");
                 self.flush();
-                put(&mut self.bytes, (1 << 2) | MIXED);
+                put(&mut self.building, (1 << 2) | MIXED);
                 let mask = fields
                     .iter()
                     .enumerate()
                     .fold(0u8, |m, (k, f)| m | (u8::from(*f != 0) << k));
-                self.bytes.push(mask);
+                self.building.push(mask);
                 for f in fields.into_iter().filter(|f| *f != 0) {
-                    put(&mut self.bytes, u64::from(f));
+                    put(&mut self.building, u64::from(f));
                 }
                 self.runs += 1;
             }
         }
     }
 
-    /// Writes the open run; to call when the last is pushed.
+    /// Writes the open run; to call when the last is pushed (runs pushed after are not read
+    /// until it is called again).
     pub fn finish(&mut self) {
         self.flush();
-        self.bytes.shrink_to_fit();
+        let building = std::mem::take(&mut self.building);
+        self.bytes = if self.bytes.is_empty() {
+            building.into()
+        } else {
+            let mut all = std::mem::take(&mut self.bytes).into_vec();
+            all.extend_from_slice(&building);
+            all.into()
+        };
     }
 
     fn flush(&mut self) {
         if let Some((s, n)) = self.open.take() {
-            put(&mut self.bytes, ((n as u64) << 2) | u64::from(s));
+            put(&mut self.building, ((n as u64) << 2) | u64::from(s));
             self.runs += 1;
         }
+    }
+
+    /// Where they lie, and their bytes (those [`finish`](Self::finish)ed).
+    pub fn parts(&self) -> (Extent, &[u8]) {
+        let extent = Extent {
+            first: self.first,
+            end: self.end,
+            runs: self.runs,
+        };
+        (extent, &self.bytes)
+    }
+
+    /// The runs of `extent` whose bytes are `bytes` (read where they are: on the heap or in
+    /// place in a file's buffer).
+    pub fn from_parts(extent: Extent, bytes: SharedBytes) -> UnitRuns {
+        UnitRuns {
+            first: extent.first,
+            end: extent.end,
+            runs: extent.runs,
+            bytes,
+            building: Vec::new(),
+            open: None,
+        }
+    }
+
+    /// Whether its bytes are read in place from a shared buffer.
+    pub fn is_shared(&self) -> bool {
+        self.bytes.is_shared()
     }
 
     /// The units covered, [first, end).
@@ -127,7 +180,7 @@ impl UnitRuns {
 
     /// Bytes on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity()
+        self.bytes.heap_bytes() + self.building.capacity()
     }
 
     /// The cursor at the first run.
@@ -217,6 +270,29 @@ mod tests {
             prop_assert_eq!(runs.covered(), covered);
             prop_assert_eq!(runs.is_empty(), pushed.is_empty());
         }
+    }
+
+    #[test]
+    fn runs_read_in_place_from_a_shared_buffer_read_as_on_the_heap() {
+        let mut runs = UnitRuns::default();
+        runs.push(-5, 3, Kind::Pure(2));
+        runs.push(-2, 1, Kind::Mixed([1, 0, 7, 0, 0, 0, 0, 9]));
+        runs.push(-1, 40, Kind::Pure(0));
+        runs.finish();
+        let (extent, bytes) = runs.parts();
+        let file = [b"head".as_slice(), bytes, b"tail"].concat();
+        let buffer: super::super::shared_bytes::Buffer = std::sync::Arc::new(file);
+        let range = 4..4 + bytes.len();
+        let read = UnitRuns::from_parts(extent, SharedBytes::shared(buffer, range));
+        assert!(read.is_shared() && !runs.is_shared());
+        assert_eq!(read.heap_bytes(), 0);
+        assert_eq!((read.covered(), read.len()), (runs.covered(), runs.len()));
+        let all = |r: &UnitRuns| {
+            let mut c = r.start();
+            std::iter::from_fn(move || r.read(&mut c)).collect::<Vec<_>>()
+        };
+        assert_eq!(all(&read), all(&runs));
+        assert_eq!(all(&read).len(), 3);
     }
 
     #[test]
