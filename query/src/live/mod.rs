@@ -79,6 +79,11 @@ struct Shared {
     /// The horizon of retention of the legs asked for last (`Us::MIN`: none); every
     /// checkpoint written leaves out the legs before it.
     retain_from: AtomicI64,
+    /// One more than the version of the service file this process wrote last (0: none): a
+    /// write of the same version is skipped (a `log checkpoint` right after the start's
+    /// write in the background, or the other way round). A file found at the start is
+    /// written again even of the same version, which mends one damaged since.
+    service_on_disk: AtomicU64,
 }
 
 /// Lets go of the pages of the mapped files (checkpoint of the legs, service file) that
@@ -149,6 +154,7 @@ impl Live {
             written: Mutex::new(None),
             service_written: Mutex::new(None),
             retain_from: AtomicI64::new(Us::MIN),
+            service_on_disk: AtomicU64::new(0),
         });
         if stale {
             service_file_in_background(&shared);
@@ -276,9 +282,18 @@ fn write_checkpoint(shared: &Shared, view: &Arc<View>) -> Result<checkpoint::Wri
 }
 
 /// Writes the service file of `view` (the caller holds `shared.writing`) and hands it mapped
-/// to the applier.
-fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<service_file::Written> {
+/// to the applier; `None` when the file on disk is of that version already.
+fn write_service_file(
+    shared: &Shared,
+    view: &Arc<View>,
+) -> Result<Option<service_file::Written>> {
+    if shared.service_on_disk.load(Ordering::Relaxed) == view.version.saturating_add(1) {
+        return Ok(None);
+    }
     let written = service_file::write(&shared.dir, view)?;
+    shared
+        .service_on_disk
+        .store(view.version.saturating_add(1), Ordering::Relaxed);
     tracing::info!(
         version = written.version,
         devices = written.devices,
@@ -296,7 +311,7 @@ fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<service_file:
         Ok(_) => tracing::warn!("the service file just written was replaced before it was read"),
         Err(e) => tracing::warn!(error = %e, "the service file just written cannot be read back"),
     }
-    Ok(written)
+    Ok(Some(written))
 }
 
 /// Starts writing the service file of the current version in the background, unless a
