@@ -91,10 +91,8 @@ fn a_start_reads_the_devices_unchanged_since_from_the_service_file() {
     let (dir, log) = common::log_with(&events[..half], 1_000);
     let (live, before) = started(&log);
     assert_eq!(before.devices_reading_service_file(), 0, "no file yet");
-    live.checkpoint().unwrap();
-    assert!(dir.path().join(FILE).exists());
-    // the checkpoint built every device's rollup to write it; the applier then reads them
-    // from the file (in its next round)
+    // a start that found none writes it in the background, every device's rollup built to
+    // be written; the applier then reads them from the file (in its next round)
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let written = loop {
         let v = live.view();
@@ -108,6 +106,18 @@ fn a_start_reads_the_devices_unchanged_since_from_the_service_file() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(written.rollups_reading_service_file(), devices(&written));
+    // a checkpoint of the same version leaves that file as it is (not written twice)
+    let inode = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir.path().join(FILE)).unwrap().ino()
+    };
+    let first = inode();
+    live.checkpoint().unwrap();
+    assert_eq!(
+        inode(),
+        first,
+        "the same version's file is not written again"
+    );
     drop(live);
 
     let (live, view) = started(&log);
@@ -171,7 +181,13 @@ fn a_start_reads_the_devices_unchanged_since_from_the_service_file() {
     assert!(view.devices_reading_service_file() <= still);
 
     // a checkpoint now writes the file again: a start reads every device from it
+    let before_checkpoint = inode();
     live.checkpoint().unwrap();
+    assert_ne!(
+        inode(),
+        before_checkpoint,
+        "a later version's file is written"
+    );
     drop(live);
     let (live, view) = started(&log);
     assert_eq!(view.devices_reading_service_file(), devices(&view));
