@@ -10,7 +10,8 @@
 //! start (*fences*) and where it begins, the hour index ([`hours`]); last, a JSON tail with
 //! the causes the legs index and the legs that are not complete (open, seen only ending,
 //! revised) as paired. Numbers are little-endian, sections 8-byte aligned; the blocks and the
-//! index are read in place.
+//! index are read in place. The table of devices is varints: each device's lengths, its
+//! pieces starting where the one before's ended.
 //!
 //! A checkpoint covers the events of `ingest_seq` up to its version. It is written to a new
 //! name, synced and renamed over the last one; a start checks that the log still holds
@@ -40,11 +41,12 @@ use super::mapped::Mapped;
 use super::packed::{self, Packed};
 pub use super::retention::LegsRetention;
 use super::view::View;
+use crate::model::varint::{Reader, put, unzigzag, zigzag};
 
 /// The checkpoint's place under the log's directory.
 pub const FILE: &str = "derived/legs.bin";
 
-const MAGIC: [u8; 8] = *b"CSLEGS04";
+const MAGIC: [u8; 8] = *b"CSLEGS05";
 
 /// Devices written between two lettings go of the mapped pages read ([`mapped::release`]).
 ///
@@ -61,6 +63,8 @@ struct Header {
     last_ingest_time: i64,
     devices: u64,
     devices_at: u64,
+    /// The device table's bytes.
+    devices_len: u64,
     /// Complete legs.
     legs: u64,
     blocks_at: u64,
@@ -96,32 +100,68 @@ impl Header {
     }
 }
 
-/// Where one device's legs are in the file.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+/// One device's entry in the table: the lengths of its pieces (each starts where the one
+/// before's ended: devices are written in order), as varints (about 10 bytes a device, where
+/// fixed 8-byte fields took 72: 3.3 MB of a 30-day checkpoint's 61).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct DeviceEntry {
-    /// Its name among the names.
-    name_at: u64,
+    /// Its name's bytes.
     name_len: u64,
-    /// Its legs (and index entries), by number.
-    legs_from: u64,
-    legs_to: u64,
-    /// Its blocks among the blocks.
-    blocks_at: u64,
+    /// Its complete legs (as many call-id index entries; a fence every [`FENCE`]).
+    legs: u64,
+    /// Its blocks' bytes.
     blocks_len: u64,
-    /// Its call-id index among the indexes (bytes; as long as its legs' [`IdIndex`]).
-    by_id_at: u64,
     /// Its longest complete leg.
     longest: i64,
-    /// Its first block's fence (and offset) among the fences (and offsets).
-    fences_from: u64,
+}
+
+impl DeviceEntry {
+    fn put(&self, out: &mut Vec<u8>) {
+        put(out, self.name_len);
+        put(out, self.legs);
+        put(out, self.blocks_len);
+        put(out, zigzag(self.longest));
+    }
+
+    fn read(r: &mut Reader<'_>) -> Option<DeviceEntry> {
+        Some(DeviceEntry {
+            name_len: r.next_varint()?,
+            legs: r.next_varint()?,
+            blocks_len: r.next_varint()?,
+            longest: unzigzag(r.next_varint()?),
+        })
+    }
+}
+
+/// Where a device's pieces start: the sums of the lengths of those before it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Starts {
+    name: usize,
+    legs: usize,
+    blocks: usize,
+    by_id: usize,
+    fences: usize,
+}
+
+impl Starts {
+    /// Where the next device's start, after `e`'s (`None` past what `usize` counts).
+    fn after(&self, e: &DeviceEntry) -> Option<Starts> {
+        let legs = usize::try_from(e.legs).ok()?;
+        Some(Starts {
+            name: self.name.checked_add(usize::try_from(e.name_len).ok()?)?,
+            legs: self.legs.checked_add(legs)?,
+            blocks: self
+                .blocks
+                .checked_add(usize::try_from(e.blocks_len).ok()?)?,
+            by_id: self.by_id.checked_add(IdIndex::bytes_for(legs)?)?,
+            fences: self.fences.checked_add(legs.div_ceil(FENCE))?,
+        })
+    }
 }
 
 // SAFETY: `repr(C)`, integers and a byte array only, no padding (8-byte fields throughout).
 unsafe impl bytemuck::Zeroable for Header {}
 unsafe impl bytemuck::Pod for Header {}
-unsafe impl bytemuck::Zeroable for DeviceEntry {}
-unsafe impl bytemuck::Pod for DeviceEntry {}
 
 /// The JSON tail.
 #[derive(serde::Serialize, serde::Deserialize, Default)]
@@ -297,12 +337,7 @@ fn write_parts(
             });
         }
         let mut e = DeviceEntry {
-            name_at: names.len() as u64,
             name_len: name.len() as u64,
-            legs_from: legs,
-            blocks_at: blocks_len,
-            by_id_at: by_id_len,
-            fences_from: fences.len() as u64,
             ..DeviceEntry::default()
         };
         names.extend_from_slice(name.as_bytes());
@@ -335,12 +370,20 @@ fn write_parts(
         index
             .write_all(bytemuck::cast_slice(&keys))
             .map_err(&werr)?;
+        // (a reader finds the next device's index and fences from these lengths)
+        if IdIndex::bytes_for(complete.len()) != Some(keys.len() * size_of::<u16>())
+            || encoded.fences.len() != complete.len().div_ceil(FENCE)
+        {
+            return Err(QueryError::Internal(format!(
+                "device {name}: its legs laid out unlike their count"
+            )));
+        }
         by_id_len += (keys.len() * size_of::<u16>()) as u64;
         fences.extend(&encoded.fences);
         offsets.extend(&encoded.offsets);
         legs += complete.len() as u64;
         blocks_len += encoded.bytes.len() as u64;
-        e.legs_to = legs;
+        e.legs = complete.len() as u64;
         e.blocks_len = encoded.bytes.len() as u64;
         e.longest = longest;
         if !loose.is_empty() {
@@ -376,8 +419,14 @@ fn write_parts(
     pad_to_8(&mut out, &mut at).map_err(&werr)?;
     h.devices_at = at;
     h.devices = table.len() as u64;
-    out.write_all(bytemuck::cast_slice(&table)).map_err(&werr)?;
-    at += (table.len() * size_of::<DeviceEntry>()) as u64;
+    let mut table_bytes = Vec::with_capacity(table.len() * 12);
+    for e in &table {
+        e.put(&mut table_bytes);
+    }
+    h.devices_len = table_bytes.len() as u64;
+    out.write_all(&table_bytes).map_err(&werr)?;
+    at += h.devices_len;
+    pad_to_8(&mut out, &mut at).map_err(&werr)?;
     h.fences_at = at;
     h.fences = fences.len() as u64;
     out.write_all(bytemuck::cast_slice(&fences))
@@ -404,7 +453,7 @@ fn write_parts(
     h.legs = legs;
     h.checksum = h.checksum([
         &names,
-        bytemuck::cast_slice(&table),
+        &table_bytes,
         bytemuck::cast_slice(&fences),
         bytemuck::cast_slice(&offsets),
         &tail_bytes,
@@ -457,11 +506,7 @@ fn frame(path: &Path, bytes: &[u8]) -> Result<Frame> {
     let blocks = section(h.blocks_at, h.blocks_len, "legs")?;
     let by_id = section(h.by_id_at, h.by_id_len, "index")?;
     let names = section(h.names_at, h.names_len, "names")?;
-    let table = section(
-        h.devices_at,
-        h.devices * size_of::<DeviceEntry>() as u64,
-        "devices",
-    )?;
+    let table = section(h.devices_at, h.devices_len, "devices")?;
     let fences = section(h.fences_at, h.fences * size_of::<Us>() as u64, "fences")?;
     let offsets = section(h.offsets_at, h.fences * size_of::<u32>() as u64, "offsets")?;
     let tail = section(h.tail_at, h.tail_len, "tail")?;
@@ -510,8 +555,14 @@ pub(super) fn open(
     let (blocks, by_id, names) = (f.blocks, f.by_id, f.names);
     // the blocks are read by time, every device in turn: with read-ahead
     file.read_ahead(blocks.clone());
-    let table: &[DeviceEntry] =
-        bytemuck::try_cast_slice(&bytes[f.table]).map_err(|_| bad("devices misaligned"))?;
+    let mut table = Vec::with_capacity(usize::try_from(h.devices).unwrap_or(0).min(1 << 24));
+    let mut r = Reader {
+        bytes: &bytes[f.table],
+        at: 0,
+    };
+    for _ in 0..h.devices {
+        table.push(DeviceEntry::read(&mut r).ok_or_else(|| bad("its device table"))?);
+    }
     let fences: &[Us] =
         bytemuck::try_cast_slice(&bytes[f.fences]).map_err(|_| bad("fences misaligned"))?;
     let offsets: &[u32] =
@@ -526,39 +577,41 @@ pub(super) fn open(
     });
     let mut loose: HashMap<u64, Vec<WireLeg>> = tail.loose.into_iter().collect();
     let mut devices = Vec::with_capacity(table.len());
+    let mut starts = Starts::default();
     for (n, e) in table.iter().enumerate() {
+        let (here, next) = (starts, starts.after(e));
+        let next = next.ok_or_else(|| bad("a device out of place"))?;
+        starts = next;
         let name_bytes = bytes
-            .get(names.start + e.name_at as usize..)
-            .and_then(|b| b.get(..e.name_len as usize))
+            .get(names.start.saturating_add(here.name)..)
+            .and_then(|b| b.get(..next.name - here.name))
+            .filter(|_| next.name <= names.len())
             .ok_or_else(|| bad("a device name out of place"))?;
         let device = std::str::from_utf8(name_bytes)
             .map_err(|_| bad("a device name is not UTF-8"))?
             .to_string();
-        let (from, to) = (e.legs_from as usize, e.legs_to as usize);
-        let at = blocks.start.checked_add(e.blocks_at as usize);
-        let end = at.and_then(|a| a.checked_add(e.blocks_len as usize));
-        let (Some(at), Some(end)) = (at, end) else {
+        let (from, to) = (here.legs, next.legs);
+        let (Some(at), Some(end)) = (
+            blocks.start.checked_add(here.blocks),
+            blocks.start.checked_add(next.blocks),
+        ) else {
             return Err(bad(&format!("device {device}'s legs out of place")));
         };
-        if from > to || to as u64 > h.legs || end > blocks.end {
+        if to as u64 > h.legs || end > blocks.end {
             return Err(bad(&format!("device {device} out of place")));
         }
-        let n_fences = (to - from).div_ceil(FENCE);
         let its = |what: &str| bad(&format!("device {device}'s {what} out of place"));
-        let fences_from = e.fences_from as usize;
         let its_fences = fences
-            .get(fences_from..)
-            .and_then(|f| f.get(..n_fences))
+            .get(here.fences..next.fences)
             .ok_or_else(|| its("fences"))?;
         let its_offsets = offsets
-            .get(fences_from..)
-            .and_then(|f| f.get(..n_fences))
+            .get(here.fences..next.fences)
             .ok_or_else(|| its("offsets"))?;
-        let its_by_id = IdIndex::bytes_for(to - from)
-            .and_then(|n| {
-                let a = by_id.start.checked_add(e.by_id_at as usize)?;
-                Some(a..a.checked_add(n)?)
-            })
+        let its_by_id = by_id
+            .start
+            .checked_add(here.by_id)
+            .zip(by_id.start.checked_add(next.by_id))
+            .map(|(a, b)| a..b)
             .filter(|r| r.end <= by_id.end)
             .ok_or_else(|| its("call-id index"))?;
         let packed = Packed::mapped(
@@ -683,5 +736,68 @@ pub(super) fn load(snap: &Snapshot, name: impl FnMut(&str) -> Arc<str>) -> Optio
             tracing::warn!(error = %e, "call legs derived from the log instead");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_device_table_reads_back_and_places_each_device_after_the_one_before() {
+        let entries = [
+            DeviceEntry {
+                name_len: 12,
+                legs: 0,
+                blocks_len: 0,
+                longest: 0,
+            },
+            DeviceEntry {
+                name_len: 9,
+                legs: 65,
+                blocks_len: 1_234,
+                longest: 3_600_000_000,
+            },
+            DeviceEntry {
+                name_len: 1,
+                legs: 70_000,
+                blocks_len: 1 << 40,
+                longest: -5,
+            },
+        ];
+        let mut bytes = Vec::new();
+        for e in &entries {
+            e.put(&mut bytes);
+        }
+        assert!(bytes.len() < 3 * 16, "{} bytes", bytes.len());
+        let mut r = Reader {
+            bytes: &bytes,
+            at: 0,
+        };
+        let read: Vec<DeviceEntry> = (0..3).map(|_| DeviceEntry::read(&mut r).unwrap()).collect();
+        assert_eq!(read, entries);
+        assert_eq!(DeviceEntry::read(&mut r), None, "nothing past the last");
+        let starts: Vec<Starts> = read
+            .iter()
+            .scan(Starts::default(), |s, e| {
+                *s = s.after(e)?;
+                Some(*s)
+            })
+            .collect();
+        let second = starts[1];
+        assert_eq!(
+            (second.name, second.legs, second.blocks, second.fences),
+            (21, 65, 1_234, 2)
+        );
+        assert_eq!(second.by_id, 65 * 6);
+        // a pack of over 65,536 legs has 8-byte index entries
+        assert_eq!(starts[2].by_id, 65 * 6 + 70_000 * 8);
+        assert_eq!(starts[2].fences, 2 + 70_000usize.div_ceil(FENCE));
+        // lengths past what can be counted place nothing
+        let huge = DeviceEntry {
+            legs: u64::MAX,
+            ..entries[1]
+        };
+        assert!(starts[2].after(&huge).is_none());
     }
 }

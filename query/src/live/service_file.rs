@@ -15,13 +15,14 @@
 //! windows), whose devices the applier then moves to it (those not changed since).
 //!
 //! The file: a header ([`Header`]); per device its encoded events, intervals and rollup runs,
-//! back to back; then the table: every name once (length-prefixed strings), then per device
-//! its name's number, and for its events and for its intervals the numbers of the names their
-//! bytes number and the bytes' length (they follow one another), then whether it has a
-//! rollup and, if it has, the rollup's names, sources (with the latest end each reported),
-//! windows' digest, units covered, runs, CRC-32C and bytes' length; varints but for the
-//! digest and the CRC. The header and the table are checksummed; the events and intervals are
-//! compared with the derived ones.
+//! back to back; then the table: every name once (length-prefixed strings), every digest of
+//! windows once (8 bytes each), then per device its name's number, and for its events and
+//! for its intervals the numbers of the names their bytes number and the bytes' length (they
+//! follow one another), then whether it has a rollup and, if it has, the rollup's names (a
+//! mask of places among its intervals' names) and sources (places, with the latest end each
+//! reported), its windows' digest's number, the units covered, runs, CRC-32C and bytes'
+//! length; varints but for the CRC. The header and the table are checksummed; the events and
+//! intervals are compared with the derived ones.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -46,7 +47,7 @@ use super::view::View;
 /// The file's place under the log's directory.
 pub const FILE: &str = "derived/service.bin";
 
-const MAGIC: [u8; 8] = *b"CSSERV03";
+const MAGIC: [u8; 8] = *b"CSSERV04";
 
 /// The header's bytes.
 const HEADER: usize = 7 * 8;
@@ -130,19 +131,12 @@ struct Names {
 }
 
 impl Names {
-    /// The names of `view`'s devices and of their events, intervals and `rollups`, numbered.
-    fn of(view: &View, rollups: &[Option<Arc<Rollup>>]) -> Names {
+    /// The names of `view`'s devices and of their events and intervals, numbered.
+    fn of(view: &View) -> Names {
         let mut uses: HashMap<Name, u64> = HashMap::new();
-        for ((name, d), r) in view.devices.iter().zip(rollups) {
+        for (name, d) in view.devices.iter() {
             let parts = [d.events.encoded().0, d.intervals.encoded().0];
-            let of_rollup = r.iter().flat_map(|r| {
-                let sources = r.sources().iter().map(|(s, _)| s);
-                r.names().iter().chain(sources)
-            });
-            for &n in std::iter::once(name)
-                .chain(parts.into_iter().flatten())
-                .chain(of_rollup)
-            {
+            for &n in std::iter::once(name).chain(parts.into_iter().flatten()) {
                 *uses.entry(n).or_default() += 1;
             }
         }
@@ -171,23 +165,63 @@ fn put_part(table: &mut Vec<u8>, all: &Names, names: &[Name], len: usize) {
     put(table, len as u64);
 }
 
+/// The digests of the windows the rollups were built with, each once, the most used first
+/// (most devices share one: that of the windows on their cluster, or none).
+struct Digests {
+    numbers: HashMap<u64, u64>,
+    list: Vec<u64>,
+}
+
+impl Digests {
+    fn of<'a>(rollups: impl Iterator<Item = &'a Rollup>) -> Digests {
+        let mut uses: HashMap<u64, u64> = HashMap::new();
+        for r in rollups {
+            *uses.entry(r.windows()).or_default() += 1;
+        }
+        let mut list: Vec<(u64, u64)> = uses.into_iter().collect();
+        list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let list: Vec<u64> = list.into_iter().map(|(d, _)| d).collect();
+        let numbers = list
+            .iter()
+            .enumerate()
+            .map(|(k, &d)| (d, k as u64))
+            .collect();
+        Digests { numbers, list }
+    }
+}
+
+/// A rollup's names and sources as places among its device's intervals' names (where every
+/// one of them is: the intervals it was built from mention them): the names as a mask, the
+/// sources in order. `None` if one is not there, or past the mask's 64 places.
+fn places(intervals: &[Name], r: &Rollup) -> Option<(u64, Vec<u64>)> {
+    let place = |n: &Name| intervals.iter().position(|m| m == n).filter(|&k| k < 64);
+    let mut mask = 0u64;
+    for n in r.names() {
+        mask |= 1 << place(n)?;
+    }
+    let sources = r
+        .sources()
+        .iter()
+        .map(|(s, _)| place(s).map(|k| k as u64))
+        .collect::<Option<Vec<u64>>>()?;
+    Some((mask, sources))
+}
+
 /// A device's rollup in the table (after its events' and intervals' parts): 0 for none, or 1,
-/// then its names, its sources and their ends, the windows' digest, the units it covers,
-/// its runs, the CRC-32C and length of its bytes.
-fn put_rollup(table: &mut Vec<u8>, all: &Names, r: Option<&Rollup>) {
-    let Some(r) = r else {
+/// then its names (a mask of places among its intervals' names), its sources (places) and
+/// their ends, the number of the windows' digest, the units it covers, its runs, the CRC-32C
+/// and length of its bytes.
+fn put_rollup(table: &mut Vec<u8>, digests: &Digests, r: Option<(&Rollup, (u64, Vec<u64>))>) {
+    let Some((r, (mask, sources))) = r else {
         put(table, 0);
         return;
     };
     put(table, 1);
     let head = r.head();
-    put(table, head.names.len() as u64);
-    for &n in &head.names {
-        put(table, all.number(n));
-    }
-    put(table, head.sources.len() as u64);
-    for &(s, end) in &head.sources {
-        put(table, all.number(s));
+    put(table, mask);
+    put(table, sources.len() as u64);
+    for (place, &(_, end)) in sources.iter().zip(&head.sources) {
+        put(table, *place);
         match end {
             None => put(table, 0),
             Some(e) => {
@@ -196,7 +230,7 @@ fn put_rollup(table: &mut Vec<u8>, all: &Names, r: Option<&Rollup>) {
             }
         }
     }
-    table.extend_from_slice(&head.windows.to_le_bytes());
+    put(table, digests.numbers[&head.windows]);
     let Extent { first, end, runs } = head.extent;
     put(table, zigzag(first));
     put(table, end.wrapping_sub(first) as u64);
@@ -225,7 +259,9 @@ fn write_to(path: &Path, view: &View) -> Result<Written> {
         .values()
         .map(|d| view.history(d).and_then(|h| h.built_rollup(&ex)))
         .collect();
-    let (mut table, names) = (Vec::new(), Names::of(view, &rollups));
+    let (mut table, names) = (Vec::new(), Names::of(view));
+    let digests = Digests::of(rollups.iter().flatten().map(|r| &**r));
+    let mut written_rollups = 0;
     for ((name, d), rollup) in view.devices.iter().zip(&rollups) {
         put(&mut table, names.number(*name));
         for (part_names, bytes) in [d.events.encoded(), d.intervals.encoded()] {
@@ -233,16 +269,24 @@ fn write_to(path: &Path, view: &View) -> Result<Written> {
             put_part(&mut table, &names, part_names, bytes.len());
             at += bytes.len() as u64;
         }
-        let runs = rollup.as_ref().map_or(&[][..], |r| r.bytes());
+        let rollup = rollup
+            .as_deref()
+            .and_then(|r| Some((r, places(d.intervals.encoded().0, r)?)));
+        let runs = rollup.as_ref().map_or(&[][..], |(r, _)| r.bytes());
         w.write_all(runs).map_err(&err)?;
         at += runs.len() as u64;
-        put_rollup(&mut table, &names, rollup.as_deref());
+        written_rollups += u64::from(rollup.is_some());
+        put_rollup(&mut table, &digests, rollup);
     }
-    // the names, then the devices' parts
+    // the names, the digests, then the devices' parts
     let mut head = Vec::new();
     put(&mut head, names.list.len() as u64);
     for n in &names.list {
         put_str(&mut head, n.as_str());
+    }
+    put(&mut head, digests.list.len() as u64);
+    for d in &digests.list {
+        head.extend_from_slice(&d.to_le_bytes());
     }
     let table = [head, table].concat();
     w.write_all(&table).map_err(&err)?;
@@ -261,7 +305,7 @@ fn write_to(path: &Path, view: &View) -> Result<Written> {
     Ok(Written {
         version: view.version,
         devices: header.devices,
-        rollups: rollups.iter().flatten().count() as u64,
+        rollups: written_rollups,
         bytes: at + header.table_len,
     })
 }
@@ -382,7 +426,12 @@ impl ServiceFile {
                 .iter()
                 .map(|&(s, end)| (Name::new(s), end))
                 .collect(),
-            names: part.names.iter().map(|&n| Name::new(n)).collect(),
+            names: {
+                // sorted, as a rollup holds them (the order its windows' digest folds them in)
+                let mut names: Vec<Name> = part.names.iter().map(|&n| Name::new(n)).collect();
+                names.sort();
+                names
+            },
             windows: part.windows,
         };
         Some(Rollup::from_parts(head, self.shared(part.range.clone())))
@@ -397,17 +446,19 @@ impl ServiceFile {
             at: 0,
         };
         let names = read_names(&mut r);
+        let digests = names.as_ref().and_then(|_| read_list(&mut r, read_u64));
+        let heads = names.zip(digests);
         let mut at = HEADER;
         let end = self.table.start;
-        let mut left = if names.is_some() { self.devices } else { 1 };
+        let mut left = if heads.is_some() { self.devices } else { 1 };
         std::iter::from_fn(move || {
             if left == 0 {
                 return None;
             }
             left -= 1;
-            let entry = names
+            let entry = heads
                 .as_ref()
-                .and_then(|names| read_entry(&mut r, names, &mut at, end));
+                .and_then(|(names, digests)| read_entry(&mut r, names, digests, &mut at, end));
             if entry.is_none() {
                 left = 0;
             }
@@ -465,10 +516,12 @@ fn read_u64(r: &mut Reader<'_>) -> Option<u64> {
     Some(u64::from_le_bytes(r.next_bytes(8)?.try_into().ok()?))
 }
 
-/// A rollup's part (as [`put_rollup`] wrote it), its bytes at `at` (moved past them).
+/// A rollup's part (as [`put_rollup`] wrote it), its names among `names` (its device's
+/// intervals'), its digest among `digests`, its bytes at `at` (moved past them).
 fn read_rollup<'a>(
     r: &mut Reader<'_>,
     names: &[&'a str],
+    digests: &[u64],
     at: &mut usize,
     end: usize,
 ) -> Option<Option<RollupPart<'a>>> {
@@ -477,7 +530,14 @@ fn read_rollup<'a>(
         1 => {}
         _ => return None,
     }
-    let rollup_names = read_list(r, |r| read_name(r, names))?;
+    let mask = r.next_varint()?;
+    if names.len() < 64 && mask >> names.len() != 0 {
+        return None;
+    }
+    let rollup_names = (0..names.len().min(64))
+        .filter(|k| mask & (1 << k) != 0)
+        .map(|k| names[k])
+        .collect();
     let sources = read_list(r, |r| {
         let s = read_name(r, names)?;
         let end = match r.next_varint()? {
@@ -487,7 +547,7 @@ fn read_rollup<'a>(
         };
         Some((s, end))
     })?;
-    let windows = read_u64(r)?;
+    let windows = *digests.get(usize::try_from(r.next_varint()?).ok()?)?;
     let first = unzigzag(r.next_varint()?);
     let extent = Extent {
         first,
@@ -511,13 +571,18 @@ fn read_rollup<'a>(
 fn read_entry<'a>(
     r: &mut Reader<'_>,
     names: &[&'a str],
+    digests: &[u64],
     at: &mut usize,
     end: usize,
 ) -> Option<Entry<'a>> {
+    let device = read_name(r, names)?;
+    let events = read_part(r, names, at, end)?;
+    let intervals = read_part(r, names, at, end)?;
+    let rollup = read_rollup(r, &intervals.names, digests, at, end)?;
     Some(Entry {
-        device: read_name(r, names)?,
-        events: read_part(r, names, at, end)?,
-        intervals: read_part(r, names, at, end)?,
-        rollup: read_rollup(r, names, at, end)?,
+        device,
+        events,
+        intervals,
+        rollup,
     })
 }
