@@ -282,7 +282,7 @@ fn write_checkpoint(shared: &Shared, view: &Arc<View>) -> Result<checkpoint::Wri
 }
 
 /// Writes the service file of `view` (the caller holds `shared.writing`) and hands it mapped
-/// to the applier; `None` when the file on disk is of that version already.
+/// to the applier; `None` when this process wrote that version's already.
 fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<Option<service_file::Written>> {
     if shared.service_on_disk.load(Ordering::Relaxed) == view.version.saturating_add(1) {
         return Ok(None);
