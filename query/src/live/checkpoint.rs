@@ -37,7 +37,7 @@ use super::blocks::{FENCE, IdIndex};
 use super::calls::{Paired, WireLeg};
 use super::derived_files::{self, io};
 use super::hours::{self, Hours};
-use super::mapped::Mapped;
+use super::mapped::{InOrder, Mapped};
 use super::packed::{self, Packed};
 pub use super::retention::LegsRetention;
 use super::view::View;
@@ -231,22 +231,6 @@ pub(super) fn write(log_dir: &Path, view: &View, kept_from: Option<Us>) -> Resul
         }
         r
     })
-}
-
-/// A mapped checkpoint read in order while it lives (read at random again after).
-struct InOrder(Arc<Mapped>);
-
-impl InOrder {
-    fn new(file: Arc<Mapped>) -> InOrder {
-        file.read_in_order(true);
-        InOrder(file)
-    }
-}
-
-impl Drop for InOrder {
-    fn drop(&mut self) {
-        self.0.read_in_order(false);
-    }
 }
 
 /// Writes the checkpoint of `view` to `main`, with side files for the parts laid out after

@@ -193,3 +193,21 @@ mod tests {
         assert!(OPEN.lock().unwrap().iter().all(|w| w.strong_count() > 0));
     }
 }
+
+/// A mapped file read in order while it lives (read at random again after): a checkpoint
+/// written from the last, a service file compared at a start.
+pub struct InOrder(Arc<Mapped>);
+
+impl InOrder {
+    /// `file`, read in order until this is dropped.
+    pub fn new(file: Arc<Mapped>) -> InOrder {
+        file.read_in_order(true);
+        InOrder(file)
+    }
+}
+
+impl Drop for InOrder {
+    fn drop(&mut self) {
+        self.0.read_in_order(false);
+    }
+}

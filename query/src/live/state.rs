@@ -472,6 +472,7 @@ impl State {
     /// those of devices whose events and intervals have not changed since it. Returns how
     /// many devices read both from it.
     pub fn share(&mut self, file: &ServiceFile, view: Option<&View>) -> usize {
+        let _in_order = file.reading_in_order();
         let mut shared = 0;
         for entry in file.entries() {
             let e = match entry {
