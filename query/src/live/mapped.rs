@@ -155,6 +155,24 @@ impl Drop for Mapped {
     }
 }
 
+/// A mapped file read in order while it lives (read at random again after): a checkpoint
+/// written from the last, a service file compared at a start.
+pub struct InOrder(Arc<Mapped>);
+
+impl InOrder {
+    /// `file`, read in order until this is dropped.
+    pub fn new(file: Arc<Mapped>) -> InOrder {
+        file.read_in_order(true);
+        InOrder(file)
+    }
+}
+
+impl Drop for InOrder {
+    fn drop(&mut self) {
+        self.0.read_in_order(false);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,23 +209,5 @@ mod tests {
         release();
         assert!(resident_kb(alone.at) >= 4 << 10);
         assert!(OPEN.lock().unwrap().iter().all(|w| w.strong_count() > 0));
-    }
-}
-
-/// A mapped file read in order while it lives (read at random again after): a checkpoint
-/// written from the last, a service file compared at a start.
-pub struct InOrder(Arc<Mapped>);
-
-impl InOrder {
-    /// `file`, read in order until this is dropped.
-    pub fn new(file: Arc<Mapped>) -> InOrder {
-        file.read_in_order(true);
-        InOrder(file)
-    }
-}
-
-impl Drop for InOrder {
-    fn drop(&mut self) {
-        self.0.read_in_order(false);
     }
 }
