@@ -123,37 +123,47 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// The names table of a file being written: each name once, the most used first (so that
-/// the clusters, pools, nodes and causes every device names take a byte each).
-struct Names {
-    numbers: HashMap<Name, u64>,
-    list: Vec<Name>,
+/// Values of a file being written (names, windows' digests), each once, the most used first
+/// (so that the clusters, pools, nodes and causes every device names take a byte each, and
+/// the digest most devices share), numbered in that order.
+struct Numbered<T> {
+    numbers: HashMap<T, u64>,
+    list: Vec<T>,
 }
 
-impl Names {
-    /// The names of `view`'s devices and of their events and intervals, numbered.
-    fn of(view: &View) -> Names {
-        let mut uses: HashMap<Name, u64> = HashMap::new();
-        for (name, d) in view.devices.iter() {
-            let parts = [d.events.encoded().0, d.intervals.encoded().0];
-            for &n in std::iter::once(name).chain(parts.into_iter().flatten()) {
-                *uses.entry(n).or_default() += 1;
-            }
+impl<T: std::hash::Hash + Eq + Ord + Copy> Numbered<T> {
+    /// Each of `values` once, by how often it came (then in order).
+    fn by_use(values: impl Iterator<Item = T>) -> Numbered<T> {
+        let mut uses: HashMap<T, u64> = HashMap::new();
+        for v in values {
+            *uses.entry(v).or_default() += 1;
         }
-        let mut list: Vec<(Name, u64)> = uses.into_iter().collect();
-        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.as_str().cmp(b.0.as_str())));
-        let list: Vec<Name> = list.into_iter().map(|(n, _)| n).collect();
+        let mut list: Vec<(T, u64)> = uses.into_iter().collect();
+        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let list: Vec<T> = list.into_iter().map(|(v, _)| v).collect();
         let numbers = list
             .iter()
             .enumerate()
-            .map(|(k, &n)| (n, k as u64))
+            .map(|(k, &v)| (v, k as u64))
             .collect();
-        Names { numbers, list }
+        Numbered { numbers, list }
     }
 
-    fn number(&self, n: Name) -> u64 {
-        self.numbers[&n]
+    fn number(&self, v: T) -> u64 {
+        self.numbers[&v]
     }
+}
+
+/// The names of a file: those of `view`'s devices and of their events and intervals.
+type Names = Numbered<Name>;
+
+fn names_of(view: &View) -> Names {
+    Numbered::by_use(view.devices.iter().flat_map(|(name, d)| {
+        let parts = [d.events.encoded().0, d.intervals.encoded().0];
+        std::iter::once(name)
+            .chain(parts.into_iter().flatten())
+            .copied()
+    }))
 }
 
 /// A device's part in the table: how many names, their numbers, the bytes' length.
@@ -165,30 +175,9 @@ fn put_part(table: &mut Vec<u8>, all: &Names, names: &[Name], len: usize) {
     put(table, len as u64);
 }
 
-/// The digests of the windows the rollups were built with, each once, the most used first
-/// (most devices share one: that of the windows on their cluster, or none).
-struct Digests {
-    numbers: HashMap<u64, u64>,
-    list: Vec<u64>,
-}
-
-impl Digests {
-    fn of<'a>(rollups: impl Iterator<Item = &'a Rollup>) -> Digests {
-        let mut uses: HashMap<u64, u64> = HashMap::new();
-        for r in rollups {
-            *uses.entry(r.windows()).or_default() += 1;
-        }
-        let mut list: Vec<(u64, u64)> = uses.into_iter().collect();
-        list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let list: Vec<u64> = list.into_iter().map(|(d, _)| d).collect();
-        let numbers = list
-            .iter()
-            .enumerate()
-            .map(|(k, &d)| (d, k as u64))
-            .collect();
-        Digests { numbers, list }
-    }
-}
+/// The digests of the windows the rollups were built with (most devices share one: that of
+/// the windows on their cluster, or none).
+type Digests = Numbered<u64>;
 
 /// A rollup's names and sources as places among its device's intervals' names (where every
 /// one of them is: the intervals it was built from mention them): the names as a mask, the
@@ -230,7 +219,7 @@ fn put_rollup(table: &mut Vec<u8>, digests: &Digests, r: Option<(&Rollup, (u64, 
             }
         }
     }
-    put(table, digests.numbers[&head.windows]);
+    put(table, digests.number(head.windows));
     let Extent { first, end, runs } = head.extent;
     put(table, zigzag(first));
     put(table, end.wrapping_sub(first) as u64);
@@ -259,8 +248,8 @@ fn write_to(path: &Path, view: &View) -> Result<Written> {
         .values()
         .map(|d| view.history(d).and_then(|h| h.built_rollup(&ex)))
         .collect();
-    let (mut table, names) = (Vec::new(), Names::of(view));
-    let digests = Digests::of(rollups.iter().flatten().map(|r| &**r));
+    let (mut table, names) = (Vec::new(), names_of(view));
+    let digests = Digests::by_use(rollups.iter().flatten().map(|r| r.windows()));
     let mut written_rollups = 0;
     for ((name, d), rollup) in view.devices.iter().zip(&rollups) {
         put(&mut table, names.number(*name));
@@ -513,10 +502,16 @@ fn read_part<'a>(
     end: usize,
 ) -> Option<Part<'a>> {
     let names = read_list(r, |r| read_name(r, names))?;
+    let range = read_range(r, at, end)?;
+    Some(Part { names, range })
+}
+
+/// A length of bytes starting at `at` (moved past them), within the data ending at `end`.
+fn read_range(r: &mut Reader<'_>, at: &mut usize, end: usize) -> Option<Range<usize>> {
     let len = usize::try_from(r.next_varint()?).ok()?;
     let range = *at..at.checked_add(len).filter(|&e| e <= end)?;
     *at = range.end;
-    Some(Part { names, range })
+    Some(range)
 }
 
 fn read_u64(r: &mut Reader<'_>) -> Option<u64> {
@@ -562,9 +557,7 @@ fn read_rollup<'a>(
         runs: u32::try_from(r.next_varint()?).ok()?,
     };
     let crc = u32::from_le_bytes(r.next_bytes(4)?.try_into().ok()?);
-    let len = usize::try_from(r.next_varint()?).ok()?;
-    let range = *at..at.checked_add(len).filter(|&e| e <= end)?;
-    *at = range.end;
+    let range = read_range(r, at, end)?;
     Some(Some(RollupPart {
         names: rollup_names,
         sources,
