@@ -6,7 +6,7 @@
 //!   nothing for a chunk whose every number is settled: those are kept as ranges of chunks,
 //!   so that a year of densely numbered events holds a few ranges instead of 15 MB of bits):
 //!   opening sets them from the runs of sequence numbers the manifest records for each
-//!   segment ([`key_runs`]), without reading the files, and a roll moves its keys there. A re-sent
+//!   segment ([`all_key_runs`], [`listable`]), without reading the files, and a roll moves its keys there. A re-sent
 //!   old event is answered [`Check::Settled`]: its content hash is in the segment, for the
 //!   log to read and compare ([`verdict`]).
 //!   A segment whose numbering is too scattered for a short list of runs is settled all the
@@ -452,12 +452,6 @@ pub fn index_batch(index: &mut DedupeIndex, b: &RecordBatch) -> Result<()> {
     Ok(())
 }
 
-/// The keys of `batches` (with the key columns) as each source's runs of sequence numbers,
-/// by source; `None` beyond [`MAX_RUNS`] runs in all (too many for the manifest).
-pub fn key_runs(batches: &[RecordBatch]) -> Result<Option<Vec<SeqRuns>>> {
-    Ok(Some(all_key_runs(batches)?).filter(|r| listable(r)))
-}
-
 /// Whether `runs` (a segment's) are few enough for the manifest to list: [`MAX_RUNS`] in all.
 pub fn listable(runs: &[SeqRuns]) -> bool {
     runs.iter().map(|k| k.runs.len()).sum::<usize>() <= MAX_RUNS
@@ -667,7 +661,8 @@ mod tests {
         ev.extend([event("a", u64::MAX), event("a", 0)]);
         let b1 = crate::events_batch(&ev[..4]);
         let b2 = crate::events_batch(&ev[4..]);
-        let runs = key_runs(&[b1, b2]).unwrap().unwrap();
+        let runs = all_key_runs(&[b1, b2]).unwrap();
+        assert!(listable(&runs));
         let got: Vec<(&str, &[[u64; 2]])> = runs
             .iter()
             .map(|r| (r.source.as_str(), r.runs.as_slice()))
@@ -682,11 +677,9 @@ mod tests {
         assert!(runs_hold(&runs, "x", 9) && runs_hold(&runs, "a", u64::MAX));
         assert!(!runs_hold(&runs, "x", 10) && !runs_hold(&runs, "y", 5));
         let scattered: Vec<Event> = (0..=MAX_RUNS as u64).map(|s| event("x", 2 * s)).collect();
-        assert!(
-            key_runs(&[crate::events_batch(&scattered)])
-                .unwrap()
-                .is_none()
-        );
+        assert!(!listable(
+            &all_key_runs(&[crate::events_batch(&scattered)]).unwrap()
+        ));
     }
 
     /// Keys `first + step * i` of sources "x" and "y", `n` of each.

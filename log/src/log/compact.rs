@@ -183,7 +183,7 @@ impl Log {
         for s in run {
             batches.extend(read_segment(&dir.join(&s.file), None)?);
         }
-        write_segment_files(&self.shared.dir, name, &batches)
+        Ok(write_segment_files(&self.shared.dir, name, &batches)?.0)
     }
 
     /// Deletes replaced (or retired) files older than `grace`.

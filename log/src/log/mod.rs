@@ -33,12 +33,12 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
-use crate::dedupe::{DedupeIndex, key_runs};
+use crate::dedupe::{DedupeIndex, all_key_runs, listable};
 use crate::digest::write_digest;
 use crate::error::{IoContext, Refusal, Result};
 use crate::fsutil::sync_dir;
 use crate::layout::{digest_file, segments_dir};
-use crate::manifest::{Manifest, Positions, SegmentMeta};
+use crate::manifest::{Manifest, Positions, SegmentMeta, SeqRuns};
 use crate::notify::Notifier;
 use crate::segment::write_segment;
 use crate::wal::WalWriter;
@@ -220,7 +220,13 @@ impl Log {
 /// Writes `batches` as segment `name` of the log in `dir`, with its digest, durably and under
 /// their final names (written as `.tmp`, renamed, directory synced): ready for a manifest to
 /// commit (a roll's or a compaction's). What a failure leaves is the caller's to remove.
-fn write_segment_files(dir: &Path, name: &str, batches: &[RecordBatch]) -> Result<SegmentMeta> {
+/// With the segment's keys as runs however many they are (its meta lists them when they are
+/// few enough: [`listable`]).
+fn write_segment_files(
+    dir: &Path,
+    name: &str,
+    batches: &[RecordBatch],
+) -> Result<(SegmentMeta, Vec<SeqRuns>)> {
     let seg_dir = segments_dir(dir);
     let dname = digest_file(name);
     let (tmp, dtmp) = (
@@ -234,6 +240,7 @@ fn write_segment_files(dir: &Path, name: &str, batches: &[RecordBatch]) -> Resul
     sync_dir(&seg_dir).ctx(|| format!("syncing {}", seg_dir.display()))?;
     meta.file = name.to_string();
     meta.digest = Some(digest);
-    meta.keys = key_runs(batches)?;
-    Ok(meta)
+    let runs = all_key_runs(batches)?;
+    meta.keys = listable(&runs).then(|| runs.clone());
+    Ok((meta, runs))
 }

@@ -13,7 +13,7 @@ use arrow::array::RecordBatch;
 
 use super::append::probe_space;
 use super::{Failure, Frozen, Log, Shared, State, write_segment_files};
-use crate::dedupe::{all_key_runs, dense};
+use crate::dedupe::dense;
 use crate::error::{IoContext, Refusal, Result, is_disk_full};
 use crate::layout::{digest_file, segment_file, segments_dir, wal_dir, wal_file};
 use crate::manifest::Positions;
@@ -177,12 +177,9 @@ fn write_and_commit(
 ) -> Result<()> {
     let dir = &shared.dir;
     let name = segment_file(id);
-    let meta = write_segment_files(dir, &name, batches)?;
+    let (meta, runs) = write_segment_files(dir, &name, batches)?;
     // keys too scattered to list are settled as bits all the same, when dense enough
-    let unlisted = match meta.keys {
-        Some(_) => None,
-        None => Some(all_key_runs(batches)?).filter(|r| dense(r)),
-    };
+    let unlisted = Some(runs).filter(|r| meta.keys.is_none() && dense(r));
 
     let mut st = shared.lock();
     let mut m = st.manifest.clone();
