@@ -206,10 +206,9 @@ fn put_rollup(table: &mut Vec<u8>, digests: &Digests, r: Option<(&Rollup, (u64, 
         return;
     };
     put(table, 1);
-    let head = r.head();
     put(table, mask);
     put(table, sources.len() as u64);
-    for (place, &(_, end)) in sources.iter().zip(&head.sources) {
+    for (place, &(_, end)) in sources.iter().zip(r.sources()) {
         put(table, *place);
         match end {
             None => put(table, 0),
@@ -219,8 +218,8 @@ fn put_rollup(table: &mut Vec<u8>, digests: &Digests, r: Option<(&Rollup, (u64, 
             }
         }
     }
-    put(table, digests.number(head.windows));
-    let Extent { first, end, runs } = head.extent;
+    put(table, digests.number(r.windows()));
+    let Extent { first, end, runs } = r.extent();
     put(table, zigzag(first));
     put(table, end.wrapping_sub(first) as u64);
     put(table, u64::from(runs));

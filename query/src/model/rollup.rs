@@ -82,14 +82,9 @@ pub struct RollupHead {
 }
 
 impl Rollup {
-    /// All but its runs' bytes.
-    pub fn head(&self) -> RollupHead {
-        RollupHead {
-            extent: self.runs.parts().0,
-            sources: self.sources.clone(),
-            names: self.names.clone(),
-            windows: self.windows,
-        }
+    /// Where its runs lie.
+    pub fn extent(&self) -> Extent {
+        self.runs.parts().0
     }
 
     /// Its runs' bytes.
@@ -97,7 +92,8 @@ impl Rollup {
         self.runs.parts().1
     }
 
-    /// The rollup `head` describes, its runs' bytes `bytes` (as [`head`](Self::head) and
+    /// The rollup `head` describes (its [`extent`](Self::extent), [`sources`](Self::sources),
+    /// [`names`](Self::names) and [`windows`](Self::windows)), its runs' bytes `bytes` (as
     /// [`bytes`](Self::bytes) gave them).
     pub fn from_parts(head: RollupHead, bytes: SharedBytes) -> Rollup {
         Rollup {
