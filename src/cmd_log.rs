@@ -110,14 +110,24 @@ fn instant_or_age(flag: &str, v: &str) -> anyhow::Result<i64> {
         .with_context(|| format!("{flag} {v}"))
 }
 
-/// `callstate log retire [--before T] [--legs-before T]`: with `before`, removes the raw
+/// `callstate log retire [--before T] [--legs-before T] [--intervals-before T]`: with
+/// `intervals_before`, folds the service history before it into the log's base
+/// (`callstate_query::fold`); with `before`, removes the raw
 /// events of the segments wholly before it (their digests and key runs stay; their call
 /// legs must be in the checkpoint of the legs: one covering the whole log is written first
 /// when the last does not); with `legs_before`, writes a checkpoint of the legs without the
 /// complete legs that started and ended before it (first, so that it is the one the raw
 /// events' retirement relies on).
-pub fn retire(data: &Path, before: Option<&str>, legs_before: Option<&str>) -> anyhow::Result<()> {
+pub fn retire(
+    data: &Path,
+    before: Option<&str>,
+    legs_before: Option<&str>,
+    intervals_before: Option<&str>,
+) -> anyhow::Result<()> {
     let before_us = before.map(|b| instant_or_age("--before", b)).transpose()?;
+    let intervals_us = intervals_before
+        .map(|b| instant_or_age("--intervals-before", b))
+        .transpose()?;
     let legs_us = legs_before
         .map(|b| instant_or_age("--legs-before", b))
         .transpose()?;
@@ -138,6 +148,11 @@ pub fn retire(data: &Path, before: Option<&str>, legs_before: Option<&str>) -> a
         let retired = log.retire(before_us, through, std::time::Duration::ZERO)?;
         out.insert("retired".into(), serde_json::to_value(retired)?);
         out.insert("legs_checkpoint".into(), through.into());
+    }
+    if let Some(h) = intervals_us {
+        // nobody else reads this log: the files go at once
+        let folded = callstate_query::fold::fold_before(&log, h, std::time::Duration::ZERO)?;
+        out.insert("intervals_retention".into(), serde_json::to_value(folded)?);
     }
     if legs_us.is_some() {
         let legs = legs.map(|r| {

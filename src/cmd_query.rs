@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use clap::ValueEnum;
 
 use callstate_log::Snapshot;
-use callstate_schemas::Us;
+use callstate_schemas::{Us, format_instant};
 
 use crate::out::outln;
 
@@ -104,12 +104,12 @@ pub fn state(
     let filter = device
         .map(|d| format!(" AND device = {}", quote(d)))
         .unwrap_or_default();
+    // every device with a state at `t` (one with no event before it is left out)
+    let at_t = format!("device_state_at(TIMESTAMP '{}')", format_instant(t));
     let sql = format!(
-        "SELECT device, state, node, home_node, on_home_node, valid_from AS since, device_type, \
-         device_pool, cluster, last_node, cause \
-         FROM device_intervals \
-         WHERE valid_from <= to_timestamp_micros({t}) AND (valid_to IS NULL OR valid_to > to_timestamp_micros({t})){filter} \
-         ORDER BY device"
+        "SELECT device, state, node, home_node, on_home_node, since, device_type, \
+         device_pool, cluster, last_node, cause FROM {at_t} \
+         WHERE since IS NOT NULL{filter} ORDER BY device"
     );
     let batches = run_sql(data, &sql, known)?;
     if let Some(d) = device
@@ -117,10 +117,7 @@ pub fn state(
     {
         let known_device = run_sql(
             data,
-            &format!(
-                "SELECT 1 FROM device_intervals WHERE device = {} LIMIT 1",
-                quote(d)
-            ),
+            &format!("SELECT 1 FROM {at_t} WHERE device = {} LIMIT 1", quote(d)),
             known,
         )?;
         if known_device.iter().all(|b| b.num_rows() == 0) {

@@ -112,6 +112,12 @@ pub struct Given {
     /// states and incidents then give their calls as null) [default: kept forever].
     #[arg(long, env = "CALLSTATE_RETAIN_LEGS_DAYS")]
     pub retain_legs_days: Option<u64>,
+    /// Retention of intervals (service history), in days: with each compaction pass, once
+    /// a day, the history before the UTC midnight that many days back is folded into the
+    /// log's base (each device's state there kept); questions about service state,
+    /// availability, SLA and incidents before it are refused [default: kept forever].
+    #[arg(long, env = "CALLSTATE_RETAIN_INTERVALS_DAYS")]
+    pub retain_intervals_days: Option<u64>,
     /// Kafka-backed log: bootstrap brokers. The HTTP collector then writes to the canonical
     /// topic and this instance materializes its share of it into DATA.
     #[arg(long, env = "CALLSTATE_KAFKA_BROKERS")]
@@ -166,6 +172,7 @@ impl Given {
             compact_every_s: self.compact_every_s.or(other.compact_every_s),
             retain_raw_days: self.retain_raw_days.or(other.retain_raw_days),
             retain_legs_days: self.retain_legs_days.or(other.retain_legs_days),
+            retain_intervals_days: self.retain_intervals_days.or(other.retain_intervals_days),
             kafka_brokers: self.kafka_brokers.or(other.kafka_brokers),
             kafka_topic: self.kafka_topic.or(other.kafka_topic),
             kafka_group: self.kafka_group.or(other.kafka_group),
@@ -290,6 +297,7 @@ impl ServeArgs {
         for (name, days) in [
             ("retain_raw_days", g.retain_raw_days),
             ("retain_legs_days", g.retain_legs_days),
+            ("retain_intervals_days", g.retain_intervals_days),
         ] {
             if days.is_some() && g.compact_every_s == Some(0) {
                 bail!(
@@ -326,6 +334,7 @@ impl ServeArgs {
             retention: Retention {
                 raw: days(g.retain_raw_days),
                 legs: days(g.retain_legs_days),
+                intervals: days(g.retain_intervals_days),
             },
             api: ServerConfig {
                 token,
@@ -384,6 +393,8 @@ pub struct Retention {
     pub raw: Option<Duration>,
     /// Age beyond which complete call legs are removed (from the UTC midnight before).
     pub legs: Option<Duration>,
+    /// Age beyond which the service history is folded (from the UTC midnight before).
+    pub intervals: Option<Duration>,
 }
 
 /// The UTC midnight `age` before `now` (µs): the horizon of a retention of `age`.
@@ -399,8 +410,9 @@ fn back(now: i64, age: Duration) -> i64 {
 /// Merges small segments every `every`, off the HTTP workers, until the runtime stops (a
 /// compaction cut off by the stop leaves nothing behind that the next open does not tidy);
 /// with `retention.legs`, then moves the horizon of the call legs when a day has passed
-/// (a new checkpoint of the legs); with `retention.raw`, then retires the raw events older
-/// than that whose call legs the checkpoint on disk holds.
+/// (a new checkpoint of the legs); with `retention.intervals`, the horizon of the service
+/// history (a fold); with `retention.raw`, then retires the raw events older than that whose
+/// call legs the checkpoint on disk holds.
 async fn compact_in_background(
     log: Arc<Log>,
     app: Arc<App>,
@@ -427,6 +439,17 @@ async fn compact_in_background(
                         kept_from = %callstate_schemas::format_instant(h),
                         removed = w.retention.map_or(0, |r| r.removed),
                         "call legs before the horizon removed"
+                    );
+                }
+            }
+            if let Some(age) = retention.intervals {
+                let h = horizon(now, age);
+                if let Some(f) = callstate_query::fold::fold_before(&log, h, opts.grace)? {
+                    tracing::info!(
+                        kept_from = %callstate_schemas::format_instant(h),
+                        segments = f.segments.len(),
+                        events = f.events,
+                        "service history before the horizon folded"
                     );
                 }
             }

@@ -219,8 +219,10 @@ enum LogAction {
     /// before BEFORE (their digests, hence service state, intervals and SLA, stay, and the
     /// call legs stay in the checkpoint of the legs, written first if needed); with
     /// --legs-before, remove the complete call legs that started and ended before it (a
-    /// new checkpoint without them). Prints what was removed.
-    #[command(group(clap::ArgGroup::new("horizon").required(true).multiple(true).args(["before", "legs_before"])))]
+    /// new checkpoint without them); with --intervals-before, fold the service history
+    /// before it into the log's base (each device's state there kept; questions before it
+    /// are refused). Prints what was removed.
+    #[command(group(clap::ArgGroup::new("horizon").required(true).multiple(true).args(["before", "legs_before", "intervals_before"])))]
     Retire {
         #[command(flatten)]
         data: DataArgs,
@@ -230,6 +232,9 @@ enum LogAction {
         /// Call legs: an RFC 3339 instant, or a duration back from now (`90d`).
         #[arg(long)]
         legs_before: Option<String>,
+        /// Service history (intervals): an RFC 3339 instant, or a duration back from now.
+        #[arg(long)]
+        intervals_before: Option<String>,
     },
 }
 
@@ -288,8 +293,14 @@ fn main() -> ExitCode {
                     data,
                     before,
                     legs_before,
+                    intervals_before,
                 },
-        } => cmd_log::retire(&data.data, before.as_deref(), legs_before.as_deref()),
+        } => cmd_log::retire(
+            &data.data,
+            before.as_deref(),
+            legs_before.as_deref(),
+            intervals_before.as_deref(),
+        ),
         Command::Sql {
             query,
             data,

@@ -53,6 +53,7 @@ fn named(snap: &Snapshot) -> BTreeSet<String> {
     snap.segments
         .iter()
         .flat_map(|s| s.files().map(str::to_string))
+        .chain(snap.base.iter().map(|b| b.digest.file.clone()))
         .collect()
 }
 
@@ -317,6 +318,11 @@ fn serve_retires_old_raw_events_as_it_runs() {
 /// A log of a simulated day (2026-11-24) of 40 devices per cluster with a node failover:
 /// call legs on every device.
 fn simulated(dir: &Path) {
+    simulated_in(dir, usize::MAX);
+}
+
+/// [`simulated`] in segments of `rows` events each.
+fn simulated_in(dir: &Path, rows: usize) {
     let mut sc = callstate_sim::Scenario::load("node-failover").unwrap();
     sc.topology.devices = 40;
     let mut events = Vec::new();
@@ -326,8 +332,10 @@ fn simulated(dir: &Path) {
     })
     .unwrap();
     let log = Log::open(dir, LogOptions::default()).unwrap();
-    log.append(&events).unwrap();
-    log.roll_now().unwrap();
+    for chunk in events.chunks(rows) {
+        log.append(chunk).unwrap();
+        log.roll_now().unwrap();
+    }
 }
 
 /// `callstate log retire --legs-before`: a checkpoint of the legs without those that started
@@ -460,6 +468,186 @@ fn serve_removes_old_call_legs_as_it_runs() {
     assert!(
         text.contains("\"c\":0") && !text.contains("\"n\":0"),
         "{text}"
+    );
+    assert!(server.stop().success());
+}
+
+fn state_at(dir: &Path, at: &str) -> std::process::Output {
+    bin()
+        .args(["state", "--at", at, "--data"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+/// `callstate log retire --intervals-before`: the digests of the segments wholly before the
+/// horizon are folded into the log's base; `log stats` says from when the service history is
+/// kept and what was folded; every device's state from the horizon on is as before, one
+/// before it is refused naming the horizon. Aborted after writing the base (before its
+/// commit), the log is as it was; aborted right after the commit, as after the fold; each
+/// time the segments directory holds exactly what the manifest names.
+#[test]
+fn log_retire_folds_old_service_history_and_a_crash_at_its_steps_loses_nothing() {
+    let template = tempfile::tempdir().unwrap();
+    simulated_in(template.path(), 2_000);
+    // the simulated day (2026-11-24)'s noon, and instants after it, failover included
+    let h = "2026-11-24T12:00:00.000000Z";
+    let later = [
+        "2026-11-24T12:00:00Z",
+        "2026-11-24T14:30:00.5Z",
+        "2026-11-24T20:00:00Z",
+        "2026-11-25T00:00:00Z",
+    ];
+    let states = |dir: &Path| -> Vec<Vec<u8>> {
+        later
+            .iter()
+            .map(|at| succeed(bin().args(["state", "--at", at, "--data"]).arg(dir)).stdout)
+            .collect()
+    };
+    let want = states(template.path());
+    assert!(want.iter().all(|s| s.len() > 1_000));
+    for crash in [None, Some("fold-written"), Some("fold-committed")] {
+        let d = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("cp")
+            .args(["-rT"])
+            .arg(template.path())
+            .arg(d.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = std::fs::remove_file(d.path().join("LOCK"));
+        let mut c = bin();
+        c.args(["log", "retire", "--intervals-before", h, "--data"])
+            .arg(d.path());
+        match crash {
+            Some(point) => {
+                let out = c.env("CALLSTATE_FAILPOINT", point).output().unwrap();
+                assert_eq!(out.status.signal(), Some(6), "aborted at {point}");
+            }
+            None => {
+                let v: serde_json::Value = serde_json::from_slice(&succeed(&mut c).stdout).unwrap();
+                let f = &v["intervals_retention"];
+                assert!(f["segments"].as_array().unwrap().len() > 1, "{v}");
+                assert_eq!(v["stats"]["folded_events"], f["events"], "{v}");
+                assert_eq!(v["stats"]["intervals_kept_from"], h, "{v}");
+            }
+        }
+        let (_, segments) = reopened(d.path());
+        let v: serde_json::Value = serde_json::from_slice(
+            &succeed(bin().args(["log", "stats", "--data"]).arg(d.path())).stdout,
+        )
+        .unwrap();
+        let folded = crash != Some("fold-written");
+        assert_eq!(
+            v["intervals_kept_from"],
+            if folded {
+                serde_json::json!(h)
+            } else {
+                serde_json::Value::Null
+            },
+            "{crash:?}: {v}"
+        );
+        assert_eq!(v["folded_segments"].as_u64().unwrap() > 0, folded, "{v}");
+        assert_eq!(v["retired_events"], 0, "raw events untouched: {v}");
+        assert!(segments > 1);
+        assert_eq!(states(d.path()), want, "{crash:?}");
+        let before = state_at(d.path(), "2026-11-24T11:59:59.999999Z");
+        let err = String::from_utf8_lossy(&before.stderr);
+        if folded {
+            assert!(!before.status.success());
+            assert!(err.contains("kept from") && err.contains(h), "{err}");
+        } else {
+            assert!(before.status.success(), "{err}");
+        }
+    }
+}
+
+/// `callstate serve --retain-intervals-days`: with each compaction pass, the service history
+/// before the UTC midnight that many days back (all of a simulated 2026-11-24) is folded; the
+/// server then refuses questions reaching before it (SQL, HTTP) and answers the fleet's state
+/// now for every device.
+#[test]
+fn serve_folds_old_service_history_as_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    simulated_in(dir.path(), 2_000);
+    refused_without_compaction(
+        dir.path(),
+        "--retain-intervals-days",
+        "retain_intervals_days",
+    );
+    let mut cmd = bin();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "1"])
+        .args(["--retain-intervals-days", "1", "--data"])
+        .arg(dir.path());
+    let server = Server::start(cmd);
+    let sql = |q: &str| {
+        let mut r = common::agent()
+            .post(&format!("{}/api/v1/query", server.url))
+            .header("Content-Type", "text/plain")
+            .send(q)
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let now = "SELECT count(*) AS n FROM device_state_at(now())";
+    let (status, devices) = sql(now);
+    assert_eq!(status, 200, "{devices}");
+    let stats = || -> serde_json::Value {
+        let mut c = bin();
+        c.args(["log", "stats", "--data"]).arg(dir.path());
+        serde_json::from_slice(&succeed(&mut c).stdout).unwrap()
+    };
+    let day = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+    let kept_from = format!("{day}T00:00:00.000000Z");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stats()["intervals_kept_from"] != kept_from.as_str() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not folded: {}",
+            stats()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(stats()["folded_segments"].as_u64().unwrap() > 0);
+    // the server took the fold in: questions before the horizon are refused
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let (status, text) = sql("SELECT count(*) AS n FROM device_intervals");
+        if status != 200 {
+            assert_eq!(status, 422, "{text}");
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still answered: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        text.contains(&kept_from) && text.contains("valid_from >="),
+        "{text}"
+    );
+    let (status, text) = sql(&format!(
+        "SELECT count(*) AS n FROM device_intervals WHERE valid_from >= '{kept_from}'"
+    ));
+    assert_eq!(status, 200, "{text}");
+    let (status, text) =
+        sql("SELECT count(*) AS n FROM device_state_at(TIMESTAMP '2026-11-24T12:00:00Z')");
+    assert_eq!(status, 422, "{text}");
+    assert!(text.contains(&kept_from), "{text}");
+    let mut r = common::agent()
+        .get(&format!(
+            "{}/api/v1/sla?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z",
+            server.url
+        ))
+        .call()
+        .unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    assert_eq!(r.status().as_u16(), 422, "{text}");
+    assert!(text.contains(&kept_from), "{text}");
+    assert_eq!(
+        sql(now),
+        (200, devices),
+        "every device still has its state now"
     );
     assert!(server.stop().success());
 }

@@ -54,6 +54,10 @@ pub enum LogError {
     /// A bug or an impossible state (a worker thread panicked…).
     #[error("internal error: {0}")]
     Internal(String),
+    /// What an operation was asked to change is no longer as it was asked (a fold's
+    /// segments were compacted or folded meanwhile, or its horizon is behind the log's).
+    #[error("{0}")]
+    Stale(String),
     /// A reader kept seeing the log change under it.
     #[error("the log kept changing while being read; try again")]
     Busy,

@@ -6,6 +6,7 @@
 //! DIR/wal/000000000007.wal             WAL files not yet rolled into segments
 //! DIR/segments/seg-00000003.parquet    a segment
 //! DIR/segments/seg-00000003.digest.parquet   its digest
+//! DIR/segments/base-00000042.parquet   the digests folded before a horizon (`log::fold`)
 //! DIR/rejects/                         rejects files of the collectors
 //! ```
 

@@ -84,6 +84,10 @@ pub struct SegmentMeta {
     /// intervals and SLA read) and its key runs stay.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retired: bool,
+    /// Its digest was folded into the log's [`Base`] (retention of intervals,
+    /// [`Log::fold`](crate::Log::fold)): its digest file is gone too; its key runs stay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub folded: bool,
 }
 
 impl SegmentMeta {
@@ -94,6 +98,27 @@ impl SegmentMeta {
             .into_iter()
             .chain(self.digest.iter().map(|d| d.file.as_str()))
     }
+}
+
+/// What the digests of the segments wholly before a horizon were folded into (retention of
+/// intervals): the state engine's inputs reduced to what the history from the horizon on
+/// derives from. Its rows are chosen by the caller ([`Log::fold`](crate::Log::fold)); the
+/// log only keeps them in place of the folded digests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Base {
+    /// History is kept from this instant (microseconds since the epoch).
+    pub horizon_us: i64,
+    /// Its rows and spans, in the digest's form.
+    pub digest: Digest,
+    /// Segments folded into it, all folds together.
+    pub segments: u64,
+    /// Their events.
+    pub events: u64,
+    /// The earliest event time among them.
+    pub min_time_us: i64,
+    /// The latest ingest time among them (and the rows it holds): a question as known at an
+    /// earlier ingest time cannot be answered from it.
+    pub max_ingest_time_us: i64,
 }
 
 /// The manifest.
@@ -110,6 +135,9 @@ pub struct Manifest {
     /// Input positions covered by `segments` (the Kafka materializer's offsets).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub positions: Positions,
+    /// The folded digests of the history before a horizon, if retention of intervals ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Base>,
 }
 
 impl Default for Manifest {
@@ -120,11 +148,20 @@ impl Default for Manifest {
             wal_checkpoint: 0,
             next_segment_id: 1,
             positions: Default::default(),
+            base: None,
         }
     }
 }
 
 impl Manifest {
+    /// Every file under `segments/` it keeps: the segments' and their digests, and the base.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.segments
+            .iter()
+            .flat_map(SegmentMeta::files)
+            .chain(self.base.iter().map(|b| b.digest.file.as_str()))
+    }
+
     /// Loads the manifest of a data directory; a directory without one is an empty log.
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = dir.join(FILE);

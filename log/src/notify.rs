@@ -34,6 +34,14 @@ pub enum Notice {
     /// Retention removed the raw events of these segments (by file name): their files are
     /// going; their digests and key runs stay (see [`Log::retire`](crate::Log::retire)).
     Retired(Vec<String>),
+    /// Retention of intervals folded the digests of these segments (by file name) into
+    /// the log's new base (see [`Log::fold`](crate::Log::fold)).
+    Folded {
+        /// The segments folded by this fold.
+        segments: Vec<String>,
+        /// The base now.
+        base: crate::manifest::Base,
+    },
 }
 
 /// The receiving end of a subscription. Dropping it unsubscribes.

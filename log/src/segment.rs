@@ -404,6 +404,7 @@ pub fn write_segment(path: &Path, batches: &[RecordBatch]) -> Result<SegmentMeta
         digest: None,
         keys: None,
         retired: false,
+        folded: false,
     })
 }
 

@@ -43,6 +43,15 @@ pub struct LogStats {
     pub retired_min_time: Option<String>,
     /// See `retired_min_time`.
     pub retired_max_time: Option<String>,
+    /// Retention of intervals: service history is kept from this instant (null: all of it).
+    pub intervals_kept_from: Option<String>,
+    /// Segments whose digests were folded into the base (what history before
+    /// `intervals_kept_from` derives from, reduced to each device's state there).
+    pub folded_segments: u64,
+    /// The events those segments held.
+    pub folded_events: u64,
+    /// Bytes of the base's file.
+    pub base_bytes: u64,
 }
 
 /// Adds the events of `b` per kind to `per_kind`: by dictionary key when the column is one
@@ -125,6 +134,13 @@ impl LogStats {
             retired_bytes: retired.as_ref().map_or(0, |r| r.bytes),
             retired_min_time: fmt(retired.as_ref().map(|r| r.min_time_us)),
             retired_max_time: fmt(retired.as_ref().map(|r| r.max_time_us)),
+            intervals_kept_from: fmt(snap.base.as_ref().map(|b| b.horizon_us)),
+            folded_segments: snap.base.as_ref().map_or(0, |b| b.segments),
+            folded_events: snap.base.as_ref().map_or(0, |b| b.events),
+            base_bytes: snap.base.as_ref().map_or(0, |b| {
+                std::fs::metadata(crate::layout::segments_dir(&snap.dir).join(&b.digest.file))
+                    .map_or(0, |m| m.len())
+            }),
         })
     }
 }

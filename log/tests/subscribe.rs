@@ -88,7 +88,9 @@ fn a_subscriber_sees_every_acknowledged_event_once_in_order() {
                 // a roll only moves events the subscriber was already told of
                 assert!(seen.last().is_some_and(|&s| s >= meta.max_ingest_seq));
             }
-            Notice::Compacted { .. } | Notice::Retired(_) => panic!("nothing compacts here"),
+            Notice::Compacted { .. } | Notice::Retired(_) | Notice::Folded { .. } => {
+                panic!("nothing compacts here")
+            }
         }
     }
     assert!(rolled >= 5, "{rolled} rolls");

@@ -93,6 +93,10 @@ impl Fleet for Derived {
         )
     }
 
+    fn intervals_kept_from(&self) -> Option<Us> {
+        self.rows.horizon
+    }
+
     fn windows(&self) -> &[MaintenanceRow] {
         &self.rows.windows
     }

@@ -11,6 +11,7 @@
 pub mod derived;
 pub mod error;
 pub mod exec;
+pub mod fold;
 pub mod functions;
 pub mod guards;
 pub mod limits;

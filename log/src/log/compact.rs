@@ -262,6 +262,7 @@ mod tests {
             digest: None,
             keys: None,
             retired: false,
+            folded: false,
         }
     }
 

@@ -19,6 +19,7 @@
 
 pub mod append;
 pub mod compact;
+pub mod fold;
 pub mod record;
 pub mod recover;
 pub mod retire;

@@ -35,10 +35,7 @@ fn remove_uncommitted(dir: &Path, manifest: &Manifest) -> Result<()> {
     for entry in fs::read_dir(&seg_dir).ctx(listing)? {
         let entry = entry.ctx(listing)?;
         let name = entry.file_name().to_string_lossy().to_string();
-        let committed = manifest
-            .segments
-            .iter()
-            .any(|s| s.files().any(|f| f == name));
+        let committed = manifest.files().any(|f| f == name);
         if !committed {
             tracing::info!(file = %name, "removing uncommitted segment");
             fs::remove_file(entry.path()).ctx(|| format!("removing {name}"))?;

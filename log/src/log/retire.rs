@@ -35,9 +35,10 @@ fn retirable(s: &SegmentMeta, before_us: i64, through_seq: u64) -> bool {
         && s.max_time_us < before_us
         && s.max_ingest_seq <= through_seq
         && s.keys.is_some()
-        && s.digest
-            .as_ref()
-            .is_some_and(|d| d.span_gap_us == SPAN_GAP_US)
+        && (s.folded
+            || s.digest
+                .as_ref()
+                .is_some_and(|d| d.span_gap_us == SPAN_GAP_US))
 }
 
 impl Log {

@@ -12,7 +12,7 @@ use super::{Log, State};
 use crate::digest::SPAN_GAP_US;
 use crate::error::{LogError, Result};
 use crate::layout::{segments_dir, wal_dir};
-use crate::manifest::{self, Manifest, SegmentMeta, SourceSpan};
+use crate::manifest::{self, Base, Manifest, SegmentMeta, SourceSpan};
 use crate::notify::Subscription;
 use crate::segment::read_segment;
 use crate::wal;
@@ -26,6 +26,8 @@ pub struct DigestView {
     pub spans: Vec<SourceSpan>,
     /// Events of the digested segments (covered by `spans` and the control events).
     pub digested_rows: u64,
+    /// How many of `batches`, first, are the base's ([`Snapshot::base`]).
+    pub base_batches: usize,
 }
 
 /// What retention removed of a view's raw events ([`Log::retire`]).
@@ -52,6 +54,8 @@ pub struct Snapshot {
     pub segments: Vec<SegmentMeta>,
     /// Events not yet in a segment (WAL-backed), in ingest order.
     pub batches: Vec<RecordBatch>,
+    /// What the digests of the history before a horizon were folded into, if any.
+    pub base: Option<Base>,
 }
 
 impl Log {
@@ -86,6 +90,7 @@ impl Log {
             dir: self.shared.dir.clone(),
             segments: st.manifest.segments.clone(),
             batches,
+            base: st.manifest.base.clone(),
         }
     }
 }
@@ -124,6 +129,7 @@ impl Snapshot {
                 dir: dir.to_path_buf(),
                 segments: manifest.segments,
                 batches,
+                base: manifest.base,
             });
         }
         Err(LogError::Busy)
@@ -199,14 +205,21 @@ impl Snapshot {
     /// without it), and every event of the other segments and of the tail (the caller
     /// filters those by `known_at`). `columns` as in [`Snapshot::read_batches`]. A retired
     /// segment is read from its digest whatever `known_at` (its control events carry their
-    /// ingest times; its activity spans are taken as known).
+    /// ingest times; its activity spans are taken as known). The base's rows come first
+    /// ([`DigestView::base_batches`]); folded segments are in it.
     pub fn read_digests(
         &self,
         columns: Option<&[&str]>,
         known_at: Option<i64>,
     ) -> Result<DigestView> {
         let mut view = DigestView::default();
-        for seg in &self.segments {
+        if let Some(base) = &self.base {
+            view.batches = read_segment(&segments_dir(&self.dir).join(&base.digest.file), columns)?;
+            view.base_batches = view.batches.len();
+            view.spans.extend(base.digest.spans.iter().cloned());
+            view.digested_rows += base.events;
+        }
+        for seg in self.segments.iter().filter(|s| !s.folded) {
             let usable = seg.digest.as_ref().filter(|d| {
                 d.span_gap_us == SPAN_GAP_US
                     && (seg.retired || known_at.is_none_or(|k| seg.max_ingest_time_us <= k))
@@ -238,7 +251,11 @@ impl Snapshot {
     pub fn read_activity(&self, known_at: i64) -> Result<DigestView> {
         const COLUMNS: &[&str] = &["source", "time", "ingest_time"];
         let mut view = DigestView::default();
-        for seg in &self.segments {
+        if let Some(base) = &self.base {
+            view.spans.extend(base.digest.spans.iter().cloned());
+            view.digested_rows += base.events;
+        }
+        for seg in self.segments.iter().filter(|s| !s.folded) {
             let whole = seg.max_ingest_time_us <= known_at;
             match seg
                 .digest

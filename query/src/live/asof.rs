@@ -176,7 +176,7 @@ impl AsOf {
             };
             let rows = d.events_known_at(self.known.known_at);
             let events: Vec<&ServiceRow> = rows.iter().collect();
-            intervals(&events, &self.known.pools, |source| {
+            intervals(&events, &self.known.pools, self.view.horizon, |source| {
                 self.known.silences.get(source).cloned().unwrap_or_default()
             })
         })
@@ -217,6 +217,10 @@ impl Fleet for AsOf {
 
     fn calls_kept_from(&self) -> Option<Us> {
         self.view.calls_kept_from()
+    }
+
+    fn intervals_kept_from(&self) -> Option<Us> {
+        self.view.horizon
     }
 
     fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_> {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use callstate_schemas::Us;
 
 use crate::model::Name;
-use crate::model::intervals::{PoolHistory, ServiceInterval, raw_intervals, split_by_silence};
+use crate::model::intervals::{
+    PoolHistory, ServiceInterval, clip_from, raw_intervals, split_by_silence,
+};
 use crate::model::pack::IntervalPack;
 use crate::model::rollup::RollupCache;
 use crate::model::rows::ServiceRow;
@@ -45,15 +47,17 @@ impl Device {
     }
 
     /// Derives the intervals again from the events, the pools' history and the sources'
-    /// closed silences (`activity` gives a source's).
+    /// closed silences (`activity` gives a source's), from `horizon` on if retention of
+    /// intervals set one.
     pub fn derive(
         &mut self,
         pools: &PoolHistory,
+        horizon: Option<Us>,
         activity: impl Fn(&str) -> Option<Arc<Activity>>,
     ) {
         let rows = self.events.rows();
         let events: Vec<&ServiceRow> = rows.iter().collect();
-        self.derive_from(&events, pools, activity);
+        self.derive_from(&events, pools, horizon, activity);
     }
 
     /// [`Device::derive`] from `events`, which are its events.
@@ -61,10 +65,11 @@ impl Device {
         &mut self,
         events: &[&ServiceRow],
         pools: &PoolHistory,
+        horizon: Option<Us>,
         activity: impl Fn(&str) -> Option<Arc<Activity>>,
     ) {
         self.rollup = Arc::default();
-        let derived = intervals(events, pools, |source| {
+        let derived = intervals(events, pools, horizon, |source| {
             activity(source).map(|a| a.closed()).unwrap_or_default()
         });
         self.intervals = Arc::new(IntervalPack::new(&derived));
@@ -77,10 +82,11 @@ impl Device {
 }
 
 /// A device's intervals from its service events (in time, then ingest order), with the
-/// unknown windows `silences` gives for each source cut out.
+/// unknown windows `silences` gives for each source cut out, from `horizon` on if given.
 pub fn intervals(
     events: &[&ServiceRow],
     pools: &PoolHistory,
+    horizon: Option<Us>,
     mut silences: impl FnMut(&str) -> Silences,
 ) -> Vec<ServiceInterval> {
     let raw = raw_intervals(events, pools);
@@ -93,6 +99,9 @@ pub fn intervals(
         }
         let w = &windows.as_ref().expect("set above").1;
         split_by_silence(i, w, &mut out);
+    }
+    if let Some(h) = horizon {
+        clip_from(&mut out, 0, h);
     }
     out
 }

@@ -19,7 +19,7 @@ use arrow::array::{AsArray, RecordBatch, UInt64Array};
 use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
 use callstate_log::segment::read_segment;
-use callstate_log::{Notice, SegmentMeta, Snapshot};
+use callstate_log::{Base, Notice, SegmentMeta, Snapshot};
 use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
@@ -71,6 +71,8 @@ pub struct State {
     legs_from: Option<u64>,
     /// What retention removed from the legs (as the checkpoint last read says).
     legs_retention: Option<checkpoint::LegsRetention>,
+    /// Retention of intervals: history is kept from this instant (the log's base).
+    horizon: Option<Us>,
 }
 
 /// The latest `ingest_time` of a batch.
@@ -258,6 +260,7 @@ impl State {
             calls_at_checkpoint: 0,
             legs_from: None,
             legs_retention: None,
+            horizon: rows.horizon,
         };
         let mut devices: HashMap<Name, Device> =
             events.keys().map(|d| (*d, Device::default())).collect();
@@ -294,7 +297,7 @@ impl State {
             let mine = events.remove(&name).unwrap_or_default();
             let rows = mine.rows();
             let refs: Vec<&ServiceRow> = rows.iter().collect();
-            d.derive_from(&refs, &st.pools, |s| st.sources.get(s).cloned());
+            d.derive_from(&refs, &st.pools, st.horizon, |s| st.sources.get(s).cloned());
             d.events = Arc::new(mine);
             st.devices.insert(name, Arc::new(d));
         }
@@ -345,6 +348,7 @@ impl State {
                 }
                 Ok(())
             }
+            Notice::Folded { segments, base } => self.folded(&segments, base),
             Notice::Compacted { merged, into } => {
                 let segs = &mut self.snapshot.segments;
                 if let Some(at) = segs.iter().position(|s| merged.first() == Some(&s.file)) {
@@ -355,6 +359,47 @@ impl State {
         }
     }
 
+    /// Takes in a fold (retention of intervals): every device's service events before the
+    /// horizon are replaced by the base's for it, and the devices that had any are derived
+    /// again from the horizon on: what a start from the log would derive.
+    fn folded(&mut self, segments: &[String], base: Base) -> Result<()> {
+        for s in &mut self.snapshot.segments {
+            if segments.contains(&s.file) {
+                s.folded = true;
+                s.digest = None;
+            }
+        }
+        let horizon = base.horizon_us;
+        let file = callstate_log::layout::segments_dir(&self.snapshot.dir).join(&base.digest.file);
+        self.snapshot.base = Some(base);
+        self.horizon = Some(horizon);
+        let mut seeds = LogRows::default();
+        for b in read_segment(&file, Some(crate::model::rows::COLUMNS))? {
+            seeds.add_batch(&b, None, &mut self.names)?;
+        }
+        let mut by_device: HashMap<Name, Vec<ServiceRow>> = HashMap::new();
+        for r in seeds.service {
+            by_device.entry(r.device).or_default().push(r);
+        }
+        let names: Vec<Name> = self.devices.keys().copied().collect();
+        for name in names {
+            let d = self.devices.get_mut(&name).expect("listed above");
+            let mine = by_device.remove(&name).unwrap_or_default();
+            let rows = d.events.rows();
+            if rows.first().is_none_or(|r| r.time >= horizon) && mine.is_empty() {
+                continue;
+            }
+            let mut kept: Vec<ServiceRow> = mine;
+            kept.extend(rows.into_iter().filter(|r| r.time >= horizon));
+            kept.sort_by_key(|r| (r.time, r.ingest_seq));
+            let d = Arc::make_mut(d);
+            d.events = Arc::new(ServiceEvents::from_rows(kept));
+            let sources = &self.sources;
+            d.derive(&self.pools, self.horizon, |s| sources.get(s).cloned());
+        }
+        Ok(())
+    }
+
     fn rolled(&mut self, meta: SegmentMeta) {
         self.snapshot
             .batches
@@ -363,8 +408,19 @@ impl State {
     }
 
     fn append(&mut self, batch: RecordBatch) -> Result<()> {
-        let mut rows = LogRows::default();
+        let mut rows = LogRows {
+            shadowed_before: self.horizon,
+            ..LogRows::default()
+        };
         rows.add_batch(&batch, None, &mut self.names)?;
+        if rows.shadowed > 0 {
+            tracing::warn!(
+                events = rows.shadowed,
+                horizon = %callstate_schemas::format_instant(self.horizon.unwrap_or_default()),
+                "service events before the horizon of retention of intervals not applied: \
+                 the history before it was folded (they are kept in the log as events)"
+            );
+        }
         let mut dirty: HashSet<Name> = HashSet::new();
         // sources: a changed closed silence re-derives the devices they reported
         for (source, times) in std::mem::take(&mut rows.source_times) {
@@ -406,7 +462,7 @@ impl State {
         for name in &dirty {
             if let Some(d) = self.devices.get_mut(name) {
                 let sources = &self.sources;
-                Arc::make_mut(d).derive(&self.pools, |s| sources.get(s).cloned());
+                Arc::make_mut(d).derive(&self.pools, self.horizon, |s| sources.get(s).cloned());
             }
         }
         // call legs
@@ -558,6 +614,7 @@ impl State {
             targets: self.targets.clone(),
             calls_applied: self.calls_applied,
             legs_retention: self.legs_retention,
+            horizon: self.horizon,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct View {
     pub(super) calls_applied: u64,
     /// What retention removed from the call legs.
     pub(super) legs_retention: Option<LegsRetention>,
+    /// Retention of intervals: history is kept from this instant.
+    pub(super) horizon: Option<Us>,
 }
 
 impl std::fmt::Debug for View {
@@ -134,6 +136,10 @@ impl Fleet for View {
 
     fn calls_kept_from(&self) -> Option<Us> {
         self.legs_retention.map(|r| r.kept_from)
+    }
+
+    fn intervals_kept_from(&self) -> Option<Us> {
+        self.horizon
     }
 
     fn active_calls(&self, device: &str, t: Us) -> u64 {

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use callstate_schemas::Us;
 
+use crate::error::QueryError;
+
 use super::Name;
 use super::intervals::{ServiceInterval, split_by_silence};
 use super::pack::Stored;
@@ -234,6 +236,19 @@ pub trait Fleet: Send + Sync {
     fn calls_kept_from(&self) -> Option<Us> {
         None
     }
+    /// The instant from which retention of intervals keeps the service history (`None`:
+    /// all of it): questions reaching before it are refused ([`Fleet::intervals_known`]).
+    fn intervals_kept_from(&self) -> Option<Us> {
+        None
+    }
+    /// Refuses a question about the service history from `from` on when retention of
+    /// intervals removed what lies before its horizon.
+    fn intervals_known(&self, from: Us) -> Result<(), QueryError> {
+        match self.intervals_kept_from().filter(|h| from < *h) {
+            Some(h) => Err(intervals_retired(h, from)),
+            None => Ok(()),
+        }
+    }
     /// Whether the call legs active or hit at `t` are all kept (retention removed none
     /// that could be).
     fn calls_known_at(&self, t: Us) -> bool {
@@ -280,6 +295,17 @@ pub trait Fleet: Send + Sync {
     fn pool_configs(&self) -> &[PoolConfig];
     /// SLA targets.
     fn targets(&self) -> &Targets;
+}
+
+/// The refusal of a question reaching `from`, before `horizon`, where retention of
+/// intervals keeps the service history from.
+pub fn intervals_retired(horizon: Us, from: Us) -> QueryError {
+    QueryError::Retired(format!(
+        "the service history is kept from {} (retention of intervals, retain_intervals_days): \
+         {} is before it; ask from then on",
+        callstate_schemas::format_instant(horizon),
+        callstate_schemas::format_instant(from),
+    ))
 }
 
 /// Devices of the cluster and device pool asked for (`None`: any), by their latest report.

@@ -158,7 +158,17 @@ fn outages_of(iv: &[ServiceInterval], out: &mut Scoped) {
     }
 }
 
-/// Detects incidents whose first outage starts in [from, to).
+/// Where incidents are kept from, when retention of intervals keeps the service history from
+/// a horizon: an incident starting within `window_us` after it may have begun before it
+/// (with outages that ended before it), so only those starting later are whole.
+pub fn kept_from(fleet: &dyn Fleet, opts: &IncidentOptions) -> Option<Us> {
+    fleet
+        .intervals_kept_from()
+        .map(|h| h.saturating_add(opts.window_us))
+}
+
+/// Detects incidents whose first outage starts in [from, to); refused when `from` is before
+/// where they are kept from ([`kept_from`]).
 pub fn detect(
     fleet: &dyn Fleet,
     from: Us,
@@ -179,6 +189,17 @@ pub fn detect_split(
     cancel: &Cancel,
     threads: Option<usize>,
 ) -> Result<Vec<Incident>> {
+    if let Some(k) = kept_from(fleet, opts).filter(|k| from < *k) {
+        return Err(crate::error::QueryError::Retired(format!(
+            "incidents are kept from {} (retention of intervals keeps the service history \
+             from {}; one starting within {} s after it may have begun before it): ask from \
+             then on (WHERE started_at >= '{}')",
+            callstate_schemas::format_instant(k),
+            callstate_schemas::format_instant(k - opts.window_us),
+            opts.window_us / 1_000_000,
+            callstate_schemas::format_instant(k),
+        )));
+    }
     let devices: Vec<_> = fleet.devices().collect();
     let threads = threads.unwrap_or_else(|| threads_for(devices.len()));
     let shares = in_shares(&devices, threads, "incidents", |share| {

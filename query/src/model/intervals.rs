@@ -123,7 +123,89 @@ pub fn home_at(history: &PoolHistory, pool: &Option<Name>, t: Us) -> Option<Name
     Some(h[i.saturating_sub(1)].2)
 }
 
-/// All devices' intervals, grouped by device (devices sorted by name, intervals by time).
+/// Drops one device's intervals (`iv[start..]`, in time order) that end by `horizon`: with
+/// retention of intervals history is kept from the horizon, and the intervals before it are
+/// not derived from all they were derived from ([`seeds`]). The one holding the horizon is
+/// kept whole (its start and movement are those of the whole history).
+pub fn clip_from(iv: &mut Vec<ServiceInterval>, start: usize, horizon: Us) {
+    let ended = iv[start..].partition_point(|i| i.valid_to.is_some_and(|e| e <= horizon));
+    iv.drain(start..start + ended);
+}
+
+/// The rows that stand, in a base (retention of intervals), for one device's service events
+/// before `horizon` (`events` in time, then ingest order; those from the horizon on are not
+/// looked at): from them and the events after, [`raw_intervals`] gives the same intervals
+/// ending after the horizon as from every event. They are
+/// - when the interval holding the horizon was opened in service after the device had been
+///   on a node, an out-of-service row on that node at the same instant, just before it in
+///   ingest order (its empty interval ends before the horizon; it gives the next one its
+///   movement, failover or re-home, as the whole history does);
+/// - the event that opened the interval holding the horizon, with the pool and type carried
+///   to it and, out of service, the node the device was last on as its node;
+/// - when a later event before the horizon carried another pool or type, the last one, with
+///   the pool and type carried to it (it opens no interval: its state and node are the
+///   same).
+///
+/// Nothing else of the history before matters from the horizon on: the home node comes from
+/// the pools' configurations (kept whole), the silences from the sources' spans.
+pub fn seeds(events: &[&ServiceRow], horizon: Us) -> Vec<ServiceRow> {
+    let events = &events[..events.partition_point(|e| e.time < horizon)];
+    let (mut pool, mut dtype, mut last_node) = (None, None, None);
+    let mut run: Option<(bool, Option<Name>)> = None;
+    let mut opened: Option<(Option<Name>, ServiceRow)> = None;
+    for e in events {
+        if e.device_pool.is_some() {
+            pool = e.device_pool;
+        }
+        if e.device_type.is_some() {
+            dtype = e.device_type;
+        }
+        let node = if e.in_service { e.node } else { None };
+        if run == Some((e.in_service, node)) {
+            continue;
+        }
+        run = Some((e.in_service, node));
+        let before = last_node;
+        if !e.in_service && last_node.is_none() {
+            last_node = e.node;
+        }
+        let row = ServiceRow {
+            node: if e.in_service { e.node } else { last_node },
+            device_pool: pool,
+            device_type: dtype,
+            ..(*e).clone()
+        };
+        opened = Some((before, row));
+        if node.is_some() {
+            last_node = node;
+        }
+    }
+    let Some((before, first)) = opened else {
+        return Vec::new();
+    };
+    let moved = before.filter(|_| first.in_service).map(|n| ServiceRow {
+        ingest_seq: first.ingest_seq.saturating_sub(1),
+        in_service: false,
+        node: Some(n),
+        cause: None,
+        ..first.clone()
+    });
+    let last = events.last().expect("an event opened the run");
+    let carried = (first.device_pool != pool || first.device_type != dtype).then(|| ServiceRow {
+        node: first.node,
+        device_pool: pool,
+        device_type: dtype,
+        ..(*last).clone()
+    });
+    moved
+        .into_iter()
+        .chain(std::iter::once(first))
+        .chain(carried)
+        .collect()
+}
+
+/// All devices' intervals, grouped by device (devices sorted by name, intervals by time);
+/// with a horizon of retention ([`LogRows::horizon`]), from it on.
 pub fn derive(rows: &LogRows) -> Vec<ServiceInterval> {
     let silences = silence_windows(rows);
     let pools = pool_history(&rows.pool_configs);
@@ -136,7 +218,11 @@ pub fn derive(rows: &LogRows) -> Vec<ServiceInterval> {
     let mut out = Vec::new();
     for (_, mut events) in devices {
         events.sort_by_key(|r| (r.time, r.ingest_seq));
+        let start = out.len();
         derive_device(&events, &silences, &pools, &mut out);
+        if let Some(h) = rows.horizon {
+            clip_from(&mut out, start, h);
+        }
     }
     out
 }
@@ -346,4 +432,76 @@ pub fn device_slice<'a, T, K: std::ops::Deref<Target = str>>(
     let a = rows.partition_point(|r| &**key(r) < device);
     let b = a + rows[a..].partition_point(|r| &**key(r) == device);
     &rows[a..b]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// (time step, in service, node, pool, type, cause) of one event.
+    type Step = (i64, bool, Option<u8>, Option<u8>, Option<u8>, u8);
+
+    fn row(k: usize, t: Us, (_, in_service, node, pool, dtype, cause): Step) -> ServiceRow {
+        let name = |prefix: &str, v: Option<u8>| v.map(|v| Name::from(&*format!("{prefix}{v}")));
+        ServiceRow {
+            time: t,
+            ingest_seq: k as u64 + 1,
+            ingest_time: 1_000 + k as i64,
+            source: Name::from(if k.is_multiple_of(3) { "a" } else { "b" }),
+            cluster: Name::from("c"),
+            device: Name::from("d"),
+            in_service,
+            // in service, a device is always on a node (the event requires one)
+            node: name("n", if in_service { node.or(Some(0)) } else { node }),
+            device_pool: name("p", pool),
+            device_type: name("t", dtype),
+            cause: name("cause", Some(cause)),
+        }
+    }
+
+    proptest! {
+        /// A device's seeds before a horizon and its events after it give the same intervals
+        /// from the horizon on as all its events: pools and types changing within a run,
+        /// out-of-service events with and without a node, ties at the horizon, and a pool's
+        /// home moving between the run's start and the horizon.
+        #[test]
+        fn seeds_and_the_events_after_give_the_intervals_from_the_horizon(
+            steps in proptest::collection::vec(
+                (0i64..3, any::<bool>(), proptest::option::of(0u8..3),
+                 proptest::option::of(0u8..2), proptest::option::of(0u8..2), 0u8..2),
+                1..40),
+            horizon in 0i64..90,
+            moves in proptest::collection::vec((0i64..90, 0u8..3), 0..4),
+        ) {
+            let mut t = 0;
+            let rows: Vec<ServiceRow> = steps
+                .iter()
+                .enumerate()
+                .map(|(k, s)| {
+                    t += s.0;
+                    row(k, t, *s)
+                })
+                .collect();
+            let mut pools: PoolHistory = HashMap::new();
+            for p in 0..2u8 {
+                let mut v: Vec<(Us, u64, Name)> = vec![(0, 0, Name::from(&*format!("n{p}")))];
+                v.extend(moves.iter().enumerate().map(|(k, (at, n))| {
+                    (*at, k as u64 + 1, Name::from(&*format!("n{n}")))
+                }));
+                v.sort_by_key(|x| (x.0, x.1));
+                pools.insert(Arc::from(format!("p{p}")), v);
+            }
+            let all: Vec<&ServiceRow> = rows.iter().collect();
+            let mut want = raw_intervals(&all, &pools);
+            clip_from(&mut want, 0, horizon);
+            let seeded = seeds(&all, horizon);
+            prop_assert!(seeded.len() <= 3);
+            let mut kept: Vec<&ServiceRow> = seeded.iter().collect();
+            kept.extend(all.iter().copied().filter(|r| r.time >= horizon));
+            let mut got = raw_intervals(&kept, &pools);
+            clip_from(&mut got, 0, horizon);
+            prop_assert_eq!(got, want);
+        }
+    }
 }

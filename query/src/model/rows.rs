@@ -171,6 +171,14 @@ pub struct LogRows {
     pub source_spans: SourceSpans,
     /// Event times read from full rows, per source (folded into `source_spans` by `load`).
     pub(crate) source_times: HashMap<Arc<str>, Vec<Us>>,
+    /// Retention of intervals: history is kept from this instant (the log's base,
+    /// [`Snapshot::base`]); the service events before it are the base's.
+    pub horizon: Option<Us>,
+    /// Service events before this instant are left out as read (those of batches other
+    /// than the base's, when it has a horizon): the base stands for them.
+    pub(crate) shadowed_before: Option<Us>,
+    /// Service events left out so (the base had already been folded when they came).
+    pub shadowed: u64,
 }
 
 /// Interns strings so that repeated names share one allocation (a fast hasher: this is
@@ -203,7 +211,7 @@ impl Interner {
     }
 }
 
-const COLUMNS: &[&str] = &[
+pub(crate) const COLUMNS: &[&str] = &[
     "time",
     "kind",
     "cluster",
@@ -313,15 +321,29 @@ impl LogRows {
     ) -> Result<LogRows> {
         let mut rows = LogRows::default();
         let mut names = Interner::default();
-        let (batches, spans) = if digests {
+        let (batches, spans, base_batches) = if digests {
             let view = snap.read_digests(Some(COLUMNS), known_at)?;
-            (view.batches, view.spans)
+            (view.batches, view.spans, view.base_batches)
         } else {
-            (snap.read_batches(Some(COLUMNS))?, Vec::new())
+            (snap.read_batches(Some(COLUMNS))?, Vec::new(), 0)
         };
+        if let Some(base) = &snap.base {
+            if !digests {
+                return Err(QueryError::Retired(format!(
+                    "retention of intervals folded the history before {} into the log's \
+                     base: the events cannot be read without it",
+                    callstate_schemas::format_instant(base.horizon_us)
+                )));
+            }
+            if let Some(k) = known_at.filter(|k| *k < base.max_ingest_time_us) {
+                return Err(known_before_base(k, base));
+            }
+            rows.horizon = Some(base.horizon_us);
+        }
         // each batch freed once read: the rows grow as the batches go, rather than all
         // the rows next to all the batches
-        for b in batches {
+        for (n, b) in batches.into_iter().enumerate() {
+            rows.shadowed_before = rows.horizon.filter(|_| n >= base_batches);
             rows.add_batch(&b, known_at, &mut names)?;
             if let Some(f) = each.as_mut() {
                 rows.service.drain(..).for_each(f);
@@ -454,6 +476,10 @@ impl LogRows {
             };
             match k {
                 Kind::DeviceInService | Kind::DeviceOutOfService => {
+                    if self.shadowed_before.is_some_and(|h| time.value(i) < h) {
+                        self.shadowed += 1;
+                        continue;
+                    }
                     let mut name = |c: &mut NameCol| c.name(i, names);
                     let (Some(src), Some(dev), Some(cl)) =
                         (name(&mut source), name(&mut device), name(&mut cluster))
@@ -544,6 +570,13 @@ pub type SourceSpans = HashMap<Arc<str>, Vec<(Us, Us)>>;
 /// Each source's activity spans as known at `known_at` (from the digests where a segment was
 /// wholly ingested by then, from its events otherwise), merged.
 pub fn source_spans_known_at(snap: &Snapshot, known_at: Us) -> Result<SourceSpans> {
+    if let Some(base) = snap
+        .base
+        .as_ref()
+        .filter(|b| known_at < b.max_ingest_time_us)
+    {
+        return Err(known_before_base(known_at, base));
+    }
     let view = snap.read_activity(known_at)?;
     let mut names = Interner::default();
     let mut out = SourceSpans::new();
@@ -571,6 +604,18 @@ pub fn source_spans_known_at(snap: &Snapshot, known_at: Us) -> Result<SourceSpan
         merge_spans(v);
     }
     Ok(out)
+}
+
+/// The refusal of a question as known at `known_at`, before the latest ingest time of what
+/// the base (retention of intervals) holds: what was known then cannot be told apart.
+pub fn known_before_base(known_at: Us, base: &callstate_log::Base) -> QueryError {
+    QueryError::Retired(format!(
+        "known_at {} is before {}, the latest ingest time of the history retention of \
+         intervals folded (kept from {}): what was known before cannot be told apart",
+        callstate_schemas::format_instant(known_at),
+        callstate_schemas::format_instant(base.max_ingest_time_us),
+        callstate_schemas::format_instant(base.horizon_us),
+    ))
 }
 
 /// Sorts activity spans and merges those less than 90 s apart (the silence rule's runs).

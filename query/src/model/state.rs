@@ -75,6 +75,7 @@ pub fn state_at(dev: &DeviceHistory<'_>, active_calls: Option<u64>, t: Us) -> De
 /// Every device's state at `t` (devices with a service history; `unknown` where no state
 /// holds), by device.
 pub fn states_at(fleet: &dyn Fleet, t: Us, cancel: &Cancel) -> Result<Vec<DeviceState>> {
+    fleet.intervals_known(t)?;
     let mut out = Vec::new();
     let known = fleet.calls_known_at(t);
     for (n, (dev, calls)) in fleet.devices_with_active_calls(t).enumerate() {

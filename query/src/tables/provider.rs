@@ -245,6 +245,18 @@ pub fn produce(
         };
         all.filter(|d| sel.keeps(d))
     };
+    let first_window = |w: &[(Us, Us)]| w.iter().map(|w| w.0).min().unwrap_or(Us::MAX);
+    match what {
+        What::Intervals => fleet.intervals_known(from).map_err(|e| {
+            crate::error::QueryError::Retired(format!(
+                "{e} (WHERE valid_from >= '{}')",
+                callstate_schemas::format_instant(fleet.intervals_kept_from().unwrap_or(from))
+            ))
+        })?,
+        What::StatesAt(t) => fleet.intervals_known(*t)?,
+        What::Availability(w, _) | What::Sla(w, _) => fleet.intervals_known(first_window(w))?,
+        _ => {}
+    }
     match what {
         What::Intervals => {
             let mut chunk: Vec<ServiceInterval> = Vec::with_capacity(BATCH_ROWS);

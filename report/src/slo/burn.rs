@@ -43,6 +43,7 @@ pub fn burn(
     } else {
         scopes
     };
+    fleet.intervals_known(now - window)?;
     let mut out = Vec::new();
     for &by in scopes {
         let rows = availability_over(

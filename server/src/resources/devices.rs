@@ -53,6 +53,7 @@ pub async fn device_state(
     // one device: microseconds on the live state, answered here (a `known_at` fleet is
     // derived on the query runtime)
     let fleet = app.fleet(known_at).await?;
+    fleet.intervals_known(at)?;
     let d = fleet.device(&device).ok_or_else(|| not_in_log(&device))?;
     let state = state_at(&d, fleet.active_calls_known(&device, at), at);
     let b = device_state::batch(std::slice::from_ref(&state));
@@ -94,6 +95,7 @@ pub async fn device_timeline(
     // one version for both the intervals and the events
     let fleet = app.fleet(None).await?;
     let ctx = app.context(None).await?;
+    fleet.intervals_known(from)?;
     let d = fleet.device(&device).ok_or_else(|| not_in_log(&device))?;
     let intervals = device_intervals::batch(&d.window(from, to));
     if format != Format::Json {

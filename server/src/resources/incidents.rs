@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use callstate_query::QueryError;
-use callstate_query::model::incidents::{Incident, IncidentOptions, detect};
+use callstate_query::model::incidents::{Incident, IncidentOptions, detect, kept_from};
 use callstate_query::tables;
 use callstate_schemas::Us;
 
@@ -57,7 +57,14 @@ pub(crate) async fn find_incident(
     id: &str,
     known_at: Option<Us>,
 ) -> Result<Incident, ApiError> {
-    detect_all(app, Us::MIN, Us::MAX, known_at)
+    // from where incidents are kept (an older id is not found)
+    let from = app
+        .fleet(known_at)
+        .await
+        .ok()
+        .and_then(|f| kept_from(&*f, &IncidentOptions::default()))
+        .unwrap_or(Us::MIN);
+    detect_all(app, from, Us::MAX, known_at)
         .await?
         .into_iter()
         .find(|i| i.id == id)

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use callstate_query::model::sla::{GroupBy, availability_over};
 use callstate_report::slo::sli::totals;
-use callstate_schemas::{ServiceState, US_PER_DAY};
+use callstate_schemas::{ServiceState, US_PER_DAY, Us};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -27,7 +27,9 @@ pub async fn metrics_endpoint(State(app): State<AppState>) -> Result<Response, A
                 let state = d.at(now).map_or(ServiceState::Unknown, |i| i.state);
                 *counts.entry(state.as_str()).or_default() += 1;
             }
-            let midnight = now - now.rem_euclid(US_PER_DAY);
+            // (from the horizon of retention of intervals, if it is later)
+            let midnight = (now - now.rem_euclid(US_PER_DAY))
+                .max(fleet.intervals_kept_from().unwrap_or(Us::MIN));
             let today = [(midnight, now.max(midnight + 1))];
             let pools: Vec<(String, f64)> = availability_over(
                 fleet.devices(),

@@ -93,6 +93,7 @@ pub async fn state_series(
         None => None,
     };
     let fleet = app.fleet(known_at).await?;
+    fleet.intervals_known(from)?;
     let b = app
         .run(move |cancel| {
             let devices = fleet

@@ -1,0 +1,145 @@
+//! Retention of intervals: the digests of the segments wholly before a horizon are folded
+//! into one *base* (the state engine's inputs reduced to what the history from the horizon
+//! on derives from; the caller chooses its rows, see `callstate_query::fold`). The segments
+//! stay in the manifest (versions, ingest times, key runs: re-sent old events are still
+//! dropped as duplicates), marked `folded`; their digest files go.
+//!
+//! The manifest naming the new base is the commit point; the old digests and base are
+//! deleted after the grace for readers, or by the next open (which removes the files the
+//! manifest does not keep), and a base written but not committed is removed the same way.
+
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+
+use super::{Log, Obsolete, fail_point};
+use crate::digest::SPAN_GAP_US;
+use crate::error::{LogError, Result};
+use crate::layout::segments_dir;
+use crate::manifest::{Base, Digest, SegmentMeta, SourceSpan};
+use crate::notify::Notice;
+use crate::segment::write_segment;
+
+/// What one fold did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Folded {
+    /// The segments whose digests it folded, oldest first.
+    pub segments: Vec<String>,
+    /// Their events.
+    pub events: u64,
+    /// The base now.
+    pub base: Base,
+}
+
+/// Whether the digest of `s` may be folded at `horizon_us`: all its events before the
+/// horizon, digested with the silence rule's gap, not folded yet. (Its raw events, if still
+/// held, stay for the `events` table: the two retentions are independent.)
+pub fn foldable(s: &SegmentMeta, horizon_us: i64) -> bool {
+    !s.folded
+        && s.max_time_us < horizon_us
+        && s.digest
+            .as_ref()
+            .is_some_and(|d| d.span_gap_us == SPAN_GAP_US)
+}
+
+impl Log {
+    /// Replaces the digests of `segments` (each [`foldable`] at `horizon_us`) and the base
+    /// before (if any) by a base of `rows` (events-schema batches) and `spans`, for history
+    /// from `horizon_us` on. The horizon only moves forward. Runs apart from compactions
+    /// and retirements; appends and readers go on (a reader holding an older snapshot reads
+    /// the old files until `grace` has passed).
+    pub fn fold(
+        &self,
+        horizon_us: i64,
+        segments: &[String],
+        rows: &[RecordBatch],
+        spans: Vec<SourceSpan>,
+        grace: Duration,
+    ) -> Result<Folded> {
+        let _one = self
+            .shared
+            .compacting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (prior, id) = {
+            let mut st = self.lock();
+            (st.manifest.base.clone(), st.take_id())
+        };
+        if let Some(p) = prior.as_ref().filter(|p| p.horizon_us > horizon_us) {
+            return Err(LogError::Stale(format!(
+                "the base already keeps history from a later instant ({} µs)",
+                p.horizon_us
+            )));
+        }
+        let file = format!("base-{id:08}.parquet");
+        let meta = write_segment(&segments_dir(&self.shared.dir).join(&file), rows)?;
+        fail_point("fold-written");
+        let mut st = self.lock();
+        let mut m = st.manifest.clone();
+        let mut base = Base {
+            horizon_us,
+            digest: Digest {
+                file,
+                rows: meta.rows,
+                span_gap_us: SPAN_GAP_US,
+                spans,
+            },
+            segments: prior.as_ref().map_or(0, |p| p.segments),
+            events: prior.as_ref().map_or(0, |p| p.events),
+            min_time_us: prior.as_ref().map_or(i64::MAX, |p| p.min_time_us),
+            max_ingest_time_us: prior.as_ref().map_or(meta.max_ingest_time_us, |p| {
+                p.max_ingest_time_us.max(meta.max_ingest_time_us)
+            }),
+        };
+        let mut gone: Vec<String> = prior.iter().map(|p| p.digest.file.clone()).collect();
+        let (mut out, mut events) = (Vec::new(), 0);
+        for name in segments {
+            let s = m
+                .segments
+                .iter_mut()
+                .find(|s| &s.file == name)
+                .filter(|s| foldable(s, horizon_us))
+                .ok_or_else(|| {
+                    LogError::Stale(format!(
+                        "segment {name} is no longer there to fold (a compaction or fold ran)"
+                    ))
+                })?;
+            s.folded = true;
+            gone.extend(s.digest.take().map(|d| d.file));
+            base.segments += 1;
+            base.events += s.rows;
+            events += s.rows;
+            base.min_time_us = base.min_time_us.min(s.min_time_us);
+            base.max_ingest_time_us = base.max_ingest_time_us.max(s.max_ingest_time_us);
+            out.push(name.clone());
+        }
+        if base.min_time_us == i64::MAX {
+            base.min_time_us = horizon_us;
+        }
+        m.base = Some(base.clone());
+        m.store(&self.shared.dir)?;
+        st.manifest = m;
+        fail_point("fold-committed");
+        st.notifier.send(&Notice::Folded {
+            segments: out.clone(),
+            base: base.clone(),
+        });
+        st.obsolete.push(Obsolete {
+            files: gone,
+            since: Instant::now(),
+        });
+        drop(st);
+        self.remove_obsolete(grace);
+        tracing::info!(
+            segments = out.len(),
+            horizon_us,
+            base_rows = base.digest.rows,
+            "digests folded into the base"
+        );
+        Ok(Folded {
+            segments: out,
+            events,
+            base,
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! Retention of intervals: folds the history before a horizon into the log's base
+//! ([`Log::fold`]), keeping only what the history from the horizon on derives from:
+//! - each device's service events before it reduced to its [`seeds`] (the event that opened
+//!   the interval holding the horizon, and the pool and type carried to it);
+//! - each source's activity before it reduced to its last two spans that start before it
+//!   (what decides whether it is silent at the horizon, when that silence ends, and where
+//!   the interval holding the horizon starts);
+//! - every other control event (pool configurations, maintenance windows, node and
+//!   CTIManager events) kept whole: they are few.
+//!
+//! A derivation of the folded log gives the same intervals from the horizon on as one of the
+//! whole log (`query/tests/intervals_retention.rs`); the intervals before it are gone, and
+//! questions reaching before it are refused ([`Fleet::intervals_known`]).
+//!
+//! [`Fleet::intervals_known`]: crate::model::fleet::Fleet::intervals_known
+
+use std::time::Duration;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::kernels::cmp::neq;
+use arrow::datatypes::DataType;
+use chrono::DateTime;
+use hashbrown::HashMap;
+
+use callstate_log::layout::segments_dir;
+use callstate_log::segment::read_segment;
+use callstate_log::{Folded, Log, SourceSpan, foldable};
+use callstate_schemas::batch::EventBatchBuilder;
+use callstate_schemas::event::Fields;
+use callstate_schemas::{DeviceType, EventView, Kind, Us};
+
+use crate::error::{QueryError, Result};
+use crate::model::Name;
+use crate::model::intervals::seeds;
+use crate::model::rows::{LogRows, ServiceRow};
+
+/// Folds the log's history before `horizon` into its base; `None` when the base already
+/// keeps history from there or later (the horizon only moves forward). Files replaced go
+/// once `grace` has passed for readers holding them.
+pub fn fold_before(log: &Log, horizon: Us, grace: Duration) -> Result<Option<Folded>> {
+    let snap = log.snapshot();
+    if snap.base.as_ref().is_some_and(|b| b.horizon_us >= horizon) {
+        return Ok(None);
+    }
+    let folding: Vec<String> = snap
+        .segments
+        .iter()
+        .filter(|s| foldable(s, horizon))
+        .map(|s| s.file.clone())
+        .collect();
+    let rows = LogRows::load_with(&snap, None, false)?;
+    let mut batches = other_control_rows(&snap, &folding)?;
+    batches.push(seed_batch(&rows.service, horizon));
+    let mut spans = Vec::new();
+    for (source, all) in &rows.source_spans {
+        let before = &all[..all.partition_point(|s| s.0 < horizon)];
+        spans.extend(
+            before[before.len().saturating_sub(2)..]
+                .iter()
+                .map(|s| SourceSpan {
+                    source: source.to_string(),
+                    start_us: s.0,
+                    end_us: s.1,
+                }),
+        );
+    }
+    Ok(Some(log.fold(horizon, &folding, &batches, spans, grace)?))
+}
+
+/// The control events other than service events of the base and of the digests of the
+/// segments `folding` (every column).
+fn other_control_rows(
+    snap: &callstate_log::Snapshot,
+    folding: &[String],
+) -> Result<Vec<RecordBatch>> {
+    let dir = segments_dir(&snap.dir);
+    let files = snap.base.iter().map(|b| b.digest.file.clone()).chain(
+        snap.segments
+            .iter()
+            .filter(|s| folding.contains(&s.file))
+            .filter_map(|s| s.digest.as_ref().map(|d| d.file.clone())),
+    );
+    let mut out = Vec::new();
+    for file in files {
+        for b in read_segment(&dir.join(file), None)? {
+            let kind = b
+                .column_by_name("kind")
+                .ok_or_else(|| QueryError::Data("column kind missing".into()))?;
+            let kind = arrow::compute::cast(kind, &DataType::Utf8)?;
+            let kind = kind.as_string::<i32>();
+            let service = |k: Kind| arrow::array::StringArray::new_scalar(k.as_str());
+            let keep = arrow::compute::and(
+                &neq(kind, &service(Kind::DeviceInService))?,
+                &neq(kind, &service(Kind::DeviceOutOfService))?,
+            )?;
+            out.push(arrow::compute::filter_record_batch(&b, &keep)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every device's [`seeds`] of `service` before `horizon`, as events-schema rows (with the
+/// ingest order and times of the events they stand for).
+fn seed_batch(service: &[ServiceRow], horizon: Us) -> RecordBatch {
+    let mut by_device: HashMap<Name, Vec<&ServiceRow>> = HashMap::new();
+    for r in service.iter().filter(|r| r.time < horizon) {
+        by_device.entry(r.device).or_default().push(r);
+    }
+    let mut out = EventBatchBuilder::with_capacity(by_device.len() * 2);
+    for events in by_device.values_mut() {
+        events.sort_by_key(|r| (r.time, r.ingest_seq));
+        for s in seeds(events, horizon) {
+            let kind = if s.in_service {
+                Kind::DeviceInService
+            } else {
+                Kind::DeviceOutOfService
+            };
+            let view = EventView {
+                source: s.source.as_str(),
+                seq: 0,
+                time_us: s.time,
+                cluster: s.cluster.as_str(),
+                fields: Fields {
+                    kind,
+                    device: Some(s.device.as_str()),
+                    device_type: s.device_type.and_then(|t| DeviceType::parse(t.as_str())),
+                    node: s.node.map(|n| n.as_str()),
+                    device_pool: s.device_pool.map(|p| p.as_str()),
+                    cause: s.cause.map(|c| c.as_str()),
+                    ..Fields::default()
+                },
+                extra: None,
+            };
+            let ingest_time = DateTime::from_timestamp_micros(s.ingest_time).unwrap_or_default();
+            out.append_view(&view, s.ingest_seq, ingest_time, 0);
+        }
+    }
+    out.finish()
+}

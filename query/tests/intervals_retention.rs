@@ -1,0 +1,217 @@
+//! Retention of intervals: folding the history before a horizon into the log's base leaves
+//! every device's intervals from the horizon on, and the availability of every window from
+//! it, exactly as a derivation of the whole log gives them (the from-scratch derivation of
+//! the folded log, a live state running through the fold and one started after it), at
+//! horizons across failovers, re-homes, silences and late delivery; questions reaching
+//! before the horizon are refused.
+
+use std::time::Duration;
+
+use callstate_log::{Log, LogStats};
+use callstate_query::fold::fold_before;
+use callstate_query::model::fleet::Fleet;
+use callstate_query::model::intervals::clip_from;
+use callstate_query::model::sla::availability_over;
+use callstate_query::model::targets::GroupBy;
+use callstate_query::{Cancel, Derived, Live, ServiceInterval};
+use callstate_schemas::Us;
+
+mod common;
+
+const HOUR: Us = 3_600_000_000;
+
+/// Every device's intervals that end after `horizon`, as a fleet gives them (those before
+/// left out when the fleet keeps more).
+fn intervals_from(f: &dyn Fleet, horizon: Us) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in f.devices() {
+        let mut iv: Vec<ServiceInterval> = d.all().into_owned();
+        clip_from(&mut iv, 0, horizon);
+        out.extend(iv.iter().map(|i| format!("{i:?}")));
+    }
+    out
+}
+
+/// Availability by device and by node over windows from `horizon` on: the hour after it, a
+/// window cut mid-hour, and everything to the end.
+fn availability_from(f: &dyn Fleet, horizon: Us, end: Us) -> Vec<String> {
+    let next = horizon.div_euclid(HOUR) * HOUR + HOUR;
+    let windows = [
+        (horizon, end),
+        (next, next + HOUR),
+        (horizon + 61_000_000, next + 3 * HOUR + 7),
+    ];
+    let mut out = Vec::new();
+    for by in [GroupBy::Device, GroupBy::Node] {
+        let rows =
+            availability_over(f.devices(), f.windows(), &windows, by, &Cancel::new()).unwrap();
+        out.extend(rows.iter().map(|r| format!("{r:?}")));
+    }
+    out
+}
+
+fn answers(f: &dyn Fleet, horizon: Us, end: Us) -> Vec<String> {
+    let mut out = intervals_from(f, horizon);
+    out.extend(availability_from(f, horizon, end));
+    out
+}
+
+/// Asserts `got == want`, showing the first difference only.
+fn same(got: &[String], want: &[String], what: &str) {
+    if let Some(k) = (0..got.len().max(want.len())).find(|&k| got.get(k) != want.get(k)) {
+        panic!(
+            "{what}: answer {k} of {} differs\n got: {:?}\nwant: {:?}",
+            want.len(),
+            got.get(k),
+            want.get(k)
+        );
+    }
+}
+
+fn derived(log: &Log) -> Derived {
+    Derived::load(log.snapshot(), None, Default::default(), false).unwrap()
+}
+
+/// The view of `live` once it holds the log's version and the fold.
+fn folded_view(live: &Live, log: &Log, horizon: Us) -> std::sync::Arc<callstate_query::View> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = common::caught_up(live, log.version(), Duration::from_secs(60));
+        if v.intervals_kept_from() == Some(horizon) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fold never reached the live state"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Folds a log of `events` at `horizon` and checks every answer from it on against the
+/// derivation of the whole log.
+fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) {
+    let (_dir, log) = common::log_with(events, segment_rows);
+    let whole = derived(&log);
+    let end = whole.intervals.iter().map(|i| i.valid_from).max().unwrap() + HOUR;
+    let want = answers(&whole, horizon, end);
+    assert!(want.len() > 50, "{}", want.len());
+    let running = Live::start(&log, Default::default()).unwrap();
+    common::caught_up(&running, log.version(), Duration::from_secs(60));
+
+    let folded = fold_before(&log, horizon, Duration::ZERO)
+        .unwrap()
+        .expect("a fold");
+    let snap = log.snapshot();
+    let base = snap.base.clone().expect("a base");
+    assert_eq!(base.horizon_us, horizon);
+    for s in &snap.segments {
+        assert_eq!(s.folded, folded.segments.contains(&s.file), "{}", s.file);
+        assert_eq!(s.folded, s.max_time_us < horizon, "{}", s.file);
+        assert!(!s.folded || s.digest.is_none());
+    }
+    let stats = LogStats::of(&snap).unwrap();
+    assert_eq!(stats.folded_segments, folded.segments.len() as u64);
+    assert_eq!(stats.folded_events, folded.events);
+    assert!(stats.base_bytes > 0);
+    assert!(stats.intervals_kept_from.is_some());
+
+    let after = derived(&log);
+    assert_eq!(after.intervals_kept_from(), Some(horizon));
+    assert!(
+        after
+            .intervals
+            .iter()
+            .all(|i| i.valid_to.is_none_or(|e| e > horizon))
+    );
+    same(
+        &answers(&after, horizon, end),
+        &want,
+        "from scratch, folded",
+    );
+    let view = folded_view(&running, &log, horizon);
+    same(
+        &answers(&*view, horizon, end),
+        &want,
+        "live through the fold",
+    );
+    drop(running);
+    let restarted = Live::start(&log, Default::default()).unwrap();
+    let view = folded_view(&restarted, &log, horizon);
+    same(
+        &answers(&*view, horizon, end),
+        &want,
+        "live after a restart",
+    );
+
+    // reaching before the horizon is refused, from it on answered
+    assert!(after.intervals_known(horizon - 1).is_err());
+    assert!(after.intervals_known(horizon).is_ok());
+    assert!(
+        Derived::load(
+            log.snapshot(),
+            Some(base.max_ingest_time_us - 1),
+            Default::default(),
+            false
+        )
+        .is_err(),
+        "what was known before the fold's ingest times cannot be told"
+    );
+}
+
+/// The events of the stream but those of its first source over [a, b] (fractions of its
+/// span): a silence of that source, its devices unknown from 90 s after `a` to `b`.
+fn carve_silence(events: &mut Vec<callstate_schemas::Event>, a: f64, b: f64) -> (Us, Us) {
+    let t = |e: &callstate_schemas::Event| e.time.timestamp_micros();
+    let (first, last) = (t(&events[0]), t(events.last().unwrap()));
+    let at = |f: f64| first + ((last - first) as f64 * f) as Us;
+    let (a, b) = (at(a), at(b));
+    let source = events[0].source.clone();
+    events.retain(|e| e.source != source || t(e) < a || t(e) > b);
+    (a, b)
+}
+
+#[test]
+fn a_fold_after_a_silence_keeps_where_the_interval_holding_the_horizon_starts() {
+    let (mut events, _) = common::simulate("quiet-day", 30, 4);
+    let (_, b) = carve_silence(&mut events, 0.3, 0.4);
+    // just after the silence, and later in the span after it
+    for h in [b + 2_000_000, b + 3 * HOUR + 17] {
+        check(&events, h, 1_500);
+    }
+}
+
+#[test]
+fn a_fold_keeps_every_interval_and_availability_from_its_horizon() {
+    for (scenario, devices, seed) in [
+        ("rolling-upgrade", 30, 3),
+        ("site-outage", 30, 5),
+        ("chaos", 60, 11),
+        ("ctimanager-failover", 30, 2),
+    ] {
+        let (events, _) = common::simulate(scenario, devices, seed);
+        let (_dir, log) = common::log_with(&events, 1_500);
+        let whole = derived(&log);
+        let (first, last) = (
+            whole.intervals.iter().map(|i| i.valid_from).min().unwrap(),
+            whole.intervals.iter().map(|i| i.valid_from).max().unwrap(),
+        );
+        drop(log);
+        // at the start of every interval (where a failover or re-home begins), just
+        // before and after, and at hours between
+        let mut horizons: Vec<Us> = whole
+            .intervals
+            .iter()
+            .step_by(whole.intervals.len() / 6 + 1)
+            .flat_map(|i| [i.valid_from, i.valid_from + 1, i.valid_from - 1])
+            .chain((1..4).map(|k| (first + k * (last - first) / 4).div_euclid(HOUR) * HOUR))
+            .filter(|&h| h > first && h < last)
+            .collect();
+        horizons.sort();
+        horizons.dedup();
+        for h in horizons {
+            eprintln!("{scenario}: horizon {h}");
+            check(&events, h, 1_500);
+        }
+    }
+}
