@@ -151,7 +151,9 @@ pub fn retire(
     }
     if let Some(h) = intervals_us {
         // nobody else reads this log: the files go at once
-        let folded = callstate_query::fold::fold_before(&log, h, std::time::Duration::ZERO)?;
+        let live = start()?;
+        let view = live.view();
+        let folded = callstate_query::fold::fold_before(&log, &view, h, std::time::Duration::ZERO)?;
         out.insert("intervals_retention".into(), serde_json::to_value(folded)?);
     }
     if legs_us.is_some() {

@@ -444,7 +444,8 @@ async fn compact_in_background(
             }
             if let Some(age) = retention.intervals {
                 let h = horizon(now, age);
-                if let Some(f) = callstate_query::fold::fold_before(&log, h, opts.grace)? {
+                let view = app.live().view();
+                if let Some(f) = callstate_query::fold::fold_before(&log, &view, h, opts.grace)? {
                     tracing::info!(
                         kept_from = %callstate_schemas::format_instant(h),
                         segments = f.segments.len(),

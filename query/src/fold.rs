@@ -20,7 +20,6 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::kernels::cmp::neq;
 use arrow::datatypes::DataType;
 use chrono::DateTime;
-use hashbrown::HashMap;
 
 use callstate_log::layout::segments_dir;
 use callstate_log::segment::read_segment;
@@ -30,15 +29,18 @@ use callstate_schemas::event::Fields;
 use callstate_schemas::{DeviceType, EventView, Kind, Us};
 
 use crate::error::{QueryError, Result};
-use crate::model::Name;
+use crate::live::View;
 use crate::model::intervals::seeds;
-use crate::model::rows::{LogRows, ServiceRow};
+use crate::model::rows::ServiceRow;
 
-/// Folds the log's history before `horizon` into its base; `None` when the base already
-/// keeps history from there or later (the horizon only moves forward). Files replaced go
-/// once `grace` has passed for readers holding them.
-pub fn fold_before(log: &Log, horizon: Us, grace: Duration) -> Result<Option<Folded>> {
-    let snap = log.snapshot();
+/// Folds the log's history before `horizon` into its base, from `view` (the live state of
+/// the log: its devices' service events and sources' spans are what a derivation of its
+/// snapshot reads, one device decoded at a time); `None` when the base already keeps
+/// history from there or later (the horizon only moves forward). Files replaced go once
+/// `grace` has passed for readers holding them. An event for before the horizon appended
+/// after `view` is left out like one appended after the fold (`LogRows::horizon`).
+pub fn fold_before(log: &Log, view: &View, horizon: Us, grace: Duration) -> Result<Option<Folded>> {
+    let snap = view.snapshot();
     if snap.base.as_ref().is_some_and(|b| b.horizon_us >= horizon) {
         return Ok(None);
     }
@@ -48,11 +50,10 @@ pub fn fold_before(log: &Log, horizon: Us, grace: Duration) -> Result<Option<Fol
         .filter(|s| foldable(s, horizon))
         .map(|s| s.file.clone())
         .collect();
-    let rows = LogRows::load_with(&snap, None, false)?;
-    let mut batches = other_control_rows(&snap, &folding)?;
-    batches.push(seed_batch(&rows.service, horizon));
+    let mut batches = other_control_rows(snap, &folding)?;
+    batches.push(seed_batch(view.service_events(), horizon));
     let mut spans = Vec::new();
-    for (source, all) in &rows.source_spans {
+    for (source, all) in view.sources() {
         let before = &all[..all.partition_point(|s| s.0 < horizon)];
         spans.extend(
             before[before.len().saturating_sub(2)..]
@@ -99,17 +100,14 @@ fn other_control_rows(
     Ok(out)
 }
 
-/// Every device's [`seeds`] of `service` before `horizon`, as events-schema rows (with the
-/// ingest order and times of the events they stand for).
-fn seed_batch(service: &[ServiceRow], horizon: Us) -> RecordBatch {
-    let mut by_device: HashMap<Name, Vec<&ServiceRow>> = HashMap::new();
-    for r in service.iter().filter(|r| r.time < horizon) {
-        by_device.entry(r.device).or_default().push(r);
-    }
-    let mut out = EventBatchBuilder::with_capacity(by_device.len() * 2);
-    for events in by_device.values_mut() {
-        events.sort_by_key(|r| (r.time, r.ingest_seq));
-        for s in seeds(events, horizon) {
+/// Every device's [`seeds`] before `horizon` (`devices` gives each one's events, in time
+/// then ingest order), as events-schema rows with the ingest order and times of the events
+/// they stand for.
+fn seed_batch(devices: impl Iterator<Item = Vec<ServiceRow>>, horizon: Us) -> RecordBatch {
+    let mut out = EventBatchBuilder::with_capacity(1024);
+    for rows in devices {
+        let events: Vec<&ServiceRow> = rows.iter().collect();
+        for s in seeds(&events, horizon) {
             let kind = if s.in_service {
                 Kind::DeviceInService
             } else {

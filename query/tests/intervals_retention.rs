@@ -97,9 +97,9 @@ fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) 
     let want = answers(&whole, horizon, end);
     assert!(want.len() > 50, "{}", want.len());
     let running = Live::start(&log, Default::default()).unwrap();
-    common::caught_up(&running, log.version(), Duration::from_secs(60));
+    let view = common::caught_up(&running, log.version(), Duration::from_secs(60));
 
-    let folded = fold_before(&log, horizon, Duration::ZERO)
+    let folded = fold_before(&log, &view, horizon, Duration::ZERO)
         .unwrap()
         .expect("a fold");
     let snap = log.snapshot();

@@ -9,7 +9,7 @@ use callstate_schemas::Us;
 
 use crate::model::Name;
 use crate::model::fleet::{DeviceHistory, Fleet, OpenSilence};
-use crate::model::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig};
+use crate::model::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig, ServiceRow};
 use crate::model::sla::Targets;
 
 use super::activity::Activity;
@@ -91,6 +91,15 @@ impl View {
     /// What retention removed from the call legs (`None`: nothing).
     pub fn legs_retention(&self) -> Option<LegsRetention> {
         self.legs_retention
+    }
+
+    /// Every device's service events (decoded one device at a time, in time then ingest
+    /// order).
+    pub fn service_events(&self) -> impl Iterator<Item = Vec<ServiceRow>> + '_ {
+        self.devices
+            .values()
+            .filter(|d| !d.events.is_empty())
+            .map(|d| d.events.rows())
     }
 
     /// A source's activity spans.
