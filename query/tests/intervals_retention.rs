@@ -143,6 +143,27 @@ fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) 
         &want,
         "live after a restart",
     );
+    // the service file, written before the fold, is written again from the history kept
+    // (the start finds its devices' histories changed at the same version), then read
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = restarted.view();
+        let devices = Fleet::devices(&*v).count();
+        if v.devices_reading_service_file() == devices {
+            same(
+                &answers(&*v, horizon, end),
+                &want,
+                "live reading the new service file",
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service file was not written again: {} of {devices} devices read it",
+            v.devices_reading_service_file(),
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // reaching before the horizon is refused, from it on answered
     assert!(after.intervals_known(horizon - 1).is_err());

@@ -125,10 +125,11 @@ impl Live {
             None
         });
         let shared_devices = service.as_ref().map_or(0, |f| state.share(f, None));
-        // written again from the version started at when it misses some of its changes
-        let stale = service
-            .as_ref()
-            .is_none_or(|f| f.version != state.version());
+        // written again from the version started at when it misses some of its changes, or
+        // some device's history is not as it holds it (a fold of the history since)
+        let stale = service.as_ref().is_none_or(|f| {
+            f.version != state.version() || shared_devices < state.devices_with_service_events()
+        });
         drop(service);
         state.compact_heap();
         // what the derivation read of the checkpoint and the service file is not held past it

@@ -329,6 +329,14 @@ impl State {
         index(&mut self.by_pool, &mut self.by_source, device, pool, source);
     }
 
+    /// Devices with service events.
+    pub fn devices_with_service_events(&self) -> usize {
+        self.devices
+            .values()
+            .filter(|d| !d.events.is_empty())
+            .count()
+    }
+
     /// The last `ingest_seq` applied.
     pub fn version(&self) -> u64 {
         self.version
