@@ -263,6 +263,33 @@ fn refused_without_compaction(dir: &Path, flag: &str, setting: &str) {
     );
 }
 
+/// A server over `dir` whose compaction pass runs every second with the retention `flag`
+/// of one day.
+fn serving_retained(dir: &Path, flag: &str) -> Server {
+    let mut cmd = bin();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "1"])
+        .args([flag, "1", "--data"])
+        .arg(dir);
+    Server::start(cmd)
+}
+
+/// A SQL question to `server`: its status and body.
+fn query(server: &Server, q: &str) -> (u16, String) {
+    let mut r = common::agent()
+        .post(&format!("{}/api/v1/query", server.url))
+        .header("Content-Type", "text/plain")
+        .send(q)
+        .unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+/// `callstate log stats` of `dir`.
+fn log_stats(dir: &Path) -> serde_json::Value {
+    let mut c = bin();
+    c.args(["log", "stats", "--data"]).arg(dir);
+    serde_json::from_slice(&succeed(&mut c).stdout).unwrap()
+}
+
 /// `callstate serve --retain-raw-days`: with each compaction pass, the segments older than
 /// that (events of 2026-11-24, days before the test runs) whose legs the checkpoint on disk
 /// holds lose their raw events; the server's `events` table then says so.
@@ -405,27 +432,12 @@ fn serve_removes_old_call_legs_as_it_runs() {
     let dir = tempfile::tempdir().unwrap();
     simulated(dir.path());
     refused_without_compaction(dir.path(), "--retain-legs-days", "retain_legs_days");
-    let mut cmd = bin();
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "1"])
-        .args(["--retain-legs-days", "1", "--data"])
-        .arg(dir.path());
-    let server = Server::start(cmd);
-    let sql = |q: &str| {
-        let mut r = common::agent()
-            .post(&format!("{}/api/v1/query", server.url))
-            .header("Content-Type", "text/plain")
-            .send(q)
-            .unwrap();
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-    };
+    let server = serving_retained(dir.path(), "--retain-legs-days");
+    let sql = |q: &str| query(&server, q);
     let (status, text) = sql("SELECT count(*) AS n FROM calls");
     assert_eq!(status, 200, "{text}");
     assert!(!text.contains("\"n\":0"), "legs before the pass: {text}");
-    let stats = || -> serde_json::Value {
-        let mut c = bin();
-        c.args(["log", "stats", "--data"]).arg(dir.path());
-        serde_json::from_slice(&succeed(&mut c).stdout).unwrap()
-    };
+    let stats = || log_stats(dir.path());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while stats()["retired_legs"] == 0 {
         assert!(
@@ -575,27 +587,12 @@ fn serve_folds_old_service_history_as_it_runs() {
         "--retain-intervals-days",
         "retain_intervals_days",
     );
-    let mut cmd = bin();
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--compact-every-s", "1"])
-        .args(["--retain-intervals-days", "1", "--data"])
-        .arg(dir.path());
-    let server = Server::start(cmd);
-    let sql = |q: &str| {
-        let mut r = common::agent()
-            .post(&format!("{}/api/v1/query", server.url))
-            .header("Content-Type", "text/plain")
-            .send(q)
-            .unwrap();
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-    };
+    let server = serving_retained(dir.path(), "--retain-intervals-days");
+    let sql = |q: &str| query(&server, q);
     let now = "SELECT count(*) AS n FROM device_state_at(now())";
     let (status, devices) = sql(now);
     assert_eq!(status, 200, "{devices}");
-    let stats = || -> serde_json::Value {
-        let mut c = bin();
-        c.args(["log", "stats", "--data"]).arg(dir.path());
-        serde_json::from_slice(&succeed(&mut c).stdout).unwrap()
-    };
+    let stats = || log_stats(dir.path());
     let day = chrono::Utc::now().date_naive() - chrono::Days::new(1);
     let kept_from = format!("{day}T00:00:00.000000Z");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -1,7 +1,7 @@
 //! Retention of intervals: folds the history before a horizon into the log's base
 //! ([`Log::fold`]), keeping only what the history from the horizon on derives from:
-//! - each device's service events before it reduced to its [`seeds`] (the event that opened
-//!   the interval holding the horizon, and the pool and type carried to it);
+//! - each device's service events before it reduced to its [`seeds`] (at most three rows:
+//!   the event that opened the interval holding the horizon, with what it carried to it);
 //! - each source's activity before it reduced to its last two spans that start before it
 //!   (what decides whether it is silent at the horizon, when that silence ends, and where
 //!   the interval holding the horizon starts);
