@@ -199,15 +199,7 @@ fn log_retire_removes_old_raw_events_and_a_crash_after_its_commit_loses_nothing_
     let before = "2026-11-24T08:00:01.600Z";
     let (all, _) = reopened(template.path());
     for crash in [false, true] {
-        let d = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("cp")
-            .args(["-rT"])
-            .arg(template.path())
-            .arg(d.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let _ = std::fs::remove_file(d.path().join("LOCK"));
+        let d = copy_of(template.path());
         if crash {
             let out = retire(d.path(), before)
                 .env("CALLSTATE_FAILPOINT", "retire-committed")
@@ -263,6 +255,20 @@ fn refused_without_compaction(dir: &Path, flag: &str, setting: &str) {
     );
 }
 
+/// A copy of the log in `dir` (its lock file left behind), as another process finds it.
+fn copy_of(dir: &Path) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .args(["-rT"])
+        .arg(dir)
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = std::fs::remove_file(d.path().join("LOCK"));
+    d
+}
+
 /// A server over `dir` whose compaction pass runs every second with the retention `flag`
 /// of one day.
 fn serving_retained(dir: &Path, flag: &str) -> Server {
@@ -281,6 +287,24 @@ fn query(server: &Server, q: &str) -> (u16, String) {
         .send(q)
         .unwrap();
     (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+/// The refusal (422) of `q` by `server`, waiting for the server to take in the retention
+/// that makes it refused.
+fn refused_once_taken_in(server: &Server, q: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, text) = query(server, q);
+        if status != 200 {
+            assert_eq!(status, 422, "{text}");
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still answered: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `callstate log stats` of `dir`.
@@ -452,19 +476,7 @@ fn serve_removes_old_call_legs_as_it_runs() {
     let kept_from = format!("{day}T00:00:00.000000Z");
     assert_eq!(v["legs_kept_from"], kept_from.as_str(), "{v}");
     // the server answers from the horizon once it took the checkpoint in
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let text = loop {
-        let (status, text) = sql("SELECT count(*) AS n FROM calls");
-        if status != 200 {
-            assert!((400..500).contains(&status), "{status}: {text}");
-            break text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still answered: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let text = refused_once_taken_in(&server, "SELECT count(*) AS n FROM calls");
     assert!(
         text.contains("removed by retention") && text.contains(&kept_from),
         "{text}"
@@ -519,15 +531,7 @@ fn log_retire_folds_old_service_history_and_a_crash_at_its_steps_loses_nothing()
     let want = states(template.path());
     assert!(want.iter().all(|s| s.len() > 1_000));
     for crash in [None, Some("fold-written"), Some("fold-committed")] {
-        let d = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("cp")
-            .args(["-rT"])
-            .arg(template.path())
-            .arg(d.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let _ = std::fs::remove_file(d.path().join("LOCK"));
+        let d = copy_of(template.path());
         let mut c = bin();
         c.args(["log", "retire", "--intervals-before", h, "--data"])
             .arg(d.path());
@@ -606,19 +610,7 @@ fn serve_folds_old_service_history_as_it_runs() {
     }
     assert!(stats()["folded_segments"].as_u64().unwrap() > 0);
     // the server took the fold in: questions before the horizon are refused
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let text = loop {
-        let (status, text) = sql("SELECT count(*) AS n FROM device_intervals");
-        if status != 200 {
-            assert_eq!(status, 422, "{text}");
-            break text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still answered: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let text = refused_once_taken_in(&server, "SELECT count(*) AS n FROM device_intervals");
     assert!(
         text.contains(&kept_from) && text.contains("valid_from >="),
         "{text}"
