@@ -88,6 +88,26 @@ fn folded_view(live: &Live, log: &Log, horizon: Us) -> std::sync::Arc<callstate_
     }
 }
 
+/// Waits for every device of `live` to read its history from the service file (written
+/// again after the fold), then checks its answers again.
+fn reading_the_service_file(live: &Live, want: &[String], horizon: Us, end: Us, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = live.view();
+        let devices = Fleet::devices(&*v).count();
+        if v.devices_reading_service_file() == devices {
+            same(&answers(&*v, horizon, end), want, what);
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: the service file was not written again: {} of {devices} devices read it",
+            v.devices_reading_service_file(),
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Folds a log of `events` at `horizon` and checks every answer from it on against the
 /// derivation of the whole log.
 fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) {
@@ -135,6 +155,9 @@ fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) 
         &want,
         "live through the fold",
     );
+    // the running state writes the service file again: the devices it derived again read
+    // it then
+    reading_the_service_file(&running, &want, horizon, end, "through the fold");
     drop(running);
     let restarted = Live::start(&log, Default::default()).unwrap();
     let view = folded_view(&restarted, &log, horizon);
@@ -145,25 +168,7 @@ fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) 
     );
     // the service file, written before the fold, is written again from the history kept
     // (the start finds its devices' histories changed at the same version), then read
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let v = restarted.view();
-        let devices = Fleet::devices(&*v).count();
-        if v.devices_reading_service_file() == devices {
-            same(
-                &answers(&*v, horizon, end),
-                &want,
-                "live reading the new service file",
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the service file was not written again: {} of {devices} devices read it",
-            v.devices_reading_service_file(),
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    reading_the_service_file(&restarted, &want, horizon, end, "after a restart");
 
     // reaching before the horizon is refused, from it on answered
     assert!(after.intervals_known(horizon - 1).is_err());

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use callstate_log::{Log, Subscription};
+use callstate_log::{Log, Notice, Subscription};
 use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
@@ -409,6 +409,8 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
             }
         }
         let mut failed = None;
+        // a fold of the history changes devices without a new version
+        let folded = round.iter().any(|n| matches!(n, Notice::Folded { .. }));
         for n in round {
             if let Err(e) = state.apply(n) {
                 failed = Some(e.to_string());
@@ -417,6 +419,11 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
         }
         shared.current.store(Arc::new(state.view()));
         shared.published.send_replace(state.version());
+        if folded && failed.is_none() {
+            // the devices derived again read the file again once it holds them
+            shared.service_on_disk.store(0, Ordering::Relaxed);
+            service_file_in_background(shared);
+        }
         if let Some(e) = failed {
             tracing::error!(error = %e, "the live state stopped following the log");
             *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
