@@ -36,7 +36,8 @@ use crate::model::rows::ServiceRow;
 /// Folds the log's history before `horizon` into its base, from `view` (the live state of
 /// the log: its devices' service events and sources' spans are what a derivation of its
 /// snapshot reads, one device decoded at a time); `None` when the base already keeps
-/// history from there or later (the horizon only moves forward). Files replaced go once
+/// history from there or later (the horizon only moves forward), or no segment lies wholly
+/// before the horizon yet (a fold would remove nothing). Files replaced go once
 /// `grace` has passed for readers holding them. An event for before the horizon appended
 /// after `view` is left out like one appended after the fold (`LogRows::horizon`).
 pub fn fold_before(log: &Log, view: &View, horizon: Us, grace: Duration) -> Result<Option<Folded>> {
@@ -50,6 +51,10 @@ pub fn fold_before(log: &Log, view: &View, horizon: Us, grace: Duration) -> Resu
         .filter(|s| foldable(s, horizon))
         .map(|s| s.file.clone())
         .collect();
+    if folding.is_empty() {
+        // nothing wholly before the horizon yet: nothing to remove, the horizon stays
+        return Ok(None);
+    }
     let mut batches = other_control_rows(snap, &folding)?;
     batches.push(seed_batch(view.service_events(), horizon));
     let mut spans = Vec::new();

@@ -19,6 +19,9 @@ use callstate_schemas::Us;
 mod common;
 
 const HOUR: Us = 3_600_000_000;
+/// Events a segment (small: the failovers of a simulated day fall in a few hours, and a fold
+/// needs segments wholly before its horizon).
+const SEGMENT_ROWS: usize = 300;
 
 /// Every device's intervals that end after `horizon`, as a fleet gives them (those before
 /// left out when the fleet keeps more).
@@ -54,6 +57,23 @@ fn answers(f: &dyn Fleet, horizon: Us, end: Us) -> Vec<String> {
     let mut out = intervals_from(f, horizon);
     out.extend(availability_from(f, horizon, end));
     out
+}
+
+/// A log of `events` rolled every `rows` events but the last (segments whose spans of time
+/// follow each other, so that horizons across the history have segments wholly before
+/// them, and a tail).
+fn rolled_log(events: &[callstate_schemas::Event], rows: usize) -> (tempfile::TempDir, Log) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), callstate_log::LogOptions::default()).unwrap();
+    let chunks: Vec<_> = events.chunks(rows).collect();
+    for (k, chunk) in chunks.iter().enumerate() {
+        log.append(chunk).unwrap();
+        // the last left in the WAL's tail
+        if k + 1 < chunks.len() {
+            log.roll_now().unwrap();
+        }
+    }
+    (dir, log)
 }
 
 /// Asserts `got == want`, showing the first difference only.
@@ -109,9 +129,9 @@ fn reading_the_service_file(live: &Live, want: &[String], horizon: Us, end: Us, 
 }
 
 /// Folds a log of `events` at `horizon` and checks every answer from it on against the
-/// derivation of the whole log.
-fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) {
-    let (_dir, log) = common::log_with(events, segment_rows);
+/// derivation of the whole log; false when no segment lay wholly before it (no fold).
+fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) -> bool {
+    let (_dir, log) = rolled_log(events, segment_rows);
     let whole = derived(&log);
     let end = whole.intervals.iter().map(|i| i.valid_from).max().unwrap() + HOUR;
     let want = answers(&whole, horizon, end);
@@ -119,9 +139,14 @@ fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) 
     let running = Live::start(&log, Default::default()).unwrap();
     let view = common::caught_up(&running, log.version(), Duration::from_secs(60));
 
-    let folded = fold_before(&log, &view, horizon, Duration::ZERO)
-        .unwrap()
-        .expect("a fold");
+    let Some(folded) = fold_before(&log, &view, horizon, Duration::ZERO).unwrap() else {
+        // no segment wholly before the horizon: nothing folded, every question answered
+        let snap = log.snapshot();
+        assert!(snap.segments.iter().all(|s| s.max_time_us >= horizon));
+        assert!(snap.base.is_none());
+        assert_eq!(derived(&log).intervals_kept_from(), None);
+        return false;
+    };
     let snap = log.snapshot();
     let base = snap.base.clone().expect("a base");
     assert_eq!(base.horizon_us, horizon);
@@ -183,6 +208,7 @@ fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) 
         .is_err(),
         "what was known before the fold's ingest times cannot be told"
     );
+    true
 }
 
 /// The events of the stream but those of its first source over [a, b] (fractions of its
@@ -203,7 +229,7 @@ fn a_fold_after_a_silence_keeps_where_the_interval_holding_the_horizon_starts() 
     let (_, b) = carve_silence(&mut events, 0.3, 0.4);
     // just after the silence, and later in the span after it
     for h in [b + 2_000_000, b + 3 * HOUR + 17] {
-        check(&events, h, 1_500);
+        assert!(check(&events, h, SEGMENT_ROWS), "a fold at {h}");
     }
 }
 
@@ -216,28 +242,39 @@ fn a_fold_keeps_every_interval_and_availability_from_its_horizon() {
         ("ctimanager-failover", 30, 2),
     ] {
         let (events, _) = common::simulate(scenario, devices, seed);
-        let (_dir, log) = common::log_with(&events, 1_500);
+        let (_dir, log) = rolled_log(&events, SEGMENT_ROWS);
         let whole = derived(&log);
         let (first, last) = (
             whole.intervals.iter().map(|i| i.valid_from).min().unwrap(),
             whole.intervals.iter().map(|i| i.valid_from).max().unwrap(),
         );
         drop(log);
-        // at the start of every interval (where a failover or re-home begins), just
-        // before and after, and at hours between
-        let mut horizons: Vec<Us> = whole
+        // at starts of intervals spread over the history (where failovers, re-homes and
+        // silences begin), just before and after, and at hours between
+        let mut starts: Vec<Us> = whole
             .intervals
             .iter()
-            .step_by(whole.intervals.len() / 6 + 1)
-            .flat_map(|i| [i.valid_from, i.valid_from + 1, i.valid_from - 1])
+            .map(|i| i.valid_from)
+            .filter(|&t| t > first + HOUR)
+            .collect();
+        starts.sort();
+        starts.dedup();
+        let mut horizons: Vec<Us> = (1..=6)
+            .map(|k| starts[k * starts.len() / 7])
+            .flat_map(|t| [t, t + 1, t - 1])
             .chain((1..4).map(|k| (first + k * (last - first) / 4).div_euclid(HOUR) * HOUR))
             .filter(|&h| h > first && h < last)
             .collect();
         horizons.sort();
         horizons.dedup();
-        for h in horizons {
-            eprintln!("{scenario}: horizon {h}");
-            check(&events, h, 1_500);
+        let mut folds = 0;
+        for &h in &horizons {
+            folds += usize::from(check(&events, h, SEGMENT_ROWS));
         }
+        assert!(
+            folds * 4 >= horizons.len() * 3,
+            "{scenario}: {folds} folds of {} horizons",
+            horizons.len()
+        );
     }
 }
