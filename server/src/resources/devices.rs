@@ -40,6 +40,7 @@ fn not_in_log(device: &str) -> ApiError {
     responses(
         (status = 200, description = "The device's state", body = DeviceStateBody),
         (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 422, description = "The question reaches before a retention horizon (named)", body = ErrorBody),
         (status = 404, description = "Device not in the log", body = ErrorBody)))]
 pub async fn device_state(
     State(app): State<AppState>,
@@ -79,6 +80,7 @@ pub struct TimelineParams {
     responses(
         (status = 200, description = "`{device, from, to, intervals: [...], events: [...]}`", body = Object),
         (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 422, description = "The question reaches before a retention horizon (named)", body = ErrorBody),
         (status = 404, description = "Device not in the log", body = ErrorBody)))]
 pub async fn device_timeline(
     State(app): State<AppState>,

@@ -53,7 +53,8 @@ struct Fleet<'a> {
 #[utoipa::path(get, path = "/api/v1/state", tag = "state", params(FleetParams),
     responses(
         (status = 200, description = "Fleet snapshot", body = FleetBody),
-        (status = 400, description = "Bad parameter", body = ErrorBody)))]
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 422, description = "The question reaches before a retention horizon (named)", body = ErrorBody)))]
 pub async fn fleet_state(
     State(app): State<AppState>,
     Params(p): Params<FleetParams>,

@@ -75,7 +75,8 @@ pub(crate) async fn find_incident(
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(IncidentParams),
     responses(
         (status = 200, description = "One row per incident", body = Vec<IncidentRowBody>),
-        (status = 400, description = "Bad parameter", body = ErrorBody)))]
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 422, description = "The question reaches before a retention horizon (named)", body = ErrorBody)))]
 pub async fn incidents(
     State(app): State<AppState>,
     Params(p): Params<IncidentParams>,

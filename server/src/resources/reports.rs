@@ -60,7 +60,8 @@ pub struct AvailabilityParams {
 #[utoipa::path(get, path = "/api/v1/availability", tag = "sla", params(AvailabilityParams, DeviceFilter),
     responses(
         (status = 200, description = "One row per group", body = Vec<AvailabilityBody>),
-        (status = 400, description = "Bad parameter", body = ErrorBody)))]
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 422, description = "The question reaches before a retention horizon (named)", body = ErrorBody)))]
 pub async fn availability(
     State(app): State<AppState>,
     Params(p): Params<AvailabilityParams>,
@@ -108,7 +109,8 @@ pub struct SlaParams {
 #[utoipa::path(get, path = "/api/v1/sla", tag = "sla", params(SlaParams, DeviceFilter),
     responses(
         (status = 200, description = "One row per group (and period)", body = Vec<SlaBody>),
-        (status = 400, description = "Bad parameter", body = ErrorBody)))]
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 422, description = "The question reaches before a retention horizon (named)", body = ErrorBody)))]
 pub async fn sla(
     State(app): State<AppState>,
     Params(p): Params<SlaParams>,
@@ -163,7 +165,8 @@ pub struct SlaReportParams {
 #[utoipa::path(get, path = "/api/v1/reports/sla", tag = "sla", params(SlaReportParams),
     responses(
         (status = 200, description = "The report", body = String, content_type = "text/html"),
-        (status = 400, description = "Bad parameter", body = ErrorBody)))]
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 422, description = "The question reaches before a retention horizon (named)", body = ErrorBody)))]
 pub async fn sla_report(
     State(app): State<AppState>,
     Params(p): Params<SlaReportParams>,

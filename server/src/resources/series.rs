@@ -54,7 +54,8 @@ pub struct SeriesParams {
 #[utoipa::path(get, path = "/api/v1/state/series", tag = "state", params(SeriesParams),
     responses(
         (status = 200, description = "One row per step and group", body = Vec<SeriesPointBody>),
-        (status = 400, description = "Bad parameter, or more than 11,000 steps", body = ErrorBody)))]
+        (status = 400, description = "Bad parameter, or more than 11,000 steps", body = ErrorBody),
+        (status = 422, description = "The question reaches before a retention horizon (named)", body = ErrorBody)))]
 pub async fn state_series(
     State(app): State<AppState>,
     Params(p): Params<SeriesParams>,

@@ -36,7 +36,8 @@ pub struct BurnParams {
 #[utoipa::path(get, path = "/api/v1/slo/burn", tag = "sla", params(BurnParams),
     responses(
         (status = 200, description = "One row per group", body = Vec<BurnBody>),
-        (status = 400, description = "Bad parameter", body = ErrorBody)))]
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 422, description = "The question reaches before a retention horizon (named)", body = ErrorBody)))]
 pub async fn slo_burn(
     State(app): State<AppState>,
     Params(p): Params<BurnParams>,
