@@ -1,0 +1,165 @@
+//! `Log::fold` on its own: the rows the caller gives become the base, read first by
+//! `read_digests` in place of the folded digests (whose files go); the segments stay, key runs
+//! included (their events are still duplicates when sent again); the horizon only moves
+//! forward; segments no longer there to fold, or not wholly before the horizon, are
+//! refused; an empty base is kept like any; a reopen keeps exactly the files the manifest
+//! names.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use callstate_log::layout::segments_dir;
+use callstate_log::{Log, LogError, LogOptions, SourceSpan, foldable};
+use callstate_schemas::EventBatchBuilder;
+use callstate_sim::synthetic;
+
+fn t0() -> chrono::DateTime<chrono::Utc> {
+    "2026-11-24T08:00:00Z".parse().unwrap()
+}
+
+/// Files under `segments/`.
+fn files(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(segments_dir(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect()
+}
+
+#[test]
+fn a_fold_replaces_the_digests_before_its_horizon_by_the_base_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogOptions::default()).unwrap();
+    // four segments of 400 events 1 ms apart
+    let events = synthetic::events(1_600, 60, t0());
+    for chunk in events.chunks(400) {
+        log.append(chunk).unwrap();
+        log.roll_now().unwrap();
+    }
+    let snap = log.snapshot();
+    let horizon = snap.segments[1].max_time_us + 1;
+    let before: Vec<String> = snap
+        .segments
+        .iter()
+        .filter(|s| foldable(s, horizon))
+        .map(|s| s.file.clone())
+        .collect();
+    assert_eq!(before.len(), 2);
+
+    // a segment not wholly before the horizon is refused, and nothing changes
+    let all: Vec<String> = snap.segments.iter().map(|s| s.file.clone()).collect();
+    let empty = EventBatchBuilder::with_capacity(0).finish();
+    let err = log
+        .fold(
+            horizon,
+            &all,
+            std::slice::from_ref(&empty),
+            Vec::new(),
+            Duration::ZERO,
+        )
+        .unwrap_err();
+    assert!(matches!(err, LogError::Stale(_)), "{err}");
+    assert!(log.snapshot().base.is_none());
+
+    // the base given: two of the events' rows and a span
+    let (_, sub) = log.subscribe();
+    let rows = callstate_log::events_batch(&events[..2]);
+    let span = SourceSpan {
+        source: events[0].source.clone(),
+        start_us: 1,
+        end_us: 2,
+    };
+    let folded = log
+        .fold(
+            horizon,
+            &before,
+            std::slice::from_ref(&rows),
+            vec![span.clone()],
+            Duration::ZERO,
+        )
+        .unwrap();
+    assert_eq!(folded.segments, before);
+    assert_eq!(folded.events, 800);
+    assert!(matches!(
+        sub.try_recv(),
+        Some(callstate_log::Notice::Folded { .. })
+    ));
+    let snap = log.snapshot();
+    let base = snap.base.clone().unwrap();
+    assert_eq!(
+        (
+            base.horizon_us,
+            base.segments,
+            base.events,
+            base.digest.rows
+        ),
+        (horizon, 2, 800, 2)
+    );
+    let view = snap.read_digests(None, None).unwrap();
+    assert_eq!(view.base_batches, 1);
+    assert_eq!(view.batches[0].num_rows(), 2);
+    assert!(view.spans.contains(&span));
+    // the folded digests' files went; the segments are still listed, keys included
+    for s in &snap.segments {
+        let folded = before.contains(&s.file);
+        assert_eq!(s.folded, folded);
+        assert!(s.keys.is_some());
+        assert_eq!(s.digest.is_none(), folded);
+    }
+    let kept = files(dir.path());
+    assert!(kept.contains(&base.digest.file));
+    assert_eq!(
+        kept.iter()
+            .filter(|f| f.ends_with(".digest.parquet"))
+            .count(),
+        2
+    );
+    // their events sent again are still duplicates
+    let again = log.append(&events[..400]).unwrap();
+    assert_eq!(again.duplicates, 400, "{again:?}");
+
+    // the horizon only moves forward
+    let err = log
+        .fold(
+            horizon - 1,
+            &[],
+            std::slice::from_ref(&empty),
+            Vec::new(),
+            Duration::ZERO,
+        )
+        .unwrap_err();
+    assert!(matches!(err, LogError::Stale(_)), "{err}");
+    // a later fold with an empty base replaces the one before
+    let later = log.snapshot().segments[2].max_time_us + 1;
+    let third = vec![log.snapshot().segments[2].file.clone()];
+    log.fold(
+        later,
+        &third,
+        std::slice::from_ref(&empty),
+        Vec::new(),
+        Duration::ZERO,
+    )
+    .unwrap();
+    let base2 = log.snapshot().base.unwrap();
+    assert_eq!(
+        (base2.segments, base2.events, base2.digest.rows),
+        (3, 1_200, 0)
+    );
+    let view = log.snapshot().read_digests(None, None).unwrap();
+    assert_eq!(
+        view.batches[..view.base_batches]
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        0
+    );
+    drop(log);
+
+    // reopened: the base kept, the one before gone, only what the manifest names
+    let log = Log::open(dir.path(), LogOptions::default()).unwrap();
+    let snap = log.snapshot();
+    assert_eq!(snap.base.as_ref().unwrap(), &base2);
+    let files = files(dir.path());
+    assert!(files.contains(&base2.digest.file));
+    assert!(!files.contains(&base.digest.file));
+    assert_eq!(snap.segments.iter().filter(|s| s.folded).count(), 3);
+}
