@@ -24,12 +24,18 @@ use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use callstate_schemas::{Kind, SILENCE_US};
 
 use crate::error::{LogError, Result};
-use crate::manifest::{Digest, SourceSpan};
+use crate::manifest::{Digest, SegmentMeta, SourceSpan};
 use crate::segment::{dictionary, write_segment};
 
 /// Largest gap between two events of a source inside one activity span: the silence rule's
 /// 90 s, so that the spans are exactly what the rule needs.
 pub const SPAN_GAP_US: i64 = SILENCE_US;
+
+/// The digest of `s` the state engine reads: one built with the silence rule's gap (`None`
+/// for a segment without one, or with one of another gap: its events are read instead).
+pub fn usable(s: &SegmentMeta) -> Option<&Digest> {
+    s.digest.as_ref().filter(|d| d.span_gap_us == SPAN_GAP_US)
+}
 
 /// Kinds left out of a digest: one or more per call or per line, and heartbeats.
 pub const HIGH_VOLUME_KINDS: &[Kind] = &[

@@ -114,8 +114,6 @@ pub struct Base {
     pub segments: u64,
     /// Their events.
     pub events: u64,
-    /// The earliest event time among them.
-    pub min_time_us: i64,
     /// The latest ingest time among them (and the rows it holds): a question as known at an
     /// earlier ingest time cannot be answered from it.
     pub max_ingest_time_us: i64,

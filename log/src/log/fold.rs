@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 
 use super::{Log, Obsolete, fail_point};
-use crate::digest::SPAN_GAP_US;
+use crate::digest::{SPAN_GAP_US, usable};
 use crate::error::{LogError, Result};
 use crate::layout::segments_dir;
 use crate::manifest::{Base, Digest, SegmentMeta, SourceSpan};
@@ -35,11 +35,7 @@ pub struct Folded {
 /// horizon, digested with the silence rule's gap, not folded yet. (Its raw events, if still
 /// held, stay for the `events` table: the two retentions are independent.)
 pub fn foldable(s: &SegmentMeta, horizon_us: i64) -> bool {
-    !s.folded
-        && s.max_time_us < horizon_us
-        && s.digest
-            .as_ref()
-            .is_some_and(|d| d.span_gap_us == SPAN_GAP_US)
+    !s.folded && s.max_time_us < horizon_us && usable(s).is_some()
 }
 
 impl Log {
@@ -86,13 +82,12 @@ impl Log {
             },
             segments: prior.as_ref().map_or(0, |p| p.segments),
             events: prior.as_ref().map_or(0, |p| p.events),
-            min_time_us: prior.as_ref().map_or(i64::MAX, |p| p.min_time_us),
             max_ingest_time_us: prior.as_ref().map_or(meta.max_ingest_time_us, |p| {
                 p.max_ingest_time_us.max(meta.max_ingest_time_us)
             }),
         };
         let mut gone: Vec<String> = prior.iter().map(|p| p.digest.file.clone()).collect();
-        let (mut out, mut events) = (Vec::new(), 0);
+        let mut out = Vec::new();
         for name in segments {
             let s = m
                 .segments
@@ -108,13 +103,8 @@ impl Log {
             gone.extend(s.digest.take().map(|d| d.file));
             base.segments += 1;
             base.events += s.rows;
-            events += s.rows;
-            base.min_time_us = base.min_time_us.min(s.min_time_us);
             base.max_ingest_time_us = base.max_ingest_time_us.max(s.max_ingest_time_us);
             out.push(name.clone());
-        }
-        if base.min_time_us == i64::MAX {
-            base.min_time_us = horizon_us;
         }
         m.base = Some(base.clone());
         m.store(&self.shared.dir)?;
@@ -138,7 +128,7 @@ impl Log {
         );
         Ok(Folded {
             segments: out,
-            events,
+            events: base.events - prior.map_or(0, |p| p.events),
             base,
         })
     }

@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Log, Obsolete, fail_point};
-use crate::digest::SPAN_GAP_US;
+use crate::digest::usable;
 use crate::error::Result;
 use crate::manifest::SegmentMeta;
 use crate::notify::Notice;
@@ -35,10 +35,7 @@ fn retirable(s: &SegmentMeta, before_us: i64, through_seq: u64) -> bool {
         && s.max_time_us < before_us
         && s.max_ingest_seq <= through_seq
         && s.keys.is_some()
-        && (s.folded
-            || s.digest
-                .as_ref()
-                .is_some_and(|d| d.span_gap_us == SPAN_GAP_US))
+        && (s.folded || usable(s).is_some())
 }
 
 impl Log {

@@ -9,7 +9,7 @@ use callstate_schemas::{StoredEvent, decode_batch};
 
 use super::record::decode;
 use super::{Log, State};
-use crate::digest::SPAN_GAP_US;
+use crate::digest::usable;
 use crate::error::{LogError, Result};
 use crate::layout::{segments_dir, wal_dir};
 use crate::manifest::{self, Base, Manifest, SegmentMeta, SourceSpan};
@@ -220,11 +220,8 @@ impl Snapshot {
             view.digested_rows += base.events;
         }
         for seg in self.segments.iter().filter(|s| !s.folded) {
-            let usable = seg.digest.as_ref().filter(|d| {
-                d.span_gap_us == SPAN_GAP_US
-                    && (seg.retired || known_at.is_none_or(|k| seg.max_ingest_time_us <= k))
-            });
-            match usable {
+            let known = seg.retired || known_at.is_none_or(|k| seg.max_ingest_time_us <= k);
+            match usable(seg).filter(|_| known) {
                 Some(d) => {
                     view.batches.extend(read_segment(
                         &segments_dir(&self.dir).join(&d.file),
@@ -257,11 +254,7 @@ impl Snapshot {
         }
         for seg in self.segments.iter().filter(|s| !s.folded) {
             let whole = seg.max_ingest_time_us <= known_at;
-            match seg
-                .digest
-                .as_ref()
-                .filter(|d| (whole || seg.retired) && d.span_gap_us == SPAN_GAP_US)
-            {
+            match usable(seg).filter(|_| whole || seg.retired) {
                 Some(d) => {
                     view.spans.extend(d.spans.iter().cloned());
                     view.digested_rows += seg.rows;
