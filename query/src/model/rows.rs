@@ -321,12 +321,7 @@ impl LogRows {
     ) -> Result<LogRows> {
         let mut rows = LogRows::default();
         let mut names = Interner::default();
-        let (batches, spans, base_batches) = if digests {
-            let view = snap.read_digests(Some(COLUMNS), known_at)?;
-            (view.batches, view.spans, view.base_batches)
-        } else {
-            (snap.read_batches(Some(COLUMNS))?, Vec::new(), 0)
-        };
+        // refused before anything is read
         if let Some(base) = &snap.base {
             if !digests {
                 return Err(QueryError::Retired(format!(
@@ -340,6 +335,12 @@ impl LogRows {
             }
             rows.horizon = Some(base.horizon_us);
         }
+        let (batches, spans, base_batches) = if digests {
+            let view = snap.read_digests(Some(COLUMNS), known_at)?;
+            (view.batches, view.spans, view.base_batches)
+        } else {
+            (snap.read_batches(Some(COLUMNS))?, Vec::new(), 0)
+        };
         // each batch freed once read: the rows grow as the batches go, rather than all
         // the rows next to all the batches
         for (n, b) in batches.into_iter().enumerate() {
