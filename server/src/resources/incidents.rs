@@ -32,21 +32,18 @@ pub struct IncidentParams {
     format: Option<String>,
 }
 
+/// Incidents starting in [from, to); from where they are kept when `from` is `None`.
 async fn detect_all(
     app: &AppState,
-    from: Us,
+    from: Option<Us>,
     to: Us,
     known_at: Option<Us>,
 ) -> Result<Vec<Incident>, ApiError> {
     let fleet = app.fleet(known_at).await?;
     app.run(move |cancel| {
-        Ok(detect(
-            &*fleet,
-            from,
-            to,
-            &IncidentOptions::default(),
-            cancel,
-        )?)
+        let opts = IncidentOptions::default();
+        let from = from.unwrap_or_else(|| kept_from(&*fleet, &opts).unwrap_or(Us::MIN));
+        Ok(detect(&*fleet, from, to, &opts, cancel)?)
     })
     .await
 }
@@ -58,13 +55,7 @@ pub(crate) async fn find_incident(
     known_at: Option<Us>,
 ) -> Result<Incident, ApiError> {
     // from where incidents are kept (an older id is not found)
-    let from = app
-        .fleet(known_at)
-        .await
-        .ok()
-        .and_then(|f| kept_from(&*f, &IncidentOptions::default()))
-        .unwrap_or(Us::MIN);
-    detect_all(app, from, Us::MAX, known_at)
+    detect_all(app, None, Us::MAX, known_at)
         .await?
         .into_iter()
         .find(|i| i.id == id)
@@ -86,7 +77,7 @@ pub async fn incidents(
     let from = params::instant("from", &p.from)?.unwrap_or(Us::MIN);
     let to = params::instant("to", &p.to)?.unwrap_or(Us::MAX);
     let known_at = params::instant("known_at", &p.known_at)?;
-    let found = detect_all(&app, from, to, known_at).await?;
+    let found = detect_all(&app, Some(from), to, known_at).await?;
     rows(format, &[tables::incidents::batch(&found)])
 }
 
