@@ -132,17 +132,17 @@ pub fn retire(
         .map(|b| instant_or_age("--legs-before", b))
         .transpose()?;
     let log = Log::open(data, LogOptions::default())?;
-    let start =
-        || callstate_query::Live::start(&log, callstate_query::model::sla::Targets::default());
+    // the live state, derived once for whichever retention needs it
+    let mut live = None;
     let mut legs = None;
     if let Some(h) = legs_us {
-        legs = start()?.retain_legs_from(h)?.retention;
+        legs = started(&mut live, &log)?.retain_legs_from(h)?.retention;
     }
     let mut out = serde_json::Map::new();
     if let Some(before_us) = before_us {
         let through = match covered_through(&log.snapshot()) {
             Some(v) if v == log.version() => v,
-            _ => start()?.checkpoint()?.version,
+            _ => started(&mut live, &log)?.checkpoint()?.version,
         };
         // nobody else reads this log: the files go at once
         let retired = log.retire(before_us, through, std::time::Duration::ZERO)?;
@@ -151,8 +151,7 @@ pub fn retire(
     }
     if let Some(h) = intervals_us {
         // nobody else reads this log: the files go at once
-        let live = start()?;
-        let view = live.view();
+        let view = started(&mut live, &log)?.view();
         let folded = callstate_query::fold::fold_before(&log, &view, h, std::time::Duration::ZERO)?;
         out.insert("intervals_retention".into(), serde_json::to_value(folded)?);
     }
@@ -168,6 +167,20 @@ pub fn retire(
     out.insert("stats".into(), stats_json(&log.snapshot())?);
     outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(())
+}
+
+/// The live state of `log` in `live`, derived first if it was not.
+fn started<'a>(
+    live: &'a mut Option<callstate_query::Live>,
+    log: &Log,
+) -> anyhow::Result<&'a callstate_query::Live> {
+    if live.is_none() {
+        *live = Some(callstate_query::Live::start(
+            log,
+            callstate_query::model::sla::Targets::default(),
+        )?);
+    }
+    Ok(live.as_ref().expect("derived above"))
 }
 
 /// `callstate schema [--out DIR]`.
