@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use callstate_log::{CompactOptions, Log, LogOptions, LogStats, Snapshot};
 use callstate_query::live::checkpoint::{covered_through, retention};
+use callstate_schemas::US_PER_HOUR;
 use callstate_schemas::json_schema::schema_files;
 
 use crate::out::{out, outln};
@@ -110,9 +111,10 @@ fn instant_or_age(flag: &str, v: &str) -> anyhow::Result<i64> {
         .with_context(|| format!("{flag} {v}"))
 }
 
-/// `callstate log retire [--before T] [--legs-before T] [--intervals-before T]`: with
-/// `intervals_before`, folds the service history before it into the log's base
-/// (`callstate_query::fold`); with `before`, removes the raw
+/// `callstate log retire [--before T] [--legs-before T] [--intervals-before T]
+/// [--rollups-before T]`: with `intervals_before`, folds the service history before the UTC
+/// hour holding it into the log's base, its hourly rollups kept beside it but those before
+/// `rollups_before` (`callstate_query::fold`); with `before`, removes the raw
 /// events of the segments wholly before it (their digests and key runs stay; their call
 /// legs must be in the checkpoint of the legs: one covering the whole log is written first
 /// when the last does not); with `legs_before`, writes a checkpoint of the legs without the
@@ -123,15 +125,36 @@ pub fn retire(
     before: Option<&str>,
     legs_before: Option<&str>,
     intervals_before: Option<&str>,
+    rollups_before: Option<&str>,
 ) -> anyhow::Result<()> {
     let before_us = before.map(|b| instant_or_age("--before", b)).transpose()?;
     let intervals_us = intervals_before
         .map(|b| instant_or_age("--intervals-before", b))
+        .transpose()?
+        .map(|h| h.div_euclid(US_PER_HOUR) * US_PER_HOUR);
+    let rollups_us = rollups_before
+        .map(|b| instant_or_age("--rollups-before", b))
         .transpose()?;
     let legs_us = legs_before
         .map(|b| instant_or_age("--legs-before", b))
         .transpose()?;
     let log = Log::open(data, LogOptions::default())?;
+    if let Some(r) = rollups_us {
+        let base = log.snapshot().base.map(|b| b.horizon_us);
+        match intervals_us.or(base) {
+            None => anyhow::bail!(
+                "--rollups-before: the hourly rollups are those of the intervals while they \
+                 are kept (no --intervals-before, and none were retired)"
+            ),
+            Some(h) if r > h => anyhow::bail!(
+                "--rollups-before {}: rollups are built from intervals, so they are kept at \
+                 least as long (intervals are kept from {})",
+                callstate_schemas::format_instant(r),
+                callstate_schemas::format_instant(h)
+            ),
+            Some(_) => {}
+        }
+    }
     // the live state, derived once for whichever retention needs it
     let mut live = None;
     let mut legs = None;
@@ -149,10 +172,16 @@ pub fn retire(
         out.insert("retired".into(), serde_json::to_value(retired)?);
         out.insert("legs_checkpoint".into(), through.into());
     }
-    if let Some(h) = intervals_us {
+    if let Some(h) = intervals_us.or(rollups_us.and(log.snapshot().base.map(|b| b.horizon_us))) {
         // nobody else reads this log: the files go at once
         let view = started(&mut live, &log)?.view();
-        let folded = callstate_query::fold::fold_before(&log, &view, h, std::time::Duration::ZERO)?;
+        let folded = callstate_query::fold::fold_before(
+            &log,
+            &view,
+            h,
+            rollups_us,
+            std::time::Duration::ZERO,
+        )?;
         out.insert("intervals_retention".into(), serde_json::to_value(folded)?);
     }
     if legs_us.is_some() {

@@ -118,6 +118,12 @@ pub struct Given {
     /// availability, SLA and incidents before it are refused [default: kept forever].
     #[arg(long, env = "CALLSTATE_RETAIN_INTERVALS_DAYS")]
     pub retain_intervals_days: Option<u64>,
+    /// Retention of the hourly rollups of the history retention of intervals folded, in
+    /// days (at least retain_intervals_days): availability and SLA over whole hours before
+    /// the intervals' horizon are answered from them, from the UTC midnight that many days
+    /// back [default: kept forever].
+    #[arg(long, env = "CALLSTATE_RETAIN_ROLLUPS_DAYS")]
+    pub retain_rollups_days: Option<u64>,
     /// Kafka-backed log: bootstrap brokers. The HTTP collector then writes to the canonical
     /// topic and this instance materializes its share of it into DATA.
     #[arg(long, env = "CALLSTATE_KAFKA_BROKERS")]
@@ -173,6 +179,7 @@ impl Given {
             retain_raw_days: self.retain_raw_days.or(other.retain_raw_days),
             retain_legs_days: self.retain_legs_days.or(other.retain_legs_days),
             retain_intervals_days: self.retain_intervals_days.or(other.retain_intervals_days),
+            retain_rollups_days: self.retain_rollups_days.or(other.retain_rollups_days),
             kafka_brokers: self.kafka_brokers.or(other.kafka_brokers),
             kafka_topic: self.kafka_topic.or(other.kafka_topic),
             kafka_group: self.kafka_group.or(other.kafka_group),
@@ -298,6 +305,7 @@ impl ServeArgs {
             ("retain_raw_days", g.retain_raw_days),
             ("retain_legs_days", g.retain_legs_days),
             ("retain_intervals_days", g.retain_intervals_days),
+            ("retain_rollups_days", g.retain_rollups_days),
         ] {
             if days.is_some() && g.compact_every_s == Some(0) {
                 bail!(
@@ -305,6 +313,17 @@ impl ServeArgs {
                      compact_every_s above 0"
                 );
             }
+        }
+        match (g.retain_intervals_days, g.retain_rollups_days) {
+            (None, Some(_)) => bail!(
+                "retain_rollups_days keeps the hourly rollups of the history retention of \
+                 intervals folded: it needs retain_intervals_days"
+            ),
+            (Some(i), Some(r)) if r < i => bail!(
+                "retain_rollups_days ({r}) below retain_intervals_days ({i}): rollups are \
+                 built from intervals, so they are kept at least as long"
+            ),
+            _ => {}
         }
         let days = |d: Option<u64>| d.map(|d| Duration::from_secs(d.saturating_mul(86_400)));
         let kafka = match g.kafka_brokers {
@@ -335,6 +354,7 @@ impl ServeArgs {
                 raw: days(g.retain_raw_days),
                 legs: days(g.retain_legs_days),
                 intervals: days(g.retain_intervals_days),
+                rollups: days(g.retain_rollups_days),
             },
             api: ServerConfig {
                 token,
@@ -395,6 +415,9 @@ pub struct Retention {
     pub legs: Option<Duration>,
     /// Age beyond which the service history is folded (from the UTC midnight before).
     pub intervals: Option<Duration>,
+    /// Age beyond which the hourly rollups kept of the history folded are removed (from
+    /// the UTC midnight before; `None`: kept).
+    pub rollups: Option<Duration>,
 }
 
 /// The UTC midnight `age` before `now` (µs): the horizon of a retention of `age`.
@@ -445,7 +468,9 @@ async fn compact_in_background(
             if let Some(age) = retention.intervals {
                 let h = horizon(now, age);
                 let view = app.live().view();
-                if let Some(f) = callstate_query::fold::fold_before(&log, &view, h, opts.grace)? {
+                let r = retention.rollups.map(|age| horizon(now, age));
+                if let Some(f) = callstate_query::fold::fold_before(&log, &view, h, r, opts.grace)?
+                {
                     tracing::info!(
                         kept_from = %callstate_schemas::format_instant(h),
                         segments = f.segments.len(),

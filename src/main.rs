@@ -220,9 +220,11 @@ enum LogAction {
     /// call legs stay in the checkpoint of the legs, written first if needed); with
     /// --legs-before, remove the complete call legs that started and ended before it (a
     /// new checkpoint without them); with --intervals-before, fold the service history
-    /// before it into the log's base (each device's state there kept; questions before it
-    /// are refused). Prints what was removed.
-    #[command(group(clap::ArgGroup::new("horizon").required(true).multiple(true).args(["before", "legs_before", "intervals_before"])))]
+    /// before the UTC hour holding it into the log's base (each device's state there and its
+    /// hourly rollups kept: availability and SLA over whole hours before it still answer;
+    /// other questions before it are refused); with --rollups-before, remove those hourly
+    /// rollups before it. Prints what was removed.
+    #[command(group(clap::ArgGroup::new("horizon").required(true).multiple(true).args(["before", "legs_before", "intervals_before", "rollups_before"])))]
     Retire {
         #[command(flatten)]
         data: DataArgs,
@@ -232,9 +234,14 @@ enum LogAction {
         /// Call legs: an RFC 3339 instant, or a duration back from now (`90d`).
         #[arg(long)]
         legs_before: Option<String>,
-        /// Service history (intervals): an RFC 3339 instant, or a duration back from now.
+        /// Service history (intervals): an RFC 3339 instant, or a duration back from now
+        /// (taken down to its UTC hour).
         #[arg(long)]
         intervals_before: Option<String>,
+        /// Hourly rollups kept before the intervals' horizon: an RFC 3339 instant, or a
+        /// duration back from now (up to it).
+        #[arg(long)]
+        rollups_before: Option<String>,
     },
 }
 
@@ -294,12 +301,14 @@ fn main() -> ExitCode {
                     before,
                     legs_before,
                     intervals_before,
+                    rollups_before,
                 },
         } => cmd_log::retire(
             &data.data,
             before.as_deref(),
             legs_before.as_deref(),
             intervals_before.as_deref(),
+            rollups_before.as_deref(),
         ),
         Command::Sql {
             query,

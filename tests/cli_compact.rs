@@ -53,7 +53,7 @@ fn named(snap: &Snapshot) -> BTreeSet<String> {
     snap.segments
         .iter()
         .flat_map(|s| s.files().map(str::to_string))
-        .chain(snap.base.iter().map(|b| b.digest.file.clone()))
+        .chain(snap.base.iter().flat_map(|b| b.files().map(str::to_string)))
         .collect()
 }
 
@@ -504,12 +504,38 @@ fn state_at(dir: &Path, at: &str) -> std::process::Output {
         .unwrap()
 }
 
+/// `callstate sla` over the simulated day (by device, JSON) from `from`: its output, or its
+/// error.
+fn sla_of(dir: &Path, from: &str) -> Result<Vec<u8>, String> {
+    let out = bin()
+        .args(["sla", "--from", from, "--to", "2026-11-25T00:00:00Z"])
+        .args([
+            "--group-by",
+            "device",
+            "--period",
+            "day",
+            "--format",
+            "json",
+            "--data",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    match out.status.success() {
+        true => Ok(out.stdout),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
 /// `callstate log retire --intervals-before`: the digests of the segments wholly before the
 /// horizon are folded into the log's base; `log stats` says from when the service history is
 /// kept and what was folded; every device's state from the horizon on is as before, one
 /// before it is refused naming the horizon. Aborted after writing the base (before its
 /// commit), the log is as it was; aborted right after the commit, as after the fold; each
-/// time the segments directory holds exactly what the manifest names.
+/// time the segments directory holds exactly what the manifest names. The hourly rollups
+/// before the horizon are kept: the day's SLA by device is the same, to the byte, but for a
+/// window inside an hour before the horizon (refused); `--rollups-before` removes those
+/// before it (a window reaching there then refused, one after it the same).
 #[test]
 fn log_retire_folds_old_service_history_and_a_crash_at_its_steps_loses_nothing() {
     let template = tempfile::tempdir().unwrap();
@@ -530,6 +556,9 @@ fn log_retire_folds_old_service_history_and_a_crash_at_its_steps_loses_nothing()
     };
     let want = states(template.path());
     assert!(want.iter().all(|s| s.len() > 1_000));
+    let day = "2026-11-24T00:00:00Z";
+    let sla_day = sla_of(template.path(), day).unwrap();
+    assert!(sla_day.len() > 1_000);
     for crash in [None, Some("fold-written"), Some("fold-committed")] {
         let d = copy_of(template.path());
         let mut c = bin();
@@ -567,6 +596,10 @@ fn log_retire_folds_old_service_history_and_a_crash_at_its_steps_loses_nothing()
         assert_eq!(v["retired_events"], 0, "raw events untouched: {v}");
         assert!(segments > 1);
         assert_eq!(states(d.path()), want, "{crash:?}");
+        assert!(
+            sla_of(d.path(), day).unwrap() == sla_day,
+            "{crash:?}: the day's SLA"
+        );
         let before = state_at(d.path(), "2026-11-24T11:59:59.999999Z");
         let err = String::from_utf8_lossy(&before.stderr);
         if folded {
@@ -575,13 +608,47 @@ fn log_retire_folds_old_service_history_and_a_crash_at_its_steps_loses_nothing()
         } else {
             assert!(before.status.success(), "{err}");
         }
+        if crash.is_none() {
+            let e = sla_of(d.path(), "2026-11-24T00:00:01Z").unwrap_err();
+            assert!(e.contains("whole UTC hours"), "{e}");
+            // retention of rollups: later than the intervals' horizon refused
+            let out = bin()
+                .args([
+                    "log",
+                    "retire",
+                    "--rollups-before",
+                    "2026-11-24T13:00:00Z",
+                    "--data",
+                ])
+                .arg(d.path())
+                .output()
+                .unwrap();
+            let e = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && e.contains("at least as long"),
+                "{e}"
+            );
+            let six = "2026-11-24T06:00:00Z";
+            succeed(
+                bin()
+                    .args(["log", "retire", "--rollups-before", six, "--data"])
+                    .arg(d.path()),
+            );
+            let e = sla_of(d.path(), day).unwrap_err();
+            assert!(
+                e.contains("retention of rollups") && e.contains("06:00"),
+                "{e}"
+            );
+            assert!(sla_of(d.path(), six).unwrap() == sla_of(template.path(), six).unwrap());
+            assert_eq!(states(d.path()), want, "rollups trimmed");
+        }
     }
 }
 
 /// `callstate serve --retain-intervals-days`: with each compaction pass, the service history
 /// before the UTC midnight that many days back (all of a simulated 2026-11-24) is folded; the
-/// server then refuses questions reaching before it (SQL, HTTP) and answers the fleet's state
-/// now for every device.
+/// server then refuses questions reaching before it (SQL, HTTP), but for SLA over whole hours
+/// (from the hourly rollups kept), and answers the fleet's state now for every device.
 #[test]
 fn serve_folds_old_service_history_as_it_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -591,6 +658,44 @@ fn serve_folds_old_service_history_as_it_runs() {
         "--retain-intervals-days",
         "retain_intervals_days",
     );
+    // the month's SLA by pool before any fold (as JSON rows)
+    let out = succeed(
+        bin()
+            .args([
+                "sla",
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "2026-12-01T00:00:00Z",
+            ])
+            .args(["--format", "json", "--data"])
+            .arg(dir.path()),
+    );
+    let sla_before: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // rollups are built from intervals: kept at least as long, and only with them
+    for (args, why) in [
+        (
+            &["--retain-intervals-days", "2", "--retain-rollups-days", "1"][..],
+            "at least as long",
+        ),
+        (
+            &["--retain-rollups-days", "30"][..],
+            "needs retain_intervals_days",
+        ),
+    ] {
+        let out = bin()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .arg("--data")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(why),
+            "{args:?}: {err}"
+        );
+    }
     let server = serving_retained(dir.path(), "--retain-intervals-days");
     let sql = |q: &str| query(&server, q);
     let now = "SELECT count(*) AS n FROM device_state_at(now())";
@@ -631,8 +736,40 @@ fn serve_folds_old_service_history_as_it_runs() {
         .call()
         .unwrap();
     let text = r.body_mut().read_to_string().unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "answered from the hourly rollups: {text}"
+    );
+    let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let pools = |v: &serde_json::Value| -> Vec<(String, f64)> {
+        let mut out: Vec<(String, f64)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let a = r["availability"].as_f64().unwrap_or(-1.0);
+                (r["group_key"].as_str().unwrap().to_string(), a)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    assert_eq!(pools(&rows), pools(&sla_before), "the month's SLA by pool");
+    // a window edge inside an hour before the horizon is refused, naming it
+    let mut r = common::agent()
+        .get(&format!(
+            "{}/api/v1/sla?from=2026-11-24T00:30:00Z&to=2026-12-01T00:00:00Z",
+            server.url
+        ))
+        .call()
+        .unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
     assert_eq!(r.status().as_u16(), 422, "{text}");
-    assert!(text.contains(&kept_from), "{text}");
+    assert!(
+        text.contains(&kept_from) && text.contains("whole UTC hours"),
+        "{text}"
+    );
     assert_eq!(
         sql(now),
         (200, devices),

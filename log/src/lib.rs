@@ -31,6 +31,6 @@ pub use log::fold::{Folded, foldable};
 pub use log::retire::Retired;
 pub use log::snapshot::{DigestView, RetiredSpan, Snapshot};
 pub use log::{AppendResult, DEFAULT_SEGMENT_ROWS, Log, LogOptions, Outcome};
-pub use manifest::{Base, Positions, SegmentMeta, SourceSpan};
+pub use manifest::{Base, KeptFile, Positions, SegmentMeta, SourceSpan};
 pub use notify::{Notice, Subscription};
 pub use stats::LogStats;

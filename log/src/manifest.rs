@@ -117,6 +117,26 @@ pub struct Base {
     /// The latest ingest time among them (and the rows it holds): a question as known at an
     /// earlier ingest time cannot be answered from it.
     pub max_ingest_time_us: i64,
+    /// What the caller kept of the history before the horizon beside it (the hourly rollups
+    /// frozen there, `callstate_query::model::frozen`): bytes the log keeps, not reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<KeptFile>,
+}
+
+/// A file of the caller's bytes kept with the base, committed with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptFile {
+    /// Its name under `segments/`.
+    pub file: String,
+    /// Its length, checked when read.
+    pub bytes: u64,
+}
+
+impl Base {
+    /// Its files under `segments/`: the folded digest's and the kept bytes'.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.digest.file.as_str()).chain(self.kept.iter().map(|k| k.file.as_str()))
+    }
 }
 
 /// The manifest.
@@ -157,7 +177,7 @@ impl Manifest {
         self.segments
             .iter()
             .flat_map(SegmentMeta::files)
-            .chain(self.base.iter().map(|b| b.digest.file.as_str()))
+            .chain(self.base.iter().flat_map(Base::files))
     }
 
     /// Loads the manifest of a data directory; a directory without one is an empty log.

@@ -54,6 +54,7 @@ fn a_fold_replaces_the_digests_before_its_horizon_by_the_base_it_is_given() {
             &all,
             std::slice::from_ref(&empty),
             Vec::new(),
+            None,
             Duration::ZERO,
         )
         .unwrap_err();
@@ -74,6 +75,7 @@ fn a_fold_replaces_the_digests_before_its_horizon_by_the_base_it_is_given() {
             &before,
             std::slice::from_ref(&rows),
             vec![span.clone()],
+            Some(b"frozen hours"),
             Duration::ZERO,
         )
         .unwrap();
@@ -105,8 +107,15 @@ fn a_fold_replaces_the_digests_before_its_horizon_by_the_base_it_is_given() {
         assert!(s.keys.is_some());
         assert_eq!(s.digest.is_none(), folded);
     }
+    // the caller's bytes kept beside it
+    assert_eq!(
+        snap.read_kept().unwrap().as_deref(),
+        Some(&b"frozen hours"[..])
+    );
+    let kept_file = base.kept.clone().unwrap().file;
     let kept = files(dir.path());
     assert!(kept.contains(&base.digest.file));
+    assert!(kept.contains(&kept_file));
     assert_eq!(
         kept.iter()
             .filter(|f| f.ends_with(".digest.parquet"))
@@ -124,6 +133,7 @@ fn a_fold_replaces_the_digests_before_its_horizon_by_the_base_it_is_given() {
             &[],
             std::slice::from_ref(&empty),
             Vec::new(),
+            None,
             Duration::ZERO,
         )
         .unwrap_err();
@@ -136,6 +146,7 @@ fn a_fold_replaces_the_digests_before_its_horizon_by_the_base_it_is_given() {
         &third,
         std::slice::from_ref(&empty),
         Vec::new(),
+        None,
         Duration::ZERO,
     )
     .unwrap();
@@ -144,6 +155,8 @@ fn a_fold_replaces_the_digests_before_its_horizon_by_the_base_it_is_given() {
         (base2.segments, base2.events, base2.digest.rows),
         (3, 1_200, 0)
     );
+    // (a fold without kept bytes keeps none)
+    assert_eq!(log.snapshot().read_kept().unwrap(), None);
     let view = log.snapshot().read_digests(None, None).unwrap();
     assert_eq!(
         view.batches[..view.base_batches]
@@ -161,5 +174,58 @@ fn a_fold_replaces_the_digests_before_its_horizon_by_the_base_it_is_given() {
     let files = files(dir.path());
     assert!(files.contains(&base2.digest.file));
     assert!(!files.contains(&base.digest.file));
+    assert!(!files.contains(&kept_file));
     assert_eq!(snap.segments.iter().filter(|s| s.folded).count(), 3);
+
+    // a fold after the reopen writes its base under a new name: the one before is deleted,
+    // not the new one
+    let fourth = vec![snap.segments[3].file.clone()];
+    let h4 = snap.segments[3].max_time_us + 1;
+    log.fold(
+        h4,
+        &fourth,
+        std::slice::from_ref(&rows),
+        Vec::new(),
+        Some(b"later hours"),
+        Duration::ZERO,
+    )
+    .unwrap();
+    let base4 = log.snapshot().base.unwrap();
+    assert_ne!(base4.digest.file, base2.digest.file);
+    let files = self::files(dir.path());
+    assert!(files.contains(&base4.digest.file), "{files:?}");
+    assert!(!files.contains(&base2.digest.file));
+    assert_eq!(
+        log.snapshot()
+            .read_digests(None, None)
+            .unwrap()
+            .base_batches,
+        1
+    );
+    assert_eq!(
+        log.snapshot().read_kept().unwrap().as_deref(),
+        Some(&b"later hours"[..])
+    );
+    // and again after another reopen (the ids the fold took were kept taken)
+    drop(log);
+    let log = Log::open(dir.path(), LogOptions::default()).unwrap();
+    log.fold(
+        h4,
+        &[],
+        std::slice::from_ref(&rows),
+        Vec::new(),
+        None,
+        Duration::ZERO,
+    )
+    .unwrap();
+    let base5 = log.snapshot().base.unwrap();
+    assert_ne!(base5.digest.file, base4.digest.file);
+    assert!(self::files(dir.path()).contains(&base5.digest.file));
+    assert_eq!(
+        log.snapshot()
+            .read_digests(None, None)
+            .unwrap()
+            .base_batches,
+        1
+    );
 }

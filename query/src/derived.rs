@@ -11,6 +11,7 @@ use callstate_schemas::Us;
 
 use crate::error::Result;
 use crate::model::fleet::{DeviceHistory, Fleet};
+use crate::model::frozen::Frozen;
 use crate::model::intervals::{ServiceInterval, by_device, derive, device_slice};
 use crate::model::rows::{CallRow, LogRows, MaintenanceRow, NodeEvent, PoolConfig};
 use crate::model::sla::Targets;
@@ -69,6 +70,7 @@ impl Fleet for Derived {
             intervals: iv.into(),
             open: None,
             rollup: None,
+            frozen: self.rows.frozen.as_deref(),
         }))
     }
 
@@ -78,6 +80,7 @@ impl Fleet for Derived {
             intervals: iv.into(),
             open: None,
             rollup: None,
+            frozen: self.rows.frozen.as_deref(),
         })
     }
 
@@ -95,6 +98,10 @@ impl Fleet for Derived {
 
     fn intervals_kept_from(&self) -> Option<Us> {
         self.rows.horizon
+    }
+
+    fn frozen(&self) -> Option<&Frozen> {
+        self.rows.frozen.as_deref()
     }
 
     fn windows(&self) -> &[MaintenanceRow] {

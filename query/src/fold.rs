@@ -6,7 +6,11 @@
 //!   (what decides whether it is silent at the horizon, when that silence ends, and where
 //!   the interval holding the horizon starts);
 //! - every other control event (pool configurations, maintenance windows, node and
-//!   CTIManager events) kept whole: they are few.
+//!   CTIManager events) kept whole: they are few;
+//! - beside it, when the horizon is a whole UTC hour, every device's hourly rollup before it
+//!   ([`Frozen`], with those a fold before froze), so that availability and SLA over whole
+//!   hours before the horizon are still answered (retention of rollups drops the hours
+//!   before its own horizon, `rollups_from`).
 //!
 //! A derivation of the folded log gives the same intervals from the horizon on as one of the
 //! whole log (`query/tests/intervals_retention.rs`); the intervals before it are gone, and
@@ -30,31 +34,68 @@ use callstate_schemas::{DeviceType, EventView, Kind, Us};
 
 use crate::error::{QueryError, Result};
 use crate::live::View;
+use crate::model::fleet::Fleet;
+use crate::model::frozen::Frozen;
 use crate::model::intervals::seeds;
+use crate::model::rollup::{UNIT, unit_from};
 use crate::model::rows::ServiceRow;
 
 /// Folds the log's history before `horizon` into its base, from `view` (the live state of
 /// the log: its devices' service events and sources' spans are what a derivation of its
 /// snapshot reads, one device decoded at a time); `None` when the base already keeps
 /// history from there or later (the horizon only moves forward), or no segment lies wholly
-/// before the horizon yet (a fold would remove nothing). Files replaced go once
+/// before the horizon yet (a fold would remove nothing) and retention of rollups removes no
+/// hour (`rollups_from`: the instant from which the hourly rollups frozen before the horizon
+/// are kept, `None`: all of them; a horizon inside an hour freezes none, and is refused
+/// when rollups were frozen before). Files replaced go once
 /// `grace` has passed for readers holding them. An event for before the horizon appended
 /// after `view` is left out like one appended after the fold (`LogRows::horizon`).
-pub fn fold_before(log: &Log, view: &View, horizon: Us, grace: Duration) -> Result<Option<Folded>> {
+pub fn fold_before(
+    log: &Log,
+    view: &View,
+    horizon: Us,
+    rollups_from: Option<Us>,
+    grace: Duration,
+) -> Result<Option<Folded>> {
     let snap = view.snapshot();
-    if snap.base.as_ref().is_some_and(|b| b.horizon_us >= horizon) {
-        return Ok(None);
-    }
-    let folding: Vec<String> = snap
-        .segments
-        .iter()
-        .filter(|s| foldable(s, horizon))
-        .map(|s| s.file.clone())
-        .collect();
-    if folding.is_empty() {
+    let prior = view.frozen();
+    let trims =
+        prior.is_some_and(|p| rollups_from.is_some_and(|r| unit_from(r) * UNIT > p.kept_from()));
+    let mut horizon = horizon;
+    let folding: Vec<String> = match snap.base.as_ref().filter(|b| b.horizon_us >= horizon) {
+        // the horizon stays; rollups may still be trimmed
+        Some(b) if trims => {
+            horizon = b.horizon_us;
+            Vec::new()
+        }
+        Some(_) => return Ok(None),
+        None => snap
+            .segments
+            .iter()
+            .filter(|s| foldable(s, horizon))
+            .map(|s| s.file.clone())
+            .collect(),
+    };
+    if folding.is_empty() && !trims {
         // nothing wholly before the horizon yet: nothing to remove, the horizon stays
         return Ok(None);
     }
+    if folding.is_empty() {
+        horizon = snap.base.as_ref().map_or(horizon, |b| b.horizon_us);
+    }
+    let frozen = if horizon.rem_euclid(UNIT) == 0 {
+        let f = Frozen::freeze(view, prior, horizon, rollups_from, view.last_ingest_time);
+        Some(f.encode())
+    } else if prior.is_some() {
+        return Err(QueryError::Retired(format!(
+            "hourly rollups are kept before {}: a horizon of retention of intervals must be \
+             a whole UTC hour ({} is not)",
+            callstate_schemas::format_instant(prior.map_or(0, Frozen::until)),
+            callstate_schemas::format_instant(horizon)
+        )));
+    } else {
+        None
+    };
     let mut batches = other_control_rows(snap, &folding)?;
     batches.push(seed_batch(view.service_events(), horizon));
     let mut spans = Vec::new();
@@ -70,7 +111,14 @@ pub fn fold_before(log: &Log, view: &View, horizon: Us, grace: Duration) -> Resu
                 }),
         );
     }
-    Ok(Some(log.fold(horizon, &folding, &batches, spans, grace)?))
+    Ok(Some(log.fold(
+        horizon,
+        &folding,
+        &batches,
+        spans,
+        frozen.as_deref(),
+        grace,
+    )?))
 }
 
 /// The control events other than service events of the base and of the digests of the

@@ -11,10 +11,10 @@ use callstate_log::{Log, LogStats};
 use callstate_query::fold::fold_before;
 use callstate_query::model::fleet::Fleet;
 use callstate_query::model::intervals::clip_from;
-use callstate_query::model::sla::availability_over;
+use callstate_query::model::sla::{availability_over, sla_over};
 use callstate_query::model::targets::GroupBy;
 use callstate_query::{Cancel, Derived, Live, ServiceInterval};
-use callstate_schemas::Us;
+use callstate_schemas::{Body, Event, Scope, Us};
 
 mod common;
 
@@ -139,7 +139,7 @@ fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) 
     let running = Live::start(&log, Default::default()).unwrap();
     let view = common::caught_up(&running, log.version(), Duration::from_secs(60));
 
-    let Some(folded) = fold_before(&log, &view, horizon, Duration::ZERO).unwrap() else {
+    let Some(folded) = fold_before(&log, &view, horizon, None, Duration::ZERO).unwrap() else {
         // no segment wholly before the horizon: nothing folded, every question answered
         let snap = log.snapshot();
         assert!(snap.segments.iter().all(|s| s.max_time_us >= horizon));
@@ -213,7 +213,7 @@ fn check(events: &[callstate_schemas::Event], horizon: Us, segment_rows: usize) 
 
 /// The events of the stream but those of its first source over [a, b] (fractions of its
 /// span): a silence of that source, its devices unknown from 90 s after `a` to `b`.
-fn carve_silence(events: &mut Vec<callstate_schemas::Event>, a: f64, b: f64) -> (Us, Us) {
+fn carve_silence(events: &mut Vec<Event>, a: f64, b: f64) -> (Us, Us) {
     let t = |e: &callstate_schemas::Event| e.time.timestamp_micros();
     let (first, last) = (t(&events[0]), t(events.last().unwrap()));
     let at = |f: f64| first + ((last - first) as f64 * f) as Us;
@@ -276,5 +276,163 @@ fn a_fold_keeps_every_interval_and_availability_from_its_horizon() {
             "{scenario}: {folds} folds of {} horizons",
             horizons.len()
         );
+    }
+}
+
+/// Every grouping's SLA (availability, outages, MTTR, longest) over whole-hour windows
+/// reaching before `horizon` (the hours frozen there answer them), checked answerable first.
+fn sla_before(f: &dyn Fleet, first: Us, horizon: Us, end: Us) -> Vec<String> {
+    let h0 = first.div_euclid(HOUR) * HOUR;
+    let end = end.div_euclid(HOUR) * HOUR;
+    let windows = [
+        (h0, horizon),
+        (h0, end),
+        (h0 + HOUR, horizon - HOUR),
+        (horizon - 2 * HOUR, horizon + HOUR),
+        // a window from the horizon's hour to an edge inside a later hour (kept intervals)
+        (horizon - HOUR, end - 7),
+    ];
+    f.availability_known(&windows).unwrap();
+    let mut out = Vec::new();
+    for by in [
+        GroupBy::Device,
+        GroupBy::DevicePool,
+        GroupBy::Node,
+        GroupBy::Cluster,
+    ] {
+        let rows = sla_over(
+            f.devices(),
+            f.windows(),
+            &windows,
+            by,
+            f.targets(),
+            &Cancel::new(),
+        )
+        .unwrap();
+        out.extend(rows.iter().map(|r| format!("{r:?}")));
+    }
+    out
+}
+
+/// A maintenance window on `device` over [start, end), announced at `at` by an operator.
+fn window_on(device: &str, start: Us, end: Us, at: Us) -> Event {
+    let t = |us: Us| chrono::DateTime::from_timestamp_micros(us).unwrap();
+    Event {
+        source: "a-late-operator".into(),
+        seq: 1,
+        time: t(at),
+        cluster: "c1".into(),
+        body: Body::MaintenanceWindow {
+            scope: Scope::Device,
+            target: device.into(),
+            start: t(start),
+            end: t(end),
+            reason: "announced late".into(),
+        },
+        extra: None,
+    }
+}
+
+#[test]
+fn hourly_rollups_kept_before_the_horizon_answer_as_the_whole_log() {
+    for (scenario, devices, seed) in [
+        ("rolling-upgrade", 30, 3),
+        ("site-outage", 30, 5),
+        ("chaos", 60, 11),
+    ] {
+        let (events, _) = common::simulate(scenario, devices, seed);
+        let (_dir, log) = rolled_log(&events, SEGMENT_ROWS);
+        let whole = derived(&log);
+        let first = whole.intervals.iter().map(|i| i.valid_from).min().unwrap();
+        let last = whole.intervals.iter().map(|i| i.valid_from).max().unwrap();
+        let end = last + 2 * HOUR;
+        let at = |k: Us| (first + k * (last - first) / 3).div_euclid(HOUR) * HOUR;
+        let (h1, h2) = (at(1), at(2));
+        assert!(
+            first + HOUR < h1 && h1 + 3 * HOUR < h2,
+            "{scenario}: a history of hours"
+        );
+        let running = Live::start(&log, Default::default()).unwrap();
+        // two folds: the second keeps the first's hours and freezes those up to its own
+        for h in [h1, h2] {
+            let view = common::caught_up(&running, log.version(), Duration::from_secs(60));
+            fold_before(&log, &view, h, None, Duration::ZERO)
+                .unwrap()
+                .expect("segments before the horizon");
+            let want = sla_before(&whole, first, h, end);
+            let what = format!("{scenario}, frozen before {h}");
+            same(&sla_before(&derived(&log), first, h, end), &want, &what);
+            let live = folded_view(&running, &log, h);
+            same(&sla_before(&*live, first, h, end), &want, &what);
+        }
+        drop(running);
+        let restarted = Live::start(&log, Default::default()).unwrap();
+        let view = folded_view(&restarted, &log, h2);
+        let want = sla_before(&whole, first, h2, end);
+        same(
+            &sla_before(&*view, first, h2, end),
+            &want,
+            "after a restart",
+        );
+
+        // what the hours cannot answer is refused, naming why
+        let after = derived(&log);
+        for (w, why) in [
+            ((h1 + 1, h2 + HOUR), "whole UTC hours"),
+            ((h1, h2 - 7), "whole UTC hours"),
+        ] {
+            let e = after.availability_known(&[w]).unwrap_err().to_string();
+            assert!(e.contains(why), "{w:?}: {e}");
+        }
+        assert!(after.availability_known(&[(h1, h2 + 7)]).is_ok());
+        // state and intervals before the horizon stay refused
+        assert!(after.intervals_known(h2 - 1).is_err());
+        // as known before the fold's last ingest: the frozen hours are not that knowledge
+        let base = log.snapshot().base.unwrap();
+        let known = Derived::load(
+            log.snapshot(),
+            Some(base.max_ingest_time_us.max(0) + 1),
+            Default::default(),
+            false,
+        );
+        if let Ok(k) = known {
+            let frozen_known = k.frozen().is_some();
+            let refused = k.availability_known(&[(h1, h2)]).is_err();
+            assert_eq!(frozen_known, !refused, "{scenario}: known_at");
+        }
+
+        // retention of rollups: the hours before h1 go, those after still answer
+        let restarted_view = common::caught_up(&restarted, log.version(), Duration::from_secs(60));
+        fold_before(&log, &restarted_view, h2, Some(h1), Duration::ZERO)
+            .unwrap()
+            .expect("the rollups trimmed");
+        assert_eq!(log.snapshot().base.unwrap().horizon_us, h2);
+        let after = derived(&log);
+        let e = after
+            .availability_known(&[(h1 - HOUR, h2)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("retention of rollups"), "{e}");
+        same(
+            &sla_before(&after, h1, h2, end),
+            &sla_before(&whole, h1, h2, end),
+            &format!("{scenario}: rollups kept from {h1}"),
+        );
+
+        // a maintenance window announced after the freeze over frozen hours: not applied,
+        // so the windows it touches are refused; the others still answer
+        let device = whole.intervals[0].device.to_string();
+        let late = window_on(&device, h1 + HOUR, h1 + 2 * HOUR, last + HOUR);
+        let r = log.append(std::slice::from_ref(&late)).unwrap();
+        assert_eq!(r.accepted, 1, "{r:?}");
+        let after = derived(&log);
+        let e = after
+            .availability_known(&[(h1, h2)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("announced"), "{e}");
+        assert!(e.contains(&device), "{e}");
+        assert!(after.availability_known(&[(h1 + 2 * HOUR, h2)]).is_ok());
+        assert!(after.availability_known(&[(h1, h1 + HOUR)]).is_ok());
     }
 }

@@ -142,8 +142,8 @@ proptest! {
         let cache = RollupCache::default();
         // the rollup built from the live state's pack, read against the plain slice
         let pack = IntervalPack::new(&iv);
-        let rolled = DeviceHistory { intervals: (&pack).into(), open: Some(&open), rollup: Some(&cache) };
-        let plain = DeviceHistory { intervals: (&iv).into(), open: Some(&open), rollup: None };
+        let rolled = DeviceHistory { intervals: (&pack).into(), open: Some(&open), rollup: Some(&cache), frozen: None };
+        let plain = DeviceHistory { intervals: (&iv).into(), open: Some(&open), rollup: None, frozen: None };
         // one reader asked every window, in the order given and in time order (it walks on
         // from where the last window's searches ended); then with other windows (the rollup is
         // built again with them) and the first ones again
@@ -286,6 +286,7 @@ fn a_rollup_is_built_again_only_when_windows_touching_the_device_change() {
         intervals: (&pack).into(),
         open: None,
         rollup: Some(&cache),
+        frozen: None,
     };
     let row = |scope: &str, target: &str, at: Us| MaintenanceRow {
         time: T0,

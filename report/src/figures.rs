@@ -178,8 +178,10 @@ fn figures<'a>(
 /// The month's report of every cluster.
 pub fn build(fleet: &dyn Fleet, o: &ReportOptions, cancel: &Cancel) -> Result<SlaReport> {
     let m = &o.month;
-    // the month before is in the report too
-    fleet.intervals_known(m.prev_from)?;
+    // the month before is in the report too (its availability: from frozen rollups if its
+    // intervals were retired); the month's incidents need its intervals
+    fleet.availability_known(&[(m.prev_from, m.from)])?;
+    fleet.intervals_known(m.from)?;
     let days = calendar_windows(m.from, m.to, Period::Day, m.tz);
     let all: Vec<DeviceHistory<'_>> = fleet.devices().collect();
     let clusters = figures(&all, fleet, o, GroupBy::Cluster, &days, cancel)?;

@@ -14,9 +14,11 @@ use arrow::array::RecordBatch;
 
 use super::{Log, Obsolete, fail_point};
 use crate::digest::{SPAN_GAP_US, usable};
+use crate::error::IoContext;
 use crate::error::{LogError, Result};
+use crate::fsutil::write_atomic;
 use crate::layout::segments_dir;
-use crate::manifest::{Base, Digest, SegmentMeta, SourceSpan};
+use crate::manifest::{Base, Digest, KeptFile, SegmentMeta, SourceSpan};
 use crate::notify::Notice;
 use crate::segment::write_segment;
 
@@ -41,7 +43,10 @@ pub fn foldable(s: &SegmentMeta, horizon_us: i64) -> bool {
 impl Log {
     /// Replaces the digests of `segments` (each [`foldable`] at `horizon_us`) and the base
     /// before (if any) by a base of `rows` (events-schema batches) and `spans`, for history
-    /// from `horizon_us` on. The horizon only moves forward. Runs apart from compactions
+    /// from `horizon_us` on, with `kept` (the caller's bytes for the history before the
+    /// horizon, in place of those the base before kept) beside it. The horizon only moves
+    /// forward; `segments` may be empty (the base written again with other `kept` bytes).
+    /// Runs apart from compactions
     /// and retirements; appends and readers go on (a reader holding an older snapshot reads
     /// the old files until `grace` has passed).
     pub fn fold(
@@ -50,6 +55,7 @@ impl Log {
         segments: &[String],
         rows: &[RecordBatch],
         spans: Vec<SourceSpan>,
+        kept: Option<&[u8]>,
         grace: Duration,
     ) -> Result<Folded> {
         let _one = self
@@ -59,7 +65,18 @@ impl Log {
             .unwrap_or_else(|p| p.into_inner());
         let (prior, id) = {
             let mut st = self.lock();
-            (st.manifest.base.clone(), st.take_id())
+            let prior = st.manifest.base.clone();
+            // (never the name of a file the base before holds: those go at the commit)
+            let mut id = st.take_id();
+            while prior.as_ref().is_some_and(|p| {
+                p.files().any(|f| {
+                    f.ends_with(&format!("-{id:08}.parquet"))
+                        || f.ends_with(&format!("-{id:08}.bin"))
+                })
+            }) {
+                id = st.take_id();
+            }
+            (prior, id)
         };
         if let Some(p) = prior.as_ref().filter(|p| p.horizon_us > horizon_us) {
             return Err(LogError::Stale(format!(
@@ -68,10 +85,26 @@ impl Log {
             )));
         }
         let file = format!("base-{id:08}.parquet");
-        let meta = write_segment(&segments_dir(&self.shared.dir).join(&file), rows)?;
+        let dir = segments_dir(&self.shared.dir);
+        let meta = write_segment(&dir.join(&file), rows)?;
+        let kept = match kept {
+            Some(bytes) => {
+                let file = format!("rollups-{id:08}.bin");
+                let path = dir.join(&file);
+                write_atomic(&path, bytes).ctx(|| format!("writing {}", path.display()))?;
+                Some(KeptFile {
+                    file,
+                    bytes: bytes.len() as u64,
+                })
+            }
+            None => None,
+        };
         fail_point("fold-written");
         let mut st = self.lock();
         let mut m = st.manifest.clone();
+        // the ids taken are kept taken after a reopen (a next fold's base must not reuse the
+        // name of this one, which it deletes)
+        m.next_segment_id = m.next_segment_id.max(st.next_id);
         let mut base = Base {
             horizon_us,
             digest: Digest {
@@ -85,8 +118,12 @@ impl Log {
             max_ingest_time_us: prior.as_ref().map_or(meta.max_ingest_time_us, |p| {
                 p.max_ingest_time_us.max(meta.max_ingest_time_us)
             }),
+            kept,
         };
-        let mut gone: Vec<String> = prior.iter().map(|p| p.digest.file.clone()).collect();
+        let mut gone: Vec<String> = prior
+            .iter()
+            .flat_map(|p| p.files().map(str::to_string))
+            .collect();
         let mut out = Vec::new();
         for name in segments {
             let s = m

@@ -10,7 +10,7 @@ use callstate_schemas::{StoredEvent, decode_batch};
 use super::record::decode;
 use super::{Log, State};
 use crate::digest::usable;
-use crate::error::{LogError, Result};
+use crate::error::{IoContext, LogError, Result};
 use crate::layout::{segments_dir, wal_dir};
 use crate::manifest::{self, Base, Manifest, SegmentMeta, SourceSpan};
 use crate::notify::Subscription;
@@ -133,6 +133,23 @@ impl Snapshot {
             });
         }
         Err(LogError::Busy)
+    }
+
+    /// The bytes the caller kept with the base ([`Log::fold`]'s `kept`), if any; a file of
+    /// another length than the manifest says is corrupt.
+    pub fn read_kept(&self) -> Result<Option<Vec<u8>>> {
+        let Some(k) = self.base.as_ref().and_then(|b| b.kept.as_ref()) else {
+            return Ok(None);
+        };
+        let path = segments_dir(&self.dir).join(&k.file);
+        let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
+        if bytes.len() as u64 != k.bytes {
+            return Err(LogError::Corrupt {
+                path,
+                reason: format!("{} bytes where the manifest says {}", bytes.len(), k.bytes),
+            });
+        }
+        Ok(Some(bytes))
     }
 
     /// Path of a segment.

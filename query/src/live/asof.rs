@@ -23,6 +23,7 @@ use callstate_schemas::Us;
 use crate::error::Result;
 use crate::model::Name;
 use crate::model::fleet::{DeviceHistory, Fleet, SharedFleet};
+use crate::model::frozen::Frozen;
 use crate::model::intervals::{PoolHistory, ServiceInterval, closed_silences, pool_history};
 use crate::model::rows::{
     CallRow, MaintenanceRow, NodeEvent, PoolConfig, ServiceRow, source_spans_known_at,
@@ -195,6 +196,7 @@ impl AsOf {
             intervals: iv.into(),
             open: None,
             rollup: None,
+            frozen: self.frozen(),
         })
     }
 }
@@ -221,6 +223,14 @@ impl Fleet for AsOf {
 
     fn intervals_kept_from(&self) -> Option<Us> {
         self.view.horizon
+    }
+
+    fn frozen(&self) -> Option<&Frozen> {
+        // (built with what was ingested up to the fold: not as known earlier)
+        self.view
+            .frozen
+            .as_deref()
+            .filter(|f| self.known.known_at >= f.known_until())
     }
 
     fn calls(&self) -> Box<dyn Iterator<Item = Cow<'_, [CallRow]>> + '_> {

@@ -24,6 +24,7 @@ use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
 use crate::model::Name;
+use crate::model::frozen::{Frozen, frozen_of};
 use crate::model::intervals::{PoolHistory, pool_history};
 use crate::model::pack::IntervalPack;
 use crate::model::rollup::RollupCache;
@@ -73,6 +74,8 @@ pub struct State {
     legs_retention: Option<checkpoint::LegsRetention>,
     /// Retention of intervals: history is kept from this instant (the log's base).
     horizon: Option<Us>,
+    /// The hourly rollups frozen before it, if kept.
+    frozen: Option<Arc<Frozen>>,
 }
 
 /// The latest `ingest_time` of a batch.
@@ -261,6 +264,7 @@ impl State {
             legs_from: None,
             legs_retention: None,
             horizon: rows.horizon,
+            frozen: rows.frozen.clone(),
         };
         let mut devices: HashMap<Name, Device> =
             events.keys().map(|d| (*d, Device::default())).collect();
@@ -381,6 +385,7 @@ impl State {
         let file = callstate_log::layout::segments_dir(&self.snapshot.dir).join(&base.digest.file);
         self.snapshot.base = Some(base);
         self.horizon = Some(horizon);
+        self.frozen = frozen_of(&self.snapshot, None)?;
         let mut seeds = LogRows::default();
         for b in read_segment(&file, Some(crate::model::rows::COLUMNS))? {
             seeds.add_batch(&b, None, &mut self.names)?;
@@ -623,6 +628,7 @@ impl State {
             calls_applied: self.calls_applied,
             legs_retention: self.legs_retention,
             horizon: self.horizon,
+            frozen: self.frozen.clone(),
         }
     }
 }

@@ -9,6 +9,7 @@ use callstate_schemas::Us;
 
 use crate::model::Name;
 use crate::model::fleet::{DeviceHistory, Fleet, OpenSilence};
+use crate::model::frozen::Frozen;
 use crate::model::rows::{CallRow, MaintenanceRow, NodeEvent, PoolConfig, ServiceRow};
 use crate::model::sla::Targets;
 
@@ -36,6 +37,8 @@ pub struct View {
     pub(super) legs_retention: Option<LegsRetention>,
     /// Retention of intervals: history is kept from this instant.
     pub(super) horizon: Option<Us>,
+    /// The hourly rollups frozen before it, if kept.
+    pub(super) frozen: Option<Arc<Frozen>>,
 }
 
 impl std::fmt::Debug for View {
@@ -117,6 +120,7 @@ impl View {
             intervals: (&*d.intervals).into(),
             open: Some(self),
             rollup: Some(&*d.rollup),
+            frozen: self.frozen.as_deref(),
         })
     }
 }
@@ -149,6 +153,10 @@ impl Fleet for View {
 
     fn intervals_kept_from(&self) -> Option<Us> {
         self.horizon
+    }
+
+    fn frozen(&self) -> Option<&Frozen> {
+        self.frozen.as_deref()
     }
 
     fn active_calls(&self, device: &str, t: Us) -> u64 {

@@ -15,6 +15,7 @@ use callstate_schemas::Us;
 use crate::error::QueryError;
 
 use super::Name;
+use super::frozen::Frozen;
 use super::intervals::{ServiceInterval, split_by_silence};
 use super::pack::Stored;
 use super::rollup::{Exclusions, Rollup, RollupCache, UNIT, settled_until, unit_from, unit_of};
@@ -38,6 +39,8 @@ pub struct DeviceHistory<'a> {
     pub open: Option<&'a dyn OpenSilence>,
     /// Where its hourly rollup is kept, if it has one (the live state's devices do).
     pub rollup: Option<&'a RollupCache>,
+    /// The hourly rollups frozen before the horizon of retention of intervals, if kept.
+    pub frozen: Option<&'a Frozen>,
 }
 
 impl<'a> DeviceHistory<'a> {
@@ -206,8 +209,24 @@ impl Reader<'_, '_> {
         Tally::of(&self.dev.window(a, b), a, b, self.ex.rows)
     }
 
-    /// The device's time over [from, to).
+    /// The device's time over [from, to): before the horizon of retention of intervals from
+    /// the hours frozen there (the question checked by [`Fleet::availability_known`]).
     pub fn tally(&self, from: Us, to: Us) -> Tally {
+        match self.dev.frozen.filter(|f| from < f.until()) {
+            Some(f) => {
+                let mid = to.min(f.until());
+                f.tally(self.dev.name(), from, mid)
+                    .then(self.kept(mid.max(from), to))
+            }
+            None => self.kept(from, to),
+        }
+    }
+
+    /// [`tally`](Self::tally) from the history kept.
+    fn kept(&self, from: Us, to: Us) -> Tally {
+        if from >= to {
+            return Tally::default();
+        }
         let Some((rollup, first, end)) = &self.rollup else {
             return self.direct(from, to);
         };
@@ -240,6 +259,27 @@ pub trait Fleet: Send + Sync {
     /// all of it): questions reaching before it are refused ([`Fleet::intervals_known`]).
     fn intervals_kept_from(&self) -> Option<Us> {
         None
+    }
+    /// The hourly rollups frozen before the horizon of retention of intervals, if kept (and
+    /// known as of the question's ingest time).
+    fn frozen(&self) -> Option<&Frozen> {
+        None
+    }
+    /// Refuses availability over `windows` where what reaches before the horizon of
+    /// retention of intervals cannot be answered from the hours frozen there
+    /// ([`Frozen::answers`]; refused as [`intervals_known`](Self::intervals_known) does
+    /// when none are kept).
+    fn availability_known(&self, windows: &[(Us, Us)]) -> Result<(), QueryError> {
+        let Some(h) = self.intervals_kept_from() else {
+            return Ok(());
+        };
+        for &(from, to) in windows.iter().filter(|w| w.0 < h) {
+            match self.frozen().filter(|f| f.until() == h) {
+                Some(f) => f.answers(from, to, self.windows())?,
+                None => return Err(intervals_retired(h, from)),
+            }
+        }
+        Ok(())
     }
     /// Refuses a question about the service history from `from` on when retention of
     /// intervals removed what lies before its horizon.

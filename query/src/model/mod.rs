@@ -8,6 +8,7 @@ pub mod annotations;
 pub mod availability;
 pub mod calendar;
 pub mod fleet;
+pub mod frozen;
 pub mod incidents;
 pub mod intervals;
 pub mod name;

@@ -131,16 +131,7 @@ impl Rollup {
         open_from: impl Fn(&str) -> Option<Us>,
         ex: &Exclusions<'_>,
     ) -> Rollup {
-        let mut names: Vec<Name> = Vec::new();
-        for i in intervals {
-            let mentioned = [&i.node, &i.last_node, &i.home_node, &i.device_pool];
-            for n in std::iter::once(&i.cluster).chain(mentioned.into_iter().flatten()) {
-                if !names.contains(n) {
-                    names.push(*n);
-                }
-            }
-        }
-        names.sort();
+        let names = names_of(intervals);
         let (touched, windows, digest) = ex.touched(device, &names);
         let mut out = Rollup {
             runs: UnitRuns::default(),
@@ -155,73 +146,40 @@ impl Rollup {
             Us::MAX => last.valid_from,
             until => until,
         };
-        let (mut d, end) = (unit_of(first.valid_from), unit_of(until));
-        let mut k = 0; // first interval that may overlap unit `d`
-        let mut w = 0; // first touched range not ending by unit `d`
-        while d < end {
-            let (a, b) = (d * UNIT, (d + 1) * UNIT);
-            while intervals
-                .get(k)
-                .is_some_and(|i| i.valid_to.is_some_and(|e| e <= a))
-            {
-                k += 1;
-            }
-            while touched.get(w).is_some_and(|r| r.1 <= d) {
-                w += 1;
-            }
-            // a unit a window may touch: tallied with the windows
-            if touched.get(w).is_some_and(|r| r.0 <= d) {
-                let m = k + intervals[k..].partition_point(|i| i.valid_from < b);
-                out.push(d, 1, Tally::of(&intervals[k..m], a, b, &windows));
-                d += 1;
-                continue;
-            }
-            // runs stop where the next touched range starts
-            let lim = touched.get(w).map_or(end, |r| r.0.min(end));
-            match intervals.get(k) {
-                // nothing more: unknown up to the limit
-                None => {
-                    out.push(
-                        d,
-                        lim - d,
-                        Tally::pure(ServiceState::Unknown, (lim - d) * UNIT),
-                    );
-                    d = lim;
-                }
-                // a gap before the next interval: unknown up to the unit it starts
-                Some(i) if i.valid_from >= b => {
-                    let n = (unit_of(i.valid_from) - d).min(lim - d);
-                    out.push(d, n, Tally::pure(ServiceState::Unknown, n * UNIT));
-                    d += n;
-                }
-                // one interval covers whole units
-                Some(i) if i.valid_from <= a && i.valid_to.is_none_or(|e| e >= b) => {
-                    let last = i.valid_to.map_or(end, unit_of).min(lim);
-                    let n = last - d;
-                    out.push(d, n, Tally::pure(i.state, n * UNIT));
-                    d = last;
-                }
-                Some(_) => {
-                    let m = k + intervals[k..].partition_point(|i| i.valid_from < b);
-                    let none: &[MaintenanceRow] = &[];
-                    out.push(d, 1, Tally::of(&intervals[k..m], a, b, none));
-                    d += 1;
-                }
-            }
-        }
+        fill(
+            &mut out.runs,
+            intervals,
+            (&touched, &windows),
+            unit_of(first.valid_from),
+            unit_of(until),
+        );
         out.runs.finish();
         out
     }
 
+    /// The runs of the units [d0, d1) of the device `device`'s `intervals` (in time order,
+    /// every silence cut out: they are read as they are), those a window of `ex` may touch
+    /// tallied with those windows: what [`build`](Self::build) gives for them, for units it
+    /// would not cover (the hours frozen before a horizon of retention of intervals).
+    pub fn units_between(
+        device: &str,
+        intervals: &[ServiceInterval],
+        ex: &Exclusions<'_>,
+        d0: i64,
+        d1: i64,
+    ) -> UnitRuns {
+        let names = names_of(intervals);
+        let (touched, windows, _) = ex.touched(device, &names);
+        let mut runs = UnitRuns::default();
+        fill(&mut runs, intervals, (&touched, &windows), d0, d1);
+        runs.finish();
+        runs
+    }
+
     /// Adds the tally `t` of `n` units from `unit` (after the last run).
+    #[cfg(test)]
     fn push(&mut self, unit: i64, n: i64, t: Tally) {
-        let pure = t.is_pure().filter(|&s| t == Tally::pure(s, t.span));
-        let kind = match (pure, t.pack()) {
-            (Some(state), _) => Kind::Pure(state.index() as u8),
-            (None, Some(fields)) if n == 1 => Kind::Mixed(fields),
-            _ => unreachable!("a unit not in one state is one unit, and its fields fit 32 bits"),
-        };
-        self.runs.push(unit, n, kind);
+        push(&mut self.runs, unit, n, t);
     }
 
     /// The units covered, [first, end).
@@ -292,6 +250,98 @@ impl Rollup {
             t = t.then(piece);
         }
         (t, Some(from.unwrap_or(c)))
+    }
+}
+
+/// The clusters, pools, nodes and homes `intervals` mention (what maintenance windows
+/// target), sorted.
+fn names_of(intervals: &[ServiceInterval]) -> Vec<Name> {
+    let mut names: Vec<Name> = Vec::new();
+    for i in intervals {
+        let mentioned = [&i.node, &i.last_node, &i.home_node, &i.device_pool];
+        for n in std::iter::once(&i.cluster).chain(mentioned.into_iter().flatten()) {
+            if !names.contains(n) {
+                names.push(*n);
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+/// Adds the tally `t` of `n` units from `unit` to `runs` (after the last run).
+fn push(runs: &mut UnitRuns, unit: i64, n: i64, t: Tally) {
+    let pure = t.is_pure().filter(|&s| t == Tally::pure(s, t.span));
+    let kind = match (pure, t.pack()) {
+        (Some(state), _) => Kind::Pure(state.index() as u8),
+        (None, Some(fields)) if n == 1 => Kind::Mixed(fields),
+        _ => unreachable!("a unit not in one state is one unit, and its fields fit 32 bits"),
+    };
+    runs.push(unit, n, kind);
+}
+
+/// Pushes to `runs` the units [d, end) of `intervals`, those of the `touched` ranges tallied
+/// with `windows`.
+fn fill(
+    runs: &mut UnitRuns,
+    intervals: &[ServiceInterval],
+    (touched, windows): (&[(i64, i64)], &[&MaintenanceRow]),
+    mut d: i64,
+    end: i64,
+) {
+    let mut k = 0; // first interval that may overlap unit `d`
+    let mut w = 0; // first touched range not ending by unit `d`
+    while d < end {
+        let (a, b) = (d * UNIT, (d + 1) * UNIT);
+        while intervals
+            .get(k)
+            .is_some_and(|i| i.valid_to.is_some_and(|e| e <= a))
+        {
+            k += 1;
+        }
+        while touched.get(w).is_some_and(|r| r.1 <= d) {
+            w += 1;
+        }
+        // a unit a window may touch: tallied with the windows
+        if touched.get(w).is_some_and(|r| r.0 <= d) {
+            let m = k + intervals[k..].partition_point(|i| i.valid_from < b);
+            push(runs, d, 1, Tally::of(&intervals[k..m], a, b, windows));
+            d += 1;
+            continue;
+        }
+        // runs stop where the next touched range starts
+        let lim = touched.get(w).map_or(end, |r| r.0.min(end));
+        match intervals.get(k) {
+            // nothing more: unknown up to the limit
+            None => {
+                push(
+                    runs,
+                    d,
+                    lim - d,
+                    Tally::pure(ServiceState::Unknown, (lim - d) * UNIT),
+                );
+                d = lim;
+            }
+            // a gap before the next interval: unknown up to the unit it starts
+            Some(i) if i.valid_from >= b => {
+                let n = (unit_of(i.valid_from) - d).min(lim - d);
+                push(runs, d, n, Tally::pure(ServiceState::Unknown, n * UNIT));
+                d += n;
+            }
+            // one interval covers whole units
+            Some(i) if i.valid_from <= a && i.valid_to.is_none_or(|e| e >= b) => {
+                let last = i.valid_to.map_or(end, unit_of).min(lim);
+                let n = last - d;
+                push(runs, d, n, Tally::pure(i.state, n * UNIT));
+                d = last;
+            }
+            Some(_) => {
+                let m = k + intervals[k..].partition_point(|i| i.valid_from < b);
+                let none: &[MaintenanceRow] = &[];
+                push(runs, d, 1, Tally::of(&intervals[k..m], a, b, none));
+                d += 1;
+            }
+        }
     }
 }
 

@@ -142,6 +142,7 @@ pub fn availability(
 /// Every device's history, from final intervals grouped by device.
 pub fn histories(intervals: &[ServiceInterval]) -> impl Iterator<Item = DeviceHistory<'_>> {
     by_device(intervals).map(|iv| DeviceHistory {
+        frozen: None,
         intervals: iv.into(),
         open: None,
         rollup: None,

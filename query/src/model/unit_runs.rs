@@ -145,6 +145,21 @@ impl UnitRuns {
         (extent, &self.bytes)
     }
 
+    /// Appends the units [d0, d1) of `other` (which must cover them, from `end()` on when
+    /// these cover any) as runs of their own; [`finish`](Self::finish) to call after.
+    pub fn extend_from(&mut self, other: &UnitRuns, d0: i64, d1: i64) {
+        let mut c = other.start();
+        while let Some(run) = other.read(&mut c) {
+            let (a, b) = (run.first.max(d0), run.end().min(d1));
+            if a < b {
+                self.push(a, b - a, run.kind);
+            }
+            if run.end() >= d1 {
+                break;
+            }
+        }
+    }
+
     /// The runs of `extent` whose bytes are `bytes` (read where they are: on the heap or in
     /// place in a file's buffer).
     pub fn from_parts(extent: Extent, bytes: SharedBytes) -> UnitRuns {

@@ -245,7 +245,6 @@ pub fn produce(
         };
         all.filter(|d| sel.keeps(d))
     };
-    let first_window = |w: &[(Us, Us)]| w.iter().map(|w| w.0).min().unwrap_or(Us::MAX);
     match what {
         What::Intervals => fleet.intervals_known(from).map_err(|e| {
             crate::error::QueryError::Retired(format!(
@@ -254,7 +253,7 @@ pub fn produce(
             ))
         })?,
         What::StatesAt(t) => fleet.intervals_known(*t)?,
-        What::Availability(w, _) | What::Sla(w, _) => fleet.intervals_known(first_window(w))?,
+        What::Availability(w, _) | What::Sla(w, _) => fleet.availability_known(w)?,
         _ => {}
     }
     match what {

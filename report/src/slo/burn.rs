@@ -43,7 +43,7 @@ pub fn burn(
     } else {
         scopes
     };
-    fleet.intervals_known(now - window)?;
+    fleet.availability_known(&[(now - window, now)])?;
     let mut out = Vec::new();
     for &by in scopes {
         let rows = availability_over(

@@ -73,7 +73,7 @@ pub async fn availability(
     let by = params::group_by(&p.group_by, GroupBy::Device)?;
     let known_at = params::instant("known_at", &p.known_at)?;
     let fleet = app.fleet(known_at).await?;
-    fleet.intervals_known(from)?;
+    fleet.availability_known(&[(from, to)])?;
     let b = app
         .run(move |cancel| {
             let devices = fleet.devices().filter(|d| filter.keeps(d));
@@ -126,7 +126,7 @@ pub async fn sla(
     }
     let windows = report_windows(from, to, p.period.as_deref(), p.tz.as_deref())?;
     let fleet = app.fleet(known_at).await?;
-    fleet.intervals_known(from)?;
+    fleet.availability_known(&windows)?;
     let b = app
         .run(move |cancel| {
             let devices = fleet.devices().filter(|d| filter.keeps(d));

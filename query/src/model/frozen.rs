@@ -1,0 +1,355 @@
+//! Hourly rollups frozen before the horizon of retention of intervals: what availability and
+//! SLA over the hours before it are answered from once the intervals there are gone.
+//!
+//! When retention of intervals folds the history before a horizon (on a whole UTC hour), each
+//! device's tally per hour before it ([`Rollup::units_between`], with the maintenance windows
+//! known then) is kept in the log beside the base ([`Frozen::freeze`], the fold's `kept`
+//! bytes); a later fold adds the hours up to its horizon to them, and retention of rollups
+//! drops the hours before its own. A window over whole hours from where rollups are kept is
+//! then answered from them to the microsecond as from the intervals they were built from
+//! (`query/tests/intervals_retention.rs`); what they cannot answer is refused, naming why
+//! ([`Frozen::answers`]): a window edge inside an hour before the horizon, hours before
+//! retention of rollups, and hours a maintenance window announced, moved or cancelled since
+//! the freeze touches (it can no longer be applied: the intervals are gone).
+//!
+//! The file: a magic, the units kept [from, end), the latest ingest time of the events they
+//! were built from, the maintenance windows applied (scope, target, start, end), then per
+//! device its name, first unit, units, runs and its runs' bytes ([`UnitRuns`]); varints and
+//! length-prefixed strings; a CRC-32C of all of it last.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use callstate_log::Snapshot;
+use callstate_schemas::{ServiceState, Us, format_instant};
+
+use super::fleet::Fleet;
+use super::rollup::{Exclusions, Rollup, RollupHead, UNIT, unit_from, unit_of};
+use super::rows::MaintenanceRow;
+use super::shared_bytes::{Buffer, SharedBytes};
+use super::tally::Tally;
+use super::unit_runs::{Extent, UnitRuns};
+use super::varint::{Reader, put, unzigzag, zigzag};
+use crate::error::{QueryError, Result};
+
+const MAGIC: [u8; 8] = *b"CSFROZ01";
+
+/// A maintenance window as the frozen hours applied it: scope, target, start, end.
+pub type WindowKey = (Arc<str>, Arc<str>, Us, Us);
+
+/// Every device's hourly tallies over the units [from, end) before the horizon of retention
+/// of intervals.
+#[derive(Debug, Clone, Default)]
+pub struct Frozen {
+    /// The first unit kept (`i64::MIN`: every unit from each device's first).
+    from: i64,
+    /// The unit after the last: the horizon's.
+    end: i64,
+    /// The latest ingest time of the events they were built from.
+    known_until: Us,
+    /// The maintenance windows that touch units before `end`, as applied (sorted).
+    windows: Vec<WindowKey>,
+    /// Each device's units, from its first (or `from`) to `end`.
+    devices: HashMap<Box<str>, Rollup>,
+}
+
+/// The windows of `rows` that touch instants before `until`, as [`WindowKey`]s.
+fn window_keys(rows: &[MaintenanceRow], until: Us) -> BTreeSet<WindowKey> {
+    rows.iter()
+        .filter(|w| w.start < w.end && w.start < until)
+        .map(|w| (w.scope.clone(), w.target.clone(), w.start, w.end))
+        .collect()
+}
+
+impl Frozen {
+    /// The first instant kept (`Us::MIN`: every hour).
+    pub fn kept_from(&self) -> Us {
+        self.from.saturating_mul(UNIT)
+    }
+
+    /// The horizon: the instant after the last hour.
+    pub fn until(&self) -> Us {
+        self.end * UNIT
+    }
+
+    /// The latest ingest time of the events they were built from: a question as known at an
+    /// earlier time cannot be answered from them.
+    pub fn known_until(&self) -> Us {
+        self.known_until
+    }
+
+    /// Devices with hours kept.
+    pub fn devices(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Bytes held on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.devices
+            .iter()
+            .map(|(k, r)| k.len() + r.heap_bytes() + size_of::<Rollup>())
+            .sum()
+    }
+
+    /// The rollups of `fleet` (its devices' intervals, every silence cut out, and its
+    /// maintenance windows) before `horizon` (a whole hour), those `before` kept (up to its
+    /// own horizon, not later than this one) and the hours after from `fleet`; the hours
+    /// before `kept_from` (rounded up to an hour) left out. `known_until`: the latest ingest
+    /// time of what `fleet` was derived from.
+    pub fn freeze(
+        fleet: &dyn Fleet,
+        before: Option<&Frozen>,
+        horizon: Us,
+        kept_from: Option<Us>,
+        known_until: Us,
+    ) -> Frozen {
+        debug_assert_eq!(horizon.rem_euclid(UNIT), 0, "frozen on a whole hour");
+        let end = unit_of(horizon);
+        let from = kept_from
+            .map(unit_from)
+            .max(before.map(|b| b.from))
+            .unwrap_or(i64::MIN);
+        let ex = Exclusions::new(fleet.windows());
+        let mut devices = HashMap::new();
+        for dev in fleet.devices() {
+            let name = dev.name();
+            let old = before.and_then(|b| b.devices.get(name).map(|r| (b, r)));
+            let start = match old {
+                Some((b, _)) => b.end,
+                None => unit_of(dev.first_from()).max(before.map_or(i64::MIN, |b| b.end)),
+            }
+            .max(from);
+            let mut runs = UnitRuns::default();
+            if let Some((b, r)) = old {
+                let (first, _) = r.covered();
+                let keep_from = first.max(from);
+                if keep_from < b.end {
+                    runs.extend_from(&runs_of(r), keep_from, b.end);
+                }
+            }
+            if start < end {
+                let new = Rollup::units_between(name, &dev.all(), &ex, start, end);
+                runs.extend_from(&new, start, end);
+            }
+            runs.finish();
+            if runs.is_empty() {
+                continue;
+            }
+            let head = RollupHead {
+                extent: runs.parts().0,
+                ..RollupHead::default()
+            };
+            let bytes = SharedBytes::from(runs.parts().1.to_vec());
+            devices.insert(name.into(), Rollup::from_parts(head, bytes));
+        }
+        let mut windows = window_keys(fleet.windows(), end * UNIT);
+        // the windows the hours kept from before were built with stay theirs
+        if let Some(b) = before {
+            windows.retain(|w| w.2 >= b.until());
+            windows.extend(b.windows.iter().cloned());
+        }
+        Frozen {
+            from,
+            end,
+            known_until: before.map_or(known_until, |b| b.known_until.max(known_until)),
+            windows: windows.into_iter().collect(),
+            devices,
+        }
+    }
+
+    /// Refuses availability over [from, to) (`from` before the horizon) where the hours kept
+    /// cannot answer it: before the first hour kept, an edge inside an hour before the
+    /// horizon, or hours a maintenance window of `now` (the windows known now) that was not
+    /// applied to them, or one applied that is no longer there, touches.
+    pub fn answers(&self, from: Us, to: Us, now: &[MaintenanceRow]) -> Result<()> {
+        let until = self.until();
+        let to = to.min(until);
+        if from < self.kept_from() {
+            return Err(QueryError::Retired(format!(
+                "retention of rollups removed the hours before {}: the window from {} \
+                 reaches before it",
+                format_instant(self.kept_from()),
+                format_instant(from)
+            )));
+        }
+        if from.rem_euclid(UNIT) != 0 || to.rem_euclid(UNIT) != 0 {
+            return Err(QueryError::Retired(format!(
+                "retention of intervals kept only hourly rollups before {}: the window from \
+                 {} must begin and end on whole UTC hours before it",
+                format_instant(until),
+                format_instant(from)
+            )));
+        }
+        let applied: BTreeSet<&WindowKey> = self.windows.iter().collect();
+        let known = window_keys(now, until);
+        let announced = known.iter().filter(|w| !applied.contains(w));
+        let gone = self.windows.iter().filter(|w| !known.contains(*w));
+        for (w, what) in announced
+            .map(|w| (w, "announced or moved"))
+            .chain(gone.map(|w| (w, "cancelled or moved")))
+        {
+            if w.2 < to && w.3 > from {
+                return Err(QueryError::Retired(format!(
+                    "the maintenance window on {} {} from {} to {} was {what} after the \
+                     hours before {} were frozen (retention of intervals): it cannot be \
+                     applied to them, so the window from {} to {} cannot be answered",
+                    w.0,
+                    w.1,
+                    format_instant(w.2),
+                    format_instant(w.3),
+                    format_instant(until),
+                    format_instant(from),
+                    format_instant(to)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The device `device`'s time over [from, to) (whole hours kept, checked by
+    /// [`answers`](Self::answers)): unknown where it has no hour.
+    pub fn tally(&self, device: &str, from: Us, to: Us) -> Tally {
+        let (d0, d1) = (unit_of(from), unit_of(to.min(self.until())));
+        if d0 >= d1 {
+            return Tally::default();
+        }
+        let unknown = |a: i64, b: i64| {
+            if a < b {
+                Tally::pure(ServiceState::Unknown, (b - a) * UNIT)
+            } else {
+                Tally::default()
+            }
+        };
+        let Some(r) = self.devices.get(device) else {
+            return unknown(d0, d1);
+        };
+        let (first, end) = r.covered();
+        let a = d0.max(first).min(d1);
+        let b = d1.min(end).max(a);
+        unknown(d0, a).then(r.tally(a, b)).then(unknown(b, d1))
+    }
+
+    /// Its bytes, as [`decode`](Self::decode) reads them.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        put(&mut out, zigzag(self.from));
+        put(&mut out, zigzag(self.end));
+        put(&mut out, zigzag(self.known_until));
+        put(&mut out, self.windows.len() as u64);
+        for (scope, target, start, end) in &self.windows {
+            put_str(&mut out, scope);
+            put_str(&mut out, target);
+            put(&mut out, zigzag(*start));
+            put(&mut out, zigzag(*end));
+        }
+        let mut names: Vec<&Box<str>> = self.devices.keys().collect();
+        names.sort();
+        put(&mut out, names.len() as u64);
+        for name in names {
+            let r = &self.devices[name];
+            let e = r.extent();
+            put_str(&mut out, name);
+            put(&mut out, zigzag(e.first));
+            put(&mut out, (e.end - e.first) as u64);
+            put(&mut out, u64::from(e.runs));
+            put(&mut out, r.bytes().len() as u64);
+            out.extend_from_slice(r.bytes());
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote; the devices' runs are read in place.
+    pub fn decode(bytes: Vec<u8>) -> Result<Frozen> {
+        let bad = |why: &str| QueryError::Data(format!("frozen rollups: {why}"));
+        if bytes.len() < MAGIC.len() + 4 || bytes[..MAGIC.len()] != MAGIC {
+            return Err(bad("not a file of frozen rollups"));
+        }
+        let body = bytes.len() - 4;
+        let crc = u32::from_le_bytes(bytes[body..].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&bytes[..body]) != crc {
+            return Err(bad("checksum mismatch"));
+        }
+        let buffer: Buffer = Arc::new(bytes);
+        let all: &[u8] = (*buffer).as_ref();
+        let mut r = Reader {
+            bytes: &all[..body],
+            at: MAGIC.len(),
+        };
+        let short = || bad("truncated");
+        let int = |r: &mut Reader<'_>| r.next_varint().ok_or_else(short);
+        let from = unzigzag(int(&mut r)?);
+        let end = unzigzag(int(&mut r)?);
+        let known_until = unzigzag(int(&mut r)?);
+        let mut windows = Vec::new();
+        for _ in 0..int(&mut r)? {
+            let scope: Arc<str> = get_str(&mut r).ok_or_else(short)?.into();
+            let target: Arc<str> = get_str(&mut r).ok_or_else(short)?.into();
+            let start = unzigzag(int(&mut r)?);
+            let stop = unzigzag(int(&mut r)?);
+            windows.push((scope, target, start, stop));
+        }
+        let n = int(&mut r)?;
+        let mut devices = HashMap::with_capacity(n.min(1 << 20) as usize);
+        for _ in 0..n {
+            let name: Box<str> = get_str(&mut r).ok_or_else(short)?.into();
+            let first = unzigzag(int(&mut r)?);
+            let units = int(&mut r)? as i64;
+            let runs = u32::try_from(int(&mut r)?).map_err(|_| bad("too many runs"))?;
+            let len = int(&mut r)? as usize;
+            let range = r.at..r
+                .at
+                .checked_add(len)
+                .filter(|e| *e <= body)
+                .ok_or_else(short)?;
+            r.at = range.end;
+            let head = RollupHead {
+                extent: Extent {
+                    first,
+                    end: first + units,
+                    runs,
+                },
+                ..RollupHead::default()
+            };
+            let runs = SharedBytes::shared(buffer.clone(), range);
+            devices.insert(name, Rollup::from_parts(head, runs));
+        }
+        Ok(Frozen {
+            from,
+            end,
+            known_until,
+            windows,
+            devices,
+        })
+    }
+}
+
+/// The hourly rollups frozen in `snap`'s base, if it keeps them and they were built with
+/// what was ingested by `known_at` (`None`: now).
+pub fn frozen_of(snap: &Snapshot, known_at: Option<Us>) -> Result<Option<Arc<Frozen>>> {
+    let Some(bytes) = snap.read_kept()? else {
+        return Ok(None);
+    };
+    let f = Frozen::decode(bytes)?;
+    Ok(known_at
+        .is_none_or(|k| k >= f.known_until())
+        .then(|| Arc::new(f)))
+}
+
+/// A rollup's runs as [`UnitRuns`] (to copy from).
+fn runs_of(r: &Rollup) -> UnitRuns {
+    UnitRuns::from_parts(r.extent(), r.bytes().to_vec().into())
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn get_str(r: &mut Reader<'_>) -> Option<String> {
+    let len = r.next_varint()? as usize;
+    let bytes = r.bytes.get(r.at..r.at.checked_add(len)?)?;
+    r.at += len;
+    String::from_utf8(bytes.to_vec()).ok()
+}
