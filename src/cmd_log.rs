@@ -41,6 +41,7 @@ fn stats_json(snap: &Snapshot) -> anyhow::Result<serde_json::Value> {
         ] {
             o.insert(key.into(), derived_bytes(&snap.dir, file).into());
         }
+        o.insert("frozen_rollups".into(), frozen_json(snap)?);
         o.insert("retired_legs".into(), legs.map_or(0, |r| r.removed).into());
         o.insert(
             "legs_kept_from".into(),
@@ -49,6 +50,21 @@ fn stats_json(snap: &Snapshot) -> anyhow::Result<serde_json::Value> {
         );
     }
     Ok(v)
+}
+
+/// The hourly rollups kept before the horizon of retention of intervals: from when (`null`:
+/// every hour), until, for how many devices, in how many bytes; `null` when none are.
+fn frozen_json(snap: &Snapshot) -> anyhow::Result<serde_json::Value> {
+    let Some(f) = callstate_query::model::frozen::frozen_of(snap, None)? else {
+        return Ok(serde_json::Value::Null);
+    };
+    let fmt = callstate_schemas::format_instant;
+    Ok(serde_json::json!({
+        "kept_from": (f.kept_from() > i64::MIN).then(|| fmt(f.kept_from())),
+        "until": fmt(f.until()),
+        "devices": f.devices(),
+        "bytes": snap.base.as_ref().and_then(|b| b.kept.as_ref()).map_or(0, |k| k.bytes),
+    }))
 }
 
 /// `callstate log roll`.

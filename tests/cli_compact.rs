@@ -575,6 +575,11 @@ fn log_retire_folds_old_service_history_and_a_crash_at_its_steps_loses_nothing()
                 assert!(f["segments"].as_array().unwrap().len() > 1, "{v}");
                 assert_eq!(v["stats"]["folded_events"], f["events"], "{v}");
                 assert_eq!(v["stats"]["intervals_kept_from"], h, "{v}");
+                let f = &v["stats"]["frozen_rollups"];
+                assert!(
+                    f["kept_from"].is_null() && f["bytes"].as_u64() > Some(100),
+                    "{f}"
+                );
             }
         }
         let (_, segments) = reopened(d.path());
@@ -639,6 +644,10 @@ fn log_retire_folds_old_service_history_and_a_crash_at_its_steps_loses_nothing()
                 e.contains("retention of rollups") && e.contains("06:00"),
                 "{e}"
             );
+            let f = &log_stats(d.path())["frozen_rollups"];
+            assert_eq!(f["kept_from"], "2026-11-24T06:00:00.000000Z", "{f}");
+            assert_eq!(f["until"], h, "{f}");
+            assert_eq!(f["devices"], 40, "{f}");
             assert!(sla_of(d.path(), six).unwrap() == sla_of(template.path(), six).unwrap());
             assert_eq!(states(d.path()), want, "rollups trimmed");
         }

@@ -114,6 +114,8 @@ impl<'a> DeviceHistory<'a> {
             rollup,
             ex,
             hint: Cell::new(None),
+            frozen: self.frozen.map(|f| (f, f.device(self.name()))),
+            frozen_hint: Cell::new(None),
         }
     }
 
@@ -199,6 +201,10 @@ pub struct Reader<'a, 'e> {
     /// Where the last window's reading of the rollup's runs started: windows asked in time
     /// order walk on from there.
     hint: Cell<Option<Cursor>>,
+    /// The hours frozen before the horizon of retention of intervals, and the device's.
+    frozen: Option<(&'a Frozen, Option<&'a Rollup>)>,
+    /// [`hint`](Self::hint) in the device's frozen hours.
+    frozen_hint: Cell<Option<Cursor>>,
 }
 
 impl Reader<'_, '_> {
@@ -212,11 +218,12 @@ impl Reader<'_, '_> {
     /// The device's time over [from, to): before the horizon of retention of intervals from
     /// the hours frozen there (the question checked by [`Fleet::availability_known`]).
     pub fn tally(&self, from: Us, to: Us) -> Tally {
-        match self.dev.frozen.filter(|f| from < f.until()) {
-            Some(f) => {
+        match self.frozen.filter(|(f, _)| from < f.until()) {
+            Some((f, device)) => {
                 let mid = to.min(f.until());
-                f.tally(self.dev.name(), from, mid)
-                    .then(self.kept(mid.max(from), to))
+                let (before, at) = f.tally(device, self.frozen_hint.get(), from, mid);
+                self.frozen_hint.set(at);
+                before.then(self.kept(mid.max(from), to))
             }
             None => self.kept(from, to),
         }

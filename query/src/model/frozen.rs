@@ -28,7 +28,7 @@ use super::rollup::{Exclusions, Rollup, RollupHead, UNIT, unit_from, unit_of};
 use super::rows::MaintenanceRow;
 use super::shared_bytes::{Buffer, SharedBytes};
 use super::tally::Tally;
-use super::unit_runs::{Extent, UnitRuns};
+use super::unit_runs::{Cursor, Extent, UnitRuns};
 use super::varint::{Reader, put, unzigzag, zigzag};
 use crate::error::{QueryError, Result};
 
@@ -206,12 +206,24 @@ impl Frozen {
         Ok(())
     }
 
-    /// The device `device`'s time over [from, to) (whole hours kept, checked by
-    /// [`answers`](Self::answers)): unknown where it has no hour.
-    pub fn tally(&self, device: &str, from: Us, to: Us) -> Tally {
+    /// The hours kept of the device `device`, if it has any.
+    pub fn device(&self, device: &str) -> Option<&Rollup> {
+        self.devices.get(device)
+    }
+
+    /// The time over [from, to) (whole hours kept, checked by [`answers`](Self::answers)) of
+    /// the device whose hours are `device` ([`device`](Self::device); unknown where it has
+    /// none), read on from `hint` as [`Rollup::tally_from`] does; with the next hint.
+    pub fn tally(
+        &self,
+        device: Option<&Rollup>,
+        hint: Option<Cursor>,
+        from: Us,
+        to: Us,
+    ) -> (Tally, Option<Cursor>) {
         let (d0, d1) = (unit_of(from), unit_of(to.min(self.until())));
         if d0 >= d1 {
-            return Tally::default();
+            return (Tally::default(), hint);
         }
         let unknown = |a: i64, b: i64| {
             if a < b {
@@ -220,13 +232,14 @@ impl Frozen {
                 Tally::default()
             }
         };
-        let Some(r) = self.devices.get(device) else {
-            return unknown(d0, d1);
+        let Some(r) = device else {
+            return (unknown(d0, d1), hint);
         };
         let (first, end) = r.covered();
         let a = d0.max(first).min(d1);
         let b = d1.min(end).max(a);
-        unknown(d0, a).then(r.tally(a, b)).then(unknown(b, d1))
+        let (kept, hint) = r.tally_from(hint, a, b);
+        (unknown(d0, a).then(kept).then(unknown(b, d1)), hint)
     }
 
     /// Its bytes, as [`decode`](Self::decode) reads them.
