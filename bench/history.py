@@ -5,6 +5,7 @@ reporting questions over HTTP; DuckDB answers the monthly SLA from the same Parq
 
 Run by `bench/run --datasets 30d,90d,year`; writes bench/RESULTS-history.md."""
 
+import hashlib
 import http.client
 import json
 import os
@@ -175,8 +176,9 @@ def cold_startup(binary, data):
 
 def serve_round(name, days, binary, d, data, seed, kept_from=None):
     """A server over a copy of `data`: start-up, memory, then the round of questions. With
-    `kept_from` (retention of intervals), the questions are asked from it on (the SLA over
-    the whole months after it), and one before it must be refused."""
+    `kept_from` (retention of intervals), the state questions are asked from it on, the SLA
+    over every month as before (the months before it from the hourly rollups kept), and one
+    with an edge inside an hour before it must be refused."""
     port = h.free_port()
     copy = d / "serve-copy"
     shutil.rmtree(copy, ignore_errors=True)
@@ -198,15 +200,16 @@ def serve_round(name, days, binary, d, data, seed, kept_from=None):
         c = Client(port)
         end = START_US + days * DAY_US
         first = kept_from or START_US
-        whole = [a for a, _ in months(days) if a >= first]
+        whole = [a for a, _ in months(days)]
         frm, to = h.us_to_rfc3339(whole[0]), h.us_to_rfc3339(end)
         if kept_from:
-            c.get(f"/api/v1/sla?from={h.us_to_rfc3339(START_US)}&to={to}&group_by=device_pool",
-                  status=422)
+            mid_hour = h.us_to_rfc3339(START_US + 1_800_000_000)
+            c.get(f"/api/v1/sla?from={mid_hour}&to={to}&group_by=device_pool", status=422)
             out["refused_before_horizon"] = True
         sla = f"/api/v1/sla?from={frm}&to={to}&group_by=device_pool&period=month&tz=UTC"
         cold, body = c.get(sla)
         rows = json.loads(body)
+        out["sla_sha"] = hashlib.sha256(body).hexdigest()
         warm = sorted(c.get(sla)[0] for _ in range(5))
         out |= {"sla_cold_s": cold, "sla_warm_s": warm[2], "sla_rows": len(rows),
                 "months": len(whole)}
@@ -306,10 +309,11 @@ def intervals_kept(binary, d, data, raw, days, keep_days):
     seg = copy / "segments"
     digests = sum(p.stat().st_size for p in seg.glob("*.digest.parquet"))
     base = sum(p.stat().st_size for p in seg.glob("base-*.parquet"))
+    rollups = sum(p.stat().st_size for p in seg.glob("rollups-*.bin"))
     r = {"fold_s": secs, "fold_peak": peak, "kept_from": kept_from,
          "folded_segments": v["stats"]["folded_segments"],
          "folded_events": v["stats"]["folded_events"], "base_bytes": base,
-         "derived_ratio": (digests + base) / raw}
+         "rollups_bytes": rollups, "derived_ratio": (digests + base + rollups) / raw}
     return r, copy
 
 
@@ -371,6 +375,7 @@ def main(names, binary, work, seed, results_path, with_duckdb=True):
             k["label"] = f"{days} days, intervals kept {keep}"
             try:
                 k |= serve_round(name, days, binary, d, copy, seed, folded["kept_from"])
+                k["sla_same"] = k["sla_sha"] == r.get("sla_sha")
                 k["service_bytes"] = k["service_bytes_served"]
                 k["service_ratio"] = k["service_bytes"] / raw
             finally:
@@ -450,9 +455,12 @@ def report(res):
         ("incidents over the last month, cold / warm",
          lambda r: f"{ms(r['incidents_cold_s'])} / {ms(r['incidents_warm_s'])}", ""),
         ("retention of intervals (`log retire --intervals-before`, start included): time, "
-         "peak / segments folded / base", lambda r: (
+         "peak / segments folded / base + hourly rollups kept", lambda r: (
              f"{r['fold_s']:.1f} s, {gb(r['fold_peak'])} / {r['folded_segments']:,} / "
-             f"{r['base_bytes'] / 1e6:.1f} MB" if "fold_s" in r else ""), ""),
+             f"{r['base_bytes'] / 1e6:.1f} + {r.get('rollups_bytes', 0) / 1e6:.1f} MB"
+             if "fold_s" in r else ""), ""),
+        ("SLA by pool per month: the body byte for byte the whole year's", lambda r: (
+            ("yes" if r["sla_same"] else "NO") if "sla_same" in r else ""), ""),
         ("DuckDB: SLA by pool per month, files → answer",
          lambda r: f"{r['duckdb']['sla_months_cold_s']:.1f} s" if "duckdb" in r else (
              "failed (see below)" if "duckdb_failed" in r else "not run"), ""),
@@ -477,11 +485,12 @@ def report(res):
            "intervals and SLA kept): the incidents asked about are after the horizon, the "
            "fleet snapshots' instants mostly before it (their calls answer null there). "
            "The column after it is the year after `callstate log retire --intervals-before` "
-           "the same midnight (the service history before it folded into the log's base; "
-           "call legs all kept): its questions are asked from the horizon on (the SLA over "
-           "the whole months after it, the snapshots' and device states' instants after it; "
-           "an SLA over the year is refused, 422, as it must be), its digests row counts the "
-           "base, its start-up is the first after the fold (which writes the service file "
+           "the same midnight (the service history before it folded into the log's base, "
+           "each device's hourly rollups before it kept beside it; call legs all kept): the SLA "
+           "over every month is asked as in the other columns (the months before the horizon "
+           "answered from the rollups; an SLA from the middle of an hour before it is refused, "
+           "422, as it must be), the snapshots' and device states' instants are after the "
+           "horizon, its digests row counts the base and the rollups, its start-up is the first after the fold (which writes the service file "
            "again), its cold start the next.", "",
            "| | " + " | ".join(res[n].get("label", f"{res[n]['days']} days") for n in names)
            + " | goal |",

@@ -55,7 +55,12 @@ fn stats_json(snap: &Snapshot) -> anyhow::Result<serde_json::Value> {
 /// The hourly rollups kept before the horizon of retention of intervals: from when (`null`:
 /// every hour), until, for how many devices, in how many bytes; `null` when none are.
 fn frozen_json(snap: &Snapshot) -> anyhow::Result<serde_json::Value> {
-    let Some(f) = callstate_query::model::frozen::frozen_of(snap, None)? else {
+    let Some(f) = callstate_query::model::frozen::frozen_of(
+        snap,
+        None,
+        &callstate_query::model::frozen::read_whole,
+    )?
+    else {
         return Ok(serde_json::Value::Null);
     };
     let fmt = callstate_schemas::format_instant;

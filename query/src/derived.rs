@@ -11,7 +11,7 @@ use callstate_schemas::Us;
 
 use crate::error::Result;
 use crate::model::fleet::{DeviceHistory, Fleet};
-use crate::model::frozen::Frozen;
+use crate::model::frozen::{Frozen, frozen_of, read_whole};
 use crate::model::intervals::{ServiceInterval, by_device, derive, device_slice};
 use crate::model::rows::{CallRow, LogRows, MaintenanceRow, NodeEvent, PoolConfig};
 use crate::model::sla::Targets;
@@ -31,6 +31,9 @@ pub struct Derived {
     pub calls: Vec<CallRow>,
     /// SLA targets.
     pub targets: Targets,
+    /// The hourly rollups frozen before the horizon of retention of intervals, if kept (and
+    /// known at `known_at`).
+    pub frozen: Option<Arc<Frozen>>,
 }
 
 impl Derived {
@@ -42,6 +45,7 @@ impl Derived {
         calls: bool,
     ) -> Result<Derived> {
         let rows = LogRows::load_with(&snap, known_at, false)?;
+        let frozen = frozen_of(&snap, known_at, &read_whole)?;
         let intervals = derive(&rows);
         let calls = if calls {
             LogRows::load_calls(&snap, known_at)?
@@ -55,6 +59,7 @@ impl Derived {
             intervals,
             calls,
             targets,
+            frozen,
         })
     }
 
@@ -70,7 +75,7 @@ impl Fleet for Derived {
             intervals: iv.into(),
             open: None,
             rollup: None,
-            frozen: self.rows.frozen.as_deref(),
+            frozen: self.frozen.as_deref(),
         }))
     }
 
@@ -80,7 +85,7 @@ impl Fleet for Derived {
             intervals: iv.into(),
             open: None,
             rollup: None,
-            frozen: self.rows.frozen.as_deref(),
+            frozen: self.frozen.as_deref(),
         })
     }
 
@@ -101,7 +106,7 @@ impl Fleet for Derived {
     }
 
     fn frozen(&self) -> Option<&Frozen> {
-        self.rows.frozen.as_deref()
+        self.frozen.as_deref()
     }
 
     fn windows(&self) -> &[MaintenanceRow] {

@@ -61,30 +61,39 @@ pub fn fold_before(
     let prior = view.frozen();
     let trims =
         prior.is_some_and(|p| rollups_from.is_some_and(|r| unit_from(r) * UNIT > p.kept_from()));
-    let mut horizon = horizon;
-    let folding: Vec<String> = match snap.base.as_ref().filter(|b| b.horizon_us >= horizon) {
-        // the horizon stays; rollups may still be trimmed
-        Some(b) if trims => {
-            horizon = b.horizon_us;
-            Vec::new()
-        }
-        Some(_) => return Ok(None),
-        None => snap
+    let kept_from = snap.base.as_ref().map(|b| b.horizon_us);
+    let folding: Vec<String> = match kept_from {
+        Some(h) if h >= horizon => Vec::new(),
+        _ => snap
             .segments
             .iter()
             .filter(|s| foldable(s, horizon))
             .map(|s| s.file.clone())
             .collect(),
     };
-    if folding.is_empty() && !trims {
-        // nothing wholly before the horizon yet: nothing to remove, the horizon stays
-        return Ok(None);
-    }
-    if folding.is_empty() {
-        horizon = snap.base.as_ref().map_or(horizon, |b| b.horizon_us);
+    let horizon = match (folding.is_empty(), kept_from) {
+        (false, _) => horizon,
+        // nothing (more) wholly before the horizon: nothing to remove, the horizon stays,
+        // and the base is written again only for rollups to remove
+        (true, Some(h)) if trims => h,
+        (true, _) => return Ok(None),
+    };
+    // (the base before is the view's: the hours it froze are those kept)
+    if log.snapshot().base != snap.base {
+        return Err(QueryError::Log(callstate_log::LogError::Stale(
+            "the live state has not taken in the log's last fold yet".into(),
+        )));
     }
     let frozen = if horizon.rem_euclid(UNIT) == 0 {
-        let f = Frozen::freeze(view, prior, horizon, rollups_from, view.last_ingest_time);
+        let devices = view.devices().map(|d| (d.name(), d.all()));
+        let f = Frozen::freeze(
+            devices,
+            view.windows(),
+            prior,
+            horizon,
+            rollups_from,
+            view.last_ingest_time,
+        );
         Some(f.encode())
     } else if prior.is_some() {
         return Err(QueryError::Retired(format!(

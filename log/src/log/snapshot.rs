@@ -138,18 +138,24 @@ impl Snapshot {
     /// The bytes the caller kept with the base ([`Log::fold`]'s `kept`), if any; a file of
     /// another length than the manifest says is corrupt.
     pub fn read_kept(&self) -> Result<Option<Vec<u8>>> {
-        let Some(k) = self.base.as_ref().and_then(|b| b.kept.as_ref()) else {
+        let Some((path, len)) = self.kept_file() else {
             return Ok(None);
         };
-        let path = segments_dir(&self.dir).join(&k.file);
         let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
-        if bytes.len() as u64 != k.bytes {
+        if bytes.len() as u64 != len {
             return Err(LogError::Corrupt {
                 path,
-                reason: format!("{} bytes where the manifest says {}", bytes.len(), k.bytes),
+                reason: format!("{} bytes where the manifest says {len}", bytes.len()),
             });
         }
         Ok(Some(bytes))
+    }
+
+    /// The file of the bytes the caller kept with the base and its length as the manifest
+    /// says, if any (to read them otherwise than [`read_kept`](Self::read_kept) does: mapped).
+    pub fn kept_file(&self) -> Option<(PathBuf, u64)> {
+        let k = self.base.as_ref()?.kept.as_ref()?;
+        Some((segments_dir(&self.dir).join(&k.file), k.bytes))
     }
 
     /// Path of a segment.

@@ -32,12 +32,14 @@ use crate::model::rows::{
     CallEvent, Interner, LogRows, MaintenanceRow, NodeEvent, PoolConfig, ServiceRow,
     for_each_call_event,
 };
+use crate::model::shared_bytes::Buffer;
 use crate::model::sla::Targets;
 
 use super::activity::Activity;
 use super::calls::Calls;
 use super::checkpoint;
 use super::device::Device;
+use super::mapped::Mapped;
 use super::pairing::Pairer;
 use super::runs::Pack;
 use super::service::ServiceEvents;
@@ -76,6 +78,11 @@ pub struct State {
     horizon: Option<Us>,
     /// The hourly rollups frozen before it, if kept.
     frozen: Option<Arc<Frozen>>,
+}
+
+/// The file of frozen rollups mapped (its pages the kernel's, let go of with the others').
+fn mapped(path: &std::path::Path) -> std::io::Result<Buffer> {
+    Ok(Mapped::open_shared(path)?)
 }
 
 /// The latest `ingest_time` of a batch.
@@ -241,6 +248,7 @@ impl State {
             .chain(snap.batches.iter().map(last_ingest_time))
             .max()
             .unwrap_or(Us::MIN);
+        let frozen = frozen_of(&snap, None, &mapped)?;
         let mut st = State {
             version,
             last_ingest_time,
@@ -264,7 +272,7 @@ impl State {
             legs_from: None,
             legs_retention: None,
             horizon: rows.horizon,
-            frozen: rows.frozen.clone(),
+            frozen,
         };
         let mut devices: HashMap<Name, Device> =
             events.keys().map(|d| (*d, Device::default())).collect();
@@ -385,7 +393,7 @@ impl State {
         let file = callstate_log::layout::segments_dir(&self.snapshot.dir).join(&base.digest.file);
         self.snapshot.base = Some(base);
         self.horizon = Some(horizon);
-        self.frozen = frozen_of(&self.snapshot, None)?;
+        self.frozen = frozen_of(&self.snapshot, None, &mapped)?;
         let mut seeds = LogRows::default();
         for b in read_segment(&file, Some(crate::model::rows::COLUMNS))? {
             seeds.add_batch(&b, None, &mut self.names)?;

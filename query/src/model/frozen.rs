@@ -17,13 +17,15 @@
 //! device its name, first unit, units, runs and its runs' bytes ([`UnitRuns`]); varints and
 //! length-prefixed strings; a CRC-32C of all of it last.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 
 use callstate_log::Snapshot;
 use callstate_schemas::{ServiceState, Us, format_instant};
 
-use super::fleet::Fleet;
+use super::intervals::ServiceInterval;
 use super::rollup::{Exclusions, Rollup, RollupHead, UNIT, unit_from, unit_of};
 use super::rows::MaintenanceRow;
 use super::shared_bytes::{Buffer, SharedBytes};
@@ -91,13 +93,14 @@ impl Frozen {
             .sum()
     }
 
-    /// The rollups of `fleet` (its devices' intervals, every silence cut out, and its
-    /// maintenance windows) before `horizon` (a whole hour), those `before` kept (up to its
-    /// own horizon, not later than this one) and the hours after from `fleet`; the hours
-    /// before `kept_from` (rounded up to an hour) left out. `known_until`: the latest ingest
-    /// time of what `fleet` was derived from.
-    pub fn freeze(
-        fleet: &dyn Fleet,
+    /// The rollups of `devices` (each one's name and intervals, in time order, every
+    /// silence cut out; maintenance windows `windows`) before `horizon` (a whole hour), those
+    /// `before` kept (up to its own horizon, not later than this one) and the hours after
+    /// from `devices`; the hours before `kept_from` (rounded up to an hour) left out.
+    /// `known_until`: the latest ingest time of what `devices` were derived from.
+    pub fn freeze<'a>(
+        devices: impl Iterator<Item = (&'a str, Cow<'a, [ServiceInterval]>)>,
+        windows: &[MaintenanceRow],
         before: Option<&Frozen>,
         horizon: Us,
         kept_from: Option<Us>,
@@ -109,14 +112,16 @@ impl Frozen {
             .map(unit_from)
             .max(before.map(|b| b.from))
             .unwrap_or(i64::MIN);
-        let ex = Exclusions::new(fleet.windows());
-        let mut devices = HashMap::new();
-        for dev in fleet.devices() {
-            let name = dev.name();
+        let ex = Exclusions::new(windows);
+        let mut kept = HashMap::new();
+        for (name, intervals) in devices {
+            let Some(first) = intervals.first() else {
+                continue;
+            };
             let old = before.and_then(|b| b.devices.get(name).map(|r| (b, r)));
             let start = match old {
                 Some((b, _)) => b.end,
-                None => unit_of(dev.first_from()).max(before.map_or(i64::MIN, |b| b.end)),
+                None => unit_of(first.valid_from).max(before.map_or(i64::MIN, |b| b.end)),
             }
             .max(from);
             let mut runs = UnitRuns::default();
@@ -128,7 +133,7 @@ impl Frozen {
                 }
             }
             if start < end {
-                let new = Rollup::units_between(name, &dev.all(), &ex, start, end);
+                let new = Rollup::units_between(name, &intervals, &ex, start, end);
                 runs.extend_from(&new, start, end);
             }
             runs.finish();
@@ -140,20 +145,20 @@ impl Frozen {
                 ..RollupHead::default()
             };
             let bytes = SharedBytes::from(runs.parts().1.to_vec());
-            devices.insert(name.into(), Rollup::from_parts(head, bytes));
+            kept.insert(name.into(), Rollup::from_parts(head, bytes));
         }
-        let mut windows = window_keys(fleet.windows(), end * UNIT);
+        let mut applied = window_keys(windows, end * UNIT);
         // the windows the hours kept from before were built with stay theirs
         if let Some(b) = before {
-            windows.retain(|w| w.2 >= b.until());
-            windows.extend(b.windows.iter().cloned());
+            applied.retain(|w| w.2 >= b.until());
+            applied.extend(b.windows.iter().cloned());
         }
         Frozen {
             from,
             end,
             known_until: before.map_or(known_until, |b| b.known_until.max(known_until)),
-            windows: windows.into_iter().collect(),
-            devices,
+            windows: applied.into_iter().collect(),
+            devices: kept,
         }
     }
 
@@ -274,8 +279,9 @@ impl Frozen {
     }
 
     /// Reads what [`encode`](Self::encode) wrote; the devices' runs are read in place.
-    pub fn decode(bytes: Vec<u8>) -> Result<Frozen> {
+    pub fn decode(buffer: Buffer) -> Result<Frozen> {
         let bad = |why: &str| QueryError::Data(format!("frozen rollups: {why}"));
+        let bytes: &[u8] = (*buffer).as_ref();
         if bytes.len() < MAGIC.len() + 4 || bytes[..MAGIC.len()] != MAGIC {
             return Err(bad("not a file of frozen rollups"));
         }
@@ -284,10 +290,8 @@ impl Frozen {
         if crc32c::crc32c(&bytes[..body]) != crc {
             return Err(bad("checksum mismatch"));
         }
-        let buffer: Buffer = Arc::new(bytes);
-        let all: &[u8] = (*buffer).as_ref();
         let mut r = Reader {
-            bytes: &all[..body],
+            bytes: &bytes[..body],
             at: MAGIC.len(),
         };
         let short = || bad("truncated");
@@ -338,13 +342,38 @@ impl Frozen {
     }
 }
 
-/// The hourly rollups frozen in `snap`'s base, if it keeps them and they were built with
-/// what was ingested by `known_at` (`None`: now).
-pub fn frozen_of(snap: &Snapshot, known_at: Option<Us>) -> Result<Option<Arc<Frozen>>> {
-    let Some(bytes) = snap.read_kept()? else {
+/// How the file of frozen rollups is read: [`read_whole`], or mapped (the live state's).
+pub type Open<'a> = &'a dyn Fn(&Path) -> std::io::Result<Buffer>;
+
+/// The file read whole onto the heap.
+pub fn read_whole(path: &Path) -> std::io::Result<Buffer> {
+    Ok(Arc::new(std::fs::read(path)?))
+}
+
+/// The hourly rollups frozen in `snap`'s base (read with `open`), if it keeps them and they
+/// were built with what was ingested by `known_at` (`None`: now).
+pub fn frozen_of(
+    snap: &Snapshot,
+    known_at: Option<Us>,
+    open: Open<'_>,
+) -> Result<Option<Arc<Frozen>>> {
+    let Some((path, len)) = snap.kept_file() else {
         return Ok(None);
     };
-    let f = Frozen::decode(bytes)?;
+    let buffer = open(&path).map_err(|e| {
+        QueryError::Log(callstate_log::LogError::io(
+            format!("reading {}", path.display()),
+            e,
+        ))
+    })?;
+    let got = (*buffer).as_ref().len() as u64;
+    if got != len {
+        return Err(QueryError::Data(format!(
+            "{}: {got} bytes where the manifest says {len}",
+            path.display()
+        )));
+    }
+    let f = Frozen::decode(buffer)?;
     Ok(known_at
         .is_none_or(|k| k >= f.known_until())
         .then(|| Arc::new(f)))

@@ -10,7 +10,6 @@ use arrow::datatypes::{DataType, TimestampMicrosecondType, UInt64Type};
 use callstate_log::Snapshot;
 use callstate_schemas::{Kind, SILENCE_US, Us};
 
-use super::frozen::{Frozen, frozen_of};
 use super::name::Name;
 use crate::error::{QueryError, Result};
 
@@ -180,9 +179,6 @@ pub struct LogRows {
     pub(crate) shadowed_before: Option<Us>,
     /// Service events left out so (the base had already been folded when they came).
     pub shadowed: u64,
-    /// The hourly rollups frozen before the horizon, if kept (and known at the question's
-    /// ingest time).
-    pub frozen: Option<Arc<Frozen>>,
 }
 
 /// Interns strings so that repeated names share one allocation (a fast hasher: this is
@@ -338,7 +334,6 @@ impl LogRows {
                 return Err(known_before_base(k, base));
             }
             rows.horizon = Some(base.horizon_us);
-            rows.frozen = frozen_of(snap, known_at)?;
         }
         let (batches, spans, base_batches) = if digests {
             let view = snap.read_digests(Some(COLUMNS), known_at)?;
