@@ -786,3 +786,53 @@ fn serve_folds_old_service_history_as_it_runs() {
     );
     assert!(server.stop().success());
 }
+
+/// The SLI counters of `/metrics` (seconds per state of every device since its first event,
+/// per pool, node and cluster) over a log folded by retention of intervals count the hours
+/// kept before the horizon: in service, out of service and excluded as over the whole log
+/// (unknown from each device's first hour rather than its first event).
+#[test]
+fn sli_counters_count_the_hours_kept_before_a_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    simulated_in(dir.path(), 2_000);
+    let now = callstate_schemas::parse_instant("2026-11-26T00:00:00Z").unwrap();
+    let totals = |dir: &Path| {
+        let d = callstate_query::Derived::load(
+            Snapshot::load(dir).unwrap(),
+            None,
+            Default::default(),
+            false,
+        )
+        .unwrap();
+        let t = callstate_report::slo::sli::totals(&d, now, &callstate_query::Cancel::new());
+        let t = t.unwrap();
+        t.into_iter()
+            .map(|t| (t.scope, t.group, t.seconds))
+            .collect::<Vec<_>>()
+    };
+    let want = totals(dir.path());
+    assert!(want.len() > 3, "{want:?}");
+    succeed(
+        bin()
+            .args([
+                "log",
+                "retire",
+                "--intervals-before",
+                "2026-11-24T12:00:00Z",
+            ])
+            .arg("--data")
+            .arg(dir.path()),
+    );
+    let got = totals(dir.path());
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((g.0, &g.1), (w.0, &w.1));
+        for k in [0, 1, 3] {
+            assert_eq!(g.2[k], w.2[k], "{g:?} against {w:?}");
+        }
+        assert!(
+            g.2[2] >= w.2[2] && g.2[2] - w.2[2] < 3_600.0 * 40.0,
+            "{g:?} {w:?}"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use callstate_query::model::availability::Seconds;
 use callstate_query::model::fleet::Fleet;
-use callstate_query::model::rollup::Exclusions;
+use callstate_query::model::rollup::{Exclusions, UNIT};
 use callstate_query::model::tally::Total;
 use callstate_query::{Cancel, Result};
 use callstate_schemas::{ServiceState, Us};
@@ -48,7 +48,8 @@ fn by_state(s: &Seconds) -> [f64; 4] {
     ]
 }
 
-/// Every group's device-seconds from each device's first event up to `now`.
+/// Every group's device-seconds from each device's first event up to `now` (from its first
+/// hour kept, where retention of intervals kept only its hourly rollups before a horizon).
 pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTotal>> {
     // groups borrow their names from the fleet: no allocation per device
     let mut acc: BTreeMap<(&'static str, &str), Total> = BTreeMap::new();
@@ -57,7 +58,10 @@ pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTota
         if n % 512 == 0 {
             cancel.check()?;
         }
-        let first = d.first_from();
+        let first = match fleet.frozen().and_then(|f| f.device(d.name())) {
+            Some(r) => d.first_from().min(r.covered().0 * UNIT),
+            None => d.first_from(),
+        };
         if first >= now {
             continue;
         }
