@@ -219,14 +219,7 @@ impl Reader<'_, '_> {
     /// the hours frozen there where they can answer (the question checked by
     /// [`Fleet::availability_known`]), else from the history kept alone (unknown before it).
     pub fn tally(&self, from: Us, to: Us) -> Tally {
-        let whole = |t: Us| t.rem_euclid(UNIT) == 0;
-        let answers = |f: &Frozen| {
-            from < f.until()
-                && from >= f.kept_from()
-                && whole(from)
-                && (to >= f.until() || whole(to))
-        };
-        match self.frozen.filter(|(f, _)| answers(f)) {
+        match self.frozen.filter(|(f, _)| f.covers(from, to)) {
             Some((f, device)) => {
                 let mid = to.min(f.until());
                 let (before, at) = f.tally(device, self.frozen_hint.get(), from, mid);

@@ -162,6 +162,17 @@ impl Frozen {
         }
     }
 
+    /// Whether the hours kept hold [from, to) up to the horizon whole: `from` before the
+    /// horizon, not before the first hour kept, and on a whole hour, as `to` is if before the
+    /// horizon (what [`answers`](Self::answers) asks before its maintenance windows).
+    pub fn covers(&self, from: Us, to: Us) -> bool {
+        let whole = |t: Us| t.rem_euclid(UNIT) == 0;
+        from < self.until()
+            && from >= self.kept_from()
+            && whole(from)
+            && (to >= self.until() || whole(to))
+    }
+
     /// Refuses availability over [from, to) (`from` before the horizon) where the hours kept
     /// cannot answer it: before the first hour kept, an edge inside an hour before the
     /// horizon, or hours a maintenance window of `now` (the windows known now) that was not
@@ -185,6 +196,7 @@ impl Frozen {
                 format_instant(from)
             )));
         }
+        debug_assert!(self.covers(from, to), "the two refusals above");
         let applied: BTreeSet<&WindowKey> = self.windows.iter().collect();
         let known = window_keys(now, until);
         let announced = known.iter().filter(|w| !applied.contains(w));
