@@ -7,6 +7,7 @@
 //! DIR/segments/seg-00000003.parquet    a segment
 //! DIR/segments/seg-00000003.digest.parquet   its digest
 //! DIR/segments/base-00000042.parquet   the digests folded before a horizon (`log::fold`)
+//! DIR/segments/rollups-00000042.bin    the caller's bytes kept with that base
 //! DIR/rejects/                         rejects files of the collectors
 //! ```
 
@@ -28,6 +29,22 @@ pub fn segments_dir(dir: &Path) -> PathBuf {
 /// File name of segment `id`.
 pub fn segment_file(id: u64) -> String {
     format!("seg-{id:08}.parquet")
+}
+
+/// File name of base `id` (`log::fold`).
+pub fn base_file(id: u64) -> String {
+    format!("base-{id:08}.parquet")
+}
+
+/// File name of the bytes kept with base `id` (`log::fold`).
+pub fn kept_file(id: u64) -> String {
+    format!("rollups-{id:08}.bin")
+}
+
+/// The id a segment, digest, base or kept file is named with.
+pub fn file_id(name: &str) -> Option<u64> {
+    let (_, rest) = name.split_once('-')?;
+    rest.get(..8)?.parse().ok()
 }
 
 /// File name of the digest of segment file `segment`.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, LogError, Result};
 use crate::fsutil::write_atomic;
+use crate::layout::file_id;
 
 /// Input positions stored with the events: `"topic/partition"` → next offset to read.
 pub type Positions = BTreeMap<String, i64>;
@@ -178,6 +179,16 @@ impl Manifest {
             .iter()
             .flat_map(SegmentMeta::files)
             .chain(self.base.iter().flat_map(Base::files))
+    }
+
+    /// The id for the next file: `next_segment_id`, or after every id a file it keeps is
+    /// named with if later (a fold of a version before did not record the id it took; its
+    /// next fold would otherwise take that base's name, then delete it with the base).
+    pub fn next_id(&self) -> u64 {
+        self.files()
+            .filter_map(file_id)
+            .map(|id| id + 1)
+            .fold(self.next_segment_id, u64::max)
     }
 
     /// Loads the manifest of a data directory; a directory without one is an empty log.

@@ -17,7 +17,7 @@ use crate::digest::{SPAN_GAP_US, usable};
 use crate::error::IoContext;
 use crate::error::{LogError, Result};
 use crate::fsutil::write_atomic;
-use crate::layout::segments_dir;
+use crate::layout::{base_file, kept_file, segments_dir};
 use crate::manifest::{Base, Digest, KeptFile, SegmentMeta, SourceSpan};
 use crate::notify::Notice;
 use crate::segment::write_segment;
@@ -65,18 +65,7 @@ impl Log {
             .unwrap_or_else(|p| p.into_inner());
         let (prior, id) = {
             let mut st = self.lock();
-            let prior = st.manifest.base.clone();
-            // (never the name of a file the base before holds: those go at the commit)
-            let mut id = st.take_id();
-            while prior.as_ref().is_some_and(|p| {
-                p.files().any(|f| {
-                    f.ends_with(&format!("-{id:08}.parquet"))
-                        || f.ends_with(&format!("-{id:08}.bin"))
-                })
-            }) {
-                id = st.take_id();
-            }
-            (prior, id)
+            (st.manifest.base.clone(), st.take_id())
         };
         if let Some(p) = prior.as_ref().filter(|p| p.horizon_us > horizon_us) {
             return Err(LogError::Stale(format!(
@@ -84,12 +73,12 @@ impl Log {
                 p.horizon_us
             )));
         }
-        let file = format!("base-{id:08}.parquet");
+        let file = base_file(id);
         let dir = segments_dir(&self.shared.dir);
         let meta = write_segment(&dir.join(&file), rows)?;
         let kept = match kept {
             Some(bytes) => {
-                let file = format!("rollups-{id:08}.bin");
+                let file = kept_file(id);
                 let path = dir.join(&file);
                 write_atomic(&path, bytes).ctx(|| format!("writing {}", path.display()))?;
                 Some(KeptFile {

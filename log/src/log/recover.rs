@@ -163,7 +163,7 @@ impl Log {
             }
         };
         let tail_rows = tail.iter().map(RecordBatch::num_rows).sum();
-        let manifest_next_id = manifest.next_segment_id;
+        let manifest_next_id = manifest.next_id();
         Ok(Log {
             shared: Arc::new(Shared {
                 dir,

@@ -10,7 +10,7 @@ use callstate_schemas::{StoredEvent, decode_batch};
 use super::record::decode;
 use super::{Log, State};
 use crate::digest::usable;
-use crate::error::{IoContext, LogError, Result};
+use crate::error::{LogError, Result};
 use crate::layout::{segments_dir, wal_dir};
 use crate::manifest::{self, Base, Manifest, SegmentMeta, SourceSpan};
 use crate::notify::Subscription;
@@ -135,24 +135,8 @@ impl Snapshot {
         Err(LogError::Busy)
     }
 
-    /// The bytes the caller kept with the base ([`Log::fold`]'s `kept`), if any; a file of
-    /// another length than the manifest says is corrupt.
-    pub fn read_kept(&self) -> Result<Option<Vec<u8>>> {
-        let Some((path, len)) = self.kept_file() else {
-            return Ok(None);
-        };
-        let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
-        if bytes.len() as u64 != len {
-            return Err(LogError::Corrupt {
-                path,
-                reason: format!("{} bytes where the manifest says {len}", bytes.len()),
-            });
-        }
-        Ok(Some(bytes))
-    }
-
-    /// The file of the bytes the caller kept with the base and its length as the manifest
-    /// says, if any (to read them otherwise than [`read_kept`](Self::read_kept) does: mapped).
+    /// The file of the bytes the caller kept with the base ([`Log::fold`]'s `kept`) and
+    /// their length as the manifest says (the reader checks it), if any.
     pub fn kept_file(&self) -> Option<(PathBuf, u64)> {
         let k = self.base.as_ref()?.kept.as_ref()?;
         Some((segments_dir(&self.dir).join(&k.file), k.bytes))
