@@ -160,9 +160,10 @@ pub fn retire(
         .map(|b| instant_or_age("--legs-before", b))
         .transpose()?;
     let log = Log::open(data, LogOptions::default())?;
+    // the horizon to fold at: the one asked, or the base's for rollups alone
+    let fold_at = intervals_us.or(rollups_us.and(log.snapshot().base.map(|b| b.horizon_us)));
     if let Some(r) = rollups_us {
-        let base = log.snapshot().base.map(|b| b.horizon_us);
-        match intervals_us.or(base) {
+        match fold_at {
             None => anyhow::bail!(
                 "--rollups-before: the hourly rollups are those of the intervals while they \
                  are kept (no --intervals-before, and none were retired)"
@@ -193,7 +194,7 @@ pub fn retire(
         out.insert("retired".into(), serde_json::to_value(retired)?);
         out.insert("legs_checkpoint".into(), through.into());
     }
-    if let Some(h) = intervals_us.or(rollups_us.and(log.snapshot().base.map(|b| b.horizon_us))) {
+    if let Some(h) = fold_at {
         // nobody else reads this log: the files go at once
         let view = started(&mut live, &log)?.view();
         let folded = callstate_query::fold::fold_before(

@@ -85,14 +85,6 @@ impl Frozen {
         self.devices.len()
     }
 
-    /// Bytes held on the heap.
-    pub fn heap_bytes(&self) -> usize {
-        self.devices
-            .iter()
-            .map(|(k, r)| k.len() + r.heap_bytes() + size_of::<Rollup>())
-            .sum()
-    }
-
     /// The rollups of `devices` (each one's name and intervals, in time order, every
     /// silence cut out; maintenance windows `windows`) before `horizon` (a whole hour), those
     /// `before` kept (up to its own horizon, not later than this one) and the hours after
@@ -129,12 +121,11 @@ impl Frozen {
                 let (first, _) = r.covered();
                 let keep_from = first.max(from);
                 if keep_from < b.end {
-                    runs.extend_from(&runs_of(r), keep_from, b.end);
+                    runs.extend_from(r.runs(), keep_from, b.end);
                 }
             }
             if start < end {
-                let new = Rollup::units_between(name, &intervals, &ex, start, end);
-                runs.extend_from(&new, start, end);
+                Rollup::push_units(&mut runs, name, &intervals, &ex, (start, end));
             }
             runs.finish();
             if runs.is_empty() {
@@ -242,13 +233,8 @@ impl Frozen {
         if d0 >= d1 {
             return (Tally::default(), hint);
         }
-        let unknown = |a: i64, b: i64| {
-            if a < b {
-                Tally::pure(ServiceState::Unknown, (b - a) * UNIT)
-            } else {
-                Tally::default()
-            }
-        };
+        // (a ≤ b in every call below: an empty span is the empty tally)
+        let unknown = |a: i64, b: i64| Tally::pure(ServiceState::Unknown, (b - a) * UNIT);
         let Some(r) = device else {
             return (unknown(d0, d1), hint);
         };
@@ -389,11 +375,6 @@ pub fn frozen_of(
     Ok(known_at
         .is_none_or(|k| k >= f.known_until())
         .then(|| Arc::new(f)))
-}
-
-/// A rollup's runs as [`UnitRuns`] (to copy from).
-fn runs_of(r: &Rollup) -> UnitRuns {
-    UnitRuns::from_parts(r.extent(), r.bytes().to_vec().into())
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

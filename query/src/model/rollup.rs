@@ -157,29 +157,26 @@ impl Rollup {
         out
     }
 
-    /// The runs of the units [d0, d1) of the device `device`'s `intervals` (in time order,
-    /// every silence cut out: they are read as they are), those a window of `ex` may touch
-    /// tallied with those windows: what [`build`](Self::build) gives for them, for units it
-    /// would not cover (the hours frozen before a horizon of retention of intervals).
-    pub fn units_between(
+    /// Appends to `runs` (ending at `d0`, or empty) the units [d0, d1) of the device
+    /// `device`'s `intervals` (in time order, every silence cut out: they are read as they
+    /// are), those a window of `ex` may touch tallied with those windows: what
+    /// [`build`](Self::build) gives for them, for units it would not cover (the hours frozen
+    /// before a horizon of retention of intervals). [`UnitRuns::finish`] to call after.
+    pub fn push_units(
+        runs: &mut UnitRuns,
         device: &str,
         intervals: &[ServiceInterval],
         ex: &Exclusions<'_>,
-        d0: i64,
-        d1: i64,
-    ) -> UnitRuns {
+        (d0, d1): (i64, i64),
+    ) {
         let names = names_of(intervals);
         let (touched, windows, _) = ex.touched(device, &names);
-        let mut runs = UnitRuns::default();
-        fill(&mut runs, intervals, (&touched, &windows), d0, d1);
-        runs.finish();
-        runs
+        fill(runs, intervals, (&touched, &windows), d0, d1);
     }
 
-    /// Adds the tally `t` of `n` units from `unit` (after the last run).
-    #[cfg(test)]
-    fn push(&mut self, unit: i64, n: i64, t: Tally) {
-        push(&mut self.runs, unit, n, t);
+    /// Its runs.
+    pub fn runs(&self) -> &UnitRuns {
+        &self.runs
     }
 
     /// The units covered, [first, end).
@@ -546,13 +543,23 @@ mod tests {
     fn runs_longer_than_32_bits_of_units_are_read_whole() {
         let mut r = Rollup::default();
         let long = i64::from(u32::MAX) + 10;
-        r.push(7, 3, Tally::pure(ServiceState::InService, 3 * UNIT));
+        push(
+            &mut r.runs,
+            7,
+            3,
+            Tally::pure(ServiceState::InService, 3 * UNIT),
+        );
         // (a run's own tally is only read for its state: `long` units do not fit i64 µs)
-        r.push(10, long, Tally::pure(ServiceState::InService, UNIT));
+        push(
+            &mut r.runs,
+            10,
+            long,
+            Tally::pure(ServiceState::InService, UNIT),
+        );
         // a mixed unit after: half in service, half out
         let half = Tally::pure(ServiceState::InService, UNIT / 2);
         let mixed = half.then(Tally::pure(ServiceState::OutOfService, UNIT / 2));
-        r.push(10 + long, 1, mixed);
+        push(&mut r.runs, 10 + long, 1, mixed);
         r.runs.finish();
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!(r.covered(), (7, 11 + long));
