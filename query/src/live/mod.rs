@@ -79,11 +79,11 @@ struct Shared {
     /// The horizon of retention of the legs asked for last (`Us::MIN`: none); every
     /// checkpoint written leaves out the legs before it.
     retain_from: AtomicI64,
-    /// One more than the version of the service file this process wrote last (0: none): a
-    /// write of the same version is skipped (a `log checkpoint` right after the start's
-    /// write in the background, or the other way round). A file found at the start is
-    /// written again even of the same version, which mends one damaged since.
-    service_on_disk: AtomicU64,
+    /// What the service file this process wrote last was written from ([`ServiceKey`]): a
+    /// write of the same is skipped (a `log checkpoint` right after the start's write in
+    /// the background, or the other way round). A file found at the start is written again
+    /// even of the same version, which mends one damaged since.
+    service_on_disk: Mutex<Option<ServiceKey>>,
 }
 
 /// Lets go of the pages of the mapped files (checkpoint of the legs, service file) that
@@ -155,7 +155,7 @@ impl Live {
             written: Mutex::new(None),
             service_written: Mutex::new(None),
             retain_from: AtomicI64::new(Us::MIN),
-            service_on_disk: AtomicU64::new(0),
+            service_on_disk: Mutex::new(None),
         });
         if stale {
             service_file_in_background(&shared);
@@ -285,13 +285,15 @@ fn write_checkpoint(shared: &Shared, view: &Arc<View>) -> Result<checkpoint::Wri
 /// Writes the service file of `view` (the caller holds `shared.writing`) and hands it mapped
 /// to the applier; `None` when this process wrote that version's already.
 fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<Option<service_file::Written>> {
-    if shared.service_on_disk.load(Ordering::Relaxed) == view.version.saturating_add(1) {
+    let key = ServiceKey::of(view);
+    if service_on_disk(shared).as_ref() == Some(&key) {
         return Ok(None);
     }
     let written = service_file::write(&shared.dir, view)?;
-    shared
+    *shared
         .service_on_disk
-        .store(view.version.saturating_add(1), Ordering::Relaxed);
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some(key);
     tracing::info!(
         version = written.version,
         devices = written.devices,
@@ -310,6 +312,32 @@ fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<Option<servic
         Err(e) => tracing::warn!(error = %e, "the service file just written cannot be read back"),
     }
     Ok(Some(written))
+}
+
+/// What a service file is written from: a version, and the base of the history folded
+/// before it (a fold changes devices' histories without a new version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ServiceKey {
+    version: u64,
+    base: Option<String>,
+}
+
+impl ServiceKey {
+    fn of(view: &View) -> ServiceKey {
+        ServiceKey {
+            version: view.version,
+            base: view.snapshot.base.as_ref().map(|b| b.digest.file.clone()),
+        }
+    }
+}
+
+/// What the service file this process wrote last was written from.
+fn service_on_disk(shared: &Shared) -> Option<ServiceKey> {
+    shared
+        .service_on_disk
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 /// Starts writing the service file of the current version in the background, unless a
@@ -368,6 +396,9 @@ fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
 /// checkpoint of the legs in the background every [`CHECKPOINT_EVERY`] call events.
 fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
     let mut asked = 0u64;
+    // a fold was taken in and no service file written since holds it: asked for until one
+    // does (a write under way when the fold came was of the history before it)
+    let mut fold_unwritten = false;
     while !shared.stop.load(Ordering::Relaxed) {
         state.checkpointed(shared.checkpointed.load(Ordering::Relaxed));
         if let Some((view, c)) = take(&shared.written) {
@@ -396,6 +427,14 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
             asked = state.calls_applied();
             checkpoint_in_background(shared);
         }
+        if fold_unwritten {
+            let base = ServiceKey::of(&shared.current.load()).base;
+            if service_on_disk(shared).is_some_and(|k| k.base == base) {
+                fold_unwritten = false;
+            } else if shared.writing.try_lock().is_ok() {
+                service_file_in_background(shared);
+            }
+        }
         let first = match sub.recv_timeout(Duration::from_millis(100)) {
             Ok(Some(n)) => n,
             Ok(None) => continue,
@@ -419,11 +458,8 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
         }
         shared.current.store(Arc::new(state.view()));
         shared.published.send_replace(state.version());
-        if folded && failed.is_none() {
-            // the devices derived again read the file again once it holds them
-            shared.service_on_disk.store(0, Ordering::Relaxed);
-            service_file_in_background(shared);
-        }
+        // the devices derived again read the file again once it holds them
+        fold_unwritten |= folded && failed.is_none();
         if let Some(e) = failed {
             tracing::error!(error = %e, "the live state stopped following the log");
             *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
