@@ -436,3 +436,61 @@ fn hourly_rollups_kept_before_the_horizon_answer_as_the_whole_log() {
         assert!(after.availability_known(&[(h1, h1 + HOUR)]).is_ok());
     }
 }
+
+#[test]
+fn a_window_announced_between_two_folds_is_answered_where_the_second_applied_it() {
+    let (events, _) = common::simulate("rolling-upgrade", 30, 3);
+    let (_dir, log) = rolled_log(&events, SEGMENT_ROWS);
+    let before = derived(&log);
+    let first = before.intervals.iter().map(|i| i.valid_from).min().unwrap();
+    let last = before.intervals.iter().map(|i| i.valid_from).max().unwrap();
+    let end = last + 2 * HOUR;
+    let at = |k: Us| (first + k * (last - first) / 3).div_euclid(HOUR) * HOUR;
+    let (h1, h2) = (at(1), at(2));
+    assert!(first + 2 * HOUR < h1 && h1 + 3 * HOUR < h2, "a history of hours");
+    let running = Live::start(&log, Default::default()).unwrap();
+    let view = common::caught_up(&running, log.version(), Duration::from_secs(60));
+    fold_before(&log, &view, h1, None, Duration::ZERO)
+        .unwrap()
+        .expect("segments before h1");
+    // a window over the hour before h1 and the hour after, announced after the first fold:
+    // the second fold applies it to the hour after h1, which is answered; the hour before
+    // was frozen without it and is refused
+    let device = before.intervals[0].device.to_string();
+    let late = window_on(&device, h1 - HOUR, h1 + HOUR, last + HOUR);
+    assert_eq!(log.append(std::slice::from_ref(&late)).unwrap().accepted, 1);
+    let view = common::caught_up(&running, log.version(), Duration::from_secs(60));
+    fold_before(&log, &view, h2, None, Duration::ZERO)
+        .unwrap()
+        .expect("segments before h2");
+
+    let mut all = events.clone();
+    all.push(late);
+    let (_whole_dir, whole_log) = rolled_log(&all, SEGMENT_ROWS);
+    let whole = derived(&whole_log);
+    let want = sla_before(&whole, h1, h2, end);
+    // the window changes the device's answer over the hour after h1: the check can fail
+    assert_ne!(
+        sla_before(&before, h1, h2, end),
+        want,
+        "the window changes the device's SLA"
+    );
+    let after = derived(&log);
+    same(&sla_before(&after, h1, h2, end), &want, "from scratch");
+    let live = folded_view(&running, &log, h2);
+    same(&sla_before(&*live, h1, h2, end), &want, "live");
+    drop(running);
+    let restarted = Live::start(&log, Default::default()).unwrap();
+    let live = folded_view(&restarted, &log, h2);
+    same(&sla_before(&*live, h1, h2, end), &want, "after a restart");
+
+    for f in [&after as &dyn Fleet, &*live] {
+        let e = f
+            .availability_known(&[(h1 - HOUR, h2)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("announced") && e.contains(&device), "{e}");
+        let h0 = first.div_euclid(HOUR) * HOUR + HOUR;
+        assert!(f.availability_known(&[(h0, h1 - HOUR)]).is_ok());
+    }
+}

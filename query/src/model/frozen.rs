@@ -10,10 +10,13 @@
 //! (`query/tests/intervals_retention.rs`); what they cannot answer is refused, naming why
 //! ([`Frozen::answers`]): a window edge inside an hour before the horizon, hours before
 //! retention of rollups, and hours a maintenance window announced, moved or cancelled since
-//! the freeze touches (it can no longer be applied: the intervals are gone).
+//! the freeze touches (it can no longer be applied: the intervals are gone). Each window is
+//! kept with the hours it was applied to: a window announced between two folds is applied to
+//! the second fold's hours and answered there, refused only over the first's.
 //!
 //! The file: a magic, the units kept [from, end), the latest ingest time of the events they
-//! were built from, the maintenance windows applied (scope, target, start, end), then per
+//! were built from, the maintenance windows applied (scope, target, start, end, and the
+//! units [from, end) of the fold that applied them), then per
 //! device its name, first unit, units, runs and its runs' bytes ([`UnitRuns`]); varints and
 //! length-prefixed strings; a CRC-32C of all of it last.
 
@@ -34,10 +37,28 @@ use super::unit_runs::{Cursor, Extent, UnitRuns};
 use super::varint::{Reader, put, unzigzag, zigzag};
 use crate::error::{QueryError, Result};
 
-const MAGIC: [u8; 8] = *b"CSFROZ01";
+const MAGIC: [u8; 8] = *b"CSFROZ02";
 
 /// A maintenance window as the frozen hours applied it: scope, target, start, end.
 pub type WindowKey = (Arc<str>, Arc<str>, Us, Us);
+
+/// A maintenance window and the units [from, end) of the fold whose hours it was applied to
+/// (those of them it touches).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Applied {
+    window: WindowKey,
+    units: (i64, i64),
+}
+
+/// The units [first, end) the window `w` touches.
+fn touched(w: &WindowKey) -> (i64, i64) {
+    (unit_of(w.2), unit_of(w.3 - 1) + 1)
+}
+
+/// [a, b) ∩ [c, d), empty when a ≥ b.
+fn meet((a, b): (i64, i64), (c, d): (i64, i64)) -> (i64, i64) {
+    (a.max(c), b.min(d))
+}
 
 /// Every device's hourly tallies over the units [from, end) before the horizon of retention
 /// of intervals.
@@ -49,8 +70,9 @@ pub struct Frozen {
     end: i64,
     /// The latest ingest time of the events they were built from.
     known_until: Us,
-    /// The maintenance windows that touch units before `end`, as applied (sorted).
-    windows: Vec<WindowKey>,
+    /// The maintenance windows applied to units before `end`, each with the units of the
+    /// fold that applied it (sorted).
+    windows: Vec<Applied>,
     /// Each device's units, from its first (or `from`) to `end`.
     devices: HashMap<Box<str>, Rollup>,
 }
@@ -138,17 +160,36 @@ impl Frozen {
             let bytes = SharedBytes::from(runs.parts().1.to_vec());
             kept.insert(name.into(), Rollup::from_parts(head, bytes));
         }
-        let mut applied = window_keys(windows, end * UNIT);
-        // the windows the hours kept from before were built with stay theirs
-        if let Some(b) = before {
-            applied.retain(|w| w.2 >= b.until());
-            applied.extend(b.windows.iter().cloned());
+        // the windows the hours kept from before were built with stay theirs; those known
+        // now are applied to this fold's units (one entry where a window carries on)
+        let new = (before.map_or(i64::MIN, |b| b.end).max(from), end);
+        let mut applied: Vec<Applied> = before
+            .map(|b| b.windows.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.units.1 > from)
+            .collect();
+        if new.0 < new.1 {
+            for window in window_keys(windows, end * UNIT) {
+                let units = meet(new, touched(&window));
+                if units.0 >= units.1 {
+                    continue;
+                }
+                match applied
+                    .iter_mut()
+                    .find(|a| a.window == window && a.units.1 == units.0)
+                {
+                    Some(a) => a.units.1 = units.1,
+                    None => applied.push(Applied { window, units }),
+                }
+            }
         }
+        applied.sort();
         Frozen {
             from,
             end,
             known_until: before.map_or(known_until, |b| b.known_until.max(known_until)),
-            windows: applied.into_iter().collect(),
+            windows: applied,
             devices: kept,
         }
     }
@@ -167,7 +208,7 @@ impl Frozen {
     /// Refuses availability over [from, to) (`from` before the horizon) where the hours kept
     /// cannot answer it: before the first hour kept, an edge inside an hour before the
     /// horizon, or hours a maintenance window of `now` (the windows known now) that was not
-    /// applied to them, or one applied that is no longer there, touches.
+    /// applied to them, or one applied to them that is no longer there, touches.
     pub fn answers(&self, from: Us, to: Us, now: &[MaintenanceRow]) -> Result<()> {
         let until = self.until();
         let to = to.min(until);
@@ -188,28 +229,49 @@ impl Frozen {
             )));
         }
         debug_assert!(self.covers(from, to), "the two refusals above");
-        let applied: BTreeSet<&WindowKey> = self.windows.iter().collect();
+        let asked = (unit_of(from), unit_of(to));
         let known = window_keys(now, until);
-        let announced = known.iter().filter(|w| !applied.contains(w));
-        let gone = self.windows.iter().filter(|w| !known.contains(*w));
-        for (w, what) in announced
+        // a window known now over asked hours no fold applied it to
+        let announced = known.iter().filter(|w| {
+            let (mut a, b) = meet(asked, touched(w));
+            let mut spans: Vec<(i64, i64)> = (self.windows.iter())
+                .filter(|x| &x.window == *w)
+                .map(|x| x.units)
+                .collect();
+            spans.sort();
+            for (c, d) in spans {
+                if c > a {
+                    break;
+                }
+                a = a.max(d);
+            }
+            a < b
+        });
+        // a window applied to asked hours and no longer known
+        let gone = (self.windows.iter())
+            .filter(|x| !known.contains(&x.window))
+            .filter(|x| {
+                let (a, b) = meet(meet(asked, x.units), touched(&x.window));
+                a < b
+            })
+            .map(|x| &x.window);
+        let refused = announced
             .map(|w| (w, "announced or moved"))
             .chain(gone.map(|w| (w, "cancelled or moved")))
-        {
-            if w.2 < to && w.3 > from {
-                return Err(QueryError::Retired(format!(
-                    "the maintenance window on {} {} from {} to {} was {what} after the \
-                     hours before {} were frozen (retention of intervals): it cannot be \
-                     applied to them, so the window from {} to {} cannot be answered",
-                    w.0,
-                    w.1,
-                    format_instant(w.2),
-                    format_instant(w.3),
-                    format_instant(until),
-                    format_instant(from),
-                    format_instant(to)
-                )));
-            }
+            .next();
+        if let Some((w, what)) = refused {
+            return Err(QueryError::Retired(format!(
+                "the maintenance window on {} {} from {} to {} was {what} after the \
+                 hours before {} were frozen (retention of intervals): it cannot be \
+                 applied to them, so the window from {} to {} cannot be answered",
+                w.0,
+                w.1,
+                format_instant(w.2),
+                format_instant(w.3),
+                format_instant(until),
+                format_instant(from),
+                format_instant(to)
+            )));
         }
         Ok(())
     }
@@ -252,11 +314,14 @@ impl Frozen {
         put(&mut out, zigzag(self.end));
         put(&mut out, zigzag(self.known_until));
         put(&mut out, self.windows.len() as u64);
-        for (scope, target, start, end) in &self.windows {
+        for Applied { window, units } in &self.windows {
+            let (scope, target, start, end) = window;
             put_str(&mut out, scope);
             put_str(&mut out, target);
             put(&mut out, zigzag(*start));
             put(&mut out, zigzag(*end));
+            put(&mut out, zigzag(units.0));
+            put(&mut out, zigzag(units.1));
         }
         let mut names: Vec<&Box<str>> = self.devices.keys().collect();
         names.sort();
@@ -303,7 +368,11 @@ impl Frozen {
             let target: Arc<str> = get_str(&mut r).ok_or_else(short)?.into();
             let start = unzigzag(int(&mut r)?);
             let stop = unzigzag(int(&mut r)?);
-            windows.push((scope, target, start, stop));
+            let units = (unzigzag(int(&mut r)?), unzigzag(int(&mut r)?));
+            windows.push(Applied {
+                window: (scope, target, start, stop),
+                units,
+            });
         }
         let n = int(&mut r)?;
         let mut devices = HashMap::with_capacity(n.min(1 << 20) as usize);
