@@ -208,6 +208,16 @@ pub struct Reader<'a, 'e> {
 }
 
 impl Reader<'_, '_> {
+    /// The device's first instant with a history: its first hour frozen before the horizon
+    /// of retention of intervals, if it has one, else its first interval's start.
+    pub fn first_from(&self) -> Us {
+        let first = self.dev.first_from();
+        match self.frozen {
+            Some((_, Some(r))) => first.min(r.covered().0 * UNIT),
+            _ => first,
+        }
+    }
+
     fn direct(&self, a: Us, b: Us) -> Tally {
         if a >= b {
             return Tally::default();

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use callstate_query::model::availability::Seconds;
 use callstate_query::model::fleet::Fleet;
-use callstate_query::model::rollup::{Exclusions, UNIT};
+use callstate_query::model::rollup::Exclusions;
 use callstate_query::model::tally::Total;
 use callstate_query::{Cancel, Result};
 use callstate_schemas::{ServiceState, Us};
@@ -58,14 +58,12 @@ pub fn totals(fleet: &dyn Fleet, now: Us, cancel: &Cancel) -> Result<Vec<SliTota
         if n % 512 == 0 {
             cancel.check()?;
         }
-        let first = match fleet.frozen().and_then(|f| f.device(d.name())) {
-            Some(r) => d.first_from().min(r.covered().0 * UNIT),
-            None => d.first_from(),
-        };
+        let reader = d.reader(&ex);
+        let first = reader.first_from();
         if first >= now {
             continue;
         }
-        let t = d.tally(first, now, &ex);
+        let t = reader.tally(first, now);
         for scope in SCOPES {
             acc.entry((scope.as_str(), d.group(scope)))
                 .or_default()
