@@ -784,6 +784,20 @@ fn serve_folds_old_service_history_as_it_runs() {
         (200, devices),
         "every device still has its state now"
     );
+    // the index of the frozen hours is part of what the live state holds
+    let metrics = common::agent()
+        .get(&format!("{}/metrics", server.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let frozen: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("callstate_live_state_bytes{part=\"frozen_rollups\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no frozen_rollups part: {metrics}"));
+    assert!(frozen > 40.0 * 50.0, "{frozen}");
     assert!(server.stop().success());
 }
 

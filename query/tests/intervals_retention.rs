@@ -447,7 +447,10 @@ fn a_window_announced_between_two_folds_is_answered_where_the_second_applied_it(
     let end = last + 2 * HOUR;
     let at = |k: Us| (first + k * (last - first) / 3).div_euclid(HOUR) * HOUR;
     let (h1, h2) = (at(1), at(2));
-    assert!(first + 2 * HOUR < h1 && h1 + 3 * HOUR < h2, "a history of hours");
+    assert!(
+        first + 2 * HOUR < h1 && h1 + 3 * HOUR < h2,
+        "a history of hours"
+    );
     let running = Live::start(&log, Default::default()).unwrap();
     let view = common::caught_up(&running, log.version(), Duration::from_secs(60));
     fold_before(&log, &view, h1, None, Duration::ZERO)

@@ -25,11 +25,14 @@ pub struct Memory {
     pub call_legs_packed: u64,
     /// Call legs in maps: open, revised, or not sealed yet.
     pub call_legs_loose: u64,
+    /// The index of the hourly rollups frozen before the horizon of retention of intervals
+    /// (their runs are read in place from the mapped file).
+    pub frozen_rollups: u64,
 }
 
 impl Memory {
     /// Its parts, named as `/metrics` labels them.
-    pub fn parts(&self) -> [(&'static str, u64); 6] {
+    pub fn parts(&self) -> [(&'static str, u64); 7] {
         [
             ("devices", self.devices),
             ("service_events", self.service_events),
@@ -37,6 +40,7 @@ impl Memory {
             ("rollups", self.rollups),
             ("call_legs_packed", self.call_legs_packed),
             ("call_legs_loose", self.call_legs_loose),
+            ("frozen_rollups", self.frozen_rollups),
         ]
     }
 }
@@ -44,7 +48,10 @@ impl Memory {
 impl View {
     /// What its devices hold on the heap.
     pub fn memory(&self) -> Memory {
-        let mut m = Memory::default();
+        let mut m = Memory {
+            frozen_rollups: self.frozen.as_ref().map_or(0, |f| f.heap_bytes()) as u64,
+            ..Memory::default()
+        };
         for d in self.devices.values() {
             // the device, its `Arc`'s counts, its entry in the table
             m.devices += (size_of::<Device>() + 16 + size_of::<(Name, usize)>()) as u64;

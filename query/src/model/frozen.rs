@@ -276,6 +276,19 @@ impl Frozen {
         Ok(())
     }
 
+    /// What its index holds on the heap (the table, names, heads and windows; runs read in
+    /// place from a buffer are not counted).
+    pub fn heap_bytes(&self) -> usize {
+        let table = self.devices.capacity() * (size_of::<(Box<str>, Rollup)>() + 1);
+        let devices: usize = (self.devices.iter())
+            .map(|(name, r)| name.len() + r.heap_bytes())
+            .sum();
+        let windows: usize = (self.windows.iter())
+            .map(|a| size_of::<Applied>() + a.window.0.len() + a.window.1.len())
+            .sum();
+        table + devices + windows
+    }
+
     /// The hours kept of the device `device`, if it has any.
     pub fn device(&self, device: &str) -> Option<&Rollup> {
         self.devices.get(device)
