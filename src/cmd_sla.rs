@@ -10,6 +10,7 @@ use serde::Serialize;
 use callstate_log::Snapshot;
 use callstate_query::model::calendar::report_windows;
 use callstate_query::model::fleet::Fleet;
+use callstate_query::model::frozen::Edges;
 use callstate_query::model::incidents::{IncidentOptions, detect};
 use callstate_query::model::sla::{GroupBy, Targets, availability_over, sla_over};
 use callstate_query::tables;
@@ -39,6 +40,11 @@ pub struct WindowArgs {
     /// Answer with what had been ingested by then (RFC 3339 or epoch ms).
     #[arg(long)]
     pub known_at: Option<String>,
+    /// exact, or hours: an edge inside an hour before the horizon of retention of
+    /// intervals (where only hourly rollups are kept) is moved inward to the whole hour
+    /// (the rows' window bounds say so), where exact refuses it.
+    #[arg(long, default_value = "exact")]
+    pub edges: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
@@ -80,9 +86,15 @@ fn prepare(w: &WindowArgs, data: &Path) -> anyhow::Result<Prepared> {
     let to = parse_instant(&w.to).context("--to")?;
     anyhow::ensure!(from < to, "--from must be before --to");
     let by: GroupBy = w.group_by.parse().map_err(anyhow::Error::msg)?;
+    let edges: Edges = w
+        .edges
+        .parse()
+        .map_err(anyhow::Error::msg)
+        .context("--edges")?;
     let windows = report_windows(from, to, w.period.as_deref(), Some(&w.tz))?;
     let known_at = w.known_at.as_deref().map(parse_instant).transpose()?;
     let derived = Derived::load(Snapshot::load(data)?, known_at, Targets::default(), false)?;
+    let windows = derived.windows_with_edges(windows, edges)?;
     derived.availability_known(&windows)?;
     Ok(Prepared {
         derived,

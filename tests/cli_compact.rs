@@ -507,8 +507,14 @@ fn state_at(dir: &Path, at: &str) -> std::process::Output {
 /// `callstate sla` over the simulated day (by device, JSON) from `from`: its output, or its
 /// error.
 fn sla_of(dir: &Path, from: &str) -> Result<Vec<u8>, String> {
+    sla_with(dir, from, &[])
+}
+
+/// [`sla_of`] with more arguments.
+fn sla_with(dir: &Path, from: &str, more: &[&str]) -> Result<Vec<u8>, String> {
     let out = bin()
         .args(["sla", "--from", from, "--to", "2026-11-25T00:00:00Z"])
+        .args(more)
         .args([
             "--group-by",
             "device",
@@ -616,6 +622,10 @@ fn log_retire_folds_old_service_history_and_a_crash_at_its_steps_loses_nothing()
         if crash.is_none() {
             let e = sla_of(d.path(), "2026-11-24T00:00:01Z").unwrap_err();
             assert!(e.contains("whole UTC hours"), "{e}");
+            // --edges hours: the edge moved to the next hour, answered as asked from there
+            let moved = sla_with(d.path(), "2026-11-24T00:00:01Z", &["--edges", "hours"]);
+            assert_eq!(moved, sla_of(d.path(), "2026-11-24T01:00:00Z"));
+            assert!(moved.is_ok());
             // retention of rollups: later than the intervals' horizon refused
             let out = bin()
                 .args([
@@ -779,6 +789,36 @@ fn serve_folds_old_service_history_as_it_runs() {
         text.contains(&kept_from) && text.contains("whole UTC hours"),
         "{text}"
     );
+    assert!(text.contains("edges=hours"), "the remedy named: {text}");
+    // edges=hours moves such an edge inward to the hour: the rows say the window answered,
+    // the same as asked from the hour; a window inside one hour is refused
+    let sla_json = |q: &str| {
+        let mut r = common::agent()
+            .get(&format!("{}/api/v1/sla?{q}", server.url))
+            .call()
+            .unwrap();
+        let text = r.body_mut().read_to_string().unwrap();
+        (r.status().as_u16(), text)
+    };
+    let (status, moved) =
+        sla_json("from=2026-11-24T00:30:00Z&to=2026-11-24T23:59:00Z&edges=hours&group_by=device");
+    assert_eq!(status, 200, "{moved}");
+    let (status, asked) =
+        sla_json("from=2026-11-24T01:00:00Z&to=2026-11-24T23:00:00Z&group_by=device");
+    assert_eq!(status, 200, "{asked}");
+    let moved: serde_json::Value = serde_json::from_str(&moved).unwrap();
+    assert_eq!(
+        moved,
+        serde_json::from_str::<serde_json::Value>(&asked).unwrap()
+    );
+    assert_eq!(moved[0]["window_start"], "2026-11-24T01:00:00Z");
+    assert_eq!(moved[0]["window_end"], "2026-11-24T23:00:00Z");
+    let (status, text) = sla_json("from=2026-11-24T00:10:00Z&to=2026-11-24T00:50:00Z&edges=hours");
+    assert_eq!(status, 422, "{text}");
+    assert!(text.contains("inside one hour"), "{text}");
+    let (status, text) = sla_json("from=2026-11-24T00:10:00Z&to=now&edges=minutes");
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("edges"), "{text}");
     assert_eq!(
         sql(now),
         (200, devices),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use callstate_log::{Log, LogStats};
 use callstate_query::fold::fold_before;
 use callstate_query::model::fleet::Fleet;
+use callstate_query::model::frozen::Edges;
 use callstate_query::model::intervals::clip_from;
 use callstate_query::model::sla::{availability_over, sla_over};
 use callstate_query::model::targets::GroupBy;
@@ -385,6 +386,45 @@ fn hourly_rollups_kept_before_the_horizon_answer_as_the_whole_log() {
             assert!(e.contains(why), "{w:?}: {e}");
         }
         assert!(after.availability_known(&[(h1, h2 + 7)]).is_ok());
+        // edges=hours: such edges moved inward to the hour, then answered as the whole log
+        let asked = vec![(h1 + 1, h2 + HOUR + 7), (h2 - 7, h2 + 7), (h1 + 7, h2 - 7)];
+        assert_eq!(
+            after
+                .windows_with_edges(asked.clone(), Edges::Exact)
+                .unwrap(),
+            asked
+        );
+        let moved = after.windows_with_edges(asked, Edges::Hours).unwrap();
+        assert_eq!(
+            moved,
+            [
+                (h1 + HOUR, h2 + HOUR + 7),
+                (h2, h2 + 7),
+                (h1 + HOUR, h2 - HOUR)
+            ]
+        );
+        after.availability_known(&moved).unwrap();
+        let by_device = |f: &dyn Fleet| {
+            let rows = availability_over(
+                f.devices(),
+                f.windows(),
+                &moved,
+                GroupBy::Device,
+                &Cancel::new(),
+            )
+            .unwrap();
+            rows.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>()
+        };
+        same(
+            &by_device(&after),
+            &by_device(&whole),
+            "edges moved to hours",
+        );
+        let e = after
+            .windows_with_edges(vec![(h1 + 7, h1 + HOUR - 7)], Edges::Hours)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inside one hour"), "{e}");
         // state and intervals before the horizon stay refused
         assert!(after.intervals_known(h2 - 1).is_err());
         // as known before the fold's last ingest: the frozen hours are not that knowledge

@@ -1,6 +1,7 @@
 //! Query parameters as users write them: instants (RFC 3339, epoch ms, `now`; an empty
 //! value, as a blank Grafana variable gives, is no value), windows, groupings.
 
+use callstate_query::model::frozen::Edges;
 use callstate_query::model::sla::GroupBy;
 use callstate_schemas::{Us, parse_instant};
 
@@ -35,6 +36,15 @@ pub fn group_by(v: &Option<String>, default: GroupBy) -> Result<GroupBy, ApiErro
         .map_or(Ok(default), |s| {
             s.parse()
                 .map_err(|e: String| ApiError::param("group_by", e))
+        })
+}
+
+/// `edges` ([`Edges`]; default `exact`).
+pub fn edges(v: &Option<String>) -> Result<Edges, ApiError> {
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .map_or(Ok(Edges::Exact), |s| {
+            s.parse().map_err(|e: String| ApiError::param("edges", e))
         })
 }
 

@@ -15,7 +15,7 @@ use callstate_schemas::Us;
 use crate::error::QueryError;
 
 use super::Name;
-use super::frozen::Frozen;
+use super::frozen::{Edges, Frozen};
 use super::intervals::{ServiceInterval, split_by_silence};
 use super::pack::Stored;
 use super::rollup::{Exclusions, Rollup, RollupCache, UNIT, settled_until, unit_from, unit_of};
@@ -298,6 +298,38 @@ pub trait Fleet: Send + Sync {
             }
         }
         Ok(())
+    }
+    /// `windows` with their edges taken as `edges` says: with [`Edges::Hours`], an edge
+    /// inside an hour before the horizon of retention of intervals, where hourly rollups
+    /// are kept, moved inward to the whole hour ([`Frozen::inward`]); a window that lies
+    /// inside one such hour is refused. What is left is checked by
+    /// [`availability_known`](Self::availability_known).
+    fn windows_with_edges(
+        &self,
+        windows: Vec<(Us, Us)>,
+        edges: Edges,
+    ) -> Result<Vec<(Us, Us)>, QueryError> {
+        let frozen = self
+            .frozen()
+            .filter(|f| Some(f.until()) == self.intervals_kept_from());
+        let (Edges::Hours, Some(f)) = (edges, frozen) else {
+            return Ok(windows);
+        };
+        windows
+            .into_iter()
+            .map(|(from, to)| {
+                f.inward(from, to).ok_or_else(|| {
+                    QueryError::Retired(format!(
+                        "the window from {} to {} lies inside one hour before {}, where \
+                         retention of intervals kept only hourly rollups: no whole hour of it \
+                         is left to answer",
+                        callstate_schemas::format_instant(from),
+                        callstate_schemas::format_instant(to),
+                        callstate_schemas::format_instant(f.until()),
+                    ))
+                })
+            })
+            .collect()
     }
     /// Refuses a question about the service history from `from` on when retention of
     /// intervals removed what lies before its horizon.

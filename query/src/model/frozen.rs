@@ -77,6 +77,30 @@ pub struct Frozen {
     devices: HashMap<Box<str>, Rollup>,
 }
 
+/// How the edges of an availability or SLA window are taken where only hourly rollups are
+/// kept (before the horizon of retention of intervals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Edges {
+    /// As asked: an edge inside such an hour is refused.
+    #[default]
+    Exact,
+    /// An edge inside such an hour is moved inward to the whole hour (the window's start
+    /// up, its end down): the rows' window bounds say what was answered.
+    Hours,
+}
+
+impl std::str::FromStr for Edges {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Edges, String> {
+        match s {
+            "exact" => Ok(Edges::Exact),
+            "hours" => Ok(Edges::Hours),
+            _ => Err(format!("`{s}`: expected exact or hours")),
+        }
+    }
+}
+
 /// The windows of `rows` that touch instants before `until`, as [`WindowKey`]s.
 fn window_keys(rows: &[MaintenanceRow], until: Us) -> BTreeSet<WindowKey> {
     rows.iter()
@@ -194,6 +218,20 @@ impl Frozen {
         }
     }
 
+    /// [from, to) with an edge inside an hour before the horizon moved inward to that hour's
+    /// edge (`from` up, `to` down), the rest as it is: what [`Edges::Hours`] asks; `None`
+    /// when nothing of the window is left (it lies inside one such hour).
+    pub fn inward(&self, from: Us, to: Us) -> Option<(Us, Us)> {
+        let until = self.until();
+        let from = if from < until {
+            unit_from(from) * UNIT
+        } else {
+            from
+        };
+        let to = if to < until { unit_of(to) * UNIT } else { to };
+        (from < to).then_some((from, to))
+    }
+
     /// Whether the hours kept hold [from, to) up to the horizon whole: `from` before the
     /// horizon, not before the first hour kept, and on a whole hour, as `to` is if before the
     /// horizon (what [`answers`](Self::answers) asks before its maintenance windows).
@@ -223,7 +261,8 @@ impl Frozen {
         if from.rem_euclid(UNIT) != 0 || to.rem_euclid(UNIT) != 0 {
             return Err(QueryError::Retired(format!(
                 "retention of intervals kept only hourly rollups before {}: the window from \
-                 {} must begin and end on whole UTC hours before it",
+                 {} must begin and end on whole UTC hours before it (edges=hours over HTTP, \
+                 --edges hours in the CLI, moves them there)",
                 format_instant(until),
                 format_instant(from)
             )));

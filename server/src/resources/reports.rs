@@ -50,6 +50,10 @@ pub struct AvailabilityParams {
     to: Option<String>,
     /// `device` (default), `device_pool`, `node` (home node), `cluster` or `device_type`.
     group_by: Option<String>,
+    /// `exact` (default) or `hours`: an edge inside an hour before the horizon of retention
+    /// of intervals (where only hourly rollups are kept) moved inward to the whole hour, as
+    /// the rows' window bounds then say, where `exact` refuses it.
+    edges: Option<String>,
     /// Answer with only the events ingested by then.
     known_at: Option<String>,
     /// `json` (default), `csv` or `arrow`.
@@ -71,13 +75,15 @@ pub async fn availability(
     let format = negotiate(p.format.as_deref(), &headers)?;
     let (from, to) = params::window(&p.from, &p.to)?;
     let by = params::group_by(&p.group_by, GroupBy::Device)?;
+    let edges = params::edges(&p.edges)?;
     let known_at = params::instant("known_at", &p.known_at)?;
     let fleet = app.fleet(known_at).await?;
-    fleet.availability_known(&[(from, to)])?;
+    let windows = fleet.windows_with_edges(vec![(from, to)], edges)?;
+    fleet.availability_known(&windows)?;
     let b = app
         .run(move |cancel| {
             let devices = fleet.devices().filter(|d| filter.keeps(d));
-            let r = availability_over(devices, fleet.windows(), &[(from, to)], by, cancel)?;
+            let r = availability_over(devices, fleet.windows(), &windows, by, cancel)?;
             Ok(tables::availability::batch(&r))
         })
         .await?;
@@ -94,6 +100,10 @@ pub struct SlaParams {
     to: Option<String>,
     /// `device_pool` (default), `device`, `node`, `cluster` or `device_type`.
     group_by: Option<String>,
+    /// `exact` (default) or `hours`: an edge inside an hour before the horizon of retention
+    /// of intervals (where only hourly rollups are kept) moved inward to the whole hour, as
+    /// the rows' window bounds then say, where `exact` refuses it.
+    edges: Option<String>,
     /// Calendar periods inside the window: `day`, `week` or `month`; none: the whole window.
     period: Option<String>,
     /// IANA time zone of the calendar periods (default UTC).
@@ -120,12 +130,14 @@ pub async fn sla(
     let format = negotiate(p.format.as_deref(), &headers)?;
     let (from, to) = params::window(&p.from, &p.to)?;
     let by = params::group_by(&p.group_by, GroupBy::DevicePool)?;
+    let edges = params::edges(&p.edges)?;
     let known_at = params::instant("known_at", &p.known_at)?;
     if p.period.is_none() && p.tz.is_some() {
         return Err(ApiError::param("tz", "only meaningful with period"));
     }
     let windows = report_windows(from, to, p.period.as_deref(), p.tz.as_deref())?;
     let fleet = app.fleet(known_at).await?;
+    let windows = fleet.windows_with_edges(windows, edges)?;
     fleet.availability_known(&windows)?;
     let b = app
         .run(move |cancel| {
