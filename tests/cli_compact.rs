@@ -816,6 +816,18 @@ fn serve_folds_old_service_history_as_it_runs() {
     let (status, text) = sla_json("from=2026-11-24T00:10:00Z&to=2026-11-24T00:50:00Z&edges=hours");
     assert_eq!(status, 422, "{text}");
     assert!(text.contains("inside one hour"), "{text}");
+    // burn rates over a window reaching before the horizon: from the hour after its start
+    let mut r = common::agent()
+        .get(&format!(
+            "{}/api/v1/slo/burn?window=30d&scope=cluster",
+            server.url
+        ))
+        .call()
+        .unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{text}");
+    let burn: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(burn[0]["availability"].as_f64().is_some(), "{burn}");
     let (status, text) = sla_json("from=2026-11-24T00:10:00Z&to=now&edges=minutes");
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("edges"), "{text}");

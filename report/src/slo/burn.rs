@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use callstate_query::model::fleet::Fleet;
+use callstate_query::model::frozen::Edges;
 use callstate_query::model::sla::{GroupBy, availability_over};
 use callstate_query::{Cancel, Result};
 use callstate_schemas::Us;
@@ -30,7 +31,9 @@ pub struct BurnRow {
     pub burn_rate: Option<f64>,
 }
 
-/// Burn rates over [now − window, now) of every group of `scopes` (all SLI scopes if empty).
+/// Burn rates over [now − window, now) of every group of `scopes` (all SLI scopes if empty);
+/// where only hourly rollups are kept (before the horizon of retention of intervals), from
+/// the whole hour after its start ([`Edges::Hours`]: under an hour less of the window).
 pub fn burn(
     fleet: &dyn Fleet,
     now: Us,
@@ -43,16 +46,11 @@ pub fn burn(
     } else {
         scopes
     };
-    fleet.availability_known(&[(now - window, now)])?;
+    let windows = fleet.windows_with_edges(vec![(now - window, now)], Edges::Hours)?;
+    fleet.availability_known(&windows)?;
     let mut out = Vec::new();
     for &by in scopes {
-        let rows = availability_over(
-            fleet.devices(),
-            fleet.windows(),
-            &[(now - window, now)],
-            by,
-            cancel,
-        )?;
+        let rows = availability_over(fleet.devices(), fleet.windows(), &windows, by, cancel)?;
         for g in rows {
             let target = fleet.targets().of(by, &g.group_key);
             let error_ratio = g.availability.map(|a| 1.0 - a);
