@@ -26,7 +26,7 @@ pub use derived::{Derived, LazyDerived};
 pub use error::{QueryError, Result};
 pub use exec::{Cancel, QueryRuntime, Running};
 pub use limits::Limits;
-pub use live::{Live, View};
+pub use live::{Live, LiveOptions, View};
 pub use model::availability::Seconds;
 pub use model::intervals::{DeviceIndex, ServiceInterval, derive};
 pub use model::rows::LogRows;

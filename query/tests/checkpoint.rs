@@ -11,7 +11,7 @@ use callstate_query::live::State;
 use callstate_query::live::checkpoint::{FILE, Written, covered_through};
 use callstate_query::model::fleet::Fleet;
 use callstate_query::model::sla::{GroupBy, availability_over};
-use callstate_query::{Cancel, Derived, Live};
+use callstate_query::{Cancel, Derived, Live, LiveOptions};
 use callstate_schemas::{Body, Event};
 
 mod common;
@@ -297,7 +297,12 @@ fn a_start_without_a_checkpoint_that_spills_its_legs_answers_as_the_log_does() {
     );
     drop((spilled, heap));
     // a live state started so, then its checkpoint: taken in, every spilled leg in it
-    let live = Live::start_spilling(&log, Default::default(), 0, 100).unwrap();
+    let options = LiveOptions {
+        spill_at: 0,
+        check_every: 100,
+        ..LiveOptions::default()
+    };
+    let live = Live::start_with(&log, Default::default(), options).unwrap();
     let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
     assert!(view.devices_with_spilled_legs() > 10);
     assert_eq!(common::call_questions(&*view), expected);
@@ -313,4 +318,56 @@ fn a_start_without_a_checkpoint_that_spills_its_legs_answers_as_the_log_does() {
     assert_eq!(common::call_questions(&*live.view()), expected);
     drop((view, live));
     assert_eq!(live_calls(&log), (expected, Some(written.version)));
+}
+
+/// Waits until the checkpoint of the legs under `log` covers at least `version`.
+fn covered(log: &Log, version: u64) -> u64 {
+    let began = Instant::now();
+    loop {
+        if let Some(v) = covered_through(&log.snapshot()).filter(|v| *v >= version) {
+            return v;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "no checkpoint from version {version} on: {:?}",
+            covered_through(&log.snapshot())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The live state writes a checkpoint of the legs by itself once so many call events were
+/// paired: at a start without one over a log holding more (while the start's service file is
+/// written in the background: the checkpoint waits for it, it is not dropped), then again as
+/// more come; a restart reads the last and answers as the log does.
+#[test]
+fn a_live_state_checkpoints_by_itself_every_so_many_call_events() {
+    let (events, half) = day();
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    for chunk in events[..half].chunks(4_096) {
+        log.append(chunk).unwrap();
+    }
+    log.wait_idle().unwrap();
+    let options = LiveOptions {
+        checkpoint_every: 50,
+        ..LiveOptions::default()
+    };
+    let live = Live::start_with(&log, Default::default(), options).unwrap();
+    let first = covered(&log, log.version());
+    assert!(dir.path().join(FILE).exists());
+    for chunk in events[half..].chunks(500) {
+        log.append(chunk).unwrap();
+        common::caught_up(&live, log.version(), Duration::from_secs(60));
+    }
+    let second = covered(&log, first + 1);
+    assert!(second > first && second <= log.version());
+    drop(live);
+    let (calls, from) = live_calls(&log);
+    let last = covered_through(&log.snapshot());
+    assert!(
+        from == last && from >= Some(second),
+        "{from:?} {last:?} {second}"
+    );
+    assert!(calls == scratch(&log), "a restart answers as the log does");
 }

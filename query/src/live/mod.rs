@@ -55,6 +55,30 @@ const ROUND: usize = 256;
 /// after which the applier writes a new one, in the background.
 pub const CHECKPOINT_EVERY: u64 = 1_000_000;
 
+/// How a live state keeps its call legs' memory in bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveOptions {
+    /// Without a checkpoint of the legs, those being paired at the start are spilled to a
+    /// file whenever their packs hold over this many heap bytes
+    /// ([`State::from_snapshot_spilling`]).
+    pub spill_at: usize,
+    /// Call events paired between two looks at those bytes.
+    pub check_every: u64,
+    /// Call events paired since the last checkpoint after which one is written in the
+    /// background ([`CHECKPOINT_EVERY`]).
+    pub checkpoint_every: u64,
+}
+
+impl Default for LiveOptions {
+    fn default() -> LiveOptions {
+        LiveOptions {
+            spill_at: spill::SPILL_AT,
+            check_every: spill::CHECK_EVERY,
+            checkpoint_every: CHECKPOINT_EVERY,
+        }
+    }
+}
+
 struct Shared {
     current: ArcSwap<View>,
     /// The version published last, for those waiting for a newer one (re-sent when the
@@ -64,8 +88,10 @@ struct Shared {
     stop: AtomicBool,
     /// The log's directory (where checkpoints of the legs go).
     dir: PathBuf,
-    /// Held while a checkpoint is written.
+    /// Held while a checkpoint or a service file is written.
     writing: Mutex<()>,
+    /// [`LiveOptions::checkpoint_every`].
+    checkpoint_every: u64,
     /// `View::calls_applied` of the last checkpoint written.
     checkpointed: AtomicU64,
     /// The version of the checkpoint of the legs the start read, if it did.
@@ -104,22 +130,16 @@ pub struct Live {
 impl Live {
     /// Derives the state of everything `log` holds, then follows it on a thread of its own.
     pub fn start(log: &Log, targets: Targets) -> Result<Live> {
-        Live::start_spilling(log, targets, spill::SPILL_AT, spill::CHECK_EVERY)
+        Live::start_with(log, targets, LiveOptions::default())
     }
 
-    /// [`Live::start`]; without a checkpoint of the legs, those being paired are spilled to
-    /// a file whenever their packs hold over `spill_at` heap bytes, looked at every
-    /// `check_every` call events ([`State::from_snapshot_spilling`]).
-    pub fn start_spilling(
-        log: &Log,
-        targets: Targets,
-        spill_at: usize,
-        check_every: u64,
-    ) -> Result<Live> {
+    /// [`Live::start`] with `options`.
+    pub fn start_with(log: &Log, targets: Targets, options: LiveOptions) -> Result<Live> {
         let (snap, sub) = log.subscribe();
         derived_files::remove_leftovers(log.dir());
         let began = std::time::Instant::now();
-        let mut state = State::from_snapshot_spilling(snap, targets, spill_at, check_every)?;
+        let mut state =
+            State::from_snapshot_spilling(snap, targets, options.spill_at, options.check_every)?;
         let service = service_file::ServiceFile::open(log.dir()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "the service file is not used");
             None
@@ -150,6 +170,7 @@ impl Live {
             stop: AtomicBool::new(false),
             dir: log.dir().to_path_buf(),
             writing: Mutex::new(()),
+            checkpoint_every: options.checkpoint_every.max(1),
             checkpointed: AtomicU64::new(0),
             legs_from: state.legs_from(),
             written: Mutex::new(None),
@@ -237,6 +258,8 @@ impl Live {
 }
 
 impl Drop for Live {
+    /// Stops the applier, and waits for a write in the background under way (one asked for
+    /// and not begun is not begun): no write of this state outlives it.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self
@@ -247,6 +270,7 @@ impl Drop for Live {
         {
             let _ = t.join();
         }
+        drop(self.shared.writing.lock());
     }
 }
 
@@ -340,8 +364,8 @@ fn service_on_disk(shared: &Shared) -> Option<ServiceKey> {
         .clone()
 }
 
-/// Starts writing the service file of the current version in the background, unless a
-/// checkpoint (which writes one too) is being written.
+/// Starts writing the service file of the current version in the background, once a write
+/// under way (a checkpoint writes one too) is done.
 fn service_file_in_background(shared: &Arc<Shared>) {
     write_in_background(
         shared,
@@ -351,8 +375,8 @@ fn service_file_in_background(shared: &Arc<Shared>) {
     );
 }
 
-/// Starts writing a checkpoint of the current version in the background, unless one is
-/// being written.
+/// Starts writing a checkpoint of the current version in the background, once a write under
+/// way is done.
 fn checkpoint_in_background(shared: &Arc<Shared>) {
     write_in_background(
         shared,
@@ -362,8 +386,9 @@ fn checkpoint_in_background(shared: &Arc<Shared>) {
     );
 }
 
-/// Runs `write` on the current version on a thread named `name`, unless a write is under way;
-/// a failure is logged naming `what`.
+/// Runs `write` on the version current once a write under way (if any) is done, on a thread
+/// named `name` (a write asked for while another is under way is not dropped: a checkpoint
+/// is asked for once per so many call events); a failure is logged naming `what`.
 fn write_in_background<T: 'static>(
     shared: &Arc<Shared>,
     name: &str,
@@ -374,9 +399,10 @@ fn write_in_background<T: 'static>(
     let spawned = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            let Ok(_writing) = s.writing.try_lock() else {
+            let _writing = s.writing.lock().unwrap_or_else(|p| p.into_inner());
+            if s.stop.load(Ordering::Relaxed) {
                 return;
-            };
+            }
             let view = s.current.load_full();
             if let Err(e) = write(&s, &view) {
                 tracing::warn!(error = %e, "writing {what} failed");
@@ -393,7 +419,8 @@ fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
 }
 
 /// The applier: applies notices in rounds and publishes a version after each; writes a
-/// checkpoint of the legs in the background every [`CHECKPOINT_EVERY`] call events.
+/// checkpoint of the legs in the background every [`LiveOptions::checkpoint_every`] call
+/// events.
 fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
     let mut asked = 0u64;
     // a fold was taken in and no service file written since holds it: asked for until one
@@ -420,8 +447,9 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
                 "service events and intervals read from the service file"
             );
         }
-        if state.calls_since_checkpoint() >= CHECKPOINT_EVERY
-            && state.calls_applied() >= asked.saturating_add(CHECKPOINT_EVERY)
+        let every = shared.checkpoint_every;
+        if state.calls_since_checkpoint() >= every
+            && state.calls_applied() >= asked.saturating_add(every)
         {
             // asked again only once as many more have come, should a write fail
             asked = state.calls_applied();
