@@ -423,9 +423,6 @@ fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
 /// events.
 fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
     let mut asked = 0u64;
-    // a fold was taken in and no service file written since holds it: asked for until one
-    // does (a write under way when the fold came was of the history before it)
-    let mut fold_unwritten = false;
     while !shared.stop.load(Ordering::Relaxed) {
         state.checkpointed(shared.checkpointed.load(Ordering::Relaxed));
         if let Some((view, c)) = take(&shared.written) {
@@ -455,14 +452,6 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
             asked = state.calls_applied();
             checkpoint_in_background(shared);
         }
-        if fold_unwritten {
-            let base = ServiceKey::of(&shared.current.load()).base;
-            if service_on_disk(shared).is_some_and(|k| k.base == base) {
-                fold_unwritten = false;
-            } else if shared.writing.try_lock().is_ok() {
-                service_file_in_background(shared);
-            }
-        }
         let first = match sub.recv_timeout(Duration::from_millis(100)) {
             Ok(Some(n)) => n,
             Ok(None) => continue,
@@ -486,8 +475,11 @@ fn follow(mut state: State, sub: Subscription, shared: &Arc<Shared>) {
         }
         shared.current.store(Arc::new(state.view()));
         shared.published.send_replace(state.version());
-        // the devices derived again read the file again once it holds them
-        fold_unwritten |= folded && failed.is_none();
+        if folded && failed.is_none() {
+            // the devices derived again read the file again once it holds them (written
+            // after a write under way, of the history before the fold, is done)
+            service_file_in_background(shared);
+        }
         if let Some(e) = failed {
             tracing::error!(error = %e, "the live state stopped following the log");
             *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
