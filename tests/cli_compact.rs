@@ -816,6 +816,38 @@ fn serve_folds_old_service_history_as_it_runs() {
     let (status, text) = sla_json("from=2026-11-24T00:10:00Z&to=2026-11-24T00:50:00Z&edges=hours");
     assert_eq!(status, 422, "{text}");
     assert!(text.contains("inside one hour"), "{text}");
+    // the SQL functions take edges too (their last argument)
+    let rows = |q: &str| {
+        let (status, text) = sql(q);
+        assert_eq!(status, 200, "{q}: {text}");
+        text
+    };
+    let edged = "SELECT window_start, group_key, availability FROM sla('2026-11-24T00:30:00Z', \
+                 '2026-11-24T23:59:00Z', 'device', NULL, NULL, NULL, 'hours') ORDER BY 2";
+    let from_hours = "SELECT window_start, group_key, availability FROM \
+                      sla('2026-11-24T01:00:00Z', '2026-11-24T23:00:00Z', 'device') ORDER BY 2";
+    assert_eq!(rows(edged), rows(from_hours));
+    assert!(
+        rows(edged).contains("2026-11-24T01:00:00"),
+        "{}",
+        rows(edged)
+    );
+    let (status, text) = sql(&edged.replace("'hours'", "'exact'"));
+    assert_eq!(status, 422, "{text}");
+    let availability = |from: &str, to: &str, edges: &str| {
+        rows(&format!(
+            "SELECT window_start, group_key, availability FROM availability('{from}', '{to}', \
+             'cluster'{edges}) ORDER BY 2"
+        ))
+    };
+    assert_eq!(
+        availability(
+            "2026-11-24T00:30:00Z",
+            "2026-11-24T23:59:00Z",
+            ", NULL, 'hours'"
+        ),
+        availability("2026-11-24T01:00:00Z", "2026-11-24T23:00:00Z", "")
+    );
     // burn rates over a window reaching before the horizon: from the hour after its start
     let mut r = common::agent()
         .get(&format!(

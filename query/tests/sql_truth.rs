@@ -162,6 +162,10 @@ async fn availability_sla_incidents_calls_and_transfers_tables() {
             "SELECT * FROM sla(1, 2, 'node', 'day', 'Mars/Olympus')",
             "unknown time zone",
         ),
+        (
+            "SELECT * FROM availability(1, 2, 'node', NULL, 'minutes')",
+            "edges",
+        ),
     ] {
         let e = match ctx.sql(sql).await {
             Ok(df) => df.collect().await.unwrap_err(),

@@ -12,6 +12,7 @@ use datafusion::logical_expr::ColumnarValue;
 use callstate_schemas::{Us, parse_instant};
 
 use crate::error::{QueryError, Result};
+use crate::model::frozen::Edges;
 use crate::model::sla::GroupBy;
 
 /// The value of argument `i`, evaluated (`None` when absent).
@@ -76,6 +77,14 @@ pub fn text(args: &TableFunctionArgs, i: usize, name: &str) -> Result<Option<Str
             | ScalarValue::LargeUtf8(Some(s)),
         ) => Ok(Some(s)),
         Some(v) => Err(QueryError::bad(name, format!("expected a string, got {v}"))),
+    }
+}
+
+/// An `edges` argument (`exact` when absent): [`Edges`].
+pub fn edges(args: &TableFunctionArgs, i: usize) -> Result<Edges> {
+    match text(args, i, "edges")? {
+        None => Ok(Edges::Exact),
+        Some(s) => Ok(s.parse().map_err(|e: String| QueryError::bad("edges", e))?),
     }
 }
 

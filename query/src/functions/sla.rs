@@ -1,13 +1,14 @@
-//! `sla(from, to [, group_by [, period [, tz [, known_at]]]])`: default group_by
+//! `sla(from, to [, group_by [, period [, tz [, known_at [, edges]]]]])`: default group_by
 //! `device_pool`; with a period (`day`, `week`, `month`), one row per group and calendar
-//! period in `tz` (default UTC).
+//! period in `tz` (default UTC); `edges` `exact` (default) or `hours`
+//! ([`Edges`](crate::model::frozen::Edges)).
 
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::error::Result;
 
-use super::args::{group_by, instant, required, text};
+use super::args::{edges, group_by, instant, required, text};
 use crate::model::calendar::report_windows;
 use crate::model::sla::GroupBy;
 use crate::source::SharedSource;
@@ -28,7 +29,7 @@ impl TableFunctionImpl for SlaFn {
         Ok(Arc::new(DerivedTable::new(
             self.0.clone(),
             known_at,
-            What::Sla(windows, by),
+            What::Sla(windows, by, edges(&args, 6)?),
         )))
     }
 }

@@ -262,7 +262,8 @@ impl Frozen {
             return Err(QueryError::Retired(format!(
                 "retention of intervals kept only hourly rollups before {}: the window from \
                  {} must begin and end on whole UTC hours before it (edges=hours over HTTP, \
-                 --edges hours in the CLI, moves them there)",
+                 --edges hours in the CLI, 'hours' as the SQL functions' edges, move them \
+                 there)",
                 format_instant(until),
                 format_instant(from)
             )));

@@ -29,6 +29,7 @@ use super::{
 };
 use crate::exec::Cancel;
 use crate::model::fleet::Fleet;
+use crate::model::frozen::Edges;
 use crate::model::incidents::{IncidentOptions, detect};
 use crate::model::intervals::ServiceInterval;
 use crate::model::sla::{GroupBy, availability_over, sla_over};
@@ -45,10 +46,10 @@ pub enum What {
     Intervals,
     /// `device_state_at(ts)`.
     StatesAt(Us),
-    /// `availability(from, to, group_by)` over the windows.
-    Availability(Vec<(Us, Us)>, GroupBy),
-    /// `sla(from, to, group_by, period, tz)` over the windows.
-    Sla(Vec<(Us, Us)>, GroupBy),
+    /// `availability(from, to, group_by, known_at, edges)` over the windows.
+    Availability(Vec<(Us, Us)>, GroupBy, Edges),
+    /// `sla(from, to, group_by, period, tz, known_at, edges)` over the windows.
+    Sla(Vec<(Us, Us)>, GroupBy, Edges),
     /// `calls`.
     Calls,
     /// `incidents`.
@@ -245,6 +246,8 @@ pub fn produce(
         };
         all.filter(|d| sel.keeps(d))
     };
+    // the windows asked, their edges taken as asked where only hourly rollups are kept
+    let mut asked = Vec::new();
     match what {
         What::Intervals => fleet.intervals_known(from).map_err(|e| {
             crate::error::QueryError::Retired(format!(
@@ -253,7 +256,10 @@ pub fn produce(
             ))
         })?,
         What::StatesAt(t) => fleet.intervals_known(*t)?,
-        What::Availability(w, _) | What::Sla(w, _) => fleet.availability_known(w)?,
+        What::Availability(w, _, edges) | What::Sla(w, _, edges) => {
+            asked = fleet.windows_with_edges(w.clone(), *edges)?;
+            fleet.availability_known(&asked)?;
+        }
         _ => {}
     }
     match what {
@@ -292,15 +298,15 @@ pub fn produce(
             }
             emit(device_state::batch(&chunk));
         }
-        What::Availability(windows, by) => {
-            let rows = availability_over(devices(), fleet.windows(), windows, *by, cancel)?;
+        What::Availability(_, by, _) => {
+            let rows = availability_over(devices(), fleet.windows(), &asked, *by, cancel)?;
             emit(availability::batch(&rows));
         }
-        What::Sla(windows, by) => {
+        What::Sla(_, by, _) => {
             let rows = sla_over(
                 devices(),
                 fleet.windows(),
-                windows,
+                &asked,
                 *by,
                 fleet.targets(),
                 cancel,
