@@ -62,13 +62,19 @@ fn ended_again(events: &[Event], step: usize, n: usize) -> Vec<Event> {
         .collect()
 }
 
-/// A log in `dir` holding `events`, and the checkpoint a start on it writes.
-fn checkpointed(dir: &Path, events: &[Event]) -> (Log, Written) {
+/// A log in `dir` holding `events`, idle.
+fn holding(dir: &Path, events: &[Event]) -> Log {
     let log = open(dir);
     for chunk in events.chunks(4_096) {
         log.append(chunk).unwrap();
     }
     log.wait_idle().unwrap();
+    log
+}
+
+/// A log in `dir` holding `events`, and the checkpoint a start on it writes.
+fn checkpointed(dir: &Path, events: &[Event]) -> (Log, Written) {
+    let log = holding(dir, events);
     let written = Live::start(&log, Default::default())
         .unwrap()
         .checkpoint()
@@ -80,11 +86,7 @@ fn checkpointed(dir: &Path, events: &[Event]) -> (Log, Written) {
 fn a_checkpoint_written_while_running_keeps_its_legs_mapped_and_answers_the_same() {
     let (events, half) = day();
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
-    for chunk in events[..half].chunks(4_096) {
-        log.append(chunk).unwrap();
-    }
-    log.wait_idle().unwrap();
+    let log = holding(dir.path(), &events[..half]);
     let live = Live::start(&log, Default::default()).unwrap();
     let view = common::caught_up(&live, log.version(), Duration::from_secs(60));
     assert_eq!(
@@ -344,11 +346,7 @@ fn covered(log: &Log, version: u64) -> u64 {
 fn a_live_state_checkpoints_by_itself_every_so_many_call_events() {
     let (events, half) = day();
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
-    for chunk in events[..half].chunks(4_096) {
-        log.append(chunk).unwrap();
-    }
-    log.wait_idle().unwrap();
+    let log = holding(dir.path(), &events[..half]);
     let options = LiveOptions {
         checkpoint_every: 50,
         ..LiveOptions::default()
