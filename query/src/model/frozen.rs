@@ -29,7 +29,7 @@ use callstate_log::Snapshot;
 use callstate_schemas::{ServiceState, Us, format_instant};
 
 use super::intervals::ServiceInterval;
-use super::rollup::{Exclusions, Rollup, RollupHead, UNIT, unit_from, unit_of};
+use super::rollup::{Exclusions, Rollup, RollupHead, UNIT, unit_from, unit_of, units_touched};
 use super::rows::MaintenanceRow;
 use super::shared_bytes::{Buffer, SharedBytes};
 use super::tally::Tally;
@@ -48,11 +48,6 @@ pub type WindowKey = (Arc<str>, Arc<str>, Us, Us);
 struct Applied {
     window: WindowKey,
     units: (i64, i64),
-}
-
-/// The units [first, end) the window `w` touches.
-fn touched(w: &WindowKey) -> (i64, i64) {
-    (unit_of(w.2), unit_of(w.3 - 1) + 1)
 }
 
 /// [a, b) ∩ [c, d), empty when a ≥ b.
@@ -195,7 +190,7 @@ impl Frozen {
             .collect();
         if new.0 < new.1 {
             for window in window_keys(windows, end * UNIT) {
-                let units = meet(new, touched(&window));
+                let units = meet(new, units_touched(window.2, window.3));
                 if units.0 >= units.1 {
                     continue;
                 }
@@ -273,7 +268,7 @@ impl Frozen {
         let known = window_keys(now, until);
         // a window known now over asked hours no fold applied it to
         let announced = known.iter().filter(|w| {
-            let (mut a, b) = meet(asked, touched(w));
+            let (mut a, b) = meet(asked, units_touched(w.2, w.3));
             let mut spans: Vec<(i64, i64)> = (self.windows.iter())
                 .filter(|x| &x.window == *w)
                 .map(|x| x.units)
@@ -291,7 +286,7 @@ impl Frozen {
         let gone = (self.windows.iter())
             .filter(|x| !known.contains(&x.window))
             .filter(|x| {
-                let (a, b) = meet(meet(asked, x.units), touched(&x.window));
+                let (a, b) = meet(meet(asked, x.units), units_touched(x.window.2, x.window.3));
                 a < b
             })
             .map(|x| &x.window);

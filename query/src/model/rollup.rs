@@ -44,6 +44,11 @@ pub fn unit_from(t: Us) -> i64 {
     unit_of(t) + i64::from(t.rem_euclid(UNIT) != 0)
 }
 
+/// The units [first, end) that [start, end) (not empty) touches.
+pub fn units_touched(start: Us, end: Us) -> (i64, i64) {
+    (unit_of(start), unit_from(end))
+}
+
 /// A device's sources and the latest end of the intervals each reported (`None`: one lasts).
 pub type SourceEnds = Vec<(Name, Option<Us>)>;
 
@@ -434,7 +439,7 @@ impl<'a> Exclusions<'a> {
     pub fn new(rows: &'a [MaintenanceRow]) -> Exclusions<'a> {
         let mut by_target: HashMap<&str, Vec<_>> = HashMap::new();
         for w in rows.iter().filter(|w| w.start < w.end) {
-            let units = (unit_of(w.start), unit_of(w.end - 1) + 1);
+            let units = units_touched(w.start, w.end);
             let mut h = DefaultHasher::new();
             (&*w.scope, &*w.target, w.start, w.end).hash(&mut h);
             by_target
