@@ -94,8 +94,7 @@ fn prepare(w: &WindowArgs, data: &Path) -> anyhow::Result<Prepared> {
     let windows = report_windows(from, to, w.period.as_deref(), Some(&w.tz))?;
     let known_at = w.known_at.as_deref().map(parse_instant).transpose()?;
     let derived = Derived::load(Snapshot::load(data)?, known_at, Targets::default(), false)?;
-    let windows = derived.windows_with_edges(windows, edges)?;
-    derived.availability_known(&windows)?;
+    let windows = derived.availability_windows(windows, edges)?;
     Ok(Prepared {
         derived,
         windows,

@@ -388,13 +388,19 @@ fn hourly_rollups_kept_before_the_horizon_answer_as_the_whole_log() {
         assert!(after.availability_known(&[(h1, h2 + 7)]).is_ok());
         // edges=hours: such edges moved inward to the hour, then answered as the whole log
         let asked = vec![(h1 + 1, h2 + HOUR + 7), (h2 - 7, h2 + 7), (h1 + 7, h2 - 7)];
+        let e = after
+            .availability_windows(asked.clone(), Edges::Exact)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("whole UTC hours"), "{e}");
+        let whole_hours = vec![(h1, h2 + 7), (h2 + 1, h2 + 7)];
         assert_eq!(
             after
-                .windows_with_edges(asked.clone(), Edges::Exact)
+                .availability_windows(whole_hours.clone(), Edges::Exact)
                 .unwrap(),
-            asked
+            whole_hours
         );
-        let moved = after.windows_with_edges(asked, Edges::Hours).unwrap();
+        let moved = after.availability_windows(asked, Edges::Hours).unwrap();
         assert_eq!(
             moved,
             [
@@ -421,7 +427,7 @@ fn hourly_rollups_kept_before_the_horizon_answer_as_the_whole_log() {
             "edges moved to hours",
         );
         let e = after
-            .windows_with_edges(vec![(h1 + 7, h1 + HOUR - 7)], Edges::Hours)
+            .availability_windows(vec![(h1 + 7, h1 + HOUR - 7)], Edges::Hours)
             .unwrap_err()
             .to_string();
         assert!(e.contains("inside one hour"), "{e}");

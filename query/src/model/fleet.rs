@@ -292,44 +292,38 @@ pub trait Fleet: Send + Sync {
             return Ok(());
         };
         for &(from, to) in windows.iter().filter(|w| w.0 < h) {
-            match self.frozen().filter(|f| f.until() == h) {
+            match self.frozen_before_horizon() {
                 Some(f) => f.answers(from, to, self.windows())?,
                 None => return Err(intervals_retired(h, from)),
             }
         }
         Ok(())
     }
-    /// `windows` with their edges taken as `edges` says: with [`Edges::Hours`], an edge
-    /// inside an hour before the horizon of retention of intervals, where hourly rollups
-    /// are kept, moved inward to the whole hour ([`Frozen::inward`]); a window that lies
-    /// inside one such hour is refused. What is left is checked by
-    /// [`availability_known`](Self::availability_known).
-    fn windows_with_edges(
+    /// The hourly rollups frozen before the horizon of retention of intervals, if kept up to
+    /// it (what availability before it is answered from).
+    fn frozen_before_horizon(&self) -> Option<&Frozen> {
+        let h = self.intervals_kept_from()?;
+        self.frozen().filter(|f| f.until() == h)
+    }
+    /// The windows availability over `windows` answers, their edges taken as `edges` says,
+    /// checked by [`availability_known`](Self::availability_known): with [`Edges::Hours`],
+    /// an edge inside an hour before the horizon of retention of intervals, where hourly
+    /// rollups are kept, moved inward to the whole hour ([`Frozen::inward`]); a window that
+    /// lies inside one such hour is refused.
+    fn availability_windows(
         &self,
         windows: Vec<(Us, Us)>,
         edges: Edges,
     ) -> Result<Vec<(Us, Us)>, QueryError> {
-        let frozen = self
-            .frozen()
-            .filter(|f| Some(f.until()) == self.intervals_kept_from());
-        let (Edges::Hours, Some(f)) = (edges, frozen) else {
-            return Ok(windows);
+        let windows = match (edges, self.frozen_before_horizon()) {
+            (Edges::Hours, Some(f)) => windows
+                .into_iter()
+                .map(|(from, to)| f.inward(from, to))
+                .collect::<Result<_, _>>()?,
+            _ => windows,
         };
-        windows
-            .into_iter()
-            .map(|(from, to)| {
-                f.inward(from, to).ok_or_else(|| {
-                    QueryError::Retired(format!(
-                        "the window from {} to {} lies inside one hour before {}, where \
-                         retention of intervals kept only hourly rollups: no whole hour of it \
-                         is left to answer",
-                        callstate_schemas::format_instant(from),
-                        callstate_schemas::format_instant(to),
-                        callstate_schemas::format_instant(f.until()),
-                    ))
-                })
-            })
-            .collect()
+        self.availability_known(&windows)?;
+        Ok(windows)
     }
     /// Refuses a question about the service history from `from` on when retention of
     /// intervals removed what lies before its horizon.

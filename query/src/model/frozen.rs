@@ -214,17 +214,30 @@ impl Frozen {
     }
 
     /// [from, to) with an edge inside an hour before the horizon moved inward to that hour's
-    /// edge (`from` up, `to` down), the rest as it is: what [`Edges::Hours`] asks; `None`
+    /// edge (`from` up, `to` down), the rest as it is: what [`Edges::Hours`] asks; refused
     /// when nothing of the window is left (it lies inside one such hour).
-    pub fn inward(&self, from: Us, to: Us) -> Option<(Us, Us)> {
+    pub fn inward(&self, asked_from: Us, asked_to: Us) -> Result<(Us, Us)> {
         let until = self.until();
-        let from = if from < until {
-            unit_from(from) * UNIT
+        let from = if asked_from < until {
+            unit_from(asked_from) * UNIT
         } else {
-            from
+            asked_from
         };
-        let to = if to < until { unit_of(to) * UNIT } else { to };
-        (from < to).then_some((from, to))
+        let to = if asked_to < until {
+            unit_of(asked_to) * UNIT
+        } else {
+            asked_to
+        };
+        if from >= to {
+            return Err(QueryError::Retired(format!(
+                "the window from {} to {} lies inside one hour before {}, where retention of \
+                 intervals kept only hourly rollups: no whole hour of it is left to answer",
+                format_instant(asked_from),
+                format_instant(asked_to),
+                format_instant(until),
+            )));
+        }
+        Ok((from, to))
     }
 
     /// Whether the hours kept hold [from, to) up to the horizon whole: `from` before the

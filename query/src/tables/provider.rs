@@ -257,8 +257,7 @@ pub fn produce(
         })?,
         What::StatesAt(t) => fleet.intervals_known(*t)?,
         What::Availability(w, _, edges) | What::Sla(w, _, edges) => {
-            asked = fleet.windows_with_edges(w.clone(), *edges)?;
-            fleet.availability_known(&asked)?;
+            asked = fleet.availability_windows(w.clone(), *edges)?;
         }
         _ => {}
     }

@@ -46,8 +46,7 @@ pub fn burn(
     } else {
         scopes
     };
-    let windows = fleet.windows_with_edges(vec![(now - window, now)], Edges::Hours)?;
-    fleet.availability_known(&windows)?;
+    let windows = fleet.availability_windows(vec![(now - window, now)], Edges::Hours)?;
     let mut out = Vec::new();
     for &by in scopes {
         let rows = availability_over(fleet.devices(), fleet.windows(), &windows, by, cancel)?;

@@ -78,8 +78,7 @@ pub async fn availability(
     let edges = params::edges(&p.edges)?;
     let known_at = params::instant("known_at", &p.known_at)?;
     let fleet = app.fleet(known_at).await?;
-    let windows = fleet.windows_with_edges(vec![(from, to)], edges)?;
-    fleet.availability_known(&windows)?;
+    let windows = fleet.availability_windows(vec![(from, to)], edges)?;
     let b = app
         .run(move |cancel| {
             let devices = fleet.devices().filter(|d| filter.keeps(d));
@@ -137,8 +136,7 @@ pub async fn sla(
     }
     let windows = report_windows(from, to, p.period.as_deref(), p.tz.as_deref())?;
     let fleet = app.fleet(known_at).await?;
-    let windows = fleet.windows_with_edges(windows, edges)?;
-    fleet.availability_known(&windows)?;
+    let windows = fleet.availability_windows(windows, edges)?;
     let b = app
         .run(move |cancel| {
             let devices = fleet.devices().filter(|d| filter.keeps(d));
