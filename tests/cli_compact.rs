@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use callstate_log::layout::segments_dir;
 use callstate_log::{Log, LogOptions, Snapshot};
-use common::{Proc, Server, bin, succeed};
+use common::{Proc, Server, bin, get, succeed};
 
 /// A log of `segments` small segments (final rolls of short ingest runs).
 fn small_segments(dir: &Path, segments: usize) {
@@ -355,13 +355,8 @@ fn serve_retires_old_raw_events_as_it_runs() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(stats()["segments"], 0);
-    let mut r = common::agent()
-        .post(&format!("{}/api/v1/query", server.url))
-        .header("Content-Type", "text/plain")
-        .send("SELECT count(*) AS n FROM events")
-        .unwrap();
-    let text = r.body_mut().read_to_string().unwrap();
-    assert!(r.status().is_client_error(), "{}: {text}", r.status());
+    let (status, text) = query(&server, "SELECT count(*) AS n FROM events");
+    assert!((400..500).contains(&status), "{status}: {text}");
     assert!(text.contains("removed by retention"), "{text}");
     assert!(server.stop().success());
 }
@@ -747,19 +742,9 @@ fn serve_folds_old_service_history_as_it_runs() {
         sql("SELECT count(*) AS n FROM device_state_at(TIMESTAMP '2026-11-24T12:00:00Z')");
     assert_eq!(status, 422, "{text}");
     assert!(text.contains(&kept_from), "{text}");
-    let mut r = common::agent()
-        .get(&format!(
-            "{}/api/v1/sla?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z",
-            server.url
-        ))
-        .call()
-        .unwrap();
-    let text = r.body_mut().read_to_string().unwrap();
-    assert_eq!(
-        r.status().as_u16(),
-        200,
-        "answered from the hourly rollups: {text}"
-    );
+    let sla_json = |q: &str| get(&format!("{}/api/v1/sla?{q}", server.url));
+    let (status, text) = sla_json("from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z");
+    assert_eq!(status, 200, "answered from the hourly rollups: {text}");
     let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
     let pools = |v: &serde_json::Value| -> Vec<(String, f64)> {
         let mut out: Vec<(String, f64)> = v
@@ -776,15 +761,8 @@ fn serve_folds_old_service_history_as_it_runs() {
     };
     assert_eq!(pools(&rows), pools(&sla_before), "the month's SLA by pool");
     // a window edge inside an hour before the horizon is refused, naming it
-    let mut r = common::agent()
-        .get(&format!(
-            "{}/api/v1/sla?from=2026-11-24T00:30:00Z&to=2026-12-01T00:00:00Z",
-            server.url
-        ))
-        .call()
-        .unwrap();
-    let text = r.body_mut().read_to_string().unwrap();
-    assert_eq!(r.status().as_u16(), 422, "{text}");
+    let (status, text) = sla_json("from=2026-11-24T00:30:00Z&to=2026-12-01T00:00:00Z");
+    assert_eq!(status, 422, "{text}");
     assert!(
         text.contains(&kept_from) && text.contains("whole UTC hours"),
         "{text}"
@@ -792,14 +770,6 @@ fn serve_folds_old_service_history_as_it_runs() {
     assert!(text.contains("edges=hours"), "the remedy named: {text}");
     // edges=hours moves such an edge inward to the hour: the rows say the window answered,
     // the same as asked from the hour; a window inside one hour is refused
-    let sla_json = |q: &str| {
-        let mut r = common::agent()
-            .get(&format!("{}/api/v1/sla?{q}", server.url))
-            .call()
-            .unwrap();
-        let text = r.body_mut().read_to_string().unwrap();
-        (r.status().as_u16(), text)
-    };
     let (status, moved) =
         sla_json("from=2026-11-24T00:30:00Z&to=2026-11-24T23:59:00Z&edges=hours&group_by=device");
     assert_eq!(status, 200, "{moved}");
@@ -849,15 +819,11 @@ fn serve_folds_old_service_history_as_it_runs() {
         availability("2026-11-24T01:00:00Z", "2026-11-24T23:00:00Z", "")
     );
     // burn rates over a window reaching before the horizon: from the hour after its start
-    let mut r = common::agent()
-        .get(&format!(
-            "{}/api/v1/slo/burn?window=30d&scope=cluster",
-            server.url
-        ))
-        .call()
-        .unwrap();
-    let text = r.body_mut().read_to_string().unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{text}");
+    let (status, text) = get(&format!(
+        "{}/api/v1/slo/burn?window=30d&scope=cluster",
+        server.url
+    ));
+    assert_eq!(status, 200, "{text}");
     let burn: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(burn[0]["availability"].as_f64().is_some(), "{burn}");
     let (status, text) = sla_json("from=2026-11-24T00:10:00Z&to=now&edges=minutes");
@@ -869,13 +835,7 @@ fn serve_folds_old_service_history_as_it_runs() {
         "every device still has its state now"
     );
     // the index of the frozen hours is part of what the live state holds
-    let metrics = common::agent()
-        .get(&format!("{}/metrics", server.url))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let (_, metrics) = get(&format!("{}/metrics", server.url));
     let frozen: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("callstate_live_state_bytes{part=\"frozen_rollups\"} "))

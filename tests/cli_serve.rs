@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, agent, bin, sql};
+use common::{Server, agent, bin, get, sql};
 use serde_json::Value;
 
 /// Starts `callstate args…` with `env` and waits until it listens.
@@ -14,11 +14,6 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
         cmd.env(k, v);
     }
     Server::start(cmd)
-}
-
-fn get(url: &str) -> (u16, String) {
-    let mut r = agent().get(url).call().unwrap();
-    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
 }
 
 fn post(url: &str, body: &str, token: Option<&str>) -> (u16, String) {

@@ -120,6 +120,12 @@ pub fn agent() -> ureq::Agent {
     )
 }
 
+/// `GET url`: its status and body.
+pub fn get(url: &str) -> (u16, String) {
+    let mut r = agent().get(url).call().unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
 /// The rows of a SQL query over `POST /api/v1/query` (JSON).
 pub fn sql(url: &str, query: &str) -> serde_json::Value {
     let mut r = agent()
