@@ -1080,7 +1080,9 @@ def main():
                     help="events per POST when posting as fast as taken (--rate 0)")
     ap.add_argument("--datasets", default="1m,10m",
                     help="comma-separated: 1m (5k devices), 10m (50k devices) over 30 days; "
-                         "30d, 90d, year: cost against history length (bench/history.py)")
+                         "30d, 90d, year: cost against history length (bench/history.py); "
+                         "pieces-30d, pieces-90d, pieces-year: checkpoints of the legs written "
+                         "weekly, in pieces (bench/pieces.py)")
     ap.add_argument("--work", default=str(ROOT / "target/bench"),
                     help="datasets and logs (kept between runs; events are simulated once)")
     ap.add_argument("--bin-dir", default=str(ROOT / "target/release"))
@@ -1118,6 +1120,14 @@ def main():
     failed = False
     names = args.datasets.split(",")
     import history
+    import pieces
+    chains = [n for n in names
+              if n.startswith("pieces-") and n.removeprefix("pieces-") in history.HISTORY]
+    if chains:
+        pieces.main(chains, binary, work, args.seed, ROOT / "bench/RESULTS-pieces.md")
+        names = [n for n in names if n not in chains]
+        if not names:
+            return
     long = [n for n in names if n in history.HISTORY]
     if long:
         history.main(long, binary, work, args.seed, ROOT / "bench/RESULTS-history.md")

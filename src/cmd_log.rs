@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use callstate_log::{CompactOptions, Log, LogOptions, LogStats, Snapshot};
-use callstate_query::live::checkpoint::{covered_through, retention};
+use callstate_query::live::checkpoint::{bytes_on_disk, covered_through, retention};
 use callstate_schemas::US_PER_HOUR;
 use callstate_schemas::json_schema::schema_files;
 
@@ -24,23 +24,20 @@ fn derived_bytes(dir: &Path, file: &str) -> u64 {
 
 /// The log's stats, with what retention removed from the call legs (`retired_legs`,
 /// `legs_kept_from`: as the checkpoint of the legs says; 0 and null for none) and the sizes
-/// of the derived files beside the segments (`legs_checkpoint_bytes`, `service_file_bytes`).
+/// of the derived files beside the segments (`legs_checkpoint_bytes`: every piece of the
+/// checkpoint of the legs; `service_file_bytes`).
 fn stats_json(snap: &Snapshot) -> anyhow::Result<serde_json::Value> {
     let mut v = serde_json::to_value(LogStats::of(snap)?)?;
     let legs = retention(&snap.dir);
     if let Some(o) = v.as_object_mut() {
-        for (key, file) in [
-            (
-                "legs_checkpoint_bytes",
-                callstate_query::live::checkpoint::FILE,
-            ),
-            (
-                "service_file_bytes",
-                callstate_query::live::service_file::FILE,
-            ),
-        ] {
-            o.insert(key.into(), derived_bytes(&snap.dir, file).into());
-        }
+        o.insert(
+            "legs_checkpoint_bytes".into(),
+            bytes_on_disk(&snap.dir).into(),
+        );
+        o.insert(
+            "service_file_bytes".into(),
+            derived_bytes(&snap.dir, callstate_query::live::service_file::FILE).into(),
+        );
         o.insert("frozen_rollups".into(), frozen_json(snap)?);
         o.insert("retired_legs".into(), legs.map_or(0, |r| r.removed).into());
         o.insert(
@@ -113,6 +110,8 @@ pub fn checkpoint(data: &Path) -> anyhow::Result<()> {
         "legs": written.legs,
         "loose_legs": written.loose,
         "bytes": written.bytes,
+        "pieces": written.pieces,
+        "written_bytes": written.written_bytes,
         "service_file_bytes": derived_bytes(data, callstate_query::live::service_file::FILE),
         "derive_s": derived.as_secs_f64(),
         "write_s": (began.elapsed() - derived).as_secs_f64(),

@@ -179,6 +179,23 @@ fn log_checkpoint_writes_the_legs_and_the_next_start_reads_them() {
         (&second["legs"], &second["loose_legs"]),
         (&first["legs"], &first["loose_legs"])
     );
+    // `bytes` (and `log stats`) count every piece of it: the files on disk
+    let bytes = &second["bytes"];
+    assert!(
+        second["written_bytes"].as_u64() <= bytes.as_u64(),
+        "{second}"
+    );
+    let legs_files: u64 = std::fs::read_dir(dir.path().join("derived"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("legs."))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert_eq!(bytes.as_u64(), Some(legs_files), "{second}");
+    let mut stats = bin();
+    stats.args(["log", "stats", "--data"]).arg(dir.path());
+    let stats: serde_json::Value = serde_json::from_slice(&succeed(&mut stats).stdout).unwrap();
+    assert_eq!(&stats["legs_checkpoint_bytes"], bytes, "{stats}");
 }
 
 fn retire(dir: &Path, before: &str) -> std::process::Command {

@@ -369,3 +369,131 @@ fn a_live_state_checkpoints_by_itself_every_so_many_call_events() {
     );
     assert!(calls == scratch(&log), "a restart answers as the log does");
 }
+
+/// The pieces of the checkpoint on disk beside its head (`legs.<id>.bin`), by name.
+fn pieces_on_disk(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join(FILE).parent().unwrap()) else {
+        return Vec::new(); // none written yet
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("legs.") && n != "legs.bin" && !n.contains(".tmp-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The first call end of the device with the fewest call ends in `events` announced again
+/// 20 minutes later.
+fn quietest_end_again(events: &[Event]) -> Vec<Event> {
+    let mut ends: std::collections::BTreeMap<&str, Vec<&Event>> = Default::default();
+    for e in events {
+        if let Body::CallEnded { device, .. } = &e.body {
+            ends.entry(device.as_str()).or_default().push(e);
+        }
+    }
+    let fewest = ends.values().min_by_key(|v| v.len()).unwrap();
+    ended_again(&[fewest[0].clone()], 1, 1)
+}
+
+/// Waits until the live state took in the checkpoint of `version`.
+fn taken_in(live: &Live, version: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while live.view().legs_taken_in() < Some(version) {
+        assert!(
+            Instant::now() < deadline,
+            "checkpoint {version} not taken in"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A checkpoint written while events keep coming writes only the legs not held by the
+/// older pieces it keeps (a few, each over twice the size of the next), so that the bytes
+/// written over many checkpoints do not grow with the square of the history; a late event for
+/// a leg of an old piece writes only its device's legs of that piece again; the pieces hold
+/// every leg once, and a start from them answers as the log does. A piece damaged or
+/// missing: the checkpoint is not used; one no head lists is removed.
+#[test]
+fn a_checkpoint_in_pieces_writes_only_what_changed_and_answers_as_the_log_does() {
+    let (events, _) = day();
+    let dir = tempfile::tempdir().unwrap();
+    // 7 checkpoints of about equal parts: the last keeps two pieces
+    let parts = 7;
+    let part = events.len().div_ceil(parts);
+    let log = holding(dir.path(), &events[..part]);
+    let live = Live::start(&log, Default::default()).unwrap();
+    common::caught_up(&live, log.version(), Duration::from_secs(60));
+    let mut written: Vec<Written> = Vec::new();
+    let checkpoint = |written: &mut Vec<Written>| {
+        log.wait_idle().unwrap();
+        common::caught_up(&live, log.version(), Duration::from_secs(60));
+        let w = live.checkpoint().unwrap();
+        taken_in(&live, w.version);
+        // the files on disk are the head and the pieces it lists
+        let on_disk = pieces_on_disk(dir.path());
+        assert_eq!(on_disk.len() + 1, w.pieces, "{on_disk:?} {w:?}");
+        assert!(w.written_bytes <= w.bytes);
+        written.push(w);
+        on_disk
+    };
+    for k in 0..parts {
+        if k > 0 {
+            log.append(&events[k * part..((k + 1) * part).min(events.len())])
+                .unwrap();
+        }
+        checkpoint(&mut written);
+        let w = written.last().unwrap();
+        assert!(w.pieces <= 2 + (k + 1).ilog2() as usize, "{k}: {w:?}");
+    }
+    let last = written.last().unwrap().clone();
+    assert!(last.pieces > 1, "{written:?}");
+    // what writing every leg at every checkpoint would have written, and what was
+    let whole: u64 = written.iter().map(|w| w.bytes).sum();
+    let wrote: u64 = written.iter().map(|w| w.written_bytes).sum();
+    assert!(wrote * 10 < whole * 8, "{wrote} of {whole}");
+    // an end announced again for a leg of the oldest piece (the first part's), of the device
+    // with the fewest calls there: every piece stays where it is, only that device's legs
+    // of the oldest are written again (superseded there)
+    let before = pieces_on_disk(dir.path());
+    log.append(&quietest_end_again(&events[..part])).unwrap();
+    let after = checkpoint(&mut written);
+    let revised = written.last().unwrap().clone();
+    assert_eq!(revised.pieces, last.pieces + 1, "{revised:?}");
+    assert!(
+        before.iter().all(|p| after.contains(p)),
+        "{before:?} {after:?}"
+    );
+    assert!(
+        revised.written_bytes * 20 < last.bytes,
+        "{revised:?} {last:?}"
+    );
+    drop(live);
+    let expected = scratch(&log);
+    assert_eq!(live_calls(&log), (expected.clone(), Some(revised.version)));
+    // every leg once: as many as one checkpoint of the same log holds
+    let fresh = tempfile::tempdir().unwrap();
+    let mut all = events.clone();
+    all.extend(quietest_end_again(&events[..part]));
+    let (_, one) = checkpointed(fresh.path(), &all);
+    assert_eq!((one.legs, one.loose), (revised.legs, revised.loose));
+    assert_eq!(one.pieces, 1);
+
+    // a piece no head lists (a write cut short after linking it) is removed at a start
+    let stray = dir.path().join("derived/legs.0123456789abcdef.bin");
+    std::fs::write(&stray, b"left").unwrap();
+    assert_eq!(live_calls(&log), (expected.clone(), Some(revised.version)));
+    assert!(!stray.exists());
+    // a piece damaged, or missing: the legs are derived from the log
+    let piece = dir.path().join("derived").join(&before[0]);
+    let good = std::fs::read(&piece).unwrap();
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 2] ^= 0x5a;
+    std::fs::write(&piece, &bad).unwrap();
+    assert_eq!(live_calls(&log), (expected.clone(), None));
+    std::fs::remove_file(&piece).unwrap();
+    assert_eq!(live_calls(&log), (expected, None));
+    // nor does retention of raw events rely on it
+    assert_eq!(covered_through(&log.snapshot()), None);
+}

@@ -212,8 +212,9 @@ pub struct Calls {
     open: imbl::OrdSet<(Us, Arc<str>)>,
     /// The longest ended leg (end − start) of the maps.
     longest: Us,
-    /// Complete legs of the checkpoint the state started from or took in.
-    base: Pack,
+    /// Complete legs of the checkpoint the state started from or took in: one pack per
+    /// piece of it holding the device's (oldest first).
+    base: Vec<Pack>,
     /// Complete legs sealed in since, as runs (oldest first).
     sealed: Vec<Pack>,
     /// Legs the maps kept at the last seal.
@@ -259,10 +260,11 @@ impl KnownLeg {
 }
 
 impl Calls {
-    /// A device's legs from a checkpoint (its complete legs in `base`) or paired from
-    /// scratch ([`Pairer`](super::pairing::Pairer): its complete legs in `runs`), the others
-    /// (`loose`: open, seen only ending, revised) as they were paired.
-    pub(super) fn from_parts(base: Pack, runs: Vec<Pack>, loose: Vec<Paired>) -> Calls {
+    /// A device's legs from a checkpoint (its complete legs in `base`, a pack per piece of
+    /// the checkpoint) or paired from scratch ([`Pairer`](super::pairing::Pairer): its
+    /// complete legs in `runs`), the others (`loose`: open, seen only ending, revised) as
+    /// they were paired.
+    pub(super) fn from_parts(base: Vec<Pack>, runs: Vec<Pack>, loose: Vec<Paired>) -> Calls {
         let mut calls = Calls {
             base,
             sealed: runs,
@@ -281,16 +283,15 @@ impl Calls {
         self.sealed.iter().any(|p| p.packed.is_mapped())
     }
 
-    /// The checkpoint file its base pack is kept in, if mapped.
+    /// A checkpoint file one of its base packs is kept in, if mapped.
     pub(super) fn mapped_file(&self) -> Option<&Arc<Mapped>> {
-        self.base.packed.file()
+        self.base.iter().find_map(|p| p.packed.file())
     }
 
     /// Bytes it holds on the heap: its packs', and its maps' (their entries and call ids;
     /// the maps' own nodes are not counted).
     pub fn heap_bytes(&self) -> (usize, usize) {
-        let packs = std::iter::once(&self.base).chain(&self.sealed);
-        let packed = packs.map(Pack::heap_bytes).sum();
+        let packed = self.packs().map(Pack::heap_bytes).sum();
         let ids: usize = self.legs.keys().map(|(_, id)| id.len() + 16).sum();
         let entry = size_of::<((Us, Arc<str>), KnownLeg)>() + size_of::<(Arc<str>, Us)>();
         let revised: usize = self
@@ -303,11 +304,16 @@ impl Calls {
         (packed, maps)
     }
 
-    /// What a checkpoint keeps of the legs: the complete ones (each pack's still packed, and
-    /// the maps' complete and unrevised), and the rest as paired.
-    pub(super) fn checkpoint_parts(&self) -> (Vec<Complete>, Vec<Paired>) {
+    /// What a checkpoint writes of the legs: the complete ones (each pack's still packed but
+    /// those of the packs it keeps where they are, `kept`, and the maps' complete and
+    /// unrevised), and the rest as paired.
+    pub(super) fn checkpoint_parts(
+        &self,
+        mut kept: impl FnMut(&Pack) -> bool,
+    ) -> (Vec<Complete>, Vec<Paired>) {
         let mut complete: Vec<Complete> = self
             .packs()
+            .filter(|p| !kept(p))
             .flat_map(|p| p.legs().map(|k| p.packed.get(k)))
             .collect();
         let mut loose = Vec::new();
@@ -354,7 +360,7 @@ impl Calls {
     fn unpack(&mut self, call_id: &str) -> Option<KnownLeg> {
         let h = hash(call_id);
         runs::take(&mut self.sealed, h, call_id)
-            .or_else(|| self.base.take(h, call_id))
+            .or_else(|| runs::take(&mut self.base, h, call_id))
             .map(KnownLeg::of)
     }
 
@@ -377,9 +383,9 @@ impl Calls {
         self.kept = self.legs.len();
     }
 
-    /// The packs: the base, then the runs sealed since.
-    fn packs(&self) -> impl Iterator<Item = &Pack> {
-        std::iter::once(&self.base).chain(&self.sealed)
+    /// The packs: the base's, then the runs sealed since.
+    pub(super) fn packs(&self) -> impl Iterator<Item = &Pack> {
+        self.base.iter().chain(&self.sealed)
     }
 
     /// Stores a leg under where it sorts, indexed.

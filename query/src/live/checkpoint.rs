@@ -13,11 +13,14 @@
 //! index are read in place. The table of devices is varints: each device's lengths, its
 //! pieces starting where the one before's ended.
 //!
-//! A checkpoint covers the events of `ingest_seq` up to its version. It is written to a new
-//! name, synced and renamed over the last one; a start checks that the log still holds
-//! that version with the same latest ingest time (the log it was made from) before it uses it.
+//! A checkpoint is a chain of pieces in this format ([`pieces`](super::pieces)): the head
+//! (`legs.bin`) holds the legs not kept in the older pieces, which its tail lists, and the
+//! legs that are not complete. A checkpoint covers the events of `ingest_seq` up to its
+//! version. Its head is written to a new name, synced and renamed over the last one; a start
+//! checks that the log still holds that version with the same latest ingest time (the log it
+//! was made from) before it uses it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -38,7 +41,8 @@ use super::calls::{Paired, WireLeg};
 use super::derived_files::{self, io};
 use super::hours::{self, Hours};
 use super::mapped::{InOrder, Mapped};
-use super::packed::{self, Packed};
+use super::packed::{self, Origin, Packed};
+use super::pieces::{self, OnDisk, PieceRef, Plan};
 pub use super::retention::LegsRetention;
 use super::view::View;
 use crate::model::varint::{Reader, put, unzigzag, zigzag};
@@ -46,7 +50,7 @@ use crate::model::varint::{Reader, put, unzigzag, zigzag};
 /// The checkpoint's place under the log's directory.
 pub const FILE: &str = "derived/legs.bin";
 
-const MAGIC: [u8; 8] = *b"CSLEGS05";
+const MAGIC: [u8; 8] = *b"CSLEGS06";
 
 /// Devices written between two lettings go of the mapped pages read ([`mapped::release`]).
 ///
@@ -80,6 +84,10 @@ struct Header {
     fences_at: u64,
     fences: u64,
     offsets_at: u64,
+    /// This piece's id (a new one at every write).
+    piece: u64,
+    /// The horizon of retention it was written with (`i64::MIN`: none).
+    kept_from: i64,
     /// CRC-32C of this header (with this field 0), the names, the device table, the fences,
     /// the offsets and the tail: what says where everything is. (The blocks and the index are
     /// not read whole at a start; like the segments, they rely on the filesystem.)
@@ -175,6 +183,9 @@ struct Tail {
     /// What retention removed, if it did.
     #[serde(default)]
     retention: Option<LegsRetention>,
+    /// The older pieces it builds on, oldest first (its own legs are the newest).
+    #[serde(default)]
+    pieces: Vec<PieceRef>,
 }
 
 /// What a written checkpoint holds.
@@ -184,12 +195,16 @@ pub struct Written {
     pub version: u64,
     /// Devices with legs.
     pub devices: u64,
-    /// Complete legs (packed).
+    /// Complete legs (packed), in every piece.
     pub legs: u64,
     /// Other legs (open, seen only ending, revised).
     pub loose: u64,
-    /// Its size.
+    /// Its size: every piece's.
     pub bytes: u64,
+    /// Its pieces (the head and those it builds on).
+    pub pieces: usize,
+    /// The bytes this write wrote (the head).
+    pub written_bytes: u64,
     /// What retention removed, counting earlier checkpoints.
     pub retention: Option<LegsRetention>,
 }
@@ -200,8 +215,9 @@ pub(super) struct Checkpoint {
     pub version: u64,
     /// The latest ingest time among those events.
     pub last_ingest_time: Us,
-    /// Per device: its packed legs (mapped) and the rest.
-    pub devices: Vec<(String, Packed, Vec<Paired>)>,
+    /// Per device: its packed legs (mapped: a pack per piece holding some, oldest first) and
+    /// the rest.
+    pub devices: Vec<(String, Vec<Packed>, Vec<Paired>)>,
     /// What retention removed.
     pub retention: Option<LegsRetention>,
 }
@@ -215,9 +231,16 @@ fn pad_to_8(w: &mut impl Write, at: &mut u64) -> std::io::Result<()> {
 
 /// Writes the checkpoint of `view` under `log_dir`, replacing the last one; without the
 /// complete legs that started and ended before `kept_from` (or the view's own horizon, the
-/// later of the two).
+/// later of the two). The new head holds the legs not kept in the older pieces
+/// ([`pieces`](super::pieces)); the pieces it does not list are removed once it replaced the
+/// last.
 pub(super) fn write(log_dir: &Path, view: &View, kept_from: Option<Us>) -> Result<Written> {
-    derived_files::replace(&log_dir.join(FILE), |main| {
+    let horizon = view.legs_retention.map(|r| r.kept_from).max(kept_from);
+    let chain = chain_on_disk(log_dir);
+    let plan = Plan::of(&chain, view, horizon);
+    plan.name_kept(log_dir, &chain)?;
+    let refs = plan.refs(&chain);
+    let mut written = derived_files::replace(&log_dir.join(FILE), |main| {
         // the parts laid out after the blocks, in files beside it while it is written
         let side = |part: &str| {
             let mut p = main.as_os_str().to_owned();
@@ -225,19 +248,76 @@ pub(super) fn write(log_dir: &Path, view: &View, kept_from: Option<Us>) -> Resul
             PathBuf::from(p)
         };
         let (index, hours) = (side(".index"), side(".hours"));
-        let r = write_parts(view, kept_from, main, [&index, &hours]);
+        let r = write_parts(view, kept_from, (&plan, &refs), main, [&index, &hours]);
         for side in [&index, &hours] {
             let _ = fs::remove_file(side);
         }
         r
-    })
+    })?;
+    pieces::remove_unlisted(log_dir, &refs);
+    let dir = derived_files::dir(log_dir);
+    written.written_bytes = written.bytes;
+    written.pieces = refs.len() + 1;
+    for r in &refs {
+        written.bytes += fs::metadata(dir.join(&r.file)).map_or(0, |m| m.len());
+    }
+    Ok(written)
 }
 
-/// Writes the checkpoint of `view` to `main`, with side files for the parts laid out after
-/// the blocks (`[index, hours]`).
+/// A new piece's id.
+fn new_piece_id(version: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&(nanos, version, std::process::id()), &mut h);
+    std::hash::Hasher::finish(&h)
+}
+
+/// The pieces of the checkpoint under `log_dir` (oldest first, the head last), each checked
+/// to be the one the head lists; none if one is not (a write then keeps none).
+fn chain_on_disk(log_dir: &Path) -> Vec<OnDisk> {
+    let Some(head) = read_frame(log_dir) else {
+        return Vec::new();
+    };
+    let dir = derived_files::dir(log_dir);
+    let on_disk = |r: PieceRef, path: PathBuf, h: &Header| OnDisk {
+        r,
+        path,
+        devices: u32::try_from(h.devices).unwrap_or(u32::MAX),
+        legs: h.legs,
+        kept_from: Some(h.kept_from).filter(|&k| k > Us::MIN),
+    };
+    let mut chain = Vec::new();
+    for r in &head.tail.pieces {
+        let path = dir.join(&r.file);
+        let f = Mapped::open(&path)
+            .ok()
+            .and_then(|m| frame(&path, m.bytes()).ok());
+        match f {
+            Some(f) if f.h.piece == r.piece && f.h.checksum == r.checksum => {
+                chain.push(on_disk(r.clone(), path, &f.h));
+            }
+            _ => return Vec::new(),
+        }
+    }
+    let r = PieceRef {
+        file: pieces::file_name(head.h.piece),
+        piece: head.h.piece,
+        checksum: head.h.checksum,
+        superseded: Vec::new(),
+    };
+    chain.push(on_disk(r, log_dir.join(FILE), &head.h));
+    chain
+}
+
+/// Writes the head of the checkpoint of `view` to `main` (the legs `plan` does not keep where
+/// they are, listing `refs`), with side files for the parts laid out after the blocks
+/// (`[index, hours]`). The legs and devices it returns count the pieces kept too.
 fn write_parts(
     view: &View,
     kept_from: Option<Us>,
+    (plan, refs): (&Plan, &[PieceRef]),
     main: &Path,
     sides: [&Path; 2],
 ) -> Result<Written> {
@@ -265,6 +345,7 @@ fn write_parts(
         magic: MAGIC,
         version: view.version,
         last_ingest_time: view.last_ingest_time,
+        piece: new_piece_id(view.version),
         ..Header::default()
     };
     let mut at = size_of::<Header>() as u64;
@@ -274,7 +355,12 @@ fn write_parts(
     let mut names: Vec<u8> = Vec::new();
     let mut causes: HashMap<Arc<str>, u32> = HashMap::new();
     let mut cause_list: Vec<String> = Vec::new();
-    let mut tail = Tail::default();
+    let mut tail = Tail {
+        pieces: refs.to_vec(),
+        ..Tail::default()
+    };
+    // the legs and devices of the pieces kept
+    let (mut kept_legs, mut kept_devices) = (0u64, 0u64);
     let mut fences: Vec<Us> = Vec::new();
     let mut offsets: Vec<u32> = Vec::new();
     let (mut legs, mut blocks_len, mut by_id_len) = (0u64, 0u64, 0u64);
@@ -283,20 +369,25 @@ fn write_parts(
     let horizon = prior.map(|r| r.kept_from).max(kept_from);
     let mut removed = prior.map_or(0, |r| r.removed);
     let before = prior.map(|r| r.kept_from);
-    // Legs kept in the last checkpoint are read in its order (devices by name): read ahead.
-    let _in_order = view
-        .devices
-        .values()
-        .find_map(|d| d.calls.mapped_file().cloned())
-        .map(InOrder::new);
+    h.kept_from = horizon.unwrap_or(Us::MIN);
+    // Legs of the pieces written again are read in their order (devices by name): read ahead.
+    let _in_order = files_written_again(view, plan);
     for (k, (name, d)) in view.devices.iter().enumerate() {
         // the pages read of mapped legs (the last checkpoint, or a start's spilled ones) let
         // go of as the write goes: read once, in order
         if k % RELEASE_EVERY == RELEASE_EVERY - 1 {
             super::mapped::release();
         }
-        let (mut complete, mut loose) = d.calls.checkpoint_parts();
+        let (mut complete, mut loose) = d.calls.checkpoint_parts(|p| plan.keeps(p));
+        let kept: u64 = d
+            .calls
+            .packs()
+            .filter(|p| plan.keeps(p))
+            .map(|p| p.len() as u64)
+            .sum();
+        kept_legs += kept;
         if complete.is_empty() && loose.is_empty() {
+            kept_devices += u64::from(kept > 0);
             continue;
         }
         // a device whose legs retention removes is written without any (so that the live
@@ -448,12 +539,29 @@ fn write_parts(
     f.sync_all().map_err(&werr)?;
     Ok(Written {
         version: h.version,
-        devices: h.devices,
-        legs,
+        devices: h.devices + kept_devices,
+        legs: legs + kept_legs,
         loose: tail.loose.iter().map(|(_, l)| l.len() as u64).sum(),
         bytes: at,
+        pieces: 1,
+        written_bytes: at,
         retention: tail.retention,
     })
+}
+
+/// The files of the pieces a write writes again, each read in order while the guards live.
+fn files_written_again(view: &View, plan: &Plan) -> Vec<InOrder> {
+    let mut files: Vec<Arc<Mapped>> = Vec::new();
+    for d in view.devices.values() {
+        for p in d.calls.packs().filter(|p| !plan.keeps(p)) {
+            if let Some(f) = p.packed.file().filter(|_| p.packed.origin().is_some())
+                && !files.iter().any(|g| Arc::ptr_eq(f, g))
+            {
+                files.push(f.clone());
+            }
+        }
+    }
+    files.into_iter().map(InOrder::new).collect()
 }
 
 /// Where a checkpoint's sections are (each within the file, the checksum matching), and its
@@ -522,7 +630,8 @@ fn damaged(path: &Path, what: &str) -> QueryError {
     QueryError::Data(format!("checkpoint {} is damaged: {what}", path.display()))
 }
 
-/// Reads the checkpoint under `log_dir`, if there is one; `name` shares the strings it holds.
+/// Reads the checkpoint under `log_dir`, if there is one (its head and the pieces it lists);
+/// `name` shares the strings it holds.
 pub(super) fn open(
     log_dir: &Path,
     mut name: impl FnMut(&str) -> Arc<str>,
@@ -532,9 +641,65 @@ pub(super) fn open(
         return Ok(None);
     }
     let file = Mapped::open_shared(&path).map_err(io("mapping", &path))?;
+    let head = frame(&path, file.bytes())?;
+    let mut devices: BTreeMap<String, (Vec<Packed>, Vec<Paired>)> = BTreeMap::new();
+    let dir = derived_files::dir(log_dir);
+    for r in &head.tail.pieces {
+        let at = dir.join(&r.file);
+        let piece = Mapped::open_shared(&at)
+            .map_err(|e| damaged(&path, &format!("the piece {} it lists: {e}", r.file)))?;
+        let f = frame(&at, piece.bytes())?;
+        if f.h.piece != r.piece || f.h.checksum != r.checksum {
+            return Err(damaged(
+                &path,
+                &format!("the piece {} is not the one it lists", r.file),
+            ));
+        }
+        let skip: HashSet<u32> = r.superseded.iter().copied().collect();
+        // (an older piece's loose legs are the head's now)
+        read_piece(&at, &piece, f, &skip, &mut name, |device, packed, _| {
+            devices.entry(device).or_default().0.push(packed);
+        })?;
+    }
+    let (version, last_ingest_time) = (head.h.version, head.h.last_ingest_time);
+    let retention = head.tail.retention;
+    // what a write cut short (or a crash before the last removed them) left
+    pieces::remove_unlisted(log_dir, &head.tail.pieces);
+    read_piece(
+        &path,
+        &file,
+        head,
+        &HashSet::new(),
+        &mut name,
+        |device, packed, loose| {
+            let d = devices.entry(device).or_default();
+            d.0.push(packed);
+            d.1 = loose;
+        },
+    )?;
+    Ok(Some(Checkpoint {
+        version,
+        last_ingest_time,
+        devices: devices
+            .into_iter()
+            .map(|(device, (packs, loose))| (device, packs, loose))
+            .collect(),
+        retention,
+    }))
+}
+
+/// Reads the devices of the piece `file` (at `path`, framed as `f`) but those in `skip`:
+/// `each` gets every one's name, packed legs (mapped) and the legs of its tail.
+fn read_piece(
+    path: &Path,
+    file: &Arc<Mapped>,
+    f: Frame,
+    skip: &HashSet<u32>,
+    mut name: impl FnMut(&str) -> Arc<str>,
+    mut each: impl FnMut(String, Packed, Vec<Paired>),
+) -> Result<()> {
     let bytes = file.bytes();
-    let bad = |what: &str| damaged(&path, what);
-    let f = frame(&path, bytes)?;
+    let bad = |what: &str| damaged(path, what);
     let (h, tail) = (f.h, f.tail);
     let (blocks, by_id, names) = (f.blocks, f.by_id, f.names);
     // the blocks are read by time, every device in turn: with read-ahead
@@ -560,12 +725,14 @@ pub(super) fn open(
             .map(Arc::new)
     });
     let mut loose: HashMap<u64, Vec<WireLeg>> = tail.loose.into_iter().collect();
-    let mut devices = Vec::with_capacity(table.len());
     let mut starts = Starts::default();
     for (n, e) in table.iter().enumerate() {
         let (here, next) = (starts, starts.after(e));
         let next = next.ok_or_else(|| bad("a device out of place"))?;
         starts = next;
+        if skip.contains(&(n as u32)) {
+            continue;
+        }
         let name_bytes = bytes
             .get(names.start.saturating_add(here.name)..)
             .and_then(|b| b.get(..next.name - here.name))
@@ -608,7 +775,11 @@ pub(super) fn open(
             causes.clone(),
             e.longest,
         )
-        .ok_or_else(|| its("legs"))?;
+        .ok_or_else(|| its("legs"))?
+        .with_origin(Origin {
+            piece: h.piece,
+            entry: n as u32,
+        });
         let packed = match &hour_index {
             Some(h) => packed.with_hours(h.clone(), n as u32),
             None => packed,
@@ -619,14 +790,9 @@ pub(super) fn open(
             .into_iter()
             .map(|w| w.paired(&mut name))
             .collect();
-        devices.push((device, packed, rest));
+        each(device, packed, rest);
     }
-    Ok(Some(Checkpoint {
-        version: h.version,
-        last_ingest_time: h.last_ingest_time,
-        devices,
-        retention: tail.retention,
-    }))
+    Ok(())
 }
 
 /// The latest ingest time among the events of `ingest_seq` up to `version`, if `snap` holds
@@ -665,10 +831,14 @@ fn ingest_time_through(snap: &Snapshot, version: u64) -> Result<Option<Us>> {
 /// Up to which `ingest_seq` the checkpoint of the legs under the log's directory of `snap`
 /// holds every call leg (`None`: no checkpoint the log matches): what retention of raw
 /// events may remove without losing a leg.
-/// Reads the checkpoint's frame only (its header, device table, fences and tail), not the
-/// legs: the retention pass asks at every compaction.
+/// Reads the frames only (the head's and its pieces': header, device table, fences and
+/// tail), not the legs: the retention pass asks at every compaction.
 pub fn covered_through(snap: &Snapshot) -> Option<u64> {
-    let h = read_frame(&snap.dir)?.h;
+    let f = read_frame(&snap.dir)?;
+    if !f.tail.pieces.is_empty() && chain_on_disk(&snap.dir).len() != f.tail.pieces.len() + 1 {
+        return None; // a piece it lists is missing or not the one written
+    }
+    let h = f.h;
     of_this_log(snap, h.version, h.last_ingest_time)
         .ok()?
         .then_some(h.version)
@@ -679,6 +849,23 @@ pub fn covered_through(snap: &Snapshot) -> Option<u64> {
 /// Reads its frame only (the header, the device table, the fences and the tail), not the legs.
 pub fn retention(log_dir: &Path) -> Option<LegsRetention> {
     read_frame(log_dir)?.tail.retention
+}
+
+/// The bytes of the checkpoint under `log_dir` on disk: its head's and those of the pieces
+/// it lists (0 when there is none).
+pub fn bytes_on_disk(log_dir: &Path) -> u64 {
+    let Some(head) = read_frame(log_dir) else {
+        return fs::metadata(log_dir.join(FILE)).map_or(0, |m| m.len());
+    };
+    let dir = derived_files::dir(log_dir);
+    let size = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
+    let pieces: u64 = head
+        .tail
+        .pieces
+        .iter()
+        .map(|r| size(&dir.join(&r.file)))
+        .sum();
+    size(&log_dir.join(FILE)) + pieces
 }
 
 /// The frame of the checkpoint under `log_dir`, if there is one whose frame is whole.

@@ -359,10 +359,13 @@ fn decode(bytes: &[u8], into: &mut Vec<Coarse>) -> bool {
 /// An hour decoded: the mapping's number and the hour, and its entries.
 type Decoded = (Option<(u64, i64)>, Vec<Coarse>);
 
+/// Hours a thread keeps decoded: the questions of one instant ask one hour many times, of
+/// every piece of the checkpoint in turn (a device's packs, one per piece).
+const KEPT: usize = 20;
+
 thread_local! {
-    /// The hour this thread decoded last: the questions of one instant ask one hour many
-    /// times.
-    static LAST: RefCell<Decoded> = const { RefCell::new((None, Vec::new())) };
+    /// The hours this thread decoded last, each with when it was last asked.
+    static DECODED: RefCell<(u64, Vec<(u64, Decoded)>)> = const { RefCell::new((0, Vec::new())) };
 }
 
 fn crc_of(dir: &[u64]) -> u32 {
@@ -425,27 +428,41 @@ impl Hours {
         })
     }
 
-    /// Runs `f` on the entries of hour `h` (by device), decoded unless this thread decoded
-    /// them last. `f` must not ask for an hour itself.
+    /// Runs `f` on the entries of hour `h` (by device), decoded unless this thread kept them
+    /// decoded (the [`KEPT`] hours it asked last). `f` must not ask for an hour itself.
     fn with_hour<R>(&self, h: i64, f: impl FnOnce(&[Coarse]) -> R) -> R {
-        LAST.with(|last| {
-            let mut last = last.borrow_mut();
+        DECODED.with(|cache| {
+            let (clock, kept) = &mut *cache.borrow_mut();
+            *clock += 1;
             let key = (self.file.number, h);
-            if last.0 != Some(key) {
-                let bytes = self.file.bytes();
-                let dir: &[u64] = bytemuck::cast_slice(&bytes[self.dir.clone()]);
-                let k = h - self.first;
-                let range = (k >= 0 && (k as usize) + 1 < dir.len())
-                    .then(|| (dir[k as usize] as usize, dir[k as usize + 1] as usize));
-                let encoded = range
-                    .and_then(|(a, b)| bytes.get(self.entries.clone())?.get(a..b))
-                    .unwrap_or_default();
-                if !decode(encoded, &mut last.1) {
-                    tracing::error!(hour = h, "the checkpoint's hour index is damaged there");
+            let k = match kept.iter().position(|(_, d)| d.0 == Some(key)) {
+                Some(k) => k,
+                None => {
+                    let k = if kept.len() < KEPT {
+                        kept.push((0, (None, Vec::new())));
+                        kept.len() - 1
+                    } else {
+                        // the one asked longest ago
+                        (0..kept.len()).min_by_key(|&k| kept[k].0).unwrap_or(0)
+                    };
+                    let last = &mut kept[k].1;
+                    let bytes = self.file.bytes();
+                    let dir: &[u64] = bytemuck::cast_slice(&bytes[self.dir.clone()]);
+                    let j = h - self.first;
+                    let range = (j >= 0 && (j as usize) + 1 < dir.len())
+                        .then(|| (dir[j as usize] as usize, dir[j as usize + 1] as usize));
+                    let encoded = range
+                        .and_then(|(a, b)| bytes.get(self.entries.clone())?.get(a..b))
+                        .unwrap_or_default();
+                    if !decode(encoded, &mut last.1) {
+                        tracing::error!(hour = h, "the checkpoint's hour index is damaged there");
+                    }
+                    last.0 = Some(key);
+                    k
                 }
-                last.0 = Some(key);
-            }
-            f(&last.1)
+            };
+            kept[k].0 = *clock;
+            f(&kept[k].1.1)
         })
     }
 

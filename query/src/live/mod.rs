@@ -19,6 +19,7 @@ mod mapped;
 mod memory;
 mod packed;
 mod pairing;
+mod pieces;
 pub mod retention;
 mod runs;
 pub mod service;
@@ -286,6 +287,8 @@ fn write_checkpoint(shared: &Shared, view: &Arc<View>) -> Result<checkpoint::Wri
         version = written.version,
         legs = written.legs,
         bytes = written.bytes,
+        pieces = written.pieces,
+        written_bytes = written.written_bytes,
         legs_kept_from = ?written.retention.map(|r| r.kept_from),
         legs_removed = written.retention.map_or(0, |r| r.removed),
         "call legs checkpointed"

@@ -67,6 +67,13 @@ impl<'a> LegRef<'a> {
     }
 }
 
+/// Where a pack of a checkpoint is: the piece's id and the device's number in that piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub piece: u64,
+    pub entry: u32,
+}
+
 /// Where a pack's blocks and call-id index ([`IdIndex`]) are.
 #[derive(Debug)]
 enum Store {
@@ -84,6 +91,9 @@ enum Store {
         by_id: Range<usize>,
         /// The checkpoint's hour index and this device's number in it, if it has one.
         hours: Option<(Arc<Hours>, u32)>,
+        /// The piece of the checkpoint it is kept in, and its device's number there (none for
+        /// a spilled pack).
+        origin: Option<Origin>,
         /// For a pack spilled while pairing (asked about every new call id): its Bloom
         /// filter, and each index key's hash in the index's order (4 bytes a leg), on the
         /// heap, so that an id it does not hold is told apart without reading the file (the
@@ -291,6 +301,7 @@ impl Packed {
                 blocks,
                 by_id,
                 hours: None,
+                origin: None,
                 spilled: None,
             },
             number: PACKS.fetch_add(1, Ordering::Relaxed),
@@ -325,6 +336,27 @@ impl Packed {
             *hours = Some((index, device));
         }
         self
+    }
+
+    /// Kept in the checkpoint piece `origin` (a mapped pack).
+    pub fn with_origin(mut self, at: Origin) -> Packed {
+        if let Store::Mapped { origin, .. } = &mut self.store {
+            *origin = Some(at);
+        }
+        self
+    }
+
+    /// The checkpoint piece it is kept in, if it is.
+    pub fn origin(&self) -> Option<Origin> {
+        match &self.store {
+            Store::Mapped { origin, .. } => *origin,
+            Store::Heap { .. } => None,
+        }
+    }
+
+    /// Its first leg's start (`None`: it holds none).
+    pub fn first_start(&self) -> Option<Us> {
+        self.fences.first().copied()
     }
 
     /// The hour index it is listed in, and its device number there.
@@ -412,6 +444,7 @@ impl Packed {
             blocks,
             by_id,
             hours: None,
+            origin: None,
             spilled: Some((filter, hashes)),
         };
         self.number = PACKS.fetch_add(1, Ordering::Relaxed);
@@ -473,7 +506,6 @@ impl Packed {
     }
 
     /// Leg `k`: (start, end).
-    #[cfg(test)]
     pub fn span(&self, k: usize) -> (Us, Us) {
         self.with_leg(k, |r, _| (r.start, r.end))
     }

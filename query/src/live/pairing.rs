@@ -119,7 +119,7 @@ impl Pairer {
                 (id, leg, revised)
             })
             .collect();
-        Calls::from_parts(Pack::default(), self.runs, loose)
+        Calls::from_parts(Vec::new(), self.runs, loose)
     }
 }
 

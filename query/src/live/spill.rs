@@ -205,7 +205,7 @@ mod tests {
         pairers
             .into_iter()
             .map(|p| {
-                let (complete, loose) = p.into_calls().checkpoint_parts();
+                let (complete, loose) = p.into_calls().checkpoint_parts(|_| false);
                 let mut legs: Vec<(String, Us, Us)> = complete
                     .iter()
                     .map(|c| (c.id.to_string(), c.start, c.end))

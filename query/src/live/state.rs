@@ -74,6 +74,8 @@ pub struct State {
     legs_from: Option<u64>,
     /// What retention removed from the legs (as the checkpoint last read says).
     legs_retention: Option<checkpoint::LegsRetention>,
+    /// The version of the last checkpoint of the legs it took in (at its start or since).
+    legs_taken: Option<u64>,
     /// Retention of intervals: history is kept from this instant (the log's base).
     horizon: Option<Us>,
     /// The hourly rollups frozen before it, if kept.
@@ -271,6 +273,7 @@ impl State {
             calls_at_checkpoint: 0,
             legs_from: None,
             legs_retention: None,
+            legs_taken: None,
             horizon: rows.horizon,
             frozen,
         };
@@ -282,8 +285,11 @@ impl State {
         if let Some(c) = saved {
             for (device, packed, loose) in c.devices {
                 let name = st.names.name(&device);
-                devices.entry(name).or_default().calls =
-                    Calls::from_parts(Pack::new(packed), Vec::new(), loose);
+                devices.entry(name).or_default().calls = Calls::from_parts(
+                    packed.into_iter().map(Pack::new).collect(),
+                    Vec::new(),
+                    loose,
+                );
             }
             let names = &mut st.names;
             let mut after = 0u64;
@@ -301,6 +307,7 @@ impl State {
             })?;
             st.calls_applied = after;
             st.legs_from = Some(c.version);
+            st.legs_taken = Some(c.version);
             st.legs_retention = c.retention;
         } else {
             st.calls_applied = paired;
@@ -520,6 +527,7 @@ impl State {
         {
             self.legs_retention = Some(r);
         }
+        self.legs_taken = self.legs_taken.max(Some(checkpoint.version));
         let mut adopted = 0;
         for (name, packed, loose) in checkpoint.devices {
             let Some((key, now)) = self.devices.get_key_value(name.as_str()) else {
@@ -532,7 +540,11 @@ impl State {
             let d = Device {
                 events: now.events.clone(),
                 intervals: now.intervals.clone(),
-                calls: Calls::from_parts(Pack::new(packed), Vec::new(), loose),
+                calls: Calls::from_parts(
+                    packed.into_iter().map(Pack::new).collect(),
+                    Vec::new(),
+                    loose,
+                ),
                 calls_changed: now.calls_changed,
                 rollup: now.rollup.clone(),
             };
@@ -635,6 +647,7 @@ impl State {
             targets: self.targets.clone(),
             calls_applied: self.calls_applied,
             legs_retention: self.legs_retention,
+            legs_taken: self.legs_taken,
             horizon: self.horizon,
             frozen: self.frozen.clone(),
         }

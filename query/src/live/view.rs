@@ -35,6 +35,8 @@ pub struct View {
     pub(super) calls_applied: u64,
     /// What retention removed from the call legs.
     pub(super) legs_retention: Option<LegsRetention>,
+    /// The version of the last checkpoint of the legs its state took in.
+    pub(super) legs_taken: Option<u64>,
     /// Retention of intervals: history is kept from this instant.
     pub(super) horizon: Option<Us>,
     /// The hourly rollups frozen before it, if kept.
@@ -89,6 +91,12 @@ impl View {
             .values()
             .filter(|d| d.calls.mapped_file().is_some())
             .count()
+    }
+
+    /// The version of the last checkpoint of the call legs its state took in (at its start
+    /// or written since; `None`: none).
+    pub fn legs_taken_in(&self) -> Option<u64> {
+        self.legs_taken
     }
 
     /// What retention removed from the call legs (`None`: nothing).
