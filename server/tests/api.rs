@@ -352,7 +352,13 @@ fn sql_metrics_health_and_openapi() {
         .sum();
     assert_eq!(devices, truth.device_info.len() as f64);
     // what the live state holds: intervals and service events of every device, some legs
-    for part in ["devices", "service_events", "intervals", "call_legs_packed"] {
+    for part in [
+        "devices",
+        "service_events",
+        "intervals",
+        "call_legs_packed",
+        "call_leg_packs",
+    ] {
         let bytes = metric(&format!("callstate_live_state_bytes{{part=\"{part}\"}}"));
         assert!(bytes > 0.0, "{part}: {bytes}");
     }

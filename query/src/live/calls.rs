@@ -11,7 +11,7 @@ use crate::model::rows::{CallRow, Leg};
 
 use super::hours::Listed;
 use super::mapped::Mapped;
-use super::packed::{Complete, hash};
+use super::packed::{Complete, Packed, hash};
 use super::runs::{self, Pack};
 
 /// A call event of a revised leg as a checkpoint stores it: (started, time, ingest time,
@@ -288,10 +288,13 @@ impl Calls {
         self.base.iter().find_map(|p| p.packed.file())
     }
 
-    /// Bytes it holds on the heap: its packs', and its maps' (their entries and call ids;
-    /// the maps' own nodes are not counted).
-    pub fn heap_bytes(&self) -> (usize, usize) {
+    /// Bytes it holds on the heap: its packs' legs (and fences), its packs' own structures
+    /// (one per piece of the checkpoint holding some of its legs, and one per run), and its
+    /// maps' (their entries and call ids; the maps' own nodes are not counted).
+    pub fn heap_bytes(&self) -> (usize, usize, usize) {
         let packed = self.packs().map(Pack::heap_bytes).sum();
+        // a pack in its list, its `Packed` with its `Arc`'s counts
+        let packs = self.packs().count() * (size_of::<Pack>() + size_of::<Packed>() + 16);
         let ids: usize = self.legs.keys().map(|(_, id)| id.len() + 16).sum();
         let entry = size_of::<((Us, Arc<str>), KnownLeg)>() + size_of::<(Arc<str>, Us)>();
         let revised: usize = self
@@ -301,7 +304,7 @@ impl Calls {
             .sum();
         let maps =
             self.legs.len() * entry + ids + revised + self.open.len() * size_of::<(Us, Arc<str>)>();
-        (packed, maps)
+        (packed, packs, maps)
     }
 
     /// What a checkpoint writes of the legs: the complete ones (each pack's still packed but

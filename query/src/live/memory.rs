@@ -23,6 +23,9 @@ pub struct Memory {
     /// Call legs packed on the heap (sealed since the checkpoint, or all of them without
     /// one), and the fences of those mapped from the checkpoint.
     pub call_legs_packed: u64,
+    /// The packs of call legs themselves (a pack per device per piece of the checkpoint
+    /// holding some of its legs, and per run sealed since): their structures, not their legs.
+    pub call_leg_packs: u64,
     /// Call legs in maps: open, revised, or not sealed yet.
     pub call_legs_loose: u64,
     /// The index of the hourly rollups frozen before the horizon of retention of intervals
@@ -32,13 +35,14 @@ pub struct Memory {
 
 impl Memory {
     /// Its parts, named as `/metrics` labels them.
-    pub fn parts(&self) -> [(&'static str, u64); 7] {
+    pub fn parts(&self) -> [(&'static str, u64); 8] {
         [
             ("devices", self.devices),
             ("service_events", self.service_events),
             ("intervals", self.intervals),
             ("rollups", self.rollups),
             ("call_legs_packed", self.call_legs_packed),
+            ("call_leg_packs", self.call_leg_packs),
             ("call_legs_loose", self.call_legs_loose),
             ("frozen_rollups", self.frozen_rollups),
         ]
@@ -58,8 +62,9 @@ impl View {
             m.service_events += d.events.heap_bytes() as u64;
             m.intervals += d.intervals.heap_bytes() as u64;
             m.rollups += d.rollup.get().map_or(0, |r| r.heap_bytes()) as u64;
-            let (packed, loose) = d.calls.heap_bytes();
+            let (packed, packs, loose) = d.calls.heap_bytes();
             m.call_legs_packed += packed as u64;
+            m.call_leg_packs += packs as u64;
             m.call_legs_loose += loose as u64;
         }
         m
