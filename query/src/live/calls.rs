@@ -277,6 +277,16 @@ impl Calls {
         calls
     }
 
+    /// A device's legs as a checkpoint holds them: its packs (one per piece holding some) and
+    /// the others as paired.
+    pub(super) fn from_checkpoint(packs: Vec<Packed>, loose: Vec<Paired>) -> Calls {
+        Calls::from_parts(
+            packs.into_iter().map(Pack::new).collect(),
+            Vec::new(),
+            loose,
+        )
+    }
+
     /// Whether some of its packs were spilled to a file by a start pairing without a
     /// checkpoint.
     pub(super) fn has_spilled(&self) -> bool {

@@ -248,7 +248,7 @@ pub(super) fn write(log_dir: &Path, view: &View, kept_from: Option<Us>) -> Resul
             PathBuf::from(p)
         };
         let (index, hours) = (side(".index"), side(".hours"));
-        let r = write_parts(view, kept_from, (&plan, &refs), main, [&index, &hours]);
+        let r = write_parts(view, horizon, (&plan, &refs), main, [&index, &hours]);
         for side in [&index, &hours] {
             let _ = fs::remove_file(side);
         }
@@ -274,13 +274,28 @@ fn new_piece_id(version: u64) -> u64 {
     std::hash::Hasher::finish(&h)
 }
 
+/// The older piece `r` that the head at `head` lists, mapped and framed: where it is, its
+/// mapping and its frame; an error if it is missing, damaged or not the piece listed.
+fn listed(log_dir: &Path, head: &Path, r: &PieceRef) -> Result<(PathBuf, Arc<Mapped>, Frame)> {
+    let at = derived_files::dir(log_dir).join(&r.file);
+    let file = Mapped::open_shared(&at)
+        .map_err(|e| damaged(head, &format!("the piece {} it lists: {e}", r.file)))?;
+    let f = frame(&at, file.bytes())?;
+    if f.h.piece != r.piece || f.h.checksum != r.checksum {
+        return Err(damaged(
+            head,
+            &format!("the piece {} is not the one it lists", r.file),
+        ));
+    }
+    Ok((at, file, f))
+}
+
 /// The pieces of the checkpoint under `log_dir` (oldest first, the head last), each checked
 /// to be the one the head lists; none if one is not (a write then keeps none).
 fn chain_on_disk(log_dir: &Path) -> Vec<OnDisk> {
     let Some(head) = read_frame(log_dir) else {
         return Vec::new();
     };
-    let dir = derived_files::dir(log_dir);
     let on_disk = |r: PieceRef, path: PathBuf, h: &Header| OnDisk {
         r,
         path,
@@ -290,15 +305,9 @@ fn chain_on_disk(log_dir: &Path) -> Vec<OnDisk> {
     };
     let mut chain = Vec::new();
     for r in &head.tail.pieces {
-        let path = dir.join(&r.file);
-        let f = Mapped::open(&path)
-            .ok()
-            .and_then(|m| frame(&path, m.bytes()).ok());
-        match f {
-            Some(f) if f.h.piece == r.piece && f.h.checksum == r.checksum => {
-                chain.push(on_disk(r.clone(), path, &f.h));
-            }
-            _ => return Vec::new(),
+        match listed(log_dir, &log_dir.join(FILE), r) {
+            Ok((path, _, f)) => chain.push(on_disk(r.clone(), path, &f.h)),
+            Err(_) => return Vec::new(),
         }
     }
     let r = PieceRef {
@@ -312,11 +321,12 @@ fn chain_on_disk(log_dir: &Path) -> Vec<OnDisk> {
 }
 
 /// Writes the head of the checkpoint of `view` to `main` (the legs `plan` does not keep where
-/// they are, listing `refs`), with side files for the parts laid out after the blocks
-/// (`[index, hours]`). The legs and devices it returns count the pieces kept too.
+/// they are, listing `refs`; without the complete legs retention at `horizon` removes), with
+/// side files for the parts laid out after the blocks (`[index, hours]`). The legs and
+/// devices it returns count the pieces kept too.
 fn write_parts(
     view: &View,
-    kept_from: Option<Us>,
+    horizon: Option<Us>,
     (plan, refs): (&Plan, &[PieceRef]),
     main: &Path,
     sides: [&Path; 2],
@@ -366,7 +376,6 @@ fn write_parts(
     let (mut legs, mut blocks_len, mut by_id_len) = (0u64, 0u64, 0u64);
     // retention: the earlier horizon's removals were counted when it was set
     let prior = view.legs_retention;
-    let horizon = prior.map(|r| r.kept_from).max(kept_from);
     let mut removed = prior.map_or(0, |r| r.removed);
     let before = prior.map(|r| r.kept_from);
     h.kept_from = horizon.unwrap_or(Us::MIN);
@@ -643,18 +652,8 @@ pub(super) fn open(
     let file = Mapped::open_shared(&path).map_err(io("mapping", &path))?;
     let head = frame(&path, file.bytes())?;
     let mut devices: BTreeMap<String, (Vec<Packed>, Vec<Paired>)> = BTreeMap::new();
-    let dir = derived_files::dir(log_dir);
     for r in &head.tail.pieces {
-        let at = dir.join(&r.file);
-        let piece = Mapped::open_shared(&at)
-            .map_err(|e| damaged(&path, &format!("the piece {} it lists: {e}", r.file)))?;
-        let f = frame(&at, piece.bytes())?;
-        if f.h.piece != r.piece || f.h.checksum != r.checksum {
-            return Err(damaged(
-                &path,
-                &format!("the piece {} is not the one it lists", r.file),
-            ));
-        }
+        let (at, piece, f) = listed(log_dir, &path, r)?;
         let skip: HashSet<u32> = r.superseded.iter().copied().collect();
         // (an older piece's loose legs are the head's now)
         read_piece(&at, &piece, f, &skip, &mut name, |device, packed, _| {
@@ -835,8 +834,13 @@ fn ingest_time_through(snap: &Snapshot, version: u64) -> Result<Option<Us>> {
 /// tail), not the legs: the retention pass asks at every compaction.
 pub fn covered_through(snap: &Snapshot) -> Option<u64> {
     let f = read_frame(&snap.dir)?;
-    if !f.tail.pieces.is_empty() && chain_on_disk(&snap.dir).len() != f.tail.pieces.len() + 1 {
-        return None; // a piece it lists is missing or not the one written
+    let head = snap.dir.join(FILE);
+    if f.tail
+        .pieces
+        .iter()
+        .any(|r| listed(&snap.dir, &head, r).is_err())
+    {
+        return None; // a piece it lists is missing, damaged or not the one written
     }
     let h = f.h;
     of_this_log(snap, h.version, h.last_ingest_time)

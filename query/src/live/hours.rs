@@ -445,25 +445,30 @@ impl Hours {
                         // the one asked longest ago
                         (0..kept.len()).min_by_key(|&k| kept[k].0).unwrap_or(0)
                     };
-                    let last = &mut kept[k].1;
-                    let bytes = self.file.bytes();
-                    let dir: &[u64] = bytemuck::cast_slice(&bytes[self.dir.clone()]);
-                    let j = h - self.first;
-                    let range = (j >= 0 && (j as usize) + 1 < dir.len())
-                        .then(|| (dir[j as usize] as usize, dir[j as usize + 1] as usize));
-                    let encoded = range
-                        .and_then(|(a, b)| bytes.get(self.entries.clone())?.get(a..b))
-                        .unwrap_or_default();
-                    if !decode(encoded, &mut last.1) {
-                        tracing::error!(hour = h, "the checkpoint's hour index is damaged there");
-                    }
-                    last.0 = Some(key);
+                    self.decode_hour(h, &mut kept[k].1.1);
+                    kept[k].1.0 = Some(key);
                     k
                 }
             };
             kept[k].0 = *clock;
             f(&kept[k].1.1)
         })
+    }
+
+    /// Decodes the entries of hour `h` into `into` (none for an hour it does not hold; a
+    /// damaged hour is logged and reads as none).
+    fn decode_hour(&self, h: i64, into: &mut Vec<Coarse>) {
+        let bytes = self.file.bytes();
+        let dir: &[u64] = bytemuck::cast_slice(&bytes[self.dir.clone()]);
+        let j = h - self.first;
+        let range = (j >= 0 && (j as usize) + 1 < dir.len())
+            .then(|| (dir[j as usize] as usize, dir[j as usize + 1] as usize));
+        let encoded = range
+            .and_then(|(a, b)| bytes.get(self.entries.clone())?.get(a..b))
+            .unwrap_or_default();
+        if !decode(encoded, into) {
+            tracing::error!(hour = h, "the checkpoint's hour index is damaged there");
+        }
     }
 
     /// Runs `f` on the entries of device `device` in hour `h`.

@@ -41,7 +41,6 @@ use super::checkpoint;
 use super::device::Device;
 use super::mapped::Mapped;
 use super::pairing::Pairer;
-use super::runs::Pack;
 use super::service::ServiceEvents;
 use super::service_file::{self, ServiceFile};
 use super::spill::{CHECK_EVERY, SPILL_AT, Spiller};
@@ -285,11 +284,7 @@ impl State {
         if let Some(c) = saved {
             for (device, packed, loose) in c.devices {
                 let name = st.names.name(&device);
-                devices.entry(name).or_default().calls = Calls::from_parts(
-                    packed.into_iter().map(Pack::new).collect(),
-                    Vec::new(),
-                    loose,
-                );
+                devices.entry(name).or_default().calls = Calls::from_checkpoint(packed, loose);
             }
             let names = &mut st.names;
             let mut after = 0u64;
@@ -540,11 +535,7 @@ impl State {
             let d = Device {
                 events: now.events.clone(),
                 intervals: now.intervals.clone(),
-                calls: Calls::from_parts(
-                    packed.into_iter().map(Pack::new).collect(),
-                    Vec::new(),
-                    loose,
-                ),
+                calls: Calls::from_checkpoint(packed, loose),
                 calls_changed: now.calls_changed,
                 rollup: now.rollup.clone(),
             };
