@@ -41,7 +41,7 @@ use super::calls::{Paired, WireLeg};
 use super::derived_files::{self, io};
 use super::hours::{self, Hours};
 use super::mapped::{InOrder, Mapped};
-use super::packed::{self, Origin, Packed};
+use super::packed::{self, Packed, Shelf};
 use super::pieces::{self, OnDisk, PieceRef, Plan};
 pub use super::retention::LegsRetention;
 use super::view::View;
@@ -387,13 +387,12 @@ fn write_parts(
         if k % RELEASE_EVERY == RELEASE_EVERY - 1 {
             super::mapped::release();
         }
-        let (mut complete, mut loose) = d.calls.checkpoint_parts(|p| plan.keeps(p));
-        let kept: u64 = d
-            .calls
-            .packs()
-            .filter(|p| plan.keeps(p))
-            .map(|p| p.len() as u64)
-            .sum();
+        let mut kept = 0u64;
+        let (mut complete, mut loose) = d.calls.checkpoint_parts(|p| {
+            let keeps = plan.keeps(p);
+            kept += if keeps { p.len() as u64 } else { 0 };
+            keeps
+        });
         kept_legs += kept;
         if complete.is_empty() && loose.is_empty() {
             kept_devices += u64::from(kept > 0);
@@ -711,10 +710,6 @@ fn read_piece(
     for _ in 0..h.devices {
         table.push(DeviceEntry::read(&mut r).ok_or_else(|| bad("its device table"))?);
     }
-    let fences: &[Us] =
-        bytemuck::try_cast_slice(&bytes[f.fences]).map_err(|_| bad("fences misaligned"))?;
-    let offsets: &[u32] =
-        bytemuck::try_cast_slice(&bytes[f.offsets]).map_err(|_| bad("offsets misaligned"))?;
     let causes: Arc<Vec<Arc<str>>> = Arc::new(tail.causes.iter().map(|c| name(c)).collect());
     // without its hour index (or with a damaged one) every device's legs are read
     let hour_index = tail.hours.as_ref().and_then(|s| {
@@ -723,6 +718,16 @@ fn read_piece(
             .ok()
             .map(Arc::new)
     });
+    let shelf = Shelf::new(
+        file.clone(),
+        h.piece,
+        f.fences,
+        f.offsets,
+        causes,
+        hour_index,
+    )
+    .ok_or_else(|| bad("fences or offsets misaligned"))?;
+    let shelf = Arc::new(shelf);
     let mut loose: HashMap<u64, Vec<WireLeg>> = tail.loose.into_iter().collect();
     let mut starts = Starts::default();
     for (n, e) in table.iter().enumerate() {
@@ -751,38 +756,22 @@ fn read_piece(
             return Err(bad(&format!("device {device} out of place")));
         }
         let its = |what: &str| bad(&format!("device {device}'s {what} out of place"));
-        let its_fences = fences
-            .get(here.fences..next.fences)
-            .ok_or_else(|| its("fences"))?;
-        let its_offsets = offsets
-            .get(here.fences..next.fences)
-            .ok_or_else(|| its("offsets"))?;
         let its_by_id = by_id
             .start
             .checked_add(here.by_id)
-            .zip(by_id.start.checked_add(next.by_id))
-            .map(|(a, b)| a..b)
-            .filter(|r| r.end <= by_id.end)
+            .filter(|&at| at <= by_id.end)
             .ok_or_else(|| its("call-id index"))?;
-        let packed = Packed::mapped(
-            file.clone(),
+        let packed = Packed::kept(
+            &shelf,
+            n as u32,
             at..end,
             its_by_id,
             to - from,
-            its_fences.into(),
-            its_offsets.into(),
-            causes.clone(),
+            here.fences,
             e.longest,
         )
-        .ok_or_else(|| its("legs"))?
-        .with_origin(Origin {
-            piece: h.piece,
-            entry: n as u32,
-        });
-        let packed = match &hour_index {
-            Some(h) => packed.with_hours(h.clone(), n as u32),
-            None => packed,
-        };
+        .filter(|_| next.by_id <= by_id.len())
+        .ok_or_else(|| its("legs"))?;
         let rest: Vec<Paired> = loose
             .remove(&(n as u64))
             .unwrap_or_default()

@@ -74,43 +74,108 @@ pub struct Origin {
     pub entry: u32,
 }
 
-/// Where a pack's blocks and call-id index ([`IdIndex`]) are.
+/// What the packs of one checkpoint piece share: its file, where every device's fences and
+/// block offsets are in it (read there, not copied), its causes and its hour index.
+#[derive(Debug)]
+pub(super) struct Shelf {
+    file: Arc<Mapped>,
+    piece: u64,
+    fences: Range<usize>,
+    offsets: Range<usize>,
+    causes: Arc<Vec<Arc<str>>>,
+    hours: Option<Arc<Hours>>,
+}
+
+impl Shelf {
+    /// The piece `piece` mapped as `file`: its fences (`i64`) and offsets (`u32`) at these
+    /// byte ranges (checked to be in the file, aligned and as many, else `None`).
+    pub fn new(
+        file: Arc<Mapped>,
+        piece: u64,
+        fences: Range<usize>,
+        offsets: Range<usize>,
+        causes: Arc<Vec<Arc<str>>>,
+        hours: Option<Arc<Hours>>,
+    ) -> Option<Shelf> {
+        let bytes = file.bytes();
+        let f: &[Us] = bytemuck::try_cast_slice(bytes.get(fences.clone())?).ok()?;
+        let o: &[u32] = bytemuck::try_cast_slice(bytes.get(offsets.clone())?).ok()?;
+        (f.len() == o.len()).then_some(Shelf {
+            file,
+            piece,
+            fences,
+            offsets,
+            causes,
+            hours,
+        })
+    }
+
+    /// Every device's fences, back to back (checked in [`Shelf::new`]).
+    fn fences(&self) -> &[Us] {
+        bytemuck::try_cast_slice(&self.file.bytes()[self.fences.clone()]).unwrap_or(&[])
+    }
+
+    /// Every device's block offsets, as many as the fences.
+    fn offsets(&self) -> &[u32] {
+        bytemuck::try_cast_slice(&self.file.bytes()[self.offsets.clone()]).unwrap_or(&[])
+    }
+}
+
+/// Where a pack's blocks, call-id index ([`IdIndex`]), fences and offsets are.
 #[derive(Debug)]
 enum Store {
     /// On the heap, with a Bloom filter of the call ids.
-    Heap {
-        blocks: Vec<u8>,
-        /// The index's words.
-        by_id: Vec<u16>,
-        filter: Filter,
-    },
-    /// In a mapped checkpoint file, at these byte ranges.
-    Mapped {
-        file: Arc<Mapped>,
-        blocks: Range<usize>,
-        by_id: Range<usize>,
-        /// The checkpoint's hour index and this device's number in it, if it has one.
-        hours: Option<(Arc<Hours>, u32)>,
-        /// The piece of the checkpoint it is kept in, and its device's number there (none for
-        /// a spilled pack).
-        origin: Option<Origin>,
-        /// For a pack spilled while pairing (asked about every new call id): its Bloom
-        /// filter, and each index key's hash in the index's order (4 bytes a leg), on the
-        /// heap, so that an id it does not hold is told apart without reading the file (the
-        /// filter's ~2% false positives alone, or 16 bits of the hashes, read the file's pages
-        /// all over within seconds: each fault maps 16 pages around). None for a
-        /// checkpoint's.
-        spilled: Option<(Filter, Box<[u32]>)>,
-    },
+    Heap(Box<OnHeap>),
+    /// In a checkpoint piece: a few numbers, everything else in its [`Shelf`] and file.
+    Kept(Kept),
+    /// Spilled to a file while pairing.
+    Spilled(Box<Spilled>),
+}
+
+#[derive(Debug, Default)]
+struct OnHeap {
+    blocks: Vec<u8>,
+    /// The index's words.
+    by_id: Vec<u16>,
+    filter: Filter,
+    fences: Box<[Us]>,
+    offsets: Box<[u32]>,
+    /// The causes the legs index.
+    causes: Arc<Vec<Arc<str>>>,
+}
+
+/// A pack of a checkpoint piece: its device's number there (in the piece's hour index too),
+/// where its blocks and index begin in the file and its first fence among the shelf's.
+#[derive(Debug)]
+struct Kept {
+    shelf: Arc<Shelf>,
+    blocks_at: usize,
+    by_id_at: usize,
+    blocks_len: u32,
+    fences_at: u32,
+    entry: u32,
+}
+
+/// A pack spilled while pairing (asked about every new call id): its blocks and index in
+/// `file`; its Bloom filter, and each index key's hash in the index's order (4 bytes a leg),
+/// on the heap, so that an id it does not hold is told apart without reading the file (the
+/// filter's ~2% false positives alone, or 16 bits of the hashes, read the file's pages all
+/// over within seconds: each fault maps 16 pages around).
+#[derive(Debug)]
+struct Spilled {
+    file: Arc<Mapped>,
+    blocks: Range<usize>,
+    by_id: Range<usize>,
+    fences: Box<[Us]>,
+    offsets: Box<[u32]>,
+    causes: Arc<Vec<Arc<str>>>,
+    filter: Filter,
+    hashes: Box<[u32]>,
 }
 
 impl Default for Store {
     fn default() -> Self {
-        Store::Heap {
-            blocks: Vec::new(),
-            by_id: Vec::new(),
-            filter: Filter::default(),
-        }
+        Store::Heap(Box::default())
     }
 }
 
@@ -156,19 +221,14 @@ impl Filter {
     }
 }
 
-/// Complete legs by (start, call id).
+/// Complete legs by (start, call id), with each block's first start (its *fence*) and where
+/// it begins among the blocks, so that a search by time decodes one block.
 #[derive(Debug, Default)]
 pub(super) struct Packed {
     store: Store,
     /// Its number ([`PACKS`]; 0 for an empty one).
     number: u64,
     len: usize,
-    /// In memory: each block's first start (its *fence*) and where it begins among the
-    /// blocks, so that a search by time decodes one block.
-    fences: Box<[Us]>,
-    offsets: Box<[u32]>,
-    /// The causes the legs index (those of the pack, or of the whole checkpoint).
-    causes: Arc<Vec<Arc<str>>>,
     /// The longest leg (end − start).
     pub longest: Us,
 }
@@ -262,62 +322,96 @@ impl Packed {
         let mut bytes = e.bytes;
         bytes.shrink_to_fit();
         let p = Packed {
-            store: Store::Heap {
+            store: Store::Heap(Box::new(OnHeap {
                 blocks: bytes,
                 by_id: IdIndex::build(&hashes),
                 filter: Filter::new(hashes.iter().copied()),
-            },
+                fences: e.fences.into(),
+                offsets: e.offsets.into(),
+                causes: Arc::new(causes),
+            })),
             number: PACKS.fetch_add(1, Ordering::Relaxed),
             len: hashes.len(),
-            fences: e.fences.into(),
-            offsets: e.offsets.into(),
-            causes: Arc::new(causes),
             longest,
         };
         (p, Vec::new())
     }
 
-    /// A pack kept in `file`: its `len` legs' blocks and call-id index at these byte ranges
-    /// (checked to be in the file, the index whole and aligned, else `None`), each block's
-    /// first start and where it begins among the blocks (checked to be as many as the
-    /// blocks, in order, within them), its causes indexing `causes`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn mapped(
-        file: Arc<Mapped>,
+    /// Device `entry` of the piece `shelf`: its `len` legs' blocks at `blocks` of the file,
+    /// its call-id index from `by_id_at`, its fences and offsets from the shelf's
+    /// `fences_at`-th (checked to be in the file, the index whole and aligned, the blocks'
+    /// offsets in order within them, else `None`).
+    pub fn kept(
+        shelf: &Arc<Shelf>,
+        entry: u32,
         blocks: Range<usize>,
-        by_id: Range<usize>,
+        by_id_at: usize,
         len: usize,
-        fences: Box<[Us]>,
-        offsets: Box<[u32]>,
-        causes: Arc<Vec<Arc<str>>>,
+        fences_at: usize,
         longest: Us,
     ) -> Option<Packed> {
-        if !laid_out_in(file.bytes(), &blocks, &by_id, len, &fences, &offsets) {
+        let by_id = by_id_at..by_id_at.checked_add(IdIndex::bytes_for(len)?)?;
+        let n = len.div_ceil(FENCE);
+        let at = fences_at..fences_at.checked_add(n)?;
+        let (fences, offsets) = (shelf.fences().get(at.clone())?, shelf.offsets().get(at)?);
+        if !laid_out_in(shelf.file.bytes(), &blocks, &by_id, len, fences, offsets) {
             return None;
         }
         Some(Packed {
-            store: Store::Mapped {
-                file,
-                blocks,
-                by_id,
-                hours: None,
-                origin: None,
-                spilled: None,
-            },
+            store: Store::Kept(Kept {
+                shelf: shelf.clone(),
+                blocks_at: blocks.start,
+                by_id_at,
+                blocks_len: u32::try_from(blocks.len()).ok()?,
+                fences_at: u32::try_from(fences_at).ok()?,
+                entry,
+            }),
             number: PACKS.fetch_add(1, Ordering::Relaxed),
             len,
-            fences,
-            offsets,
-            causes,
             longest,
         })
+    }
+
+    /// Each block's first start (its fence), and where it begins among the blocks.
+    fn fences(&self) -> (&[Us], &[u32]) {
+        match &self.store {
+            Store::Heap(h) => (&h.fences, &h.offsets),
+            Store::Spilled(s) => (&s.fences, &s.offsets),
+            Store::Kept(k) => {
+                let at = k.fences_at as usize;
+                let its = at..at + self.len.div_ceil(FENCE);
+                let (f, o) = (k.shelf.fences(), k.shelf.offsets());
+                (f.get(its.clone()).unwrap_or(&[]), o.get(its).unwrap_or(&[]))
+            }
+        }
+    }
+
+    /// Its blocks, back to back.
+    fn blocks(&self) -> &[u8] {
+        match &self.store {
+            Store::Heap(h) => &h.blocks,
+            Store::Spilled(s) => &s.file.bytes()[s.blocks.clone()],
+            Store::Kept(k) => {
+                let bytes = k.shelf.file.bytes();
+                &bytes[k.blocks_at..k.blocks_at + k.blocks_len as usize]
+            }
+        }
+    }
+
+    /// The causes its legs index.
+    fn causes(&self) -> &[Arc<str>] {
+        match &self.store {
+            Store::Heap(h) => &h.causes,
+            Store::Spilled(s) => &s.causes,
+            Store::Kept(k) => &k.shelf.causes,
+        }
     }
 
     /// Every leg decoded, in order.
     fn decode_all(&self) -> Block {
         let mut d = Block::default();
         d.records.reserve_exact(self.len);
-        for j in 0..self.fences.len() {
+        for j in 0..self.fences().0.len() {
             self.with_block(j, |b| {
                 let base = d.ids.len() as u32;
                 d.ids.push_str(&b.ids);
@@ -330,80 +424,62 @@ impl Packed {
         d
     }
 
-    /// A mapped pack listed in its checkpoint's hour index as device `device`.
-    pub fn with_hours(mut self, index: Arc<Hours>, device: u32) -> Packed {
-        if let Store::Mapped { hours, .. } = &mut self.store {
-            *hours = Some((index, device));
-        }
-        self
-    }
-
-    /// Kept in the checkpoint piece `origin` (a mapped pack).
-    pub fn with_origin(mut self, at: Origin) -> Packed {
-        if let Store::Mapped { origin, .. } = &mut self.store {
-            *origin = Some(at);
-        }
-        self
-    }
-
     /// The checkpoint piece it is kept in, if it is.
     pub fn origin(&self) -> Option<Origin> {
         match &self.store {
-            Store::Mapped { origin, .. } => *origin,
-            Store::Heap { .. } => None,
+            Store::Kept(k) => Some(Origin {
+                piece: k.shelf.piece,
+                entry: k.entry,
+            }),
+            Store::Heap(_) | Store::Spilled(_) => None,
         }
     }
 
     /// Its first leg's start (`None`: it holds none).
     pub fn first_start(&self) -> Option<Us> {
-        self.fences.first().copied()
+        self.fences().0.first().copied()
     }
 
     /// The hour index it is listed in, and its device number there.
     pub fn hours(&self) -> Option<(&Arc<Hours>, u32)> {
         match &self.store {
-            Store::Mapped {
-                hours: Some((h, k)),
-                ..
-            } => Some((h, *k)),
-            _ => None,
+            Store::Kept(k) => k.shelf.hours.as_ref().map(|h| (h, k.entry)),
+            Store::Heap(_) | Store::Spilled(_) => None,
         }
     }
 
-    /// Bytes it holds on the heap: its fences and block offsets, and a heap pack's blocks,
-    /// index and filter.
+    /// Bytes it holds on the heap beside its own: a heap pack's blocks, index, filter, fences
+    /// and offsets; a spilled one's filter, hashes, fences and offsets; a kept one's none.
     pub fn heap_bytes(&self) -> usize {
-        let fences = self.fences.len() * size_of::<Us>() + self.offsets.len() * size_of::<u32>();
+        let fences = |f: &[Us], o: &[u32]| size_of_val(f) + size_of_val(o);
         match &self.store {
-            Store::Heap {
-                blocks,
-                by_id,
-                filter,
-            } => {
-                fences
-                    + blocks.capacity()
-                    + by_id.capacity() * size_of::<u16>()
-                    + filter.words.len() * 8
+            Store::Heap(h) => {
+                size_of::<OnHeap>()
+                    + fences(&h.fences, &h.offsets)
+                    + h.blocks.capacity()
+                    + h.by_id.capacity() * size_of::<u16>()
+                    + size_of_val(&*h.filter.words)
             }
-            Store::Mapped { spilled, .. } => {
-                fences
-                    + spilled.as_ref().map_or(0, |(filter, hashes)| {
-                        filter.words.len() * 8 + hashes.len() * size_of::<u32>()
-                    })
+            Store::Spilled(s) => {
+                size_of::<Spilled>()
+                    + fences(&s.fences, &s.offsets)
+                    + size_of_val(&*s.filter.words)
+                    + size_of_val(&*s.hashes)
             }
+            Store::Kept(_) => 0,
         }
     }
 
     /// Whether it is kept in a mapped file.
     pub fn is_mapped(&self) -> bool {
-        matches!(self.store, Store::Mapped { .. })
+        !matches!(self.store, Store::Heap(_))
     }
 
     /// A heap pack's blocks and call-id index, as a file holds them (`None` when mapped).
     pub fn heap_layout(&self) -> Option<(&[u8], &[u8])> {
         match &self.store {
-            Store::Heap { blocks, by_id, .. } => Some((blocks, bytemuck::cast_slice(by_id))),
-            Store::Mapped { .. } => None,
+            Store::Heap(h) => Some((&h.blocks, bytemuck::cast_slice(&h.by_id))),
+            Store::Kept(_) | Store::Spilled(_) => None,
         }
     }
 
@@ -417,36 +493,35 @@ impl Packed {
         blocks: Range<usize>,
         by_id: Range<usize>,
     ) -> bool {
-        let fits = laid_out_in(
-            file.bytes(),
-            &blocks,
-            &by_id,
-            self.len,
-            &self.fences,
-            &self.offsets,
-        );
+        let (fences, offsets) = self.fences();
+        let fits = laid_out_in(file.bytes(), &blocks, &by_id, self.len, fences, offsets);
         if !fits || self.is_mapped() {
             return false;
         }
-        let Store::Heap {
-            by_id: keys,
-            filter,
-            ..
-        } = std::mem::take(&mut self.store)
-        else {
+        let Store::Heap(h) = std::mem::take(&mut self.store) else {
             unreachable!("a heap pack, checked above");
         };
+        let OnHeap {
+            by_id: keys,
+            filter,
+            fences,
+            offsets,
+            causes,
+            ..
+        } = *h;
         let hashes = IdIndex::of(&keys, self.len)
             .map(|ix| (0..ix.len()).map(|i| ix.hash(i)).collect())
             .unwrap_or_default();
-        self.store = Store::Mapped {
+        self.store = Store::Spilled(Box::new(Spilled {
             file,
             blocks,
             by_id,
-            hours: None,
-            origin: None,
-            spilled: Some((filter, hashes)),
-        };
+            fences,
+            offsets,
+            causes,
+            filter,
+            hashes,
+        }));
         self.number = PACKS.fetch_add(1, Ordering::Relaxed);
         true
     }
@@ -454,27 +529,22 @@ impl Packed {
     /// The file it is kept in, if mapped.
     pub fn file(&self) -> Option<&Arc<Mapped>> {
         match &self.store {
-            Store::Mapped { file, .. } => Some(file),
-            Store::Heap { .. } => None,
+            Store::Kept(k) => Some(&k.shelf.file),
+            Store::Spilled(s) => Some(&s.file),
+            Store::Heap(_) => None,
         }
     }
 
     /// Runs `f` on block `j`, decoded (the last block this thread decoded is kept).
     fn with_block<R>(&self, j: usize, f: impl FnOnce(&blocks::Block) -> R) -> R {
         let n = (self.len - j * FENCE).min(FENCE);
-        let fence = self.fences[j];
-        let (from, to) = (
-            self.offsets[j] as usize,
-            self.offsets.get(j + 1).map(|&o| o as usize),
-        );
-        let bytes = || -> &[u8] {
-            match &self.store {
-                Store::Heap { blocks, .. } => &blocks[from..to.unwrap_or(blocks.len())],
-                Store::Mapped { file, blocks, .. } => {
-                    let end = to.map_or(blocks.end, |t| blocks.start + t);
-                    &file.bytes()[blocks.start + from..end]
-                }
-            }
+        let (fences, offsets) = self.fences();
+        let fence = fences[j];
+        let from = offsets[j] as usize;
+        let to = offsets.get(j + 1).map(|&o| o as usize);
+        let bytes = || {
+            let all = self.blocks();
+            &all[from..to.unwrap_or(all.len())]
         };
         blocks::with(self.number, j, || (bytes(), fence, n), f)
     }
@@ -491,7 +561,7 @@ impl Packed {
     pub fn cause_of(&self, r: &Record) -> Option<&Arc<str>> {
         (r.cause as usize)
             .checked_sub(1)
-            .and_then(|c| self.causes.get(c))
+            .and_then(|c| self.causes().get(c))
     }
 
     /// Legs held.
@@ -531,37 +601,31 @@ impl Packed {
     /// [`find`](Self::find), `h` being `id`'s [`hash`].
     pub fn find_hashed(&self, h: u64, id: &str) -> Option<usize> {
         let key = key_of(h);
-        // the index, and where in it the keys of `key` may be (all of it to search)
+        // the index, and where in it the keys of `key` may be (all of it to search); a
+        // mapped one checked to be in the file, whole, aligned
         let (index, within) = match &self.store {
-            Store::Heap { filter, by_id, .. } => {
-                if !filter.may_hold(h) {
+            Store::Heap(heap) => {
+                if !heap.filter.may_hold(h) {
                     return None;
                 }
-                (IdIndex::of(by_id, self.len), None)
+                (IdIndex::of(&heap.by_id, self.len), None)
             }
-            // checked in `mapped`: in the file, whole, aligned
-            Store::Mapped {
-                file,
-                by_id,
-                spilled,
-                ..
-            } => {
-                let index = IdIndex::of_bytes(&file.bytes()[by_id.clone()], self.len);
-                match spilled {
-                    None => (index, None),
-                    Some((filter, all)) => {
-                        // one word read for nearly every id, the hashes for ~2%
-                        if !filter.may_hold(h) {
-                            return None;
-                        }
-                        let from = all.partition_point(|&x| x < key);
-                        let to = from + all[from..].partition_point(|&x| x == key);
-                        if from == to {
-                            return None;
-                        }
-                        (index, Some(from..to))
-                    }
+            Store::Kept(k) => {
+                let at = k.by_id_at..k.by_id_at + IdIndex::bytes_for(self.len)?;
+                (IdIndex::of_bytes(&k.shelf.file.bytes()[at], self.len), None)
+            }
+            Store::Spilled(s) => {
+                // one word read for nearly every id, the hashes for ~2%
+                if !s.filter.may_hold(h) {
+                    return None;
                 }
+                let from = s.hashes.partition_point(|&x| x < key);
+                let to = from + s.hashes[from..].partition_point(|&x| x == key);
+                if from == to {
+                    return None;
+                }
+                let index = IdIndex::of_bytes(&s.file.bytes()[s.by_id.clone()], self.len);
+                (index, Some(from..to))
             }
         };
         let index = index?;
@@ -579,8 +643,9 @@ impl Packed {
             return;
         }
         // blocks from the last one starting before `from` to the last one starting by `to`
-        let first = self.fences.partition_point(|&s| s < from).saturating_sub(1);
-        let end = self.fences.partition_point(|&s| s <= to);
+        let (fences, _) = self.fences();
+        let first = fences.partition_point(|&s| s < from).saturating_sub(1);
+        let end = fences.partition_point(|&s| s <= to);
         for j in first..end {
             self.with_block(j, |b| {
                 for (i, r) in b.records.iter().enumerate() {
@@ -673,22 +738,32 @@ mod tests {
             .collect()
     }
 
-    /// A file under `dir` holding a pack's blocks and index after 8 bytes (as a header), the
-    /// index 2-aligned: the file, where the blocks and the index are.
+    /// A file under `dir` holding a pack as a checkpoint piece does: its blocks after 8
+    /// bytes (as a header), its index 2-aligned, then `fences` and `offsets` 8-aligned: the
+    /// piece's shelf (with `causes`) and where the blocks and the index are.
     fn in_file(
         dir: &Path,
         encoded: &Encoded,
         keys: &[u16],
-    ) -> (Arc<Mapped>, Range<usize>, Range<usize>) {
+        (fences, offsets): (&[Us], &[u32]),
+        causes: &[Arc<str>],
+    ) -> Option<(Arc<Shelf>, Range<usize>, usize)> {
         let mut bytes: Vec<u8> = vec![0; 8];
         bytes.extend_from_slice(&encoded.bytes);
         let b = 8..bytes.len();
         bytes.resize(bytes.len().next_multiple_of(2), 0);
-        let i = bytes.len()..bytes.len() + std::mem::size_of_val(keys);
+        let i = bytes.len();
         bytes.extend_from_slice(bytemuck::cast_slice(keys));
-        let path = dir.join("pack");
+        bytes.resize(bytes.len().next_multiple_of(8), 0);
+        let f = bytes.len()..bytes.len() + size_of_val(fences);
+        bytes.extend_from_slice(bytemuck::cast_slice(fences));
+        let o = bytes.len()..bytes.len() + size_of_val(offsets);
+        bytes.extend_from_slice(bytemuck::cast_slice(offsets));
+        let path = dir.join(format!("pack-{}", std::fs::read_dir(dir).unwrap().count()));
         std::fs::write(&path, &bytes).unwrap();
-        (Arc::new(Mapped::open(&path).unwrap()), b, i)
+        let file = Arc::new(Mapped::open(&path).unwrap());
+        let shelf = Shelf::new(file, 7, f, o, Arc::new(causes.to_vec()), None)?;
+        Some((Arc::new(shelf), b, i))
     }
 
     #[test]
@@ -699,9 +774,14 @@ mod tests {
         let (encoded, keys, longest) = lay_out_complete(&mut all, |_| 0).unwrap();
         assert_eq!(keys.len(), 4 * n, "two words a leg's number");
         let dir = tempfile::tempdir().unwrap();
-        let (file, b, i) = in_file(dir.path(), &encoded, &keys);
-        let (f, o) = (encoded.fences.into(), encoded.offsets.into());
-        let mapped = Packed::mapped(file, b, i, n, f, o, Arc::default(), longest).unwrap();
+        let fo = (&encoded.fences[..], &encoded.offsets[..]);
+        let (shelf, b, i) = in_file(dir.path(), &encoded, &keys, fo, &[]).unwrap();
+        let mapped = Packed::kept(&shelf, 3, b, i, n, 0, longest).unwrap();
+        assert_eq!(mapped.origin(), Some(Origin { piece: 7, entry: 3 }));
+        assert_eq!(mapped.heap_bytes(), 0, "everything in the file");
+        // one per device per piece of a checkpoint: a few numbers, where the fences and
+        // offsets copied to the heap and the spilled packs' fields made it ~240 bytes
+        assert!(size_of::<Packed>() <= 72, "{} bytes", size_of::<Packed>());
         for k in (0..n).step_by(97).chain(n - 3..n) {
             let id = heap.id(k);
             assert_eq!((heap.find(&id), mapped.find(&id)), (Some(k), Some(k)));
@@ -716,11 +796,11 @@ mod tests {
             for k in 0..n {
                 assert_eq!(p.find(&p.id(k)), Some(k));
             }
-            let Store::Heap { filter, .. } = &p.store else {
+            let Store::Heap(heap) = &p.store else {
                 panic!("on the heap")
             };
             let passed = (0..10_000)
-                .filter(|i| filter.may_hold(hash(&format!("other-{i}"))))
+                .filter(|i| heap.filter.may_hold(hash(&format!("other-{i}"))))
                 .count();
             assert!(passed <= 500, "{n} legs: {passed} of 10,000 others pass");
             assert_eq!(p.find("other-1"), None);
@@ -747,27 +827,20 @@ mod tests {
                 lay_out_complete(&mut sorted, number).expect("within bounds");
             assert_eq!(longest, heap.longest);
             let dir = tempfile::tempdir().unwrap();
-            let (file, b, i) = in_file(dir.path(), &encoded, &keys);
-            let mapped = |f: &[Us], o: &[u32]| {
-                Packed::mapped(
-                    file.clone(),
-                    b.clone(),
-                    i.clone(),
-                    n,
-                    f.into(),
-                    o.into(),
-                    Arc::new(causes.clone()),
-                    heap.longest,
-                )
+            let mapped = |f: &[Us], o: &[u32], fences_at: usize| {
+                let (shelf, b, i) = in_file(dir.path(), &encoded, &keys, (f, o), &causes)?;
+                Packed::kept(&shelf, 0, b, i, n, fences_at, heap.longest)
             };
             let (f, o) = (&encoded.fences, &encoded.offsets);
             if n > 0 {
-                assert!(mapped(&f[1..], &o[1..]).is_none(), "too few fences");
+                assert!(mapped(&f[1..], &o[1..], 0).is_none(), "too few fences");
+                assert!(mapped(f, o, 1).is_none(), "fences past the shelf's");
+                assert!(mapped(f, &o[1..], 0).is_none(), "fewer offsets than fences");
                 let mut late = o.clone();
                 late[0] = 1;
-                assert!(mapped(f, &late).is_none(), "a block out of place");
+                assert!(mapped(f, &late, 0).is_none(), "a block out of place");
             }
-            let mapped = mapped(f, o).expect("in place");
+            let mapped = mapped(f, o, 0).expect("in place");
             assert_eq!(mapped.len(), n);
             let mut probes: Vec<Us> = (0..n)
                 .flat_map(|k| {

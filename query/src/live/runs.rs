@@ -5,6 +5,7 @@
 //! repacked a few times — where repacking one pack at every seal made a device's cost grow
 //! with the square of its legs (a busy CTI route point).
 
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
 use callstate_schemas::Us;
@@ -13,11 +14,19 @@ use super::blocks::Record;
 use super::hours::Hours;
 use super::packed::{Complete, Packed};
 
+/// Leg numbers of a pack, hashed by a hasher of no state (a pack is one of a few per device
+/// per piece: the set is 16 bytes where one with `RandomState` is 32).
+pub(super) type Legs = imbl::GenericHashSet<
+    usize,
+    BuildHasherDefault<DefaultHasher>,
+    imbl::shared_ptr::DefaultSharedPtr,
+>;
+
 /// Packed legs, and those taken out since (held elsewhere now).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Pack {
     pub packed: Arc<Packed>,
-    pub moved: imbl::HashSet<usize>,
+    pub moved: Legs,
 }
 
 impl Pack {
@@ -25,7 +34,7 @@ impl Pack {
     pub fn new(packed: Packed) -> Pack {
         Pack {
             packed: Arc::new(packed),
-            moved: imbl::HashSet::new(),
+            moved: Legs::default(),
         }
     }
 
