@@ -448,10 +448,10 @@ fn a_checkpoint_in_pieces_writes_only_what_changed_and_answers_as_the_log_does()
     }
     let last = written.last().unwrap().clone();
     assert!(last.pieces > 1, "{written:?}");
-    // the packs' own structures counted on the heap: one at least per device with legs (one
-    // per piece holding some of its legs)
+    // the packs' own structures counted on the heap (80 bytes each): one at least per device
+    // with legs (one per piece holding some of its legs)
     let packs = live.view().memory().call_leg_packs;
-    assert!(packs > last.devices * 200, "{packs} for {last:?}");
+    assert!(packs >= last.devices * 80, "{packs} for {last:?}");
     // what writing every leg at every checkpoint would have written, and what was
     let whole: u64 = written.iter().map(|w| w.bytes).sum();
     let wrote: u64 = written.iter().map(|w| w.written_bytes).sum();

@@ -280,8 +280,8 @@ impl Calls {
     /// A device's legs as a checkpoint holds them: its packs (one per piece holding some) and
     /// the others as paired.
     pub(super) fn from_checkpoint(packs: Vec<Packed>, loose: Vec<Paired>) -> Calls {
-        // as many as there are: collected in place, the list would keep the allocation of
-        // `packs` (three times its size, and room for four at least)
+        // room for as many as there are (a list per device of the fleet; collected in place
+        // from a list of smaller items it would keep that list's allocation)
         let mut base = Vec::with_capacity(packs.len());
         base.extend(packs.into_iter().map(Pack::new));
         Calls::from_parts(base, Vec::new(), loose)
@@ -303,8 +303,8 @@ impl Calls {
     /// maps' (their entries and call ids; the maps' own nodes are not counted).
     pub fn heap_bytes(&self) -> (usize, usize, usize) {
         let packed = self.packs().map(Pack::heap_bytes).sum();
-        // a pack in its list, its `Packed` with its `Arc`'s counts
-        let packs = self.packs().count() * (size_of::<Pack>() + size_of::<Packed>() + 16);
+        // a pack in its list (its `Packed` held by value)
+        let packs = self.packs().count() * size_of::<Pack>();
         let ids: usize = self.legs.keys().map(|(_, id)| id.len() + 16).sum();
         let entry = size_of::<((Us, Arc<str>), KnownLeg)>() + size_of::<(Arc<str>, Us)>();
         let revised: usize = self
@@ -708,6 +708,8 @@ mod tests {
             end_known: i as Us + 10,
             cause: None,
         };
+        // a pack per device per piece of a checkpoint: held by value, a few numbers
+        assert!(size_of::<Pack>() <= 80, "{} bytes", size_of::<Pack>());
         for n in 1..=5 {
             let packs: Vec<Packed> = (0..n).map(|i| Packed::new(vec![leg(i)]).0).collect();
             let calls = Calls::from_checkpoint(packs, Vec::new());

@@ -718,14 +718,15 @@ fn read_piece(
             .ok()
             .map(Arc::new)
     });
-    let shelf = Shelf::new(
-        file.clone(),
-        h.piece,
-        f.fences,
-        f.offsets,
+    let shelf = Shelf {
+        file: file.clone(),
+        piece: h.piece,
+        fences: f.fences,
+        offsets: f.offsets,
         causes,
-        hour_index,
-    )
+        hours: hour_index,
+    }
+    .checked()
     .ok_or_else(|| bad("fences or offsets misaligned"))?;
     let shelf = Arc::new(shelf);
     let mut loose: HashMap<u64, Vec<WireLeg>> = tail.loose.into_iter().collect();

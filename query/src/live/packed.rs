@@ -78,39 +78,26 @@ pub struct Origin {
 /// block offsets are in it (read there, not copied), its causes and its hour index.
 #[derive(Debug)]
 pub(super) struct Shelf {
-    file: Arc<Mapped>,
-    piece: u64,
-    fences: Range<usize>,
-    offsets: Range<usize>,
-    causes: Arc<Vec<Arc<str>>>,
-    hours: Option<Arc<Hours>>,
+    pub file: Arc<Mapped>,
+    /// The piece's id.
+    pub piece: u64,
+    /// Where its fences (`i64`) and offsets (`u32`) are in the file.
+    pub fences: Range<usize>,
+    pub offsets: Range<usize>,
+    pub causes: Arc<Vec<Arc<str>>>,
+    pub hours: Option<Arc<Hours>>,
 }
 
 impl Shelf {
-    /// The piece `piece` mapped as `file`: its fences (`i64`) and offsets (`u32`) at these
-    /// byte ranges (checked to be in the file, aligned and as many, else `None`).
-    pub fn new(
-        file: Arc<Mapped>,
-        piece: u64,
-        fences: Range<usize>,
-        offsets: Range<usize>,
-        causes: Arc<Vec<Arc<str>>>,
-        hours: Option<Arc<Hours>>,
-    ) -> Option<Shelf> {
-        let bytes = file.bytes();
-        let f: &[Us] = bytemuck::try_cast_slice(bytes.get(fences.clone())?).ok()?;
-        let o: &[u32] = bytemuck::try_cast_slice(bytes.get(offsets.clone())?).ok()?;
-        (f.len() == o.len()).then_some(Shelf {
-            file,
-            piece,
-            fences,
-            offsets,
-            causes,
-            hours,
-        })
+    /// This shelf if its fences and offsets are in the file, aligned and as many.
+    pub fn checked(self) -> Option<Shelf> {
+        let bytes = self.file.bytes();
+        let f: &[Us] = bytemuck::try_cast_slice(bytes.get(self.fences.clone())?).ok()?;
+        let o: &[u32] = bytemuck::try_cast_slice(bytes.get(self.offsets.clone())?).ok()?;
+        (f.len() == o.len()).then_some(self)
     }
 
-    /// Every device's fences, back to back (checked in [`Shelf::new`]).
+    /// Every device's fences, back to back (checked in [`Shelf::checked`]).
     fn fences(&self) -> &[Us] {
         bytemuck::try_cast_slice(&self.file.bytes()[self.fences.clone()]).unwrap_or(&[])
     }
@@ -121,15 +108,16 @@ impl Shelf {
     }
 }
 
-/// Where a pack's blocks, call-id index ([`IdIndex`]), fences and offsets are.
-#[derive(Debug)]
+/// Where a pack's blocks, call-id index ([`IdIndex`]), fences and offsets are: cloned, a
+/// pack shares them.
+#[derive(Debug, Clone)]
 enum Store {
     /// On the heap, with a Bloom filter of the call ids.
-    Heap(Box<OnHeap>),
+    Heap(Arc<OnHeap>),
     /// In a checkpoint piece: a few numbers, everything else in its [`Shelf`] and file.
     Kept(Kept),
     /// Spilled to a file while pairing.
-    Spilled(Box<Spilled>),
+    Spilled(Arc<Spilled>),
 }
 
 #[derive(Debug, Default)]
@@ -146,7 +134,7 @@ struct OnHeap {
 
 /// A pack of a checkpoint piece: its device's number there (in the piece's hour index too),
 /// where its blocks and index begin in the file and its first fence among the shelf's.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Kept {
     shelf: Arc<Shelf>,
     blocks_at: usize,
@@ -175,7 +163,7 @@ struct Spilled {
 
 impl Default for Store {
     fn default() -> Self {
-        Store::Heap(Box::default())
+        Store::Heap(Arc::default())
     }
 }
 
@@ -222,8 +210,9 @@ impl Filter {
 }
 
 /// Complete legs by (start, call id), with each block's first start (its *fence*) and where
-/// it begins among the blocks, so that a search by time decodes one block.
-#[derive(Debug, Default)]
+/// it begins among the blocks, so that a search by time decodes one block. Held by value (a
+/// kept one is a few numbers, one per device per piece of a checkpoint), cloned cheaply.
+#[derive(Debug, Clone, Default)]
 pub(super) struct Packed {
     store: Store,
     /// Its number ([`PACKS`]; 0 for an empty one).
@@ -322,7 +311,7 @@ impl Packed {
         let mut bytes = e.bytes;
         bytes.shrink_to_fit();
         let p = Packed {
-            store: Store::Heap(Box::new(OnHeap {
+            store: Store::Heap(Arc::new(OnHeap {
                 blocks: bytes,
                 by_id: IdIndex::build(&hashes),
                 filter: Filter::new(hashes.iter().copied()),
@@ -485,8 +474,8 @@ impl Packed {
 
     /// Reads this heap pack from `file` from now on, where its [`Packed::heap_layout`] was
     /// written at `blocks` and `by_id` (a 2-aligned offset), its Bloom filter and its index's
-    /// hashes kept on the heap. Returns whether it does: not if it is mapped
-    /// already or they are not in the file so.
+    /// hashes kept on the heap. Returns whether it does: not if it is mapped already, shared
+    /// with a clone, or they are not in the file so.
     pub fn spill_to(
         &mut self,
         file: Arc<Mapped>,
@@ -501,6 +490,13 @@ impl Packed {
         let Store::Heap(h) = std::mem::take(&mut self.store) else {
             unreachable!("a heap pack, checked above");
         };
+        let h = match Arc::try_unwrap(h) {
+            Ok(h) => h,
+            Err(shared) => {
+                self.store = Store::Heap(shared);
+                return false;
+            }
+        };
         let OnHeap {
             by_id: keys,
             filter,
@@ -508,11 +504,11 @@ impl Packed {
             offsets,
             causes,
             ..
-        } = *h;
+        } = h;
         let hashes = IdIndex::of(&keys, self.len)
             .map(|ix| (0..ix.len()).map(|i| ix.hash(i)).collect())
             .unwrap_or_default();
-        self.store = Store::Spilled(Box::new(Spilled {
+        self.store = Store::Spilled(Arc::new(Spilled {
             file,
             blocks,
             by_id,
@@ -762,7 +758,15 @@ mod tests {
         let path = dir.join(format!("pack-{}", std::fs::read_dir(dir).unwrap().count()));
         std::fs::write(&path, &bytes).unwrap();
         let file = Arc::new(Mapped::open(&path).unwrap());
-        let shelf = Shelf::new(file, 7, f, o, Arc::new(causes.to_vec()), None)?;
+        let shelf = Shelf {
+            file,
+            piece: 7,
+            fences: f,
+            offsets: o,
+            causes: Arc::new(causes.to_vec()),
+            hours: None,
+        }
+        .checked()?;
         Some((Arc::new(shelf), b, i))
     }
 

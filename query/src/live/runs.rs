@@ -5,7 +5,6 @@
 //! repacked a few times — where repacking one pack at every seal made a device's cost grow
 //! with the square of its legs (a busy CTI route point).
 
-use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
 use callstate_schemas::Us;
@@ -14,27 +13,44 @@ use super::blocks::Record;
 use super::hours::Hours;
 use super::packed::{Complete, Packed};
 
-/// Leg numbers of a pack, hashed by a hasher of no state (a pack is one of a few per device
-/// per piece: the set is 16 bytes where one with `RandomState` is 32).
-pub(super) type Legs = imbl::GenericHashSet<
-    usize,
-    BuildHasherDefault<DefaultHasher>,
-    imbl::shared_ptr::DefaultSharedPtr,
->;
+/// The numbers of the legs taken out of a pack: none for nearly every pack, and then 8
+/// bytes where the set itself takes 40 (a pack is one of a few per device per piece of a
+/// checkpoint).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Moved(Option<Box<imbl::HashSet<usize>>>);
+
+impl Moved {
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|s| s.is_empty())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| s.len())
+    }
+
+    pub fn contains(&self, k: &usize) -> bool {
+        self.0.as_ref().is_some_and(|s| s.contains(k))
+    }
+
+    /// Adds `k`; whether it was taken out before.
+    pub fn insert(&mut self, k: usize) -> bool {
+        self.0.get_or_insert_default().insert(k).is_some()
+    }
+}
 
 /// Packed legs, and those taken out since (held elsewhere now).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Pack {
-    pub packed: Arc<Packed>,
-    pub moved: Legs,
+    pub packed: Packed,
+    pub moved: Moved,
 }
 
 impl Pack {
     /// A pack of its own.
     pub fn new(packed: Packed) -> Pack {
         Pack {
-            packed: Arc::new(packed),
-            moved: Legs::default(),
+            packed,
+            moved: Moved::default(),
         }
     }
 
@@ -51,7 +67,7 @@ impl Pack {
     /// Takes the leg of `call_id` (of [`hash`] `h`) out, if still in the pack.
     pub fn take(&mut self, h: u64, call_id: &str) -> Option<Complete> {
         let k = self.packed.find_hashed(h, call_id)?;
-        if self.moved.insert(k).is_some() {
+        if self.moved.insert(k) {
             return None; // taken out before: it is held elsewhere
         }
         Some(self.packed.get(k))
@@ -128,7 +144,7 @@ pub(super) fn take_heap(runs: &mut Vec<Pack>) -> (Option<Pack>, Vec<Complete>) {
 
 /// The legs `runs` still hold, in one pack, and those it cannot hold.
 fn merged(runs: &[Pack]) -> (Pack, Vec<Complete>) {
-    let packs: Vec<&Packed> = runs.iter().map(|r| &*r.packed).collect();
+    let packs: Vec<&Packed> = runs.iter().map(|r| &r.packed).collect();
     let (packed, rest) = Packed::merge(&packs, |p, k| !runs[p].moved.contains(&k));
     (Pack::new(packed), rest)
 }

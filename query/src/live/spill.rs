@@ -125,9 +125,7 @@ impl Spiller {
         for ((p, pack), (blocks, by_id)) in pairers.iter_mut().zip(packs).zip(at) {
             let Some(mut pack) = pack else { continue };
             // (not shared while pairing; one that were would stay on the heap)
-            if let Some(packed) = Arc::get_mut(&mut pack.packed) {
-                packed.spill_to(file.clone(), blocks, by_id);
-            }
+            pack.packed.spill_to(file.clone(), blocks, by_id);
             p.runs_mut().push(pack);
         }
         self.spills += 1;
