@@ -757,21 +757,19 @@ fn read_piece(
             return Err(bad(&format!("device {device} out of place")));
         }
         let its = |what: &str| bad(&format!("device {device}'s {what} out of place"));
-        let its_by_id = by_id
-            .start
-            .checked_add(here.by_id)
-            .filter(|&at| at <= by_id.end)
-            .ok_or_else(|| its("call-id index"))?;
+        // (then within the section: `here.by_id` is no more than `next.by_id`)
+        if next.by_id > by_id.len() {
+            return Err(its("call-id index"));
+        }
         let packed = Packed::kept(
             &shelf,
             n as u32,
             at..end,
-            its_by_id,
+            by_id.start + here.by_id,
             to - from,
             here.fences,
             e.longest,
         )
-        .filter(|_| next.by_id <= by_id.len())
         .ok_or_else(|| its("legs"))?;
         let rest: Vec<Paired> = loose
             .remove(&(n as u64))

@@ -161,6 +161,23 @@ struct Spilled {
     hashes: Box<[u32]>,
 }
 
+impl Kept {
+    /// Where its call-id index is in the file, for `len` legs.
+    fn by_id(&self, len: usize) -> Option<Range<usize>> {
+        Some(self.by_id_at..self.by_id_at.checked_add(IdIndex::bytes_for(len)?)?)
+    }
+
+    /// Its fences and offsets among the shelf's, for `len` legs (`None` past them).
+    fn fences(&self, len: usize) -> Option<(&[Us], &[u32])> {
+        let at = self.fences_at as usize;
+        let its = at..at.checked_add(len.div_ceil(FENCE))?;
+        Some((
+            self.shelf.fences().get(its.clone())?,
+            self.shelf.offsets().get(its)?,
+        ))
+    }
+}
+
 impl Default for Store {
     fn default() -> Self {
         Store::Heap(Arc::default())
@@ -339,22 +356,27 @@ impl Packed {
         fences_at: usize,
         longest: Us,
     ) -> Option<Packed> {
-        let by_id = by_id_at..by_id_at.checked_add(IdIndex::bytes_for(len)?)?;
-        let n = len.div_ceil(FENCE);
-        let at = fences_at..fences_at.checked_add(n)?;
-        let (fences, offsets) = (shelf.fences().get(at.clone())?, shelf.offsets().get(at)?);
-        if !laid_out_in(shelf.file.bytes(), &blocks, &by_id, len, fences, offsets) {
+        let kept = Kept {
+            shelf: shelf.clone(),
+            blocks_at: blocks.start,
+            by_id_at,
+            blocks_len: u32::try_from(blocks.len()).ok()?,
+            fences_at: u32::try_from(fences_at).ok()?,
+            entry,
+        };
+        let (fences, offsets) = kept.fences(len)?;
+        if !laid_out_in(
+            shelf.file.bytes(),
+            &blocks,
+            &kept.by_id(len)?,
+            len,
+            fences,
+            offsets,
+        ) {
             return None;
         }
         Some(Packed {
-            store: Store::Kept(Kept {
-                shelf: shelf.clone(),
-                blocks_at: blocks.start,
-                by_id_at,
-                blocks_len: u32::try_from(blocks.len()).ok()?,
-                fences_at: u32::try_from(fences_at).ok()?,
-                entry,
-            }),
+            store: Store::Kept(kept),
             number: PACKS.fetch_add(1, Ordering::Relaxed),
             len,
             longest,
@@ -366,12 +388,7 @@ impl Packed {
         match &self.store {
             Store::Heap(h) => (&h.fences, &h.offsets),
             Store::Spilled(s) => (&s.fences, &s.offsets),
-            Store::Kept(k) => {
-                let at = k.fences_at as usize;
-                let its = at..at + self.len.div_ceil(FENCE);
-                let (f, o) = (k.shelf.fences(), k.shelf.offsets());
-                (f.get(its.clone()).unwrap_or(&[]), o.get(its).unwrap_or(&[]))
-            }
+            Store::Kept(k) => k.fences(self.len).unwrap_or((&[], &[])),
         }
     }
 
@@ -607,7 +624,7 @@ impl Packed {
                 (IdIndex::of(&heap.by_id, self.len), None)
             }
             Store::Kept(k) => {
-                let at = k.by_id_at..k.by_id_at + IdIndex::bytes_for(self.len)?;
+                let at = k.by_id(self.len)?;
                 (IdIndex::of_bytes(&k.shelf.file.bytes()[at], self.len), None)
             }
             Store::Spilled(s) => {
