@@ -539,3 +539,86 @@ fn a_segment_of_several_row_groups_is_sorted_and_complete() {
     }
     assert_eq!(stored(dir.path()), events);
 }
+
+#[test]
+fn segments_read_ahead_come_in_order_and_the_first_error_stops_the_reading() {
+    use callstate_log::LogError;
+    use callstate_log::segment::read_segments_ahead;
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), opts(500)).unwrap();
+        append_all(&log, &synthetic::events(4_000, 40, t0()), 250);
+        log.wait_idle().unwrap();
+    }
+    let snap = Snapshot::load(dir.path()).unwrap();
+    assert!(snap.segments.len() >= 6, "{} segments", snap.segments.len());
+    let files: Vec<_> = snap
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (snap.segment_path(s), k))
+        .collect();
+    // what each batch is: its file's number, its rows, its first ingest_seq
+    let what = |b: &RecordBatch, k: usize| {
+        let seq = b.column_by_name("ingest_seq").unwrap();
+        (k, b.num_rows(), seq.as_primitive::<UInt64Type>().value(0))
+    };
+    let mut want = Vec::new();
+    for (path, k) in &files {
+        for b in read_segment(path, None).unwrap() {
+            want.push(what(&b, *k));
+        }
+    }
+    let read = |files: Vec<(std::path::PathBuf, usize)>, stop_at: usize| {
+        let mut got = Vec::new();
+        let r = read_segments_ahead(
+            files,
+            None,
+            |b, &k| Ok::<_, LogError>(what(&b, k)),
+            |w| {
+                if got.len() == stop_at {
+                    return Err(LogError::InvalidBatch("enough".into()));
+                }
+                got.push(w);
+                Ok(())
+            },
+        );
+        (got, r)
+    };
+    // in order, every batch, as read one file after the other
+    let (got, r) = read(files.clone(), usize::MAX);
+    r.unwrap();
+    assert_eq!(got, want);
+    // the caller's error stops it (the reading thread too: the call returns)
+    let (got, r) = read(files.clone(), 3);
+    assert_eq!(got, want[..3]);
+    assert!(matches!(r, Err(LogError::InvalidBatch(m)) if m == "enough"));
+    // a damaged file: the batches before it, then its error, naming it
+    let damaged = dir.path().join("damaged.parquet");
+    let bytes = fs::read(&files[3].0).unwrap();
+    fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    let mut with_damage = files.clone();
+    with_damage[3].0 = damaged.clone();
+    let (got, r) = read(with_damage, usize::MAX);
+    let before = want.iter().filter(|w| w.0 < 3).count();
+    assert_eq!(got, want[..before]);
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("damaged.parquet"), "{e}");
+    // a file turned into an error by `map`: the same
+    let mut got = Vec::new();
+    let r = read_segments_ahead(
+        files,
+        None,
+        |b, &k| match k {
+            2 => Err(LogError::InvalidBatch(format!("file {k}"))),
+            _ => Ok(what(&b, k)),
+        },
+        |w| {
+            got.push(w);
+            Ok::<_, LogError>(())
+        },
+    );
+    assert_eq!(got, want[..want.iter().filter(|w| w.0 < 2).count()]);
+    assert!(matches!(r, Err(LogError::InvalidBatch(m)) if m == "file 2"));
+}

@@ -14,7 +14,7 @@ use crate::error::{LogError, Result};
 use crate::layout::{segments_dir, wal_dir};
 use crate::manifest::{self, Base, Manifest, SegmentMeta, SourceSpan};
 use crate::notify::Subscription;
-use crate::segment::read_segment;
+use crate::segment::{read_segment, read_segments_ahead};
 use crate::wal;
 
 /// See [`Snapshot::read_digests`].
@@ -200,11 +200,31 @@ impl Snapshot {
     /// limited to `columns` if given.
     pub fn read_batches(&self, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
-        for seg in self.held_segments() {
-            out.extend(read_segment(&self.segment_path(seg), columns)?);
-        }
-        out.extend(self.tail_batches(columns)?);
+        self.each_batch(columns, Ok, |b| -> Result<()> {
+            out.push(b);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// [`Snapshot::read_batches`] a batch at a time, in order: each batch turned by `map` on
+    /// a thread that reads the next segments meanwhile ([`read_segments_ahead`]; the tail's
+    /// on the caller's), and what it made handed to `each` on the caller's.
+    pub fn each_batch<U: Send, E: From<LogError> + Send>(
+        &self,
+        columns: Option<&[&str]>,
+        mut map: impl FnMut(RecordBatch) -> std::result::Result<U, E> + Send,
+        mut each: impl FnMut(U) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let files = self
+            .held_segments()
+            .map(|seg| (self.segment_path(seg), ()))
+            .collect();
+        read_segments_ahead(files, columns, |b, _| map(b), &mut each)?;
+        for b in self.tail_batches(columns)? {
+            each(map(b)?)?;
+        }
+        Ok(())
     }
 
     /// What the state engine reads, cheaply: the control events and activity spans of
@@ -220,30 +240,55 @@ impl Snapshot {
         known_at: Option<i64>,
     ) -> Result<DigestView> {
         let mut view = DigestView::default();
+        let (spans, digested_rows) = self.each_digest_batch(
+            columns,
+            known_at,
+            |b, base| Ok((b, base)),
+            |(b, base)| -> Result<()> {
+                view.base_batches += usize::from(base);
+                view.batches.push(b);
+                Ok(())
+            },
+        )?;
+        view.spans = spans;
+        view.digested_rows = digested_rows;
+        Ok(view)
+    }
+
+    /// [`Snapshot::read_digests`] a batch at a time, in order: each batch turned by `map`
+    /// (given whether it is the base's) on a thread that reads the next files meanwhile
+    /// ([`read_segments_ahead`]; the tail's on the caller's), and what it made handed to
+    /// `each` on the caller's, so that only a few files' batches are held at once. Returns
+    /// the activity spans of the digested segments and how many events they hold.
+    pub fn each_digest_batch<U: Send, E: From<LogError> + Send>(
+        &self,
+        columns: Option<&[&str]>,
+        known_at: Option<i64>,
+        mut map: impl FnMut(RecordBatch, bool) -> std::result::Result<U, E> + Send,
+        mut each: impl FnMut(U) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(Vec<SourceSpan>, u64), E> {
+        let (mut files, mut spans, mut digested_rows) = (Vec::new(), Vec::new(), 0);
         if let Some(base) = &self.base {
-            view.batches = read_segment(&segments_dir(&self.dir).join(&base.digest.file), columns)?;
-            view.base_batches = view.batches.len();
-            view.spans.extend(base.digest.spans.iter().cloned());
-            view.digested_rows += base.events;
+            files.push((segments_dir(&self.dir).join(&base.digest.file), true));
+            spans.extend(base.digest.spans.iter().cloned());
+            digested_rows += base.events;
         }
         for seg in self.segments.iter().filter(|s| !s.folded) {
             let known = seg.retired || known_at.is_none_or(|k| seg.max_ingest_time_us <= k);
             match usable(seg).filter(|_| known) {
                 Some(d) => {
-                    view.batches.extend(read_segment(
-                        &segments_dir(&self.dir).join(&d.file),
-                        columns,
-                    )?);
-                    view.spans.extend(d.spans.iter().cloned());
-                    view.digested_rows += seg.rows;
+                    files.push((segments_dir(&self.dir).join(&d.file), false));
+                    spans.extend(d.spans.iter().cloned());
+                    digested_rows += seg.rows;
                 }
-                None => view
-                    .batches
-                    .extend(read_segment(&self.segment_path(seg), columns)?),
+                None => files.push((self.segment_path(seg), false)),
             }
         }
-        view.batches.extend(self.tail_batches(columns)?);
-        Ok(view)
+        read_segments_ahead(files, columns, |b, &base| map(b, base), &mut each)?;
+        for b in self.tail_batches(columns)? {
+            each(map(b, false)?)?;
+        }
+        Ok((spans, digested_rows))
     }
 
     /// What the silence rule needs of the events ingested by `known_at`, cheaply: the

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch, UInt64Array};
 use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
-use callstate_log::segment::read_segment;
+use callstate_log::segment::{read_segment, read_segments_ahead};
 use callstate_log::{Base, Notice, SegmentMeta, Snapshot};
 use callstate_schemas::Us;
 
@@ -107,8 +107,8 @@ type Pairings = hashbrown::HashMap<Arc<str>, Pairer>;
 
 /// Calls `f` with every call event of `snap` of `ingest_seq` above `after`, in the
 /// segments' order (which sorts a device's events by time then ingest order), then the
-/// tail's. One segment's call columns are held at a time; segments wholly at or below
-/// `after` are not read.
+/// tail's. A few segments' call columns are held at a time (the next read on another thread
+/// while one is paired); segments wholly at or below `after` are not read.
 fn for_each_call_after(snap: &Snapshot, after: u64, mut f: impl FnMut(CallEvent)) -> Result<()> {
     let columns = [
         "time",
@@ -119,18 +119,19 @@ fn for_each_call_after(snap: &Snapshot, after: u64, mut f: impl FnMut(CallEvent)
         "ingest_time",
         "ingest_seq",
     ];
-    let mut each = |b: &RecordBatch| -> Result<()> {
+    // the events after `after` picked on the thread reading the next segments meanwhile
+    let later_only = |b: RecordBatch| -> Result<RecordBatch> {
         if after == 0 {
-            return for_each_call_event(b, None, &mut f);
+            return Ok(b);
         }
         let seq = b
             .column_by_name("ingest_seq")
             .and_then(|c| c.as_primitive_opt::<UInt64Type>())
             .ok_or_else(|| QueryError::Data("column ingest_seq missing".into()))?;
         let later = arrow::compute::kernels::cmp::gt(seq, &UInt64Array::new_scalar(after))?;
-        let b = arrow::compute::filter_record_batch(b, &later)?;
-        for_each_call_event(&b, None, &mut f)
+        Ok(arrow::compute::filter_record_batch(&b, &later)?)
     };
+    let mut each = |b: RecordBatch| for_each_call_event(&b, None, &mut f);
     let later = |s: &&SegmentMeta| s.max_ingest_seq > after;
     if snap.segments.iter().filter(later).any(|s| s.retired) {
         tracing::warn!(
@@ -138,13 +139,14 @@ fn for_each_call_after(snap: &Snapshot, after: u64, mut f: impl FnMut(CallEvent)
              only from a checkpoint of the legs, and none covers them"
         );
     }
-    for seg in snap.held_segments().filter(later) {
-        for b in read_segment(&snap.segment_path(seg), Some(&columns))? {
-            each(&b)?;
-        }
-    }
+    let files = snap
+        .held_segments()
+        .filter(later)
+        .map(|seg| (snap.segment_path(seg), ()))
+        .collect();
+    read_segments_ahead(files, Some(&columns), |b, _| later_only(b), &mut each)?;
     for b in snap.tail_batches(Some(&columns))? {
-        each(&b)?;
+        each(later_only(b)?)?;
     }
     Ok(())
 }

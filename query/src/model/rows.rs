@@ -335,21 +335,32 @@ impl LogRows {
             }
             rows.horizon = Some(base.horizon_us);
         }
-        let (batches, spans, base_batches) = if digests {
-            let view = snap.read_digests(Some(COLUMNS), known_at)?;
-            (view.batches, view.spans, view.base_batches)
-        } else {
-            (snap.read_batches(Some(COLUMNS))?, Vec::new(), 0)
+        // each batch made rows on the thread that reads the next files meanwhile, and those
+        // added here: the decoding, the rows' making and the caller's work on them overlap,
+        // and the rows grow as the batches go, rather than all the rows next to all the
+        // batches
+        let horizon = rows.horizon;
+        let mut reading = Interner::default();
+        let part = move |b: RecordBatch, base: bool| -> Result<LogRows> {
+            let mut part = LogRows {
+                shadowed_before: horizon.filter(|_| !base),
+                ..LogRows::default()
+            };
+            part.add_batch(&b, known_at, &mut reading)?;
+            Ok(part)
         };
-        // each batch freed once read: the rows grow as the batches go, rather than all
-        // the rows next to all the batches
-        for (n, b) in batches.into_iter().enumerate() {
-            rows.shadowed_before = rows.horizon.filter(|_| n >= base_batches);
-            rows.add_batch(&b, known_at, &mut names)?;
-            if let Some(f) = each.as_mut() {
-                rows.service.drain(..).for_each(f);
-            }
-        }
+        let add = |part: LogRows| -> Result<()> {
+            rows.take(part, each.as_deref_mut());
+            Ok(())
+        };
+        let spans = if digests {
+            snap.each_digest_batch(Some(COLUMNS), known_at, part, add)?
+                .0
+        } else {
+            let mut part = part;
+            snap.each_batch(Some(COLUMNS), move |b| part(b, false), add)?;
+            Vec::new()
+        };
         for s in spans {
             let src = names.get(&s.source);
             rows.source_spans
@@ -360,6 +371,22 @@ impl LogRows {
         rows.fold_spans();
         rows.node_events.sort_by_key(|p| p.time);
         Ok(rows)
+    }
+
+    /// Adds `part`'s rows, read after its own; its service events handed to `each` if given
+    /// (not kept).
+    fn take<'f>(&mut self, part: LogRows, each: Option<&mut (dyn FnMut(ServiceRow) + 'f)>) {
+        match each {
+            Some(f) => part.service.into_iter().for_each(f),
+            None => self.service.extend(part.service),
+        }
+        self.pool_configs.extend(part.pool_configs);
+        self.windows.extend(part.windows);
+        self.node_events.extend(part.node_events);
+        for (source, times) in part.source_times {
+            self.source_times.entry(source).or_default().extend(times);
+        }
+        self.shadowed += part.shadowed;
     }
 
     /// Folds the event times of full rows into the spans and merges each source's spans
