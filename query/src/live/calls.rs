@@ -11,7 +11,7 @@ use crate::model::rows::{CallRow, Leg};
 
 use super::hours::Listed;
 use super::mapped::Mapped;
-use super::packed::{Complete, Packed, hash};
+use super::packed::{Complete, hash};
 use super::runs::{self, Pack};
 
 /// A call event of a revised leg as a checkpoint stores it: (started, time, ingest time,
@@ -277,14 +277,11 @@ impl Calls {
         calls
     }
 
-    /// A device's legs as a checkpoint holds them: its packs (one per piece holding some) and
-    /// the others as paired.
-    pub(super) fn from_checkpoint(packs: Vec<Packed>, loose: Vec<Paired>) -> Calls {
-        // room for as many as there are (a list per device of the fleet; collected in place
-        // from a list of smaller items it would keep that list's allocation)
-        let mut base = Vec::with_capacity(packs.len());
-        base.extend(packs.into_iter().map(Pack::new));
-        Calls::from_parts(base, Vec::new(), loose)
+    /// A device's legs as a checkpoint holds them: its packs (one per piece holding some; the
+    /// list kept as it is, so it should hold room for those only: a list per device of the
+    /// fleet) and the others as paired.
+    pub(super) fn from_checkpoint(packs: Vec<Pack>, loose: Vec<Paired>) -> Calls {
+        Calls::from_parts(packs, Vec::new(), loose)
     }
 
     /// Whether some of its packs were spilled to a file by a start pairing without a
@@ -698,23 +695,8 @@ mod tests {
     }
 
     #[test]
-    fn a_device_from_a_checkpoint_holds_room_for_its_packs_only() {
-        // a list per device of the fleet: room for more is memory held for nothing
-        let leg = |i: usize| Complete {
-            id: Arc::from(format!("call-{i}")),
-            start: i as Us,
-            end: i as Us + 10,
-            start_known: i as Us,
-            end_known: i as Us + 10,
-            cause: None,
-        };
+    fn a_pack_is_a_few_numbers() {
         // a pack per device per piece of a checkpoint: held by value, a few numbers
         assert!(size_of::<Pack>() <= 80, "{} bytes", size_of::<Pack>());
-        for n in 1..=5 {
-            let packs: Vec<Packed> = (0..n).map(|i| Packed::new(vec![leg(i)]).0).collect();
-            let calls = Calls::from_checkpoint(packs, Vec::new());
-            assert_eq!((calls.base.len(), calls.base.capacity()), (n, n));
-            assert_eq!(calls.packs().map(Pack::len).sum::<usize>(), n);
-        }
     }
 }

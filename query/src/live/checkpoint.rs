@@ -20,7 +20,7 @@
 //! checks that the log still holds that version with the same latest ingest time (the log it
 //! was made from) before it uses it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -35,6 +35,7 @@ use callstate_log::segment::read_segment;
 use callstate_schemas::Us;
 
 use crate::error::{QueryError, Result};
+use crate::model::Name;
 
 use super::blocks::{FENCE, IdIndex};
 use super::calls::{Paired, WireLeg};
@@ -44,6 +45,7 @@ use super::mapped::{InOrder, Mapped};
 use super::packed::{self, Packed, Shelf};
 use super::pieces::{self, OnDisk, PieceRef, Plan};
 pub use super::retention::LegsRetention;
+use super::runs::Pack;
 use super::view::View;
 use crate::model::varint::{Reader, put, unzigzag, zigzag};
 
@@ -215,9 +217,9 @@ pub(super) struct Checkpoint {
     pub version: u64,
     /// The latest ingest time among those events.
     pub last_ingest_time: Us,
-    /// Per device: its packed legs (mapped: a pack per piece holding some, oldest first) and
-    /// the rest.
-    pub devices: Vec<(String, Vec<Packed>, Vec<Paired>)>,
+    /// Per device, by name: its packed legs (mapped: a pack per piece holding some, oldest
+    /// first; the list exactly as long) and the rest.
+    pub devices: Vec<(Name, Vec<Pack>, Vec<Paired>)>,
     /// What retention removed.
     pub retention: Option<LegsRetention>,
 }
@@ -650,13 +652,17 @@ pub(super) fn open(
     }
     let file = Mapped::open_shared(&path).map_err(io("mapping", &path))?;
     let head = frame(&path, file.bytes())?;
-    let mut devices: BTreeMap<String, (Vec<Packed>, Vec<Paired>)> = BTreeMap::new();
+    // every piece's packs in one list, then each device's in a list of exactly its own:
+    // lists grown piece after piece and then copied (a device's from a checkpoint holds room
+    // for its packs only) left, once freed, the allocator's pages of the copies half empty
+    let mut packs: Vec<(Name, Packed)> = Vec::new();
+    let mut loose: HashMap<Name, Vec<Paired>> = HashMap::new();
     for r in &head.tail.pieces {
         let (at, piece, f) = listed(log_dir, &path, r)?;
         let skip: HashSet<u32> = r.superseded.iter().copied().collect();
         // (an older piece's loose legs are the head's now)
         read_piece(&at, &piece, f, &skip, &mut name, |device, packed, _| {
-            devices.entry(device).or_default().0.push(packed);
+            packs.push((device, packed));
         })?;
     }
     let (version, last_ingest_time) = (head.h.version, head.h.last_ingest_time);
@@ -669,21 +675,41 @@ pub(super) fn open(
         head,
         &HashSet::new(),
         &mut name,
-        |device, packed, loose| {
-            let d = devices.entry(device).or_default();
-            d.0.push(packed);
-            d.1 = loose;
+        |device, packed, rest| {
+            packs.push((device, packed));
+            loose.insert(device, rest);
         },
     )?;
     Ok(Some(Checkpoint {
         version,
         last_ingest_time,
-        devices: devices
-            .into_iter()
-            .map(|(device, (packs, loose))| (device, packs, loose))
-            .collect(),
+        devices: by_device(packs, loose),
         retention,
     }))
+}
+
+/// Each device's packs (in `packs`' order: the pieces' oldest first) in a list of exactly
+/// them, with its legs in `loose`, by device.
+fn by_device(
+    mut packs: Vec<(Name, Packed)>,
+    mut loose: HashMap<Name, Vec<Paired>>,
+) -> Vec<(Name, Vec<Pack>, Vec<Paired>)> {
+    // (stable: a device's packs stay in order)
+    packs.sort_by_key(|p| p.0);
+    let lens: Vec<usize> = packs.chunk_by(|a, b| a.0 == b.0).map(<[_]>::len).collect();
+    let mut packs = packs.into_iter();
+    lens.into_iter()
+        .filter_map(|n| {
+            let mut list = Vec::with_capacity(n);
+            let mut device = None;
+            for (d, p) in packs.by_ref().take(n) {
+                device = Some(d);
+                list.push(Pack::new(p));
+            }
+            let device = device?;
+            Some((device, list, loose.remove(&device).unwrap_or_default()))
+        })
+        .collect()
 }
 
 /// Reads the devices of the piece `file` (at `path`, framed as `f`) but those in `skip`:
@@ -694,7 +720,7 @@ fn read_piece(
     f: Frame,
     skip: &HashSet<u32>,
     mut name: impl FnMut(&str) -> Arc<str>,
-    mut each: impl FnMut(String, Packed, Vec<Paired>),
+    mut each: impl FnMut(Name, Packed, Vec<Paired>),
 ) -> Result<()> {
     let bytes = file.bytes();
     let bad = |what: &str| damaged(path, what);
@@ -743,9 +769,8 @@ fn read_piece(
             .and_then(|b| b.get(..next.name - here.name))
             .filter(|_| next.name <= names.len())
             .ok_or_else(|| bad("a device name out of place"))?;
-        let device = std::str::from_utf8(name_bytes)
-            .map_err(|_| bad("a device name is not UTF-8"))?
-            .to_string();
+        let device =
+            std::str::from_utf8(name_bytes).map_err(|_| bad("a device name is not UTF-8"))?;
         let (from, to) = (here.legs, next.legs);
         let (Some(at), Some(end)) = (
             blocks.start.checked_add(here.blocks),
@@ -777,7 +802,7 @@ fn read_piece(
             .into_iter()
             .map(|w| w.paired(&mut name))
             .collect();
-        each(device, packed, rest);
+        each(Name::new(device), packed, rest);
     }
     Ok(())
 }
@@ -962,5 +987,56 @@ mod tests {
             ..entries[1]
         };
         assert!(starts[2].after(&huge).is_none());
+    }
+
+    #[test]
+    fn each_device_gets_its_packs_in_order_in_a_list_of_exactly_them() {
+        use super::super::packed::Complete;
+        // a pack of one leg whose id says which device and piece it is of
+        let pack = |device: &str, piece: usize| {
+            let leg = Complete {
+                id: Arc::from(format!("{device}/{piece}")),
+                start: piece as Us,
+                end: piece as Us + 10,
+                start_known: 0,
+                end_known: 0,
+                cause: None,
+            };
+            (Name::new(device), Packed::new(vec![leg]).0)
+        };
+        // pieces oldest first, devices in each in the piece's order
+        let packs: Vec<(Name, Packed)> = [
+            ("sep-c", 0),
+            ("sep-a", 0),
+            ("sep-b", 1),
+            ("sep-a", 1),
+            ("sep-c", 2),
+            ("sep-a", 2),
+            ("sep-a", 3),
+        ]
+        .into_iter()
+        .map(|(d, p)| pack(d, p))
+        .collect();
+        let open: Paired = (Arc::from("open-call"), Default::default(), None);
+        let loose = HashMap::from([(Name::new("sep-b"), vec![open])]);
+        let devices = by_device(packs, loose);
+        let got: Vec<(&str, Vec<String>, usize, usize)> = devices
+            .iter()
+            .map(|(d, list, loose)| {
+                let ids = list.iter().map(|p| p.packed.get(0).id.to_string());
+                (d.as_str(), ids.collect(), list.capacity(), loose.len())
+            })
+            .collect();
+        let ids = |d: &str, pieces: &[usize]| -> Vec<String> {
+            pieces.iter().map(|p| format!("{d}/{p}")).collect()
+        };
+        assert_eq!(
+            got,
+            [
+                ("sep-a", ids("sep-a", &[0, 1, 2, 3]), 4, 0),
+                ("sep-b", ids("sep-b", &[1]), 1, 1),
+                ("sep-c", ids("sep-c", &[0, 2]), 2, 0),
+            ]
+        );
     }
 }

@@ -284,9 +284,8 @@ impl State {
             devices.entry(Name::from(&device)).or_default().calls = legs.into_calls();
         }
         if let Some(c) = saved {
-            for (device, packed, loose) in c.devices {
-                let name = st.names.name(&device);
-                devices.entry(name).or_default().calls = Calls::from_checkpoint(packed, loose);
+            for (device, packs, loose) in c.devices {
+                devices.entry(device).or_default().calls = Calls::from_checkpoint(packs, loose);
             }
             let names = &mut st.names;
             let mut after = 0u64;
