@@ -472,13 +472,23 @@ pub fn read_segment(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordB
 /// turns on one core: with two, each waited for the other half the time.
 const READ_AHEAD: usize = 8;
 
-/// Reads `files` in order (each as [`read_segment`], with a tag the caller gives it) on
-/// another thread, which also turns each batch into what the caller wants of it (`map`),
-/// while the caller's thread takes those in order (`each`), at most [`READ_AHEAD`] batches
-/// behind (and the file being read): the decoding and the caller's work overlap, and only a
-/// few batches are held at once. Stops at the first error, of a read, `map` or `each`.
+/// Batches that [`read_segments_ahead`] hands on: a segment's file, read (as
+/// [`read_segment`]), or batches already in memory (a log's unrolled tail, read last).
+#[derive(Debug)]
+pub enum Batches {
+    /// A segment file (or a digest's) to read.
+    File(PathBuf),
+    /// Batches in memory.
+    Held(Vec<RecordBatch>),
+}
+
+/// Reads `parts` in order (each with a tag the caller gives it) on another thread, which
+/// also turns each batch into what the caller wants of it (`map`), while the caller's thread
+/// takes those in order (`each`), at most [`READ_AHEAD`] batches behind (and the file being
+/// read): the decoding and the caller's work overlap, and only a few batches are held at
+/// once. Stops at the first error, of a read, `map` or `each`.
 pub fn read_segments_ahead<T, U, E>(
-    files: Vec<(PathBuf, T)>,
+    parts: Vec<(Batches, T)>,
     columns: Option<&[&str]>,
     mut map: impl FnMut(RecordBatch, &T) -> std::result::Result<U, E> + Send,
     mut each: impl FnMut(U) -> std::result::Result<(), E>,
@@ -493,13 +503,16 @@ where
         std::thread::Builder::new()
             .name("segment-read".into())
             .spawn_scoped(scope, move || {
-                for (path, tag) in files {
-                    let batches = match read_segment(&path, columns) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let _ = tx.send(Err(E::from(e)));
-                            return;
-                        }
+                for (part, tag) in parts {
+                    let batches = match part {
+                        Batches::Held(b) => b,
+                        Batches::File(path) => match read_segment(&path, columns) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                let _ = tx.send(Err(E::from(e)));
+                                return;
+                            }
+                        },
                     };
                     for b in batches {
                         let made = map(b, &tag);

@@ -543,7 +543,7 @@ fn a_segment_of_several_row_groups_is_sorted_and_complete() {
 #[test]
 fn segments_read_ahead_come_in_order_and_the_first_error_stops_the_reading() {
     use callstate_log::LogError;
-    use callstate_log::segment::read_segments_ahead;
+    use callstate_log::segment::{Batches, read_segments_ahead};
 
     let dir = tempfile::tempdir().unwrap();
     {
@@ -553,27 +553,34 @@ fn segments_read_ahead_come_in_order_and_the_first_error_stops_the_reading() {
     }
     let snap = Snapshot::load(dir.path()).unwrap();
     assert!(snap.segments.len() >= 6, "{} segments", snap.segments.len());
-    let files: Vec<_> = snap
-        .segments
-        .iter()
-        .enumerate()
-        .map(|(k, s)| (snap.segment_path(s), k))
-        .collect();
+    let paths: Vec<_> = snap.segments.iter().map(|s| snap.segment_path(s)).collect();
+    // every segment's file, then batches held in memory (those of the first, again: tagged
+    // as one more)
+    let held = read_segment(&paths[0], None).unwrap();
+    let parts = || -> Vec<(Batches, usize)> {
+        let files = paths.iter().cloned().map(Batches::File).enumerate();
+        let held = Batches::Held(held.clone());
+        files
+            .map(|(k, f)| (f, k))
+            .chain([(held, paths.len())])
+            .collect()
+    };
     // what each batch is: its file's number, its rows, its first ingest_seq
     let what = |b: &RecordBatch, k: usize| {
         let seq = b.column_by_name("ingest_seq").unwrap();
         (k, b.num_rows(), seq.as_primitive::<UInt64Type>().value(0))
     };
     let mut want = Vec::new();
-    for (path, k) in &files {
+    for (k, path) in paths.iter().enumerate() {
         for b in read_segment(path, None).unwrap() {
-            want.push(what(&b, *k));
+            want.push(what(&b, k));
         }
     }
-    let read = |files: Vec<(std::path::PathBuf, usize)>, stop_at: usize| {
+    want.extend(held.iter().map(|b| what(b, paths.len())));
+    let read = |parts: Vec<(Batches, usize)>, stop_at: usize| {
         let mut got = Vec::new();
         let r = read_segments_ahead(
-            files,
+            parts,
             None,
             |b, &k| Ok::<_, LogError>(what(&b, k)),
             |w| {
@@ -586,20 +593,20 @@ fn segments_read_ahead_come_in_order_and_the_first_error_stops_the_reading() {
         );
         (got, r)
     };
-    // in order, every batch, as read one file after the other
-    let (got, r) = read(files.clone(), usize::MAX);
+    // in order, every batch, as read one file after the other, then those held
+    let (got, r) = read(parts(), usize::MAX);
     r.unwrap();
     assert_eq!(got, want);
     // the caller's error stops it (the reading thread too: the call returns)
-    let (got, r) = read(files.clone(), 3);
+    let (got, r) = read(parts(), 3);
     assert_eq!(got, want[..3]);
     assert!(matches!(r, Err(LogError::InvalidBatch(m)) if m == "enough"));
     // a damaged file: the batches before it, then its error, naming it
     let damaged = dir.path().join("damaged.parquet");
-    let bytes = fs::read(&files[3].0).unwrap();
+    let bytes = fs::read(&paths[3]).unwrap();
     fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
-    let mut with_damage = files.clone();
-    with_damage[3].0 = damaged.clone();
+    let mut with_damage = parts();
+    with_damage[3].0 = Batches::File(damaged.clone());
     let (got, r) = read(with_damage, usize::MAX);
     let before = want.iter().filter(|w| w.0 < 3).count();
     assert_eq!(got, want[..before]);
@@ -608,7 +615,7 @@ fn segments_read_ahead_come_in_order_and_the_first_error_stops_the_reading() {
     // a file turned into an error by `map`: the same
     let mut got = Vec::new();
     let r = read_segments_ahead(
-        files,
+        parts(),
         None,
         |b, &k| match k {
             2 => Err(LogError::InvalidBatch(format!("file {k}"))),

@@ -14,7 +14,7 @@ use crate::error::{LogError, Result};
 use crate::layout::{segments_dir, wal_dir};
 use crate::manifest::{self, Base, Manifest, SegmentMeta, SourceSpan};
 use crate::notify::Subscription;
-use crate::segment::{read_segment, read_segments_ahead};
+use crate::segment::{Batches, read_segment, read_segments_ahead};
 use crate::wal;
 
 /// See [`Snapshot::read_digests`].
@@ -214,17 +214,14 @@ impl Snapshot {
         &self,
         columns: Option<&[&str]>,
         mut map: impl FnMut(RecordBatch) -> std::result::Result<U, E> + Send,
-        mut each: impl FnMut(U) -> std::result::Result<(), E>,
+        each: impl FnMut(U) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        let files = self
+        let mut parts: Vec<_> = self
             .held_segments()
-            .map(|seg| (self.segment_path(seg), ()))
+            .map(|seg| (Batches::File(self.segment_path(seg)), ()))
             .collect();
-        read_segments_ahead(files, columns, |b, _| map(b), &mut each)?;
-        for b in self.tail_batches(columns)? {
-            each(map(b)?)?;
-        }
-        Ok(())
+        parts.push((Batches::Held(self.tail_batches(columns)?), ()));
+        read_segments_ahead(parts, columns, |b, _| map(b), each)
     }
 
     /// What the state engine reads, cheaply: the control events and activity spans of
@@ -265,11 +262,12 @@ impl Snapshot {
         columns: Option<&[&str]>,
         known_at: Option<i64>,
         mut map: impl FnMut(RecordBatch, bool) -> std::result::Result<U, E> + Send,
-        mut each: impl FnMut(U) -> std::result::Result<(), E>,
+        each: impl FnMut(U) -> std::result::Result<(), E>,
     ) -> std::result::Result<(Vec<SourceSpan>, u64), E> {
         let (mut files, mut spans, mut digested_rows) = (Vec::new(), Vec::new(), 0);
         if let Some(base) = &self.base {
-            files.push((segments_dir(&self.dir).join(&base.digest.file), true));
+            let path = segments_dir(&self.dir).join(&base.digest.file);
+            files.push((Batches::File(path), true));
             spans.extend(base.digest.spans.iter().cloned());
             digested_rows += base.events;
         }
@@ -277,17 +275,16 @@ impl Snapshot {
             let known = seg.retired || known_at.is_none_or(|k| seg.max_ingest_time_us <= k);
             match usable(seg).filter(|_| known) {
                 Some(d) => {
-                    files.push((segments_dir(&self.dir).join(&d.file), false));
+                    let path = segments_dir(&self.dir).join(&d.file);
+                    files.push((Batches::File(path), false));
                     spans.extend(d.spans.iter().cloned());
                     digested_rows += seg.rows;
                 }
-                None => files.push((self.segment_path(seg), false)),
+                None => files.push((Batches::File(self.segment_path(seg)), false)),
             }
         }
-        read_segments_ahead(files, columns, |b, &base| map(b, base), &mut each)?;
-        for b in self.tail_batches(columns)? {
-            each(map(b, false)?)?;
-        }
+        files.push((Batches::Held(self.tail_batches(columns)?), false));
+        read_segments_ahead(files, columns, |b, &base| map(b, base), each)?;
         Ok((spans, digested_rows))
     }
 

@@ -696,18 +696,17 @@ fn by_device(
 ) -> Vec<(Name, Vec<Pack>, Vec<Paired>)> {
     // (stable: a device's packs stay in order)
     packs.sort_by_key(|p| p.0);
-    let lens: Vec<usize> = packs.chunk_by(|a, b| a.0 == b.0).map(<[_]>::len).collect();
+    let groups: Vec<(Name, usize)> = packs
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|g| (g[0].0, g.len()))
+        .collect();
     let mut packs = packs.into_iter();
-    lens.into_iter()
-        .filter_map(|n| {
+    groups
+        .into_iter()
+        .map(|(device, n)| {
             let mut list = Vec::with_capacity(n);
-            let mut device = None;
-            for (d, p) in packs.by_ref().take(n) {
-                device = Some(d);
-                list.push(Pack::new(p));
-            }
-            let device = device?;
-            Some((device, list, loose.remove(&device).unwrap_or_default()))
+            list.extend(packs.by_ref().take(n).map(|(_, p)| Pack::new(p)));
+            (device, list, loose.remove(&device).unwrap_or_default())
         })
         .collect()
 }

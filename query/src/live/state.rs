@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch, UInt64Array};
 use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
-use callstate_log::segment::{read_segment, read_segments_ahead};
+use callstate_log::segment::{Batches, read_segment, read_segments_ahead};
 use callstate_log::{Base, Notice, SegmentMeta, Snapshot};
 use callstate_schemas::Us;
 
@@ -131,7 +131,7 @@ fn for_each_call_after(snap: &Snapshot, after: u64, mut f: impl FnMut(CallEvent)
         let later = arrow::compute::kernels::cmp::gt(seq, &UInt64Array::new_scalar(after))?;
         Ok(arrow::compute::filter_record_batch(&b, &later)?)
     };
-    let mut each = |b: RecordBatch| for_each_call_event(&b, None, &mut f);
+    let each = |b: RecordBatch| for_each_call_event(&b, None, &mut f);
     let later = |s: &&SegmentMeta| s.max_ingest_seq > after;
     if snap.segments.iter().filter(later).any(|s| s.retired) {
         tracing::warn!(
@@ -139,16 +139,13 @@ fn for_each_call_after(snap: &Snapshot, after: u64, mut f: impl FnMut(CallEvent)
              only from a checkpoint of the legs, and none covers them"
         );
     }
-    let files = snap
+    let mut parts: Vec<_> = snap
         .held_segments()
         .filter(later)
-        .map(|seg| (snap.segment_path(seg), ()))
+        .map(|seg| (Batches::File(snap.segment_path(seg)), ()))
         .collect();
-    read_segments_ahead(files, Some(&columns), |b, _| later_only(b), &mut each)?;
-    for b in snap.tail_batches(Some(&columns))? {
-        each(later_only(b)?)?;
-    }
-    Ok(())
+    parts.push((Batches::Held(snap.tail_batches(Some(&columns))?), ()));
+    read_segments_ahead(parts, Some(&columns), |b, _| later_only(b), each)
 }
 
 /// Notes that `device` reported `pool` and `source` (whose changes re-derive it).
