@@ -17,15 +17,10 @@ pub fn stats(data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Bytes of the derived file `file` under the log's directory (0 when there is none).
-fn derived_bytes(dir: &Path, file: &str) -> u64 {
-    std::fs::metadata(dir.join(file)).map_or(0, |m| m.len())
-}
-
 /// The log's stats, with what retention removed from the call legs (`retired_legs`,
 /// `legs_kept_from`: as the checkpoint of the legs says; 0 and null for none) and the sizes
 /// of the derived files beside the segments (`legs_checkpoint_bytes`: every piece of the
-/// checkpoint of the legs; `service_file_bytes`).
+/// checkpoint of the legs; `service_file_bytes`: every piece of the service file).
 fn stats_json(snap: &Snapshot) -> anyhow::Result<serde_json::Value> {
     let mut v = serde_json::to_value(LogStats::of(snap)?)?;
     let legs = retention(&snap.dir);
@@ -36,7 +31,7 @@ fn stats_json(snap: &Snapshot) -> anyhow::Result<serde_json::Value> {
         );
         o.insert(
             "service_file_bytes".into(),
-            derived_bytes(&snap.dir, callstate_query::live::service_file::FILE).into(),
+            callstate_query::live::service_chain::bytes_on_disk(&snap.dir).into(),
         );
         o.insert("frozen_rollups".into(), frozen_json(snap)?);
         o.insert("retired_legs".into(), legs.map_or(0, |r| r.removed).into());
@@ -112,7 +107,9 @@ pub fn checkpoint(data: &Path) -> anyhow::Result<()> {
         "bytes": written.bytes,
         "pieces": written.pieces,
         "written_bytes": written.written_bytes,
-        "service_file_bytes": derived_bytes(data, callstate_query::live::service_file::FILE),
+        "service_file_bytes": callstate_query::live::service_chain::bytes_on_disk(data),
+        "service_written_bytes": written.service.map_or(0, |s| s.written_bytes),
+        "service_pieces": written.service.map_or(0, |s| s.pieces),
         "derive_s": derived.as_secs_f64(),
         "write_s": (began.elapsed() - derived).as_secs_f64(),
     });

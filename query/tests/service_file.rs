@@ -1,10 +1,11 @@
-//! The service file (`<log>/derived/service.bin`), written with every checkpoint of the legs:
-//! a start reads the service events, intervals and hourly rollup of each device whose
+//! The service file (`<log>/derived/service.bin` and the older pieces it builds on), written
+//! with every checkpoint of the legs: a start reads the service events, intervals and hourly rollup of each device whose
 //! derivation comes out as the file holds them in place, none of their bytes on its heap, and
 //! answers every question as the derivation from scratch does; a device changed since (a
 //! later or a late event) holds its own again, a maintenance window announced since builds
 //! the rollups it may touch again, and a file of another log or a damaged one only leaves
-//! more devices holding their own.
+//! more devices holding their own. A checkpoint writes only the devices changed since into a
+//! new head, the rest kept in the pieces they are in.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use callstate_log::Log;
+use callstate_query::live::service_chain::{self, ServiceChain};
 use callstate_query::live::service_file::{FILE, ServiceFile};
 use callstate_query::model::fleet::Fleet;
 use callstate_query::{Derived, Live, View};
@@ -264,7 +266,7 @@ fn a_service_file_of_another_log_or_a_damaged_one_is_not_trusted() {
     // its own file, a byte of a device's events changed: that device holds its own
     live.checkpoint().unwrap();
     drop(live);
-    damage(dir.path(), 60);
+    damage(dir.path(), 68);
     let (live, view) = started(&log);
     let n = devices(&view);
     assert_eq!(view.devices_reading_service_file(), n - 1);
@@ -295,5 +297,138 @@ fn a_service_file_of_another_log_or_a_damaged_one_is_not_trusted() {
     damage(dir.path(), -3);
     let (_live, view) = started(&log);
     assert_eq!(view.devices_reading_service_file(), 0);
+    answers_as_the_log_does(&log, &view, start);
+}
+
+/// The pieces of the service file beside the head under `dir`, by file name.
+fn service_pieces(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("derived"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("service.") && n != "service.bin")
+        .collect();
+    names.sort();
+    names
+}
+
+/// `live`'s view once the applier read every device from the service file just written.
+fn reading_every_device(live: &Live) -> std::sync::Arc<View> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = live.view();
+        if v.devices_reading_service_file() == devices(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} devices read from the file",
+            v.devices_reading_service_file(),
+            devices(&v)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A late outage of the `k`-th device with an in-service event among `events`, in the middle
+/// of them, numbered `n` among such.
+fn late_outage_of(events: &[Event], k: usize, n: u64) -> Event {
+    let mid = events.iter().map(|e| e.time).nth(events.len() / 2).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let like = events
+        .iter()
+        .filter(|e| matches!(e.body, Body::DeviceInService { .. }))
+        .filter(|e| seen.insert(e.body.device().unwrap().to_string()))
+        .nth(k)
+        .expect("an in-service event");
+    let mut e = late_outage(like, mid);
+    e.seq += n * 10_000_000;
+    e
+}
+
+#[test]
+fn a_checkpoint_writes_only_the_devices_changed_since_the_rest_kept_in_their_pieces() {
+    let events = day(11);
+    let start = start_of(&events);
+    let (dir, log) = common::log_with(&events, 1_000);
+    // a start that found no file writes it whole in the background
+    let (live, _) = started(&log);
+    let view = reading_every_device(&live);
+    let n = devices(&view);
+    let whole = ServiceChain::open(dir.path()).unwrap().unwrap();
+    // every device, those with calls only too
+    let all = whole.head().devices;
+    assert!(all as usize >= n);
+    assert_eq!(whole.files().len(), 1);
+    let whole_bytes = whole.head().file_bytes();
+    drop(whole);
+    assert!(service_pieces(dir.path()).is_empty());
+
+    // a late event: its device alone is written, into a new head; the last head is kept as a
+    // piece of the chain
+    let late = |k, n| {
+        log.append(&[late_outage_of(&events, k, n)]).unwrap();
+        log.wait_idle().unwrap();
+        common::caught_up(&live, log.version(), Duration::from_secs(60));
+        let w = live.checkpoint().unwrap().service.expect("written");
+        (w, reading_every_device(&live))
+    };
+    let (one, view) = late(0, 1);
+    assert_eq!((one.devices, one.pieces), (1, 2), "{one:?}");
+    assert!(one.written_bytes * 10 < whole_bytes, "{one:?}");
+    assert_eq!(service_pieces(dir.path()).len(), 1);
+    assert_eq!(one.bytes, service_chain::bytes_on_disk(dir.path()));
+    answers_as_the_log_does(&log, &view, start);
+
+    // another of the same device: nothing of the head is still read, so it goes; the first
+    // piece is kept
+    let (two, view) = late(0, 2);
+    assert_eq!((two.devices, two.pieces), (1, 2), "{two:?}");
+    assert_eq!(service_pieces(dir.path()).len(), 1, "the last head removed");
+    answers_as_the_log_does(&log, &view, start);
+    // one of another device: the small head is written again with it when what is still
+    // read of it is at most twice what is written, else kept
+    let (three, _) = late(1, 3);
+    assert!(
+        [(2, 2), (1, 3)].contains(&(three.devices, three.pieces)),
+        "{three:?}"
+    );
+    drop(live);
+
+    // a start reads every device from the chain, each from its newest entry
+    let (live, view) = started(&log);
+    assert_eq!(view.devices_reading_service_file(), n);
+    assert_eq!(view.rollups_reading_service_file(), n);
+    answers_as_the_log_does(&log, &view, start);
+    let chain = ServiceChain::open(dir.path()).unwrap().unwrap();
+    assert_eq!(chain.files().len(), three.pieces);
+    assert_eq!(chain.head().devices, three.devices);
+    let mut entries = 0u64;
+    chain.each_entry(|_, _| entries += 1);
+    assert_eq!(entries, all, "each device once");
+    drop(chain);
+    drop(live);
+
+    // a piece left by a write cut short is removed; pieces listed but missing leave their
+    // devices derived, answering the same, and the file is written again whole
+    let stray = dir.path().join("derived/service.0123456789abcdef.bin");
+    std::fs::write(&stray, b"cut short").unwrap();
+    let (live, view) = started(&log);
+    assert!(!stray.exists());
+    assert_eq!(view.devices_reading_service_file(), n);
+    drop(live);
+    for piece in service_pieces(dir.path()) {
+        std::fs::remove_file(dir.path().join("derived").join(piece)).unwrap();
+    }
+    let (live, view) = started(&log);
+    assert!(view.devices_reading_service_file() <= three.devices as usize);
+    answers_as_the_log_does(&log, &view, start);
+    reading_every_device(&live);
+    assert!(service_pieces(dir.path()).is_empty());
+    let chain = ServiceChain::open(dir.path()).unwrap().unwrap();
+    assert_eq!(chain.head().devices, all);
+    drop(chain);
+    drop(live);
+    let (_live, view) = started(&log);
+    assert_eq!(view.devices_reading_service_file(), n);
     answers_as_the_log_does(&log, &view, start);
 }

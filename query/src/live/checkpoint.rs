@@ -209,6 +209,8 @@ pub struct Written {
     pub written_bytes: u64,
     /// What retention removed, counting earlier checkpoints.
     pub retention: Option<LegsRetention>,
+    /// The service file written with it (`None`: not written, this version's was already).
+    pub service: Option<super::service_file::Written>,
 }
 
 /// A checkpoint read back.
@@ -256,7 +258,7 @@ pub(super) fn write(log_dir: &Path, view: &View, kept_from: Option<Us>) -> Resul
         }
         r
     })?;
-    pieces::remove_unlisted(log_dir, &refs);
+    pieces::remove_unlisted(log_dir, pieces::LEGS, refs.iter().map(|r| r.file.as_str()));
     let dir = derived_files::dir(log_dir);
     written.written_bytes = written.bytes;
     written.pieces = refs.len() + 1;
@@ -264,16 +266,6 @@ pub(super) fn write(log_dir: &Path, view: &View, kept_from: Option<Us>) -> Resul
         written.bytes += fs::metadata(dir.join(&r.file)).map_or(0, |m| m.len());
     }
     Ok(written)
-}
-
-/// A new piece's id.
-fn new_piece_id(version: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mut h = std::hash::DefaultHasher::new();
-    std::hash::Hash::hash(&(nanos, version, std::process::id()), &mut h);
-    std::hash::Hasher::finish(&h)
 }
 
 /// The older piece `r` that the head at `head` lists, mapped and framed: where it is, its
@@ -313,7 +305,7 @@ fn chain_on_disk(log_dir: &Path) -> Vec<OnDisk> {
         }
     }
     let r = PieceRef {
-        file: pieces::file_name(head.h.piece),
+        file: pieces::file_name(pieces::LEGS, head.h.piece),
         piece: head.h.piece,
         checksum: head.h.checksum,
         superseded: Vec::new(),
@@ -357,7 +349,7 @@ fn write_parts(
         magic: MAGIC,
         version: view.version,
         last_ingest_time: view.last_ingest_time,
-        piece: new_piece_id(view.version),
+        piece: pieces::new_id(view.version),
         ..Header::default()
     };
     let mut at = size_of::<Header>() as u64;
@@ -556,6 +548,7 @@ fn write_parts(
         pieces: 1,
         written_bytes: at,
         retention: tail.retention,
+        service: None,
     })
 }
 
@@ -668,7 +661,11 @@ pub(super) fn open(
     let (version, last_ingest_time) = (head.h.version, head.h.last_ingest_time);
     let retention = head.tail.retention;
     // what a write cut short (or a crash before the last removed them) left
-    pieces::remove_unlisted(log_dir, &head.tail.pieces);
+    pieces::remove_unlisted(
+        log_dir,
+        pieces::LEGS,
+        head.tail.pieces.iter().map(|r| r.file.as_str()),
+    );
     read_piece(
         &path,
         &file,

@@ -33,6 +33,12 @@ pub fn release() {
     });
 }
 
+/// The mappings opened with [`Mapped::open_shared`] that are still held.
+pub fn open_now() -> Vec<Arc<Mapped>> {
+    let open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    open.iter().filter_map(Weak::upgrade).collect()
+}
+
 /// A read-only mapping of a whole file.
 #[derive(Debug)]
 pub struct Mapped {
@@ -86,6 +92,12 @@ impl Mapped {
             len,
             ahead: Mutex::new(0..0),
         })
+    }
+
+    /// Whether `bytes` lie in this mapping (read in place from it).
+    pub fn holds(&self, bytes: &[u8]) -> bool {
+        let (at, p) = (self.at as usize, bytes.as_ptr() as usize);
+        self.len > 0 && at <= p && p.saturating_add(bytes.len()) <= at + self.len
     }
 
     /// [`Mapped::open`], shared, and let go of by [`release`].

@@ -23,6 +23,7 @@ mod pieces;
 pub mod retention;
 mod runs;
 pub mod service;
+pub mod service_chain;
 pub mod service_file;
 mod spill;
 pub mod state;
@@ -102,7 +103,7 @@ struct Shared {
     written: Mutex<Option<(Arc<View>, checkpoint::Checkpoint)>>,
     /// A service file just written, and the version it was written from: the applier reads
     /// the events and intervals of the devices unchanged since from it.
-    service_written: Mutex<Option<(Arc<View>, service_file::ServiceFile)>>,
+    service_written: Mutex<Option<(Arc<View>, service_chain::ServiceChain)>>,
     /// The horizon of retention of the legs asked for last (`Us::MIN`: none); every
     /// checkpoint written leaves out the legs before it.
     retain_from: AtomicI64,
@@ -141,7 +142,7 @@ impl Live {
         let began = std::time::Instant::now();
         let mut state =
             State::from_snapshot_spilling(snap, targets, options.spill_at, options.check_every)?;
-        let service = service_file::ServiceFile::open(log.dir()).unwrap_or_else(|e| {
+        let service = service_chain::ServiceChain::open(log.dir()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "the service file is not used");
             None
         });
@@ -149,7 +150,7 @@ impl Live {
         // written again from the version started at when it misses some of its changes, or
         // some device's history is not as it holds it (a fold of the history since)
         let stale = service.as_ref().is_none_or(|f| {
-            f.version != state.version() || shared_devices < state.devices_with_service_events()
+            f.version() != state.version() || shared_devices < state.devices_with_service_events()
         });
         drop(service);
         state.compact_heap();
@@ -303,8 +304,10 @@ fn write_checkpoint(shared: &Shared, view: &Arc<View>) -> Result<checkpoint::Wri
     }
     // the service events and intervals of the same version beside it (a failure leaves the
     // last file, which the applier uses where it still matches)
-    if let Err(e) = write_service_file(shared, view) {
-        tracing::warn!(error = %e, "writing the service file failed");
+    let mut written = written;
+    match write_service_file(shared, view) {
+        Ok(service) => written.service = service,
+        Err(e) => tracing::warn!(error = %e, "writing the service file failed"),
     }
     Ok(written)
 }
@@ -316,7 +319,7 @@ fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<Option<servic
     if service_on_disk(shared).as_ref() == Some(&key) {
         return Ok(None);
     }
-    let written = service_file::write(&shared.dir, view)?;
+    let written = service_chain::write(&shared.dir, view)?;
     *shared
         .service_on_disk
         .lock()
@@ -326,10 +329,12 @@ fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<Option<servic
         devices = written.devices,
         rollups = written.rollups,
         bytes = written.bytes,
+        written_bytes = written.written_bytes,
+        pieces = written.pieces,
         "service events and intervals written"
     );
-    match service_file::ServiceFile::open(&shared.dir) {
-        Ok(Some(f)) if f.version == view.version => {
+    match service_chain::ServiceChain::open(&shared.dir) {
+        Ok(Some(f)) if f.version() == view.version => {
             *shared
                 .service_written
                 .lock()

@@ -14,6 +14,10 @@
 //! carries, wrote less but kept up to 8 pieces over a year of weekly checkpoints of uneven
 //! sizes: each a pack per device on the heap, and one more pack a question reads.) A piece
 //! whose legs are mostly superseded is written again whatever its size.
+//!
+//! The service file is a chain in the same way ([`service_chain`](super::service_chain)):
+//! the naming of pieces, the rule of what a write keeps ([`kept`]), the linking of a head
+//! kept and the removal of pieces no head lists are shared.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -57,16 +61,86 @@ pub(super) struct OnDisk {
     pub kept_from: Option<Us>,
 }
 
-/// The name a piece is kept under once a newer head builds on it.
-pub(super) fn file_name(piece: u64) -> String {
-    format!("legs.{piece:016x}.bin")
+/// The call legs' chain: its pieces are `legs.<id>.bin`.
+pub(super) const LEGS: &str = "legs";
+
+/// The name a piece of the chain of `kind` is kept under once a newer head builds on it.
+pub(super) fn file_name(kind: &str, piece: u64) -> String {
+    format!("{kind}.{piece:016x}.bin")
 }
 
-/// Whether `name` is a piece's file name.
-fn is_piece(name: &str) -> bool {
-    name.strip_prefix("legs.")
+/// A new piece's id (a head's, written from `version`).
+pub(super) fn new_id(version: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&(nanos, version, std::process::id()), &mut h);
+    std::hash::Hasher::finish(&h)
+}
+
+/// Whether `name` is the file name of a piece of the chain of `kind`.
+fn is_piece(kind: &str, name: &str) -> bool {
+    name.strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('.'))
         .and_then(|r| r.strip_suffix(".bin"))
         .is_some_and(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A piece as the rule of what a write keeps sees it: its id, its size (legs or bytes) and
+/// how much of it is still read there if it is kept.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Weighed {
+    pub piece: u64,
+    pub size: u64,
+    pub live: u64,
+}
+
+/// The pieces a write keeps, of `chain` (oldest first, the head last), with `written` the
+/// size written anyway: from the newest back, a piece is written again while what is still
+/// read of it is at most twice what is being written (carried on: the new and the newer
+/// pieces written again), or when nothing or less than half of it is still read; the
+/// newest beyond [`MAX_KEPT`] are written again too. Newest first.
+pub(super) fn kept(chain: &[Weighed], written: u64) -> Vec<u64> {
+    let mut kept = Vec::new();
+    let (mut carried, mut carrying) = (written, true);
+    for p in chain.iter().rev() {
+        let l = p.live;
+        let fold = l == 0 || 2 * l < p.size || (carrying && l <= 2 * carried);
+        if fold {
+            carried += l;
+        } else {
+            carrying = false;
+            kept.push(p.piece);
+        }
+    }
+    // (newest first) the newest go beyond the most kept
+    let over = kept.len().saturating_sub(MAX_KEPT);
+    kept.drain(..over);
+    kept
+}
+
+/// Gives every piece of `kept` (where it is now, its id) a name of its own in the chain of
+/// `kind` (the head's file is linked under its own before a new head replaces it), the
+/// directory synced if one was linked.
+pub(super) fn link_kept<'a>(
+    log_dir: &Path,
+    kind: &str,
+    kept: impl Iterator<Item = (&'a Path, u64)>,
+) -> Result<()> {
+    let dir = derived_files::dir(log_dir);
+    let mut linked = false;
+    for (path, piece) in kept {
+        let name = dir.join(file_name(kind, piece));
+        if path != name && !name.exists() {
+            fs::hard_link(path, &name).map_err(io("linking", &name))?;
+            linked = true;
+        }
+    }
+    if linked {
+        callstate_log::fsutil::sync_dir(&dir).map_err(io("syncing", &dir))?;
+    }
+    Ok(())
 }
 
 /// What a write keeps: per piece kept, the devices of it still read there.
@@ -99,21 +173,15 @@ impl Plan {
             }
             written += (d.calls.len() - stays) as u64;
         }
-        let mut kept = Vec::new();
-        let (mut carried, mut carrying) = (written, true);
-        for p in chain.iter().rev() {
-            let l = legs.get(&p.r.piece).copied().unwrap_or(0);
-            let fold = l == 0 || 2 * l < p.legs || (carrying && l <= 2 * carried);
-            if fold {
-                carried += l;
-            } else {
-                carrying = false;
-                kept.push(p.r.piece);
-            }
-        }
-        // (newest first) the newest go beyond the most kept
-        let over = kept.len().saturating_sub(MAX_KEPT);
-        kept.drain(..over);
+        let weighed: Vec<Weighed> = chain
+            .iter()
+            .map(|p| Weighed {
+                piece: p.r.piece,
+                size: p.legs,
+                live: legs.get(&p.r.piece).copied().unwrap_or(0),
+            })
+            .collect();
+        let kept = kept(&weighed, written);
         Plan {
             kept: kept
                 .into_iter()
@@ -140,7 +208,7 @@ impl Plan {
                 let live = self.kept.get(&p.r.piece)?;
                 let superseded = (0..p.devices).filter(|e| !live.contains(e)).collect();
                 Some(PieceRef {
-                    file: file_name(p.r.piece),
+                    file: file_name(LEGS, p.r.piece),
                     superseded,
                     ..p.r.clone()
                 })
@@ -151,19 +219,8 @@ impl Plan {
     /// Gives every piece kept a name of its own (the head's file is linked under its own
     /// before a new head replaces it).
     pub fn name_kept(&self, log_dir: &Path, chain: &[OnDisk]) -> Result<()> {
-        let dir = derived_files::dir(log_dir);
-        let mut linked = false;
-        for p in chain.iter().filter(|p| self.kept.contains_key(&p.r.piece)) {
-            let name = dir.join(file_name(p.r.piece));
-            if p.path != name && !name.exists() {
-                fs::hard_link(&p.path, &name).map_err(io("linking", &name))?;
-                linked = true;
-            }
-        }
-        if linked {
-            callstate_log::fsutil::sync_dir(&dir).map_err(io("syncing", &dir))?;
-        }
-        Ok(())
+        let kept = chain.iter().filter(|p| self.kept.contains_key(&p.r.piece));
+        link_kept(log_dir, LEGS, kept.map(|p| (p.path.as_path(), p.r.piece)))
     }
 }
 
@@ -180,17 +237,22 @@ fn touched(pack: &Pack, kept_from: Option<Us>, horizon: Option<Us>) -> bool {
         })
 }
 
-/// Removes the pieces under `log_dir` that the head does not list (`listed`: their file
-/// names): those a newer head wrote again, or left by a write cut short.
-pub(super) fn remove_unlisted(log_dir: &Path, listed: &[PieceRef]) {
+/// Removes the pieces of the chain of `kind` under `log_dir` that its head does not list
+/// (`listed`: their file names): those a newer head wrote again, or left by a write cut
+/// short.
+pub(super) fn remove_unlisted<'a>(
+    log_dir: &Path,
+    kind: &str,
+    listed: impl Iterator<Item = &'a str>,
+) {
     let Ok(entries) = fs::read_dir(derived_files::dir(log_dir)) else {
         return;
     };
-    let listed: HashSet<&str> = listed.iter().map(|r| r.file.as_str()).collect();
+    let listed: HashSet<&str> = listed.collect();
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if is_piece(&name) && !listed.contains(&*name) {
+        if is_piece(kind, &name) && !listed.contains(&*name) {
             let _ = fs::remove_file(e.path());
         }
     }
@@ -202,18 +264,44 @@ mod tests {
 
     #[test]
     fn piece_names_are_told_apart_from_the_other_derived_files() {
-        let name = file_name(0x00ab_cdef_0123_4567);
+        let name = file_name(LEGS, 0x00ab_cdef_0123_4567);
         assert_eq!(name, "legs.00abcdef01234567.bin");
-        assert!(is_piece(&name));
+        assert!(is_piece(LEGS, &name));
+        assert!(!is_piece("service", &name));
+        assert!(is_piece("service", "service.00abcdef01234567.bin"));
         for other in [
             "legs.bin",
             "service.bin",
+            "legs00abcdef01234567.bin",
             "legs.bin.tmp-1",
             "legs.00abcdef0123456.bin",
             "legs.00abcdef01234567.bin.tmp-3",
             "legs.00abcdeg01234567.bin",
         ] {
-            assert!(!is_piece(other), "{other}");
+            assert!(!is_piece(LEGS, other), "{other}");
         }
+    }
+
+    #[test]
+    fn a_write_keeps_the_pieces_still_read_more_than_twice_what_it_carries() {
+        let w = |piece, size, live| Weighed { piece, size, live };
+        // oldest first: a large piece, a middle one, a small head
+        let chain = [w(1, 1000, 1000), w(2, 300, 300), w(3, 50, 50)];
+        // the head (50 <= 2 * 40) is carried; the middle one (300 > 2 * 90) stops the carrying
+        assert_eq!(kept(&chain, 40), vec![2, 1]);
+        // nothing read of the head: it goes whatever is written; so does the middle one, read
+        // less than half
+        let chain = [w(1, 1000, 1000), w(2, 300, 100), w(3, 50, 0)];
+        assert_eq!(kept(&chain, 1), vec![1]);
+        // a lot written carries every piece
+        assert!(kept(&chain, 1000).is_empty());
+        // past the most kept, the newest go
+        let long: Vec<Weighed> = (0..20)
+            .map(|k| w(k, 1 << (40 - k), 1 << (40 - k)))
+            .collect();
+        assert_eq!(
+            kept(&long, 0),
+            (0..MAX_KEPT as u64).rev().collect::<Vec<_>>()
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Every device's service events, intervals and hourly rollup as encoded, beside the log
-//! (`<log>/derived/service.bin`), so that the live state reads them in place from the mapped
-//! file (the kernel's page cache) instead of holding them on its heap.
+//! (`<log>/derived/service.bin` and the older pieces it builds on: a chain,
+//! [`service_chain`](super::service_chain)), so that the live state reads them in place from
+//! the mapped files (the kernel's page cache) instead of holding them on its heap. This is
+//! one file of the chain: its format.
 //!
 //! A start still derives every device's events and intervals from the log; a device whose
 //! events and intervals come out byte for byte as the file holds them (the same names in the
@@ -15,7 +17,8 @@
 //! windows), whose devices the applier then moves to it (those not changed since).
 //!
 //! The file: a header ([`Header`]); per device its encoded events, intervals and rollup runs,
-//! back to back; then the table: every name once (length-prefixed strings), every digest of
+//! back to back; then the table: the older pieces the file builds on when it is the head
+//! (each file's name, id and checksum), every name once (length-prefixed strings), every digest of
 //! windows once (8 bytes each), then per device its name's number, and for its events and
 //! for its intervals the numbers of the names their bytes number and the bytes' length (they
 //! follow one another), then whether it has a rollup and, if it has, the rollup's names (a
@@ -28,7 +31,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use callstate_schemas::Us;
@@ -40,21 +43,25 @@ use crate::model::shared_bytes::SharedBytes;
 use crate::model::unit_runs::Extent;
 use crate::model::varint::{Reader, put, unzigzag, zigzag};
 
-use super::derived_files::{self, io};
+use super::derived_files::io;
+use super::device::Device;
 use super::mapped::{InOrder, Mapped};
 use super::view::View;
 
 /// The file's place under the log's directory.
 pub const FILE: &str = "derived/service.bin";
 
-const MAGIC: [u8; 8] = *b"CSSERV04";
+/// `CSSERV04` was one file: no id, no list of older pieces.
+const MAGIC: [u8; 8] = *b"CSSERV05";
 
 /// The header's bytes.
-const HEADER: usize = 7 * 8;
+pub(super) const HEADER: usize = 8 * 8;
 
 /// The file's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header {
+    /// This file's id (a new one at every write).
+    piece: u64,
     /// The last `ingest_seq` of the version written.
     version: u64,
     /// Its latest ingest time.
@@ -71,6 +78,7 @@ impl Header {
         let mut b = [0u8; HEADER];
         b[..8].copy_from_slice(&MAGIC);
         let fields = [
+            self.piece,
             self.version,
             self.last_ingest_time as u64,
             self.devices,
@@ -95,14 +103,20 @@ impl Header {
         }
         let f = |k: usize| u64::from_le_bytes(b[8 + 8 * k..16 + 8 * k].try_into().expect("8"));
         let h = Header {
-            version: f(0),
-            last_ingest_time: f(1) as Us,
-            devices: f(2),
-            table_at: f(3),
-            table_len: f(4),
+            piece: f(0),
+            version: f(1),
+            last_ingest_time: f(2) as Us,
+            devices: f(3),
+            table_at: f(4),
+            table_len: f(5),
         };
-        Some((h, f(5)))
+        Some((h, f(6)))
     }
+}
+
+/// The id of the piece whose file `bytes` is (its header's), if it is one.
+pub(super) fn piece_of(bytes: &[u8]) -> Option<u64> {
+    Header::read(bytes).map(|(h, _)| h.piece)
 }
 
 /// What was written.
@@ -110,12 +124,27 @@ impl Header {
 pub struct Written {
     /// The version written.
     pub version: u64,
-    /// Devices.
+    /// Devices written (into the new head).
     pub devices: u64,
-    /// Devices with a rollup.
+    /// Devices with a rollup written.
     pub rollups: u64,
-    /// The file's size.
+    /// The bytes on disk: the head's and those of the pieces it builds on.
     pub bytes: u64,
+    /// The bytes this write wrote (the head).
+    pub written_bytes: u64,
+    /// The files: the head and the pieces it builds on.
+    pub pieces: usize,
+}
+
+/// An older piece as the head lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its file under the derived directory.
+    pub file: String,
+    /// Its header's id: the file is the piece that was written.
+    pub piece: u64,
+    /// Its checksum (of its header and table).
+    pub checksum: u64,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -157,8 +186,8 @@ impl<T: std::hash::Hash + Eq + Ord + Copy> Numbered<T> {
 /// The names of a file: those of `view`'s devices and of their events and intervals.
 type Names = Numbered<Name>;
 
-fn names_of(view: &View) -> Names {
-    Numbered::by_use(view.devices.iter().flat_map(|(name, d)| {
+fn names_of<'a>(devices: impl Iterator<Item = (&'a Name, &'a Device)>) -> Names {
+    Numbered::by_use(devices.flat_map(|(name, d)| {
         let parts = [d.events.encoded().0, d.intervals.encoded().0];
         std::iter::once(name)
             .chain(parts.into_iter().flatten())
@@ -227,61 +256,94 @@ fn put_rollup(table: &mut Vec<u8>, digests: &Digests, r: Option<(&Rollup, (u64, 
     put(table, r.bytes().len() as u64);
 }
 
-/// Writes the service events, intervals and rollups of `view`'s devices under `log_dir`,
-/// replacing the file there (written to a new name, synced, renamed). Every device's rollup
-/// is built first where no question built it with `view`'s windows (and kept, as a
-/// question's would be).
-pub(super) fn write(log_dir: &Path, view: &View) -> Result<Written> {
-    derived_files::replace(&log_dir.join(FILE), |tmp| write_to(tmp, view))
+/// Every device's rollup of `view` (in its order) as a write writes it: built first where no
+/// question built it with `view`'s windows (and kept, as a question's would be).
+pub(super) fn rollups(view: &View) -> Vec<Option<Arc<Rollup>>> {
+    let ex = Exclusions::new(&view.windows);
+    view.devices
+        .values()
+        .map(|d| view.history(d).and_then(|h| h.built_rollup(&ex)))
+        .collect()
 }
 
-fn write_to(path: &Path, view: &View) -> Result<Written> {
+/// The rollup of `d` a write writes (`rollup` if its names and sources are among its
+/// intervals' names, in the mask's 64 places), with those places.
+pub(super) fn placed<'a>(
+    d: &Device,
+    rollup: Option<&'a Rollup>,
+) -> Option<(&'a Rollup, (u64, Vec<u64>))> {
+    rollup.and_then(|r| Some((r, places(d.intervals.encoded().0, r)?)))
+}
+
+/// What a head is: its id and the older pieces it builds on (oldest first).
+pub(super) struct Head<'a> {
+    pub piece: u64,
+    pub pieces: &'a [Listed],
+}
+
+/// Writes to `path` the service events, intervals and rollups (`rollups`, in `view`'s order)
+/// of `view`'s devices that `write` says (in its order) as the head `head`.
+pub(super) fn write_to(
+    path: &Path,
+    view: &View,
+    rollups: &[Option<Arc<Rollup>>],
+    write: &[bool],
+    head: Head<'_>,
+) -> Result<Written> {
     let file = File::create(path).map_err(io("creating", path))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     let err = io("writing", path);
     w.write_all(&[0u8; HEADER]).map_err(&err)?;
     let mut at = HEADER as u64;
-    let ex = Exclusions::new(&view.windows);
-    let rollups: Vec<Option<Arc<Rollup>>> = view
-        .devices
-        .values()
-        .map(|d| view.history(d).and_then(|h| h.built_rollup(&ex)))
-        .collect();
-    let (mut table, names) = (Vec::new(), names_of(view));
-    let digests = Digests::by_use(rollups.iter().flatten().map(|r| r.windows()));
-    let mut written_rollups = 0;
-    for ((name, d), rollup) in view.devices.iter().zip(&rollups) {
+    let written = || {
+        view.devices
+            .iter()
+            .zip(rollups)
+            .zip(write)
+            .filter(|(_, w)| **w)
+            .map(|(d, _)| d)
+    };
+    let (mut table, names) = (Vec::new(), names_of(written().map(|((n, d), _)| (n, &**d))));
+    let digests = Digests::by_use(written().filter_map(|(_, r)| r.as_ref().map(|r| r.windows())));
+    let (mut devices, mut written_rollups) = (0, 0);
+    for ((name, d), rollup) in written() {
         put(&mut table, names.number(*name));
         for (part_names, bytes) in [d.events.encoded(), d.intervals.encoded()] {
             w.write_all(bytes).map_err(&err)?;
             put_part(&mut table, &names, part_names, bytes.len());
             at += bytes.len() as u64;
         }
-        let rollup = rollup
-            .as_deref()
-            .and_then(|r| Some((r, places(d.intervals.encoded().0, r)?)));
+        let rollup = placed(d, rollup.as_deref());
         let runs = rollup.as_ref().map_or(&[][..], |(r, _)| r.bytes());
         w.write_all(runs).map_err(&err)?;
         at += runs.len() as u64;
         written_rollups += u64::from(rollup.is_some());
+        devices += 1;
         put_rollup(&mut table, &digests, rollup);
     }
-    // the names, the digests, then the devices' parts
-    let mut head = Vec::new();
-    put(&mut head, names.list.len() as u64);
+    // the older pieces, the names, the digests, then the devices' parts
+    let mut top = Vec::new();
+    put(&mut top, head.pieces.len() as u64);
+    for p in head.pieces {
+        put_str(&mut top, &p.file);
+        top.extend_from_slice(&p.piece.to_le_bytes());
+        top.extend_from_slice(&p.checksum.to_le_bytes());
+    }
+    put(&mut top, names.list.len() as u64);
     for n in &names.list {
-        put_str(&mut head, n.as_str());
+        put_str(&mut top, n.as_str());
     }
-    put(&mut head, digests.list.len() as u64);
+    put(&mut top, digests.list.len() as u64);
     for d in &digests.list {
-        head.extend_from_slice(&d.to_le_bytes());
+        top.extend_from_slice(&d.to_le_bytes());
     }
-    let table = [head, table].concat();
+    let table = [top, table].concat();
     w.write_all(&table).map_err(&err)?;
     let header = Header {
+        piece: head.piece,
         version: view.version,
         last_ingest_time: view.last_ingest_time,
-        devices: view.devices.len() as u64,
+        devices,
         table_at: at,
         table_len: table.len() as u64,
     };
@@ -290,11 +352,14 @@ fn write_to(path: &Path, view: &View) -> Result<Written> {
     w.write_all(&header.bytes(checksum)).map_err(&err)?;
     let file = w.into_inner().map_err(|e| err(e.into_error()))?;
     file.sync_all().map_err(&err)?;
+    let bytes = at + header.table_len;
     Ok(Written {
         version: view.version,
-        devices: header.devices,
+        devices,
         rollups: written_rollups,
-        bytes: at + header.table_len,
+        bytes,
+        written_bytes: bytes,
+        pieces: 1,
     })
 }
 
@@ -302,12 +367,23 @@ fn write_to(path: &Path, view: &View) -> Result<Written> {
 #[derive(Debug)]
 pub struct ServiceFile {
     file: Arc<Mapped>,
+    /// Where it was mapped from.
+    pub path: PathBuf,
+    /// Its id (what a head lists it by, with its checksum).
+    pub piece: u64,
+    /// The checksum of its header and table.
+    pub checksum: u64,
+    /// The older pieces it builds on, oldest first (those of a head).
+    pub pieces: Vec<Listed>,
     /// The version it was written from.
     pub version: u64,
     /// That version's latest ingest time.
     pub last_ingest_time: Us,
     /// Devices it holds.
     pub devices: u64,
+    /// Where the devices' entries end (and the table begins).
+    data_end: usize,
+    /// The table after the list of pieces.
     table: Range<usize>,
 }
 
@@ -361,14 +437,19 @@ pub struct Entry<'a> {
 }
 
 impl ServiceFile {
-    /// Maps the file under `log_dir`: `None` when there is none, `Err` when it is not one
-    /// (bad magic, a table out of the file or failing its checksum).
+    /// Maps the head of the chain under `log_dir`: `None` when there is none, `Err` when it
+    /// is not one (bad magic, a table out of the file or failing its checksum).
     pub fn open(log_dir: &Path) -> Result<Option<ServiceFile>> {
         let path = log_dir.join(FILE);
         if !path.exists() {
             return Ok(None);
         }
-        let file = Mapped::open_shared(&path).map_err(io("mapping", &path))?;
+        ServiceFile::open_at(&path).map(Some)
+    }
+
+    /// Maps the file at `path` (a head, or a piece of a chain).
+    pub fn open_at(path: &Path) -> Result<ServiceFile> {
+        let file = Mapped::open_shared(path).map_err(io("mapping", path))?;
         let damaged = |what: &str| {
             QueryError::Data(format!(
                 "{}: {what}; its devices are derived again",
@@ -386,13 +467,41 @@ impl ServiceFile {
         if h.checksum(&bytes[table.clone()]) != checksum {
             return Err(damaged("its checksum does not match"));
         }
-        Ok(Some(ServiceFile {
+        let mut r = Reader {
+            bytes: &bytes[table.clone()],
+            at: 0,
+        };
+        let pieces = read_list(&mut r, |r| {
+            Some(Listed {
+                file: read_str(r)?.to_string(),
+                piece: read_u64(r)?,
+                checksum: read_u64(r)?,
+            })
+        })
+        .ok_or_else(|| damaged("its list of pieces is damaged"))?;
+        let (data_end, table) = (table.start, table.start + r.at..table.end);
+        Ok(ServiceFile {
+            path: path.to_path_buf(),
+            piece: h.piece,
+            checksum,
+            pieces,
             version: h.version,
             last_ingest_time: h.last_ingest_time,
             devices: h.devices,
+            data_end,
             table,
             file,
-        }))
+        })
+    }
+
+    /// The bytes of its devices' entries (all but the header and the table).
+    pub fn data_bytes(&self) -> u64 {
+        self.data_end.saturating_sub(HEADER) as u64
+    }
+
+    /// The file's size.
+    pub fn file_bytes(&self) -> u64 {
+        self.file.bytes().len() as u64
     }
 
     /// The file read in order (with the kernel's read-ahead) while the guard lives, as a
@@ -444,7 +553,7 @@ impl ServiceFile {
         let digests = names.as_ref().and_then(|_| read_list(&mut r, read_u64));
         let heads = names.zip(digests);
         let mut at = HEADER;
-        let end = self.table.start;
+        let end = self.data_end;
         let mut left = if heads.is_some() { self.devices } else { 1 };
         std::iter::from_fn(move || {
             if left == 0 {
@@ -457,11 +566,12 @@ impl ServiceFile {
             if entry.is_none() {
                 left = 0;
             }
-            Some(
-                entry.ok_or_else(|| {
-                    QueryError::Data(format!("{FILE}: a device's entry is damaged"))
-                }),
-            )
+            Some(entry.ok_or_else(|| {
+                QueryError::Data(format!(
+                    "{}: a device's entry is damaged",
+                    self.path.display()
+                ))
+            }))
         })
     }
 }

@@ -42,7 +42,8 @@ use super::device::Device;
 use super::mapped::Mapped;
 use super::pairing::Pairer;
 use super::service::ServiceEvents;
-use super::service_file::{self, ServiceFile};
+use super::service_chain::ServiceChain;
+use super::service_file;
 use super::spill::{CHECK_EVERY, SPILL_AT, Spiller};
 use super::view::View;
 
@@ -544,24 +545,16 @@ impl State {
         adopted
     }
 
-    /// Reads the service events and intervals of every device from `file` (in place) where
-    /// they are the same as its own (the same names numbered in the same order, the same
-    /// bytes), freeing its heap copies (or letting go of an older file's); with `view`, only
-    /// those of devices whose events and intervals have not changed since it. Returns how
-    /// many devices read both from it.
-    pub fn share(&mut self, file: &ServiceFile, view: Option<&View>) -> usize {
-        let _in_order = file.reading_in_order();
+    /// Reads the service events and intervals of every device from `chain` (in place, each
+    /// device's newest entry) where they are the same as its own (the same names numbered in
+    /// the same order, the same bytes), freeing its heap copies (or letting go of an older
+    /// file's); with `view`, only those of devices whose events and intervals have not
+    /// changed since it. Returns how many devices read both from it.
+    pub fn share(&mut self, chain: &ServiceChain, view: Option<&View>) -> usize {
         let mut shared = 0;
-        for entry in file.entries() {
-            let e = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the rest of the service file is not used");
-                    break;
-                }
-            };
+        chain.each_entry(|file, e| {
             let Some((key, now)) = self.devices.get_key_value(e.device) else {
-                continue;
+                return;
             };
             let before = view.and_then(|v| v.devices.get(e.device));
             let unchanged = |a: &Arc<ServiceEvents>, b: &Arc<IntervalPack>| {
@@ -574,7 +567,7 @@ impl State {
             let take_events = takes(events, &e.events);
             let take_intervals = takes(intervals, &e.intervals);
             if !unchanged(&now.events, &now.intervals) || !(take_events || take_intervals) {
-                continue;
+                return;
             }
             let mut d = Device::clone(now);
             if take_events && let Some(ev) = d.events.with_bytes(file.shared(e.events.range)) {
@@ -596,7 +589,7 @@ impl State {
             shared += usize::from(d.events.is_shared() && d.intervals.is_shared());
             let key = *key;
             self.devices.insert(key, Arc::new(d));
-        }
+        });
         shared
     }
 
