@@ -1,8 +1,9 @@
-"""The checkpoint of the call legs in pieces (issue 16): the benchmark scenario of
-bench/history.py ingested a week at a time, with `callstate log checkpoint` after each week
-(a server writes one about every million call events, about weekly for this fleet); per
-checkpoint: the bytes it wrote, the bytes it holds, its pieces and the time it took; against
-what writing every leg at every checkpoint writes. Then `callstate serve` over the log with
+"""The checkpoint of the call legs and the service file in pieces (issue 16): the benchmark
+scenario of bench/history.py ingested a week at a time, with `callstate log checkpoint` after
+each week (a server writes one about every million call events, about weekly for this fleet);
+per checkpoint: the bytes it wrote, the bytes it holds, its pieces and the time it took (the
+service file's bytes and pieces beside the legs'); against what writing every leg, and every
+device's service history, at every checkpoint writes. Then `callstate serve` over the log with
 its chain of pieces and over the same log with one checkpoint written whole: start-up,
 memory, the round of questions of bench/history.py, and whether the answers are the same.
 Run by `bench/run --datasets pieces-90d` (or pieces-30d, pieces-year); writes
@@ -45,7 +46,9 @@ def weekly(name, days, binary, work, seed):
         c |= {"seconds": secs, "lines": lines}
         rows.append(c)
         h.log(f"[{name}] week {len(rows)}: {lines:,} events, wrote {c['written_bytes']:,} of "
-              f"{c['bytes']:,} bytes in {c['pieces']} pieces, {c['write_s']:.2f} s")
+              f"{c['bytes']:,} bytes in {c['pieces']} pieces, {c['write_s']:.2f} s; service "
+              f"file {c['service_written_bytes']:,} of {c['service_file_bytes']:,} bytes in "
+              f"{c['service_pieces']} pieces")
 
     # the times are compared as text: every event's is `YYYY-MM-DDTHH:MM:SS…Z`
     end = history.START_US + WEEK_US
@@ -85,7 +88,7 @@ def main(names, binary, work, seed, results_path):
         chain = history.serve_round(name, days, binary, d, data, seed)
         single = history.serve_round(name, days, binary, d, copy, seed)
         sections.append(report(name, days, rows, one, chain, single))
-    text = ("# The checkpoint of the call legs in pieces\n\n" + __doc__.split("\n\n")[0]
+    text = ("# The derived files in pieces\n\n" + __doc__.split("\n\n")[0]
             .replace("\n", " ") + "\n\n" + "\n\n".join(sections) + "\n")
     results_path.write_text(text)
     h.log(f"wrote {results_path}")
@@ -95,13 +98,19 @@ def report(name, days, rows, one, chain, single):
     gib = lambda b: f"{b / 2**30:.2f} GiB"
     wrote = sum(r["written_bytes"] for r in rows)
     whole_each = sum(r["bytes"] for r in rows)
+    mib = lambda b: f"{b / 2**20:,.1f} MiB"
     lines = [f"## {days} days, {len(rows)} weekly checkpoints", "",
-             "| week | events | legs | pieces | written | held | written ÷ held | write |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| week | events | legs | pieces | written | held | written ÷ held | write "
+             "| service file: pieces | written | held |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for k, r in enumerate(rows, 1):
         lines.append(f"| {k} | {r['lines']:,} | {r['legs'] + r['loose_legs']:,} | {r['pieces']} "
-                     f"| {r['written_bytes'] / 2**20:,.1f} MiB | {r['bytes'] / 2**20:,.1f} MiB "
-                     f"| {r['written_bytes'] / r['bytes']:.0%} | {r['write_s']:.2f} s |")
+                     f"| {mib(r['written_bytes'])} | {mib(r['bytes'])} "
+                     f"| {r['written_bytes'] / r['bytes']:.0%} | {r['write_s']:.2f} s "
+                     f"| {r['service_pieces']} | {mib(r['service_written_bytes'])} "
+                     f"| {mib(r['service_file_bytes'])} |")
+    s_wrote = sum(r["service_written_bytes"] for r in rows)
+    s_whole = sum(r["service_file_bytes"] for r in rows)
     last = rows[-1]
     lines += ["",
               f"Written over the {len(rows)} checkpoints: {gib(wrote)}; every leg at every "
@@ -110,7 +119,13 @@ def report(name, days, rows, one, chain, single):
               f"{gib(one['bytes'])} in {one['write_s']:.2f} s (the chain holds "
               f"{gib(last['bytes'])} in {last['pieces']} pieces; legs "
               f"{one['legs'] + one['loose_legs']:,} whole, "
-              f"{last['legs'] + last['loose_legs']:,} in pieces).", "",
+              f"{last['legs'] + last['loose_legs']:,} in pieces). The service file: "
+              f"{gib(s_wrote)} written over the {len(rows)} checkpoints, where writing every "
+              f"device at every checkpoint would have written at most {gib(s_whole)} (what "
+              f"the chain held at each, superseded entries included; {s_wrote / s_whole:.0%});"
+              f" written whole once at the end "
+              f"{gib(one['service_file_bytes'])} (the chain holds "
+              f"{gib(last['service_file_bytes'])} in {last['service_pieces']} pieces).", "",
               "| `callstate serve` over the log | chain of pieces | one checkpoint |",
               "|---|---|---|"]
     rows_ = [

@@ -209,7 +209,8 @@ pub struct Written {
     pub written_bytes: u64,
     /// What retention removed, counting earlier checkpoints.
     pub retention: Option<LegsRetention>,
-    /// The service file written with it (`None`: not written, this version's was already).
+    /// The service file of its version as this process wrote it (with it, or before it: a
+    /// version's is written once); `None` when writing it failed.
     pub service: Option<super::service_file::Written>,
 }
 

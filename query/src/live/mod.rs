@@ -107,11 +107,11 @@ struct Shared {
     /// The horizon of retention of the legs asked for last (`Us::MIN`: none); every
     /// checkpoint written leaves out the legs before it.
     retain_from: AtomicI64,
-    /// What the service file this process wrote last was written from ([`ServiceKey`]): a
-    /// write of the same is skipped (a `log checkpoint` right after the start's write in
-    /// the background, or the other way round). A file found at the start is written again
-    /// even of the same version, which mends one damaged since.
-    service_on_disk: Mutex<Option<ServiceKey>>,
+    /// What the service file this process wrote last was written from ([`ServiceKey`]), and
+    /// what it wrote: a write of the same is skipped (a `log checkpoint` right after the
+    /// start's write in the background, or the other way round). A file found at the start
+    /// is written again even of the same version, which mends one damaged since.
+    service_on_disk: Mutex<Option<(ServiceKey, service_file::Written)>>,
 }
 
 /// Lets go of the pages of the mapped files (checkpoint of the legs, service file) that
@@ -306,24 +306,29 @@ fn write_checkpoint(shared: &Shared, view: &Arc<View>) -> Result<checkpoint::Wri
     // last file, which the applier uses where it still matches)
     let mut written = written;
     match write_service_file(shared, view) {
-        Ok(service) => written.service = service,
+        Ok(service) => written.service = Some(service),
         Err(e) => tracing::warn!(error = %e, "writing the service file failed"),
     }
     Ok(written)
 }
 
 /// Writes the service file of `view` (the caller holds `shared.writing`) and hands it mapped
-/// to the applier; `None` when this process wrote that version's already.
-fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<Option<service_file::Written>> {
+/// to the applier; when this process wrote that version's already, it is not written again
+/// and what that write wrote is returned.
+fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<service_file::Written> {
     let key = ServiceKey::of(view);
-    if service_on_disk(shared).as_ref() == Some(&key) {
-        return Ok(None);
-    }
-    let written = service_chain::write(&shared.dir, view)?;
-    *shared
+    let mut on_disk = shared
         .service_on_disk
         .lock()
-        .unwrap_or_else(|p| p.into_inner()) = Some(key);
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some((k, w)) = on_disk.as_ref()
+        && *k == key
+    {
+        return Ok(*w);
+    }
+    let written = service_chain::write(&shared.dir, view)?;
+    *on_disk = Some((key, written));
+    drop(on_disk);
     tracing::info!(
         version = written.version,
         devices = written.devices,
@@ -343,7 +348,7 @@ fn write_service_file(shared: &Shared, view: &Arc<View>) -> Result<Option<servic
         Ok(_) => tracing::warn!("the service file just written was replaced before it was read"),
         Err(e) => tracing::warn!(error = %e, "the service file just written cannot be read back"),
     }
-    Ok(Some(written))
+    Ok(written)
 }
 
 /// What a service file is written from: a version, and the base of the history folded
@@ -361,15 +366,6 @@ impl ServiceKey {
             base: view.snapshot.base.as_ref().map(|b| b.digest.file.clone()),
         }
     }
-}
-
-/// What the service file this process wrote last was written from.
-fn service_on_disk(shared: &Shared) -> Option<ServiceKey> {
-    shared
-        .service_on_disk
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
 }
 
 /// Starts writing the service file of the current version in the background, once a write
