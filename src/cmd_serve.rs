@@ -106,10 +106,11 @@ pub struct Given {
     /// hence service state, intervals and SLA, stay) [default: kept forever].
     #[arg(long, env = "CALLSTATE_RETAIN_RAW_DAYS")]
     pub retain_raw_days: Option<u64>,
-    /// Retention of call legs, in days: with each compaction pass, once a day, the complete
-    /// legs that started and ended before the UTC midnight that many days back are left out
-    /// of a new checkpoint of the legs; questions about calls before it say so (device
-    /// states and incidents then give their calls as null) [default: kept forever].
+    /// Retention of call legs, in days: with each compaction pass, in steps of a quarter of
+    /// them (whole days, at least one: legs are kept that many days to a quarter more), the
+    /// complete legs that started and ended before the UTC midnight that many days back are
+    /// left out of a new checkpoint of the legs; questions about calls before it say so
+    /// (device states and incidents then give their calls as null) [default: kept forever].
     #[arg(long, env = "CALLSTATE_RETAIN_LEGS_DAYS")]
     pub retain_legs_days: Option<u64>,
     /// Retention of intervals (service history), in days: with each compaction pass, once
@@ -425,6 +426,21 @@ fn horizon(now: i64, age: Duration) -> i64 {
     back(now, age).div_euclid(US_PER_DAY) * US_PER_DAY
 }
 
+/// Whether the horizon of a retention of call legs of `age` moves from `at` (the last one;
+/// `None`: none yet) to `h`: in steps of a quarter of `age` (whole days, at least one). Each
+/// step writes again, without the legs it removes, every device's legs of the pieces of the
+/// checkpoint holding some (the oldest pieces: most of it), so a daily step wrote about the
+/// whole checkpoint every day; the legs are kept `age` to 1.25 × `age` instead.
+fn legs_horizon_moves(at: Option<i64>, h: i64, age: Duration) -> bool {
+    let days = (age.as_secs() / 86_400 / 4).max(1);
+    at.is_none_or(|at| {
+        h.saturating_sub(at)
+            >= i64::try_from(days)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(US_PER_DAY)
+    })
+}
+
 /// The instant `age` before `now` (µs), at the earliest representable one.
 fn back(now: i64, age: Duration) -> i64 {
     now.saturating_sub(i64::try_from(age.as_micros()).unwrap_or(i64::MAX))
@@ -432,8 +448,8 @@ fn back(now: i64, age: Duration) -> i64 {
 
 /// Merges small segments every `every`, off the HTTP workers, until the runtime stops (a
 /// compaction cut off by the stop leaves nothing behind that the next open does not tidy);
-/// with `retention.legs`, then moves the horizon of the call legs when a day has passed
-/// (a new checkpoint of the legs); with `retention.intervals`, the horizon of the service
+/// with `retention.legs`, then moves the horizon of the call legs in steps of a quarter of
+/// it ([`legs_horizon_moves`]: a new checkpoint of the legs); with `retention.intervals`, the horizon of the service
 /// history (a fold); with `retention.raw`, then retires the raw events older than that whose
 /// call legs the checkpoint on disk holds.
 async fn compact_in_background(
@@ -456,7 +472,7 @@ async fn compact_in_background(
                 let h = horizon(now, age);
                 let live = app.live();
                 let at = live.view().legs_retention().map(|r| r.kept_from);
-                if at.is_none_or(|at| at < h) {
+                if legs_horizon_moves(at, h, age) {
                     let w = live.retain_legs_from(h)?;
                     tracing::info!(
                         kept_from = %callstate_schemas::format_instant(h),
@@ -651,5 +667,27 @@ mod tests {
             horizon(t("1969-12-31T12:00:00Z"), Duration::ZERO),
             t("1969-12-31T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn the_legs_horizon_moves_in_steps_of_a_quarter_of_the_retention() {
+        let day = Duration::from_secs(86_400);
+        let d = |n: i64| n * US_PER_DAY;
+        // the first horizon at once
+        assert!(legs_horizon_moves(None, d(100), day * 90));
+        // 90 days: every 22 days
+        assert!(!legs_horizon_moves(Some(d(100)), d(100), day * 90));
+        assert!(!legs_horizon_moves(Some(d(100)), d(121), day * 90));
+        assert!(legs_horizon_moves(Some(d(100)), d(122), day * 90));
+        // never back
+        assert!(!legs_horizon_moves(Some(d(100)), d(50), day * 90));
+        // a few days: every day
+        for age in [day, day * 3, day * 7] {
+            assert!(!legs_horizon_moves(Some(d(100)), d(100), age));
+            assert!(legs_horizon_moves(Some(d(100)), d(101), age));
+        }
+        // 30 days: every 7
+        assert!(!legs_horizon_moves(Some(d(100)), d(106), day * 30));
+        assert!(legs_horizon_moves(Some(d(100)), d(107), day * 30));
     }
 }

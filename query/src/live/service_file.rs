@@ -55,7 +55,7 @@ pub const FILE: &str = "derived/service.bin";
 const MAGIC: [u8; 8] = *b"CSSERV05";
 
 /// The header's bytes.
-pub(super) const HEADER: usize = 8 * 8;
+const HEADER: usize = 8 * 8;
 
 /// The file's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +183,7 @@ impl<T: std::hash::Hash + Eq + Ord + Copy> Numbered<T> {
     }
 }
 
-/// The names of a file: those of `view`'s devices and of their events and intervals.
+/// The names of a file: those of the devices it holds and of their events and intervals.
 type Names = Numbered<Name>;
 
 fn names_of<'a>(devices: impl Iterator<Item = (&'a Name, &'a Device)>) -> Names {
