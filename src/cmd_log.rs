@@ -177,7 +177,8 @@ pub fn retire(
     let mut live = None;
     let mut legs = None;
     if let Some(h) = legs_us {
-        legs = started(&mut live, &log)?.retain_legs_from(h)?.retention;
+        let w = started(&mut live, &log)?.retain_legs_from(h)?;
+        legs = w.retention.map(|r| (r, w.written_bytes, w.bytes));
     }
     let mut out = serde_json::Map::new();
     if let Some(before_us) = before_us {
@@ -203,10 +204,12 @@ pub fn retire(
         out.insert("intervals_retention".into(), serde_json::to_value(folded)?);
     }
     if legs_us.is_some() {
-        let legs = legs.map(|r| {
+        let legs = legs.map(|(r, written, bytes)| {
             serde_json::json!({
                 "kept_from": callstate_schemas::format_instant(r.kept_from),
                 "removed": r.removed,
+                "written_bytes": written,
+                "bytes": bytes,
             })
         });
         out.insert("legs_retention".into(), legs.into());

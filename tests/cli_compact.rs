@@ -442,6 +442,17 @@ fn log_retire_removes_old_call_legs_and_stats_report_them() {
     let removed = v["legs_retention"]["removed"].as_u64().unwrap();
     assert_eq!(v["legs_retention"]["kept_from"], h, "{v}");
     assert!(removed > 0, "{v}");
+    // what the step wrote, and the checkpoint's bytes after it
+    let written = v["legs_retention"]["written_bytes"].as_u64().unwrap();
+    assert!(written > 0, "{v}");
+    assert!(
+        written <= v["legs_retention"]["bytes"].as_u64().unwrap(),
+        "{v}"
+    );
+    assert_eq!(
+        v["legs_retention"]["bytes"], v["stats"]["legs_checkpoint_bytes"],
+        "{v}"
+    );
     assert!(v.get("retired").is_none(), "raw events untouched: {v}");
     assert_eq!(v["stats"]["retired_legs"], removed, "{v}");
     assert_eq!(v["stats"]["retired_events"], 0, "{v}");
