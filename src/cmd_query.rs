@@ -20,6 +20,9 @@ pub enum Format {
     Csv,
     /// A JSON array of objects.
     Json,
+    /// Apache Parquet (zstd), for DuckDB, pandas or a BI tool; binary, so standard output
+    /// must be redirected to a file.
+    Parquet,
 }
 
 /// Parses an instant: RFC 3339, epoch milliseconds (as Grafana's `${__from}`) or `now`.
@@ -34,7 +37,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Prints batches in a format.
+/// Prints batches in a format (at least one batch, empty or not: its schema is the
+/// answer's, which a Parquet file records even with no rows).
 pub fn print(batches: &[RecordBatch], format: Format) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -67,17 +71,53 @@ pub fn print(batches: &[RecordBatch], format: Format) -> anyhow::Result<()> {
             }
             writeln!(out)?;
         }
+        Format::Parquet => {
+            drop(out);
+            write_parquet(batches, stdout)?;
+        }
     }
     Ok(())
 }
 
-/// Runs one SQL statement over a snapshot of the log.
+/// Writes batches as one Parquet file to standard output, refused on a terminal.
+fn write_parquet(batches: &[RecordBatch], out: std::io::Stdout) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if out.is_terminal() {
+        bail!(
+            "--format parquet writes a binary file: redirect standard output (`> answer.parquet`)"
+        );
+    }
+    let Some(first) = batches.first() else {
+        bail!("no answer to write");
+    };
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::io::BufWriter::new(out),
+        first.schema(),
+        Some(props),
+    )?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    Ok(())
+}
+
+/// Runs one SQL statement over a snapshot of the log: its batches, at least one (an empty
+/// one with the answer's schema when no row matched).
 pub fn run_sql(data: &Path, sql: &str, known_at: Option<Us>) -> anyhow::Result<Vec<RecordBatch>> {
     let snap = Snapshot::load(data)?;
     runtime()?.block_on(async {
         let ctx = callstate_query::session::context(&snap, known_at).await?;
         let df = ctx.sql(sql).await?;
-        Ok(df.collect().await?)
+        let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+        let mut batches = df.collect().await?;
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema));
+        }
+        Ok(batches)
     })
 }
 

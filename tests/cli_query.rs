@@ -319,3 +319,119 @@ fn availability_sla_and_incidents_commands() {
     let bad = run(&[&["sla"], &day[..], &[&p("d"), "--group-by", "building"]].concat());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expected device, device_pool"));
 }
+
+/// A Parquet answer's batches, read back from the bytes `--format parquet` wrote.
+fn parquet_batches(out: &Output) -> Vec<arrow::array::RecordBatch> {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parquet_reader(&out.stdout)
+        .build()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn parquet_reader(
+    bytes: &[u8],
+) -> parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<std::fs::File> {
+    use std::io::Write;
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(bytes).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap()
+}
+
+fn csv_of(batches: &[arrow::array::RecordBatch]) -> String {
+    let mut w = arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(Vec::new());
+    for b in batches {
+        w.write(b).unwrap();
+    }
+    String::from_utf8(w.into_inner()).unwrap()
+}
+
+#[test]
+fn answers_as_parquet_hold_the_rows_of_the_text_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("d");
+    let d = d.to_str().unwrap();
+    assert!(
+        run(&[
+            "simulate",
+            "--scenario",
+            "node-failover",
+            "--devices",
+            "60",
+            "--seed",
+            "3",
+            "--data",
+            d
+        ])
+        .status
+        .success()
+    );
+    let text = |args: &[&str], format: &str| {
+        let out = run(&[args, &["--data", d, "--format", format]].concat());
+        assert!(
+            out.status.success(),
+            "stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let parquet = |args: &[&str]| {
+        parquet_batches(&run(&[args, &["--data", d, "--format", "parquet"]].concat()))
+    };
+
+    // the derived intervals, every column and row, as the CSV answer has them
+    let q = [
+        "sql",
+        "SELECT * FROM device_intervals ORDER BY device, valid_from, known_from, valid_to, state",
+    ];
+    let got = parquet(&q);
+    let rows: usize = got.iter().map(|b| b.num_rows()).sum();
+    assert!(rows > 60, "{rows} intervals");
+    assert_eq!(csv_of(&got), text(&q, "csv"));
+    assert!(got[0].schema().field_with_name("state").is_ok());
+
+    // no row: a file with the answer's columns all the same
+    let none = parquet(&[
+        "sql",
+        "SELECT device, state FROM device_intervals WHERE device = 'none'",
+    ]);
+    assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    let schema = parquet_reader(
+        &run(&[
+            "sql",
+            "SELECT device, state FROM device_intervals WHERE device = 'none'",
+            "--data",
+            d,
+            "--format",
+            "parquet",
+        ])
+        .stdout,
+    )
+    .schema()
+    .clone();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["device", "state"]);
+
+    // the reporting commands too
+    let sla = [
+        "sla",
+        "--from",
+        "2026-11-24T00:00:00Z",
+        "--to",
+        "2026-11-25T00:00:00Z",
+        "--group-by",
+        "device_pool",
+    ];
+    let got = parquet(&sla);
+    assert!(got.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
+    assert_eq!(csv_of(&got), text(&sla, "csv"));
+    let state = ["state", "--at", "2026-11-24T10:30:00Z"];
+    assert_eq!(csv_of(&parquet(&state)), text(&state, "csv"));
+}
