@@ -90,18 +90,10 @@ fn write_parquet(batches: &[RecordBatch], out: std::io::Stdout) -> anyhow::Resul
     let Some(first) = batches.first() else {
         bail!("no answer to write");
     };
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-        .build();
-    let mut w = parquet::arrow::ArrowWriter::try_new(
-        std::io::BufWriter::new(out),
-        first.schema(),
-        Some(props),
-    )?;
-    for b in batches {
-        w.write(b)?;
-    }
-    w.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    let out = std::io::BufWriter::new(out);
+    callstate_server::respond::write_parquet(out, first.schema(), batches)?
+        .into_inner()
+        .map_err(|e| e.into_error())?;
     Ok(())
 }
 

@@ -25,6 +25,18 @@ fn sql(data: &str, q: &str) -> Value {
     json(&run(&["sql", q, "--data", data, "--format", "json"]))
 }
 
+/// A log under `tmp` of the simulated scenario `args` (its name first, then flags): its path.
+fn simulated(tmp: &tempfile::TempDir, args: &[&str]) -> String {
+    let d = tmp.path().join("d").to_str().unwrap().to_string();
+    let out = run(&[&["simulate", "--scenario"], args, &["--data", &d]].concat());
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
 #[test]
 fn sql_and_state_answer_from_segments_and_tail_as_the_truth_says() {
     let tmp = tempfile::tempdir().unwrap();
@@ -153,23 +165,7 @@ fn sql_and_state_answer_from_segments_and_tail_as_the_truth_says() {
 #[test]
 fn bad_queries_and_unknown_devices_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path().join("d");
-    let d = d.to_str().unwrap();
-    assert!(
-        run(&[
-            "simulate",
-            "--scenario",
-            "quiet-day",
-            "--devices",
-            "20",
-            "--duration",
-            "1h",
-            "--data",
-            d
-        ])
-        .status
-        .success()
-    );
+    let d = &simulated(&tmp, &["quiet-day", "--devices", "20", "--duration", "1h"]);
     let out = run(&["sql", "SELEC 1", "--data", d]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("SELEC"));
@@ -356,23 +352,7 @@ fn csv_of(batches: &[arrow::array::RecordBatch]) -> String {
 #[test]
 fn answers_as_parquet_hold_the_rows_of_the_text_answers() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path().join("d");
-    let d = d.to_str().unwrap();
-    assert!(
-        run(&[
-            "simulate",
-            "--scenario",
-            "node-failover",
-            "--devices",
-            "60",
-            "--seed",
-            "3",
-            "--data",
-            d
-        ])
-        .status
-        .success()
-    );
+    let d = &simulated(&tmp, &["node-failover", "--devices", "60", "--seed", "3"]);
     let text = |args: &[&str], format: &str| {
         let out = run(&[args, &["--data", d, "--format", format]].concat());
         assert!(

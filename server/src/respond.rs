@@ -1,5 +1,6 @@
 //! Answer formats: JSON by default, CSV with `?format=csv` (or `Accept: text/csv`), Arrow IPC
-//! stream with `Accept: application/vnd.apache.arrow.stream` (or `?format=arrow`).
+//! stream with `Accept: application/vnd.apache.arrow.stream` (or `?format=arrow`), Parquet
+//! with `Accept: application/vnd.apache.parquet` (or `?format=parquet`).
 
 use arrow::array::RecordBatch;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -10,6 +11,9 @@ use crate::error::ApiError;
 /// Media type of the Arrow IPC stream format.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
+/// Media type of Apache Parquet (registered with IANA).
+pub const PARQUET: &str = "application/vnd.apache.parquet";
+
 /// The format of a tabular answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -19,6 +23,8 @@ pub enum Format {
     Csv,
     /// Arrow IPC stream.
     Arrow,
+    /// One Apache Parquet file (zstd).
+    Parquet,
 }
 
 /// The request's `Content-Type` ("" when absent or not text).
@@ -35,9 +41,10 @@ pub fn negotiate(format: Option<&str>, headers: &HeaderMap) -> Result<Format, Ap
         Some("json") => return Ok(Format::Json),
         Some("csv") => return Ok(Format::Csv),
         Some("arrow") => return Ok(Format::Arrow),
+        Some("parquet") => return Ok(Format::Parquet),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "format: unknown format `{other}` (json, csv or arrow)"
+                "format: unknown format `{other}` (json, csv, arrow or parquet)"
             )));
         }
         None => {}
@@ -48,6 +55,8 @@ pub fn negotiate(format: Option<&str>, headers: &HeaderMap) -> Result<Format, Ap
         .unwrap_or("");
     Ok(if accept.contains(ARROW_STREAM) {
         Format::Arrow
+    } else if accept.contains(PARQUET) {
+        Format::Parquet
     } else if accept.contains("text/csv") {
         Format::Csv
     } else {
@@ -101,7 +110,7 @@ pub fn to_json_sized(value: &impl serde::Serialize, capacity: usize) -> Result<V
 }
 
 /// Rows in `format`; `json` gives the JSON answer (the endpoint's shape). Pass at least one
-/// (possibly empty) batch so that CSV has its header and Arrow its schema.
+/// (possibly empty) batch so that CSV has its header and Arrow and Parquet their schema.
 pub fn tabular(
     format: Format,
     batches: &[RecordBatch],
@@ -111,8 +120,25 @@ pub fn tabular(
     Ok(with_type(body, content_type))
 }
 
+/// Writes `batches` as one Parquet file (zstd, their schema; `schema` when there is no
+/// batch) to `out`, and gives `out` back.
+pub fn write_parquet<W: std::io::Write + Send>(
+    out: W,
+    schema: arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<W, parquet::errors::ParquetError> {
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(out, schema, Some(props))?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.into_inner()
+}
+
 /// The body of a tabular answer in `format`, and its content type; `batches` is called only
-/// for CSV and Arrow, `json` only for JSON (so that heavy answers can be encoded off the
+/// for CSV, Arrow and Parquet, `json` only for JSON (so that heavy answers can be encoded off the
 /// HTTP runtime, building only what the format needs).
 pub fn encode(
     format: Format,
@@ -151,6 +177,16 @@ pub fn encode(
                 w.finish().map_err(err)?;
             }
             (out, ARROW_STREAM)
+        }
+        Format::Parquet => {
+            let batches = batches()?;
+            let schema = batches
+                .first()
+                .map(|b| b.schema())
+                .unwrap_or_else(|| std::sync::Arc::new(arrow::datatypes::Schema::empty()));
+            let out = write_parquet(Vec::new(), schema, &batches)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            (out, PARQUET)
         }
     })
 }

@@ -118,6 +118,36 @@ fn state_endpoints_match_the_truth() {
         arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow.body), None).unwrap();
     let n: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(n, rows.len());
+    // Parquet, asked either way: the CSV answer's rows and columns
+    let state_url = format!("/api/v1/state?at={at}&state=out_of_service");
+    for parquet in [
+        get(&s.url(&format!("{state_url}&format=parquet"))),
+        get_with(
+            &s.url(&state_url),
+            ("Accept", "application/vnd.apache.parquet"),
+        ),
+    ] {
+        assert_eq!(parquet.content_type, "application/vnd.apache.parquet");
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&parquet.body).unwrap();
+        let batches: Vec<_> =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let mut again = Vec::new();
+        {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut again);
+            for b in &batches {
+                w.write(b).unwrap();
+            }
+        }
+        assert_eq!(String::from_utf8(again).unwrap(), text);
+    }
 
     // timeline: the device's events in the window, and intervals covering it
     let d = &inc.devices[0];

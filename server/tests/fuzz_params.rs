@@ -72,6 +72,7 @@ fn value() -> impl Strategy<Value = String> {
         Just("true".to_string()),
         Just("csv".to_string()),
         Just("arrow".to_string()),
+        Just("parquet".to_string()),
         Just(String::new()),
         Just("%FF%FE".to_string()),
         Just("%00".to_string()),

@@ -26,7 +26,7 @@ pub struct StateParams {
     at: Option<String>,
     /// Answer with only the events ingested by then.
     known_at: Option<String>,
-    /// `json` (default), `csv` or `arrow`.
+    /// `json` (default), `csv`, `arrow` or `parquet`.
     format: Option<String>,
 }
 
@@ -69,7 +69,7 @@ pub struct TimelineParams {
     from: Option<String>,
     /// Window end; default now.
     to: Option<String>,
-    /// `json` (default); `csv` or `arrow` give the state intervals.
+    /// `json` (default); `csv`, `arrow` or `parquet` give the state intervals.
     format: Option<String>,
 }
 

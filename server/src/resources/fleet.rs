@@ -38,7 +38,7 @@ pub struct FleetParams {
     /// Only devices in service on their home node (`true`) or on another node (`false`:
     /// failed over and not yet re-homed).
     on_home_node: Option<bool>,
-    /// `json` (default), `csv` or `arrow` (the rows only).
+    /// `json` (default), `csv`, `arrow` or `parquet` (the rows only).
     format: Option<String>,
 }
 

@@ -28,7 +28,7 @@ pub struct IncidentParams {
     to: Option<String>,
     /// Answer with only the events ingested by then.
     known_at: Option<String>,
-    /// `json` (default), `csv` or `arrow`.
+    /// `json` (default), `csv`, `arrow` or `parquet`.
     format: Option<String>,
 }
 

@@ -24,7 +24,7 @@ pub struct QueryRequest {
     /// Derived views (intervals, calls, incidents, functions) as known then; `events` is
     /// always complete (filter it on `ingest_time`).
     known_at: Option<String>,
-    /// `json` (default), `csv` or `arrow`.
+    /// `json` (default), `csv`, `arrow` or `parquet`.
     format: Option<String>,
 }
 
@@ -32,7 +32,7 @@ pub struct QueryRequest {
 #[utoipa::path(post, path = "/api/v1/query", tag = "sql",
     request_body(content = QueryRequest, description = "JSON, or the SQL as text/plain"),
     responses(
-        (status = 200, description = "Rows (JSON array of objects, CSV or Arrow IPC stream)", body = Vec<Object>),
+        (status = 200, description = "Rows (JSON array of objects, CSV, Arrow IPC stream or Parquet)", body = Vec<Object>),
         (status = 400, description = "Bad SQL, a write, or a bad parameter (the DataFusion message)", body = ErrorBody),
         (status = 422, description = "The query exceeded the time or memory limit", body = ErrorBody)))]
 pub async fn post_query(

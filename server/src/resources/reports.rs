@@ -56,7 +56,7 @@ pub struct AvailabilityParams {
     edges: Option<String>,
     /// Answer with only the events ingested by then.
     known_at: Option<String>,
-    /// `json` (default), `csv` or `arrow`.
+    /// `json` (default), `csv`, `arrow` or `parquet`.
     format: Option<String>,
 }
 
@@ -109,7 +109,7 @@ pub struct SlaParams {
     tz: Option<String>,
     /// Answer with only the events ingested by then.
     known_at: Option<String>,
-    /// `json` (default), `csv` or `arrow`.
+    /// `json` (default), `csv`, `arrow` or `parquet`.
     format: Option<String>,
 }
 

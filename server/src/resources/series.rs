@@ -46,7 +46,7 @@ pub struct SeriesParams {
     incident: Option<String>,
     /// Answer with only the events ingested by then.
     known_at: Option<String>,
-    /// `json` (default), `csv` or `arrow`.
+    /// `json` (default), `csv`, `arrow` or `parquet`.
     format: Option<String>,
 }
 
@@ -129,7 +129,7 @@ pub struct AnnotationParams {
     to: Option<String>,
     /// Only this cluster.
     cluster: Option<String>,
-    /// `json` (default), `csv` or `arrow`.
+    /// `json` (default), `csv`, `arrow` or `parquet`.
     format: Option<String>,
 }
 
