@@ -4,26 +4,12 @@ use std::path::Path;
 
 use anyhow::bail;
 use arrow::array::RecordBatch;
-use clap::ValueEnum;
 
 use callstate_log::Snapshot;
 use callstate_schemas::{Us, format_instant};
 
+use crate::answer::{Format, Writer, print};
 use crate::out::outln;
-
-/// Output format of tabular answers.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Format {
-    /// Aligned text table.
-    Table,
-    /// CSV with a header line.
-    Csv,
-    /// A JSON array of objects.
-    Json,
-    /// Apache Parquet (zstd), for DuckDB, pandas or a BI tool; binary, so standard output
-    /// must be redirected to a file.
-    Parquet,
-}
 
 /// Parses an instant: RFC 3339, epoch milliseconds (as Grafana's `${__from}`) or `now`.
 pub fn parse_instant(text: &str) -> anyhow::Result<Us> {
@@ -35,66 +21,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()?)
-}
-
-/// Prints batches in a format (at least one batch, empty or not: its schema is the
-/// answer's, which a Parquet file records even with no rows).
-pub fn print(batches: &[RecordBatch], format: Format) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match format {
-        Format::Table => {
-            use std::io::Write;
-            writeln!(
-                out,
-                "{}",
-                arrow::util::pretty::pretty_format_batches(batches)?
-            )?;
-        }
-        Format::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(out);
-            for b in batches {
-                w.write(b)?;
-            }
-        }
-        Format::Json => {
-            use std::io::Write;
-            let mut w = arrow::json::ArrayWriter::new(&mut out);
-            let refs: Vec<&RecordBatch> = batches.iter().collect();
-            w.write_batches(&refs)?;
-            w.finish()?;
-            drop(w);
-            if batches.iter().all(|b| b.num_rows() == 0) {
-                write!(out, "[]")?;
-            }
-            writeln!(out)?;
-        }
-        Format::Parquet => {
-            drop(out);
-            write_parquet(batches, stdout)?;
-        }
-    }
-    Ok(())
-}
-
-/// Writes batches as one Parquet file to standard output, refused on a terminal.
-fn write_parquet(batches: &[RecordBatch], out: std::io::Stdout) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    if out.is_terminal() {
-        bail!(
-            "--format parquet writes a binary file: redirect standard output (`> answer.parquet`)"
-        );
-    }
-    let Some(first) = batches.first() else {
-        bail!("no answer to write");
-    };
-    let out = std::io::BufWriter::new(out);
-    callstate_server::respond::write_parquet(out, first.schema(), batches)?
-        .into_inner()
-        .map_err(|e| e.into_error())?;
-    Ok(())
 }
 
 /// Runs one SQL statement over a snapshot of the log: its batches, at least one (an empty
@@ -113,10 +39,20 @@ pub fn run_sql(data: &Path, sql: &str, known_at: Option<Us>) -> anyhow::Result<V
     })
 }
 
-/// `callstate sql`.
+/// `callstate sql`: the rows are written as they come (an export is not held whole).
 pub fn sql(data: &Path, sql: &str, known_at: Option<&str>, format: Format) -> anyhow::Result<()> {
+    use futures::StreamExt;
     let known_at = known_at.map(parse_instant).transpose()?;
-    print(&run_sql(data, sql, known_at)?, format)
+    let snap = Snapshot::load(data)?;
+    runtime()?.block_on(async {
+        let ctx = callstate_query::session::context(&snap, known_at).await?;
+        let mut rows = ctx.sql(sql).await?.execute_stream().await?;
+        let mut out = Writer::new(format, rows.schema())?;
+        while let Some(b) = rows.next().await {
+            out.write(&b?)?;
+        }
+        out.finish()
+    })
 }
 
 fn quote(s: &str) -> String {

@@ -323,11 +323,7 @@ fn send_syslog(args: &SimArgs) -> anyhow::Result<()> {
             anyhow::anyhow!("--syslog-to {url}: give udp://ADDR:PORT or tcp://ADDR:PORT")
         })?;
     let sc = scenario(&args.scenario, args.devices, args.duration.as_deref())?;
-    let mut events = Vec::new();
-    let truth = callstate_sim::run(&sc, args.seed, &mut |e: &Event| {
-        events.push(e.clone());
-        Ok(())
-    })?;
+    let (mut events, truth) = callstate_sim::collect(&sc, args.seed)?;
     let origin = Utc::now().trunc_subsecs(0);
     let shift = origin - truth.start;
     for e in &mut events {

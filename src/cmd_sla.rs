@@ -16,7 +16,8 @@ use callstate_query::model::sla::{GroupBy, Targets, availability_over, sla_over}
 use callstate_query::tables;
 use callstate_query::{Cancel, Derived};
 
-use crate::cmd_query::{Format, parse_instant, print};
+use crate::answer::{Format, print};
+use crate::cmd_query::parse_instant;
 use crate::out::outln;
 
 /// Window and grouping shared by `availability` and `sla`.

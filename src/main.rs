@@ -1,5 +1,6 @@
 //! `callstate`: CUCM CTI device and call events into an append-only log, and answers from it.
 
+mod answer;
 mod cmd_cdr;
 mod cmd_demo;
 mod cmd_ingest;
@@ -125,7 +126,7 @@ enum Command {
         known_at: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
-        format: cmd_query::Format,
+        format: answer::Format,
     },
     /// Every device's service state at an instant (or one device's).
     State {
@@ -142,7 +143,7 @@ enum Command {
         known_at: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
-        format: cmd_query::Format,
+        format: answer::Format,
     },
     /// Availability per group over a window: seconds in/out of service, unknown, excluded.
     Availability(cmd_sla::WindowArgs),

@@ -388,12 +388,7 @@ fn simulated(dir: &Path) {
 fn simulated_in(dir: &Path, rows: usize) {
     let mut sc = callstate_sim::Scenario::load("node-failover").unwrap();
     sc.topology.devices = 40;
-    let mut events = Vec::new();
-    callstate_sim::run(&sc, 3, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })
-    .unwrap();
+    let (events, _) = callstate_sim::collect(&sc, 3).unwrap();
     let log = Log::open(dir, LogOptions::default()).unwrap();
     for chunk in events.chunks(rows) {
         log.append(chunk).unwrap();

@@ -383,6 +383,12 @@ fn answers_as_parquet_hold_the_rows_of_the_text_answers() {
         "SELECT device, state FROM device_intervals WHERE device = 'none'",
     ]);
     assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    let none_q = [
+        "sql",
+        "SELECT device, state FROM device_intervals WHERE device = 'none'",
+    ];
+    assert_eq!(text(&none_q, "csv"), "device,state\n");
+    assert_eq!(text(&none_q, "json"), "[]\n");
     let schema = parquet_reader(
         &run(&[
             "sql",
@@ -412,6 +418,18 @@ fn answers_as_parquet_hold_the_rows_of_the_text_answers() {
     let got = parquet(&sla);
     assert!(got.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
     assert_eq!(csv_of(&got), text(&sla, "csv"));
+    // CSV of every column of the events, the list of a pool's nodes as text
+    let events = text(&["sql", "SELECT * FROM events ORDER BY ingest_seq"], "csv");
+    let n = sql(d, "SELECT count(*) AS n FROM events")[0]["n"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(events.lines().count() as u64, n + 1);
+    let lists = text(
+        &["sql", "SELECT nodes FROM events WHERE nodes IS NOT NULL"],
+        "csv",
+    );
+    let line = lists.lines().nth(1).unwrap();
+    assert!(line.starts_with("\"[") && line.ends_with("]\""), "{line}");
     let state = ["state", "--at", "2026-11-24T10:30:00Z"];
     assert_eq!(csv_of(&parquet(&state)), text(&state, "csv"));
 }

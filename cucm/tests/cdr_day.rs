@@ -18,12 +18,7 @@ mod common;
 #[test]
 fn a_day_of_cdr_files_gives_every_call_and_transfer_of_the_truth() {
     let sc = Scenario::from_toml(common::DAY).unwrap();
-    let mut events = Vec::new();
-    let truth = callstate_sim::run(&sc, 21, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })
-    .unwrap();
+    let (events, truth) = callstate_sim::collect(&sc, 21).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cdr_dir = dir.path().join("billing");
     let written = write(&events, &cdr_dir).unwrap();
@@ -145,12 +140,7 @@ fn a_day_of_cdr_files_gives_every_call_and_transfer_of_the_truth() {
 fn incident_calls_from_cdr_fed_calls_match_the_truth() {
     use callstate_query::model::incidents::{IncidentOptions, detect};
     let sc = Scenario::from_toml(common::DAY).unwrap();
-    let mut events = Vec::new();
-    let truth = callstate_sim::run(&sc, 22, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })
-    .unwrap();
+    let (events, truth) = callstate_sim::collect(&sc, 22).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cdr_dir = dir.path().join("billing");
     write(&events, &cdr_dir).unwrap();

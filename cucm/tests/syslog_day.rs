@@ -19,14 +19,7 @@ use callstate_sim::{Scenario, Truth};
 mod common;
 
 fn simulate(toml: &str, seed: u64) -> (Vec<Event>, Truth) {
-    let sc = Scenario::from_toml(toml).unwrap();
-    let mut events = Vec::new();
-    let truth = callstate_sim::run(&sc, seed, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })
-    .unwrap();
-    (events, truth)
+    callstate_sim::collect(&Scenario::from_toml(toml).unwrap(), seed).unwrap()
 }
 
 struct Run {

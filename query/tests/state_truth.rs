@@ -7,7 +7,7 @@ use callstate_log::{Log, LogOptions};
 use callstate_query::{DeviceIndex, LogRows, ServiceInterval, derive, device_seconds};
 use callstate_schemas::Event;
 use callstate_schemas::Movement;
-use callstate_sim::{BUILT_IN, Scenario, Truth, run};
+use callstate_sim::{BUILT_IN, Scenario, Truth};
 
 mod common;
 
@@ -255,12 +255,7 @@ fn collector_silence_makes_devices_unknown_after_90_seconds() {
             duration: "4m".into(),
             cluster: None,
         });
-    let mut events = Vec::new();
-    let truth = run(&sc, 5, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })
-    .unwrap();
+    let (events, truth) = callstate_sim::collect(&sc, 5).unwrap();
     let sil = &truth.silences[0];
     let from = us(sil.unknown_from.unwrap());
     let intervals = intervals_via_log(&events);

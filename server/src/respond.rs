@@ -120,17 +120,70 @@ pub fn tabular(
     Ok(with_type(body, content_type))
 }
 
-/// Writes `batches` as one Parquet file (zstd, their schema; `schema` when there is no
-/// batch) to `out`, and gives `out` back.
-pub fn write_parquet<W: std::io::Write + Send>(
+/// A Parquet writer (zstd) of `schema` into `out`: one file once closed.
+pub fn parquet_writer<W: std::io::Write + Send>(
     out: W,
     schema: arrow::datatypes::SchemaRef,
-    batches: &[RecordBatch],
-) -> Result<W, parquet::errors::ParquetError> {
+) -> Result<parquet::arrow::ArrowWriter<W>, parquet::errors::ParquetError> {
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
         .build();
-    let mut w = parquet::arrow::ArrowWriter::try_new(out, schema, Some(props))?;
+    parquet::arrow::ArrowWriter::try_new(out, schema, Some(props))
+}
+
+/// `batch` with every nested column (a list, such as `events.nodes`) as text, `[a, b]`, as
+/// CSV has no nested values; nulls stay null.
+pub fn flat(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::{Array, ArrayRef, StringBuilder};
+    use arrow::datatypes::{Field, Schema};
+    use std::fmt::Write;
+    if !batch.columns().iter().any(|c| c.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let options = arrow::util::display::FormatOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !col.data_type().is_nested() {
+            fields.push(field.as_ref().clone());
+            columns.push(col.clone());
+            continue;
+        }
+        let formatter = arrow::util::display::ArrayFormatter::try_new(col.as_ref(), &options)?;
+        let mut text = StringBuilder::with_capacity(col.len(), col.len() * 8);
+        for i in 0..col.len() {
+            if col.is_null(i) {
+                text.append_null();
+            } else {
+                write!(text, "{}", formatter.value(i))
+                    .map_err(|e| arrow::error::ArrowError::ComputeError(e.to_string()))?;
+                text.append_value("");
+            }
+        }
+        fields.push(Field::new(
+            field.name(),
+            arrow::datatypes::DataType::Utf8,
+            field.is_nullable(),
+        ));
+        columns.push(std::sync::Arc::new(text.finish()));
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+}
+
+/// The schema of `batches` (none when there is no batch).
+pub fn schema_of(batches: &[RecordBatch]) -> arrow::datatypes::SchemaRef {
+    batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| std::sync::Arc::new(arrow::datatypes::Schema::empty()))
+}
+
+/// `batches` as one Parquet file (`schema` when there is none).
+fn parquet_file(
+    schema: arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    let mut w = parquet_writer(Vec::new(), schema)?;
     for b in batches {
         w.write(b)?;
     }
@@ -156,17 +209,14 @@ pub fn encode(
                     .with_header(true)
                     .build(&mut out);
                 for b in &batches {
-                    w.write(b).map_err(err)?;
+                    w.write(&flat(b).map_err(err)?).map_err(err)?;
                 }
             }
             (out, "text/csv; charset=utf-8")
         }
         Format::Arrow => {
             let batches = batches()?;
-            let schema = batches
-                .first()
-                .map(|b| b.schema())
-                .unwrap_or_else(|| std::sync::Arc::new(arrow::datatypes::Schema::empty()));
+            let schema = schema_of(&batches);
             let mut out = Vec::new();
             {
                 let mut w =
@@ -180,11 +230,7 @@ pub fn encode(
         }
         Format::Parquet => {
             let batches = batches()?;
-            let schema = batches
-                .first()
-                .map(|b| b.schema())
-                .unwrap_or_else(|| std::sync::Arc::new(arrow::datatypes::Schema::empty()));
-            let out = write_parquet(Vec::new(), schema, &batches)
+            let out = parquet_file(schema_of(&batches), &batches)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             (out, PARQUET)
         }

@@ -148,6 +148,19 @@ fn state_endpoints_match_the_truth() {
         }
         assert_eq!(String::from_utf8(again).unwrap(), text);
     }
+    // CSV of a list column (as `events.nodes`): the list as text, a null as nothing
+    let lists = post(
+        &s.url("/api/v1/query"),
+        "application/json",
+        concat!(
+            r#"{"format": "csv", "sql": "SELECT make_array('CUCM-A', 'CUCM-B') AS nodes, 1 AS n"#,
+            r#" UNION ALL SELECT NULL, 2 ORDER BY n"}"#
+        )
+        .as_bytes(),
+        None,
+    );
+    assert_eq!(lists.status, 200, "{}", lists.text());
+    assert_eq!(lists.text(), "nodes,n\n\"[CUCM-A, CUCM-B]\",1\n,2\n");
 
     // timeline: the device's events in the window, and intervals covering it
     let d = &inc.devices[0];

@@ -175,6 +175,17 @@ fn bad(e: String) -> SimError {
     SimError::Scenario(e)
 }
 
+/// [`run`] into memory: every event as delivered (faults of delivery included), in order,
+/// and the truth.
+pub fn collect(sc: &Scenario, seed: u64) -> Result<(Vec<Event>, Truth), SimError> {
+    let mut events = Vec::new();
+    let truth = run(sc, seed, &mut |e| {
+        events.push(e.clone());
+        Ok(())
+    })?;
+    Ok((events, truth))
+}
+
 /// Runs a scenario with a seed; every event goes to `sink` in delivery order.
 pub fn run(sc: &Scenario, seed: u64, sink: &mut Sink<'_>) -> Result<Truth, SimError> {
     let t0 = sc.start_time()?.timestamp_micros();

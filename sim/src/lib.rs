@@ -3,8 +3,8 @@
 //!
 //! ```no_run
 //! let sc = callstate_sim::Scenario::load("node-failover").unwrap();
-//! let mut events = Vec::new();
-//! let truth = callstate_sim::run(&sc, 42, &mut |e| { events.push(e.clone()); Ok(()) }).unwrap();
+//! // every event as delivered, and the truth (`run` hands each event to a sink instead)
+//! let (events, truth) = callstate_sim::collect(&sc, 42).unwrap();
 //! ```
 
 #![warn(missing_docs)]
@@ -19,7 +19,7 @@ pub mod timed;
 pub mod topology;
 pub mod truth;
 
-pub use engine::run;
+pub use engine::{collect, run};
 pub use error::{SimError, Sink, SinkError};
 pub use scenario::{BUILT_IN, Scenario};
 pub use truth::Truth;

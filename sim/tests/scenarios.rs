@@ -15,13 +15,7 @@ fn small(name: &str, devices: usize) -> Scenario {
 }
 
 fn simulate(sc: &Scenario, seed: u64) -> (Vec<Event>, Truth) {
-    let mut events = Vec::new();
-    let truth = run(sc, seed, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })
-    .unwrap();
-    (events, truth)
+    callstate_sim::collect(sc, seed).unwrap()
 }
 
 fn ndjson(sc: &Scenario, seed: u64) -> Vec<u8> {

@@ -6,7 +6,7 @@ pub mod server;
 
 use callstate_log::{Log, LogOptions};
 use callstate_schemas::Event;
-use callstate_sim::{Scenario, Truth, run};
+use callstate_sim::{Scenario, Truth};
 
 /// A built-in scenario with `devices` per cluster, run with `seed`: its stream and truth.
 pub fn simulate(name: &str, devices: usize, seed: u64) -> (Vec<Event>, Truth) {
@@ -17,13 +17,7 @@ pub fn simulate(name: &str, devices: usize, seed: u64) -> (Vec<Event>, Truth) {
 
 /// A scenario run with `seed`: its stream and truth.
 pub fn simulate_scenario(sc: &Scenario, seed: u64) -> (Vec<Event>, Truth) {
-    let mut events = Vec::new();
-    let truth = run(sc, seed, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })
-    .unwrap();
-    (events, truth)
+    callstate_sim::collect(sc, seed).unwrap()
 }
 
 /// A fresh log on disk holding `events`, appended in batches of 4,096 (with segments of
