@@ -1,6 +1,6 @@
 //! Tabular answers on standard output, in the format asked for, written batch by batch as
-//! the rows come (an export of a year of events is never held whole), except the aligned
-//! table, which needs every row to size its columns. Every format has the answer's columns
+//! the rows come (an export is not collected whole first), except the aligned table, which
+//! needs every row to size its columns. Every format has the answer's columns
 //! even when no row matched: CSV its header, JSON `[]`, Parquet its schema. CSV writes a
 //! list column (`events.nodes`) as text, `[a, b]`.
 
