@@ -30,7 +30,7 @@ pub fn run_sql(data: &Path, sql: &str, known_at: Option<Us>) -> anyhow::Result<V
     runtime()?.block_on(async {
         let ctx = callstate_query::session::context(&snap, known_at).await?;
         let df = ctx.sql(sql).await?;
-        let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+        let schema = df.schema().inner().clone();
         let mut batches = df.collect().await?;
         if batches.is_empty() {
             batches.push(RecordBatch::new_empty(schema));

@@ -81,11 +81,8 @@ pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>, ApiError> {
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     w.write_batches(&refs)
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    w.finish().map_err(|e| ApiError::internal(e.to_string()))?;
+    w.finish().map_err(|e| ApiError::internal(e.to_string()))?; // `[]` when no row
     drop(w);
-    if out.is_empty() {
-        out.extend_from_slice(b"[]");
-    }
     Ok(out)
 }
 
