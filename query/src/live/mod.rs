@@ -146,7 +146,9 @@ impl Live {
             tracing::warn!(error = %e, "the service file is not used");
             None
         });
+        let derived = began.elapsed();
         let shared_devices = service.as_ref().map_or(0, |f| state.share(f, None));
+        let shared_in = began.elapsed() - derived;
         // written again from the version started at when it misses some of its changes, or
         // some device's history is not as it holds it (a fold of the history since)
         let stale = service.as_ref().is_none_or(|f| {
@@ -160,6 +162,8 @@ impl Live {
             version = state.version(),
             legs_from = state.legs_from(),
             devices_from_service_file = shared_devices,
+            derive_s = derived.as_secs_f64(),
+            service_file_s = shared_in.as_secs_f64(),
             seconds = began.elapsed().as_secs_f64(),
             "live state derived"
         );

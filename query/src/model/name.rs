@@ -83,6 +83,12 @@ impl Name {
         n
     }
 
+    /// Its number in the process's table (the same name, the same number): a key cheaper to
+    /// hash than the string, for maps not searched by `str`.
+    pub fn number(self) -> u32 {
+        self.0.get()
+    }
+
     /// The string.
     pub fn as_str(&self) -> &'static str {
         let (k, at) = place(self.0.get() as usize - 1);
