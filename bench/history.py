@@ -249,7 +249,7 @@ def serve_round(name, days, binary, d, data, seed, kept_from=None):
         out["cold_startup_s"] = cold_startup(binary, copy)
         # the service file as the server left it (written again when the start found it
         # did not hold the log's history)
-        out["service_bytes_served"] = (copy / "derived" / "service.bin").stat().st_size
+        out["service_bytes_served"] = derived_bytes(copy, "service")
     finally:
         p.terminate()
         p.wait()
@@ -270,9 +270,16 @@ def checkpoint(binary, data, raw):
 
 def service_file(data, raw):
     """The service file a checkpoint writes beside the legs' (every device's service events
-    and intervals, read in place): its size."""
-    size = (data / "derived" / "service.bin").stat().st_size
+    and intervals, read in place): its size over every piece (`service.bin`, the head, and
+    the `service.<id>.bin` it lists; a checkpoint that changed no device writes a head of a
+    few bytes and keeps the last file as a piece)."""
+    size = derived_bytes(data, "service")
     return {"service_bytes": size, "service_ratio": size / raw}
+
+
+def derived_bytes(data, name):
+    """Bytes of the derived file `name` over every piece: `name.bin` and `name.<id>.bin`."""
+    return sum(p.stat().st_size for p in (data / "derived").glob(f"{name}*.bin"))
 
 
 def legs_kept(binary, d, data, raw, days, keep_days):
@@ -287,7 +294,7 @@ def legs_kept(binary, d, data, raw, days, keep_days):
     secs, peak, out = h.run([binary, "log", "retire", "--legs-before", horizon,
                              "--data", str(copy)])
     v = json.loads(out)
-    size = (copy / "derived" / "legs.bin").stat().st_size
+    size = derived_bytes(copy, "legs")
     r = {"retire_legs_s": secs, "retire_legs_peak": peak, "checkpoint_bytes": size,
          "checkpoint_ratio": size / raw, "checkpoint_write_s": secs,
          "legs_removed": v["legs_retention"]["removed"], "legs_kept_from": horizon}
