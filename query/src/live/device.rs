@@ -57,19 +57,8 @@ impl Device {
     ) {
         let rows = self.events.rows();
         let events: Vec<&ServiceRow> = rows.iter().collect();
-        self.derive_from(&events, pools, horizon, activity);
-    }
-
-    /// [`Device::derive`] from `events`, which are its events.
-    pub fn derive_from(
-        &mut self,
-        events: &[&ServiceRow],
-        pools: &PoolHistory,
-        horizon: Option<Us>,
-        activity: impl Fn(&str) -> Option<Arc<Activity>>,
-    ) {
         self.rollup = Arc::default();
-        let derived = intervals(events, pools, horizon, |source| {
+        let derived = intervals(&events, pools, horizon, |source| {
             activity(source).map(|a| a.closed()).unwrap_or_default()
         });
         self.intervals = Arc::new(IntervalPack::new(&derived));

@@ -34,6 +34,7 @@ use crate::model::rows::{
     for_each_call_event,
 };
 use crate::model::shared_bytes::Buffer;
+use crate::model::shares::threads_taking;
 use crate::model::sla::Targets;
 
 use super::activity::Activity;
@@ -223,13 +224,6 @@ impl Gathered {
 /// test's fleet of a few dozen devices is derived on two threads as a large one is.
 const DERIVE_PER_THREAD: usize = 32;
 
-/// Threads worth deriving `devices` devices on: one per core, each with at least
-/// [`DERIVE_PER_THREAD`].
-fn derive_threads(devices: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.min(devices / DERIVE_PER_THREAD).max(1)
-}
-
 /// Derives every device of `work` from its events (which become the device's), the devices
 /// split between `threads` (each device's derivation reads only shared, unchanging state).
 /// A year of the benchmark fleet: 50,000 devices, 2.9 M service events.
@@ -242,11 +236,8 @@ fn derive_all(
 ) {
     let each = |share: &mut [(Name, Device, ServiceEvents)]| {
         for (_, d, mine) in share {
-            let mine = std::mem::take(mine);
-            let rows = mine.rows();
-            let refs: Vec<&ServiceRow> = rows.iter().collect();
-            d.derive_from(&refs, pools, horizon, |s| sources.get(s).cloned());
-            d.events = Arc::new(mine);
+            d.events = Arc::new(std::mem::take(mine));
+            d.derive(pools, horizon, |s| sources.get(s).cloned());
         }
     };
     if threads <= 1 || work.len() < 2 {
@@ -394,7 +385,7 @@ impl State {
             .into_iter()
             .map(|(name, d)| (name, d, events.remove(&name).unwrap_or_default()))
             .collect();
-        let threads = derive_threads(work.len());
+        let threads = threads_taking(work.len(), DERIVE_PER_THREAD);
         derive_all(&mut work, threads, &st.pools, st.horizon, &st.sources);
         for (name, d, _) in work {
             st.devices.insert(name, Arc::new(d));

@@ -13,8 +13,14 @@ pub const DEVICES_PER_THREAD: usize = 4096;
 /// Threads worth starting for `devices` devices: one per core, each with at least
 /// [`DEVICES_PER_THREAD`] devices (at least one).
 pub fn threads_for(devices: usize) -> usize {
+    threads_taking(devices, DEVICES_PER_THREAD)
+}
+
+/// Threads worth starting for `devices` devices: one per core, each with at least
+/// `per_thread` devices (at least one).
+pub fn threads_taking(devices: usize, per_thread: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.min(devices / DEVICES_PER_THREAD).max(1)
+    cores.min(devices / per_thread.max(1)).max(1)
 }
 
 /// `work` on `threads` shares of `devices` (in order); `what` names the work if a thread
